@@ -1,1 +1,69 @@
-def main(): print("hi")
+"""The ``journey`` command line: a thin shell over the pure core.
+
+This package is the only place that imports click. Each command lives in its
+own module under ``runner.cli`` and exposes a click command object named in
+``COMMANDS``; commands are imported lazily so ``journey --help`` stays fast and
+one broken optional dependency cannot take the whole CLI down.
+
+Exit codes: 0 ok, 1 problems found, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import click
+
+from runner import __version__
+
+# command name -> "module:attribute" under runner.cli
+COMMANDS: dict[str, str] = {
+    "validate": "validate:validate",
+    "simulate": "simulate:simulate",
+    "explain": "simulate:explain",
+    "test": "testcmd:test",
+    "contacts": "data:contacts",
+    "events": "data:events",
+    "suppress": "data:suppress",
+    "plan": "deploy:plan",
+    "deploy": "deploy:deploy",
+    "run": "run:run",
+    "status": "run:status",
+    "resolve": "run:resolve",
+    "demo": "demo:demo",
+    "graph": "review:graph",
+    "diff": "review:diff",
+    "render": "review:render",
+    "report": "review:report",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._module_exists(name))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None or not self._module_exists(name):
+            return None
+        module_name, attribute = target.split(":")
+        module = importlib.import_module(f"runner.cli.{module_name}")
+        return getattr(module, attribute)
+
+    @staticmethod
+    def _module_exists(name: str) -> bool:
+        module_name = COMMANDS[name].split(":")[0]
+        return importlib.util.find_spec(f"runner.cli.{module_name}") is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="journey")
+def main() -> None:
+    """Journey-as-code: validate, simulate, test and run lifecycle journeys."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

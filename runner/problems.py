@@ -1,0 +1,48 @@
+"""Problems (diagnostics) and the domain error type.
+
+A ``Problem`` points at ``file:line:col`` and says how to fix it. Lines and
+columns are 1-based, as editors show them. Domain code raises
+``JourneyError`` for bad input; only the CLI turns it into an exit code and a
+message, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    file: str
+    line: int
+    col: int
+    code: str  # stable identifier, e.g. "schema.unknown-key", "yaml.syntax"
+    message: str
+    severity: str = ERROR
+    hint: str | None = None  # how to fix it, when there is more to say
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        text = f"{self.file}:{self.line}:{self.col}: {self.severity}[{self.code}] {self.message}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class JourneyError(Exception):
+    """Bad input or an impossible request; carries the exit code the CLI uses."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class UsageError(JourneyError):
+    """The command was called wrongly (exit code 2)."""
+
+    exit_code = 2

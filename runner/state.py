@@ -1,0 +1,109 @@
+"""Runtime state the engine reads and writes: contacts, events, enrollments, sends.
+
+These are plain mutable dataclasses with no I/O. The engine receives a
+``ContactState`` and returns an updated one with its decisions; the SQLite
+store and the in-memory simulator both persist exactly these objects, which is
+what makes a dry run predict production.
+
+All datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a contact did (or that happened to it), at an instant."""
+
+    name: str
+    at: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+
+
+@dataclass(slots=True)
+class Contact:
+    """A known person: attributes (nested dicts allowed) and a time zone."""
+
+    id: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    timezone: str | None = None
+    anonymous_ids: list[str] = field(default_factory=list)
+
+    @property
+    def email(self) -> str | None:
+        return self.attributes.get("email")
+
+
+# Enrollment.status values
+ACTIVE = "active"  # running or waiting inside a stage
+IDLE = "idle"  # stage steps done; waits for another stage's entry, an exit or the goal
+EXITED = "exited"  # left (exit condition, exit step, goal, removed)
+
+
+@dataclass(slots=True)
+class Wait:
+    """What an enrollment is blocked on: a time, or an event with a timeout."""
+
+    until: datetime | None = None  # wake at this instant
+    event: str | None = None  # for wait_for: the event name awaited
+    step: str | None = None  # the wait_for step id whose paths continue
+
+
+@dataclass(slots=True)
+class Enrollment:
+    """One stay of a contact in one journey, pinned to the version it entered."""
+
+    id: str  # stable: f"{contact}:{journey}:{seq}"
+    contact_id: str
+    journey_id: str
+    version: int
+    entered_at: datetime
+    stage: str
+    stage_seq: int = 1  # increases on every stage entry; part of send keys
+    cursor: str | None = None  # id of the next step to run in this stage; None = stage done
+    status: str = ACTIVE
+    wait: Wait | None = None
+    due_at: datetime | None = None  # next instant the engine must look at it
+    exit_reason: str | None = None
+    exited_at: datetime | None = None
+    goal_at: datetime | None = None
+    variant: dict[str, str] = field(default_factory=dict)  # split step id -> variant name
+    holdout: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SendRecord:
+    """A send decision in the ledger; ``key`` is the idempotency key."""
+
+    key: str  # f"{enrollment_id}/{stage_seq}/{step_id}"
+    contact_id: str
+    journey_id: str
+    version: int
+    step_id: str
+    at: datetime  # engine (scheduled) instant; transport time is recorded separately
+    kind: str = "email"  # email | webhook
+
+
+@dataclass(slots=True)
+class ContactState:
+    """Everything the engine needs to know about one contact.
+
+    ``clock`` is the instant up to which this contact has been processed;
+    ``memory`` keeps condition truth values for edge-triggered entries
+    (``segment becomes true``) and last seen attribute values.
+    """
+
+    contact: Contact
+    events: list[Event] = field(default_factory=list)  # sorted by .at
+    enrollments: dict[str, Enrollment] = field(default_factory=dict)  # journey id -> current
+    past_enrollments: list[Enrollment] = field(default_factory=list)
+    sends: list[SendRecord] = field(default_factory=list)
+    suppressed: str | None = None  # reason (unsubscribed, bounced, complained) or None
+    clock: datetime | None = None
+    memory: dict[str, Any] = field(default_factory=dict)
+    enrollment_seq: int = 0
