@@ -23,6 +23,9 @@ class Event:
     at: datetime
     properties: dict[str, Any] = field(default_factory=dict)
     message_id: str | None = None
+    # Set on events recorded for an anonymous visitor; they count for the
+    # contact from the instant an ``identify`` event links that id.
+    anonymous_id: str | None = None
 
 
 @dataclass(slots=True)

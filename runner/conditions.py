@@ -1,0 +1,486 @@
+"""Conditions are data: compiled once from YAML mappings into small objects.
+
+Nothing here calls ``eval``. Each compiled condition can
+
+* ``evaluate(facts)``: is it true for this contact at ``facts.now``?
+* ``explain(facts)``: the same, as a tree of readable reasons (``journey explain``);
+* ``next_change(facts)``: the earliest future instant at which the answer could
+  flip by the passing of time alone (an event ageing out of a window, a date
+  becoming "older than 60d"), so the engine can wake exactly then;
+* ``deps``: which events, attributes and scores it reads, so the engine only
+  re-evaluates what a change can affect.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Callable, Mapping
+
+from runner.durations import parse_duration
+from runner.state import Contact, Event
+
+UTC = timezone.utc
+NOT_SET = object()
+
+ATTRIBUTE_OPERATORS = (
+    "equals", "not_equals", "in", "not_in", "contains", "starts_with", "exists",
+    "gt", "gte", "lt", "lte", "before", "after", "older_than", "newer_than",
+)
+COUNT_OPERATORS = ("gte", "gt", "lte", "lt", "equals")
+
+
+class ConditionError(ValueError):
+    """A condition mapping that cannot be compiled (schema checks usually catch it first)."""
+
+
+# ---------------------------------------------------------------- facts
+
+
+@dataclass
+class Facts:
+    """What a condition may read: one contact at one instant.
+
+    ``events`` holds only events visible at ``now`` (the engine reveals them as
+    virtual time passes), grouped by name and sorted by time.
+    """
+
+    contact: Contact
+    now: datetime
+    events: Mapping[str, list[Event]]
+    segments: Mapping[str, "Condition"] = field(default_factory=dict)
+    score: Callable[[str], float] = lambda name: 0.0
+    stage: str | None = None
+    since: datetime | None = None  # ignore events before this (exit conditions)
+    depth: int = 0
+
+    def attribute(self, path: str) -> Any:
+        return get_path(self.contact.attributes, path, self.contact)
+
+    def events_named(self, name: str) -> list[Event]:
+        found = self.events.get(name, ())
+        if self.since is not None and found:
+            start = bisect.bisect_left([e.at for e in found], self.since)
+            return list(found[start:])
+        return list(found)
+
+
+def get_path(attributes: Mapping[str, Any], path: str, contact: Contact | None = None) -> Any:
+    """A nested attribute by dotted path (``meddic.metrics``), or NOT_SET."""
+    if path in attributes:
+        return attributes[path]
+    if contact is not None and path == "timezone":
+        return contact.timezone
+    if contact is not None and path == "id":
+        return contact.id
+    value: Any = attributes
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        else:
+            return NOT_SET
+    return value
+
+
+def as_instant(value: Any) -> datetime | None:
+    """Dates and datetimes (objects or ISO text) as aware UTC datetimes."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0), tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+# ---------------------------------------------------------------- matchers
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """One operator and its expected value, applied to one attribute or property value."""
+
+    op: str
+    expected: Any
+
+    def matches(self, value: Any, now: datetime) -> bool:
+        op, expected = self.op, self.expected
+        if op == "exists":
+            return (value is not NOT_SET and value is not None) == bool(expected)
+        if value is NOT_SET or value is None:
+            return op in ("not_equals", "not_in")
+        if op == "equals":
+            return value == expected
+        if op == "not_equals":
+            return value != expected
+        if op == "in":
+            return value in expected
+        if op == "not_in":
+            return value not in expected
+        if op == "contains":
+            if isinstance(value, str):
+                return isinstance(expected, str) and expected.lower() in value.lower()
+            return isinstance(value, (list, tuple, set)) and expected in value
+        if op == "starts_with":
+            return isinstance(value, str) and value.startswith(str(expected))
+        if op in ("gt", "gte", "lt", "lte"):
+            return self._compare(value)
+        if op in ("before", "after"):
+            left, right = as_instant(value), as_instant(expected)
+            if left is None or right is None:
+                return False
+            return left < right if op == "before" else left > right
+        if op in ("older_than", "newer_than"):
+            instant = as_instant(value)
+            if instant is None:
+                return False
+            boundary = instant + parse_duration(expected).approx
+            return now > boundary if op == "older_than" else now <= boundary
+        raise ConditionError(f"unknown operator '{op}'")
+
+    def _compare(self, value: Any) -> bool:
+        left, right = _number(value), _number(self.expected)
+        if left is None or right is None:
+            left, right = as_instant(value), as_instant(self.expected)
+            if left is None or right is None:
+                return False
+        if self.op == "gt":
+            return left > right
+        if self.op == "gte":
+            return left >= right
+        if self.op == "lt":
+            return left < right
+        return left <= right
+
+    def next_change(self, value: Any, now: datetime) -> datetime | None:
+        if self.op not in ("older_than", "newer_than"):
+            return None
+        instant = as_instant(value)
+        if instant is None:
+            return None
+        boundary = instant + parse_duration(self.expected).approx
+        if self.op == "older_than":
+            boundary += timedelta(microseconds=1)  # strictly after the boundary
+        return boundary if boundary > now else None
+
+    def describe(self) -> str:
+        return f"{self.op} {self.expected!r}"
+
+
+def compile_matcher(spec: Any) -> Matcher:
+    """A property filter value: a literal (equality) or ``{op: value}``."""
+    if isinstance(spec, Mapping):
+        if len(spec) != 1:
+            raise ConditionError(f"a property matcher takes exactly one operator, got {sorted(spec)}")
+        (op, expected), = spec.items()
+        if op not in ATTRIBUTE_OPERATORS:
+            raise ConditionError(f"unknown operator '{op}'")
+        return Matcher(op, expected)
+    return Matcher("equals", spec)
+
+
+def compile_where(where: Mapping[str, Any] | None) -> tuple[tuple[str, Matcher], ...]:
+    return tuple((name, compile_matcher(spec)) for name, spec in (where or {}).items())
+
+
+def where_matches(where: tuple[tuple[str, Matcher], ...], event: Event) -> bool:
+    return all(
+        matcher.matches(get_path(event.properties, name), event.at) for name, matcher in where
+    )
+
+
+# ---------------------------------------------------------------- conditions
+
+
+@dataclass(frozen=True)
+class Deps:
+    events: frozenset[str] = frozenset()
+    attributes: frozenset[str] = frozenset()
+    scores: frozenset[str] = frozenset()
+    segments: frozenset[str] = frozenset()
+    stage: bool = False
+    timed: bool = False  # may change by the passing of time alone
+
+    def __or__(self, other: "Deps") -> "Deps":
+        return Deps(
+            self.events | other.events,
+            self.attributes | other.attributes,
+            self.scores | other.scores,
+            self.segments | other.segments,
+            self.stage or other.stage,
+            self.timed or other.timed,
+        )
+
+
+@dataclass
+class Explanation:
+    holds: bool
+    text: str
+    children: list["Explanation"] = field(default_factory=list)
+
+    def lines(self, indent: int = 0) -> list[str]:
+        mark = "✓" if self.holds else "✗"
+        out = [f"{'  ' * indent}{mark} {self.text}"]
+        for child in self.children:
+            out.extend(child.lines(indent + 1))
+        return out
+
+
+class Condition:
+    deps: Deps = Deps()
+
+    def evaluate(self, facts: Facts) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def explain(self, facts: Facts) -> Explanation:
+        return Explanation(self.evaluate(facts), self.describe())
+
+    def next_change(self, facts: Facts) -> datetime | None:
+        return None
+
+    def describe(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _earliest(instants) -> datetime | None:
+    found = [i for i in instants if i is not None]
+    return min(found) if found else None
+
+
+class AllOf(Condition):
+    def __init__(self, parts: list[Condition]):
+        self.parts = parts
+        self.deps = _union(parts)
+
+    def evaluate(self, facts):
+        return all(part.evaluate(facts) for part in self.parts)
+
+    def explain(self, facts):
+        children = [part.explain(facts) for part in self.parts]
+        return Explanation(all(c.holds for c in children), "all of", children)
+
+    def next_change(self, facts):
+        return _earliest(part.next_change(facts) for part in self.parts)
+
+    def describe(self):
+        return "all of (" + "; ".join(p.describe() for p in self.parts) + ")"
+
+
+class AnyOf(AllOf):
+    def evaluate(self, facts):
+        return any(part.evaluate(facts) for part in self.parts)
+
+    def explain(self, facts):
+        children = [part.explain(facts) for part in self.parts]
+        return Explanation(any(c.holds for c in children), "any of", children)
+
+    def describe(self):
+        return "any of (" + "; ".join(p.describe() for p in self.parts) + ")"
+
+
+class Not(Condition):
+    def __init__(self, part: Condition):
+        self.part = part
+        self.deps = part.deps
+
+    def evaluate(self, facts):
+        return not self.part.evaluate(facts)
+
+    def explain(self, facts):
+        child = self.part.explain(facts)
+        return Explanation(not child.holds, "not", [child])
+
+    def next_change(self, facts):
+        return self.part.next_change(facts)
+
+    def describe(self):
+        return f"not ({self.part.describe()})"
+
+
+class SegmentRef(Condition):
+    MAX_DEPTH = 32  # references are checked for cycles at load time; this is a last guard
+
+    def __init__(self, name: str):
+        self.name = name
+        self.deps = Deps(segments=frozenset([name]))
+
+    def _target(self, facts: Facts) -> Condition:
+        if facts.depth > self.MAX_DEPTH:
+            raise ConditionError(f"segment '{self.name}' refers to itself")
+        try:
+            return facts.segments[self.name]
+        except KeyError:
+            raise ConditionError(f"unknown segment '{self.name}'") from None
+
+    def _nested(self, facts: Facts) -> Facts:
+        facts.depth += 1
+        return facts
+
+    def evaluate(self, facts):
+        target = self._target(facts)
+        facts.depth += 1
+        try:
+            return target.evaluate(facts)
+        finally:
+            facts.depth -= 1
+
+    def explain(self, facts):
+        target = self._target(facts)
+        facts.depth += 1
+        try:
+            child = target.explain(facts)
+        finally:
+            facts.depth -= 1
+        return Explanation(child.holds, f"segment {self.name}", [child])
+
+    def next_change(self, facts):
+        target = self._target(facts)
+        facts.depth += 1
+        try:
+            return target.next_change(facts)
+        finally:
+            facts.depth -= 1
+
+    def describe(self):
+        return f"segment {self.name}"
+
+
+class AttributeIs(Condition):
+    def __init__(self, path: str, matcher: Matcher):
+        self.path, self.matcher = path, matcher
+        self.deps = Deps(attributes=frozenset([path]), timed=matcher.op in ("older_than", "newer_than"))
+
+    def evaluate(self, facts):
+        return self.matcher.matches(facts.attribute(self.path), facts.now)
+
+    def explain(self, facts):
+        value = facts.attribute(self.path)
+        shown = "not set" if value is NOT_SET else repr(value)
+        holds = self.matcher.matches(value, facts.now)
+        return Explanation(holds, f"{self.describe()} (is {shown})")
+
+    def next_change(self, facts):
+        return self.matcher.next_change(facts.attribute(self.path), facts.now)
+
+    def describe(self):
+        return f"{self.path} {self.matcher.describe()}"
+
+
+class EventCount(Condition):
+    """The event happened a number of times (default: at least once), optionally within a window."""
+
+    def __init__(self, name: str, where, count: Matcher, within):
+        self.name, self.where, self.count, self.within = name, where, count, within
+        self.deps = Deps(events=frozenset([name]), timed=within is not None)
+
+    def matching(self, facts: Facts) -> list[Event]:
+        found = facts.events_named(self.name)
+        if self.within is not None:
+            start = facts.now - self.within.approx
+            found = [e for e in found if e.at > start]
+        if self.where:
+            found = [e for e in found if where_matches(self.where, e)]
+        return found
+
+    def evaluate(self, facts):
+        return self.count.matches(len(self.matching(facts)), facts.now)
+
+    def explain(self, facts):
+        n = len(self.matching(facts))
+        return Explanation(self.count.matches(n, facts.now), f"{self.describe()} (happened {n} times)")
+
+    def next_change(self, facts):
+        if self.within is None:
+            return None
+        window = self.within.approx
+        return _earliest(e.at + window for e in self.matching(facts))
+
+    def describe(self):
+        text = f"event {self.name}"
+        if self.where:
+            text += " where " + ", ".join(f"{k} {m.describe()}" for k, m in self.where)
+        text += f" count {self.count.describe()}"
+        if self.within is not None:
+            text += f" within {self.within}"
+        return text
+
+
+class ScoreIs(Condition):
+    def __init__(self, name: str, matcher: Matcher):
+        self.name, self.matcher = name, matcher
+        self.deps = Deps(scores=frozenset([name]))
+
+    def evaluate(self, facts):
+        return self.matcher.matches(facts.score(self.name), facts.now)
+
+    def explain(self, facts):
+        value = facts.score(self.name)
+        return Explanation(self.matcher.matches(value, facts.now), f"{self.describe()} (is {value:g})")
+
+    def describe(self):
+        return f"score {self.name} {self.matcher.describe()}"
+
+
+class InStage(Condition):
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.deps = Deps(stage=True)
+
+    def evaluate(self, facts):
+        return facts.stage == self.stage
+
+    def describe(self):
+        return f"in stage {self.stage}"
+
+
+def _union(parts: list[Condition]) -> Deps:
+    deps = Deps()
+    for part in parts:
+        deps = deps | part.deps
+    return deps
+
+
+def _single_operator(spec: Mapping[str, Any], allowed, what: str) -> Matcher:
+    ops = [key for key in spec if key in allowed]
+    if len(ops) != 1:
+        raise ConditionError(f"{what} needs exactly one operator of {', '.join(allowed)}")
+    return Matcher(ops[0], spec[ops[0]])
+
+
+def compile_condition(spec: Any) -> Condition:
+    """Compile a condition mapping (see docs/language.md) into a Condition."""
+    if not isinstance(spec, Mapping) or not spec:
+        raise ConditionError(f"a condition must be a mapping, not {spec!r}")
+    if "all" in spec:
+        return AllOf([compile_condition(part) for part in spec["all"]])
+    if "any" in spec:
+        return AnyOf([compile_condition(part) for part in spec["any"]])
+    if "not" in spec:
+        return Not(compile_condition(spec["not"]))
+    if "segment" in spec:
+        return SegmentRef(spec["segment"])
+    if "attribute" in spec:
+        return AttributeIs(spec["attribute"], _single_operator(spec, ATTRIBUTE_OPERATORS, "an attribute condition"))
+    if "event" in spec:
+        count_spec = spec.get("count") or {"gte": 1}
+        count = _single_operator(count_spec, COUNT_OPERATORS, "an event count")
+        within = parse_duration(spec["within"]) if spec.get("within") is not None else None
+        return EventCount(spec["event"], compile_where(spec.get("where")), count, within)
+    if "score" in spec:
+        return ScoreIs(spec["score"], _single_operator(spec, COUNT_OPERATORS, "a score condition"))
+    if "stage" in spec:
+        return InStage(spec["stage"])
+    raise ConditionError(f"unknown condition with keys {sorted(spec)}")
