@@ -1,0 +1,746 @@
+"""``SQLiteStore``: the runner's state in one SQLite file (WAL, busy timeout, foreign keys).
+
+Every write runs in ``BEGIN IMMEDIATE`` so concurrent processes (an import
+and a tick, two overlapping ticks) queue on the write lock instead of failing
+half-way; readers never block in WAL mode. Hot queries (``due_contacts``,
+event inserts) use the raw connection; sqlite-utils provides migrations and
+the WAL switch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlite_utils import Database
+
+from runner.problems import JourneyError
+from runner.state import (
+    EXITED,
+    Contact,
+    ContactState,
+    Enrollment,
+    Event,
+    SendRecord,
+    Wait,
+)
+from runner.store.base import SUPPRESSION_REASONS, ContactRow, EventRow
+from runner.store.codec import from_db_time, from_json, merge_patch, to_db_time, to_json
+from runner.store.migrations import apply_migrations
+
+BUSY_TIMEOUT_SECONDS = 30.0
+MAX_SEND_ATTEMPTS = 5  # a transient failure may be re-claimed until this many attempts
+# sends that count as (possibly) delivered; the engine uses them for caps
+COUNTED_SEND_STATES = ("claimed", "sent", "in_doubt")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """What ``load_contact_state`` saw, so ``save_contact_state`` writes only the engine's changes."""
+
+    rev: int
+    attributes: dict[str, Any]
+    timezone: str | None
+
+
+class SQLiteStore:
+    """The production store; see ``runner.store.base.Store`` for the contract."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            conn = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+            )
+        except sqlite3.Error as error:
+            raise JourneyError(f"cannot open database {self.path}: {error}") from error
+        self.conn = conn
+        self.db = Database(conn)
+        self._snapshots: dict[str, _Snapshot] = {}
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self.db.enable_wal()
+            apply_migrations(self.db)
+        except sqlite3.DatabaseError as error:
+            conn.close()
+            raise JourneyError(
+                f"{self.path} is not a journey-runner database ({error})"
+            ) from error
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls become savepoints.
+
+        A nested block that fails rolls back only itself; the outermost block
+        commits or rolls back everything.
+        """
+        if self.conn.in_transaction:
+            name = f"sp_{uuid.uuid4().hex}"
+            self.conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+                raise
+            self.conn.execute(f"RELEASE {name}")
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
+
+    # ------------------------------------------------------------------ contact state
+
+    def load_contact_state(self, contact_id: str) -> ContactState:
+        """Contact, its events (also those under its anonymous ids), enrollments, sends."""
+        if self.conn.in_transaction:
+            return self._load_contact_state(contact_id)
+        self.conn.execute("BEGIN")  # one consistent snapshot for all reads
+        try:
+            return self._load_contact_state(contact_id)
+        finally:
+            self.conn.execute("COMMIT")
+
+    def _load_contact_state(self, contact_id: str) -> ContactState:
+        rows = self._rows("SELECT * FROM contacts WHERE id = ?", (contact_id,))
+        if not rows:
+            raise KeyError(contact_id)
+        row = rows[0]
+        anonymous_ids = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT anonymous_id FROM identities WHERE contact_id = ? ORDER BY linked_at, anonymous_id",
+                (contact_id,),
+            )
+        ]
+        attributes = from_json(row["attributes"], {})
+        contact = Contact(
+            id=contact_id,
+            attributes=attributes,
+            timezone=row["timezone"],
+            anonymous_ids=anonymous_ids,
+        )
+        state = ContactState(
+            contact=contact,
+            events=self._events_of(contact_id, anonymous_ids),
+            sends=self._sends_of(contact_id),
+            suppressed=self._suppression_reason(contact_id, anonymous_ids, row["email"]),
+            clock=from_db_time(row["clock"]),
+            memory=from_json(row["memory"], {}),
+            enrollment_seq=row["enrollment_seq"],
+        )
+        for enrollment in self._enrollments_of(contact_id):
+            if enrollment.status == EXITED:
+                state.past_enrollments.append(enrollment)
+            else:
+                state.enrollments[enrollment.journey_id] = enrollment
+        self._snapshots[contact_id] = _Snapshot(
+            rev=row["rev"], attributes=from_json(row["attributes"], {}), timezone=row["timezone"]
+        )
+        return state
+
+    def _events_of(self, contact_id: str, anonymous_ids: list[str]) -> list[Event]:
+        ids = [contact_id, *anonymous_ids]
+        marks = ",".join("?" * len(ids))
+        cursor = self.conn.execute(
+            f"""SELECT name, at, properties, message_id FROM events
+                WHERE contact_id IN ({marks}) OR anonymous_id IN ({marks})
+                ORDER BY at, id""",
+            ids + ids,
+        )
+        return [
+            Event(name=name, at=from_db_time(at), properties=from_json(props, {}), message_id=mid)
+            for name, at, props, mid in cursor
+        ]
+
+    def _sends_of(self, contact_id: str) -> list[SendRecord]:
+        marks = ",".join("?" * len(COUNTED_SEND_STATES))
+        cursor = self.conn.execute(
+            f"""SELECT key, contact_id, journey_id, version, step_id, scheduled_at, kind
+                FROM sends WHERE contact_id = ? AND state IN ({marks}) ORDER BY scheduled_at, key""",
+            (contact_id, *COUNTED_SEND_STATES),
+        )
+        return [
+            SendRecord(
+                key=key, contact_id=cid, journey_id=jid, version=version,
+                step_id=step, at=from_db_time(at), kind=kind,
+            )
+            for key, cid, jid, version, step, at, kind in cursor
+        ]
+
+    def _enrollments_of(self, contact_id: str) -> list[Enrollment]:
+        rows = self._rows(
+            "SELECT * FROM enrollments WHERE contact_id = ? ORDER BY entered_at, id", (contact_id,)
+        )
+        return [_enrollment_from_row(row) for row in rows]
+
+    def save_contact_state(self, state: ContactState, wake_at: datetime | None) -> None:
+        """Write the engine's result in one transaction.
+
+        Attributes are written as a merge patch of what the engine changed, and
+        if an import touched the contact since it was loaded (``rev`` moved),
+        the earlier of the two wake-ups is kept, so nothing imported meanwhile
+        is lost.
+        """
+        contact = state.contact
+        now = to_db_time(_utcnow())
+        with self.transaction():
+            rows = self._rows(
+                "SELECT rev, attributes, timezone, wake_at FROM contacts WHERE id = ?", (contact.id,)
+            )
+            snapshot = self._snapshots.pop(contact.id, None)
+            wake = to_db_time(wake_at)
+            if not rows:
+                self.conn.execute(
+                    """INSERT INTO contacts (id, email, timezone, attributes, created_at, updated_at,
+                           wake_at, clock, memory, enrollment_seq)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        contact.id, _email_key(contact.attributes), contact.timezone,
+                        to_json(contact.attributes), now, now, wake, to_db_time(state.clock),
+                        to_json(state.memory), state.enrollment_seq,
+                    ),
+                )
+            else:
+                current = rows[0]
+                before = snapshot.attributes if snapshot else from_json(current["attributes"], {})
+                timezone = current["timezone"]
+                if contact.timezone != (snapshot.timezone if snapshot else timezone):
+                    timezone = contact.timezone
+                if snapshot is not None and snapshot.rev != current["rev"] and current["wake_at"]:
+                    wake = min(wake, current["wake_at"]) if wake else current["wake_at"]
+                self.conn.execute(
+                    """UPDATE contacts SET
+                           attributes = json_patch(attributes, :patch),
+                           email = lower(json_extract(json_patch(attributes, :patch), '$.email')),
+                           timezone = :timezone, clock = :clock, memory = :memory,
+                           enrollment_seq = :seq, wake_at = :wake, updated_at = :now
+                       WHERE id = :id""",
+                    {
+                        "patch": to_json(merge_patch(before, contact.attributes)),
+                        "timezone": timezone,
+                        "clock": to_db_time(state.clock),
+                        "memory": to_json(state.memory),
+                        "seq": state.enrollment_seq,
+                        "wake": wake,
+                        "now": now,
+                        "id": contact.id,
+                    },
+                )
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO identities (anonymous_id, contact_id, linked_at) VALUES (?, ?, ?)",
+                [(anonymous_id, contact.id, now) for anonymous_id in contact.anonymous_ids],
+            )
+            enrollments = [*state.past_enrollments, *state.enrollments.values()]
+            self.conn.executemany(_UPSERT_ENROLLMENT, [_enrollment_to_row(e) for e in enrollments])
+
+    def due_contacts(self, now: datetime, limit: int) -> list[str]:
+        """Contacts whose ``wake_at`` has come, oldest first (an index range scan)."""
+        cursor = self.conn.execute(DUE_CONTACTS_SQL, (to_db_time(now), limit))
+        return [contact_id for (contact_id,) in cursor]
+
+    # ------------------------------------------------------------------ send ledger
+
+    def claim_send(self, record: SendRecord, run_id: str) -> bool:
+        """Claim a send before calling the transport; False means never send it.
+
+        The key is unique: only one claim ever wins, except that a transient
+        failure (``fail_send(..., permanent=False)``) may be claimed again
+        until ``MAX_SEND_ATTEMPTS``.
+        """
+        with self.transaction():
+            cursor = self.conn.execute(
+                """INSERT INTO sends (key, contact_id, journey_id, version, step_id, kind,
+                       scheduled_at, state, claimed_at, attempts, run_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, 'claimed', ?, 1, ?)
+                   ON CONFLICT (key) DO UPDATE SET
+                       state = 'claimed', claimed_at = excluded.claimed_at,
+                       attempts = sends.attempts + 1, run_id = excluded.run_id, error = NULL
+                   WHERE sends.state = 'failed' AND sends.retryable = 1
+                     AND sends.attempts < ?""",
+                (
+                    record.key, record.contact_id, record.journey_id, record.version,
+                    record.step_id, record.kind, to_db_time(record.at), to_db_time(_utcnow()),
+                    run_id, MAX_SEND_ATTEMPTS,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def confirm_send(self, key: str, transport_id: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                """UPDATE sends SET state = 'sent', sent_at = ?, transport_id = ?, error = NULL
+                   WHERE key = ?""",
+                (to_db_time(_utcnow()), transport_id, key),
+            )
+
+    def fail_send(self, key: str, error: str, permanent: bool) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE sends SET state = 'failed', error = ?, retryable = ? WHERE key = ?",
+                (error, 0 if permanent else 1, key),
+            )
+
+    def skip_send(self, record: SendRecord, reason: str, run_id: str) -> None:
+        """Record a send the engine decided not to make (suppressed, capped, holdout)."""
+        with self.transaction():
+            self.conn.execute(
+                """INSERT OR IGNORE INTO sends (key, contact_id, journey_id, version, step_id, kind,
+                       scheduled_at, state, error, run_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, 'skipped', ?, ?)""",
+                (
+                    record.key, record.contact_id, record.journey_id, record.version,
+                    record.step_id, record.kind, to_db_time(record.at), reason, run_id,
+                ),
+            )
+
+    def in_doubt_sends(self, now: datetime | None = None) -> list[dict]:
+        """Sends claimed by runs that finished or died without confirming them.
+
+        A run is alive while it is unfinished and its holder still holds an
+        unexpired lease; claims of other runs are marked ``in_doubt`` here
+        (the transport may or may not have delivered them) and listed.
+        """
+        now_text = to_db_time(now or _utcnow())
+        with self.transaction():
+            self.conn.execute(
+                """UPDATE sends SET state = 'in_doubt'
+                   WHERE state = 'claimed' AND NOT EXISTS (
+                       SELECT 1 FROM runs JOIN leases ON leases.holder = runs.holder
+                       WHERE runs.id = sends.run_id AND runs.finished_at IS NULL
+                         AND leases.expires_at > ?)""",
+                (now_text,),
+            )
+            return self._rows(
+                "SELECT * FROM sends WHERE state = 'in_doubt' ORDER BY claimed_at, key"
+            )
+
+    def resolve_in_doubt(self, key: str, outcome: Literal["sent", "failed"]) -> None:
+        """An operator's verdict on an in-doubt send: delivered, or not (may be retried)."""
+        if outcome not in ("sent", "failed"):
+            raise JourneyError(f"outcome must be 'sent' or 'failed', not {outcome!r}")
+        with self.transaction():
+            if outcome == "sent":
+                sql = "UPDATE sends SET state = 'sent', sent_at = coalesce(sent_at, claimed_at) WHERE key = ? AND state = 'in_doubt'"
+            else:
+                sql = "UPDATE sends SET state = 'failed', retryable = 1, error = 'resolved as not sent' WHERE key = ? AND state = 'in_doubt'"
+            if self.conn.execute(sql, (key,)).rowcount != 1:
+                raise JourneyError(f"no in-doubt send with key {key!r}")
+
+    # ------------------------------------------------------------------ leases and runs
+
+    def acquire_lease(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        """Take the lease if it is free, expired, or already ours (atomic)."""
+        with self.transaction():
+            cursor = self.conn.execute(
+                """INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+                   ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                       expires_at = excluded.expires_at
+                   WHERE leases.expires_at <= ? OR leases.holder = excluded.holder""",
+                (name, holder, to_db_time(now + ttl), to_db_time(now)),
+            )
+            return cursor.rowcount == 1
+
+    def renew_lease(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        """Extend our lease; False if it expired and someone else took it."""
+        with self.transaction():
+            cursor = self.conn.execute(
+                "UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?",
+                (to_db_time(now + ttl), name, holder),
+            )
+            return cursor.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.transaction():
+            self.conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    def start_run(self, holder: str, now: datetime) -> str:
+        run_id = f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO runs (id, holder, started_at, status) VALUES (?, ?, ?, 'running')",
+                (run_id, holder, to_db_time(now)),
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, counts: dict, status: str, now: datetime) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE runs SET finished_at = ?, counts = ?, status = ? WHERE id = ?",
+                (to_db_time(now), to_json(counts), status, run_id),
+            )
+
+    # ------------------------------------------------------------------ deployments
+
+    def record_deployment(
+        self, journey_id: str, version: int, content_hash: str, content: str, now: datetime
+    ) -> bool:
+        """Record a deployed journey version; True if new, False if already deployed as is.
+
+        A version is immutable once deployed: contacts in flight are pinned to
+        it. Changed content under the same version is refused.
+        """
+        with self.transaction():
+            existing = self.deployed(journey_id, version)
+            if existing is not None:
+                if existing["content_hash"] != content_hash:
+                    raise JourneyError(
+                        f"journey {journey_id!r} version {version} is already deployed with "
+                        "different content; bump its version"
+                    )
+                return False
+            self.conn.execute(
+                """INSERT INTO deployments (journey_id, version, content_hash, content, deployed_at)
+                   VALUES (?, ?, ?, ?, ?)""",
+                (journey_id, version, content_hash, content, to_db_time(now)),
+            )
+            return True
+
+    def deployments(self) -> list[dict]:
+        return self._rows("SELECT * FROM deployments ORDER BY journey_id, version")
+
+    def deployed(self, journey_id: str, version: int) -> dict | None:
+        rows = self._rows(
+            "SELECT * FROM deployments WHERE journey_id = ? AND version = ?", (journey_id, version)
+        )
+        return rows[0] if rows else None
+
+    # ------------------------------------------------------------------ suppressions
+
+    def add_suppression(self, contact_or_email: str, reason: str, source: str, now: datetime) -> None:
+        """Suppress a contact id or an email address (case-insensitive)."""
+        if reason not in SUPPRESSION_REASONS:
+            raise JourneyError(
+                f"unknown suppression reason {reason!r}; use one of {', '.join(SUPPRESSION_REASONS)}"
+            )
+        target, contact_id, email = _suppression_target(contact_or_email)
+        with self.transaction():
+            self.conn.execute(
+                """INSERT INTO suppressions (target, contact_id, email, reason, at, source)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (target) DO UPDATE SET reason = excluded.reason,
+                       at = excluded.at, source = excluded.source""",
+                (target, contact_id, email, reason, to_db_time(now), source),
+            )
+
+    def remove_suppression(self, contact_or_email: str) -> bool:
+        target, _, _ = _suppression_target(contact_or_email)
+        with self.transaction():
+            cursor = self.conn.execute("DELETE FROM suppressions WHERE target = ?", (target,))
+            return cursor.rowcount == 1
+
+    def suppressions(self) -> list[dict]:
+        return self._rows(
+            "SELECT contact_id, email, reason, at, source FROM suppressions ORDER BY at, target"
+        )
+
+    def is_suppressed(self, contact_id: str) -> str | None:
+        """The suppression reason for a contact (by id, anonymous ids or email), or None."""
+        rows = self.conn.execute("SELECT email FROM contacts WHERE id = ?", (contact_id,)).fetchall()
+        email = rows[0][0] if rows else None
+        anonymous_ids = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT anonymous_id FROM identities WHERE contact_id = ?", (contact_id,)
+            )
+        ]
+        return self._suppression_reason(contact_id, anonymous_ids, email)
+
+    def _suppression_reason(
+        self, contact_id: str, anonymous_ids: list[str], email: str | None
+    ) -> str | None:
+        ids = [contact_id, *anonymous_ids]
+        marks = ",".join("?" * len(ids))
+        row = self.conn.execute(
+            f"""SELECT reason FROM suppressions
+                WHERE contact_id IN ({marks}) OR (? IS NOT NULL AND email = lower(?))
+                ORDER BY at LIMIT 1""",
+            (*ids, email, email),
+        ).fetchone()
+        return row[0] if row else None
+
+    # ------------------------------------------------------------------ status
+
+    def status_summary(self, now: datetime) -> dict:
+        """Counts for ``journey status``: where contacts are, what is due, what went wrong."""
+        now_text = to_db_time(now)
+        return {
+            "contacts": self.conn.execute("SELECT count(*) FROM contacts").fetchone()[0],
+            "due_contacts": self.conn.execute(
+                "SELECT count(*) FROM contacts WHERE wake_at <= ?", (now_text,)
+            ).fetchone()[0],
+            "next_wake_at": self.conn.execute(
+                "SELECT min(wake_at) FROM contacts WHERE wake_at > ?", (now_text,)
+            ).fetchone()[0],
+            "enrollments": self._rows(
+                """SELECT journey_id, version, stage, cursor AS step, status, count(*) AS contacts,
+                          sum(due_at <= :now) AS due
+                   FROM enrollments WHERE status != 'exited'
+                   GROUP BY journey_id, version, stage, cursor, status
+                   ORDER BY journey_id, version, stage, cursor, status""",
+                {"now": now_text},
+            ),
+            "exits": self._rows(
+                """SELECT journey_id, exit_reason, count(*) AS contacts FROM enrollments
+                   WHERE status = 'exited' GROUP BY journey_id, exit_reason
+                   ORDER BY journey_id, exit_reason"""
+            ),
+            "sends": dict(
+                self.conn.execute("SELECT state, count(*) FROM sends GROUP BY state ORDER BY state")
+            ),
+            "failures": self._rows(
+                """SELECT key, contact_id, journey_id, step_id, error, attempts, retryable
+                   FROM sends WHERE state = 'failed' ORDER BY claimed_at DESC LIMIT 20"""
+            ),
+            "in_doubt": self._rows(
+                """SELECT key, contact_id, journey_id, step_id, claimed_at, run_id
+                   FROM sends WHERE state = 'in_doubt' ORDER BY claimed_at"""
+            ),
+            "suppressions": dict(
+                self.conn.execute(
+                    "SELECT reason, count(*) FROM suppressions GROUP BY reason ORDER BY reason"
+                )
+            ),
+            "runs": [
+                {**row, "counts": from_json(row["counts"], {})}
+                for row in self._rows("SELECT * FROM runs ORDER BY started_at DESC LIMIT 10")
+            ],
+            "leases": self._rows("SELECT * FROM leases ORDER BY name"),
+        }
+
+    # ------------------------------------------------------------------ bulk ingestion
+
+    def write_contacts(self, rows: Iterable[ContactRow], now: datetime) -> int:
+        """Upsert contacts, merging attributes (RFC 7396); returns how many were new or changed.
+
+        A contact that is new or changed becomes due at ``changed_at`` (or
+        ``now``), so segment entries see the change; re-importing the same
+        data changes nothing and wakes nobody.
+        """
+        now_text = to_db_time(now)
+        changed = 0
+        links: list[tuple[str, str]] = []
+        with self.transaction():
+            for row in rows:
+                wake = to_db_time(row.changed_at) if row.changed_at else now_text
+                cursor = self.conn.execute(_UPSERT_CONTACT, {
+                    "id": row.id,
+                    "email": _email_key(row.attributes),
+                    "timezone": row.timezone,
+                    "attributes": to_json(row.attributes),
+                    "now": now_text,
+                    "wake": wake,
+                })
+                changed += cursor.rowcount
+                links.extend((anonymous_id, row.id) for anonymous_id in row.anonymous_ids)
+            if links:
+                self.link_identities(links, now)
+        return changed
+
+    def write_events(self, rows: list[EventRow], now: datetime) -> int:
+        """Insert events (``message_id`` deduplicates); returns how many were new.
+
+        Contacts named by ``contact_id`` are created if unknown; each event
+        makes its contact due at the event's time (``wake_at = min(wake_at,
+        at)``), also through an already linked anonymous id.
+        """
+        now_text = to_db_time(now)
+        records = []
+        contact_wake: dict[str, str] = {}
+        anonymous_wake: dict[str, str] = {}
+        for row in rows:
+            at = to_db_time(row.at)
+            records.append(
+                (row.contact_id, row.anonymous_id, row.name, at, to_json(row.properties), row.message_id)
+            )
+            if row.contact_id is not None:
+                if at < contact_wake.get(row.contact_id, "~"):
+                    contact_wake[row.contact_id] = at
+            elif at < anonymous_wake.get(row.anonymous_id, "~"):
+                anonymous_wake[row.anonymous_id] = at
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO contacts (id, created_at, updated_at) VALUES (?, ?, ?)",
+                [(contact_id, now_text, now_text) for contact_id in contact_wake],
+            )
+            inserted = self.conn.executemany(
+                """INSERT OR IGNORE INTO events (contact_id, anonymous_id, name, at, properties, message_id)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                records,
+            ).rowcount
+            self.conn.executemany(_WAKE_CONTACT, [(at, at, cid) for cid, at in contact_wake.items()])
+            self.conn.executemany(
+                _WAKE_CONTACT.replace("WHERE id = ?", _VIA_IDENTITY),
+                [(at, at, anon) for anon, at in anonymous_wake.items()],
+            )
+        return inserted
+
+    def link_identities(self, links: Iterable[tuple[str, str]], now: datetime) -> None:
+        """Link anonymous ids to contacts (the first link wins) and wake each contact
+        at its anonymous past, so earlier visits count from now on."""
+        now_text = to_db_time(now)
+        with self.transaction():
+            for anonymous_id, contact_id in links:
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO contacts (id, created_at, updated_at) VALUES (?, ?, ?)",
+                    (contact_id, now_text, now_text),
+                )
+                linked = self.conn.execute(
+                    """INSERT OR IGNORE INTO identities (anonymous_id, contact_id, linked_at)
+                       VALUES (?, ?, ?)""",
+                    (anonymous_id, contact_id, now_text),
+                ).rowcount
+                if linked:
+                    self.conn.execute(
+                        """UPDATE contacts SET wake_at = min(coalesce(wake_at, earliest.at), earliest.at),
+                               rev = rev + 1
+                           FROM (SELECT min(at) AS at FROM events WHERE anonymous_id = ?) AS earliest
+                           WHERE contacts.id = ? AND earliest.at IS NOT NULL""",
+                        (anonymous_id, contact_id),
+                    )
+
+    def linked_contact(self, anonymous_id: str) -> str | None:
+        """The contact an anonymous id is linked to, if any."""
+        row = self.conn.execute(
+            "SELECT contact_id FROM identities WHERE anonymous_id = ?", (anonymous_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+
+def open_store(path: str | Path) -> SQLiteStore:
+    """Open (creating and migrating as needed) the SQLite store at ``path``."""
+    return SQLiteStore(path)
+
+
+DUE_CONTACTS_SQL = "SELECT id FROM contacts WHERE wake_at <= ? ORDER BY wake_at LIMIT ?"
+
+_WAKE_CONTACT = """UPDATE contacts SET wake_at = min(coalesce(wake_at, ?), ?), rev = rev + 1
+                   WHERE id = ?"""
+_VIA_IDENTITY = "WHERE id = (SELECT contact_id FROM identities WHERE anonymous_id = ?)"
+
+_UPSERT_CONTACT = """
+INSERT INTO contacts (id, email, timezone, attributes, created_at, updated_at, wake_at, rev)
+VALUES (:id, :email, :timezone, :attributes, :now, :now, :wake, 1)
+ON CONFLICT (id) DO UPDATE SET
+    attributes = json_patch(contacts.attributes, excluded.attributes),
+    email = lower(json_extract(json_patch(contacts.attributes, excluded.attributes), '$.email')),
+    timezone = coalesce(excluded.timezone, contacts.timezone),
+    updated_at = excluded.updated_at,
+    wake_at = min(coalesce(contacts.wake_at, excluded.wake_at), excluded.wake_at),
+    rev = contacts.rev + 1
+WHERE json_patch(contacts.attributes, excluded.attributes) IS NOT contacts.attributes
+   OR coalesce(excluded.timezone, contacts.timezone) IS NOT contacts.timezone
+"""
+
+_UPSERT_ENROLLMENT = """
+INSERT INTO enrollments (id, contact_id, journey_id, version, stage, stage_seq, cursor, status,
+    wait, due_at, entered_at, exited_at, exit_reason, goal_at, variant, holdout)
+VALUES (:id, :contact_id, :journey_id, :version, :stage, :stage_seq, :cursor, :status,
+    :wait, :due_at, :entered_at, :exited_at, :exit_reason, :goal_at, :variant, :holdout)
+ON CONFLICT (id) DO UPDATE SET
+    version = excluded.version, stage = excluded.stage, stage_seq = excluded.stage_seq,
+    cursor = excluded.cursor, status = excluded.status, wait = excluded.wait,
+    due_at = excluded.due_at, exited_at = excluded.exited_at,
+    exit_reason = excluded.exit_reason, goal_at = excluded.goal_at,
+    variant = excluded.variant, holdout = excluded.holdout
+"""
+
+
+def _email_key(attributes: dict[str, Any]) -> str | None:
+    email = attributes.get("email")
+    return email.lower() if isinstance(email, str) else None
+
+
+def _suppression_target(contact_or_email: str) -> tuple[str, str | None, str | None]:
+    """(target key, contact_id, email): anything with an ``@`` is an email address."""
+    value = contact_or_email.strip()
+    if not value:
+        raise JourneyError("give a contact id or an email address to suppress")
+    if "@" in value:
+        return f"email:{value.lower()}", None, value.lower()
+    return f"contact:{value}", value, None
+
+
+def _enrollment_to_row(enrollment: Enrollment) -> dict[str, Any]:
+    wait = enrollment.wait
+    return {
+        "id": enrollment.id,
+        "contact_id": enrollment.contact_id,
+        "journey_id": enrollment.journey_id,
+        "version": enrollment.version,
+        "stage": enrollment.stage,
+        "stage_seq": enrollment.stage_seq,
+        "cursor": enrollment.cursor,
+        "status": enrollment.status,
+        "wait": None
+        if wait is None
+        else to_json({"until": to_db_time(wait.until), "event": wait.event, "step": wait.step}),
+        "due_at": to_db_time(enrollment.due_at),
+        "entered_at": to_db_time(enrollment.entered_at),
+        "exited_at": to_db_time(enrollment.exited_at),
+        "exit_reason": enrollment.exit_reason,
+        "goal_at": to_db_time(enrollment.goal_at),
+        "variant": to_json(enrollment.variant),
+        "holdout": int(enrollment.holdout),
+    }
+
+
+def _enrollment_from_row(row: dict[str, Any]) -> Enrollment:
+    wait_data = from_json(row["wait"])
+    wait = None
+    if wait_data is not None:
+        wait = Wait(
+            until=from_db_time(wait_data.get("until")),
+            event=wait_data.get("event"),
+            step=wait_data.get("step"),
+        )
+    return Enrollment(
+        id=row["id"],
+        contact_id=row["contact_id"],
+        journey_id=row["journey_id"],
+        version=row["version"],
+        entered_at=from_db_time(row["entered_at"]),
+        stage=row["stage"],
+        stage_seq=row["stage_seq"],
+        cursor=row["cursor"],
+        status=row["status"],
+        wait=wait,
+        due_at=from_db_time(row["due_at"]),
+        exit_reason=row["exit_reason"],
+        exited_at=from_db_time(row["exited_at"]),
+        goal_at=from_db_time(row["goal_at"]),
+        variant=from_json(row["variant"], {}),
+        holdout=bool(row["holdout"]),
+    )
