@@ -51,6 +51,7 @@ class Facts:
     events: Mapping[str, list[Event]]
     segments: Mapping[str, "Condition"] = field(default_factory=dict)
     score: Callable[[str], float] = lambda name: 0.0
+    score_change: Callable[[str, float | None], datetime | None] = lambda name, threshold=None: None
     stage: str | None = None
     since: datetime | None = None  # ignore events before this (exit conditions)
     depth: int = 0
@@ -325,10 +326,6 @@ class SegmentRef(Condition):
         except KeyError:
             raise ConditionError(f"unknown segment '{self.name}'") from None
 
-    def _nested(self, facts: Facts) -> Facts:
-        facts.depth += 1
-        return facts
-
     def evaluate(self, facts):
         target = self._target(facts)
         facts.depth += 1
@@ -429,6 +426,9 @@ class ScoreIs(Condition):
     def explain(self, facts):
         value = facts.score(self.name)
         return Explanation(self.matcher.matches(value, facts.now), f"{self.describe()} (is {value:g})")
+
+    def next_change(self, facts):
+        return facts.score_change(self.name, _number(self.matcher.expected))
 
     def describe(self):
         return f"score {self.name} {self.matcher.describe()}"

@@ -1,0 +1,756 @@
+"""The journey engine: pure, per contact, in time order.
+
+``Engine.advance(state, until)`` replays everything that happens to one
+contact between its clock and ``until`` — events becoming visible, waits
+expiring, schedules firing, conditions flipping as time passes — one instant at
+a time, and returns the decisions taken (each with its reason) and the next
+instant it must be woken. It never reads a clock, a file or the network.
+
+Because decisions are made at the instant they are due (not when a driver
+happens to call), a simulation that jumps from wake-up to wake-up and a
+production tick every few minutes make exactly the same decisions; only the
+moment the transport is called differs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Mapping, Sequence
+
+from runner.conditions import NOT_SET, Facts, as_instant, get_path, where_matches
+from runner.localtime import (
+    add_duration, next_annual, next_cron, next_local_time, next_sendable, sendable, zone,
+)
+from runner.model import (
+    BranchStep, EmailStep, ExitStep, Journey, Project, SplitStep, Stage, UpdateStep,
+    WaitForStep, WaitStep, WaitUntilStep, WebhookStep,
+)
+from runner.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event, SendRecord, Wait
+
+MAX_STEPS_PER_INSTANT = 200  # a stage-move loop with no wait stops here (validate reports it first)
+SUPPRESSING_EVENTS = {"unsubscribed": "unsubscribed", "email_bounced": "bounced", "spam_complaint": "complained"}
+IDENTITY_EVENTS = ("identify", "alias")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One thing the engine decided, with why. Sends and webhooks carry their idempotency key."""
+
+    at: datetime
+    contact: str
+    journey: str
+    version: int
+    stage: str | None
+    step: str | None
+    action: str  # enter move wait wait_for event_path timeout_path branch split holdout update
+    #              send webhook skip defer exit goal migrate halt
+    reason: str
+    key: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    decisions: list[Decision]
+    wake_at: datetime | None
+
+
+def split_bucket(contact_id: str, journey_id: str, step_id: str) -> int:
+    """A stable bucket 0..99: the same contact lands in the same variant in every version."""
+    digest = hashlib.sha256(f"{contact_id}\x1f{journey_id}\x1f{step_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+def send_key(enrollment: Enrollment, step_id: str) -> str:
+    return f"{enrollment.id}/{enrollment.stage_seq}/{step_id}"
+
+
+class Engine:
+    """Decides what happens to contacts; holds the journeys, no state of its own."""
+
+    def __init__(self, project: Project, journeys: Sequence[Journey], pinned: Iterable[Journey] = ()):
+        self.project = project
+        # higher priority first: it wins a shared frequency cap and ties
+        self.journeys = sorted(journeys, key=lambda j: (-j.settings.priority, j.id))
+        self.versions = {(j.id, j.version): j for j in list(pinned) + list(journeys)}
+        self.current = {j.id: j for j in journeys}
+
+    # ------------------------------------------------------------ public
+
+    def advance(self, state: ContactState, until: datetime, start: datetime | None = None) -> Outcome:
+        """Process ``state`` up to ``until`` (inclusive); mutate and return its decisions."""
+        run = _Run(self, state)
+        if state.clock is None:
+            first = start or (state.events[0].at if state.events else until)
+            run.process(min(first, until), previous=None)
+        while True:
+            instant = run.next_instant()
+            if instant is None or instant > until:
+                break
+            run.process(instant, previous=state.clock)
+        if state.clock is None or state.clock < until:
+            state.clock = until
+        return Outcome(run.decisions, run.next_instant())
+
+    def journey_for(self, enrollment: Enrollment) -> Journey:
+        """The version an enrollment is pinned to (the current one when that version is unknown)."""
+        return self.versions.get((enrollment.journey_id, enrollment.version)) or self.current[enrollment.journey_id]
+
+
+class _Run:
+    """One ``advance`` call: the engine's working memory for one contact."""
+
+    def __init__(self, engine: Engine, state: ContactState):
+        self.engine = engine
+        self.project = engine.project
+        self.state = state
+        self.contact = state.contact
+        self.decisions: list[Decision] = []
+        self.memory = state.memory
+        self.links = self._identity_links()
+        self.visible: dict[str, list[Event]] = {}
+        self.event_times = [event.at for event in state.events]
+        self.revealed = 0  # state.events[:revealed] are visible or known-invisible
+        self._score_cache: dict[str, float] = {}
+        self.now: datetime | None = None
+        self.facts: Facts | None = None
+        if state.clock is not None:
+            self._reveal_until(state.clock, initial=True)
+
+    # ------------------------------------------------------------ time
+
+    def next_instant(self) -> datetime | None:
+        """The next instant with work: an event, a due enrollment or a time-driven entry."""
+        candidates = []
+        if self.revealed < len(self.state.events):
+            candidates.append(self.state.events[self.revealed].at)
+        candidates.extend(e.due_at for e in self.state.enrollments.values() if e.due_at is not None)
+        entry_wake = self.memory.get("entry_wake")
+        if entry_wake is not None:
+            candidates.append(as_instant(entry_wake))
+        clock = self.state.clock
+        if clock is not None:
+            candidates = [c for c in candidates if c > clock]
+        return min(candidates) if candidates else None
+
+    # ------------------------------------------------------------ events and identity
+
+    def _identity_links(self) -> dict[str, datetime | None]:
+        """Anonymous id -> the instant an identify/alias event linked it (None: known from the start)."""
+        links: dict[str, datetime | None] = {anon: None for anon in self.contact.anonymous_ids}
+        for event in self.state.events:  # sorted: the first link wins
+            if event.name in IDENTITY_EVENTS and event.anonymous_id and links.get(event.anonymous_id) is None:
+                if event.anonymous_id not in links or not self._known_before(event):
+                    links[event.anonymous_id] = event.at
+        return links
+
+    def _known_before(self, link: Event) -> bool:
+        """Whether an id listed on the contact was linked by an earlier identify event."""
+        return any(
+            e.name in IDENTITY_EVENTS and e.anonymous_id == link.anonymous_id and e.at < link.at
+            for e in self.state.events
+        )
+
+    def _linked(self, anonymous_id: str, at: datetime) -> bool:
+        if anonymous_id not in self.links:
+            return False
+        linked_at = self.links[anonymous_id]
+        return linked_at is None or linked_at <= at
+
+    def _make_visible(self, event: Event) -> None:
+        bucket = self.visible.setdefault(event.name, [])
+        if not bucket or bucket[-1].at <= event.at:
+            bucket.append(event)
+        else:
+            bisect.insort(bucket, event, key=lambda e: e.at)
+
+    def _reveal_until(self, instant: datetime, initial: bool = False) -> list[Event]:
+        """Make events up to ``instant`` visible; return those new at this instant."""
+        new: list[Event] = []
+        events = self.state.events
+        while self.revealed < len(events) and events[self.revealed].at <= instant:
+            event = events[self.revealed]
+            self.revealed += 1
+            if event.anonymous_id and event.name not in IDENTITY_EVENTS and not self._linked(event.anonymous_id, instant):
+                continue  # an anonymous visitor's event; it becomes visible when the id is linked
+            self._make_visible(event)
+            new.append(event)
+        if initial:
+            return []
+        # an identity link makes that visitor's earlier events count now
+        for event in new:
+            if event.name in IDENTITY_EVENTS and event.anonymous_id:
+                if event.anonymous_id not in self.contact.anonymous_ids:
+                    self.contact.anonymous_ids.append(event.anonymous_id)
+                for earlier in events[: self.revealed]:
+                    if earlier.anonymous_id == event.anonymous_id and earlier.name not in IDENTITY_EVENTS and earlier.at < event.at:
+                        bucket = self.visible.get(earlier.name, [])
+                        if earlier not in bucket:
+                            self._make_visible(earlier)
+                            new.append(earlier)
+        return new
+
+    def _apply_event_effects(self, events: list[Event]) -> None:
+        for event in events:
+            if event.name in IDENTITY_EVENTS and event.properties:
+                for name, value in event.properties.items():
+                    if name != "anonymous_id":
+                        _set_path(self.contact.attributes, name, value)
+            reason = SUPPRESSING_EVENTS.get(event.name)
+            if reason and self.state.suppressed is None and event.at <= self.now:
+                self.state.suppressed = reason
+
+    # ------------------------------------------------------------ facts and scores
+
+    def _make_facts(self, stage: str | None = None, since: datetime | None = None) -> Facts:
+        return Facts(
+            contact=self.contact, now=self.now, events=self.visible, segments=self._segments_for(None),
+            score=self.score, score_change=self.score_change, stage=stage, since=since,
+        )
+
+    def _segments_for(self, journey: Journey | None) -> Mapping[str, Any]:
+        if journey is None or not journey.segments:
+            return self.project.segments
+        return {**self.project.segments, **journey.segments}
+
+    def facts_for(self, journey: Journey, stage: str | None = None, since: datetime | None = None) -> Facts:
+        facts = self._make_facts(stage, since)
+        facts.segments = self._segments_for(journey)
+        return facts
+
+    def score(self, name: str) -> float:
+        if name not in self._score_cache:
+            constant, decaying = self._score_parts(name)
+            self._score_cache[name] = round(constant + decaying, 6)
+        return self._score_cache[name]
+
+    def _score_parts(self, name: str) -> tuple[float, float]:
+        """(points that do not decay, points from events that decay) at ``now``."""
+        model = self.project.scores.get(name)
+        constant = float(self.memory.get("score_adjust", {}).get(name, 0.0))
+        decaying = 0.0
+        if model is None:
+            return constant, decaying
+        base = self._make_facts()
+        for rule in model.rules:
+            if rule.event:
+                for event in self.visible.get(rule.event, ()):
+                    if rule.within is not None and event.at <= self.now - rule.within.approx:
+                        continue
+                    if rule.where and not where_matches(rule.where, event):
+                        continue
+                    if model.half_life is None:
+                        constant += rule.points
+                    else:
+                        age = (self.now - event.at).total_seconds()
+                        decaying += rule.points * 0.5 ** (age / model.half_life.approx.total_seconds())
+            elif rule.when is not None and rule.when.evaluate(base):
+                constant += rule.points
+        return constant, decaying
+
+    def score_change(self, name: str, threshold: float | None = None) -> datetime | None:
+        """The next instant a score crosses ``threshold`` by time alone (events ageing out, decay)."""
+        model = self.project.scores.get(name)
+        if model is None:
+            return None
+        boundaries = [
+            event.at + rule.within.approx
+            for rule in model.rules if rule.event and rule.within is not None
+            for event in self.visible.get(rule.event, ())
+            if event.at + rule.within.approx > self.now
+        ]
+        if model.half_life is not None and threshold is not None:
+            constant, decaying = self._score_parts(name)
+            if decaying > 0 and constant < threshold < constant + decaying:
+                # constant + decaying * 2^(-t/h) = threshold  =>  t = h * log2(decaying / (threshold - constant))
+                seconds = model.half_life.approx.total_seconds() * math.log2(decaying / (threshold - constant))
+                boundaries.append(self.now + timedelta(seconds=math.ceil(seconds) + 1))
+        return min(boundaries) if boundaries else None
+
+    # ------------------------------------------------------------ one instant
+
+    def process(self, instant: datetime, previous: datetime | None) -> None:
+        self.now = instant
+        self._score_cache = {}
+        new_events = self._reveal_until(instant)
+        self._apply_event_effects(new_events)
+        changed_attributes = self._changed_attributes()
+        for journey in self.engine.journeys:
+            self._migrate(journey)
+            enrollment = self.state.enrollments.get(journey.id)
+            if enrollment is not None and enrollment.status != EXITED:
+                self._enrolled(self.engine.journey_for(enrollment), enrollment, new_events, changed_attributes, previous)
+            else:
+                self._not_enrolled(journey, new_events, changed_attributes, previous)
+        self._remember_attributes()
+        self.memory["entry_wake"] = self._entry_wake()
+        if self.state.clock is None or self.state.clock < instant:
+            self.state.clock = instant
+
+    def _enrolled(self, journey, enrollment, new_events, changed, previous) -> None:
+        if self._goal_reached(journey, enrollment, new_events):
+            return
+        facts = self.facts_for(journey, enrollment.stage, since=enrollment.entered_at)
+        for index, condition in enumerate(journey.exit):
+            if condition.evaluate(facts):
+                self._exit(journey, enrollment, f"exit:{index} {condition.describe()}")
+                return
+        fired = self._fired_stages(journey, new_events, changed, previous, enrollment.stage)
+        moved = False
+        if fired:
+            stage, reason = fired[0]
+            if stage.id != enrollment.stage:
+                self._move(journey, enrollment, stage, reason)
+                moved = True
+        wait = enrollment.wait
+        if not moved and wait is not None and wait.event is not None:
+            step = journey.steps[wait.step]
+            answer = next((e for e in new_events if e.name == wait.event and (not step.where or where_matches(step.where, e))), None)
+            if answer is not None:
+                enrollment.cursor = step.on_event
+                enrollment.wait = None
+                enrollment.due_at = self.now
+                self._decide(journey, enrollment, step.id, "event_path", f"{wait.event} happened")
+        if enrollment.due_at is not None and enrollment.due_at <= self.now:
+            self._run_steps(journey, enrollment)
+
+    def _not_enrolled(self, journey, new_events, changed, previous) -> None:
+        fired = self._fired_stages(journey, new_events, changed, previous, None)
+        if not fired:
+            return
+        stage, reason = fired[0]
+        if not self._may_enter(journey):
+            self._decide_free(journey, stage.id, None, "skip", f"re-entry not allowed ({self._reentry_text(journey)})")
+            return
+        self.state.enrollment_seq += 1
+        enrollment = Enrollment(
+            id=f"{self.contact.id}:{journey.id}:{self.state.enrollment_seq}",
+            contact_id=self.contact.id, journey_id=journey.id, version=journey.version,
+            entered_at=self.now, stage=stage.id, stage_seq=1, cursor=stage.first, status=ACTIVE, due_at=self.now,
+        )
+        self.state.enrollments[journey.id] = enrollment
+        self._decide(journey, enrollment, None, "enter", reason)
+        self._run_steps(journey, enrollment)
+
+    # ------------------------------------------------------------ entries
+
+    def _fired_stages(self, journey, new_events, changed, previous, current_stage) -> list[tuple[Stage, str]]:
+        """Stages whose entry fires now, best first (priority, then file order).
+
+        Edge-triggered entries remember their last truth value per journey and
+        stage, so this runs for every stage at every instant.
+        """
+        fired = []
+        for stage in journey.stages:
+            reason = self._entry_fires(journey, stage, new_events, changed, previous, current_stage)
+            if reason:
+                fired.append((stage, reason))
+        fired.sort(key=lambda item: (-item[0].priority, item[0].index))
+        return fired
+
+    def _entry_fires(self, journey, stage, new_events, changed, previous, current_stage) -> str | None:
+        entry = stage.entry
+        facts = self.facts_for(journey, current_stage)
+        reason = None
+        if entry.kind == "event":
+            match = next((e for e in new_events if e.name == entry.event and where_matches(entry.where, e)), None)
+            if match is not None:
+                reason = f"event {entry.event}"
+        elif entry.kind in ("segment", "condition"):
+            key = f"edge:{journey.id}:{stage.id}"
+            holds = entry.condition.evaluate(facts)
+            was = self.memory.get(key, False)
+            self.memory[key] = holds
+            if holds and not was:
+                reason = f"{entry.condition.describe()} became true"
+        elif entry.kind == "attribute_changed":
+            if entry.attribute in changed:
+                old, new = changed[entry.attribute]
+                if (not entry.has_to or new == entry.to) and (not entry.has_from or old == entry.from_):
+                    reason = f"{entry.attribute} changed from {old!r} to {new!r}"
+        elif entry.kind == "date":
+            occurrence = self._next_date(entry, journey, previous)
+            if occurrence is not None and occurrence <= self.now:
+                reason = f"date {entry.attribute} {entry.offset}"
+        elif entry.kind == "schedule":
+            if previous is not None and next_cron(entry.cron, previous, self._entry_zone(entry, journey)) <= self.now:
+                reason = f"schedule {entry.cron}"
+        if reason and entry.if_ is not None and not entry.if_.evaluate(facts):
+            return None
+        return reason
+
+    def _entry_zone(self, entry, journey):
+        if entry.timezone and entry.timezone != "contact":
+            return zone(entry.timezone)
+        return self.zone_for(journey)
+
+    def _next_date(self, entry, journey, after: datetime | None) -> datetime | None:
+        anchor = as_instant(get_path(self.contact.attributes, entry.attribute))
+        if anchor is None or after is None:
+            return None
+        return next_annual(anchor.date(), after, entry.offset, entry.at, self.zone_for(journey))
+
+    def _changed_attributes(self) -> dict[str, tuple[Any, Any]]:
+        """Watched attributes whose value differs from the last instant: name -> (old, new)."""
+        seen = self.memory.setdefault("attributes", {})
+        changed = {}
+        for path in self._watched_attributes():
+            value = get_path(self.contact.attributes, path)
+            value = None if value is NOT_SET else value
+            if path in seen and seen[path] != value:
+                changed[path] = (seen[path], value)
+        return changed
+
+    def _remember_attributes(self) -> None:
+        seen = self.memory.setdefault("attributes", {})
+        for path in self._watched_attributes():
+            value = get_path(self.contact.attributes, path)
+            seen[path] = None if value is NOT_SET else value
+
+    def _watched_attributes(self) -> list[str]:
+        return [
+            stage.entry.attribute
+            for journey in self.engine.journeys for stage in journey.stages
+            if stage.entry.kind == "attribute_changed"
+        ]
+
+    def _entry_wake(self) -> str | None:
+        """The next instant an entry could fire by time alone (dates, schedules, ageing conditions)."""
+        wakes = []
+        for journey in self.engine.journeys:
+            enrollment = self.state.enrollments.get(journey.id)
+            pinned = self.engine.journey_for(enrollment) if enrollment else journey
+            facts = self.facts_for(pinned, enrollment.stage if enrollment else None)
+            for stage in pinned.stages:
+                entry = stage.entry
+                if entry.kind == "date":
+                    wakes.append(self._next_date(entry, pinned, self.now))
+                elif entry.kind == "schedule":
+                    wakes.append(next_cron(entry.cron, self.now, self._entry_zone(entry, pinned)))
+                elif entry.kind in ("segment", "condition"):
+                    wakes.append(entry.condition.next_change(facts))
+            if enrollment is not None:
+                exit_facts = self.facts_for(pinned, enrollment.stage, since=enrollment.entered_at)
+                wakes.extend(condition.next_change(exit_facts) for condition in pinned.exit)
+        found = [w for w in wakes if w is not None and w > self.now]
+        return min(found).isoformat() if found else None
+
+    def _may_enter(self, journey: Journey) -> bool:
+        past = [e for e in self.state.past_enrollments if e.journey_id == journey.id]
+        if not past:
+            return True
+        policy = journey.settings.reentry
+        if policy.policy == "always":
+            return True
+        if policy.policy == "after":
+            last = max(e.entered_at for e in past)
+            return self.now >= last + policy.after.approx
+        return False
+
+    @staticmethod
+    def _reentry_text(journey: Journey) -> str:
+        policy = journey.settings.reentry
+        return f"after {policy.after}" if policy.policy == "after" else policy.policy
+
+    # ------------------------------------------------------------ goals, exits, moves, migrations
+
+    def _goal_reached(self, journey, enrollment, new_events) -> bool:
+        goal = journey.goal
+        if goal is None or enrollment.goal_at is not None:
+            return False
+        hit = next((e for e in new_events if e.name == goal.event and where_matches(goal.where, e) and e.at >= enrollment.entered_at), None)
+        if hit is None:
+            return False
+        if goal.within is not None and self.now > enrollment.entered_at + goal.within.approx:
+            return False
+        enrollment.goal_at = self.now
+        self._decide(journey, enrollment, None, "goal", f"{goal.event} within {goal.within or 'any time'}")
+        if goal.exit_on_goal:
+            self._exit(journey, enrollment, "goal")
+            return True
+        return False
+
+    def _exit(self, journey, enrollment, reason: str) -> None:
+        enrollment.status = EXITED
+        enrollment.exit_reason = reason
+        enrollment.exited_at = self.now
+        enrollment.due_at = None
+        enrollment.wait = None
+        enrollment.cursor = None
+        self._decide(journey, enrollment, None, "exit", reason)
+        self.state.past_enrollments.append(enrollment)
+        del self.state.enrollments[enrollment.journey_id]
+
+    def _move(self, journey, enrollment, stage: Stage, reason: str) -> None:
+        old = enrollment.stage
+        enrollment.stage = stage.id
+        enrollment.stage_seq += 1
+        enrollment.cursor = stage.first
+        enrollment.status = ACTIVE
+        enrollment.wait = None
+        enrollment.due_at = self.now
+        self._decide(journey, enrollment, None, "move", f"{old} -> {stage.id}: {reason}")
+
+    def _migrate(self, journey: Journey) -> None:
+        enrollment = self.state.enrollments.get(journey.id)
+        migration = journey.migration
+        if enrollment is None or enrollment.version == journey.version or migration is None:
+            return
+        if migration.from_version != enrollment.version:
+            return
+        stage_ids = [s.id for s in journey.stages]
+        stage = journey.stage(enrollment.stage) if enrollment.stage in stage_ids else journey.stages[0]
+        old_version = enrollment.version
+        enrollment.version = journey.version
+        mapped = migration.step_map.get(enrollment.cursor or "") if migration.strategy == "map" else None
+        if mapped and mapped in journey.steps:
+            enrollment.stage = journey.steps[mapped].stage
+            enrollment.cursor = mapped
+        else:
+            enrollment.stage = stage.id
+            enrollment.stage_seq += 1
+            enrollment.cursor = stage.first
+            enrollment.wait = None
+            enrollment.due_at = self.now
+        enrollment.status = ACTIVE if enrollment.cursor else IDLE
+        self._decide(journey, enrollment, enrollment.cursor, "migrate", f"v{old_version} -> v{journey.version} ({migration.strategy})")
+
+    # ------------------------------------------------------------ steps
+
+    def zone_for(self, journey: Journey):
+        settings = journey.settings
+        if settings.timezone and settings.timezone != "contact":
+            return zone(settings.timezone)
+        name = self.contact.timezone or settings.default_timezone or self.project.default_timezone
+        try:
+            return zone(name)
+        except ValueError:
+            return zone(settings.default_timezone or self.project.default_timezone or "UTC")
+
+    def _run_steps(self, journey: Journey, enrollment: Enrollment) -> None:
+        enrollment.due_at = None
+        if enrollment.wait is not None and enrollment.wait.event is not None:
+            # a wait_for whose timeout came: take the timeout path
+            step = journey.steps[enrollment.wait.step]
+            enrollment.wait = None
+            enrollment.cursor = step.on_timeout
+            self._decide(journey, enrollment, step.id, "timeout_path", f"no {step.event} within {step.timeout}")
+        enrollment.wait = None
+        for _ in range(MAX_STEPS_PER_INSTANT):
+            if enrollment.status == EXITED:
+                return
+            if enrollment.cursor is None:
+                self._stage_done(journey, enrollment)
+                return
+            step = journey.steps[enrollment.cursor]
+            if step.if_ is not None and not step.if_.evaluate(self.facts_for(journey, enrollment.stage)):
+                self._decide(journey, enrollment, step.id, "skip", f"condition false: {step.if_.describe()}")
+                enrollment.cursor = step.next
+                continue
+            if not self._execute(journey, enrollment, step):
+                return  # waiting
+        self._decide(journey, enrollment, enrollment.cursor, "halt", "too many steps without a wait (a stage-move loop?)")
+        enrollment.cursor = None
+        enrollment.status = IDLE
+
+    def _stage_done(self, journey: Journey, enrollment: Enrollment) -> None:
+        if len(journey.stages) == 1:
+            self._exit(journey, enrollment, "completed")
+        else:
+            enrollment.status = IDLE
+            enrollment.due_at = None
+
+    def _execute(self, journey, enrollment, step) -> bool:
+        """Run one step; True to continue with the next, False when the enrollment now waits."""
+        tz = self.zone_for(journey)
+        if isinstance(step, EmailStep):
+            return self._email(journey, enrollment, step, tz)
+        if isinstance(step, WaitStep):
+            return self._wait(journey, enrollment, step, add_duration(self.now, step.duration, tz), f"wait {step.duration}")
+        if isinstance(step, WaitUntilStep):
+            until = next_local_time(self.now, step.at, step.days, tz)
+            return self._wait(journey, enrollment, step, until, f"until {step.at:%H:%M} local")
+        if isinstance(step, WaitForStep):
+            timeout = add_duration(self.now, step.timeout, tz)
+            enrollment.wait = Wait(until=timeout, event=step.event, step=step.id)
+            enrollment.due_at = timeout
+            self._decide(journey, enrollment, step.id, "wait_for", f"{step.event} or timeout {step.timeout}",
+                         detail={"until": timeout.isoformat()})
+            return False
+        if isinstance(step, BranchStep):
+            facts = self.facts_for(journey, enrollment.stage)
+            for index, (condition, first) in enumerate(step.cases):
+                if condition.evaluate(facts):
+                    self._decide(journey, enrollment, step.id, "branch", f"case {index}: {condition.describe()}")
+                    enrollment.cursor = first
+                    return True
+            self._decide(journey, enrollment, step.id, "branch", "else")
+            enrollment.cursor = step.otherwise
+            return True
+        if isinstance(step, SplitStep):
+            return self._split(journey, enrollment, step)
+        if isinstance(step, UpdateStep):
+            return self._update(journey, enrollment, step)
+        if isinstance(step, WebhookStep):
+            return self._webhook(journey, enrollment, step)
+        if isinstance(step, ExitStep):
+            self._exit(journey, enrollment, step.reason)
+            return False
+        raise AssertionError(f"unknown step kind {step.kind}")  # pragma: no cover
+
+    def _wait(self, journey, enrollment, step, until: datetime, reason: str) -> bool:
+        enrollment.cursor = step.next
+        enrollment.wait = Wait(until=until)
+        enrollment.due_at = until
+        self._decide(journey, enrollment, step.id, "wait", reason, detail={"until": until.isoformat()})
+        return False
+
+    def _defer(self, journey, enrollment, step, until: datetime, reason: str) -> bool:
+        enrollment.due_at = until
+        enrollment.wait = Wait(until=until)
+        self._decide(journey, enrollment, step.id, "defer", reason, detail={"until": until.isoformat()})
+        return False
+
+    def _skip(self, journey, enrollment, step, reason: str) -> bool:
+        self._decide(journey, enrollment, step.id, "skip", reason)
+        enrollment.cursor = step.next
+        return True
+
+    def _email(self, journey, enrollment, step: EmailStep, tz) -> bool:
+        settings = journey.settings
+        if enrollment.holdout:
+            return self._skip(journey, enrollment, step, "holdout")
+        if self.state.suppressed:
+            return self._skip(journey, enrollment, step, f"suppressed: {self.state.suppressed}")
+        if not self.contact.attributes.get("email"):
+            return self._skip(journey, enrollment, step, "no email address")
+        window, quiet = settings.send_window, settings.quiet_hours
+        if not sendable(self.now, tz, window, quiet):
+            reason = "outside send window" if window and not sendable(self.now, tz, window, None) else "quiet hours"
+            return self._defer(journey, enrollment, step, next_sendable(self.now, tz, window, quiet), reason)
+        capped = self._cap_free_at(journey)
+        if capped is not None:
+            free_at, which = capped
+            if settings.on_cap == "skip":
+                return self._skip(journey, enrollment, step, f"frequency cap ({which})")
+            return self._defer(journey, enrollment, step, free_at, f"frequency cap ({which})")
+        key = send_key(enrollment, step.id)
+        record = SendRecord(key, self.contact.id, journey.id, journey.version, step.id, self.now, "email")
+        self.state.sends.append(record)
+        self._decide(journey, enrollment, step.id, "send", f"email {step.template}", key=key, detail={
+            "template": step.template, "subject": step.subject, "text_template": step.text_template,
+            "from": step.sender, "reply_to": step.reply_to, "to": self.contact.attributes.get("email"),
+            "attributes": _snapshot(self.contact.attributes),
+            "scores": {name: self.score(name) for name in self.project.scores},
+            "timezone": str(tz.key),
+        })
+        enrollment.cursor = step.next
+        return True
+
+    def _cap_free_at(self, journey: Journey) -> tuple[datetime, str] | None:
+        """When a send over a frequency cap could go out, or None when no cap is reached."""
+        checks = []
+        if journey.settings.frequency_cap is not None:
+            checks.append((journey.settings.frequency_cap, journey.id, f"journey {journey.settings.frequency_cap.max} per {journey.settings.frequency_cap.per}"))
+        if self.project.frequency_cap is not None:
+            checks.append((self.project.frequency_cap, None, f"project {self.project.frequency_cap.max} per {self.project.frequency_cap.per}"))
+        for cap, journey_id, text in checks:
+            start = self.now - cap.per.approx
+            recent = [
+                s.at for s in self.state.sends
+                if s.kind == "email" and s.at > start and (journey_id is None or s.journey_id == journey_id)
+            ]
+            if len(recent) >= cap.max:
+                recent.sort()
+                return recent[len(recent) - cap.max] + cap.per.approx, text
+        return None
+
+    def _split(self, journey, enrollment, step: SplitStep) -> bool:
+        bucket = split_bucket(self.contact.id, journey.id, step.id)
+        if bucket < step.holdout:
+            enrollment.holdout = True
+            enrollment.variant[step.id] = "holdout"
+            self._decide(journey, enrollment, step.id, "holdout", f"bucket {bucket} < holdout {step.holdout}",
+                         detail={"variant": "holdout"})
+            enrollment.cursor = step.next
+            return True
+        threshold = step.holdout
+        chosen = step.variants[-1]
+        for variant in step.variants:
+            threshold += variant.weight
+            if bucket < threshold:
+                chosen = variant
+                break
+        enrollment.variant[step.id] = chosen.name
+        self._decide(journey, enrollment, step.id, "split", f"variant {chosen.name} (bucket {bucket})",
+                     detail={"variant": chosen.name})
+        enrollment.cursor = chosen.first
+        return True
+
+    def _update(self, journey, enrollment, step: UpdateStep) -> bool:
+        changes = []
+        for path, value in step.set.items():
+            _set_path(self.contact.attributes, path, value)
+            changes.append(f"{path}={value!r}")
+        if step.add_score:
+            adjust = self.memory.setdefault("score_adjust", {})
+            for name, points in step.add_score.items():
+                adjust[name] = adjust.get(name, 0) + points
+                changes.append(f"score {name} {points:+g}")
+            self._score_cache = {}
+        if step.lifecycle_stage:
+            self.contact.attributes["lifecycle_stage"] = step.lifecycle_stage
+            changes.append(f"lifecycle_stage={step.lifecycle_stage}")
+        self._decide(journey, enrollment, step.id, "update", ", ".join(changes) or "no change",
+                     detail={"set": dict(step.set), "add_score": dict(step.add_score)})
+        enrollment.cursor = step.next
+        if step.move_to:
+            self._move(journey, enrollment, journey.stage(step.move_to), f"update step {step.id}")
+        return True
+
+    def _webhook(self, journey, enrollment, step: WebhookStep) -> bool:
+        if enrollment.holdout:
+            return self._skip(journey, enrollment, step, "holdout")
+        key = send_key(enrollment, step.id)
+        self.state.sends.append(SendRecord(key, self.contact.id, journey.id, journey.version, step.id, self.now, "webhook"))
+        self._decide(journey, enrollment, step.id, "webhook", f"POST {step.url}", key=key, detail={
+            "url": step.url, "payload": step.payload, "secret_env": step.secret_env,
+            "attributes": _snapshot(self.contact.attributes),
+            "scores": {name: self.score(name) for name in self.project.scores},
+        })
+        enrollment.cursor = step.next
+        return True
+
+    # ------------------------------------------------------------ decisions
+
+    def _decide(self, journey, enrollment, step_id, action, reason, key=None, detail=None) -> None:
+        self.decisions.append(Decision(
+            at=self.now, contact=self.contact.id, journey=journey.id, version=enrollment.version,
+            stage=enrollment.stage, step=step_id, action=action, reason=reason, key=key, detail=detail or {},
+        ))
+
+    def _decide_free(self, journey, stage_id, step_id, action, reason) -> None:
+        self.decisions.append(Decision(
+            at=self.now, contact=self.contact.id, journey=journey.id, version=journey.version,
+            stage=stage_id, step=step_id, action=action, reason=reason,
+        ))
+
+
+def _set_path(attributes: dict, path: str, value: Any) -> None:
+    parts = path.split(".")
+    target = attributes
+    for part in parts[:-1]:
+        nested = target.get(part)
+        if not isinstance(nested, dict):
+            nested = target[part] = {}
+        target = nested
+    target[parts[-1]] = value
+
+
+def _snapshot(attributes: Mapping[str, Any]) -> dict:
+    """A deep-enough copy of the attributes as they are at the decision."""
+    return {k: (_snapshot(v) if isinstance(v, Mapping) else list(v) if isinstance(v, list) else v) for k, v in attributes.items()}
