@@ -631,6 +631,19 @@ class SQLiteStore:
                         (anonymous_id, contact_id),
                     )
 
+    def existing_message_ids(self, message_ids: list[str]) -> set[str]:
+        """Which of these message ids are stored already (to apply identify/unsubscribe once)."""
+        found: set[str] = set()
+        for start in range(0, len(message_ids), 500):
+            chunk = message_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                mid for (mid,) in self.conn.execute(
+                    f"SELECT message_id FROM events WHERE message_id IN ({marks})", chunk
+                )
+            )
+        return found
+
     def linked_contact(self, anonymous_id: str) -> str | None:
         """The contact an anonymous id is linked to, if any."""
         row = self.conn.execute(

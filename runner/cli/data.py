@@ -1,0 +1,205 @@
+"""``journey contacts import``, ``journey events import``, ``journey suppress …``.
+
+Thin shells over ``runner.ingest`` and the store: they resolve the database,
+show a progress bar on a terminal, print the bad lines and choose the exit
+code (0 all imported, 1 bad lines or bad input, 2 usage error).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from runner.problems import JourneyError
+from runner.store.base import SUPPRESSION_REASONS
+
+DB_OPTION = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite database (default: JOURNEY_DB, then project.yaml 'database', then journey.db).",
+)
+
+
+def _fail(error: JourneyError) -> None:
+    """Print a domain error (and its problems) and exit with its code, no traceback."""
+    for problem in error.problems:
+        click.echo(str(problem), err=True)
+    click.echo(f"error: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+@contextmanager
+def _open(db_path: Path | None) -> Iterator[object]:
+    from runner.store import open_store, resolve_db_path
+
+    store = open_store(resolve_db_path(db_path))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def _progress(path: Path, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar over the file's bytes, only when stdout is a terminal."""
+    if not sys.stdout.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        f"[bold]{label}", BarColumn(), DownloadColumn(), TimeRemainingColumn(), transient=True
+    ) as bar:
+        task = bar.add_task(label, total=path.stat().st_size)
+        yield lambda size: bar.advance(task, size)
+
+
+def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path: Path | None) -> None:
+    from runner import ingest
+
+    importer = ingest.import_contacts if kind == "contacts" else ingest.import_events
+    try:
+        with _open(db_path) as store, _progress(path, f"importing {kind}") as progress:
+            result = importer(store, path, format=format, strict=strict, progress=progress)
+    except JourneyError as error:
+        _fail(error)
+    except sqlite3.Error as error:  # locked past the busy timeout, disk full, …
+        _fail(JourneyError(f"database error: {error}; batches committed before it are kept"))
+    for problem in result.bad:
+        click.echo(str(problem), err=True)
+    if result.bad_lines > len(result.bad):
+        click.echo(f"… and {result.bad_lines - len(result.bad)} more bad lines", err=True)
+    if result.aborted:
+        click.echo(f"{path}: strict mode: stopped at the first bad line; nothing imported", err=True)
+        sys.exit(1)
+    summary = f"{path}: {result.imported} {kind} imported, {result.duplicates} already stored"
+    if result.skipped:
+        summary += f", {result.skipped} skipped"
+    if result.bad_lines:
+        summary += f", {result.bad_lines} bad lines"
+    click.echo(summary)
+    sys.exit(0 if result.ok else 1)
+
+
+FILE_ARGUMENT = click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+)
+FORMAT_OPTION = click.option(
+    "--format",
+    "format",
+    type=click.Choice(["csv", "jsonl"]),
+    help="File format (default: from the extension: .csv, .jsonl/.ndjson).",
+)
+STRICT_OPTION = click.option(
+    "--strict", is_flag=True, help="Stop at the first bad line and import nothing of the file."
+)
+
+
+@click.group()
+def contacts() -> None:
+    """Manage contacts in the production database."""
+
+
+@contacts.command("import")
+@FILE_ARGUMENT
+@FORMAT_OPTION
+@STRICT_OPTION
+@DB_OPTION
+def contacts_import(file: Path, format: str | None, strict: bool, db_path: Path | None) -> None:
+    """Upsert contacts from FILE (CSV: id,email,timezone,… or JSONL).
+
+    Other CSV columns become attributes (meddic.metrics nests). Re-importing
+    is safe: contacts are upserted by id, attributes merged.
+    """
+    _run_import("contacts", file, format, strict, db_path)
+
+
+@click.group()
+def events() -> None:
+    """Manage events in the production database."""
+
+
+@events.command("import")
+@FILE_ARGUMENT
+@FORMAT_OPTION
+@STRICT_OPTION
+@DB_OPTION
+def events_import(file: Path, format: str | None, strict: bool, db_path: Path | None) -> None:
+    """Import events from FILE (Segment JSONL: track, identify, alias, page; or CSV).
+
+    Events are deduplicated by messageId; each makes its contact due so the
+    next `journey run` processes it.
+    """
+    _run_import("events", file, format, strict, db_path)
+
+
+@click.group()
+def suppress() -> None:
+    """Stop all email to a contact or address (unsubscribes, bounces, complaints)."""
+
+
+@suppress.command("add")
+@click.argument("email_or_id")
+@click.option(
+    "--reason", type=click.Choice(SUPPRESSION_REASONS), default="manual", show_default=True
+)
+@DB_OPTION
+def suppress_add(email_or_id: str, reason: str, db_path: Path | None) -> None:
+    """Suppress EMAIL_OR_ID (an address with @, else a contact id)."""
+    try:
+        with _open(db_path) as store:
+            store.add_suppression(email_or_id, reason, "cli", datetime.now(UTC))
+    except JourneyError as error:
+        _fail(error)
+    click.echo(f"suppressed {email_or_id} ({reason})")
+
+
+@suppress.command("remove")
+@click.argument("email_or_id")
+@DB_OPTION
+def suppress_remove(email_or_id: str, db_path: Path | None) -> None:
+    """Lift the suppression of EMAIL_OR_ID (exit 1 if it was not suppressed)."""
+    try:
+        with _open(db_path) as store:
+            removed = store.remove_suppression(email_or_id)
+    except JourneyError as error:
+        _fail(error)
+    if not removed:
+        click.echo(f"error: {email_or_id} is not suppressed", err=True)
+        sys.exit(1)
+    click.echo(f"removed suppression of {email_or_id}")
+
+
+@suppress.command("list")
+@click.option(
+    "--format", "format", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@DB_OPTION
+def suppress_list(format: str, db_path: Path | None) -> None:
+    """List suppressed contacts and addresses."""
+    try:
+        with _open(db_path) as store:
+            rows = store.suppressions()
+    except JourneyError as error:
+        _fail(error)
+    if format == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no suppressions")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("contact / email", "reason", "since", "source", box=None)
+    for row in rows:
+        table.add_row(row["email"] or row["contact_id"], row["reason"], row["at"], row["source"])
+    Console(soft_wrap=True).print(table)
