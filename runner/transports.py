@@ -1,0 +1,445 @@
+"""Where messages go: SMTP(S), an outbox folder of .eml files, or the console.
+
+Pick one with a URL (``open_transport``):
+
+* ``smtp://user:pass@host:587?starttls=true&timeout=10&retries=3&backoff=0.5``
+* ``smtps://user:pass@host:465`` (implicit TLS)
+* ``outbox:DIR`` - one ``.eml`` per message, named from its idempotency key
+* ``console`` - a one-line summary per message on stdout
+* ``memory`` - keeps messages in a list (simulation and tests)
+
+Any ``connections=N`` (N > 1) gives a :class:`TransportPool` of N transports.
+
+Failures are classified for the caller: :class:`TransientError` (retry later:
+4xx replies, dropped connections, timeouts, authentication or TLS problems
+that an operator can fix) and :class:`PermanentError` (never retry: 5xx
+replies, refused recipients). Transient failures are retried here a bounded
+number of times with exponential backoff before they are raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import re
+import smtplib
+import ssl
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Callable, Iterable, Protocol, TextIO
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from runner.problems import JourneyError
+
+KEY_HEADER = "X-Journey-Key"
+
+
+class TransientError(Exception):
+    """Delivery failed for now; the same message may be retried later."""
+
+
+class PermanentError(Exception):
+    """Delivery can never succeed (rejected message or recipient); do not retry."""
+
+
+class Transport(Protocol):
+    def send(self, message: EmailMessage) -> str:
+        """Deliver ``message``; return a transport id (queue reply, file name, …)."""
+
+    def close(self) -> None:
+        """Release connections; the transport may not be used afterwards."""
+
+
+# --------------------------------------------------------------------- SMTP
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    implicit_tls: bool = False
+    starttls: str = "auto"  # "true" (required), "false" (never), "auto" (when offered)
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 10.0
+    retries: int = 3  # extra attempts after the first, for transient failures
+    backoff: float = 0.5  # first retry delay in seconds; doubles each time
+    cafile: str | None = None  # extra CA bundle (self-signed relays, tests)
+    local_hostname: str | None = None
+
+
+class _DataReplyMixin:
+    """Remember the server's reply to DATA: it usually carries the queue id."""
+
+    last_data_reply: bytes = b""
+
+    def data(self, msg):  # type: ignore[no-untyped-def]
+        code, reply = super().data(msg)  # type: ignore[misc]
+        self.last_data_reply = reply
+        return code, reply
+
+
+class _SMTP(_DataReplyMixin, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_DataReplyMixin, smtplib.SMTP_SSL):
+    pass
+
+
+class SmtpTransport:
+    """One SMTP connection, opened on first use, reused across sends, reopened when dropped."""
+
+    def __init__(self, settings: SmtpSettings, *, sleep: Callable[[float], None] = time.sleep):
+        self.settings = settings
+        self._sleep = sleep
+        self._smtp: smtplib.SMTP | None = None
+        self.connections_opened = 0
+
+    # -- connection
+    def _tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.settings.cafile)
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.implicit_tls:
+            smtp: smtplib.SMTP = _SMTP_SSL(
+                s.host, s.port, timeout=s.timeout, context=self._tls_context(), local_hostname=s.local_hostname
+            )
+        else:
+            smtp = _SMTP(s.host, s.port, timeout=s.timeout, local_hostname=s.local_hostname)
+        self.connections_opened += 1
+        try:
+            smtp.ehlo()
+            encrypted = s.implicit_tls
+            if not s.implicit_tls and s.starttls != "false":
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=self._tls_context())
+                    smtp.ehlo()
+                    encrypted = True
+                elif s.starttls == "true":
+                    raise TransientError(f"{s.host}:{s.port} does not offer STARTTLS (starttls=true)")
+            if s.username is not None:
+                if not encrypted:
+                    raise TransientError("refusing to send SMTP credentials without TLS; use starttls or smtps://")
+                smtp.login(s.username, s.password or "")
+        except BaseException:
+            _quietly_close(smtp)
+            raise
+        return smtp
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            self._smtp = self._connect()
+        return self._smtp
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            _quietly_close(self._smtp)
+            self._smtp = None
+
+    # -- sending
+    def send(self, message: EmailMessage) -> str:
+        """Send with bounded retries; the same connection serves the next call."""
+        attempt = 0
+        while True:
+            try:
+                return self._send_once(message)
+            except TransientError as exc:
+                if attempt >= self.settings.retries:
+                    raise TransientError(f"{exc} (gave up after {attempt + 1} attempts)") from exc
+                # A dropped idle connection is retried at once; real trouble backs off.
+                if not getattr(exc, "reconnect_now", False) or attempt > 0:
+                    self._sleep(self.settings.backoff * (2**attempt))
+                attempt += 1
+
+    def _send_once(self, message: EmailMessage) -> str:
+        try:
+            smtp = self._connection()
+            smtp.send_message(message)
+            reply = smtp.last_data_reply.decode("utf-8", "replace")  # type: ignore[attr-defined]
+            return reply or str(message.get("Message-ID", ""))
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            detail = "; ".join(f"{rcpt}: {code} {_text(msg)}" for rcpt, (code, msg) in exc.recipients.items())
+            if any(400 <= code < 500 for code in codes):
+                raise TransientError(f"recipient deferred: {detail}") from None
+            raise PermanentError(f"recipient refused: {detail}") from None
+        except smtplib.SMTPAuthenticationError as exc:
+            self._drop()
+            raise TransientError(f"SMTP authentication failed ({exc.smtp_code} {_text(exc.smtp_error)}); check credentials") from None
+        except smtplib.SMTPResponseException as exc:
+            if 400 <= exc.smtp_code < 500:
+                if exc.smtp_code == 421:  # server is closing the connection
+                    self._drop()
+                raise TransientError(f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
+            raise PermanentError(f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
+        except smtplib.SMTPServerDisconnected as exc:
+            self._drop()
+            error = TransientError(f"connection closed: {exc}")
+            error.reconnect_now = True  # type: ignore[attr-defined]
+            raise error from None
+        except smtplib.SMTPNotSupportedError as exc:
+            self._drop()
+            raise TransientError(f"SMTP server does not support a required feature: {exc}") from None
+        except (OSError, smtplib.SMTPException) as exc:  # socket errors, timeouts, TLS failures
+            self._drop()
+            raise TransientError(f"{type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            finally:
+                _quietly_close(self._smtp)
+                self._smtp = None
+
+
+def _quietly_close(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.close()
+    except OSError:
+        pass
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+# ------------------------------------------------------------ file / console
+
+
+def eml_name(message: EmailMessage) -> str:
+    """A stable, file-system safe name from the idempotency key (or Message-ID)."""
+    key = str(message.get(KEY_HEADER) or message.get("Message-ID") or "")
+    if not key:
+        raise PermanentError("message has neither X-Journey-Key nor Message-ID; cannot name its file")
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._")[:80]
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return f"{readable}-{digest}.eml"
+
+
+class OutboxTransport:
+    """Writes each message to ``DIR/<key>.eml`` atomically; same key, same file."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def send(self, message: EmailMessage) -> str:
+        name = eml_name(message)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(message.as_bytes())
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, self.directory / name)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise TransientError(f"cannot write {self.directory / name}: {exc}") from None
+        return name
+
+    def close(self) -> None:
+        pass
+
+
+class ConsoleTransport:
+    """Prints one line per message: for demos and dry runs."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream
+
+    def send(self, message: EmailMessage) -> str:
+        stream = self.stream or sys.stdout
+        message_id = str(message.get("Message-ID", ""))
+        print(
+            f"email to={message.get('To')} subject={str(message.get('Subject', ''))!r} "
+            f"key={message.get(KEY_HEADER)} id={message_id}",
+            file=stream,
+        )
+        return f"console:{message_id}"
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryTransport:
+    """Keeps every sent message in ``messages``; for simulation and tests."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    def send(self, message: EmailMessage) -> str:
+        self.messages.append(message)
+        return f"memory:{len(self.messages)}"
+
+    def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------- pool
+
+
+class TransportPool:
+    """N transports used concurrently; ``send`` is thread-safe and blocks for a free one."""
+
+    def __init__(self, factory: Callable[[], Transport], size: int):
+        if size < 1:
+            raise JourneyError("a transport pool needs at least one connection")
+        self.size = size
+        self._all = [factory() for _ in range(size)]
+        self._free: queue.Queue[Transport] = queue.Queue()
+        for transport in self._all:
+            self._free.put(transport)
+
+    def send(self, message: EmailMessage) -> str:
+        transport = self._free.get()
+        try:
+            return transport.send(message)
+        finally:
+            self._free.put(transport)
+
+    def send_all(self, messages: Iterable[EmailMessage]) -> list[str | Exception]:
+        """Send over all connections at once; results (id or error) in input order."""
+
+        def attempt(message: EmailMessage) -> str | Exception:
+            try:
+                return self.send(message)
+            except (TransientError, PermanentError) as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="journey-send") as workers:
+            return list(workers.map(attempt, messages))
+
+    def close(self) -> None:
+        for transport in self._all:
+            transport.close()
+
+
+# ------------------------------------------------------------------ factory
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise JourneyError(f"transport option {name}={value!r} must be true or false")
+
+
+def _number(params: dict[str, str], name: str, default: float, kind: type = float) -> float:
+    if name not in params:
+        return default
+    try:
+        value = kind(params[name])
+    except ValueError:
+        raise JourneyError(f"transport option {name}={params[name]!r} must be a number") from None
+    if value < 0:
+        raise JourneyError(f"transport option {name} must not be negative")
+    return value
+
+
+_SMTP_OPTIONS = {"starttls", "timeout", "retries", "backoff", "cafile", "connections", "local_hostname"}
+
+
+def smtp_settings(url: str) -> tuple[SmtpSettings, int]:
+    """Parse an ``smtp://`` / ``smtps://`` URL into settings and a connection count."""
+    parts = urlsplit(url)
+    params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    unknown = sorted(set(params) - _SMTP_OPTIONS)
+    if unknown:
+        raise JourneyError(f"unknown SMTP transport option(s): {', '.join(unknown)} (known: {', '.join(sorted(_SMTP_OPTIONS))})")
+    if not parts.hostname:
+        raise JourneyError(f"SMTP transport URL {_redact(url)!r} has no host")
+    implicit = parts.scheme == "smtps"
+    try:
+        port = parts.port or (465 if implicit else 25)
+    except ValueError:
+        raise JourneyError(f"SMTP transport URL {_redact(url)!r} has an invalid port") from None
+    starttls = "auto"
+    if "starttls" in params:
+        starttls = "true" if _flag(params["starttls"], "starttls") else "false"
+    settings = SmtpSettings(
+        host=parts.hostname,
+        port=port,
+        implicit_tls=implicit,
+        starttls=starttls,
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        timeout=_number(params, "timeout", 10.0),
+        retries=int(_number(params, "retries", 3, int)),
+        backoff=_number(params, "backoff", 0.5),
+        cafile=params.get("cafile") or None,
+        local_hostname=params.get("local_hostname") or None,
+    )
+    connections = int(_number(params, "connections", 1, int))
+    return settings, max(connections, 1)
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def open_transport(url: str, *, base_dir: Path | None = None) -> Transport:
+    """The transport a URL names; relative outbox folders resolve against ``base_dir``."""
+    url = url.strip()
+    if url.startswith(("smtp://", "smtps://")):
+        settings, connections = smtp_settings(url)
+        if connections > 1:
+            return TransportPool(lambda: SmtpTransport(settings), connections)
+        return SmtpTransport(settings)
+    if url.startswith("outbox:"):
+        folder = url.removeprefix("outbox:").removeprefix("//")
+        if not folder:
+            raise JourneyError("outbox transport needs a folder: outbox:DIR")
+        path = Path(folder)
+        if base_dir is not None and not path.is_absolute():
+            path = Path(base_dir) / path
+        return OutboxTransport(path)
+    if url == "console":
+        return ConsoleTransport()
+    if url == "memory":
+        return MemoryTransport()
+    raise JourneyError(
+        f"unknown transport {_redact(url)!r}: use smtp://host:port, smtps://host:port, outbox:DIR, console or memory"
+    )
+
+
+def open_pool(url: str, size: int) -> TransportPool:
+    """``size`` connections to the same SMTP URL, for sending in parallel."""
+    settings, _ = smtp_settings(url)
+    return TransportPool(lambda: SmtpTransport(settings), size)
+
+
+__all__ = [
+    "TransientError",
+    "PermanentError",
+    "Transport",
+    "SmtpSettings",
+    "SmtpTransport",
+    "OutboxTransport",
+    "ConsoleTransport",
+    "MemoryTransport",
+    "TransportPool",
+    "open_transport",
+    "open_pool",
+    "smtp_settings",
+    "eml_name",
+]

@@ -1,0 +1,181 @@
+"""A real SMTP server for tests: aiosmtpd on 127.0.0.1, a free port, in a thread.
+
+Usage::
+
+    with SmtpServer() as server:              # or the ``smtp_server`` fixture
+        transport = open_transport(server.url())
+        ...
+        server.messages[0].message["Subject"]
+
+Options cover what delivery code must cope with: STARTTLS or implicit TLS
+(``tls=TlsFiles.create(tmp_path)``), AUTH (``users={"u": "p"}``), scripted
+replies to DATA (``server.replies.extend(["451 4.3.0 try later"])``), and
+dropping the connection after each accepted message (``drop_after_data``).
+``server.connections`` counts the TCP connections clients opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+@dataclass
+class Received:
+    """One accepted message, as the server saw it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    message: EmailMessage
+    tls: bool
+    authenticated_as: str | None
+
+
+@dataclass
+class TlsFiles:
+    """A throwaway CA and a server certificate for 127.0.0.1 / localhost."""
+
+    ca_file: Path
+    server_context: ssl.SSLContext
+
+    @classmethod
+    def create(cls, folder: Path) -> "TlsFiles":
+        import trustme
+
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(server_context)
+        ca_file = Path(folder) / "test-ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        return cls(ca_file=ca_file, server_context=server_context)
+
+
+class _Handler:
+    def __init__(self, server: "SmtpServer"):
+        self.server = server
+
+    async def handle_DATA(self, smtp: SMTP, session: Any, envelope: Any) -> str:
+        with self.server.lock:
+            scripted = self.server.replies.popleft() if self.server.replies else None
+        if scripted is not None and not scripted.startswith("2"):
+            return scripted
+        data = envelope.original_content or envelope.content
+        received = Received(
+            mail_from=envelope.mail_from,
+            rcpt_tos=list(envelope.rcpt_tos),
+            data=data,
+            message=message_from_bytes(data, policy=policy.default),  # type: ignore[arg-type]
+            tls=session.ssl is not None,
+            authenticated_as=_login_name(session),
+        )
+        with self.server.lock:
+            self.server.messages.append(received)
+            number = len(self.server.messages)
+        if self.server.drop_after_data:
+            asyncio.get_running_loop().call_soon(smtp.transport.close)
+        return scripted or f"250 2.0.0 Ok: queued as Q{number}"
+
+
+def _login_name(session: Any) -> str | None:
+    data = session.auth_data if session.authenticated else None
+    return data if isinstance(data, str) else None
+
+
+class _CountingController(Controller):
+    def __init__(self, owner: "SmtpServer", **kwargs: Any):
+        self.owner = owner
+        super().__init__(**kwargs)
+
+    def factory(self) -> SMTP:
+        with self.owner.lock:
+            self.owner.connections += 1
+        return super().factory()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class SmtpServer:
+    """Start with ``start()`` or ``with``; ``url()`` is ready for ``open_transport``."""
+
+    tls: TlsFiles | None = None
+    implicit_tls: bool = False  # smtps:// instead of STARTTLS
+    users: dict[str, str] | None = None  # enables AUTH (TLS required, as in production)
+    drop_after_data: bool = False
+    replies: deque[str] = field(default_factory=deque)
+    messages: list[Received] = field(default_factory=list)
+    connections: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    port: int = 0
+    _controller: Controller | None = None
+
+    def start(self) -> "SmtpServer":
+        kwargs: dict[str, Any] = {}
+        if self.tls and self.implicit_tls:
+            kwargs["ssl_context"] = self.tls.server_context
+        elif self.tls:
+            kwargs["tls_context"] = self.tls.server_context
+        if self.users is not None:
+            kwargs["authenticator"] = self._authenticate
+            kwargs["auth_required"] = True
+        for _ in range(5):  # the free port may be taken between probe and bind
+            self.port = free_port()
+            controller = _CountingController(
+                self, handler=_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs
+            )
+            try:
+                controller.start()
+            except (OSError, RuntimeError):
+                continue
+            self._controller = controller
+            break
+        else:
+            raise RuntimeError("could not start the test SMTP server")
+        with self.lock:
+            self.connections = 0  # forget the controller's own readiness probe
+        return self
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        if isinstance(auth_data, LoginPassword) and self.users is not None:
+            user, password = auth_data.login.decode(), auth_data.password.decode()
+            if self.users.get(user) == password:
+                return AuthResult(success=True, auth_data=user)
+        return AuthResult(success=False, handled=False)
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> "SmtpServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def url(self, *, user: str | None = None, password: str | None = None, **options: Any) -> str:
+        """An ``smtp(s)://`` URL for this server; options become query parameters."""
+        scheme = "smtps" if self.implicit_tls else "smtp"
+        credentials = f"{user}:{password}@" if user is not None else ""
+        if self.tls is not None:
+            options.setdefault("cafile", str(self.tls.ca_file))
+        options.setdefault("backoff", 0.01)
+        query = "&".join(f"{key}={value}" for key, value in options.items())
+        return f"{scheme}://{credentials}127.0.0.1:{self.port}" + (f"?{query}" if query else "")
