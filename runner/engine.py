@@ -78,6 +78,11 @@ class Engine:
         self.journeys = sorted(journeys, key=lambda j: (-j.settings.priority, j.id))
         self.versions = {(j.id, j.version): j for j in list(pinned) + list(journeys)}
         self.current = {j.id: j for j in journeys}
+        # journey segments shadow the project's; merged once, not per evaluation
+        self.segments = {
+            key: ({**project.segments, **j.segments} if j.segments else project.segments)
+            for key, j in self.versions.items()
+        }
 
     # ------------------------------------------------------------ public
 
@@ -116,6 +121,7 @@ class _Run:
         self.event_times = [event.at for event in state.events]
         self.revealed = 0  # state.events[:revealed] are visible or known-invisible
         self._score_cache: dict[str, float] = {}
+        self._facts_cache: dict[tuple, Facts] = {}
         self.now: datetime | None = None
         self.facts: Facts | None = None
         if state.clock is not None:
@@ -208,18 +214,18 @@ class _Run:
 
     def _make_facts(self, stage: str | None = None, since: datetime | None = None) -> Facts:
         return Facts(
-            contact=self.contact, now=self.now, events=self.visible, segments=self._segments_for(None),
+            contact=self.contact, now=self.now, events=self.visible, segments=self.project.segments,
             score=self.score, score_change=self.score_change, stage=stage, since=since,
         )
 
-    def _segments_for(self, journey: Journey | None) -> Mapping[str, Any]:
-        if journey is None or not journey.segments:
-            return self.project.segments
-        return {**self.project.segments, **journey.segments}
-
     def facts_for(self, journey: Journey, stage: str | None = None, since: datetime | None = None) -> Facts:
-        facts = self._make_facts(stage, since)
-        facts.segments = self._segments_for(journey)
+        """Facts for conditions of ``journey`` at ``now`` (cached for the instant)."""
+        key = (journey.id, journey.version, stage, since)
+        facts = self._facts_cache.get(key)
+        if facts is None:
+            facts = self._make_facts(stage, since)
+            facts.segments = self.engine.segments[(journey.id, journey.version)]
+            self._facts_cache[key] = facts
         return facts
 
     def score(self, name: str) -> float:
@@ -276,6 +282,7 @@ class _Run:
     def process(self, instant: datetime, previous: datetime | None) -> None:
         self.now = instant
         self._score_cache = {}
+        self._facts_cache = {}
         new_events = self._reveal_until(instant)
         self._apply_event_effects(new_events)
         changed_attributes = self._changed_attributes()
@@ -701,7 +708,7 @@ class _Run:
             for name, points in step.add_score.items():
                 adjust[name] = adjust.get(name, 0) + points
                 changes.append(f"score {name} {points:+g}")
-            self._score_cache = {}
+        self._score_cache = {}  # attribute rules and adjustments may have changed
         if step.lifecycle_stage:
             self.contact.attributes["lifecycle_stage"] = step.lifecycle_stage
             changes.append(f"lifecycle_stage={step.lifecycle_stage}")
