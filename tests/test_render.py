@@ -1,0 +1,191 @@
+"""The renderer: sandbox, strict variables, autoescape, limits, error locations."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from runner.render import RenderError, Renderer, render_context
+from runner.state import Contact
+
+
+def write(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return folder
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    return write(
+        tmp_path / "templates",
+        {
+            "base.html": "<html><head><style>p { color: red }</style></head><body>{% block body %}{% endblock %}"
+            '<a href="{{ unsubscribe_url }}">Unsubscribe</a></body></html>',
+            "welcome.html": '{% extends "base.html" %}{% block body %}<p>Hello {{ contact.first_name }}</p>{% endblock %}',
+            "welcome.txt": "Hello {{ contact.first_name }} <{{ unsubscribe_url }}>",
+            "nurture/newsletter.html": "<h1>Ideas</h1>\n<p>For {{ contact.company }} &amp; you</p>",
+            "broken.html": "<p>line one</p>\n<p>{{ contact.first_name }}</p>\n<p>{{ contact.nickname }}</p>\n",
+            "syntax.html": "<p>ok</p>\n{% if %}\n",
+        },
+    )
+
+
+def context(**contact: object) -> dict:
+    return {"contact": {"first_name": "Ada", "company": "Acme", **contact}, "unsubscribe_url": "https://u.test/?token=t"}
+
+
+def test_renders_html_text_and_subject(templates: Path) -> None:
+    email = Renderer(templates).render_email("welcome", "Welcome, {{ contact.first_name }}", context())
+    assert email.subject == "Welcome, Ada"
+    assert '<p style="color: red;">Hello Ada</p>' in email.html  # CSS inlined
+    assert "<style>" not in email.html
+    assert email.text == "Hello Ada <https://u.test/?token=t>"  # .txt used, not escaped
+
+
+def test_text_is_derived_from_html_when_no_txt(templates: Path) -> None:
+    email = Renderer(templates).render_email("nurture/newsletter", "Ideas", context())
+    assert "Ideas" in email.text and "For Acme & you" in email.text
+    assert "<" not in email.text
+
+
+def test_contact_data_is_escaped_in_html_only(templates: Path) -> None:
+    hostile = "<script>alert(1)</script>"
+    email = Renderer(templates).render_email("welcome", "Hi {{ contact.first_name }}", context(first_name=hostile))
+    assert "<script>" not in email.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in email.html
+    assert email.text.startswith("Hello <script>")  # plain text is not HTML
+    assert email.subject == f"Hi {hostile}"
+
+
+def test_subject_is_one_line(templates: Path) -> None:
+    email = Renderer(templates).render_email("welcome", "Hi {{ contact.first_name }}", context(first_name="A\r\nBcc: x"))
+    assert email.subject == "Hi A Bcc: x"
+
+
+def test_undefined_variable_names_template_and_line(templates: Path) -> None:
+    with pytest.raises(RenderError) as caught:
+        Renderer(templates).render_email("broken", "s", context())
+    error = caught.value
+    assert error.template == "broken.html" and error.line == 3
+    assert "nickname" in str(error) and str(error).startswith("broken.html:3:")
+    assert error.problems[0].line == 3 and error.problems[0].file.endswith("broken.html")
+
+
+def test_syntax_error_names_line(templates: Path) -> None:
+    with pytest.raises(RenderError) as caught:
+        Renderer(templates).render_email("syntax", "s", context())
+    assert caught.value.line == 2
+
+
+def test_missing_template(templates: Path) -> None:
+    with pytest.raises(RenderError, match="not found"):
+        Renderer(templates).render_email("nope", "s", context())
+
+
+def test_default_filter_works_with_strict_undefined(templates: Path) -> None:
+    renderer = Renderer(templates)
+    assert renderer.render_string("Hi {{ contact.nickname | default('there') }}", context()) == "Hi there"
+    with pytest.raises(RenderError, match="undefined"):
+        renderer.render_string("Hi {{ contact.nickname }}", context())
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ contact.__class__ }}",
+        "{{ [].append(1) }}",  # immutable sandbox: no mutation of data
+        "{{ contact.update({'id': 'x'}) }}",
+        "{{ range.__self__ }}",
+    ],
+)
+def test_sandbox_escapes_are_blocked(templates: Path, source: str) -> None:
+    with pytest.raises(RenderError, match="unsafe|not safely|undefined"):
+        Renderer(templates).render_string(source, context())
+
+
+@pytest.mark.parametrize(
+    "source, reason",
+    [
+        ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "loop"),
+        ("{{ 'x' * 10**9 }}", "size limit"),
+        ("{{ 10 ** 100000000 }}", "too large"),
+        ("{{ '%999999999s' % 1 }}", "size limit"),
+        ("{{ '{:>999999999}'.format(1) }}", "size limit"),
+        ("{{ 'x' | center(999999999) }}", "size limit"),
+        ("{{ ('x' * 1000000) | replace('', 'yy') }}", "size limit"),
+        ("{% macro f(s) %}{{ f(s ~ s) }}{% endmacro %}{{ f('x') }}", "size limit"),
+        ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "nested"),
+        (
+            "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+            "size limit",
+        ),
+        ("{% for i in range(100000) %}{% for j in range(100) %}xxxxxxxxxx{% endfor %}{% endfor %}", "size limit"),
+    ],
+)
+def test_exploding_templates_are_stopped(templates: Path, source: str, reason: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(RenderError, match=reason):
+        Renderer(templates).render_string(source, context())
+    assert time.monotonic() - started < 30  # stopped, not finished (a finish would take hours)
+
+
+def test_time_limit_stops_a_slow_render(templates: Path) -> None:
+    renderer = Renderer(templates, time_limit=0.2, loop_limit=10**12)
+    source = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    with pytest.raises(RenderError, match=r"longer than 0.2s"):
+        renderer.render_string(source, context())
+
+
+def test_limits_leave_ordinary_templates_alone(templates: Path) -> None:
+    renderer = Renderer(templates, size_limit=10_000)
+    out = renderer.render_string("{% for i in range(100) %}{{ '%03d' % i }}{{ 'ab' * 3 }}{% endfor %}", context())
+    assert out.startswith("000ababab001ababab") and len(out) == 900
+    with pytest.raises(RenderError, match="size limit"):
+        renderer.render_string("{% for i in range(2000) %}{{ 'abcdef' }}{% endfor %}", context())
+
+
+def test_compiled_templates_are_cached(templates: Path) -> None:
+    renderer = Renderer(templates)
+    renderer.render_email("welcome", "Hi", context())
+    first = renderer.env.get_template("welcome.html")
+    (templates / "welcome.html").write_text("changed")
+    renderer.render_email("welcome", "Hi", context())
+    assert renderer.env.get_template("welcome.html") is first
+
+
+def test_remote_stylesheets_are_not_fetched(tmp_path: Path) -> None:
+    folder = write(tmp_path, {"t.html": '<link rel="stylesheet" href="http://127.0.0.1:9/x.css"><p>x</p>'})
+    email = Renderer(folder).render_email("t", "s", {})
+    assert "<p>x</p>" in email.html
+
+
+def test_render_context_shape() -> None:
+    contact = Contact(id="ada", attributes={"first_name": "Ada", "meddic": {"metrics": "ROI"}}, timezone="Europe/Istanbul")
+    journey = SimpleNamespace(id="onboarding", version=3, name="Onboarding")
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    ctx = render_context(contact, {"lead": 42}, journey, "welcome", SimpleNamespace(name="Acme"), "https://u", now)
+    assert ctx == {
+        "contact": {"first_name": "Ada", "meddic": {"metrics": "ROI"}, "id": "ada", "timezone": "Europe/Istanbul"},
+        "scores": {"lead": 42},
+        "journey": {"id": "onboarding", "version": 3, "name": "Onboarding"},
+        "step": {"id": "welcome"},
+        "project": {"name": "Acme"},
+        "unsubscribe_url": "https://u",
+        "now": now,
+    }
+    ctx["contact"]["first_name"] = "changed"
+    assert contact.attributes["first_name"] == "Ada"  # the template context is a copy
+    out = Renderer(Path(".")).render_string(
+        "{{ contact.meddic.metrics }} {{ scores.lead }} {{ journey.id }}@{{ journey.version }} {{ now.year }}", ctx
+    )
+    assert out == "ROI 42 onboarding@3 2026"
