@@ -15,6 +15,7 @@ moment the transport is called differs.
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import hashlib
 from dataclasses import dataclass, field
@@ -406,8 +407,7 @@ class _Run:
         seen = self.memory.setdefault("attributes", {})
         changed = {}
         for path in self._watched_attributes():
-            value = get_path(self.contact.attributes, path)
-            value = None if value is NOT_SET else value
+            value = _jsonable(get_path(self.contact.attributes, path))
             if path in seen and seen[path] != value:
                 changed[path] = (seen[path], value)
         return changed
@@ -415,8 +415,7 @@ class _Run:
     def _remember_attributes(self) -> None:
         seen = self.memory.setdefault("attributes", {})
         for path in self._watched_attributes():
-            value = get_path(self.contact.attributes, path)
-            seen[path] = None if value is NOT_SET else value
+            seen[path] = _jsonable(get_path(self.contact.attributes, path))
 
     def _watched_attributes(self) -> list[str]:
         return [
@@ -756,6 +755,13 @@ def _set_path(attributes: dict, path: str, value: Any) -> None:
             nested = target[part] = {}
         target = nested
     target[parts[-1]] = value
+
+
+def _jsonable(value: Any) -> Any:
+    """The value as it reads back from the store's JSON, so memory compares the same in both drivers."""
+    if value is NOT_SET:
+        return None
+    return json.loads(json.dumps(value, default=str, sort_keys=True))
 
 
 def _snapshot(attributes: Mapping[str, Any]) -> dict:
