@@ -1,0 +1,37 @@
+"""``journey validate``: check journeys, the project file and templates before they run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from runner.diagnostics import FORMATS, default_format, render
+from runner.problems import JourneyError
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Output format (default: text; github when GITHUB_ACTIONS=true).")
+@click.option("--strict", is_flag=True, help="Fail on warnings too (unused segments, undeclared attributes, ...).")
+# `--base REF` (compare against a git ref) is added here by the review commands' owner.
+def validate(paths: tuple[Path, ...], fmt: str | None, strict: bool) -> None:
+    """Check journey files, project.yaml and templates; report every problem.
+
+    PATHS are files or folders (default: the project's journeys folder,
+    project.yaml and all templates). Exit code 0: no errors; 1: problems
+    found (warnings count with --strict); 2: usage error.
+    """
+    from runner.loader import validate as run_validation
+
+    fmt = fmt or default_format()
+    try:
+        result = run_validation(paths, strict=strict)
+    except JourneyError as error:
+        raise click.ClickException(str(error)) from None
+    except Exception as error:  # noqa: BLE001 - last resort: untrusted input must never show a traceback
+        click.echo(f"journey validate: internal error ({type(error).__name__}: {error}); please report it", err=True)
+        raise SystemExit(1) from None
+    click.echo(render(result.problems, result.files, fmt), nl=False)
+    raise SystemExit(result.exit_code)
