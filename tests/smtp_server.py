@@ -78,7 +78,7 @@ class _Handler:
             rcpt_tos=list(envelope.rcpt_tos),
             data=data,
             message=message_from_bytes(data, policy=policy.default),  # type: ignore[arg-type]
-            tls=session.ssl is not None,
+            tls=session.ssl is not None or smtp.transport.get_extra_info("cipher") is not None,
             authenticated_as=_login_name(session),
         )
         with self.server.lock:

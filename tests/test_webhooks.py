@@ -1,0 +1,140 @@
+"""Webhooks against a real local HTTP server that verifies signatures."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from runner.transports import PermanentError, TransientError
+from runner.webhooks import post_webhook, sign, verify_signature
+
+SECRET = b"crm-shared-secret-0123456789"
+
+
+class Receiver(ThreadingHTTPServer):
+    """Records requests; answers with scripted statuses (default 200)."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.statuses: deque[int] = deque()
+        self.requests: list[dict] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hooks/lead"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.requests.append(
+            {
+                "path": self.path,
+                "body": body,
+                "headers": dict(self.headers),
+                "signature_ok": verify_signature(SECRET, body, self.headers.get("X-Journey-Signature", "")),
+            }
+        )
+        status = self.server.statuses.popleft() if self.server.statuses else 200
+        self.send_response(status)
+        if status in (301, 302, 307):
+            self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+PAYLOAD = {"contact": {"id": "ada", "email": "ada@example.com"}, "journey": "onboarding", "score": 55}
+
+
+def test_signed_post(receiver: Receiver) -> None:
+    before = int(time.time())
+    status = post_webhook(receiver.url, PAYLOAD, SECRET, "ada:onboarding:1/2/tell_sales")
+    assert status == 200
+    [request] = receiver.requests
+    assert request["signature_ok"] is True
+    assert json.loads(request["body"]) == PAYLOAD
+    headers = request["headers"]
+    assert headers["Content-Type"].startswith("application/json")
+    assert headers["Idempotency-Key"] == "ada:onboarding:1/2/tell_sales"
+    assert before <= int(headers["X-Journey-Timestamp"]) <= int(time.time())
+    assert headers["X-Journey-Signature"] == sign(SECRET, request["body"])
+
+
+def test_signature_detects_tampering() -> None:
+    body = b'{"a":1}'
+    header = sign(SECRET, body)
+    assert verify_signature(SECRET, body, header)
+    assert not verify_signature(SECRET, b'{"a":2}', header)
+    assert not verify_signature(b"other-secret-xxxxxxxx", body, header)
+    assert not verify_signature(SECRET, body, "")
+
+
+def test_unsigned_without_secret(receiver: Receiver) -> None:
+    post_webhook(receiver.url, PAYLOAD, None, "k")
+    assert "X-Journey-Signature" not in receiver.requests[0]["headers"]
+
+
+def test_server_errors_are_retried_with_backoff(receiver: Receiver) -> None:
+    receiver.statuses.extend([503, 500])
+    sleeps: list[float] = []
+    assert post_webhook(receiver.url, PAYLOAD, SECRET, "k", backoff=0.1, sleep=sleeps.append) == 200
+    assert sleeps == [0.1, 0.2]
+    assert len(receiver.requests) == 3
+    assert {r["headers"]["Idempotency-Key"] for r in receiver.requests} == {"k"}  # same key every attempt
+
+
+def test_gives_up_after_retries(receiver: Receiver) -> None:
+    receiver.statuses.extend([502] * 10)
+    sleeps: list[float] = []
+    with pytest.raises(TransientError, match="502.*gave up after 3 attempts"):
+        post_webhook(receiver.url, PAYLOAD, SECRET, "k", retries=2, backoff=0.01, sleep=sleeps.append)
+    assert len(receiver.requests) == 3 and sleeps == [0.01, 0.02]
+
+
+def test_rate_limit_is_transient(receiver: Receiver) -> None:
+    receiver.statuses.extend([429])
+    assert post_webhook(receiver.url, PAYLOAD, SECRET, "k", sleep=lambda _: None) == 200
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 422, 302])
+def test_client_errors_and_redirects_are_permanent(receiver: Receiver, status: int) -> None:
+    receiver.statuses.append(status)
+    with pytest.raises(PermanentError, match=str(status)):
+        post_webhook(receiver.url, PAYLOAD, SECRET, "k", sleep=lambda _: pytest.fail("must not retry"))
+    assert len(receiver.requests) == 1
+
+
+def test_unreachable_is_transient() -> None:
+    server = Receiver()
+    url = server.url
+    server.server_close()  # nothing listens on that port any more
+    with pytest.raises(TransientError, match="unreachable"):
+        post_webhook(url, PAYLOAD, SECRET, "k", retries=1, timeout=2, sleep=lambda _: None)
+
+
+def test_only_http_urls() -> None:
+    with pytest.raises(PermanentError, match="http"):
+        post_webhook("file:///etc/passwd", PAYLOAD, SECRET, "k")
