@@ -1,0 +1,150 @@
+"""``journey simulate`` and ``journey explain``: thin shells over the engine.
+
+Logic lives in runner.simulate (the virtual clock), runner.timeline (what is
+printed) and runner.explain; this module parses options, turns domain errors
+into exit codes and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from runner.problems import JourneyError, UsageError
+
+FORMATS = ("table", "json", "markdown")
+DEFAULT_DAYS = 14
+
+
+def fail(error: JourneyError) -> None:
+    """Print a domain error with its problems and exit with its code; never a traceback."""
+    for problem in error.problems:
+        click.echo(str(problem), err=True)
+    click.echo(f"error: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+def parse_instant(text: str, option: str) -> datetime:
+    from runner.conditions import as_instant
+
+    instant = as_instant(text)
+    if instant is None:
+        raise UsageError(f"{option}: '{text}' is not an ISO 8601 time (e.g. 2026-03-02T00:00:00Z)")
+    return instant
+
+
+def load_inputs(journeys: tuple[Path, ...], contacts_file: Path):
+    """(loaded project, test contacts); JourneyError on any problem."""
+    from runner.scenarios import load_checked_project
+    from runner.testcontacts import contacts_by_id, load_test_contacts
+
+    loaded = load_checked_project(list(journeys))
+    if not loaded.journeys:
+        raise JourneyError("no journeys to simulate (give journey files or run inside a project)")
+    contacts = load_test_contacts(contacts_file)
+    contacts_by_id(contacts)  # duplicate ids are an error
+    return loaded, contacts
+
+
+def period(start: str | None, days: int | None, until: str | None) -> tuple[datetime, datetime]:
+    from datetime import timedelta
+
+    from runner.scenarios import DEFAULT_START
+
+    if days is not None and until is not None:
+        raise UsageError("give --days or --until, not both")
+    begin = parse_instant(start, "--start") if start else DEFAULT_START
+    if until is not None:
+        end = parse_instant(until, "--until")
+        if end <= begin:
+            raise UsageError(f"--until ({until}) must be after the start ({begin.isoformat()})")
+        return begin, end
+    if days is not None and days <= 0:
+        raise UsageError("--days must be positive")
+    return begin, begin + timedelta(days=days if days is not None else DEFAULT_DAYS)
+
+
+CONTACTS_OPTION = click.option(
+    "--contacts", "contacts_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="Test contacts: YAML (contacts: list), JSONL or CSV.",
+)
+
+
+@click.command()
+@click.argument("journeys", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@CONTACTS_OPTION
+@click.option("--start", help="Simulation start, ISO 8601 (default: 2026-01-05T00:00:00Z, a Monday).")
+@click.option("--days", type=int, help=f"How many days to simulate (default: {DEFAULT_DAYS}).")
+@click.option("--until", help="Simulate up to this ISO 8601 instant instead of --days.")
+@click.option("--contact", "contact_id", help="Show only this contact's timeline.")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True)
+def simulate(journeys, contacts_file, start, days, until, contact_id, output_format) -> None:
+    """Simulate JOURNEYS (files or folders; default: the project's) over virtual time.
+
+    Prints every decision (entries, stage moves, waits, sends with their
+    rendered subject, skips and deferrals with the reason, goals, exits) in
+    UTC and the contact's local time, then a summary per journey. The same
+    inputs always print the same output.
+    """
+    from runner import timeline
+    from runner.simulate import simulate as run_simulation
+
+    try:
+        begin, end = period(start, days, until)
+        loaded, contacts = load_inputs(journeys, contacts_file)
+        if contact_id is not None and contact_id not in {c.id for c in contacts}:
+            raise UsageError(f"--contact: no contact '{contact_id}' in {contacts_file}")
+        if contact_id is not None:  # contacts never influence each other: simulate only this one
+            contacts = [c for c in contacts if c.id == contact_id]
+        simulation = run_simulation(loaded.project, loaded.journeys, contacts, begin, end)
+        records = timeline.timeline_records(simulation, loaded.project, contact=contact_id)
+        summaries = timeline.summaries_for(simulation, records)
+        if output_format == "json":
+            click.echo(timeline.to_json(simulation, records, summaries), nl=False)
+        elif output_format == "markdown":
+            click.echo(timeline.to_markdown(simulation, loaded.project, records), nl=False)
+        else:
+            click.echo(timeline.to_table(simulation, records, summaries), nl=False)
+    except JourneyError as error:
+        fail(error)
+
+
+@click.command()
+@click.argument("contact_id", metavar="CONTACT")
+@click.argument("journeys", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@CONTACTS_OPTION
+@click.option("--at", "at_text", required=True, help="The instant to explain, ISO 8601.")
+@click.option("--start", help="Simulation start, ISO 8601 (default: 2026-01-05T00:00:00Z).")
+@click.option("--format", "output_format", type=click.Choice(("text", "json")), default="text", show_default=True)
+def explain(contact_id, journeys, contacts_file, at_text, start, output_format) -> None:
+    """Explain which segments and stages CONTACT is in at --at, and why.
+
+    The contact is simulated from --start up to --at; each segment, stage
+    entry and exit condition is then shown with the parts that held (✓) or
+    failed (✗).
+    """
+    from runner.explain import explain_contact, explanation_dict, explanation_lines
+
+    try:
+        at = parse_instant(at_text, "--at")
+        begin = parse_instant(start, "--start") if start else None
+        loaded, contacts = load_inputs(journeys, contacts_file)
+        contact = next((c for c in contacts if c.id == contact_id), None)
+        if contact is None:
+            raise UsageError(f"no contact '{contact_id}' in {contacts_file}")
+        from runner.scenarios import DEFAULT_START
+
+        begin = begin or DEFAULT_START
+        if at < begin:
+            raise UsageError(f"--at ({at_text}) is before the start ({begin.isoformat()})")
+        result = explain_contact(loaded.project, loaded.journeys, contact, begin, at)
+    except JourneyError as error:
+        fail(error)
+    if output_format == "json":
+        click.echo(json.dumps(explanation_dict(result), indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(explanation_lines(result)))
