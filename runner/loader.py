@@ -88,13 +88,21 @@ def kind_of(path: Path) -> str:
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files given, plus YAML and template files under folders given (sorted, no duplicates)."""
+    """Files given, plus YAML and template files under folders given (sorted, no duplicates).
+
+    Folders holding their own project.yaml below a folder given are other
+    projects (test fixtures, examples) and are skipped.
+    """
     found: list[Path] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
             for folder, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+                dirs[:] = sorted(
+                    d for d in dirs
+                    if d not in _SKIP_DIRS and not d.startswith(".")
+                    and not (Path(folder) / d / PROJECT_FILE).is_file()  # a nested project is not ours
+                )
                 for name in sorted(files):
                     if name.endswith(YAML_SUFFIXES + templatecheck.TEMPLATE_SUFFIXES):
                         found.append(Path(folder) / name)

@@ -208,7 +208,7 @@ def _alternatives_problem(error: ValidationError, doc: YamlDocument, path: list)
         options = ", ".join(f"`{k}`" for k in keys)
         if not present:
             return [(("one-of-none", tuple(path)), doc.problem(
-                path, "schema.one-of", f"{where} needs exactly one of {options}; it has none", key=True))]
+                path, "schema.one-of", f"{where} needs exactly one of {options}; it has none"))]
         return [(("one-of-many", tuple(path)), doc.problem(
             path + [present[1]], "schema.one-of",
             f"{where} takes exactly one of {options}; it has {' and '.join(f'`{k}`' for k in present)}",

@@ -303,7 +303,7 @@ def _score_refs(checker: _Checker, refs: _Refs) -> None:
             suggestion = did_you_mean(name, sorted(checker.project.scores))
             extra = f"; did you mean `{suggestion}`?" if suggestion else ""
             checker.report(path, "ref.score", f"there is no score `{name}`{extra}",
-                           hint="define it under `scores:` in project.yaml")
+                           hint="define it under `scores:` in project.yaml", key=path[-2] == "add_score")
 
 
 # ---------------------------------------------------------------- journeys

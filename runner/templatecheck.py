@@ -78,9 +78,10 @@ def check_source(source: str, file: str, context: TemplateContext, *, line: int 
     for node, chain in _chains(tree):
         problems.extend(_check_chain(chain, file, at(node), context))
     if context.templates_dir is not None:
-        for name in meta.find_referenced_templates(tree):
+        for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+            name = node.template.value if isinstance(node.template, nodes.Const) else None
             if isinstance(name, str) and not (context.templates_dir / name).is_file():
-                problems.append(Problem(file, line, col, "template.missing",
+                problems.append(Problem(file, *at(node), "template.missing",
                                         f"included template `{name}` not found in {context.templates_dir.name}/"))
     return problems
 

@@ -62,8 +62,8 @@ class _TooDeep(Exception):
 
 
 class _AliasBomb(Exception):
-    def __init__(self, mark: Any):
-        self.mark = mark
+    def __init__(self, node: Node):
+        self.node = node
 
 
 class _NodeLoader(Composer, CParser):
@@ -220,6 +220,7 @@ class _Builder:
         self.problems: list[Problem] = []
         self._seen: set[int] = set()
         self._alias_nodes = 0
+        self._last_key: Node | None = None  # the key being built outside any alias expansion
 
     def build(self, node: Node, depth: int = 0, via_alias: bool = False) -> Any:
         if depth > MAX_DEPTH:
@@ -231,7 +232,7 @@ class _Builder:
         if via_alias:
             self._alias_nodes += 1
             if self._alias_nodes > MAX_ALIAS_NODES:
-                raise _AliasBomb(node.start_mark)
+                raise _AliasBomb(self._last_key if self._last_key is not None else node)
         if isinstance(node, ScalarNode):
             return _scalar(node)
         if isinstance(node, SequenceNode):
@@ -261,6 +262,8 @@ class _Builder:
                     )
                 continue
             key_lines[key] = key_node.start_mark.line + 1
+            if not via_alias:
+                self._last_key = key_node
             result[key] = self.build(value_node, depth + 1, via_alias)
         for source in merges:
             if not isinstance(source, MappingNode):
@@ -322,9 +325,11 @@ def parse_text(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]
     try:
         data = builder.build(root)
     except _AliasBomb as bomb:
+        where = f"`{bomb.node.value}`" if isinstance(bomb.node, ScalarNode) else "this value"
         return None, [
-            _at(file, bomb.mark, "yaml.alias-bomb",
-                f"aliases expand to more than {MAX_ALIAS_NODES} values (a \"billion laughs\" document?)")
+            _at(file, bomb.node.start_mark, "yaml.alias-bomb",
+                f"{where} expands its aliases to more than {MAX_ALIAS_NODES:,} values (a \"billion laughs\" document?)",
+                hint="anchors and aliases may share a little configuration, not multiply it")
         ]
     except _TooDeep as deep:
         return None, [_at(file, deep.mark, "yaml.too-deep",
