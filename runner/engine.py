@@ -33,6 +33,7 @@ from runner.model import (
 from runner.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event, SendRecord, Wait
 
 MAX_STEPS_PER_INSTANT = 200  # a stage-move loop with no wait stops here (validate reports it first)
+MAX_SETTLE_PASSES = 5  # journeys re-checking attribute changes made by update steps at one instant
 SUPPRESSING_EVENTS = {"unsubscribed": "unsubscribed", "email_bounced": "bounced", "spam_complaint": "complained"}
 IDENTITY_EVENTS = ("identify", "alias")
 
@@ -287,6 +288,25 @@ class _Run:
         new_events = self._reveal_until(instant)
         self._apply_event_effects(new_events)
         changed_attributes = self._changed_attributes()
+        self._remember_attributes()  # from here on, a change is one an update step made at this instant
+        self._each_journey(new_events, changed_attributes, previous)
+        for _ in range(MAX_SETTLE_PASSES):
+            # An update step changed an attribute that an `attribute_changed` entry watches:
+            # every journey sees that change at this same instant (not at some later wake-up,
+            # and not never). No new events and previous=now: events, dates and schedules
+            # already fired in the first pass and must not fire twice.
+            changed_attributes = self._changed_attributes()
+            if not changed_attributes:
+                break
+            self._remember_attributes()
+            self._score_cache = {}
+            self._facts_cache = {}
+            self._each_journey([], changed_attributes, instant)
+        self.memory["entry_wake"] = self._entry_wake()
+        if self.state.clock is None or self.state.clock < instant:
+            self.state.clock = instant
+
+    def _each_journey(self, new_events, changed_attributes, previous) -> None:
         for journey in self.engine.journeys:
             self._migrate(journey)
             enrollment = self.state.enrollments.get(journey.id)
@@ -294,10 +314,6 @@ class _Run:
                 self._enrolled(self.engine.journey_for(enrollment), enrollment, new_events, changed_attributes, previous)
             else:
                 self._not_enrolled(journey, new_events, changed_attributes, previous)
-        self._remember_attributes()
-        self.memory["entry_wake"] = self._entry_wake()
-        if self.state.clock is None or self.state.clock < instant:
-            self.state.clock = instant
 
     def _enrolled(self, journey, enrollment, new_events, changed, previous) -> None:
         if self._goal_reached(journey, enrollment, new_events):

@@ -1,0 +1,48 @@
+"""Update steps: attributes, lifecycle stage and scores they change are seen at once."""
+
+from __future__ import annotations
+
+from test_engine_kit import actions, email, event, journey, run, sends, state, T
+
+
+def test_attribute_changed_by_an_update_step_fires_another_journeys_entry_at_the_same_instant():
+    upgrade = journey("upgrader", steps=[{"id": "mark", "update": {"set": {"plan": "paid"}}}], settings={"priority": 10})
+    follow = journey("follow", stages=[
+        {"id": "paid", "entry": {"attribute_changed": "plan", "to": "paid"}, "steps": [email("thanks")]},
+    ])
+    decisions = run([upgrade, follow], state([event("2026-03-02 10:00", "signed_up")]), "2026-03-05 00:00")
+    assert sends(decisions) == [("thanks", T("2026-03-02 10:00"))]
+    enter = actions(decisions, "enter")[-1]
+    assert enter.journey == "follow" and "from None to 'paid'" in enter.reason
+
+
+def test_lower_priority_journey_update_is_seen_by_a_higher_priority_journey_too():
+    # `follow` runs first at every instant (priority 10); the change comes later in the pass.
+    upgrade = journey("upgrader", steps=[{"id": "mark", "update": {"lifecycle_stage": "customer"}}])
+    follow = journey("follow", settings={"priority": 10}, stages=[
+        {"id": "won", "entry": {"attribute_changed": "lifecycle_stage", "from": "lead", "to": "customer"},
+         "steps": [email("welcome_customer")]},
+    ])
+    contact = state([event("2026-03-02 10:00", "signed_up")], lifecycle_stage="lead")
+    decisions = run([upgrade, follow], contact, "2026-03-05 00:00")
+    assert sends(decisions) == [("welcome_customer", T("2026-03-02 10:00"))]
+
+
+def test_update_sets_nested_attributes_scores_and_moves_stage():
+    j = journey("j", stages=[
+        {"id": "one", "entry": {"event": "signed_up"}, "steps": [
+            {"id": "mark", "update": {"set": {"meddic.metrics": "known"}, "add_score": {"lead": 40}, "stage": "two"}},
+        ]},
+        {"id": "two", "entry": {"event": "never_happens"}, "steps": [
+            {"id": "hot", "if": {"score": "lead", "gte": 40}, "email": {"template": "hot", "subject": "hot"}},
+        ]},
+    ])
+    from test_engine_kit import project
+
+    proj = project(scores={"lead": {"rules": [{"event": "page_viewed", "points": 1}]}})
+    contact = state([event("2026-03-02 10:00", "signed_up")])
+    decisions = run(j, contact, "2026-03-03 00:00", proj=proj)
+    assert contact.contact.attributes["meddic"] == {"metrics": "known"}
+    moves = actions(decisions, "move")
+    assert [m.stage for m in moves] == ["two"]
+    assert sends(decisions) == [("hot", T("2026-03-02 10:00"))]
