@@ -282,6 +282,7 @@ class Renderer:
         )
         self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
         self._from_string = functools.lru_cache(maxsize=1024)(self._compile_string)
+        self._exists_cache: dict[str, bool] = {}
 
     def _compile_string(self, source: str) -> jinja2.Template:
         return self.env.from_string(source)
@@ -322,13 +323,16 @@ class Renderer:
         return self._run(compiled, name, context)
 
     def _exists(self, name: str) -> bool:
-        try:
-            self.env.get_template(name)
-        except jinja2.TemplateNotFound:
-            return False
-        except Exception:  # noqa: BLE001 - it exists but is broken: render it to report why
-            return True
-        return True
+        """Is there such a template? Cached, like the compiled templates themselves."""
+        if name not in self._exists_cache:
+            try:
+                self.env.get_template(name)
+                self._exists_cache[name] = True
+            except jinja2.TemplateNotFound:
+                self._exists_cache[name] = False
+            except Exception:  # noqa: BLE001 - it exists but is broken: render it to report why
+                self._exists_cache[name] = True
+        return self._exists_cache[name]
 
     def _run(self, compiled: jinja2.Template, name: str, context: dict) -> str:
         budget = _Budget(

@@ -189,3 +189,10 @@ def test_render_context_shape() -> None:
         "{{ contact.meddic.metrics }} {{ scores.lead }} {{ journey.id }}@{{ journey.version }} {{ now.year }}", ctx
     )
     assert out == "ROI 42 onboarding@3 2026"
+
+
+def test_media_queries_survive_inlining(tmp_path: Path) -> None:
+    folder = write(tmp_path, {"m.html": "<style>p{color:red} @media (max-width:600px){p{color:blue}}</style><p>x</p>"})
+    html = Renderer(folder).render_email("m", "s", {}).html
+    assert '<p style="color: red;">x</p>' in html
+    assert "@media (max-width:600px)" in html
