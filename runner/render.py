@@ -5,7 +5,7 @@ Templates are untrusted input: they render in Jinja2's immutable sandbox with
 HTML autoescaping for ``.html`` files, and two budgets per render:
 
 * **time** (default 2 s): checked at every loop iteration, every function,
-  macro and filter call and every chunk of output. A single builtin operation
+  macro and filter call and every 64 chunks of output. A single builtin operation
   cannot be interrupted, so the limit can be overrun by the duration of one
   such operation; the size guards below keep those to milliseconds.
 * **size** (default 1 MiB): the output, every intermediate string or list a
@@ -111,19 +111,23 @@ def _check_call(args: tuple, kwargs: dict) -> None:
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\d*)(?:\.(\d+))?")
 
 
-def _check_format_widths(fmt: Any) -> None:
-    """Refuse printf- and str.format-style widths that would allocate too much."""
-    budget = _current()
-    if budget is None or not isinstance(fmt, str):
-        return
+@functools.lru_cache(maxsize=4096)
+def _largest_format_number(fmt: str) -> int:
+    """The largest width/precision in a printf- or str.format-style string (cached: templates reuse them)."""
     numbers = [n for match in _PERCENT_SPEC.finditer(fmt) for n in match.groups() if n]
     try:
         for _, _, spec, _ in string.Formatter().parse(fmt):
             numbers += re.findall(r"\d+", spec or "")
     except ValueError:
         pass  # not a str.format template; Python reports it when it is used as one
-    for number in numbers:
-        budget.check_int(int(number))
+    return max((int(n) for n in numbers), default=0)
+
+
+def _check_format_widths(fmt: Any) -> None:
+    """Refuse printf- and str.format-style widths that would allocate too much."""
+    budget = _current()
+    if budget is not None and isinstance(fmt, str):
+        budget.check_int(_largest_format_number(fmt))
 
 
 def _check_replace(text: Any, old: Any, new: Any) -> None:
@@ -138,15 +142,17 @@ def _check_replace(text: Any, old: Any, new: Any) -> None:
 def _guard_filter(func: Callable) -> Callable:
     """Wrap a built-in filter with the call checks (filters bypass ``call``)."""
 
+    special = func.__name__ in ("do_format", "do_replace")
+
     @functools.wraps(func)  # keeps jinja_pass_arg, so context passing still works
     def guarded(*args: Any, **kwargs: Any) -> Any:
         _check_call(args, kwargs)
-        values = [a for a in args if not isinstance(a, (jinja2.runtime.Context, jinja2.Environment))]
-        values = [a for a in values if not isinstance(a, jinja2.nodes.EvalContext)]
-        if func.__name__ == "do_format" and values:
-            _check_format_widths(values[0])
-        if func.__name__ == "do_replace" and len(values) >= 3:
-            _check_replace(str(values[0]), values[1], values[2])
+        if special:
+            values = [a for a in args if not isinstance(a, (jinja2.runtime.Context, jinja2.Environment, nodes.EvalContext))]
+            if func.__name__ == "do_format" and values:
+                _check_format_widths(values[0])
+            elif len(values) >= 3:
+                _check_replace(str(values[0]), values[1], values[2])
         result = func(*args, **kwargs)
         budget = _current()
         return budget.check_size(result) if budget else result
@@ -349,8 +355,9 @@ class Renderer:
                 size += len(chunk)
                 if size > self.size_limit:
                     raise LimitExceeded(f"output larger than the size limit ({self.size_limit} characters)")
-                budget.tick()
                 chunks.append(chunk)
+                if not len(chunks) & 63:  # output is cheap; loops and calls tick on their own
+                    budget.tick()
         except Exception as exc:  # noqa: BLE001
             raise _render_error(name, compiled.filename, exc) from None
         finally:
