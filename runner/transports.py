@@ -160,8 +160,8 @@ class SmtpTransport:
                 attempt += 1
 
     def _send_once(self, message: EmailMessage) -> str:
+        smtp = self._open_or_reuse()
         try:
-            smtp = self._connection()
             smtp.send_message(message)
             reply = smtp.last_data_reply.decode("utf-8", "replace")  # type: ignore[attr-defined]
             return reply or str(message.get("Message-ID", ""))
@@ -171,12 +171,9 @@ class SmtpTransport:
             if any(400 <= code < 500 for code in codes):
                 raise TransientError(f"recipient deferred: {detail}") from None
             raise PermanentError(f"recipient refused: {detail}") from None
-        except smtplib.SMTPAuthenticationError as exc:
-            self._drop()
-            raise TransientError(f"SMTP authentication failed ({exc.smtp_code} {_text(exc.smtp_error)}); check credentials") from None
         except smtplib.SMTPResponseException as exc:
             if 400 <= exc.smtp_code < 500:
-                if exc.smtp_code == 421:  # server is closing the connection
+                if exc.smtp_code == 421:  # the server is closing the connection
                     self._drop()
                 raise TransientError(f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
             raise PermanentError(f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
@@ -185,12 +182,30 @@ class SmtpTransport:
             error = TransientError(f"connection closed: {exc}")
             error.reconnect_now = True  # type: ignore[attr-defined]
             raise error from None
-        except smtplib.SMTPNotSupportedError as exc:
-            self._drop()
-            raise TransientError(f"SMTP server does not support a required feature: {exc}") from None
-        except (OSError, smtplib.SMTPException) as exc:  # socket errors, timeouts, TLS failures
+        except smtplib.SMTPNotSupportedError as exc:  # e.g. a non-ASCII address without SMTPUTF8
+            raise PermanentError(f"the SMTP server cannot take this message: {exc}") from None
+        except (OSError, smtplib.SMTPException) as exc:  # socket errors, timeouts
             self._drop()
             raise TransientError(f"{type(exc).__name__}: {exc}") from None
+
+    def _open_or_reuse(self) -> smtplib.SMTP:
+        """The open connection, or a new one; every failure here is transient.
+
+        Even a 5xx greeting or a refused login says nothing about the message:
+        an operator can fix the relay or the credentials, so nothing is lost.
+        """
+        try:
+            return self._connection()
+        except TransientError:
+            raise
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TransientError(
+                f"SMTP authentication failed ({exc.smtp_code} {_text(exc.smtp_error)}); check credentials"
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise TransientError(f"SMTP server refused the session: {exc.smtp_code} {_text(exc.smtp_error)}") from None
+        except (OSError, smtplib.SMTPException) as exc:  # refused, DNS, TLS, timeouts, missing AUTH
+            raise TransientError(f"cannot connect to {self.settings.host}:{self.settings.port}: {type(exc).__name__}: {exc}") from None
 
     def close(self) -> None:
         if self._smtp is not None:

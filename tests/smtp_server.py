@@ -9,7 +9,7 @@ Usage::
 
 Options cover what delivery code must cope with: STARTTLS or implicit TLS
 (``tls=TlsFiles.create(tmp_path)``), AUTH (``users={"u": "p"}``), scripted
-replies to DATA (``server.replies.extend(["451 4.3.0 try later"])``), and
+replies to DATA (``server.replies.extend(["451 4.3.0 try later"])``, ``server.rcpt_replies`` for RCPT), and
 dropping the connection after each accepted message (``drop_after_data``).
 ``server.connections`` counts the TCP connections clients opened.
 """
@@ -67,6 +67,14 @@ class _Handler:
     def __init__(self, server: "SmtpServer"):
         self.server = server
 
+    async def handle_RCPT(self, smtp: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list) -> str:
+        with self.server.lock:
+            scripted = self.server.rcpt_replies.popleft() if self.server.rcpt_replies else None
+        if scripted is not None and not scripted.startswith("2"):
+            return scripted
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, smtp: SMTP, session: Any, envelope: Any) -> str:
         with self.server.lock:
             scripted = self.server.replies.popleft() if self.server.replies else None
@@ -119,7 +127,8 @@ class SmtpServer:
     implicit_tls: bool = False  # smtps:// instead of STARTTLS
     users: dict[str, str] | None = None  # enables AUTH (TLS required, as in production)
     drop_after_data: bool = False
-    replies: deque[str] = field(default_factory=deque)
+    replies: deque[str] = field(default_factory=deque)  # scripted replies to DATA, in order
+    rcpt_replies: deque[str] = field(default_factory=deque)  # scripted replies to RCPT TO
     messages: list[Received] = field(default_factory=list)
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)

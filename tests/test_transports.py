@@ -100,6 +100,24 @@ def test_permanent_reply_is_not_retried(smtp_server: SmtpServer) -> None:
     assert list(smtp_server.replies) == ["250 ignored"]  # exactly one attempt
 
 
+def test_deferred_recipient_is_retried(smtp_server: SmtpServer) -> None:
+    smtp_server.rcpt_replies.extend(["450 4.2.1 mailbox busy"])
+    transport = open_transport(smtp_server.url())
+    transport.send(message())
+    transport.close()
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["ada@example.com"]]
+
+
+def test_refused_recipient_is_permanent(smtp_server: SmtpServer) -> None:
+    smtp_server.rcpt_replies.extend(["550 5.1.1 user unknown"])
+    transport = open_transport(smtp_server.url())
+    with pytest.raises(PermanentError, match="recipient refused.*550"):
+        transport.send(message())
+    transport.send(message(key="next"))  # the connection is still good for the next one
+    transport.close()
+    assert len(smtp_server.messages) == 1 and smtp_server.connections == 1
+
+
 def test_unreachable_server_is_transient() -> None:
     with SmtpServer() as server:
         url = server.url(retries=1, timeout=2)
