@@ -626,6 +626,11 @@ class _Run:
 
     def _wait(self, journey, enrollment, step, until: datetime, reason: str) -> bool:
         enrollment.cursor = step.next
+        if until <= self.now:
+            # wait_until at exactly its local time: nothing to wait for. Blocking here would
+            # set due_at == clock, which next_instant() never wakes (it only looks after the clock).
+            self._decide(journey, enrollment, step.id, "wait", f"{reason} (already due)", detail={"until": until.isoformat()})
+            return True
         enrollment.wait = Wait(until=until)
         enrollment.due_at = until
         self._decide(journey, enrollment, step.id, "wait", reason, detail={"until": until.isoformat()})

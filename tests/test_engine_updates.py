@@ -46,3 +46,14 @@ def test_update_sets_nested_attributes_scores_and_moves_stage():
     moves = actions(decisions, "move")
     assert [m.stage for m in moves] == ["two"]
     assert sends(decisions) == [("hot", T("2026-03-02 10:00"))]
+
+
+def test_wait_until_at_exactly_its_local_time_continues_instead_of_stalling():
+    # Entered by a 09:00 schedule, then `wait_until 09:00`: due now. It used to block with
+    # due_at == clock, which nothing wakes, so the email went out at the next unrelated event.
+    daily = journey("daily", stages=[{"id": "d", "entry": {"schedule": "0 9 * * *", "timezone": "contact"},
+                                      "steps": [{"wait_until": {"time": "09:00"}}, email("morning")]}])
+    other = journey("other", steps=[email("unrelated")])
+    contact = state([event("2026-03-03 20:00", "signed_up")], timezone_name="America/New_York")
+    decisions = run([daily, other], contact, "2026-03-04 00:00", start="2026-03-03 00:00")
+    assert sends(decisions) == [("morning", T("2026-03-03 14:00")), ("unrelated", T("2026-03-03 20:00"))]
