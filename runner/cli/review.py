@@ -1,0 +1,226 @@
+"""``journey graph``, ``journey diff``, ``journey render``, ``journey report``: reviewing journeys.
+
+Thin shells over ``runner.review``: parse options, call the plain modules,
+print, and turn domain errors into exit codes (0 ok, 1 problems, 2 usage).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner.problems import JourneyError, UsageError
+
+DEFAULT_DAYS = 30
+
+
+def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Domain errors become a message and an exit code; nothing a marketer wrote shows a traceback."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except JourneyError as error:
+            for problem in error.problems:
+                click.echo(str(problem), err=True)
+            click.echo(f"error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as error:  # noqa: BLE001 - last resort: untrusted input must never show a traceback
+            click.echo(f"journey {command.__name__}: internal error ({type(error).__name__}: {error}); please report it",
+                       err=True)
+            sys.exit(1)
+
+    return run
+
+
+def _period(start: str | None, days: int) -> tuple[datetime, datetime]:
+    from runner.conditions import as_instant
+    from runner.scenarios import DEFAULT_START
+
+    begin = DEFAULT_START
+    if start:
+        begin = as_instant(start)
+        if begin is None:
+            raise UsageError(f"--start: '{start}' is not an ISO 8601 time (e.g. 2026-03-02T00:00:00Z)")
+    if days <= 0:
+        raise UsageError("--days must be positive")
+    return begin, begin + timedelta(days=days)
+
+
+def _contacts(loaded: Any, contacts_file: Path | None, required: bool) -> list:
+    from runner.review.workspace import default_contacts
+    from runner.testcontacts import contacts_by_id, load_test_contacts
+
+    path = contacts_file or default_contacts(loaded.root)
+    if path is None:
+        if required:
+            raise UsageError("give --contacts FILE (no examples/contacts.yaml in the project)")
+        return []
+    contacts = load_test_contacts(path)
+    contacts_by_id(contacts)
+    return contacts
+
+
+START_OPTION = click.option("--start", help="Simulation start, ISO 8601 (default: 2026-01-05T00:00:00Z, a Monday).")
+DAYS_OPTION = click.option("--days", type=int, default=DEFAULT_DAYS, show_default=True, help="Days to simulate.")
+CONTACTS_OPTION = click.option(
+    "--contacts", "contacts_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Test contacts: YAML, JSONL or CSV (default: the project's examples/contacts.yaml).",
+)
+
+
+@click.command("graph")
+@click.argument("journey")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@_guarded
+def graph(journey: str, fmt: str) -> None:
+    """Draw JOURNEY (an id or a file) as a Mermaid flowchart or Graphviz DOT.
+
+    Shows stages (one box each), entries, steps, waits with durations,
+    branches, split weights and holdout, wait_for paths, exits and the goal.
+    Paste Mermaid into a GitHub comment inside ```mermaid fences; render DOT
+    with `dot -Tsvg`.
+    """
+    from runner.review.dot import journey_dot
+    from runner.review.mermaid import journey_mermaid
+    from runner.review.workspace import journey_from_file, load_checked, select_journey
+
+    if Path(journey).is_file():
+        chosen = journey_from_file(Path(journey))
+    else:
+        chosen = select_journey(load_checked(), journey)
+    click.echo(journey_dot(chosen) if fmt == "dot" else journey_mermaid(chosen), nl=False)
+
+
+@click.command("diff")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--base", "base_ref", help="Compare every journey changed since this git ref (e.g. origin/main).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@_guarded
+def diff(files: tuple[Path, ...], base_ref: str | None, fmt: str) -> None:
+    """Show what changed between two journey files (OLD NEW) or since a git ref (--base REF).
+
+    A semantic diff: stages and steps added, removed or reordered, timing
+    ("wait 2d → 3d"), conditions, subjects, templates, splits, settings, and
+    whether the version was bumped. Exit code 0 when the diff could be
+    computed (changes or not), 1 when a file cannot be read, 2 for usage errors.
+    """
+    from runner.review.diff import FORMATTERS, diff_journeys
+    from runner.review.gitbase import compare_with_base
+    from runner.yamlsource import load_file
+
+    if base_ref is not None:
+        if files:
+            raise UsageError("give two files or --base REF, not both")
+        comparison = compare_with_base(None, base_ref)
+        if comparison.problems:
+            raise JourneyError("some changed journey files cannot be read", comparison.problems)
+        diffs = comparison.diffs
+    else:
+        if len(files) != 2:
+            raise UsageError("give two journey files (OLD NEW), or --base REF")
+        documents = []
+        for path in files:
+            document, problems = load_file(path)
+            if document is None:
+                raise JourneyError(f"{path}: cannot read the journey", problems)
+            documents.append(document)
+        old, new = documents
+        diffs = [diff_journeys(old.data, new.data, old.file, new.file)]
+    click.echo(FORMATTERS[fmt](diffs), nl=False)
+
+
+@click.command("render")
+@click.argument("journey")
+@click.argument("step", required=False)
+@click.option("--contact", "contact_id", help="Test contact id (required without --out).")
+@CONTACTS_OPTION
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write .eml, .html and .txt files (every email step and contact unless narrowed) and index.html.")
+@click.option("--eml", "raw_eml", is_flag=True, help="Print the raw RFC 5322 message instead of headers + parts.")
+@START_OPTION
+@DAYS_OPTION
+@_guarded
+def render(journey: str, step: str | None, contact_id: str | None, contacts_file: Path | None, out_dir: Path | None,
+           raw_eml: bool, start: str | None, days: int) -> None:
+    """Render STEP of JOURNEY for a test contact exactly as production would send it.
+
+    The contact is simulated; its attributes at the moment of the send are
+    used (its initial attributes when the simulation never reaches the
+    step). Same renderer, message builder and unsubscribe token as `journey
+    run`. With --out, writes every email step (or STEP) for every test
+    contact (or --contact) plus an index.html linking them.
+    """
+    from runner.review.renderout import MessageRenderer, describe_message, render_all
+    from runner.review.workspace import load_checked, select_journey
+
+    loaded = load_checked()
+    chosen = select_journey(loaded, journey)
+    contacts = _contacts(loaded, contacts_file, required=True)
+    begin, end = _period(start, days)
+    if out_dir is None and (step is None or contact_id is None):
+        raise UsageError("name a STEP and a --contact, or give --out DIR to render them all")
+    renderer = MessageRenderer(loaded.project, loaded.journeys, contacts, begin, end)
+    if step is not None and step not in chosen.steps:
+        raise UsageError(f"no step '{step}' in {chosen.id} (email steps: {', '.join(s.id for s in chosen.email_steps())})")
+    if out_dir is None:
+        result = renderer.render(chosen, step, contact_id)
+        if result.error:
+            raise JourneyError(f"{chosen.id}.{step} for {contact_id}: {result.error}")
+        if raw_eml:
+            click.echo(result.eml().decode("utf-8", "replace"), nl=False)
+        else:
+            click.echo(describe_message(result), nl=False)
+        return
+    run = render_all(renderer, [chosen], out_dir, step, [contact_id] if contact_id else None)
+    click.echo(f"{len(run.results) - len(run.failed)} messages written to {out_dir}; open {run.index}")
+    for failure in run.failed:
+        click.echo(f"error: {failure.journey}.{failure.step} for {failure.contact}: {failure.error}", err=True)
+    sys.exit(1 if run.failed else 0)
+
+
+@click.command("report")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for index.html, its assets and the rendered emails.")
+@CONTACTS_OPTION
+@click.option("--base", "base_ref", help="Also show what changed since this git ref (e.g. origin/main).")
+@START_OPTION
+@DAYS_OPTION
+@_guarded
+def report(out_dir: Path, contacts_file: Path | None, base_ref: str | None, start: str | None, days: int) -> None:
+    """Write a static HTML report for a pull request (opens from disk, no server).
+
+    Per journey: its diagram, each test contact's simulated timeline as a
+    chart, funnel counts per step and split variant, email previews, and with
+    --base what changed since that ref. Exit code 1 when the project has
+    errors or an email cannot be rendered (the report still shows it).
+    """
+    from runner.review.gitbase import compare_with_base
+    from runner.review.report import ReportInputs, build_report
+    from runner.review.workspace import load_checked
+
+    loaded = load_checked()
+    contacts = _contacts(loaded, contacts_file, required=False)
+    begin, end = _period(start, days)
+    diffs = None
+    if base_ref is not None:
+        comparison = compare_with_base(loaded.root, base_ref)
+        if comparison.problems:
+            raise JourneyError("some changed journey files cannot be read", comparison.problems)
+        diffs = comparison.diffs
+    inputs = ReportInputs(loaded.project, loaded.journeys, contacts, begin if contacts else None,
+                          end if contacts else None, diffs, base_ref)
+    index, failures = build_report(inputs, out_dir)
+    click.echo(f"report written: {index}")
+    for failure in failures:
+        click.echo(f"error: {failure.journey}.{failure.step} for {failure.contact}: {failure.error}", err=True)
+    sys.exit(1 if failures else 0)

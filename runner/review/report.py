@@ -1,0 +1,229 @@
+"""A static HTML report for a pull request: diagrams, timelines, funnels, email previews, changes.
+
+It opens from disk (``file://``) with no server and no network: Mermaid is
+copied next to the page from the package's ``assets/`` folder, the timelines
+are inline SVG, and email previews are sandboxed ``srcdoc`` iframes (the
+rendered HTML can never run script or reach the report page), with the
+``.eml``/``.html``/``.txt`` files written beside it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from html import escape
+from pathlib import Path
+from typing import Sequence
+
+from runner.model import EmailStep, Journey, Project, SplitStep
+from runner.review.diff import JourneyDiff
+from runner.review.mermaid import journey_mermaid
+from runner.review.renderout import MessageRenderer, RenderedMessage, first_sends, write_message
+from runner.review.svgchart import STYLE as CHART_STYLE, legend_html, timeline_svg
+from runner.simulate import JourneySummary, Simulation, summarize
+from runner.testcontacts import TestContact
+from runner.timeline import Record, timeline_records
+
+ASSETS = Path(__file__).parent / "assets"
+MERMAID_JS = "mermaid.min.js"
+
+PAGE_STYLE = """
+body{font-family:system-ui,-apple-system,sans-serif;margin:0;color:#202124;background:#fafafa}
+header{background:#1a73e8;color:#fff;padding:16px 32px}header h1{margin:0;font-size:22px}
+main{padding:16px 32px;max-width:1200px}
+section.journey{background:#fff;border:1px solid #e0e0e0;border-radius:8px;padding:16px 24px;margin:16px 0}
+h2{margin-top:0}h3{margin-bottom:6px}
+nav a{margin-right:12px}
+table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #e0e0e0;padding:3px 8px;text-align:left}
+td.num{text-align:right}.bar{display:inline-block;height:10px;background:#f9a825;vertical-align:middle}
+.changes li.added{color:#1e8e3e}.changes li.removed{color:#b00020}.warning{color:#b00020;font-weight:600}
+.previews{display:flex;flex-wrap:wrap;gap:12px}
+.preview{border:1px solid #e0e0e0;border-radius:6px;padding:8px;width:360px;background:#fff}
+.preview iframe{width:100%;height:260px;border:1px solid #eee}
+.preview .subject{font-weight:600}
+.legend span{margin-right:14px;font-size:12px}
+pre.mermaid{background:#fff}
+.scroll{overflow-x:auto}
+"""
+
+BOOT_SCRIPT = """
+mermaid.initialize({startOnLoad: false, securityLevel: 'strict', flowchart: {htmlLabels: true}});
+mermaid.run({querySelector: 'pre.mermaid'}).then(
+  function () { document.body.dataset.mermaid = 'done'; },
+  function (error) { document.body.dataset.mermaid = 'failed'; console.error('mermaid: ' + error); }
+);
+"""
+
+
+@dataclass
+class ReportInputs:
+    project: Project
+    journeys: Sequence[Journey]
+    contacts: Sequence[TestContact] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    diffs: list[JourneyDiff] | None = None  # with --base: what changed
+    base_ref: str | None = None
+    title: str = ""
+
+
+@dataclass
+class _JourneyData:
+    journey: Journey
+    summary: JourneySummary | None
+    records: list[Record] = field(default_factory=list)
+    previews: list[tuple[RenderedMessage, dict[str, str]]] = field(default_factory=list)
+
+
+def _funnel(journey: Journey, summary: JourneySummary | None) -> str:
+    """Entered, then every email and webhook step in file order with its count, then splits, goals, exits."""
+    if summary is None:
+        return "<p>No simulation (no test contacts).</p>"
+    rows = [("entered", summary.entered)]
+    order = list(journey.steps)
+    ordered = sorted(journey.steps.values(), key=lambda s: (s.stage, order.index(s.id)))
+    stage_order = {stage.id: stage.index for stage in journey.stages}
+    ordered.sort(key=lambda s: stage_order.get(s.stage, 0))
+    for step in ordered:
+        if isinstance(step, EmailStep):
+            rows.append((f"✉ {step.id}", summary.sent.get(step.id, 0)))
+        elif step.kind == "webhook":
+            rows.append((f"webhook {step.id}", summary.webhooks.get(step.id, 0)))
+        elif isinstance(step, SplitStep):
+            for variant in step.variants:
+                rows.append((f"split {step.id}: {variant.name} ({variant.weight}%)", summary.variants.get(f"{step.id}:{variant.name}", 0)))
+            if step.holdout:
+                rows.append((f"split {step.id}: holdout ({step.holdout}%)", summary.variants.get(f"{step.id}:holdout", 0)))
+    rows.append(("goal reached", summary.goals))
+    for reason, count in sorted(summary.exits.items()):
+        rows.append((f"exit: {reason}", count))
+    top = max([count for _, count in rows] + [1])
+    body = "".join(
+        f'<tr><td>{escape(name)}</td><td class="num">{count}</td>'
+        f'<td><span class="bar" style="width:{int(200 * count / top)}px"></span></td></tr>'
+        for name, count in rows
+    )
+    return f'<table class="funnel"><thead><tr><th>step</th><th>contacts</th><th></th></tr></thead><tbody>{body}</tbody></table>'
+
+
+def _changes(diff: JourneyDiff | None) -> str:
+    if diff is None:
+        return ""
+    warning = ""
+    if diff.version_missing:
+        warning = f'<p class="warning">Changed, but the version is still {diff.new_version}: bump it.</p>'
+    items = "".join(f'<li class="{escape(c.kind)}">{escape(c.text)}</li>' for c in diff.changes)
+    return f'<h3>What changed ({escape(diff.status)})</h3>{warning}<ul class="changes">{items}</ul>'
+
+
+def _previews(previews: list[tuple[RenderedMessage, dict[str, str]]]) -> str:
+    if not previews:
+        return ""
+    cards = []
+    for result, links in previews:
+        files = " · ".join(f'<a href="{escape(path)}">{kind}</a>' for kind, path in links.items())
+        if result.error:
+            frame = f'<p class="warning">cannot render: {escape(result.error)}</p>'
+        else:
+            frame = f'<iframe sandbox="" title="{escape(result.step)}" srcdoc="{escape(result.html, quote=True)}"></iframe>'
+        cards.append(
+            f'<div class="preview"><div class="subject">{escape(result.subject or result.step)}</div>'
+            f'<div><small>{escape(result.step)} · to {escape(result.contact)} · {escape(result.at.isoformat())}</small></div>'
+            f"{frame}<div>{files}</div></div>"
+        )
+    return f'<h3>Email previews</h3><div class="previews">{"".join(cards)}</div>'
+
+
+def _journey_section(data: _JourneyData, diff: JourneyDiff | None, start: datetime | None, end: datetime | None) -> str:
+    journey = data.journey
+    parts = [f'<section class="journey" id="j-{escape(journey.id)}">',
+             f"<h2>{escape(journey.name)} <small>({escape(journey.id)} v{journey.version})</small></h2>"]
+    if journey.description:
+        parts.append(f"<p>{escape(journey.description)}</p>")
+    parts.append(_changes(diff))
+    parts.append(f'<h3>Diagram</h3><div class="scroll"><pre class="mermaid">{escape(journey_mermaid(journey))}</pre></div>')
+    if data.summary is not None and start is not None and end is not None:
+        contacts = sorted({r.contact for r in data.records})
+        parts.append("<h3>Simulated timelines</h3>")
+        if contacts:
+            parts.append(legend_html())
+            parts.append(f'<div class="scroll">{timeline_svg(data.records, contacts, start, end, journey.id)}</div>')
+        else:
+            parts.append("<p>No test contact entered this journey.</p>")
+        parts.append("<h3>Funnel</h3>" + _funnel(journey, data.summary))
+    parts.append(_previews(data.previews))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _removed_section(diff: JourneyDiff) -> str:
+    return (f'<section class="journey" id="j-{escape(diff.journey)}"><h2>{escape(diff.journey)} '
+            f'<small>(removed)</small></h2>{_changes(diff)}</section>')
+
+
+def build_report(inputs: ReportInputs, out: Path) -> tuple[Path, list[RenderedMessage]]:
+    """Write ``out/index.html`` (plus assets and rendered emails); returns the page and failed renders."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "assets").mkdir(exist_ok=True)
+    shutil.copyfile(ASSETS / MERMAID_JS, out / "assets" / MERMAID_JS)
+    journeys = sorted(inputs.journeys, key=lambda j: j.id)
+    data = {j.id: _JourneyData(j, None) for j in journeys}
+    start, end = inputs.start, inputs.end
+    if inputs.contacts and start is not None and end is not None:
+        renderer = MessageRenderer(inputs.project, journeys, inputs.contacts, start, end)
+        simulation = renderer.simulation
+        for summary in summarize(simulation):
+            if summary.journey in data:
+                data[summary.journey].summary = summary
+        for record in timeline_records(simulation, inputs.project):
+            if record.journey in data:
+                data[record.journey].records.append(record)
+        _add_previews(renderer, simulation, data, out)
+    diffs = {d.journey: d for d in inputs.diffs or []}
+    sections = [_journey_section(data[j.id], diffs.get(j.id), start, end) for j in journeys]
+    sections += [_removed_section(d) for d in diffs.values() if d.journey not in data]
+    page = _page(inputs, journeys, sections, diffs)
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    failures = [result for entry in data.values() for result, _ in entry.previews if result.error]
+    return index, failures
+
+
+def _add_previews(renderer: MessageRenderer, simulation: Simulation, data: dict[str, _JourneyData], out: Path) -> None:
+    """One preview per email step: the first contact the simulation sent it to."""
+    for (contact, journey_id, step_id), _ in sorted(first_sends(simulation).items(), key=lambda item: item[1].at):
+        entry = data.get(journey_id)
+        if entry is None or any(result.step == step_id for result, _ in entry.previews):
+            continue
+        result = renderer.render(entry.journey, step_id, contact)
+        links = {}
+        if result.message is not None:
+            paths = write_message(result, out / "emails")
+            links = {kind: path.relative_to(out).as_posix() for kind, path in paths.items()}
+        entry.previews.append((result, links))
+
+
+def _page(inputs: ReportInputs, journeys: Sequence[Journey], sections: list[str], diffs: dict[str, JourneyDiff]) -> str:
+    title = inputs.title or f"Journeys report — {inputs.project.name}"
+    period = ""
+    if inputs.start is not None and inputs.end is not None:
+        period = f"Simulated {inputs.start.isoformat()} → {inputs.end.isoformat()} with {len(inputs.contacts)} test contacts."
+    base = ""
+    if inputs.base_ref is not None:
+        missing = [d.journey for d in diffs.values() if d.version_missing]
+        base = (f"<p>Compared with <code>{escape(inputs.base_ref)}</code>: {len(diffs)} journey(s) changed"
+                + (f'; <span class="warning">version not bumped: {escape(", ".join(missing))}</span>' if missing else "")
+                + ".</p>")
+    nav = "".join(f'<a href="#j-{escape(j.id)}">{escape(j.id)}</a>' for j in journeys)
+    return (
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{escape(title)}</title><style>{PAGE_STYLE}{CHART_STYLE}</style></head>"
+        f"<body><header><h1>{escape(title)}</h1></header><main><p>{escape(period)}</p>{base}<nav>{nav}</nav>"
+        + "".join(sections)
+        + f'</main><script src="assets/{MERMAID_JS}"></script><script>{BOOT_SCRIPT}</script></body></html>\n'
+    )
+
+
+def default_period(start: datetime, days: int) -> tuple[datetime, datetime]:
+    return start, start + timedelta(days=days)
