@@ -1,0 +1,39 @@
+"""``journey demo``: validate, import, deploy and run a month of the sample project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from runner.cli.run import DB_OPTION, domain_errors, format_status, project_root
+
+
+@click.command("demo")
+@click.option("--fresh", is_flag=True, help="Start over: delete the database and the outbox first.")
+@DB_OPTION
+def demo(fresh: bool, db_path: Path | None) -> None:
+    """Run the sample month end to end, emails into ./outbox.
+
+    Validates the project, creates the database (default journey.db in the
+    project), imports examples/data (contacts and a month of events),
+    deploys the journeys and runs hourly production ticks over March 2026.
+    Safe to run twice: the second run sends nothing new.
+    """
+    from runner.demo import run_demo
+    from runner.store import resolve_db_path
+
+    with domain_errors():
+        root = project_root()
+        path = resolve_db_path(db_path, start=root)
+        result = run_demo(root, path, fresh=fresh, say=click.echo)
+    click.echo("")
+    click.echo(format_status(result.status))
+    click.echo("")
+    emails = result.counts.get("sent", 0)
+    click.echo(f"{result.ticks} hourly ticks; {emails} email(s) and {result.counts.get('webhooks', 0)} webhook(s) "
+               f"sent by this run ({result.counts.get('already_claimed', 0)} already in the ledger).")
+    click.echo(f"database: {result.db_path}")
+    if result.outbox is not None:
+        count = len(list(result.outbox.glob("*.eml"))) if result.outbox.is_dir() else 0
+        click.echo(f"outbox:   {result.outbox} ({count} .eml files)")

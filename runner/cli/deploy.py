@@ -1,0 +1,100 @@
+"""``journey plan`` and ``journey deploy``: what would change, and recording it.
+
+Thin shells over ``runner.deploy``. Exit codes: 0 ok, 1 problems (invalid
+project, a changed journey whose version was not bumped), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner.cli.run import DB_OPTION, domain_errors, open_db, project_root
+
+FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+                             show_default=True)
+
+
+@click.command("plan")
+@FORMAT_OPTION
+@DB_OPTION
+def plan(fmt: str, db_path: Path | None) -> None:
+    """Show what deploying the working tree would change.
+
+    Journeys added/removed, steps added/removed/changed, and how many
+    in-flight contacts sit at each removed or changed step. Exit 1 when the
+    deploy would be refused (content changed without a version bump).
+    """
+    from runner.deploy import load_working_tree, make_plan
+
+    with domain_errors():
+        tree = load_working_tree(project_root())
+        with open_db(db_path, tree.root) as store:
+            result = make_plan(store, tree.journeys)
+    _print_plan(result, fmt)
+    raise SystemExit(1 if result.refused else 0)
+
+
+@click.command("deploy")
+@FORMAT_OPTION
+@DB_OPTION
+def deploy(fmt: str, db_path: Path | None) -> None:
+    """Record the working tree's journey versions in the database.
+
+    From now on `journey run` runs these versions. Contacts in flight stay on
+    the version they entered unless the new version declares a `migration`.
+    A journey whose content changed but whose `version` did not is refused,
+    and then nothing is recorded.
+    """
+    from runner.deploy import deploy as record, load_working_tree
+
+    with domain_errors():
+        tree = load_working_tree(project_root())
+        with open_db(db_path, tree.root) as store:
+            result = record(store, tree.journeys, datetime.now(UTC))
+    if fmt == "json":
+        click.echo(json.dumps({
+            "recorded": [{"journey": j, "version": v} for j, v in result.recorded],
+            "unchanged": [{"journey": j, "version": v} for j, v in result.unchanged],
+            **result.plan.as_dict(),
+        }, indent=2))
+        return
+    _print_plan(result.plan, "text")
+    for journey_id, version in result.recorded:
+        click.echo(f"deployed {journey_id} v{version}")
+    if not result.recorded:
+        click.echo("nothing new to deploy")
+
+
+def _print_plan(result: Any, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    for item in result.journeys:
+        versions = _versions(item)
+        click.echo(f"{_MARK[item.change]} {item.journey} {versions}: {item.change}")
+        for label, steps in (("+", item.steps_added), ("-", item.steps_removed), ("~", item.steps_changed)):
+            for step in steps:
+                at = item.in_flight_at.get(step)
+                suffix = f"  ({at} in-flight contact(s) here)" if at else ""
+                click.echo(f"    {label} {step}{suffix}")
+        if item.in_flight and item.change in ("changed", "removed"):
+            pin = f"migrate {item.migration}" if item.migration else f"stay pinned to v{item.deployed_version} and older"
+            click.echo(f"    {item.in_flight} contact(s) in flight: {pin}")
+        if item.message:
+            click.echo(f"    {item.message}")
+
+
+_MARK = {"added": "+", "removed": "-", "changed": "~", "unchanged": "=", "refused": "!"}
+
+
+def _versions(item: Any) -> str:
+    if item.deployed_version is None:
+        return f"v{item.new_version}"
+    if item.new_version is None or item.new_version == item.deployed_version:
+        return f"v{item.deployed_version}"
+    return f"v{item.deployed_version} -> v{item.new_version}"

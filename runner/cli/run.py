@@ -1,0 +1,261 @@
+"""``journey run``, ``journey status``, ``journey resolve``: production ticks and their ledger.
+
+Thin shells over ``runner.tick`` and ``runner.worker``; exit codes: 0 ok
+(also when another run holds the lease), 1 problems, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner.problems import JourneyError, UsageError
+
+DB_OPTION = click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite database (default: JOURNEY_DB, then project.yaml 'database', then journey.db).",
+)
+
+
+# ---------------------------------------------------------------- shared by the production commands
+
+
+def fail(error: JourneyError) -> None:
+    """Print a domain error and its problems; exit with its code, never a traceback."""
+    for problem in error.problems:
+        click.echo(str(problem), err=True)
+    click.echo(f"error: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """JourneyError and database errors become messages and exit codes."""
+    try:
+        yield
+    except JourneyError as error:
+        fail(error)
+    except sqlite3.Error as error:
+        fail(JourneyError(f"database error: {error}"))
+
+
+def project_root() -> Path:
+    from runner.loader import find_project_root
+
+    return find_project_root()
+
+
+def load_project_settings(root: Path) -> Any:
+    """project.yaml as a Project; only its own errors matter to run (journeys come from the database)."""
+    from runner.loader import load_project
+
+    loaded = load_project(root, templates=False)
+    errors = [p for p in loaded.errors if Path(p.file).name == "project.yaml"]
+    if errors:
+        raise JourneyError("project.yaml has errors; fix them (journey validate) first", errors)
+    return loaded.project
+
+
+@contextmanager
+def open_db(db_path: Path | None, root: Path, *, must_exist: bool = False) -> Iterator[Any]:
+    from runner.store import open_store, resolve_db_path
+
+    path = resolve_db_path(db_path, start=root)
+    if must_exist and not path.exists():
+        raise JourneyError(f"no database at {path}: run `journey deploy` (or `journey demo`) first")
+    store = open_store(path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def parse_now(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--now {text!r} is not an ISO 8601 date-time (e.g. 2026-03-02T09:00:00Z)") from None
+    if value.tzinfo is None:
+        raise UsageError(f"--now {text!r} needs a UTC offset (Z or +03:00)")
+    return value.astimezone(UTC)
+
+
+# ---------------------------------------------------------------- run
+
+
+@click.command("run")
+@click.option("--every", metavar="DURATION", help="Keep running: one tick every DURATION (60s, 5m); "
+              "SIGTERM/SIGINT finish the current batch and exit 0.")
+@click.option("--dry-run", is_flag=True, help="Decide and render, but send and record nothing "
+              "(the database is left byte-identical); prints what would happen.")
+@click.option("--now", "now_text", metavar="ISO", help="Tick at this instant instead of the clock "
+              "(catch-up, tests).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N due contacts per tick.")
+@click.option("--transport", "transport_url", metavar="URL", help="smtp://…, smtps://…, outbox:DIR, console "
+              "(default: JOURNEY_TRANSPORT, then project.yaml 'transport', then outbox:outbox).")
+@click.option("--wait", "lease_wait", type=float, default=5.0, show_default=True,
+              help="Seconds to wait for another run's lease before exiting 0.")
+@click.option("--quiet", "-q", is_flag=True, help="Only the summary line.")
+@DB_OPTION
+def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | None,
+        transport_url: str | None, lease_wait: float, quiet: bool, db_path: Path | None) -> None:
+    """Run one production tick: advance due contacts and send what is due.
+
+    Only DEPLOYED journey versions run (see `journey deploy`). Every send is
+    claimed in the ledger before the transport is called, so overlapping
+    runs, reruns and crashes never send twice.
+    """
+    from runner.delivery import resolve_transport_url
+    from runner.durations import parse_duration
+    from runner.tick import build_runtime, run_tick
+    from runner.worker import StopFlag, run_loop, stop_on_signals
+
+    if every and (dry_run or now_text):
+        fail(UsageError("--every cannot be combined with --dry-run or --now"))
+    with domain_errors():
+        interval = None
+        if every:
+            try:
+                interval = parse_duration(every).approx
+            except ValueError as error:
+                raise UsageError(f"--every: {error}") from None
+            if interval.total_seconds() <= 0:
+                raise UsageError("--every must be a positive duration")
+        now = parse_now(now_text)
+        root = project_root()
+        project = load_project_settings(root)
+        url = resolve_transport_url(transport_url, project)
+        emit = None if quiet else click.echo
+        with open_db(db_path, root, must_exist=dry_run) as store:
+            runtime = build_runtime(store, project, url, dry_run=dry_run)
+            try:
+                if interval is not None:
+                    flag = StopFlag()
+                    with stop_on_signals(flag):
+                        ticks = run_loop(store, runtime, interval, stop=flag, limit=limit, emit=emit,
+                                         on_tick=lambda report: click.echo(_summary_line(report)))
+                    click.echo(f"stopped after {ticks} tick(s)")
+                    return
+                report = run_tick(store, runtime, now, limit=limit, dry_run=dry_run, emit=emit,
+                                  lease_wait=lease_wait)
+            finally:
+                if runtime.delivery is not None:
+                    runtime.delivery.close()
+        click.echo(_summary_line(report))
+
+
+def _summary_line(report: Any) -> str:
+    prefix = "dry run" if report.run_id is None and report.ran else f"run {report.run_id}"
+    return f"{prefix} at {report.now.isoformat()}: {report.summary()}"
+
+
+# ---------------------------------------------------------------- status
+
+
+@click.command("status")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--now", "now_text", metavar="ISO", help="Count what is due at this instant (default: now).")
+@DB_OPTION
+def status(fmt: str, now_text: str | None, db_path: Path | None) -> None:
+    """Show deployments, enrollments, what is due, runs, sends, failures, in-doubt sends, suppressions."""
+    from runner.tick import status_report
+
+    with domain_errors():
+        now = parse_now(now_text)
+        with open_db(db_path, project_root(), must_exist=True) as store:
+            report = status_report(store, now)
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    click.echo(format_status(report))
+
+
+def format_status(report: dict) -> str:
+    """The status report as plain text tables."""
+    lines = [f"status at {report['now']}"]
+    lines.append("")
+    lines.append("deployments:")
+    for row in report["deployments"] or [{"journey_id": "(none)", "version": "", "content_hash": "", "deployed_at": ""}]:
+        lines.append(f"  {row['journey_id']:<24} v{row['version']:<4} {row['content_hash']:<18} {row['deployed_at']}")
+    lines.append("")
+    lines.append(f"contacts: {report['contacts']}   due now: {report['due_contacts']}   "
+                 f"next wake-up: {report['next_wake_at'] or '-'}")
+    lines.append("")
+    lines.append("enrollments (journey / version / stage / step / status: contacts, due):")
+    for row in report["enrollments"]:
+        lines.append(f"  {row['journey_id']:<22} v{row['version']:<3} {row['stage']:<14} {str(row['step'] or '-'):<24} "
+                     f"{row['status']:<7} {row['contacts']:>6} {row['due'] or 0:>6}")
+    if not report["enrollments"]:
+        lines.append("  (none in flight)")
+    if report["exits"]:
+        lines.append("exits:")
+        for row in report["exits"]:
+            lines.append(f"  {row['journey_id']:<22} {str(row['exit_reason']):<40} {row['contacts']:>6}")
+    lines.append("")
+    sends = report["sends"]
+    lines.append("sends: " + (", ".join(f"{state} {count}" for state, count in sends.items()) or "none"))
+    if report["failures"]:
+        lines.append("recent failures:")
+        for row in report["failures"]:
+            retry = "will retry" if row["retryable"] else "permanent"
+            lines.append(f"  {row['key']}  ({retry}, {row['attempts']} attempt(s)): {row['error']}")
+    if report["in_doubt"]:
+        lines.append(f"IN DOUBT ({len(report['in_doubt'])}): claimed but never confirmed (a run died mid-send);")
+        lines.append("  check the mail server / outbox, then `journey resolve KEY --sent|--failed`:")
+        for row in report["in_doubt"]:
+            lines.append(f"  {row['key']}  contact {row['contact_id']}  claimed {row['claimed_at']}  run {row['run_id']}")
+    lines.append("suppressions: " + (", ".join(f"{r} {n}" for r, n in report["suppressions"].items()) or "none"))
+    lines.append("")
+    lines.append("recent runs:")
+    for row in report["runs"]:
+        counts = row.get("counts") or {}
+        brief = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if not k.startswith("decision:"))
+        lines.append(f"  {row['id']}  {row['status']:<8} {row['started_at']}  {brief}")
+    if not report["runs"]:
+        lines.append("  (none)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- resolve
+
+
+@click.command("resolve")
+@click.argument("keys", nargs=-1)
+@click.option("--sent", "outcome", flag_value="sent", help="It was delivered: never send it again.")
+@click.option("--failed", "outcome", flag_value="failed", help="It was not delivered: the next run sends it.")
+@click.option("--all-sent", is_flag=True, help="Resolve every in-doubt send as sent.")
+@click.option("--all-failed", is_flag=True, help="Resolve every in-doubt send as failed (re-sent next run).")
+@DB_OPTION
+def resolve(keys: tuple[str, ...], outcome: str | None, all_sent: bool, all_failed: bool,
+            db_path: Path | None) -> None:
+    """Settle in-doubt sends (claimed, never confirmed: a run died mid-send).
+
+    Check your mail server's log or the outbox for each KEY (it is the
+    X-Journey-Key header; the Message-ID is derived from it), then say
+    whether it went out: `journey resolve KEY --sent` or `--failed`.
+    """
+    from runner.tick import resolve_sends
+
+    chosen = [flag for flag in (outcome, "sent" if all_sent else None, "failed" if all_failed else None) if flag]
+    if len(chosen) != 1:
+        fail(UsageError("give exactly one of --sent, --failed, --all-sent, --all-failed"))
+    every = all_sent or all_failed
+    if every and keys:
+        fail(UsageError("--all-sent/--all-failed take no KEY"))
+    if not every and not keys:
+        fail(UsageError("give the KEY(s) to resolve (see `journey status`), or --all-sent/--all-failed"))
+    with domain_errors():
+        with open_db(db_path, project_root(), must_exist=True) as store:
+            done = resolve_sends(store, list(keys), chosen[0], every=every)
+    verb = "sent (will not be sent again)" if chosen[0] == "sent" else "failed (the next run sends it again)"
+    click.echo(f"resolved {len(done)} send(s) as {verb}")

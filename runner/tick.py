@@ -1,0 +1,525 @@
+"""One production tick: the same engine as ``simulate``, driven by the store's due index.
+
+A tick takes the ``tick`` lease, asks the store for the contacts due at
+``now`` (an index range scan: cost grows with what is due, not with what is
+enrolled), and for each one loads its state, ``engine.advance(state, now)``,
+delivers its sends through the ledger and saves the state with the engine's
+next wake-up.
+
+Nothing lost, nothing sent twice:
+
+- every send is **claimed** in the ledger (committed) before the transport
+  is called and **confirmed** after; a claim that already exists is never
+  sent again. A crash between the two leaves at most that one send
+  ``in_doubt`` for ``journey resolve``.
+- a contact's state is saved only after all its sends are claimed, so a crash
+  re-runs the contact from its previous state: the engine re-decides the same
+  sends with the same keys, and the ledger turns them into no-ops.
+- confirmations and state saves are queued and committed together with the
+  next claim (or at the end of a batch): one transaction per send, not three.
+
+Catch-up: a send whose decision instant is older than ``catch_up.max_lateness``
+is skipped (ledger state ``skipped``, reason ``late``) under ``policy: skip``
+and sent late under ``send_late``.
+
+Late events (stored after the contact was processed past their timestamp)
+are fed to the engine as happening just after the contact's clock, so they
+still trigger entries, ``wait_for`` answers and exits; their stored time is
+kept (conditions with ``within`` see the real time on later ticks).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Callable
+
+from runner.delivery import Delivery, step_detail
+from runner.deploy import DeployedSet, deployed_set
+from runner.engine import Decision, Engine, _Run
+from runner.model import Project
+from runner.problems import JourneyError
+from runner.render import RenderError
+from runner.state import ContactState, Event, SendRecord
+from runner.store.codec import from_db_time, to_db_time
+from runner.transports import PermanentError, TransientError
+
+LEASE_NAME = "tick"
+LEASE_TTL = timedelta(minutes=2)
+BATCH = 200  # contacts per due query; the lease is renewed and stop requests honoured between batches
+SEEN_EVENTS = "tick:seen_event_id"  # engine memory key: highest event row id this contact has been given
+IDENTITY_EVENTS = ("identify", "alias")
+MAX_SEND_ATTEMPTS = 5  # the store's limit for re-claiming a retryable failure
+
+
+def holder_name() -> str:
+    """Who holds a lease: host, process id and a random part (two runs in one process differ)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------- runtime
+
+
+@dataclass
+class Runtime:
+    """What a tick needs besides the store; a worker keeps one across ticks."""
+
+    project: Project
+    deployed: DeployedSet
+    engine: Engine
+    delivery: Delivery | None  # None: decide only (no rendering)
+
+    def refresh(self, store: Any) -> None:
+        """Rebuild the engine when a deployment was recorded since."""
+        latest = deployed_set(store)
+        if latest.signature != self.deployed.signature:
+            self.deployed = latest
+            self.engine = Engine(self.project, latest.current, pinned=latest.pinned)
+
+
+def build_runtime(store: Any, project: Project, transport_url: str | None, *, dry_run: bool = False) -> Runtime:
+    """The engine from the DEPLOYED journey versions, and the delivery pipeline."""
+    deployed = deployed_set(store)
+    if not deployed.current:
+        raise JourneyError("nothing is deployed in this database: run `journey deploy` first")
+    engine = Engine(project, deployed.current, pinned=deployed.pinned)
+    delivery = None
+    if transport_url is not None:
+        delivery = Delivery(project, transport_url, connect=not dry_run)
+    return Runtime(project, deployed, engine, delivery)
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class TickReport:
+    """What one tick did; ``counts`` go into the runs table."""
+
+    now: datetime
+    run_id: str | None = None
+    ran: bool = True  # False: another run held the lease
+    holder: str | None = None
+    contacts: int = 0
+    counts: Counter = field(default_factory=Counter)
+    lines: list[str] = field(default_factory=list)  # dry run: what would happen
+    stopped: bool = False  # a stop request ended it between batches
+
+    def summary(self) -> str:
+        if not self.ran:
+            return f"another run holds the lease ({self.holder}); nothing done"
+        parts = [f"{self.contacts} contact(s)"]
+        for name in ("sent", "webhooks", "failed", "retryable", "late", "already_claimed", "errors"):
+            if self.counts.get(name):
+                parts.append(f"{self.counts[name]} {name.replace('_', ' ')}")
+        decided = sum(v for k, v in self.counts.items() if k.startswith("decision:"))
+        parts.append(f"{decided} decision(s)")
+        return ", ".join(parts)
+
+
+# ---------------------------------------------------------------- writes
+
+
+class _Writes:
+    """Queued ledger/state writes, committed together with the next claim.
+
+    Order is preserved: a contact's save is queued after its confirmations,
+    and claims flush everything queued before them, so what is committed is
+    always a prefix of what happened.
+    """
+
+    def __init__(self, store: Any):
+        self.store = store
+        self.queue: list[Callable[[], Any]] = []
+
+    def later(self, write: Callable[[], Any]) -> None:
+        self.queue.append(write)
+
+    def now(self, write: Callable[[], Any] | None = None) -> Any:
+        queued, self.queue = self.queue, []
+        if not queued and write is None:
+            return None
+        with self.store.transaction():
+            for queued_write in queued:
+                queued_write()
+            return write() if write is not None else None
+
+
+# ---------------------------------------------------------------- the tick
+
+
+class Tick:
+    """One pass over the due contacts at ``now`` (see the module doc)."""
+
+    def __init__(self, store: Any, runtime: Runtime, now: datetime, *, limit: int | None = None,
+                 dry_run: bool = False, stop: Callable[[], bool] | None = None,
+                 emit: Callable[[str], None] | None = None, holder: str | None = None,
+                 lease_wait: float = 5.0):
+        self.store = store
+        self.runtime = runtime
+        self.now = now
+        self.limit = limit
+        self.dry_run = dry_run
+        self.stop = stop or (lambda: False)
+        self.emit = emit
+        self.holder = holder or holder_name()
+        self.lease_wait = lease_wait
+        self.report = TickReport(now=now, holder=self.holder)
+        self.writes = _Writes(store)
+        project = runtime.project
+        self.max_lateness = project.catch_up_max_lateness.approx if project.catch_up_max_lateness else None
+        self.skip_late = project.catch_up_policy == "skip"
+
+    # ------------------------------------------------------------ driver
+
+    def run(self) -> TickReport:
+        if self.dry_run:
+            self._contacts(self.store.due_contacts(self.now, self.limit or 1_000_000_000))
+            return self.report
+        if not self._acquire():
+            self.report.ran = False
+            self.report.holder = self._lease_holder()
+            return self.report
+        status = "ok"
+        try:
+            self.report.run_id = self.store.start_run(self.holder, wall_clock())
+            self.store.in_doubt_sends(wall_clock())  # claims of dead runs become in_doubt
+            self._retry_failed()
+            self._due_loop()
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            try:
+                self.writes.now()
+            finally:
+                if self.report.run_id is not None:
+                    counts = dict(self.report.counts)
+                    counts["contacts"] = self.report.contacts
+                    self.store.finish_run(self.report.run_id, counts,
+                                          "stopped" if self.report.stopped and status == "ok" else status,
+                                          wall_clock())
+                self.store.release_lease(LEASE_NAME, self.holder)
+        return self.report
+
+    def _due_loop(self) -> None:
+        seen: set[str] = set()
+        remaining = self.limit
+        while remaining is None or remaining > 0:
+            if self.stop():
+                self.report.stopped = True
+                return
+            size = BATCH if remaining is None else min(BATCH, remaining)
+            due = [c for c in self.store.due_contacts(self.now, size + len(seen)) if c not in seen][:size]
+            if not due:
+                return
+            seen.update(due)
+            self._contacts(due)
+            self.writes.now()
+            if remaining is not None:
+                remaining -= len(due)
+            if not self.store.renew_lease(LEASE_NAME, self.holder, LEASE_TTL, wall_clock()):
+                raise JourneyError("lost the tick lease to another run; stopping (nothing is sent twice)")
+
+    # ------------------------------------------------------------ lease
+
+    def _acquire(self) -> bool:
+        deadline = time.monotonic() + self.lease_wait
+        while True:
+            if self.store.acquire_lease(LEASE_NAME, self.holder, LEASE_TTL, wall_clock()):
+                return True
+            holder = self._lease_holder()
+            if holder and _dead_local_holder(holder):
+                self.store.release_lease(LEASE_NAME, holder)  # its process is gone: take over now
+                continue
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+    def _lease_holder(self) -> str | None:
+        row = self.store.conn.execute("SELECT holder FROM leases WHERE name = ?", (LEASE_NAME,)).fetchone()
+        return row[0] if row else None
+
+    # ------------------------------------------------------------ contacts
+
+    def _contacts(self, contact_ids: list[str]) -> None:
+        for contact_id in contact_ids:
+            try:
+                self._contact(contact_id)
+            except (JourneyError, KeyError, ValueError, TypeError) as error:
+                # bad data for one contact must not stop the tick; it stays due and is reported
+                self.report.counts["errors"] += 1
+                self._say(f"error: contact {contact_id}: {error}")
+
+    def _contact(self, contact_id: str) -> None:
+        state = load_state(self.store, contact_id)
+        start = None
+        if state.clock is None:
+            start = _wake_at(self.store, contact_id) or self.now
+            if state.events:
+                start = min(start, state.events[0].at)
+        outcome = self.runtime.engine.advance(state, self.now, start=start)
+        self.report.contacts += 1
+        for decision in outcome.decisions:
+            self.report.counts[f"decision:{decision.action}"] += 1
+            if decision.action in ("send", "webhook"):
+                self._deliver(decision)
+        if not self.dry_run:
+            self.writes.later(lambda: self.store.save_contact_state(state, outcome.wake_at))
+
+    # ------------------------------------------------------------ sends
+
+    def _deliver(self, decision: Decision) -> None:
+        kind = "webhook" if decision.action == "webhook" else "email"
+        record = SendRecord(decision.key, decision.contact, decision.journey, decision.version,
+                            decision.step, decision.at, kind)
+        late = self.max_lateness is not None and decision.at < self.now - self.max_lateness
+        if late and self.skip_late:
+            self.report.counts["late"] += 1
+            self._say(f"skip {decision.key}: late ({decision.at.isoformat()})")
+            if not self.dry_run:
+                self.writes.later(lambda: self.store.skip_send(record, "late", self.report.run_id))
+            return
+        journey = _journey(self.runtime.engine, decision)
+        if self.dry_run:
+            self._dry(decision, journey)
+            return
+        if not self.writes.now(lambda: self.store.claim_send(record, self.report.run_id)):
+            self.report.counts["already_claimed"] += 1
+            return
+        self._send(decision, journey)
+
+    def _send(self, decision: Decision, journey: Any) -> None:
+        key = decision.key
+        delivery = self.runtime.delivery
+        try:
+            outgoing = delivery.build(decision, journey)
+        except (RenderError, PermanentError, JourneyError) as error:
+            self.report.counts["failed"] += 1
+            self._say(f"failed {key}: {error}")
+            self.writes.later(lambda: self.store.fail_send(key, str(error), True))
+            return
+        try:
+            transport_id = delivery.deliver(outgoing)
+        except TransientError as error:
+            self.report.counts["retryable"] += 1
+            self._say(f"retry later {key}: {error}")
+            self.writes.later(lambda: self.store.fail_send(key, str(error), False))
+            return
+        except PermanentError as error:
+            self.report.counts["failed"] += 1
+            self._say(f"failed {key}: {error}")
+            self.writes.later(lambda: self.store.fail_send(key, str(error), True))
+            return
+        self.report.counts["webhooks" if outgoing.kind == "webhook" else "sent"] += 1
+        self.writes.later(lambda: self.store.confirm_send(key, transport_id))
+
+    def _dry(self, decision: Decision, journey: Any) -> None:
+        self.report.counts["would_send"] += 1
+        if self.runtime.delivery is None:
+            self._say(f"would {decision.action} {decision.key} at {decision.at.isoformat()}")
+            return
+        try:
+            outgoing = self.runtime.delivery.build(decision, journey)
+        except (RenderError, PermanentError, JourneyError) as error:
+            self.report.counts["failed"] += 1
+            self._say(f"would fail {decision.key}: {error}")
+            return
+        if outgoing.kind == "email":
+            self._say(f"would send {decision.key} at {decision.at.isoformat()} to {outgoing.to}: {outgoing.subject}")
+        else:
+            self._say(f"would POST {decision.key} at {decision.at.isoformat()} to {outgoing.url}")
+
+    def _say(self, line: str) -> None:
+        self.report.lines.append(line)
+        if self.emit is not None:
+            self.emit(line)
+
+    # ------------------------------------------------------------ retries
+
+    def _retry_failed(self) -> None:
+        """Re-send failures marked retryable (transient errors, in-doubt resolved as not sent)."""
+        for row in retryable_sends(self.store):
+            if self.stop():
+                return
+            record = SendRecord(row["key"], row["contact_id"], row["journey_id"], row["version"],
+                                row["step_id"], from_db_time(row["scheduled_at"]), row["kind"])
+            late = self.max_lateness is not None and record.at < self.now - self.max_lateness
+            if late and self.skip_late:
+                self.writes.later(lambda: self.store.fail_send(record.key, "late (catch-up policy skip)", True))
+                self.report.counts["late"] += 1
+                continue
+            journey = self.runtime.engine.versions.get((record.journey_id, record.version))
+            if journey is None or record.step_id not in journey.steps:
+                continue
+            if self.store.is_suppressed(record.contact_id):
+                self.writes.later(lambda: self.store.fail_send(record.key, "suppressed", True))
+                continue
+            state = self.store.load_contact_state(record.contact_id)
+            decision = Decision(
+                at=record.at, contact=record.contact_id, journey=record.journey_id, version=record.version,
+                stage=None, step=record.step_id, action="webhook" if record.kind == "webhook" else "send",
+                reason="retry", key=record.key,
+                detail=step_detail(journey, record.step_id, state.contact, current_scores(self.runtime.engine, state),
+                                   self.runtime.project),
+            )
+            if not self.writes.now(lambda: self.store.claim_send(record, self.report.run_id)):
+                continue
+            self.report.counts["retried"] += 1
+            self._send(decision, journey)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def run_tick(store: Any, runtime: Runtime, now: datetime, **options: Any) -> TickReport:
+    """One tick (see ``Tick``); ``options``: limit, dry_run, stop, emit, holder, lease_wait."""
+    return Tick(store, runtime, now, **options).run()
+
+
+def load_state(store: Any, contact_id: str) -> ContactState:
+    """The contact's state as the engine must see it.
+
+    On top of ``store.load_contact_state``: anonymous visitors' events carry
+    their ``anonymous_id`` (so they count from the identify instant, as in a
+    simulation), and events stored since the last tick with a timestamp at or
+    before the contact's clock are moved to just after it (late arrivals).
+    """
+    state = store.load_contact_state(contact_id)
+    ids = [contact_id, *state.contact.anonymous_ids]
+    seen = int(state.memory.get(SEEN_EVENTS, 0))
+    marks = ",".join("?" * len(ids))
+    rows = store.conn.execute(
+        f"""SELECT id, message_id, at, contact_id, anonymous_id, name FROM events
+            WHERE (contact_id IN ({marks}) OR anonymous_id IN ({marks}))
+              AND (id > ? OR anonymous_id IS NOT NULL)""",
+        [*ids, *ids, seen],
+    ).fetchall()
+    if not rows:
+        return state
+    anonymous: dict[str, str] = {}
+    late: set[str] = set()
+    clock_text = to_db_time(state.clock) if state.clock is not None else None
+    newest = seen
+    for row_id, message_id, at, owner, anonymous_id, name in rows:
+        if anonymous_id is not None and (owner is None or name in IDENTITY_EVENTS):
+            anonymous[message_id] = anonymous_id
+        if row_id > seen:
+            newest = max(newest, row_id)
+            if clock_text is not None and at <= clock_text:
+                late.add(message_id)
+    if anonymous or late:
+        after_clock = state.clock + timedelta(microseconds=1) if state.clock is not None else None
+        events: list[Event] = []
+        for event in state.events:
+            if event.message_id in anonymous and event.anonymous_id is None:
+                event = replace(event, anonymous_id=anonymous[event.message_id])
+            if event.message_id in late:
+                event = replace(event, at=after_clock)
+            events.append(event)
+        events.sort(key=lambda e: e.at)
+        state.events = events
+    state.memory[SEEN_EVENTS] = newest
+    # sends decided after the clock are being re-decided (a crash before the save): drop them
+    # so caps see exactly what they saw the first time
+    if state.clock is not None:
+        state.sends = [s for s in state.sends if s.at <= state.clock]
+    else:
+        state.sends = []
+    return state
+
+
+def retryable_sends(store: Any) -> list[dict]:
+    """Failed sends the store would let us claim again (transient failures, resolved in-doubt)."""
+    cursor = store.conn.execute(
+        """SELECT key, contact_id, journey_id, version, step_id, kind, scheduled_at FROM sends
+           WHERE state = 'failed' AND retryable = 1 AND attempts < ? ORDER BY scheduled_at, key""",
+        (MAX_SEND_ATTEMPTS,),
+    )
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row)) for row in cursor]
+
+
+def current_scores(engine: Engine, state: ContactState) -> dict:
+    """Scores at the contact's clock (for re-rendering a retried send)."""
+    run = _Run(engine, state)
+    run.now = state.clock or wall_clock()
+    return {name: run.score(name) for name in engine.project.scores}
+
+
+def _journey(engine: Engine, decision: Decision):
+    return engine.versions.get((decision.journey, decision.version)) or engine.current[decision.journey]
+
+
+def _wake_at(store: Any, contact_id: str) -> datetime | None:
+    row = store.conn.execute("SELECT wake_at FROM contacts WHERE id = ?", (contact_id,)).fetchone()
+    return from_db_time(row[0]) if row and row[0] else None
+
+
+def _dead_local_holder(holder: str) -> bool:
+    """True when the lease holder is a process on this host that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+# ---------------------------------------------------------------- status and resolve
+
+
+def status_report(store: Any, now: datetime) -> dict:
+    """Everything ``journey status`` shows: the store's summary plus the deployments.
+
+    Claimed sends of runs that are gone are marked ``in_doubt`` first, so a
+    crash shows up here even before the next tick.
+    """
+    store.in_doubt_sends(now)
+    summary = store.status_summary(now)
+    summary["deployments"] = [
+        {k: row[k] for k in ("journey_id", "version", "content_hash", "deployed_at")}
+        for row in store.deployments()
+    ]
+    summary["now"] = now.isoformat()
+    return summary
+
+
+def resolve_sends(store: Any, keys: list[str], outcome: str, *, every: bool = False,
+                  now: datetime | None = None) -> list[str]:
+    """Settle in-doubt sends: ``sent`` (delivered: never send again) or ``failed``
+    (not delivered: the next tick sends it again). ``every``: all in-doubt sends."""
+    in_doubt = {row["key"] for row in store.in_doubt_sends(now or wall_clock())}
+    targets = sorted(in_doubt) if every else list(keys)
+    unknown = [key for key in targets if key not in in_doubt]
+    if unknown:
+        raise JourneyError(f"not in doubt: {', '.join(unknown)} (see `journey status`)")
+    with store.transaction():
+        for key in targets:
+            store.resolve_in_doubt(key, outcome)
+    return targets
