@@ -84,6 +84,12 @@ def raw_steps(raw: Mapping[str, Any]) -> dict[str, tuple[str, Mapping[str, Any]]
     return found
 
 
+def steps_in_file_order(journey: Journey) -> list[Step]:
+    """The journey's steps as the file lists them (the model builds each list back to front)."""
+    order = {step_id: index for index, step_id in enumerate(raw_steps(journey.raw or {}))}
+    return sorted(journey.steps.values(), key=lambda step: order.get(step.id, len(order)))
+
+
 def _children(spec: Mapping[str, Any], position: str) -> Iterator[tuple[str, Any]]:
     """The nested step lists of a step, with the path segment the model builder uses."""
     if "wait_for" in spec:
@@ -153,9 +159,7 @@ class _Builder:
                 group,
             ))
             self.graph.link(entry.id, self._target(stage.first, stage.id))
-        # file order (the model builds each list back to front)
-        order = {step_id: index for index, step_id in enumerate(self.specs)}
-        for step in sorted(self.journey.steps.values(), key=lambda s: order.get(s.id, len(order))):
+        for step in steps_in_file_order(self.journey):
             self._step(step)
         self._leaving()
         return self.graph

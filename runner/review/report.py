@@ -18,6 +18,7 @@ from typing import Sequence
 
 from runner.model import EmailStep, Journey, Project, SplitStep
 from runner.review.diff import JourneyDiff
+from runner.review.graph import steps_in_file_order
 from runner.review.mermaid import journey_mermaid
 from runner.review.renderout import MessageRenderer, RenderedMessage, first_sends, write_message
 from runner.review.svgchart import STYLE as CHART_STYLE, legend_html, timeline_svg
@@ -81,11 +82,7 @@ def _funnel(journey: Journey, summary: JourneySummary | None) -> str:
     if summary is None:
         return "<p>No simulation (no test contacts).</p>"
     rows = [("entered", summary.entered)]
-    order = list(journey.steps)
-    ordered = sorted(journey.steps.values(), key=lambda s: (s.stage, order.index(s.id)))
-    stage_order = {stage.id: stage.index for stage in journey.stages}
-    ordered.sort(key=lambda s: stage_order.get(s.stage, 0))
-    for step in ordered:
+    for step in steps_in_file_order(journey):
         if isinstance(step, EmailStep):
             rows.append((f"✉ {step.id}", summary.sent.get(step.id, 0)))
         elif step.kind == "webhook":
