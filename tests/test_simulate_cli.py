@@ -1,0 +1,159 @@
+"""``journey simulate`` and ``journey explain`` as marketers run them: real processes, real files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from freezegun import freeze_time
+
+from runner.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTACTS = """\
+contacts:
+  - id: ada
+    timezone: Europe/Istanbul
+    attributes: {email: ada@example.com, first_name: Ada, source: newsletter}
+    events:
+      - {at: "+0d 10:00", event: signed_up}
+      - {at: "+3d 11:00", event: email_clicked, properties: {journey: onboarding}}
+  - id: bob
+    timezone: America/New_York
+    attributes: {email: bob@example.com, first_name: Bob, source: ebook, content_title: Remote Work}
+    events:
+      - {at: "+0d 23:00", event: signed_up}
+      - {at: "+4d", event: unsubscribed}
+"""
+
+
+def journey_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def contacts(tmp_path: Path) -> Path:
+    path = tmp_path / "contacts.yaml"
+    path.write_text(CONTACTS, encoding="utf-8")
+    return path
+
+
+def test_same_inputs_print_byte_identical_output_in_separate_processes(contacts):
+    for fmt in ("json", "table"):
+        args = ("simulate", "--contacts", str(contacts), "--start", "2026-03-02T00:00:00Z", "--days", "10", "--format", fmt)
+        first, second = journey_cli(*args), journey_cli(*args)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout == second.stdout and first.stdout
+
+
+def test_json_records_have_the_documented_fields_rendered_subjects_and_local_times(contacts):
+    out = journey_cli("simulate", "--contacts", str(contacts), "--start", "2026-03-02T00:00:00Z", "--days", "10",
+                      "--format", "json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["start"] == "2026-03-02T00:00:00Z" and doc["end"] == "2026-03-12T00:00:00Z"
+    for record in doc["events"]:
+        assert {"at", "local_time", "contact", "journey", "version", "stage", "step", "action", "reason", "key"} <= set(record)
+    welcome = next(r for r in doc["events"] if r["action"] == "send" and r["contact"] == "bob")
+    # start is Sun 1 March 19:00 in New York: Bob signs up Sun 23:00, deferred to Mon 09:00 local
+    assert welcome["step"] == "welcome_gated" and welcome["subject"] == "Your copy of Remote Work"
+    assert welcome["at"] == "2026-03-02T14:00:00Z" and welcome["local_time"] == "2026-03-02T09:00:00-05:00"
+    assert welcome["key"] == "bob:onboarding:1/1/welcome_gated"
+    defer = next(r for r in doc["events"] if r["action"] == "defer" and r["contact"] == "bob")
+    assert defer["reason"] == "outside send window" and defer["until"] == "2026-03-02T14:00:00Z"
+    exit_ = next(r for r in doc["events"] if r["action"] == "exit" and r["contact"] == "bob")
+    assert exit_["reason"].startswith("exit:0")
+    onboarding = next(s for s in doc["summary"] if s["journey"] == "onboarding")
+    assert onboarding["entered"] == 2 and onboarding["sent"]["welcome_newsletter"] == 1
+    assert onboarding["exits"] == {"completed": 1, "exit:0": 1}
+
+
+def test_table_shows_subjects_reasons_and_summary(contacts):
+    out = journey_cli("simulate", "--contacts", str(contacts), "--start", "2026-03-02T00:00:00Z", "--days", "10",
+                      "--contact", "ada")
+    assert out.returncode == 0, out.stderr
+    assert '"You\'re in: Kitebase Field Notes"' in out.stdout
+    assert "condition false: segment gated" in out.stdout
+    assert "2026-03-02 10:00 +03:00" in out.stdout
+    assert "bob" not in out.stdout and "Summary" in out.stdout
+
+
+def test_subject_render_failure_is_a_failed_send_not_a_crash(tmp_path):
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    (tmp_path / "project.yaml").write_text("name: t\ndefault_timezone: UTC\n")
+    (tmp_path / "journeys").mkdir()
+    (tmp_path / "templates" / "t.html").write_text("<p>hi</p>")
+    (tmp_path / "journeys" / "j.yaml").write_text(
+        "id: j\nversion: 1\nname: J\nstages:\n  - id: s\n    entry: {event: signed_up}\n    steps:\n"
+        "      - id: boom\n        email: {template: t, subject: \"{{ contact.first_name.upper() * 10**9 }}\"}\n"
+        "      - id: fine\n        email: {template: t, subject: \"Hello {{ contact.first_name }}\"}\n")
+    (tmp_path / "c.yaml").write_text(
+        "contacts:\n  - id: x\n    attributes: {email: x@example.com, first_name: X}\n"
+        "    events: [{at: '+1h', event: signed_up}]\n")
+    out = journey_cli("simulate", "--contacts", "c.yaml", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    records = json.loads(out.stdout)["events"]
+    failed = [r for r in records if r["action"] == "send_failed"]
+    assert [r["step"] for r in failed] == ["boom"] and "cannot be rendered" in failed[0]["reason"]
+    assert [r["subject"] for r in records if r["action"] == "send"] == ["Hello X"]
+    assert "Traceback" not in out.stderr
+
+
+def test_default_start_is_fixed_not_the_wall_clock(contacts):
+    runner = CliRunner()
+    outputs = []
+    for now in ("2020-01-01", "2031-07-15"):
+        with freeze_time(now):
+            result = runner.invoke(main, ["simulate", "--contacts", str(contacts), "--format", "json"])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1]
+    assert json.loads(outputs[0])["start"] == "2026-01-05T00:00:00Z"
+
+
+def test_bad_input_exits_cleanly(tmp_path, contacts):
+    missing = journey_cli("simulate", "--contacts", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
+    both = journey_cli("simulate", "--contacts", str(contacts), "--days", "3", "--until", "2026-03-01T00:00:00Z")
+    assert both.returncode == 2 and "not both" in both.stderr
+    bad_time = journey_cli("simulate", "--contacts", str(contacts), "--start", "yesterday")
+    assert bad_time.returncode == 2 and "ISO 8601" in bad_time.stderr
+    bad_event = tmp_path / "bad.yaml"
+    bad_event.write_text("contacts:\n  - id: z\n    events: [{at: 'soon', event: x}]\n")
+    out = journey_cli("simulate", "--contacts", str(bad_event))
+    assert out.returncode == 1 and "'soon' is not a time" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_markdown_format(contacts):
+    out = journey_cli("simulate", "--contacts", str(contacts), "--start", "2026-03-02T00:00:00Z", "--format", "markdown")
+    assert out.returncode == 0, out.stderr
+    assert "<details>" in out.stdout and len(out.stdout.encode()) < 1 << 20
+
+
+def test_explain_says_which_segments_and_stages_hold_and_why(contacts):
+    out = journey_cli("explain", "ada", "--contacts", str(contacts), "--start", "2026-03-02T00:00:00Z",
+                      "--at", "2026-03-06T00:00:00Z")
+    assert out.returncode == 0, out.stderr
+    assert "✓ newsletter (onboarding)" in out.stdout
+    assert "source equals 'newsletter' (is 'newsletter')" in out.stdout
+    assert "✗ gated (onboarding)" in out.stdout
+    assert "Journey onboarding v3: in stage education (active)" in out.stdout
+    as_json = journey_cli("explain", "bob", "--contacts", str(contacts), "--start", "2026-03-02T00:00:00Z",
+                          "--at", "2026-03-08T00:00:00Z", "--format", "json")
+    doc = json.loads(as_json.stdout)
+    assert doc["suppressed"] == "unsubscribed"
+    onboarding = next(j for j in doc["journeys"] if j["journey"] == "onboarding")
+    assert onboarding["enrolled"] is False and onboarding["past"][0]["reason"].startswith("exit:0")
+    unknown = journey_cli("explain", "zed", "--contacts", str(contacts), "--at", "2026-03-08T00:00:00Z")
+    assert unknown.returncode == 2 and "no contact 'zed'" in unknown.stderr
+
+
+def test_every_command_has_help():
+    for command in ("simulate", "explain", "test"):
+        out = journey_cli(command, "--help")
+        assert out.returncode == 0 and "Usage:" in out.stdout
