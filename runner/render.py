@@ -5,14 +5,14 @@ Templates are untrusted input: they render in Jinja2's immutable sandbox with
 HTML autoescaping for ``.html`` files, and two budgets per render:
 
 * **time** (default 2 s): checked at every loop iteration, every function,
-  macro and filter call and every 64 chunks of output. A single builtin operation
+  macro and filter call and every 64 chunks of output. A single builtin call
   cannot be interrupted, so the limit can be overrun by the duration of one
-  such operation; the size guards below keep those to milliseconds.
-* **size** (default 1 MiB): the output, every intermediate string or list a
-  call, filter or operator produces, and every integer argument (``center``,
-  ``indent``, format widths) must stay below it; ``'x' * 10**9``,
+  such call; the size caps below keep those to about a second at worst.
+* **size** (default 1 MiB): the output and every intermediate string must
+  stay below it, collections below 100,000 items, every integer argument
+  (``center``, ``indent``, format widths) below it; ``'x' * 10**9``,
   ``10 ** 10 ** 10`` and ``'%999999999s' % 1`` are refused *before* they
-  allocate. Loops are also capped at ``loop_limit`` iterations per render.
+  allocate. Loops are capped at ``loop_limit`` iterations per render.
 
 No threads or signals are used, so a stopped render leaves nothing running.
 Any failure becomes :class:`RenderError` naming the template and line.
@@ -35,11 +35,16 @@ import jinja2
 from inscriptis import get_text
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from jinja2.utils import Namespace
+from jinja2.utils import Namespace, generate_lorem_ipsum
 
 from runner.problems import JourneyError, Problem
 
 HTML_EXTENSIONS = (".html", ".htm")
+MAX_ITEMS = 100_000  # list/dict size cap (Jinja's sandbox caps range() at the same)
+LIPSUM_MAX_PARAGRAPHS = 100
+# Filters whose cost grows faster than their input: smaller input caps keep
+# each call within milliseconds (wordwrap(1) on 1 MiB takes half a minute).
+HEAVY_FILTER_INPUT = {"do_wordwrap": 64 * 1024, "do_urlize": 256 * 1024}
 _GUARD_FILTER = "_journey_loop_guard"
 
 
@@ -81,9 +86,17 @@ class _Budget:
         if time.monotonic() > self.deadline:
             raise LimitExceeded(f"render took longer than {self.time_limit:g}s")
 
+    @property
+    def item_limit(self) -> int:
+        """Collections are capped lower than strings: no email needs 100,000 list items."""
+        return min(self.size_limit, MAX_ITEMS)
+
     def check_size(self, value: Any) -> Any:
-        if isinstance(value, (str, bytes, list, tuple, dict, set)) and len(value) > self.size_limit:
-            raise LimitExceeded(f"value larger than the size limit ({self.size_limit} items)")
+        if isinstance(value, (str, bytes)):
+            if len(value) > self.size_limit:
+                raise LimitExceeded(f"text longer than the size limit ({self.size_limit} characters)")
+        elif isinstance(value, (list, tuple, dict, set)) and len(value) > self.item_limit:
+            raise LimitExceeded(f"collection larger than the size limit ({self.item_limit} items)")
         return value
 
     def check_int(self, value: Any) -> None:
@@ -142,17 +155,20 @@ def _check_replace(text: Any, old: Any, new: Any) -> None:
 def _guard_filter(func: Callable) -> Callable:
     """Wrap a built-in filter with the call checks (filters bypass ``call``)."""
 
-    special = func.__name__ in ("do_format", "do_replace")
+    name = func.__name__
+    special = name in ("do_format", "do_replace") or name in HEAVY_FILTER_INPUT
 
     @functools.wraps(func)  # keeps jinja_pass_arg, so context passing still works
     def guarded(*args: Any, **kwargs: Any) -> Any:
         _check_call(args, kwargs)
         if special:
             values = [a for a in args if not isinstance(a, (jinja2.runtime.Context, jinja2.Environment, nodes.EvalContext))]
-            if func.__name__ == "do_format" and values:
+            if name == "do_format" and values:
                 _check_format_widths(values[0])
-            elif len(values) >= 3:
+            elif name == "do_replace" and len(values) >= 3:
                 _check_replace(str(values[0]), values[1], values[2])
+            elif values and len(str(values[0])) > HEAVY_FILTER_INPUT.get(name, 1 << 62):
+                raise LimitExceeded(f"input of {name.removeprefix('do_')} longer than {HEAVY_FILTER_INPUT[name]} characters")
         result = func(*args, **kwargs)
         budget = _current()
         return budget.check_size(result) if budget else result
@@ -170,6 +186,13 @@ def _loop_guard(iterable: Any) -> Any:
                 raise LimitExceeded("too many loop iterations in one render")
             budget.tick()
         yield item
+
+
+def _bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
+    """Jinja's ``lipsum`` with at most ``LIPSUM_MAX_PARAGRAPHS`` paragraphs of at most 1,000 words."""
+    if n > LIPSUM_MAX_PARAGRAPHS or max > 1000:
+        raise LimitExceeded(f"lipsum is limited to {LIPSUM_MAX_PARAGRAPHS} paragraphs of 1000 words")
+    return generate_lorem_ipsum(n=n, html=html, min=min, max=max)
 
 
 class _GuardedNamespace(Namespace):
@@ -193,6 +216,7 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
         self.filters = {name: _guard_filter(f) for name, f in self.filters.items()}
         self.filters[_GUARD_FILTER] = _loop_guard
         self.globals["namespace"] = _GuardedNamespace
+        self.globals["lipsum"] = _bounded_lipsum
 
     def compile(self, source: Any, name: str | None = None, filename: str | None = None, raw: bool = False, defer_init: bool = False) -> Any:  # type: ignore[override]
         """Parse, then route every ``for`` loop's iterable through the loop guard."""

@@ -196,3 +196,23 @@ def test_media_queries_survive_inlining(tmp_path: Path) -> None:
     html = Renderer(folder).render_email("m", "s", {}).html
     assert '<p style="color: red;">x</p>' in html
     assert "@media (max-width:600px)" in html
+
+
+@pytest.mark.parametrize(
+    "source, reason",
+    [
+        ("{{ ('x' * 1000000) | wordwrap(1) }}", "wordwrap longer than"),
+        ("{{ ('www.a.test ' * 50000) | urlize }}", "urlize longer than"),
+        ("{{ lipsum(100000) }}", "lipsum is limited"),
+        ("{{ ('x' * 1000000) | list | sort }}", "100000 items"),
+        ("{{ ('x,' * 200000).split(',') }}", "100000 items"),
+    ],
+)
+def test_costly_builtins_are_capped_before_running(templates: Path, source: str, reason: str) -> None:
+    with pytest.raises(RenderError, match=reason):
+        Renderer(templates).render_string(source, context())
+
+
+def test_small_uses_of_capped_builtins_work(templates: Path) -> None:
+    out = Renderer(templates).render_string("{{ 'aaa bbb ccc' | wordwrap(4) }}|{{ lipsum(2, html=False) | length > 0 }}", context())
+    assert out == "aaa\nbbb\nccc|True"
