@@ -35,6 +35,7 @@ from runner.store.codec import from_db_time, from_json, merge_patch, to_db_time,
 from runner.store.migrations import apply_migrations
 
 BUSY_TIMEOUT_SECONDS = 30.0
+CACHE_KIB = 32 * 1024  # page cache per connection: bounded, so memory stays flat
 MAX_SEND_ATTEMPTS = 5  # a transient failure may be re-claimed until this many attempts
 # sends that count as (possibly) delivered; the engine uses them for caps
 COUNTED_SEND_STATES = ("claimed", "sent", "in_doubt")
@@ -51,6 +52,7 @@ class _Snapshot:
     rev: int
     attributes: dict[str, Any]
     timezone: str | None
+    last_event_id: int  # events with a higher id arrived after the load
 
 
 class SQLiteStore:
@@ -70,6 +72,7 @@ class SQLiteStore:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             self.db.enable_wal()
             apply_migrations(self.db)
         except sqlite3.DatabaseError as error:
@@ -166,8 +169,12 @@ class SQLiteStore:
                 state.past_enrollments.append(enrollment)
             else:
                 state.enrollments[enrollment.journey_id] = enrollment
+        last_event_id = self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
         self._snapshots[contact_id] = _Snapshot(
-            rev=row["rev"], attributes=from_json(row["attributes"], {}), timezone=row["timezone"]
+            rev=row["rev"],
+            attributes=from_json(row["attributes"], {}),
+            timezone=row["timezone"],
+            last_event_id=last_event_id,
         )
         return state
 
@@ -209,10 +216,10 @@ class SQLiteStore:
     def save_contact_state(self, state: ContactState, wake_at: datetime | None) -> None:
         """Write the engine's result in one transaction.
 
-        Attributes are written as a merge patch of what the engine changed, and
-        if an import touched the contact since it was loaded (``rev`` moved),
-        the earlier of the two wake-ups is kept, so nothing imported meanwhile
-        is lost.
+        Attributes are written as a merge patch of what the engine changed.
+        If an import touched the contact since it was loaded (``rev`` moved)
+        or recorded events for it, the earlier wake-up wins, so nothing
+        imported meanwhile is lost.
         """
         contact = state.contact
         now = to_db_time(_utcnow())
@@ -239,8 +246,13 @@ class SQLiteStore:
                 timezone = current["timezone"]
                 if contact.timezone != (snapshot.timezone if snapshot else timezone):
                     timezone = contact.timezone
-                if snapshot is not None and snapshot.rev != current["rev"] and current["wake_at"]:
-                    wake = min(wake, current["wake_at"]) if wake else current["wake_at"]
+                if snapshot is not None:
+                    for outside in (
+                        current["wake_at"] if snapshot.rev != current["rev"] else None,
+                        self._first_event_since(contact.id, snapshot.last_event_id),
+                    ):
+                        if outside is not None:
+                            wake = min(wake, outside) if wake else outside
                 self.conn.execute(
                     """UPDATE contacts SET
                            attributes = json_patch(attributes, :patch),
@@ -265,6 +277,21 @@ class SQLiteStore:
             )
             enrollments = [*state.past_enrollments, *state.enrollments.values()]
             self.conn.executemany(_UPSERT_ENROLLMENT, [_enrollment_to_row(e) for e in enrollments])
+
+    def _first_event_since(self, contact_id: str, last_event_id: int) -> str | None:
+        """Earliest time of the contact's events recorded after ``last_event_id``."""
+        ids = [contact_id] + [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT anonymous_id FROM identities WHERE contact_id = ?", (contact_id,)
+            )
+        ]
+        marks = ",".join("?" * len(ids))
+        return self.conn.execute(
+            f"""SELECT min(at) FROM events WHERE id > ?
+                AND (contact_id IN ({marks}) OR anonymous_id IN ({marks}))""",
+            (last_event_id, *ids, *ids),
+        ).fetchone()[0]
 
     def due_contacts(self, now: datetime, limit: int) -> list[str]:
         """Contacts whose ``wake_at`` has come, oldest first (an index range scan)."""
@@ -592,18 +619,16 @@ class SQLiteStore:
                 anonymous_wake[row.anonymous_id] = at
         with self.transaction():
             self.conn.executemany(
-                "INSERT OR IGNORE INTO contacts (id, created_at, updated_at) VALUES (?, ?, ?)",
-                [(contact_id, now_text, now_text) for contact_id in contact_wake],
+                _CREATE_OR_WAKE_CONTACT,
+                [(cid, now_text, now_text, at) for cid, at in contact_wake.items()],
             )
             inserted = self.conn.executemany(
                 """INSERT OR IGNORE INTO events (contact_id, anonymous_id, name, at, properties, message_id)
                    VALUES (?, ?, ?, ?, ?, ?)""",
                 records,
             ).rowcount
-            self.conn.executemany(_WAKE_CONTACT, [(at, at, cid) for cid, at in contact_wake.items()])
             self.conn.executemany(
-                _WAKE_CONTACT.replace("WHERE id = ?", _VIA_IDENTITY),
-                [(at, at, anon) for anon, at in anonymous_wake.items()],
+                _WAKE_LINKED_CONTACT, [(at, anon, at) for anon, at in anonymous_wake.items()]
             )
         return inserted
 
@@ -659,9 +684,17 @@ def open_store(path: str | Path) -> SQLiteStore:
 
 DUE_CONTACTS_SQL = "SELECT id FROM contacts WHERE wake_at <= ? ORDER BY wake_at LIMIT ?"
 
-_WAKE_CONTACT = """UPDATE contacts SET wake_at = min(coalesce(wake_at, ?), ?), rev = rev + 1
-                   WHERE id = ?"""
-_VIA_IDENTITY = "WHERE id = (SELECT contact_id FROM identities WHERE anonymous_id = ?)"
+# events only ever move wake_at earlier; skipping no-op writes keeps backfills cheap
+_CREATE_OR_WAKE_CONTACT = """
+INSERT INTO contacts (id, created_at, updated_at, wake_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET wake_at = excluded.wake_at
+WHERE contacts.wake_at IS NULL OR excluded.wake_at < contacts.wake_at
+"""
+_WAKE_LINKED_CONTACT = """
+UPDATE contacts SET wake_at = ?
+WHERE id = (SELECT contact_id FROM identities WHERE anonymous_id = ?)
+  AND (wake_at IS NULL OR wake_at > ?)
+"""
 
 _UPSERT_CONTACT = """
 INSERT INTO contacts (id, email, timezone, attributes, created_at, updated_at, wake_at, rev)

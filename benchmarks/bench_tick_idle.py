@@ -1,0 +1,109 @@
+"""Idle tick cost: ``SQLiteStore.due_contacts`` when nothing is due.
+
+Builds databases with 10k and 1M contacts, each with an active enrollment
+waiting in the future (rows written with raw executemany for speed), then
+times ``due_contacts(now, 500)`` — the query every tick starts with. For
+contrast, in the same run:
+
+- bare:     a primary-key lookup on the same database (the floor for any query);
+- no index: the same due query forced to scan (``NOT INDEXED``), i.e. what
+  the tick would cost without the ``wake_at`` index.
+
+Targets: due_contacts <= 20 ms per query, growth 10k -> 1M <= 1.5x.
+
+    .venv/bin/python benchmarks/bench_tick_idle.py [--sizes 10000,1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from runner.store import open_store
+from runner.store.codec import to_db_time
+
+NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
+CHUNK = 50_000
+
+
+def populate(store, count: int) -> None:
+    """``count`` contacts, each in one journey, waiting 1 to 30 days from now."""
+    conn = store.conn
+    created = to_db_time(NOW - timedelta(days=1))
+    for start in range(0, count, CHUNK):
+        ids = range(start, min(count, start + CHUNK))
+        wakes = {i: to_db_time(NOW + timedelta(minutes=1 + (i * 7919) % (30 * 24 * 60))) for i in ids}
+        conn.execute("BEGIN")
+        conn.executemany(
+            """INSERT INTO contacts (id, email, attributes, created_at, updated_at, wake_at, clock)
+               VALUES (?, ?, '{}', ?, ?, ?, ?)""",
+            [(f"c{i}", f"c{i}@example.com", created, created, wakes[i], to_db_time(NOW)) for i in ids],
+        )
+        conn.executemany(
+            """INSERT INTO enrollments (id, contact_id, journey_id, version, stage, cursor, status,
+                   due_at, entered_at) VALUES (?, ?, 'onboarding', 3, 'education', 'nurture',
+                   'active', ?, ?)""",
+            [(f"c{i}:onboarding:1", f"c{i}", wakes[i], created) for i in ids],
+        )
+        conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+
+
+def per_query_ms(query: Callable[[], object], repeat: int) -> float:
+    """Median over 5 rounds of the mean time of ``repeat`` calls, in milliseconds."""
+    rounds = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(repeat):
+            query()
+        rounds.append((time.perf_counter() - started) / repeat * 1000)
+    return statistics.median(rounds)
+
+
+def measure(size: int, folder: Path) -> dict[str, float]:
+    store = open_store(folder / f"idle-{size}.db")
+    built = time.perf_counter()
+    populate(store, size)
+    build_s = time.perf_counter() - built
+    assert store.due_contacts(NOW, 500) == []
+    conn = store.conn
+    scan_sql = "SELECT id FROM contacts NOT INDEXED WHERE wake_at <= ? ORDER BY wake_at LIMIT ?"
+    now_text = to_db_time(NOW)
+    result = {
+        "build_s": build_s,
+        "due": per_query_ms(lambda: store.due_contacts(NOW, 500), 2000),
+        "bare": per_query_ms(
+            lambda: conn.execute("SELECT id FROM contacts WHERE id = ?", ("c1",)).fetchall(), 2000
+        ),
+        "scan": per_query_ms(lambda: conn.execute(scan_sql, (now_text, 500)).fetchall(), 3),
+    }
+    store.close()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,1000000")
+    sizes = [int(s) for s in parser.parse_args().sizes.split(",")]
+    print(f"{'contacts':>9} {'due ms':>8} {'bare ms':>8} {'due/bare':>9} {'no-index ms':>12} "
+          f"{'build s':>8}")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            r = results[size] = measure(size, Path(tmp))
+            print(f"{size:>9} {r['due']:>8.4f} {r['bare']:>8.4f} {r['due'] / r['bare']:>9.2f} "
+                  f"{r['scan']:>12.2f} {r['build_s']:>8.1f}", flush=True)
+    if len(sizes) > 1:
+        small, large = results[sizes[0]], results[sizes[-1]]
+        print(f"growth {sizes[0]} -> {sizes[-1]}: due_contacts {large['due'] / small['due']:.2f}x "
+              f"(target <= 1.5x), bare {large['bare'] / small['bare']:.2f}x, "
+              f"no-index {large['scan'] / small['scan']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
