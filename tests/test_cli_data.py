@@ -104,6 +104,7 @@ def test_usage_errors_exit_2(files):
     unknown = journey("events", "import", "events.txt", "--db", "x.db", cwd=files)
     assert unknown.returncode == 2 and "--format" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+    assert not (files / "x.db").exists()  # usage errors create nothing
     reason = journey("suppress", "add", "ada", "--reason", "bored", "--db", "x.db", cwd=files)
     assert reason.returncode == 2
 

@@ -67,6 +67,7 @@ def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path
 
     importer = ingest.import_contacts if kind == "contacts" else ingest.import_events
     try:
+        format = ingest.detect_format(path, format)  # before the database is created
         with _open(db_path) as store, _progress(path, f"importing {kind}") as progress:
             result = importer(store, path, format=format, strict=strict, progress=progress)
     except JourneyError as error:
