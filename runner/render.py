@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import itertools
 import re
 import string
 import time
@@ -34,6 +35,7 @@ import css_inline
 import jinja2
 from inscriptis import get_text
 from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import Namespace, generate_lorem_ipsum
 
@@ -92,16 +94,38 @@ class _Budget:
         return min(self.size_limit, MAX_ITEMS)
 
     def check_size(self, value: Any) -> Any:
+        """Refuse a string, or a collection that would print as one, above the limits."""
         if isinstance(value, (str, bytes)):
             if len(value) > self.size_limit:
                 raise LimitExceeded(f"text longer than the size limit ({self.size_limit} characters)")
-        elif isinstance(value, (list, tuple, dict, set)) and len(value) > self.item_limit:
-            raise LimitExceeded(f"collection larger than the size limit ({self.item_limit} items)")
+        elif isinstance(value, _COLLECTIONS):
+            if len(value) > self.item_limit:
+                raise LimitExceeded(f"collection larger than the size limit ({self.item_limit} items)")
+            if _weight(value, self.size_limit) > self.size_limit:
+                raise LimitExceeded(f"collection larger than the size limit ({self.size_limit} characters as text)")
         return value
 
     def check_int(self, value: Any) -> None:
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > self.size_limit:
             raise LimitExceeded(f"number {value} is above the size limit ({self.size_limit})")
+
+
+_COLLECTIONS = (list, tuple, dict, set, frozenset)
+
+
+def _weight(value: Any, limit: int) -> int:
+    """About how many characters ``value`` becomes as text; stops counting past ``limit``."""
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if not isinstance(value, _COLLECTIONS):
+        return 8
+    items = itertools.chain.from_iterable(value.items()) if isinstance(value, dict) else value
+    total = 2
+    for item in items:
+        total += 2 + (len(item) if isinstance(item, (str, bytes)) else _weight(item, limit - total))
+        if total > limit:
+            break
+    return total
 
 
 _budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("render_budget", default=None)
@@ -206,10 +230,55 @@ class _GuardedNamespace(Namespace):
         super().__setitem__(name, value)
 
 
+class _GuardedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, with ``a ~ b`` routed through a size check."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile:
+            join = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            join = "markup_join"
+        else:
+            join = "str_join"
+        self.write(f"{join}(environment.checked_pieces((")
+        for piece in node.nodes:
+            self.visit(piece, frame)
+            self.write(", ")
+        self.write(")))")
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ expression }}`` passes here before it becomes text."""
+    budget = _current()
+    return budget.check_size(value) if budget is not None else value
+
+
 class GuardedEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox plus the time/size/loop budget hooks described above."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _GuardedCodeGenerator
+
+    @staticmethod
+    def concat(pieces: Any) -> str:
+        """Join a buffer (macro body, ``{% set %}`` block) only if the result fits."""
+        pieces = pieces if isinstance(pieces, list) else list(pieces)
+        budget = _current()
+        if budget is not None:
+            budget.tick()
+            if sum(len(p) for p in pieces) > budget.size_limit:
+                raise LimitExceeded(f"captured output larger than the size limit ({budget.size_limit} characters)")
+        return "".join(pieces)
+
+    @staticmethod
+    def checked_pieces(pieces: tuple) -> tuple:
+        """The operands of ``~``, refused before joining if the result would not fit."""
+        budget = _current()
+        if budget is not None:
+            budget.tick()
+            if _weight(pieces, budget.size_limit) > budget.size_limit:
+                raise LimitExceeded(f"joined text larger than the size limit ({budget.size_limit} characters)")
+        return pieces
 
     def __init__(self, **options: Any):
         super().__init__(**options)
@@ -262,8 +331,8 @@ def _check_binop(budget: _Budget, op: str, left: Any, right: Any) -> None:
     limit_bits = budget.size_limit * 8
     if op == "*":
         for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
-                if len(seq) * max(times, 0) > budget.size_limit:
+            if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and not isinstance(times, bool):
+                if _weight(seq, budget.size_limit) * max(times, 0) > budget.size_limit:
                     raise LimitExceeded(f"repetition larger than the size limit ({budget.size_limit})")
         if isinstance(left, int) and isinstance(right, int):
             if left.bit_length() + right.bit_length() > limit_bits:
@@ -274,6 +343,9 @@ def _check_binop(budget: _Budget, op: str, left: Any, right: Any) -> None:
                 raise LimitExceeded("number too large")
     elif op == "%":
         _check_format_widths(left)
+    elif op == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+        if _weight(left, budget.size_limit) + _weight(right, budget.size_limit) > budget.size_limit:
+            raise LimitExceeded(f"sum larger than the size limit ({budget.size_limit})")
 
 
 def _template_line(exc: BaseException, filename: str | None) -> int | None:
@@ -309,6 +381,7 @@ class Renderer:
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(HTML_EXTENSIONS, default_for_string=False, default=False),
             auto_reload=False,  # templates are deployed code; compile each once per renderer
+            finalize=_finalize,
         )
         self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
         self._from_string = functools.lru_cache(maxsize=1024)(self._compile_string)

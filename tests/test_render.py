@@ -64,6 +64,22 @@ def test_contact_data_is_escaped_in_html_only(templates: Path) -> None:
     assert email.subject == f"Hi {hostile}"
 
 
+def test_joined_and_macro_output_is_escaped_in_html(tmp_path: Path) -> None:
+    folder = write(
+        tmp_path,
+        {"t.html": "{% macro b(x) %}<b>{{ x }}</b>{% endmacro %}<p>{{ contact.first_name ~ '!' }}</p>{{ b(contact.first_name) }}"},
+    )
+    html = Renderer(folder).render_email("t", "s", context(first_name="<i>")).html
+    assert "<p>&lt;i&gt;!</p>" in html and "<b>&lt;i&gt;</b>" in html
+
+
+def test_ordinary_operators_still_work(templates: Path) -> None:
+    out = Renderer(templates).render_string(
+        "{{ 'a' ~ 'b' ~ 1 }}|{{ [1, 2] + [3] }}|{{ 'a' + 'b' }}|{{ 1 + 2 }}|{{ [1] * 3 }}|{{ {'a': [1, 2]} }}", context()
+    )
+    assert out == "ab1|[1, 2, 3]|ab|3|[1, 1, 1]|{'a': [1, 2]}"
+
+
 def test_subject_is_one_line(templates: Path) -> None:
     email = Renderer(templates).render_email("welcome", "Hi {{ contact.first_name }}", context(first_name="A\r\nBcc: x"))
     assert email.subject == "Hi A Bcc: x"
@@ -113,6 +129,9 @@ def test_sandbox_escapes_are_blocked(templates: Path, source: str) -> None:
         Renderer(templates).render_string(source, context())
 
 
+BIG = "{% set big = 'x' * 1000000 %}"
+
+
 @pytest.mark.parametrize(
     "source, reason",
     [
@@ -130,6 +149,14 @@ def test_sandbox_escapes_are_blocked(templates: Path, source: str) -> None:
             "size limit",
         ),
         ("{% for i in range(100000) %}{% for j in range(100) %}xxxxxxxxxx{% endfor %}{% endfor %}", "size limit"),
+        # a 1 MB string is fine; copies of it joined into something bigger are not:
+        (BIG + "{% set y %}{% for i in range(1000) %}{{ big }}{% endfor %}{% endset %}", "size limit"),
+        (BIG + "{% macro m() %}{% for i in range(1000) %}{{ big }}{% endfor %}{% endmacro %}{{ m() }}", "size limit"),
+        (BIG + "{{ big ~ big }}", "size limit"),
+        (BIG + "{{ big + big }}", "size limit"),
+        (BIG + "{{ [big] * 1000 }}", "size limit"),
+        (BIG + "{{ [big, big] }}", "size limit"),
+        (BIG + "{{ [big, big] | join }}", "size limit"),
     ],
 )
 def test_exploding_templates_are_stopped(templates: Path, source: str, reason: str) -> None:
