@@ -9,7 +9,7 @@ HTML autoescaping for ``.html`` files, and two budgets per render:
   cannot be interrupted, so the limit can be overrun by the duration of one
   such call; the size caps below keep those to about a second at worst.
 * **size** (default 1 MiB): the output and every intermediate string must
-  stay below it, collections below 100,000 items, every integer argument
+  stay below it, collections below 100,000 items, integers used as sizes
   (``center``, ``indent``, format widths) below it; ``'x' * 10**9``,
   ``10 ** 10 ** 10`` and ``'%999999999s' % 1`` are refused *before* they
   allocate. Loops are capped at ``loop_limit`` iterations per render.
@@ -135,13 +135,20 @@ def _current() -> _Budget | None:
     return _budget.get()
 
 
-def _check_call(args: tuple, kwargs: dict) -> None:
+# Calls whose integer arguments are sizes (widths, counts): those must stay
+# below the size limit. Other integers (prices, ids, timestamps) are data.
+SIZE_ARGUMENT_FILTERS = frozenset({"do_center", "do_indent", "do_wordwrap", "do_truncate", "do_slice", "do_batch"})
+SIZE_ARGUMENT_STR_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+
+
+def _check_call(args: tuple, kwargs: dict, *, sizes: bool = False) -> None:
     budget = _current()
     if budget is None:
         return
     budget.tick()
     for value in (*args, *kwargs.values()):
-        budget.check_int(value)
+        if sizes:
+            budget.check_int(value)
         budget.check_size(value)
 
 
@@ -181,10 +188,11 @@ def _guard_filter(func: Callable) -> Callable:
 
     name = func.__name__
     special = name in ("do_format", "do_replace") or name in HEAVY_FILTER_INPUT
+    sizes = name in SIZE_ARGUMENT_FILTERS
 
     @functools.wraps(func)  # keeps jinja_pass_arg, so context passing still works
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        _check_call(args, kwargs)
+        _check_call(args, kwargs, sizes=sizes)
         if special:
             values = [a for a in args if not isinstance(a, (jinja2.runtime.Context, jinja2.Environment, nodes.EvalContext))]
             if name == "do_format" and values:
@@ -305,10 +313,10 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
         return _Budget(deadline=time.monotonic() + 10.0, size_limit=1 << 20, loops_left=0, time_limit=10.0)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        _check_call(args, kwargs)
         target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
         fmt_self = getattr(target, "__self__", None)
         name = getattr(target, "__name__", "")
+        _check_call(args, kwargs, sizes=isinstance(fmt_self, str) and name in SIZE_ARGUMENT_STR_METHODS)
         if isinstance(fmt_self, str):
             if name in ("format", "format_map"):
                 _check_format_widths(fmt_self)

@@ -181,6 +181,14 @@ def test_limits_leave_ordinary_templates_alone(templates: Path) -> None:
         renderer.render_string("{% for i in range(2000) %}{{ 'abcdef' }}{% endfor %}", context())
 
 
+def test_large_numbers_as_data_are_fine(templates: Path) -> None:
+    source = "{{ contact.revenue | round | int }} {{ '{:,}'.format(contact.revenue) }} {{ '%d' % contact.revenue }} {{ contact.revenue * 2 }}"
+    out = Renderer(templates).render_string(source, context(revenue=5_000_000))
+    assert out == "5000000 5,000,000 5000000 10000000"
+    with pytest.raises(RenderError, match="size limit"):
+        Renderer(templates).render_string("{{ 'x'.ljust(contact.revenue) }}", context(revenue=5_000_000))
+
+
 def test_compiled_templates_are_cached(templates: Path) -> None:
     renderer = Renderer(templates)
     renderer.render_email("welcome", "Hi", context())
