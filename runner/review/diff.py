@@ -253,6 +253,35 @@ def _branch_changes(label: str, old: Mapping[str, Any], new: Mapping[str, Any]) 
     return changes
 
 
+def _pair_unnamed(old: dict[str, _StepInfo], new: dict[str, _StepInfo]) -> dict[str, _StepInfo]:
+    """Re-key unnamed old steps whose anchor changed (a step moved around them) to their new name.
+
+    Unmatched unnamed steps of the same kind in the same list are paired in
+    order, so moving `tag` after `welcome` does not also report "wait after
+    welcome removed, wait after tag added".
+    """
+    def unmatched(steps: dict[str, _StepInfo], other: dict[str, _StepInfo]) -> dict[tuple[str, str], list[str]]:
+        groups: dict[tuple[str, str], list[str]] = {}
+        for key, info in steps.items():
+            if key not in other and not info.spec.get("id"):
+                groups.setdefault((info.parent, info.kind), []).append(key)
+        return groups
+
+    renames: dict[str, str] = {}
+    new_groups = unmatched(new, old)
+    for group, old_keys in unmatched(old, new).items():
+        for old_key, new_key in zip(old_keys, new_groups.get(group, [])):
+            renames[old_key] = new_key
+    if not renames:
+        return old
+    rekeyed = {}
+    for key, info in old.items():
+        target = renames.get(key, key)
+        rekeyed[target] = _StepInfo(target, new[target].label if target in new else info.label, info.stage,
+                                    info.parent, info.kind, info.spec)
+    return rekeyed
+
+
 def _order_changes(old: dict[str, _StepInfo], new: dict[str, _StepInfo]) -> list[Change]:
     """Steps that kept their list but changed place relative to the others."""
     changes = []
@@ -264,10 +293,12 @@ def _order_changes(old: dict[str, _StepInfo], new: dict[str, _StepInfo]) -> list
             continue
         matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
         kept = {before[block.a + i] for block in matcher.get_matching_blocks() for i in range(block.size)}
+        siblings = [k for k, info in new.items() if info.parent == parent]
         for key in after:
             if key not in kept:
                 position = after.index(key)
-                anchor = f"after {after[position - 1]}" if position else f"to the start of {parent}"
+                index = siblings.index(key)
+                anchor = f"after {siblings[index - 1]}" if index else f"at the start of {parent}"
                 changes.append(Change("steps", MOVED, new[key].label, f"{new[key].label} reordered: now {anchor}",
                                       before.index(key), position))
     return changes
@@ -300,7 +331,7 @@ def _stage_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Chang
     changes = []
     for stage_id, spec in after.items():
         if stage_id not in before:
-            steps = len(spec.get("steps") or [])
+            steps = len(spec.get("steps")) if isinstance(spec.get("steps"), list) else 0
             changes.append(Change("stages", ADDED, f"stage {stage_id}",
                                   f"stage {stage_id} added: enters {describe.entry_text(spec.get('entry'))} ({steps} steps)",
                                   None, spec.get("entry")))
@@ -381,6 +412,7 @@ def diff_journeys(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
     changes += _mapping_changes("segments", old.get("segments"), new.get("segments"), describe.condition_text)
     changes += _stage_changes(old, new)
     old_steps, new_steps = _steps(old), _steps(new)
+    old_steps = _pair_unnamed(old_steps, new_steps)
     for key, info in new_steps.items():
         if key in old_steps:
             changes += _step_changes(old_steps[key], info)
