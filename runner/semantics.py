@@ -188,16 +188,23 @@ class _Checker:
                             severity=WARNING, key=True)
 
 
-def walk(data: Any, path: Path_) -> Iterator[tuple[Path_, Any, Any]]:
-    """Every (path, key, value) of every mapping entry, depth first."""
-    if isinstance(data, dict):
-        for key, value in data.items():
-            here = path + [key]
-            yield here, key, value
-            yield from walk(value, here)
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            yield from walk(value, path + [index])
+def walk(data: Any, path: Path_) -> list[tuple[Path_, Any, Any]]:
+    """Every (path, key, value) of every mapping entry below ``data`` (iterative: documents can be deep)."""
+    found: list[tuple[Path_, Any, Any]] = []
+    stack: list[tuple[Any, Path_]] = [(data, path)]
+    while stack:
+        node, here = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                there = here + [key]
+                found.append((there, key, value))
+                if isinstance(value, (dict, list)):
+                    stack.append((value, there))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                if isinstance(value, (dict, list)):
+                    stack.append((value, here + [index]))
+    return found
 
 
 # ---------------------------------------------------------------- conditions

@@ -49,10 +49,24 @@ class TemplateContext:
     scores: set[str] | None = None  # project score names; None = unknown
     templates_dir: Path | None = None  # for {% include %} checks
     extra_names: set[str] = field(default_factory=set)
+    # source -> problems at line 1, col 1; subjects repeat a lot across journeys
+    _seen: dict[str, list[Problem]] = field(default_factory=dict, repr=False)
 
 
 def check_source(source: str, file: str, context: TemplateContext, *, line: int = 1, col: int = 1) -> list[Problem]:
     """Problems of one template text; ``line``/``col`` place it (a subject inside YAML)."""
+    if source not in context._seen:
+        if len(context._seen) > 10_000:
+            context._seen.clear()
+        context._seen[source] = _check_source(source, "", context)
+    return [
+        Problem(file, problem.line + line - 1, problem.col + col - 1, problem.code, problem.message,
+                problem.severity, problem.hint)
+        for problem in context._seen[source]
+    ]
+
+
+def _check_source(source: str, file: str, context: TemplateContext, *, line: int = 1, col: int = 1) -> list[Problem]:
     env = _environment()
     try:
         tree = env.parse(source)

@@ -1,0 +1,91 @@
+"""How fast is `journey validate` on a big project? (target: >= 500 files/s)
+
+Generates 1,000 journey files shaped like the samples (copies of the
+project's own journeys/*.yaml with fresh ids; a built-in fixture journey when
+there are none) in a temporary project, then times:
+
+* baseline: plain ``yaml.safe_load`` of every file (the floor: just parsing);
+* validate: the same work ``journey validate`` does in-process
+  (``runner.loader.validate``: YAML with positions, schema, semantics,
+  templates, model building).
+
+Prints files/s for both and the ratio. Run: ``.venv/bin/python benchmarks/bench_validate.py``
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from runner.loader import validate  # noqa: E402
+
+FILES = 1000
+FALLBACK = REPO / "tests" / "hostile"
+
+
+def make_project(folder: Path, count: int) -> Path:
+    """A project with ``count`` journeys copied from the samples, each with its own id."""
+    source = REPO if (REPO / "journeys").is_dir() and list((REPO / "journeys").glob("*.yaml")) else FALLBACK
+    shutil.copy(source / "project.yaml", folder / "project.yaml")
+    shutil.copytree(source / "templates", folder / "templates")
+    samples = sorted((source / "journeys").glob("*.yaml"))
+    journeys = folder / "journeys"
+    journeys.mkdir()
+    for number in range(count):
+        sample = samples[number % len(samples)]
+        text = sample.read_text(encoding="utf-8")
+        text = re.sub(r"(?m)^id: (\S+)", lambda m: f"id: {m.group(1)}_{number}", text, count=1)
+        (journeys / f"{sample.stem}_{number}.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def best_of(runs: int, action) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_project(Path(tmp), FILES)
+        files = sorted((root / "journeys").glob("*.yaml"))
+        lines = sum(f.read_text().count("\n") for f in files) // len(files)
+
+        def baseline() -> None:
+            for file in files:
+                with open(file, encoding="utf-8") as handle:
+                    yaml.safe_load(handle)
+
+        outcome = {}
+
+        def run_validate() -> None:
+            outcome["result"] = validate([], root=root)
+
+        validate([], root=root)  # warm up: schemas compiled, zones listed
+        base = best_of(3, baseline)
+        full = best_of(3, run_validate)
+        result = outcome["result"]
+        assert result.files >= FILES, result.files
+        errors = [p for p in result.problems if p.severity == "error"]
+        print(f"journeys: {FILES} files (~{lines} lines each), {result.files} files checked in total")
+        print(f"problems: {len(errors)} errors, {len(result.problems) - len(errors)} warnings")
+        print(f"baseline  yaml.safe_load   : {FILES / base:8.0f} files/s  ({base:.3f} s)")
+        print(f"journey validate (in-proc) : {FILES / full:8.0f} files/s  ({full:.3f} s)")
+        print(f"ratio validate/baseline    : {full / base:8.2f}x the time of bare parsing")
+        print(f"target >= 500 files/s      : {'met' if FILES / full >= 500 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

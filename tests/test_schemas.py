@@ -1,0 +1,137 @@
+"""The JSON Schemas: valid draft-07, editor-friendly, and in step with the language contract."""
+
+from __future__ import annotations
+
+import re
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft7Validator
+
+from runner import schema
+from runner.resources import SCHEMA_NAMES, load_schema
+from runner.yamlsource import load_file, parse_text
+
+REPO = Path(__file__).resolve().parent.parent
+OPEN_MAPS = {  # objects that deliberately take any keys (user data)
+    "set", "payload", "attributes", "properties",
+}
+
+
+def _subschemas(node, path=()):
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _subschemas(value, path + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _subschemas(value, path + (index,))
+
+
+def _resolve(name: str, node: dict) -> dict:
+    if "$ref" in node:
+        return load_schema(name)["definitions"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_schema_is_valid_draft7_with_an_id(name: str):
+    document = load_schema(name)
+    Draft7Validator.check_schema(document)
+    assert document["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert document["$id"].endswith(f"/{name}.schema.json")
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_every_property_has_a_description(name: str):
+    missing = []
+    for path, node in _subschemas(load_schema(name)):
+        if path and path[-1] == "properties" and isinstance(node, dict) and "type" not in node:
+            for key, value in node.items():
+                if isinstance(value, dict) and "description" not in _resolve(name, value):
+                    missing.append("/".join(map(str, path + (key,))))
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_objects_with_properties_reject_unknown_keys(name: str):
+    loose = []
+    for path, node in _subschemas(load_schema(name)):
+        if isinstance(node, dict) and isinstance(node.get("properties"), dict) and node.get("type") == "object":
+            if node.get("additionalProperties") is not False and path[-1] not in OPEN_MAPS:
+                loose.append("/".join(map(str, path)))
+    assert loose == []
+
+
+def test_shared_definitions_are_identical_in_every_schema():
+    """Definitions are copied (editors cannot follow refs across files reliably); they must not drift."""
+    journey = load_schema("journey")["definitions"]
+    project = load_schema("project")["definitions"]
+    shared = set(journey) & set(project)
+    assert {"condition", "matcher", "where", "count", "duration", "name"} <= shared
+    assert [name for name in sorted(shared) if journey[name] != project[name]] == []
+    scenario, contacts = load_schema("scenario")["definitions"], load_schema("contacts")["definitions"]
+    assert scenario["contact"] == contacts["contact"] and scenario["event"] == contacts["event"]
+
+
+def test_schemas_ship_inside_the_package():
+    folder = files("runner") / "schemas"
+    assert sorted(p.name for p in folder.iterdir() if p.name.endswith(".schema.json")) == sorted(
+        f"{n}.schema.json" for n in SCHEMA_NAMES
+    )
+
+
+def _language_examples() -> list[tuple[str, str]]:
+    text = (REPO / "docs" / "language.md").read_text(encoding="utf-8")
+    found = []
+    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
+        match = re.search(r"\$schema=\S*?(\w+)\.schema\.json", block)
+        has_content = any(line.strip() and not line.lstrip().startswith("#") for line in block.splitlines())
+        if match and has_content:
+            found.append((match.group(1), block))
+    return found
+
+
+@pytest.mark.parametrize("kind,block", _language_examples(), ids=lambda v: v if len(v) < 20 else "")
+def test_examples_in_the_language_contract_follow_the_schemas(kind: str, block: str):
+    doc, problems = parse_text(block, "language.md")
+    assert problems == []
+    assert schema.check(doc, kind) == []
+
+
+def test_the_contract_has_examples_for_every_schema():
+    assert {kind for kind, _ in _language_examples()} == set(SCHEMA_NAMES)
+
+
+def _sample_files() -> list[tuple[str, Path]]:
+    samples = [("project", REPO / "project.yaml")] if (REPO / "project.yaml").exists() else []
+    samples += [("journey", p) for p in sorted((REPO / "journeys").glob("*.yaml"))]
+    samples += [("contacts", p) for p in sorted((REPO / "examples").glob("**/contacts*.yaml"))]
+    samples += [("scenario", p) for p in sorted((REPO / "examples").glob("**/*.scenario.yaml"))]
+    samples += [("project", REPO / "tests/hostile/project.yaml"), ("journey", REPO / "tests/hostile/journeys/onboarding.yaml")]
+    return samples
+
+
+@pytest.mark.parametrize("kind,path", _sample_files(), ids=lambda v: getattr(v, "name", v))
+def test_sample_files_follow_the_schemas(kind: str, path: Path):
+    doc, problems = load_file(path)
+    assert problems == []
+    assert schema.check(doc, kind) == []
+
+
+def test_fast_and_full_validators_agree_on_broken_documents():
+    cases = [
+        {"id": "x", "version": True, "name": "x", "stages": [{"id": "a", "entry": {"event": "e"}}]},
+        {"id": "x", "version": 1, "name": "x", "stages": [{"id": "a", "entry": {"event": "e", "segment": "s"}}]},
+        {"id": "x", "version": 1, "name": "x", "stages": [{"id": "a", "entry": {"event": "e"}, "steps": [{"wait": "0x"}]}]},
+        {"id": "x", "version": 1, "name": "x", "stages": [{"id": "a", "entry": {"event": "e"}}]},
+    ]
+    for case in cases:
+        assert schema.is_valid(case, "journey") == schema.validator("journey").is_valid(case)
+
+
+def test_did_you_mean():
+    assert schema.did_you_mean("subjct", ["subject", "template"]) == "subject"
+    assert schema.did_you_mean("zzz", ["subject", "template"]) is None
+    assert schema.dotted(["stages", 0, "steps", 2, "email"]) == "stages[0].steps[2].email"
