@@ -360,12 +360,15 @@ def _contact_from_json(obj: dict) -> Callable[[_Batch], None]:
             raise BadLine(f"events[{index}] needs an 'event' name", "import.field")
         at = _instant(item.get("at"), f"events[{index}].at")
         properties = _object(item.get("properties"), f"events[{index}].properties")
-        if item.get("anonymous_id"):
-            links.append((str(item["anonymous_id"]), contact_id))
+        anonymous_id = _identifier(item.get("anonymous_id"))
+        if anonymous_id is not None:  # the test contacts' identify: links the visitor
+            links.append((anonymous_id, contact_id))
         message_id = item.get("message_id") or _derived_id(
-            contact_id, None, item["event"], at, properties
+            contact_id, anonymous_id, item["event"], at, properties
         )
-        rows.append(EventRow(contact_id, None, item["event"], at, properties, str(message_id)))
+        rows.append(
+            EventRow(contact_id, anonymous_id, item["event"], at, properties, str(message_id))
+        )
     contact = ContactRow(contact_id, attributes, timezone, list(anonymous_ids))
 
     def add(batch: _Batch) -> None:
@@ -408,11 +411,13 @@ def _segment_event(obj: dict) -> Callable[[_Batch], None]:
         previous_id = _identifier(obj.get("previousId")) or anonymous_id
         if user_id is None or previous_id is None:
             raise BadLine("alias needs 'userId' and 'previousId'", "import.field")
-        return lambda batch: batch.links.append((previous_id, user_id))
+        anonymous_id = previous_id
     if user_id is None and anonymous_id is None:
         raise BadLine("needs 'userId' or 'anonymousId'", "import.field")
     at = _instant(_first_present(obj, "timestamp", "originalTimestamp", "sentAt", "receivedAt"), "timestamp")
-    if kind == "track":
+    if kind == "alias":
+        name, properties = "alias", {}
+    elif kind == "track":
         name = obj.get("event")
         if not isinstance(name, str) or not name.strip():
             raise BadLine("track needs an 'event' name", "import.field")

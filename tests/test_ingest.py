@@ -188,6 +188,9 @@ def test_anonymous_events_count_once_identify_links_them(tmp_path, store):
     assert [e.name for e in state.events] == ["content_downloaded", "page_viewed", "identify",
                                               "page_viewed"]
     assert state.events[1].properties == {"path": "/pricing", "name": "Pricing"}
+    # the visitor's events and the linking identify keep the anonymous id (the engine
+    # counts them from the link); nothing else carries it
+    assert [e.anonymous_id for e in state.events] == ["anon-17"] * 4
     # rows stay under the anonymous id: the merge is a join, not a rewrite
     assert count(store, "events WHERE contact_id IS NULL") == 3
     # the contact is due from its anonymous past
@@ -203,7 +206,10 @@ def test_alias_links_a_previous_id(tmp_path, store):
          "timestamp": "2026-03-01T09:00:00Z"},
     )
     assert import_events(store, path, now=NOW).imported == 2
-    assert [e.name for e in store.load_contact_state("ada").events] == ["signed_up"]
+    events = store.load_contact_state("ada").events
+    assert [(e.name, e.anonymous_id) for e in events] == [("signed_up", "cookie-1"),
+                                                          ("alias", "cookie-1")]
+    assert events[1].at == datetime(2026, 3, 1, 9, tzinfo=UTC)
     assert store.due_contacts(datetime(2026, 3, 1, 8, tzinfo=UTC), 10) == ["ada"]
 
 

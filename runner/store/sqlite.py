@@ -35,6 +35,7 @@ from runner.store.codec import from_db_time, from_json, merge_patch, to_db_time,
 from runner.store.migrations import apply_migrations
 
 BUSY_TIMEOUT_SECONDS = 30.0
+IDENTITY_EVENTS = ("identify", "alias")  # events that link an anonymous id to a contact
 CACHE_KIB = 32 * 1024  # page cache per connection: bounded, so memory stays flat
 MAX_SEND_ATTEMPTS = 5  # a transient failure may be re-claimed until this many attempts
 # sends that count as (possibly) delivered; the engine uses them for caps
@@ -182,14 +183,23 @@ class SQLiteStore:
         ids = [contact_id, *anonymous_ids]
         marks = ",".join("?" * len(ids))
         cursor = self.conn.execute(
-            f"""SELECT name, at, properties, message_id FROM events
+            f"""SELECT name, at, properties, message_id, contact_id, anonymous_id FROM events
                 WHERE contact_id IN ({marks}) OR anonymous_id IN ({marks})
                 ORDER BY at, id""",
             ids + ids,
         )
+        # an anonymous visitor's event, or the identify/alias that links the
+        # visitor, keeps its anonymous id: the engine counts those events from
+        # the instant of the link, as in a simulation
         return [
-            Event(name=name, at=from_db_time(at), properties=from_json(props, {}), message_id=mid)
-            for name, at, props, mid in cursor
+            Event(
+                name=name,
+                at=from_db_time(at),
+                properties=from_json(props, {}),
+                message_id=mid,
+                anonymous_id=anon if owner is None or name in IDENTITY_EVENTS else None,
+            )
+            for name, at, props, mid, owner, anon in cursor
         ]
 
     def _sends_of(self, contact_id: str) -> list[SendRecord]:
