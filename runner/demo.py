@@ -70,8 +70,6 @@ def run_demo(
         if not required.is_file():
             raise JourneyError(f"demo data missing: {required}")
     store = open_store(db_path)
-    # A demo on a laptop: commits survive a crashed process (WAL), but need not wait for the disk.
-    store.conn.execute("PRAGMA synchronous = NORMAL")
     try:
         contacts = ingest.import_contacts(store, contacts_file, now=start)
         events = ingest.import_events(store, events_file, now=start)

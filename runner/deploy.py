@@ -54,6 +54,20 @@ def load_working_tree(root: Path | None = None) -> WorkingTree:
     return WorkingTree(loaded.root, loaded.project, list(loaded.journeys))
 
 
+def load_project_file(root: Path) -> Project:
+    """Only project.yaml, built: what a tick needs from the working tree (fast, no template checks)."""
+    import yaml
+
+    from runner.model import build_project
+
+    path = Path(root) / "project.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+        return build_project(data if isinstance(data, dict) else None, Path(root))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, JourneyError, ValueError, KeyError, TypeError) as error:
+        raise JourneyError(f"{path} cannot be read ({error}); run `journey validate`") from None
+
+
 # ---------------------------------------------------------------- stored content
 
 

@@ -144,14 +144,23 @@ class _Writes:
     def later(self, write: Callable[[], Any]) -> None:
         self.queue.append(write)
 
-    def now(self, write: Callable[[], Any] | None = None) -> Any:
+    def now(self, write: Callable[[], Any] | None = None, *, durable: bool = False) -> Any:
+        """Commit the queue (and ``write``). ``durable``: fsync before returning (a claim
+        must survive a power loss before the transport is called); other commits
+        only need to survive a crashed process, which WAL gives without an fsync."""
         queued, self.queue = self.queue, []
         if not queued and write is None:
             return None
-        with self.store.transaction():
-            for queued_write in queued:
-                queued_write()
-            return write() if write is not None else None
+        if durable:
+            self.store.conn.execute("PRAGMA synchronous = FULL")
+        try:
+            with self.store.transaction():
+                for queued_write in queued:
+                    queued_write()
+                return write() if write is not None else None
+        finally:
+            if durable:
+                self.store.conn.execute("PRAGMA synchronous = NORMAL")
 
 
 # ---------------------------------------------------------------- the tick
@@ -175,6 +184,8 @@ class Tick:
         self.lease_wait = lease_wait
         self.report = TickReport(now=now, holder=self.holder)
         self.writes = _Writes(store)
+        if not dry_run:
+            store.conn.execute("PRAGMA synchronous = NORMAL")  # claims commit with FULL (see _Writes.now)
         project = runtime.project
         self.max_lateness = project.catch_up_max_lateness.approx if project.catch_up_max_lateness else None
         self.skip_late = project.catch_up_policy == "skip"
@@ -293,7 +304,7 @@ class Tick:
         if self.dry_run:
             self._dry(decision, journey)
             return
-        if not self.writes.now(lambda: self.store.claim_send(record, self.report.run_id)):
+        if not self.writes.now(lambda: self.store.claim_send(record, self.report.run_id), durable=True):
             self.report.counts["already_claimed"] += 1
             return
         self._send(decision, journey)
@@ -372,7 +383,7 @@ class Tick:
                 detail=step_detail(journey, record.step_id, state.contact, current_scores(self.runtime.engine, state),
                                    self.runtime.project),
             )
-            if not self.writes.now(lambda: self.store.claim_send(record, self.report.run_id)):
+            if not self.writes.now(lambda: self.store.claim_send(record, self.report.run_id), durable=True):
                 continue
             self.report.counts["retried"] += 1
             self._send(decision, journey)

@@ -54,14 +54,10 @@ def project_root() -> Path:
 
 
 def load_project_settings(root: Path) -> Any:
-    """project.yaml as a Project; only its own errors matter to run (journeys come from the database)."""
-    from runner.loader import load_project
+    """project.yaml as a Project (journeys come from the database, so only this file is read)."""
+    from runner.deploy import load_project_file
 
-    loaded = load_project(root, templates=False)
-    errors = [p for p in loaded.errors if Path(p.file).name == "project.yaml"]
-    if errors:
-        raise JourneyError("project.yaml has errors; fix them (journey validate) first", errors)
-    return loaded.project
+    return load_project_file(root)
 
 
 @contextmanager
