@@ -1,0 +1,178 @@
+"""`journey validate` end to end: formats, exit codes, and never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from runner.cli import main
+from runner.loader import find_project_root, load_project, validate
+
+HOSTILE = Path(__file__).parent / "hostile"
+CASES = HOSTILE / "cases"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the clean fixture project (project.yaml, one journey, templates)."""
+    root = tmp_path / "proj"
+    shutil.copytree(HOSTILE, root, ignore=shutil.ignore_patterns("cases"))
+    return root
+
+
+def run_cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "GITHUB_ACTIONS"}
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
+                          env=environment, timeout=120)
+
+
+def invoke(args: list[str], cwd: Path, env: dict | None = None):
+    runner = CliRunner()
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(main, args, env={"GITHUB_ACTIONS": None, **(env or {})})
+    finally:
+        os.chdir(old)
+
+
+def break_journey(root: Path) -> Path:
+    path = root / "journeys" / "onboarding.yaml"
+    text = path.read_text().replace("subject: \"Three ideas for you\"", "subjct: \"Three ideas for you\"")
+    text = text.replace("timezone: UTC", "timezone: Mars/Olympus")
+    path.write_text(text)
+    return path
+
+
+def test_clean_project_exits_zero_with_a_summary(project: Path):
+    result = run_cli(["validate"], project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("checked, no problems")
+    assert "7 files" in result.stdout
+
+
+def test_problems_are_listed_in_file_order_and_exit_one(project: Path):
+    break_journey(project)
+    result = run_cli(["validate"], project)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("journeys/onboarding.yaml:38:")
+    assert "error[schema.unknown-key] unknown key `subjct`" in lines[0] and "did you mean `subject`?" in lines[0]
+    assert lines[1].startswith("journeys/onboarding.yaml:79:46:") and "error[timezone.unknown]" in lines[1]
+    assert lines[-1] == "2 errors, 0 warnings in 7 files checked"
+    assert "Traceback" not in result.stderr
+
+
+def test_json_format(project: Path):
+    break_journey(project)
+    result = invoke(["validate", "--format", "json"], project)
+    assert result.exit_code == 1
+    document = json.loads(result.output)
+    assert document["summary"] == {"errors": 2, "warnings": 0, "files": 7}
+    first = document["problems"][0]
+    assert {k: first[k] for k in ("file", "line", "col", "code", "severity")} == {
+        "file": "journeys/onboarding.yaml", "line": 38, "col": 47, "code": "schema.unknown-key", "severity": "error",
+    }
+
+
+def test_github_format_is_chosen_in_github_actions(project: Path):
+    break_journey(project)
+    result = invoke(["validate"], project, env={"GITHUB_ACTIONS": "true"})
+    assert result.exit_code == 1
+    first = result.output.splitlines()[0]
+    assert first.startswith("::error file=journeys/onboarding.yaml,line=38,col=47,title=schema.unknown-key::unknown key")
+    explicit = invoke(["validate", "--format", "text"], project, env={"GITHUB_ACTIONS": "true"})
+    assert explicit.output.startswith("journeys/onboarding.yaml:38:47: error")
+
+
+def test_github_format_escapes_newlines_and_percent():
+    from runner.diagnostics import format_github
+    from runner.problems import Problem
+
+    out = format_github([Problem("a,b:c.yaml", 1, 2, "x.y", "50% off\nnow", "warning")], 1)
+    assert out.splitlines()[0] == "::warning file=a%2Cb%3Ac.yaml,line=1,col=2,title=x.y::50%25 off%0Anow"
+
+
+def test_warnings_pass_unless_strict(project: Path):
+    path = project / "journeys" / "onboarding.yaml"
+    path.write_text(path.read_text().replace("segments:\n", "segments:\n  spare: {attribute: plan, exists: true}\n", 1))
+    relaxed = invoke(["validate"], project)
+    assert relaxed.exit_code == 0 and "warning[segment.unused] segment `spare` is never used" in relaxed.output
+    strict = invoke(["validate", "--strict"], project)
+    assert strict.exit_code == 1 and "1 warning" in strict.output
+
+
+def test_paths_may_be_files_or_folders_and_all_are_reported(project: Path):
+    result = invoke(["validate", str(CASES / "step_wait_zero.yaml"), str(CASES / "dup_ids")], project)
+    assert result.exit_code == 1
+    assert "duration.zero" in result.output and "journey.duplicate-id" in result.output
+
+
+def test_missing_path_is_a_usage_error(project: Path):
+    result = run_cli(["validate", "nope.yaml"], project)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "does not exist" in result.stderr
+
+
+def test_unknown_format_is_a_usage_error(project: Path):
+    assert invoke(["validate", "--format", "xml"], project).exit_code == 2
+
+
+def test_help():
+    result = CliRunner().invoke(main, ["validate", "--help"])
+    assert result.exit_code == 0 and "--strict" in result.output and "--format" in result.output
+
+
+def test_every_hostile_case_runs_through_the_real_cli_without_a_traceback(tmp_path: Path):
+    result = run_cli(["validate", str(CASES)], HOSTILE)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and result.stderr == ""
+    assert result.stdout.count("error[") >= 80
+
+
+def test_a_folder_without_project_uses_defaults(tmp_path: Path):
+    (tmp_path / "journeys").mkdir()
+    shutil.copy(HOSTILE / "journeys" / "onboarding.yaml", tmp_path / "journeys" / "onboarding.yaml")
+    result = run_cli(["validate"], tmp_path)
+    # no project.yaml: no tracking plan to check against, no scores, no templates folder
+    assert result.returncode == 1
+    assert "ref.score" in result.stdout and "ref.template" in result.stdout
+    assert "plan." not in result.stdout
+
+
+def test_load_project_api(project: Path):
+    loaded = load_project(project)
+    assert loaded.ok and [j.id for j in loaded.journeys] == ["onboarding"]
+    assert loaded.root == project and loaded.project.name == "Acme Cloud lifecycle"
+    assert loaded.sources["onboarding"] == project / "journeys" / "onboarding.yaml"
+    assert loaded.raw["onboarding"]["version"] == 3
+    broken = break_journey(project)
+    loaded = load_project(project)
+    assert not loaded.ok and loaded.journeys == [] and len(loaded.errors) == 2
+    assert all(p.file.endswith("onboarding.yaml") for p in loaded.problems)
+    assert broken.exists()
+
+
+def test_find_project_root_walks_up(project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    assert find_project_root(project / "journeys" / "onboarding.yaml") == project
+    assert find_project_root(project / "templates" / "nurture") == project
+    monkeypatch.chdir(project / "journeys")
+    assert find_project_root() == project
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    monkeypatch.chdir(lonely)
+    assert find_project_root() == lonely.resolve() or find_project_root() == Path.cwd()
+
+
+def test_validate_function_reports_strictness(project: Path):
+    assert validate([], root=project).exit_code == 0
+    assert validate([CASES / "cond_unused_segment.yaml"], root=project, strict=True).exit_code == 1
+    assert validate([CASES / "cond_unused_segment.yaml"], root=project).exit_code == 0
