@@ -513,6 +513,8 @@ def _parse_or_bad(parse: Callable[[Any], Callable[[_Batch], None]], value: Any):
 
 def _identifier(value: Any) -> str | None:
     """Ids may arrive as strings or numbers; empty means absent."""
+    if type(value) is str:  # the common case, first
+        return value.strip() or None
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):

@@ -28,9 +28,14 @@ def from_db_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value)
 
 
+_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str
+)  # built once: json.dumps with options would build one per call
+
+
 def to_json(value: Any) -> str:
     """Compact, stable JSON (sorted keys make equality checks in SQL meaningful)."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
+    return _ENCODER.encode(value)
 
 
 def from_json(value: str | None, default: Any = None) -> Any:
