@@ -75,9 +75,12 @@ def get_path(attributes: Mapping[str, Any], path: str, contact: Contact | None =
         return contact.timezone
     if contact is not None and path == "id":
         return contact.id
+    if "." not in path:  # hot path: a plain name that is not set
+        return NOT_SET
     value: Any = attributes
     for part in path.split("."):
-        if isinstance(value, Mapping) and part in value:
+        # dict first: isinstance against typing.Mapping goes through the ABC machinery (slow)
+        if (isinstance(value, dict) or isinstance(value, Mapping)) and part in value:
             value = value[part]
         else:
             return NOT_SET

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from runner.conditions import NOT_SET, Facts, as_instant, get_path, where_matches
 from runner.localtime import (
-    add_duration, next_annual, next_cron, next_local_time, next_sendable, sendable, zone,
+    add_duration, next_annual, next_cron as _next_cron_uncached, next_local_time, next_sendable, sendable, zone,
 )
 from runner.model import (
     BranchStep, EmailStep, ExitStep, Journey, Project, SplitStep, Stage, UpdateStep,
@@ -59,6 +59,46 @@ class Decision:
 class Outcome:
     decisions: list[Decision]
     wake_at: datetime | None
+
+
+class _CronSpans:
+    """``next_cron`` answers, remembered as spans: every ``after`` in [lo, fire) has the answer ``fire``.
+
+    Schedule entries ask "next fire after now" at every instant of every
+    contact; croniter re-parses the expression on each call (~1 ms). Fires
+    are rare (yearly, monthly, daily), so a handful of spans answer almost
+    every question with a bisect. Pure: the answer is the uncached one.
+    """
+
+    def __init__(self) -> None:
+        self.fires: dict[tuple[str, str], list[datetime]] = {}  # sorted fire instants per (cron, zone)
+        self.lows: dict[tuple[str, str, datetime], datetime] = {}  # (cron, zone, fire) -> lowest ``after`` known
+
+    def next(self, expression: str, after: datetime, tz) -> datetime:
+        key = (expression, tz.key)
+        fires = self.fires.setdefault(key, [])
+        index = bisect.bisect_right(fires, after)
+        if index < len(fires):
+            fire = fires[index]
+            low = self.lows[(expression, tz.key, fire)]
+            if low <= after:
+                return fire
+        fire = _next_cron_uncached(expression, after, tz)
+        span = (expression, tz.key, fire)
+        if span not in self.lows:
+            bisect.insort(fires, fire)
+            self.lows[span] = after
+        else:
+            self.lows[span] = min(self.lows[span], after)
+        return fire
+
+
+_cron_spans = _CronSpans()
+
+
+def next_cron(expression: str, after: datetime, tz) -> datetime:
+    """The first cron fire strictly after ``after`` (``runner.localtime.next_cron``, span-cached)."""
+    return _cron_spans.next(expression, after, tz)
 
 
 def split_bucket(contact_id: str, journey_id: str, step_id: str) -> int:

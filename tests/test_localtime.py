@@ -1,0 +1,80 @@
+"""Local time arithmetic: DST-correct waits, windows, yearly dates, cron (and its cache)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runner.durations import parse_duration
+from runner.engine import _CronSpans
+from runner.localtime import (
+    add_duration, localize, next_annual, next_cron, next_local_time, next_sendable, sendable, zone,
+)
+from runner.model import TimeRange
+
+UTC = timezone.utc
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize("zone_name, day, expected", [
+    ("America/New_York", date(2026, 3, 8), "2026-03-08 13:00"),
+    ("America/New_York", date(2026, 11, 1), "2026-11-01 14:00"),
+    ("Europe/Berlin", date(2026, 3, 29), "2026-03-29 07:00"),
+    ("Europe/Berlin", date(2026, 10, 25), "2026-10-25 08:00"),
+])
+def test_nine_am_on_dst_days(zone_name, day, expected):
+    tz = zone(zone_name)
+    assert localize(datetime.combine(day, time(9)), tz) == utc(expected)
+    midnight = localize(datetime.combine(day, time(0)), tz)
+    assert next_local_time(midnight, time(9), None, tz) == utc(expected)
+    assert next_cron("0 9 * * *", midnight, tz) == utc(expected)
+
+
+def test_local_time_in_a_gap_moves_forward_and_ambiguous_time_takes_the_first():
+    ny = zone("America/New_York")
+    assert localize(datetime(2026, 3, 8, 2, 30), ny) == utc("2026-03-08 07:30")  # 02:30 does not exist -> 03:30 EDT
+    assert localize(datetime(2026, 11, 1, 1, 30), ny) == utc("2026-11-01 05:30")  # first 01:30 (EDT)
+
+
+def test_day_waits_are_calendar_days_hour_waits_are_absolute():
+    berlin = zone("Europe/Berlin")
+    start = utc("2026-03-28 09:00")  # Sat 10:00 CET
+    assert add_duration(start, parse_duration("1d"), berlin) == utc("2026-03-29 08:00")  # Sun 10:00 CEST
+    assert add_duration(start, parse_duration("24h"), berlin) == utc("2026-03-29 09:00")  # 11:00 CEST
+
+
+def test_window_and_quiet_hours():
+    ist = zone("Europe/Istanbul")
+    window = TimeRange(time(9), time(18), frozenset(range(5)))
+    quiet = TimeRange(time(21), time(8))
+    assert sendable(utc("2026-03-02 06:00"), ist, window, quiet)  # Mon 09:00
+    assert not sendable(utc("2026-03-02 15:00"), ist, window, quiet)  # Mon 18:00 (end exclusive)
+    assert next_sendable(utc("2026-03-06 15:30"), ist, window, quiet) == utc("2026-03-09 06:00")  # Fri 18:30 -> Mon
+    assert next_sendable(utc("2026-03-02 19:00"), ist, None, quiet) == utc("2026-03-03 05:00")  # 22:00 -> 08:00
+
+
+def test_yearly_dates_on_29_february():
+    ist = zone("Europe/Istanbul")
+    assert next_annual(date(2024, 2, 29), utc("2026-01-01 00:00"), parse_duration("0d"), time(9), ist) == utc("2026-02-28 06:00")
+
+
+CRONS = ["0 9 * * *", "30 7 * * mon-fri", "0 10 20 3 *", "0 10 1 12 *", "*/15 * * * *", "0 2 * * sun"]
+ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(CRONS), st.sampled_from(ZONES),
+                          st.integers(min_value=0, max_value=400 * 24 * 60)), min_size=1, max_size=30))
+def test_span_cached_next_cron_gives_the_uncached_answer(queries):
+    cache = _CronSpans()
+    base = utc("2026-01-01 00:00")
+    for expression, zone_name, minutes in queries:
+        after = base + timedelta(minutes=minutes, seconds=minutes % 7)
+        tz = zone(zone_name)
+        assert cache.next(expression, after, tz) == next_cron(expression, after, tz)
