@@ -1,0 +1,150 @@
+"""How fast does the engine simulate a realistic audience? Prints figures, asserts nothing.
+
+Synthetic contacts are shaped like examples/contacts.yaml (the same personas:
+attributes, zones, event patterns), each copy shifted by a seeded random
+number of days and minutes so entries, waits and sends spread over the
+period. Every contact is advanced from the start to 90 days later through the
+sample project's journeys, exactly as ``journey simulate`` does (contacts are
+independent, so decisions are counted and dropped, as a production run would
+persist them).
+
+Figures: wall time, engine events/s where *events = decisions + processed
+instants* (an instant is one ``process`` call: a moment with work for one
+contact), peak RSS, and the ratio to a bare ``heapq`` event loop that pops the
+same number of events with a trivial handler, timed in the same run. Run for
+10k and 100k contacts to see that cost grows linearly.
+
+    .venv/bin/python benchmarks/bench_simulate.py            # 10k and 100k
+    .venv/bin/python benchmarks/bench_simulate.py 2000 20000 # other sizes
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import resource
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runner import engine as engine_module  # noqa: E402
+from runner.engine import Engine  # noqa: E402
+from runner.loader import load_project  # noqa: E402
+from runner.state import Contact, ContactState  # noqa: E402
+from runner.testcontacts import load_test_contacts  # noqa: E402
+
+START = datetime(2026, 3, 2, tzinfo=timezone.utc)
+DAYS = 90
+
+
+def personas(project_tz: str) -> list[ContactState]:
+    """The example contacts with event times resolved against START."""
+    return [c.state(START, project_tz) for c in load_test_contacts(ROOT / "examples" / "contacts.yaml")]
+
+
+def synthetic(templates: list[ContactState], count: int, seed: int = 7):
+    """``count`` contacts: persona copies with fresh ids and shifted event times (lazy)."""
+    rng = random.Random(seed)
+    for n in range(count):
+        template = templates[n % len(templates)]
+        shift = timedelta(days=rng.randrange(0, 45), minutes=rng.randrange(0, 24 * 60, 5))
+        attributes = dict(template.contact.attributes)
+        attributes["email"] = f"user{n}@example.test"
+        contact = Contact(f"{template.contact.id}-{n}", attributes, template.contact.timezone,
+                          list(template.contact.anonymous_ids))
+        events = [replace(e, at=e.at + shift) for e in template.events]
+        yield ContactState(contact=contact, events=events)
+
+
+class InstantCounter:
+    """Counts engine instants by wrapping ``_Run.process`` (one attribute increment per call)."""
+
+    def __init__(self):
+        self.count = 0
+        self.original = engine_module._Run.process
+
+    def __enter__(self):
+        original, counter = self.original, self
+
+        def counting(run, instant, previous):
+            counter.count += 1
+            return original(run, instant, previous)
+
+        engine_module._Run.process = counting
+        return self
+
+    def __exit__(self, *exc):
+        engine_module._Run.process = self.original
+
+
+def run_engine(project, journeys, templates, count: int) -> dict:
+    engine = Engine(project, journeys)
+    end = START + timedelta(days=DAYS)
+    actions: Counter = Counter()
+    decisions = 0
+    with InstantCounter() as instants:
+        began = time.perf_counter()
+        for state in synthetic(templates, count):
+            outcome = engine.advance(state, end, start=START)
+            decisions += len(outcome.decisions)
+            for d in outcome.decisions:
+                actions[d.action] += 1
+        wall = time.perf_counter() - began
+    return {"contacts": count, "wall": wall, "decisions": decisions, "instants": instants.count,
+            "events": decisions + instants.count, "actions": actions}
+
+
+def run_baseline(events: int, contacts: int) -> float:
+    """A bare heapq event loop: push ``events`` timed items, pop each, dispatch to a trivial handler."""
+    rng = random.Random(1)
+    horizon = DAYS * 86400
+    began = time.perf_counter()
+    queue: list[tuple[int, int, int]] = []
+    for seq in range(events):
+        heapq.heappush(queue, (rng.randrange(horizon), seq, seq % contacts))
+    handled: dict[int, int] = {}
+    while queue:
+        at, seq, contact = heapq.heappop(queue)
+        handled[contact] = handled.get(contact, 0) + 1
+    return time.perf_counter() - began
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def main(sizes: list[int]) -> None:
+    loaded = load_project(ROOT)
+    if not loaded.ok:
+        raise SystemExit("the sample project has errors: " + "; ".join(map(str, loaded.errors)))
+    templates = personas(loaded.project.default_timezone)
+    print(f"sample project: {len(loaded.journeys)} journeys, {len(templates)} personas, {DAYS} virtual days")
+    results = []
+    for count in sizes:
+        figures = run_engine(loaded.project, loaded.journeys, templates, count)
+        baseline = run_baseline(figures["events"], count)
+        figures["baseline"] = baseline
+        results.append(figures)
+        rate = figures["events"] / figures["wall"]
+        print(f"\n{count:>7,} contacts: wall {figures['wall']:.2f} s, {figures['decisions']:,} decisions + "
+              f"{figures['instants']:,} instants = {figures['events']:,} events, {rate:,.0f} events/s, "
+              f"{figures['wall'] / count * 1e6:.0f} µs/contact")
+        print(f"         bare heapq loop, same events: {baseline:.2f} s -> ratio {figures['wall'] / baseline:.1f}x")
+        print(f"         peak RSS so far: {peak_rss_mib():.0f} MiB")
+        top = ", ".join(f"{a} {n:,}" for a, n in figures["actions"].most_common(8))
+        print(f"         decisions by action: {top}")
+    if len(results) > 1:
+        small, large = results[0], results[-1]
+        print(f"\nscaling {small['contacts']:,} -> {large['contacts']:,} contacts: "
+              f"x{large['contacts'] / small['contacts']:.0f} contacts, x{large['wall'] / small['wall']:.1f} wall time, "
+              f"x{large['events'] / small['events']:.1f} events")
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [10_000, 100_000])
