@@ -247,8 +247,14 @@ def _json_objects(path: Path, progress: Progress | None) -> Iterator[tuple[int, 
         yield number, value
 
 
-def _csv_rows(path: Path, progress: Progress | None) -> Iterator[tuple[int, dict | BadLine]]:
-    """(first line of the record, {column: cell}) for every CSV record after the header."""
+def _csv_rows(
+    path: Path, progress: Progress | None, required: tuple[tuple[str, ...], ...]
+) -> Iterator[tuple[int, dict | BadLine]]:
+    """(first line of the record, {column: cell}) for every CSV record after the header.
+
+    ``required``: groups of columns of which the header must name at least
+    one each; a header without them is one bad line 1 and nothing more.
+    """
     undecodable: dict[int, BadLine] = {}
 
     def texts() -> Iterator[str]:
@@ -273,6 +279,13 @@ def _csv_rows(path: Path, progress: Progress | None) -> Iterator[tuple[int, dict
         yield 1, BadLine(f"unreadable CSV header: {error}", "import.csv")
         return
     header = [name.strip() for name in header]
+    missing = [" or ".join(group) for group in required if not set(group) & set(header)]
+    if missing:
+        yield 1, BadLine(
+            f"the header lacks column {', '.join(missing)} (found: {', '.join(header)})",
+            "import.csv",
+        )
+        return
     last_line = reader.line_num
     while True:
         start = last_line + 1
@@ -304,7 +317,7 @@ def _csv_rows(path: Path, progress: Progress | None) -> Iterator[tuple[int, dict
 
 
 def _contact_csv_records(path: Path, progress: Progress | None):
-    for number, row in _csv_rows(path, progress):
+    for number, row in _csv_rows(path, progress, (("id",),)):
         yield number, _parse_or_bad(_contact_from_csv, row)
 
 
@@ -394,7 +407,8 @@ def _event_jsonl_records(path: Path, progress: Progress | None):
 
 
 def _event_csv_records(path: Path, progress: Progress | None):
-    for number, row in _csv_rows(path, progress):
+    required = (("user_id", "anonymous_id"), ("event",), ("timestamp",))
+    for number, row in _csv_rows(path, progress, required):
         yield number, _parse_or_bad(_csv_event, row)
 
 

@@ -67,6 +67,14 @@ def test_bad_lines_exit_1_without_traceback_and_keep_the_rest(files):
     assert rows(files / "x.db", "SELECT message_id FROM events") == [("g",)]
 
 
+def test_a_binary_file_is_reported_briefly(files):
+    (files / "photo.jsonl").write_bytes(bytes(range(256)) * 100)
+    result = journey("events", "import", "photo.jsonl", "--db", "x.db", cwd=files)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) <= 52
+    assert "more bad lines" in result.stderr
+
+
 def test_strict_import_of_a_bad_file_keeps_earlier_data(files):
     assert journey("contacts", "import", "contacts.csv", "--db", "x.db", cwd=files).returncode == 0
     (files / "more.csv").write_text("id,email\ncem,cem@example.com\ndee,broken\n", encoding="utf-8")

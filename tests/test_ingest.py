@@ -131,6 +131,20 @@ def test_strict_import_keeps_nothing_of_a_bad_file_and_everything_before(tmp_pat
     assert relaxed.imported == 11 and relaxed.bad_lines == 1
 
 
+def test_csv_without_required_columns_is_one_bad_line(tmp_path, store):
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("email,name\nada@example.com,Ada\nbob@example.com,Bob\n", encoding="utf-8")
+    result = import_contacts(store, contacts, now=NOW)
+    assert [(p.line, p.code) for p in result.bad] == [(1, "import.csv")]
+    assert "lacks column id" in result.bad[0].message
+    events = tmp_path / "events.csv"
+    events.write_text("id,email\nada,ada@example.com\n", encoding="utf-8")
+    result = import_events(store, events, now=NOW)
+    assert result.bad_lines == 1
+    assert "user_id or anonymous_id, event, timestamp" in result.bad[0].message
+    assert count(store, "contacts") == 0
+
+
 def test_unknown_format_is_a_usage_error(tmp_path, store):
     path = tmp_path / "contacts.xlsx"
     path.write_text("x")

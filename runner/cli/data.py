@@ -20,6 +20,8 @@ import click
 from runner.problems import JourneyError
 from runner.store.base import SUPPRESSION_REASONS
 
+SHOWN_PROBLEMS = 50  # bad lines printed; a wrong file should not flood the terminal
+
 DB_OPTION = click.option(
     "--db",
     "db_path",
@@ -74,10 +76,10 @@ def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path
         _fail(error)
     except sqlite3.Error as error:  # locked past the busy timeout, disk full, …
         _fail(JourneyError(f"database error: {error}; batches committed before it are kept"))
-    for problem in result.bad:
+    for problem in result.bad[:SHOWN_PROBLEMS]:
         click.echo(str(problem), err=True)
-    if result.bad_lines > len(result.bad):
-        click.echo(f"… and {result.bad_lines - len(result.bad)} more bad lines", err=True)
+    if result.bad_lines > SHOWN_PROBLEMS:
+        click.echo(f"… and {result.bad_lines - SHOWN_PROBLEMS} more bad lines", err=True)
     if result.aborted:
         click.echo(f"{path}: strict mode: stopped at the first bad line; nothing imported", err=True)
         sys.exit(1)
