@@ -277,6 +277,8 @@ class AllOf(Condition):
         return Explanation(all(c.holds for c in children), "all of", children)
 
     def next_change(self, facts):
+        if not _may_change_with_time(self.deps):
+            return None  # hot in the engine's wake-up search: skip parts that cannot change
         return _earliest(part.next_change(facts) for part in self.parts)
 
     def describe(self):
@@ -308,6 +310,8 @@ class Not(Condition):
         return Explanation(not child.holds, "not", [child])
 
     def next_change(self, facts):
+        if not _may_change_with_time(self.deps):
+            return None
         return self.part.next_change(facts)
 
     def describe(self):
@@ -447,6 +451,11 @@ class InStage(Condition):
 
     def describe(self):
         return f"in stage {self.stage}"
+
+
+def _may_change_with_time(deps: Deps) -> bool:
+    """Whether time alone may flip a condition: timed matchers, scores (decay), or a segment (unknown here)."""
+    return deps.timed or bool(deps.scores) or bool(deps.segments)
 
 
 def _union(parts: list[Condition]) -> Deps:

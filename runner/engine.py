@@ -162,7 +162,7 @@ class _Run:
         self.visible: dict[str, list[Event]] = {}
         self.event_times = [event.at for event in state.events]
         self.revealed = 0  # state.events[:revealed] are visible or known-invisible
-        self._score_cache: dict[str, float] = {}
+        self._score_cache: dict = {}  # name -> score, ("parts", name) -> (constant, decaying)
         self._facts_cache: dict[tuple, Facts] = {}
         self.now: datetime | None = None
         self.facts: Facts | None = None
@@ -277,7 +277,14 @@ class _Run:
         return self._score_cache[name]
 
     def _score_parts(self, name: str) -> tuple[float, float]:
-        """(points that do not decay, points from events that decay) at ``now``."""
+        """(points that do not decay, points from events that decay) at ``now`` (cached for the instant)."""
+        key = ("parts", name)
+        parts = self._score_cache.get(key)
+        if parts is None:
+            parts = self._score_cache[key] = self._compute_score_parts(name)
+        return parts
+
+    def _compute_score_parts(self, name: str) -> tuple[float, float]:
         model = self.project.scores.get(name)
         constant = float(self.memory.get("score_adjust", {}).get(name, 0.0))
         decaying = 0.0
