@@ -535,7 +535,10 @@ def template_candidates(name: str, kind: str) -> list[str]:
 
 @cache
 def _is_file(path: Path) -> bool:
-    return path.is_file()
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # name too long, NUL byte, ...: certainly not a template
+        return False
 
 
 def clear_caches() -> None:
@@ -667,7 +670,7 @@ def check_scenario(doc: YamlDocument, journey_ids: set[str] | None, base: Path |
             extra = f"; did you mean `{suggestion}`?" if suggestion else ""
             checker.report(["journeys", index], "ref.journey", f"there is no journey `{name}`{extra}")
     contacts = data.get("contacts")
-    if isinstance(contacts, str) and base is not None and not (base / contacts).is_file():
+    if isinstance(contacts, str) and base is not None and not _is_file(base / contacts):
         checker.report(["contacts"], "ref.contacts", f"contacts file `{contacts}` not found next to this scenario")
     if isinstance(contacts, list):
         _contacts(checker, contacts, ["contacts"])

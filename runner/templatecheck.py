@@ -9,6 +9,7 @@ are only parsed (in Jinja's sandboxed environment).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -49,32 +50,50 @@ class TemplateContext:
     scores: set[str] | None = None  # project score names; None = unknown
     templates_dir: Path | None = None  # for {% include %} checks
     extra_names: set[str] = field(default_factory=set)
-    # source -> problems at line 1, col 1; subjects repeat a lot across journeys
-    _seen: dict[str, list[Problem]] = field(default_factory=dict, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """What the analysis of a template depends on (the include folder aside)."""
+        return json.dumps([self.attributes, sorted(self.scores) if self.scores is not None else None,
+                           sorted(self.extra_names)], sort_keys=True, default=str)
+
+
+# (source, context fingerprint) -> (problems placed at line 1 / col 1, included names with lines).
+# Subjects and templates repeat across journeys and across loads in one process.
+_ANALYSED: dict[tuple[str, str], tuple[list[Problem], list[tuple[str, int]]]] = {}
 
 
 def check_source(source: str, file: str, context: TemplateContext, *, line: int = 1, col: int = 1) -> list[Problem]:
     """Problems of one template text; ``line``/``col`` place it (a subject inside YAML)."""
-    if source not in context._seen:
-        if len(context._seen) > 10_000:
-            context._seen.clear()
-        context._seen[source] = _check_source(source, "", context)
-    return [
+    key = (source, context.fingerprint)
+    if key not in _ANALYSED:
+        if len(_ANALYSED) > 10_000:
+            _ANALYSED.clear()
+        _ANALYSED[key] = _analyse(source, context)
+    found, includes = _ANALYSED[key]
+    problems = [
         Problem(file, problem.line + line - 1, problem.col + col - 1, problem.code, problem.message,
                 problem.severity, problem.hint)
-        for problem in context._seen[source]
+        for problem in found
     ]
+    if context.templates_dir is not None:
+        for name, lineno in includes:
+            if not _exists(context.templates_dir / name):
+                problems.append(Problem(file, line + lineno - 1, col, "template.missing",
+                                        f"included template `{name}` not found in {context.templates_dir.name}/"))
+    return problems
 
 
-def _check_source(source: str, file: str, context: TemplateContext, *, line: int = 1, col: int = 1) -> list[Problem]:
+def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list[tuple[str, int]]]:
     env = _environment()
+    file, line, col = "", 1, 1
     try:
         tree = env.parse(source)
     except TemplateSyntaxError as error:
         return [Problem(file, line + (error.lineno or 1) - 1, col, "template.syntax",
-                        f"template syntax error: {error.message}")]
+                        f"template syntax error: {error.message}")], []
     except Exception as error:  # noqa: BLE001 - the lexer can fail in odd ways on hostile input
-        return [Problem(file, line, col, "template.syntax", f"template syntax error: {error}")]
+        return [Problem(file, line, col, "template.syntax", f"template syntax error: {error}")], []
     problems: list[Problem] = []
 
     def at(node: nodes.Node) -> tuple[int, int]:
@@ -91,13 +110,12 @@ def _check_source(source: str, file: str, context: TemplateContext, *, line: int
                                     hint="templates see: " + ", ".join(CONTEXT)))
     for node, chain in _chains(tree):
         problems.extend(_check_chain(chain, file, at(node), context))
-    if context.templates_dir is not None:
-        for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-            name = node.template.value if isinstance(node.template, nodes.Const) else None
-            if isinstance(name, str) and not (context.templates_dir / name).is_file():
-                problems.append(Problem(file, *at(node), "template.missing",
-                                        f"included template `{name}` not found in {context.templates_dir.name}/"))
-    return problems
+    includes = [
+        (node.template.value, node.lineno)
+        for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))
+        if isinstance(node.template, nodes.Const) and isinstance(node.template.value, str)
+    ]
+    return problems, includes
 
 
 def _chains(tree: nodes.Node) -> Iterator[tuple[nodes.Node, list[str]]]:
@@ -188,6 +206,13 @@ def check_file(path: Path, file: str, context: TemplateContext) -> list[Problem]
         return [Problem(file, before.count(b"\n") + 1, len(before) - (before.rfind(b"\n") + 1) + 1,
                         "file.encoding", "the template is not UTF-8", ERROR, "save it as UTF-8")]
     return check_source(source, file, context)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def template_files(folder: Path) -> list[Path]:

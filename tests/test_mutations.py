@@ -1,0 +1,148 @@
+"""Randomly broken journeys never crash `journey validate`.
+
+Hypothesis mutates the sample journeys (journeys/*.yaml, or the fixture
+journey in tests/hostile when there are none): it deletes and renames keys,
+swaps types and values, and corrupts the text. Whatever comes out, validation
+must report problems — never raise — and every problem must point at a real
+line and column.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runner import schema
+from runner.loader import validate
+from runner.yamlsource import load_file
+
+REPO = Path(__file__).resolve().parent.parent
+HOSTILE = REPO / "tests" / "hostile"
+SAMPLES = sorted((REPO / "journeys").glob("*.yaml")) or [HOSTILE / "journeys" / "onboarding.yaml"]
+ROOT = REPO if (REPO / "project.yaml").exists() and (REPO / "journeys").is_dir() else HOSTILE
+TEXTS = [path.read_text(encoding="utf-8") for path in SAMPLES]
+DATA = [load_file(path)[0].data for path in SAMPLES]
+WORK = Path(tempfile.mkdtemp(prefix="mutations-"))
+
+ODD_VALUES = st.sampled_from([
+    None, True, 0, -1, 3.5, "", "x", "2days", "0d", "25:99", "Mars/Base", "* * *", "{{ broken", [], {}, [1, "a"],
+    {"all": []}, {"segment": "nope"}, {"event": 5}, "a" * 300, 10**30,
+])
+
+
+def _nodes(data: Any, path: tuple = ()) -> list[tuple]:
+    found = [path]
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found += _nodes(value, path + (key,))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found += _nodes(value, path + (index,))
+    return found
+
+
+def _get(data: Any, path: tuple) -> Any:
+    for item in path:
+        data = data[item]
+    return data
+
+
+@st.composite
+def mutated(draw) -> str:
+    """YAML text of a sample journey after 1-4 random structural mutations."""
+    index = draw(st.integers(0, len(DATA) - 1))
+    data = yaml.safe_load(yaml.safe_dump(DATA[index]))  # a deep copy
+    for _ in range(draw(st.integers(1, 4))):
+        paths = [p for p in _nodes(data) if p]
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent, last = _get(data, path[:-1]), path[-1]
+        action = draw(st.sampled_from(["delete", "rename", "odd", "swap", "wrap"]))
+        if action == "delete":
+            del parent[last]
+        elif action == "rename" and isinstance(parent, dict):
+            new = draw(st.sampled_from([last[:-1], last + "s", last.upper(), "x_" + last, "if", "email", "id"]))
+            parent[new] = parent.pop(last)
+        elif action == "odd":
+            parent[last] = draw(ODD_VALUES)
+        elif action == "swap":
+            other = draw(st.sampled_from(paths))
+            try:
+                parent[last] = yaml.safe_load(yaml.safe_dump(_get(data, other)))
+            except (KeyError, IndexError, TypeError):
+                pass
+        else:
+            parent[last] = [parent[last]] if draw(st.booleans()) else {"x": parent[last]}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+@st.composite
+def corrupted(draw) -> str:
+    """A sample's text with characters inserted, deleted or replaced."""
+    text = TEXTS[draw(st.integers(0, len(TEXTS) - 1))]
+    for _ in range(draw(st.integers(1, 5))):
+        at = draw(st.integers(0, max(0, len(text) - 1)))
+        junk = draw(st.sampled_from(["\t", ":", "- ", "{", "]", "&a ", "*a", "\"", "'", "#", "\n  ", "!!python/object ",
+                                     "<<: *a\n", "\u00e9", "\x00", "%", "|", ">", "? "]))
+        if draw(st.booleans()):
+            text = text[:at] + junk + text[at:]
+        else:
+            text = text[:at] + text[at + draw(st.integers(1, 20)):]
+    return text
+
+
+def _check(text: str) -> None:
+    path = WORK / "mutant.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    result = validate([path], root=ROOT)  # must not raise
+    assert result.exit_code in (0, 1)
+    lines = text.count("\n") + 2
+    for problem in result.problems:
+        assert problem.line >= 1 and problem.col >= 1 and problem.code and problem.message
+        if problem.file.endswith("mutant.yaml"):
+            assert problem.line <= lines, problem
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_structural_mutations_never_crash(text: str):
+    _check(text)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corrupted())
+def test_text_corruption_never_crashes(text: str):
+    _check(text)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_fast_and_full_schema_validators_agree(text: str):
+    data = yaml.safe_load(text)
+    assert schema.is_valid(data, "journey") == schema.validator("journey").is_valid(data)
+
+
+def test_real_cli_runs_on_mutants_show_no_traceback():
+    rng = random.Random(20261123)
+    environment = {k: v for k, v in os.environ.items() if k != "GITHUB_ACTIONS"}
+    for number in range(5):
+        text = TEXTS[number % len(TEXTS)]
+        for _ in range(6):
+            at = rng.randrange(len(text))
+            text = text[:at] + rng.choice(["\t", ": ", "{", "]", "*x", "\"", "- "]) + text[at + rng.randrange(3):]
+        path = WORK / f"cli_mutant_{number}.yaml"
+        path.write_text(text, encoding="utf-8")
+        result = subprocess.run([sys.executable, "-m", "runner", "validate", str(path)], cwd=ROOT,
+                                capture_output=True, text=True, env=environment, timeout=120)
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.returncode in (0, 1)
