@@ -1,0 +1,128 @@
+"""Conditions are data: every operator, event counts and windows, segments, explain and next_change."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from runner.conditions import ConditionError, Facts, compile_condition
+from runner.state import Contact, Event
+
+UTC = timezone.utc
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def facts(attributes=None, events=(), segments=None, scores=None, stage=None, since=None) -> Facts:
+    grouped: dict[str, list[Event]] = {}
+    for e in sorted(events, key=lambda e: e.at):
+        grouped.setdefault(e.name, []).append(e)
+    return Facts(contact=Contact("c", dict(attributes or {}), "UTC"), now=NOW, events=grouped,
+                 segments={k: compile_condition(v) for k, v in (segments or {}).items()},
+                 score=lambda name: (scores or {}).get(name, 0.0), stage=stage, since=since)
+
+
+def holds(spec, **kwargs) -> bool:
+    return compile_condition(spec).evaluate(facts(**kwargs))
+
+
+ATTRS = {"source": "newsletter", "size": 250, "title": "IT Director", "tags": ["beta", "vip"],
+         "signed_up_at": "2026-01-01T00:00:00Z", "renewal": "2026-03-05", "meddic": {"metrics": "ok"}, "none": None}
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ({"attribute": "source", "equals": "newsletter"}, True),
+    ({"attribute": "source", "not_equals": "newsletter"}, False),
+    ({"attribute": "missing", "not_equals": "x"}, True),
+    ({"attribute": "source", "in": ["ebook", "newsletter"]}, True),
+    ({"attribute": "source", "not_in": ["ebook"]}, True),
+    ({"attribute": "title", "contains": "director"}, True),
+    ({"attribute": "tags", "contains": "vip"}, True),
+    ({"attribute": "tags", "contains": "gold"}, False),
+    ({"attribute": "title", "starts_with": "IT"}, True),
+    ({"attribute": "meddic.metrics", "exists": True}, True),
+    ({"attribute": "meddic.champion", "exists": False}, True),
+    ({"attribute": "none", "exists": True}, False),
+    ({"attribute": "size", "gt": 200}, True),
+    ({"attribute": "size", "gte": 250}, True),
+    ({"attribute": "size", "lt": 250}, False),
+    ({"attribute": "size", "lte": 250}, True),
+    ({"attribute": "source", "gt": 3}, False),  # not a number: false, not an error
+    ({"attribute": "renewal", "after": "2026-03-01"}, True),
+    ({"attribute": "renewal", "before": "2026-03-01"}, False),
+    ({"attribute": "renewal", "gte": "2026-03-05"}, True),
+    ({"attribute": "signed_up_at", "older_than": "60d"}, True),
+    ({"attribute": "signed_up_at", "older_than": "90d"}, False),
+    ({"attribute": "renewal", "newer_than": "7d"}, True),
+    ({"attribute": "missing", "newer_than": "7d"}, False),
+])
+def test_attribute_operators(spec, expected):
+    assert holds(spec, attributes=ATTRS) is expected
+
+
+def ev(days_ago: float, name: str = "page_viewed", **props) -> Event:
+    return Event(name, NOW - timedelta(days=days_ago), props)
+
+
+def test_event_counts_windows_and_where():
+    history = [ev(40, path="/pricing"), ev(5, path="/pricing/team"), ev(2, path="/blog"), ev(1, "purchased")]
+    assert holds({"event": "page_viewed"}, events=history)
+    assert holds({"event": "page_viewed", "count": {"equals": 3}}, events=history)
+    assert holds({"event": "page_viewed", "within": "30d", "count": {"equals": 2}}, events=history)
+    assert holds({"event": "page_viewed", "where": {"path": {"starts_with": "/pricing"}}, "count": {"gte": 2}}, events=history)
+    assert holds({"event": "page_viewed", "where": {"path": "/blog"}, "within": "1d", "count": {"equals": 0}}, events=history)
+    assert not holds({"event": "signed_up"}, events=history)
+    assert holds({"event": "signed_up", "count": {"equals": 0}}, events=history)  # "did not"
+
+
+def test_boolean_logic_segments_scores_and_stage():
+    segments = {"news": {"attribute": "source", "equals": "newsletter"},
+                "big_news": {"all": [{"segment": "news"}, {"attribute": "size", "gte": 100}]}}
+    assert holds({"segment": "big_news"}, attributes=ATTRS, segments=segments)
+    assert holds({"any": [{"attribute": "size", "lt": 1}, {"segment": "news"}]}, attributes=ATTRS, segments=segments)
+    assert holds({"not": {"segment": "news"}}, attributes={"source": "ebook"}, segments=segments)
+    assert holds({"score": "lead", "gte": 50}, scores={"lead": 50})
+    assert not holds({"score": "lead", "gt": 50}, scores={"lead": 50})
+    assert holds({"stage": "education"}, stage="education")
+
+
+def test_exit_facts_ignore_events_before_since():
+    history = [ev(5, "unsubscribed")]
+    condition = compile_condition({"event": "unsubscribed"})
+    assert condition.evaluate(facts(events=history))
+    assert not condition.evaluate(facts(events=history, since=NOW - timedelta(days=1)))
+
+
+def test_explain_says_what_held_and_what_it_saw():
+    segments = {"news": {"attribute": "source", "equals": "newsletter"}}
+    spec = {"all": [{"segment": "news"}, {"event": "purchased", "within": "30d"}]}
+    why = compile_condition(spec).explain(facts(attributes={"source": "ebook"}, segments=segments))
+    lines = why.lines()
+    assert lines[0] == "✗ all of"
+    assert "✗ segment news" in lines[1] and "(is 'ebook')" in lines[2]
+    assert "event purchased count gte 1 within 30d (happened 0 times)" in lines[3]
+
+
+def test_next_change_finds_when_time_alone_flips_a_condition():
+    quiet = compile_condition({"all": [{"event": "app_opened"}, {"event": "app_opened", "within": "7d", "count": {"equals": 0}}]})
+    f = facts(events=[ev(3, "app_opened")])
+    assert not quiet.evaluate(f)
+    assert quiet.next_change(f) == NOW + timedelta(days=4)
+    older = compile_condition({"attribute": "signed_up_at", "older_than": "80d"})
+    assert older.next_change(facts(attributes=ATTRS)) == datetime(2026, 3, 22, tzinfo=UTC) + timedelta(microseconds=1)
+    static = compile_condition({"all": [{"attribute": "source", "equals": "x"}, {"event": "purchased"}]})
+    assert static.next_change(facts(attributes=ATTRS)) is None
+
+
+@pytest.mark.parametrize("spec", [
+    "source == 'x'", {}, {"attribute": "a", "equals": 1, "in": [1]}, {"frobnicate": 1},
+    {"event": "x", "count": {"about": 3}},
+])
+def test_bad_conditions_are_errors_never_evaluated(spec):
+    with pytest.raises(ConditionError):
+        compile_condition(spec)
+
+
+def test_unknown_segment_is_a_condition_error_at_evaluation():
+    with pytest.raises(ConditionError):
+        holds({"segment": "nope"})
