@@ -37,6 +37,7 @@ from runner.store.base import ContactRow, EventRow, Store
 
 BATCH_SIZE = 5000
 MAX_REPORTED = 1000  # bad lines kept in the result; the count goes on
+MAX_LINE_BYTES = 1024 * 1024  # longer lines are bad (and never held in memory whole)
 FORMATS = ("csv", "jsonl")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
@@ -216,19 +217,43 @@ def import_events(
 # ---------------------------------------------------------------------- reading lines
 
 
-def _lines(path: Path, progress: Progress | None) -> Iterator[tuple[int, str | BadLine]]:
-    """(line number, text) for every non-blank line; undecodable lines become BadLine."""
+def _raw_lines(path: Path, progress: Progress | None) -> Iterator[tuple[int, bytes | BadLine]]:
+    """(line number, bytes) for every line; a line over MAX_LINE_BYTES is a BadLine,
+    skipped in chunks so one hostile line cannot exhaust memory."""
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        number = 0
+        while True:
+            raw = handle.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            number += 1
             if progress is not None:
                 progress(len(raw))
-            try:
-                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as error:
-                yield number, BadLine(f"not UTF-8 text ({error.reason})", "import.encoding")
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while raw and not raw.endswith(b"\n"):  # skip the rest of the line
+                    raw = handle.readline(MAX_LINE_BYTES)
+                    if progress is not None:
+                        progress(len(raw))
+                yield number, BadLine(
+                    f"line longer than {MAX_LINE_BYTES // 1024} KiB", "import.too-long"
+                )
                 continue
-            if text.strip():
-                yield number, text
+            yield number, raw
+
+
+def _decode(number: int, raw: bytes) -> str | BadLine:
+    try:
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as error:
+        return BadLine(f"not UTF-8 text ({error.reason})", "import.encoding")
+
+
+def _lines(path: Path, progress: Progress | None) -> Iterator[tuple[int, str | BadLine]]:
+    """(line number, text) for every non-blank line; unreadable lines become BadLine."""
+    for number, raw in _raw_lines(path, progress):
+        text = raw if isinstance(raw, BadLine) else _decode(number, raw)
+        if isinstance(text, BadLine) or text.strip():
+            yield number, text
 
 
 def _json_objects(path: Path, progress: Progress | None) -> Iterator[tuple[int, dict | BadLine]]:
@@ -240,6 +265,9 @@ def _json_objects(path: Path, progress: Progress | None) -> Iterator[tuple[int, 
             value = json.loads(text)
         except json.JSONDecodeError as error:
             yield number, BadLine(f"invalid JSON: {error.msg} (column {error.colno})", "import.json")
+            continue
+        except RecursionError:
+            yield number, BadLine("JSON nested too deeply", "import.json")
             continue
         if not isinstance(value, dict):
             yield number, BadLine("each line must be a JSON object", "import.json")
@@ -258,17 +286,13 @@ def _csv_rows(
     undecodable: dict[int, BadLine] = {}
 
     def texts() -> Iterator[str]:
-        with path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if progress is not None:
-                    progress(len(raw))
-                try:
-                    yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-                except UnicodeDecodeError as error:
-                    undecodable[number] = BadLine(
-                        f"not UTF-8 text ({error.reason})", "import.encoding"
-                    )
-                    yield raw.decode("utf-8", errors="replace")
+        for number, raw in _raw_lines(path, progress):
+            text = raw if isinstance(raw, BadLine) else _decode(number, raw)
+            if isinstance(text, BadLine):
+                undecodable[number] = text
+                yield "\n"  # keeps the reader's line count; the record is reported bad
+            else:
+                yield text
 
     reader = csv.reader(texts())
     try:
@@ -469,6 +493,8 @@ def _csv_event(row: dict[str, str]) -> Callable[[_Batch], None]:
             properties = json.loads(row["properties"])
         except json.JSONDecodeError as error:
             raise BadLine(f"'properties' is not valid JSON: {error.msg}", "import.json") from None
+        except RecursionError:
+            raise BadLine("'properties' is nested too deeply", "import.json") from None
         properties = _object(properties, "properties")
     for column, cell in row.items():
         if column.startswith("prop.") and cell.strip():

@@ -307,3 +307,33 @@ def test_progress_reports_every_byte(tmp_path, store):
     seen = []
     import_events(store, path, now=NOW, progress=seen.append)
     assert sum(seen) == path.stat().st_size
+
+
+def test_hostile_lines_are_bad_lines_not_crashes(tmp_path, store, monkeypatch):
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([
+        json.dumps(track(1)),
+        json.dumps({**track(2), "properties": {"blob": "x" * 20_000}}),  # too long
+        "[" * 100_000,  # too long and absurdly nested
+        '{"a":' * 3000 + "1" + "}" * 3000,  # nested past the parser's limit, under the cap
+        json.dumps(track(3)),
+    ]) + "\n", encoding="utf-8")
+    monkeypatch.setattr(ingest, "MAX_LINE_BYTES", 64 * 1024)
+    result = import_events(store, path, now=NOW)
+    assert result.imported == 3
+    assert [(p.line, p.code) for p in result.bad] == [(3, "import.too-long"), (4, "import.json")]
+    monkeypatch.setattr(ingest, "MAX_LINE_BYTES", 4096)
+    result = import_events(store, path, now=NOW)
+    assert [(p.line, p.code) for p in result.bad] == [
+        (2, "import.too-long"), (3, "import.too-long"), (4, "import.too-long")]
+    assert result.duplicates == 2
+
+
+def test_csv_too_long_or_undecodable_lines_do_not_shift_line_numbers(tmp_path, store, monkeypatch):
+    monkeypatch.setattr(ingest, "MAX_LINE_BYTES", 1024)
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(b"id,email\n" + b"a,a@example.com\n" + b"b," + b"x" * 5000 + b"\n"
+                     + b"c,\xff@example.com\n" + b"d,d@example.com\n")
+    result = import_contacts(store, path, now=NOW)
+    assert [(p.line, p.code) for p in result.bad] == [(3, "import.too-long"), (4, "import.encoding")]
+    assert sorted(r[0] for r in store.conn.execute("SELECT id FROM contacts")) == ["a", "d"]
