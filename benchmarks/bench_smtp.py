@@ -1,7 +1,8 @@
 """Messages per second through our SMTP transport vs a bare smtplib loop.
 
-The server is aiosmtpd's Sink handler in a separate process (so it does not
-share our GIL), on 127.0.0.1. Every figure is measured in this run against
+The server is aiosmtpd in a separate process (so it does not share our GIL),
+on 127.0.0.1, dropping what it receives; first as fast as it can, then with
+a per-message delay like a remote relay's (where more connections pay off). Every figure is measured in this run against
 the same server with the same pre-built messages:
 
 * bare-1: one ``smtplib.SMTP`` connection, ``send_message`` in a loop
@@ -16,6 +17,8 @@ The target is ours/bare >= 0.8 for both.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import smtplib
 import socket
 import subprocess
@@ -42,11 +45,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(port: int) -> subprocess.Popen:
+class LatencySink:
+    """aiosmtpd handler that accepts and drops messages after ``latency`` seconds (a remote relay)."""
+
+    def __init__(self, latency: float = 0.0):
+        self.latency = latency
+
+    @classmethod
+    def from_cli(cls, parser: object, *args: str) -> "LatencySink":
+        return cls(float(args[0]) if args else 0.0)
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return "250 OK"
+
+
+def start_server(port: int, latency: float) -> subprocess.Popen:
+    here = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
     server = subprocess.Popen(
-        [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "aiosmtpd", "-n", "-c", "bench_smtp.LatencySink", "-l", f"127.0.0.1:{port}", str(latency)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -116,32 +138,26 @@ def rate(run, count: int, repeats: int) -> float:
     return count / best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-
+def measure(latency: float, count: int, n: int, repeats: int) -> None:
+    """Print the four figures and the ratios for one server latency."""
     port = free_port()
-    server = start_server(port)
+    server = start_server(port, latency)
     url = f"smtp://127.0.0.1:{port}?starttls=false"
-    batch = messages(args.messages)
-    n = args.connections
+    batch = messages(count)
     try:
-        rate(lambda: bare_loop(port, batch[:100]), 100, 1)  # warm up both sides
+        rate(lambda: bare_loop(port, batch[:50]), 50, 1)  # warm up both sides
         figures = {
-            "bare-1": rate(lambda: bare_loop(port, batch), len(batch), args.repeats),
-            "ours-1": rate(lambda: ours_single(url, batch), len(batch), args.repeats),
-            f"bare-{n}": rate(lambda: bare_parallel(port, batch, n), len(batch), args.repeats),
-            f"ours-{n}": rate(lambda: ours_pool(url, batch, n), len(batch), args.repeats),
+            "bare-1": rate(lambda: bare_loop(port, batch), len(batch), repeats),
+            "ours-1": rate(lambda: ours_single(url, batch), len(batch), repeats),
+            f"bare-{n}": rate(lambda: bare_parallel(port, batch, n), len(batch), repeats),
+            f"ours-{n}": rate(lambda: ours_pool(url, batch, n), len(batch), repeats),
         }
     finally:
         server.terminate()
         server.wait(10)
 
     size = len(batch[0].as_bytes())
-    print(f"{len(batch)} messages of {size} bytes to aiosmtpd Sink on 127.0.0.1 (best of {args.repeats})")
+    print(f"{len(batch)} messages of {size} bytes, server latency {latency * 1000:g} ms per message (best of {repeats})")
     for name, value in figures.items():
         print(f"  {name:8} {value:8.0f} msg/s")
     for connections in ("1", str(n)):
@@ -149,6 +165,18 @@ def main() -> None:
         verdict = "ok" if ratio >= 0.8 else "BELOW TARGET"
         print(f"  ratio ours/bare with {connections} connection(s): {ratio:.2f} (target >= 0.80: {verdict})")
     print(f"  speed-up of {n} connections over 1 (ours): {figures[f'ours-{n}'] / figures['ours-1']:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-ms", type=float, default=5.0, help="second scenario: a relay this slow")
+    args = parser.parse_args()
+    measure(0.0, args.messages, args.connections, args.repeats)
+    if args.latency_ms > 0:
+        measure(args.latency_ms / 1000, max(args.messages // 5, 50), args.connections, args.repeats)
 
 
 if __name__ == "__main__":
