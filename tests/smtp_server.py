@@ -10,7 +10,8 @@ Usage::
 Options cover what delivery code must cope with: STARTTLS or implicit TLS
 (``tls=TlsFiles.create(tmp_path)``), AUTH (``users={"u": "p"}``), scripted
 replies to DATA (``server.replies.extend(["451 4.3.0 try later"])``, ``server.rcpt_replies`` for RCPT), and
-dropping the connection after each accepted message (``drop_after_data``).
+dropping the connection after each accepted message (``drop_after_data``),
+a slow relay (``data_delay=0.05``).
 ``server.connections`` counts the TCP connections clients opened.
 """
 
@@ -76,6 +77,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, smtp: SMTP, session: Any, envelope: Any) -> str:
+        if self.server.data_delay:
+            await asyncio.sleep(self.server.data_delay)  # a slow relay; other sessions go on meanwhile
         with self.server.lock:
             scripted = self.server.replies.popleft() if self.server.replies else None
         if scripted is not None and not scripted.startswith("2"):
@@ -127,6 +130,7 @@ class SmtpServer:
     implicit_tls: bool = False  # smtps:// instead of STARTTLS
     users: dict[str, str] | None = None  # enables AUTH (TLS required, as in production)
     drop_after_data: bool = False
+    data_delay: float = 0.0  # seconds before answering DATA
     replies: deque[str] = field(default_factory=deque)  # scripted replies to DATA, in order
     rcpt_replies: deque[str] = field(default_factory=deque)  # scripted replies to RCPT TO
     messages: list[Received] = field(default_factory=list)

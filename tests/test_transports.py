@@ -186,6 +186,16 @@ def test_pool_spreads_over_connections(smtp_server: SmtpServer) -> None:
     assert 1 <= smtp_server.connections <= 4
 
 
+def test_pool_uses_all_its_connections_against_a_slow_server() -> None:
+    with SmtpServer(data_delay=0.05) as server:
+        pool = open_pool(server.url(), 4)
+        results = pool.send_all(message(key=f"k{i}") for i in range(12))
+        pool.close()
+    assert all(isinstance(r, str) for r in results)
+    assert len(server.messages) == 12
+    assert server.connections == 4
+
+
 def test_pool_reports_failures_in_order(smtp_server: SmtpServer) -> None:
     pool = open_pool(smtp_server.url(retries=0), 1)
     smtp_server.replies.extend(["250 x", "550 5.7.1 rejected", "250 y"])
