@@ -232,7 +232,7 @@ def load_project(root: Path | None = None, paths: Sequence[Path] = (), *, templa
         for template in templatecheck.template_files(load.templates_dir):
             load.template(template)
     for template in sorted(load.used_templates):
-        if template.is_file():
+        if semantics.is_file(template):
             load.template(template)
 
     problems = load.problems

@@ -519,7 +519,7 @@ class _JourneyChecker(_Checker):
             return
         for path, name, kind in self.templates:
             candidates = template_candidates(name, kind)
-            if not any(_is_file(folder / candidate) for candidate in candidates):
+            if not any(is_file(folder / candidate) for candidate in candidates):
                 self.report(path, "ref.template",
                             f"template `{name}` not found (looked for {', '.join(candidates)} in {folder.name}/)",
                             hint=f"create {folder.name}/{candidates[0]}")
@@ -534,7 +534,8 @@ def template_candidates(name: str, kind: str) -> list[str]:
 
 
 @cache
-def _is_file(path: Path) -> bool:
+def is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; absurd names (too long, NUL bytes) are simply not files."""
     try:
         return path.is_file()
     except (OSError, ValueError):  # name too long, NUL byte, ...: certainly not a template
@@ -543,7 +544,7 @@ def _is_file(path: Path) -> bool:
 
 def clear_caches() -> None:
     """Forget cached file lookups (between runs in one process, e.g. tests)."""
-    _is_file.cache_clear()
+    is_file.cache_clear()
 
 
 def _immediate_moves(steps: list, path: Path_) -> tuple[list[tuple[str, Path_]], bool]:
@@ -670,7 +671,7 @@ def check_scenario(doc: YamlDocument, journey_ids: set[str] | None, base: Path |
             extra = f"; did you mean `{suggestion}`?" if suggestion else ""
             checker.report(["journeys", index], "ref.journey", f"there is no journey `{name}`{extra}")
     contacts = data.get("contacts")
-    if isinstance(contacts, str) and base is not None and not _is_file(base / contacts):
+    if isinstance(contacts, str) and base is not None and not is_file(base / contacts):
         checker.report(["contacts"], "ref.contacts", f"contacts file `{contacts}` not found next to this scenario")
     if isinstance(contacts, list):
         _contacts(checker, contacts, ["contacts"])
