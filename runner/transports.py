@@ -48,6 +48,14 @@ class PermanentError(Exception):
     """Delivery can never succeed (rejected message or recipient); do not retry."""
 
 
+class _Disconnected(TransientError):
+    """The server closed the connection; worth an immediate reconnect."""
+
+
+# A connection unused for longer than this is checked with NOOP before use.
+IDLE_CHECK_SECONDS = 5.0
+
+
 class Transport(Protocol):
     def send(self, message: EmailMessage) -> str:
         """Deliver ``message``; return a transport id (queue reply, file name, …)."""
@@ -100,6 +108,7 @@ class SmtpTransport:
         self.settings = settings
         self._sleep = sleep
         self._smtp: smtplib.SMTP | None = None
+        self._last_used = 0.0
         self.connections_opened = 0
 
     # -- connection
@@ -135,6 +144,14 @@ class SmtpTransport:
         return smtp
 
     def _connection(self) -> smtplib.SMTP:
+        if self._smtp is not None and time.monotonic() - self._last_used > IDLE_CHECK_SECONDS:
+            # Relays close idle sessions; ask before sending rather than fail mid-message.
+            try:
+                alive = self._smtp.noop()[0] == 250
+            except (OSError, smtplib.SMTPException):
+                alive = False
+            if not alive:
+                self._drop()
         if self._smtp is None:
             self._smtp = self._connect()
         return self._smtp
@@ -154,8 +171,8 @@ class SmtpTransport:
             except TransientError as exc:
                 if attempt >= self.settings.retries:
                     raise TransientError(f"{exc} (gave up after {attempt + 1} attempts)") from exc
-                # A dropped idle connection is retried at once; real trouble backs off.
-                if not getattr(exc, "reconnect_now", False) or attempt > 0:
+                # A connection the server closed is reopened at once; other trouble backs off.
+                if not isinstance(exc, _Disconnected) or attempt > 0:
                     self._sleep(self.settings.backoff * (2**attempt))
                 attempt += 1
 
@@ -163,6 +180,7 @@ class SmtpTransport:
         smtp = self._open_or_reuse()
         try:
             smtp.send_message(message)
+            self._last_used = time.monotonic()
             reply = smtp.last_data_reply.decode("utf-8", "replace")  # type: ignore[attr-defined]
             return reply or str(message.get("Message-ID", ""))
         except smtplib.SMTPRecipientsRefused as exc:
@@ -179,9 +197,7 @@ class SmtpTransport:
             raise PermanentError(f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
         except smtplib.SMTPServerDisconnected as exc:
             self._drop()
-            error = TransientError(f"connection closed: {exc}")
-            error.reconnect_now = True  # type: ignore[attr-defined]
-            raise error from None
+            raise _Disconnected(f"connection closed: {exc}") from None
         except smtplib.SMTPNotSupportedError as exc:  # e.g. a non-ASCII address without SMTPUTF8
             raise PermanentError(f"the SMTP server cannot take this message: {exc}") from None
         except (OSError, smtplib.SMTPException) as exc:  # socket errors, timeouts

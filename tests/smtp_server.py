@@ -111,9 +111,11 @@ class _CountingController(Controller):
         super().__init__(**kwargs)
 
     def factory(self) -> SMTP:
+        session = super().factory()
         with self.owner.lock:
             self.owner.connections += 1
-        return super().factory()
+            self.owner.sessions.append(session)
+        return session
 
 
 def free_port() -> int:
@@ -135,6 +137,7 @@ class SmtpServer:
     rcpt_replies: deque[str] = field(default_factory=deque)  # scripted replies to RCPT TO
     messages: list[Received] = field(default_factory=list)
     connections: int = 0
+    sessions: list = field(default_factory=list)  # aiosmtpd SMTP protocol objects, one per connection
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
     _controller: Controller | None = None
@@ -163,6 +166,7 @@ class SmtpServer:
             raise RuntimeError("could not start the test SMTP server")
         with self.lock:
             self.connections = 0  # forget the controller's own readiness probe
+            self.sessions.clear()
         return self
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
@@ -171,6 +175,23 @@ class SmtpServer:
             if self.users.get(user) == password:
                 return AuthResult(success=True, auth_data=user)
         return AuthResult(success=False, handled=False)
+
+    def close_connections(self) -> None:
+        """Close every open client connection, as a relay does with idle sessions."""
+        if self._controller is None:
+            return
+        with self.lock:
+            sessions, self.sessions = self.sessions, []
+        done = threading.Event()
+
+        def close_all() -> None:
+            for session in sessions:
+                if session.transport is not None:
+                    session.transport.close()
+            done.set()
+
+        self._controller.loop.call_soon_threadsafe(close_all)
+        done.wait(5)
 
     def stop(self) -> None:
         if self._controller is not None:

@@ -66,6 +66,21 @@ def test_reconnects_when_the_server_drops_the_connection() -> None:
     assert server.connections == 3
 
 
+def test_idle_connection_closed_by_the_server_is_reopened_before_sending(
+    smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runner.transports as transports
+
+    transport = open_transport(smtp_server.url(retries=0))  # no retries: the check must do it
+    transport.send(message(key="first"))
+    smtp_server.close_connections()  # the relay times the idle session out
+    monkeypatch.setattr(transports, "IDLE_CHECK_SECONDS", 0.0)
+    transport.send(message(key="second"))
+    transport.close()
+    assert [str(m.message["X-Journey-Key"]) for m in smtp_server.messages] == ["first", "second"]
+    assert smtp_server.connections == 2
+
+
 def test_transient_reply_is_retried(smtp_server: SmtpServer) -> None:
     smtp_server.replies.extend(["451 4.3.0 try again later"])
     sleeps: list[float] = []
