@@ -148,7 +148,7 @@ def test_diff_command_errors(tmp_path: Path) -> None:
     good.write_text(TRIAL_JOURNEY)
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: [unclosed\n")
-    result = run_journey(["diff", str(good), str(bad)], tmp_path)
+    result = run_journey(["diff", str(good), str(bad)], tmp_path, process=True)
     assert result.returncode == 1 and "bad.yaml:" in result.stderr and "Traceback" not in result.stderr
     assert run_journey(["diff", str(good)], tmp_path).returncode == 2
 

@@ -122,7 +122,7 @@ def test_dot_quotes_labels() -> None:
 
 def test_graph_command_by_id_and_by_file(tmp_path: Path) -> None:
     write_trial_project(tmp_path)
-    by_id = run_journey(["graph", "trial"], tmp_path)
+    by_id = run_journey(["graph", "trial"], tmp_path, process=True)
     assert by_id.returncode == 0, by_id.stderr
     by_file = run_journey(["graph", "journeys/trial.yaml"], tmp_path)
     assert by_file.stdout == by_id.stdout
@@ -137,6 +137,6 @@ def test_graph_command_errors_are_clear(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "no journey 'nope'" in unknown.stderr and "trial" in unknown.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("id: broken\nversion: 1\nname: B\nstages: [{id: s, entry: {event: x}, steps: [{wait: soon}]}]\n")
-    result = run_journey(["graph", str(broken)], tmp_path)
+    result = run_journey(["graph", str(broken)], tmp_path, process=True)
     assert result.returncode == 1
     assert "broken.yaml:" in result.stderr and "Traceback" not in result.stderr

@@ -10,7 +10,7 @@ from runner.loader import load_project
 from runner.review.markdown import MAX_BYTES, cell, simulation_markdown
 from runner.scenarios import DEFAULT_START
 from runner.simulate import simulate, summarize
-from runner.testcontacts import TestContact, load_test_contacts
+from runner.testcontacts import TestContact as SimContact, load_test_contacts
 from test_report_project import run_journey, write_trial_project
 
 
@@ -45,7 +45,7 @@ def test_cells_cannot_break_the_table() -> None:
 def test_output_stays_under_the_limit_with_a_note(tmp_path: Path) -> None:
     root = write_trial_project(tmp_path)
     many = [
-        TestContact(f"c{i:04d}", "UTC", {"email": f"c{i}@example.com", "first_name": "X" * 50}, [],
+        SimContact(f"c{i:04d}", "UTC", {"email": f"c{i}@example.com", "first_name": "X" * 50}, [],
                     [{"at": "+0d 10:00", "event": "signed_up"}])
         for i in range(400)
     ]

@@ -107,7 +107,7 @@ def test_usage_errors(project: Path, args: list[str], message: str) -> None:
 
 def test_a_template_that_fails_at_render_time_is_a_clear_error(project: Path, tmp_path: Path) -> None:
     (project / "templates" / "welcome.html").write_text("<p>{{ contact.first_name.upper(1, 2) }}</p>\n")
-    result = run_journey(["render", "trial", "welcome", "--contact", "ann"], project)
+    result = run_journey(["render", "trial", "welcome", "--contact", "ann"], project, process=True)
     assert result.returncode == 1
     assert "welcome.html:1" in result.stderr and "Traceback" not in result.stderr
     out = tmp_path / "broken"

@@ -39,7 +39,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True)
     (root / "journeys" / "trial.yaml").write_text(TRIAL_JOURNEY.replace("- wait: 2d", "- wait: 3d"))
     out = root / "report"
-    result = run_journey(["report", "--out", str(out), "--base", "HEAD"], root)
+    result = run_journey(["report", "--out", str(out), "--base", "HEAD"], root, process=True)
     assert result.returncode == 0, result.stderr
     assert f"report written: {out / 'index.html'}" in result.stdout
     return out
@@ -86,7 +86,7 @@ def test_report_without_test_contacts_still_draws_the_journeys(tmp_path: Path) -
 def test_report_refuses_a_broken_project(tmp_path: Path) -> None:
     root = write_trial_project(tmp_path)
     (root / "journeys" / "trial.yaml").write_text(TRIAL_JOURNEY.replace("wait: 2d", "wait: soon"))
-    result = run_journey(["report", "--out", str(root / "out")], root)
+    result = run_journey(["report", "--out", str(root / "out")], root, process=True)
     assert result.returncode == 1 and "trial.yaml:" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_YAML = """\
@@ -96,15 +97,42 @@ def write_trial_project(root: Path) -> Path:
     return root
 
 
-def run_journey(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a subprocess (``python -m runner``), as CI runs it."""
-    environment = {k: v for k, v in os.environ.items() if k != "JOURNEY_UNSUBSCRIBE_SECRET"}
-    environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
-                          env=environment, timeout=120)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_journey(args: list[str], cwd: Path, env: dict[str, str] | None = None, *, process: bool = False) -> Ran:
+    """Run the CLI in ``cwd``: in-process with click's runner (fast), or as a real subprocess.
+
+    ``process=True`` runs ``python -m runner`` as CI does: the only way to
+    see what a user sees when something escapes (a traceback, an exit code).
+    """
+    environment = {"JOURNEY_UNSUBSCRIBE_SECRET": None, **(env or {})}
+    if process:
+        full = {k: v for k, v in os.environ.items() if k != "JOURNEY_UNSUBSCRIBE_SECRET"}
+        full.update(env or {})
+        done = subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
+                              env=full, timeout=120)
+        return Ran(done.returncode, done.stdout, done.stderr)
+    from click.testing import CliRunner
+
+    from runner.cli import main
+
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(main, args, env=environment, prog_name="journey")
+    finally:
+        os.chdir(previous)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 def test_the_shared_project_is_valid(tmp_path: Path) -> None:
     write_trial_project(tmp_path)
-    result = run_journey(["validate"], tmp_path)
+    result = run_journey(["validate"], tmp_path, process=True)
     assert result.returncode == 0, result.stdout + result.stderr
