@@ -16,11 +16,12 @@ import time
 import urllib.error
 import urllib.request
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from runner.transports import PermanentError, TransientError
 
 USER_AGENT = "journey-runner-webhook/1"
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 # 4xx replies that mean "later", not "never".
 _RETRYABLE_4XX = frozenset({408, 425, 429})
 
@@ -76,7 +77,7 @@ def _post_once(url: str, body: bytes, secret: bytes | None, key: str, timeout: f
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "User-Agent": USER_AGENT,
-        "Idempotency-Key": key,
+        "Idempotency-Key": quote(key, safe=_HEADER_SAFE),  # HTTP headers are Latin-1: percent-encode the rest
         "X-Journey-Timestamp": str(int(time.time())),
     }
     if secret:

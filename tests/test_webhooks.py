@@ -83,6 +83,16 @@ def test_signed_post(receiver: Receiver) -> None:
     assert headers["X-Journey-Signature"] == sign(SECRET, request["body"])
 
 
+def test_unicode_key_and_payload(receiver: Receiver) -> None:
+    from urllib.parse import unquote
+
+    post_webhook(receiver.url, {"name": "Çağla Şahin", "city": "İstanbul"}, SECRET, "çağla:onboarding:1/1/tell_sales")
+    [request] = receiver.requests
+    assert request["signature_ok"]
+    assert json.loads(request["body"]) == {"name": "Çağla Şahin", "city": "İstanbul"}
+    assert unquote(request["headers"]["Idempotency-Key"]) == "çağla:onboarding:1/1/tell_sales"
+
+
 def test_signature_detects_tampering() -> None:
     body = b'{"a":1}'
     header = sign(SECRET, body)
