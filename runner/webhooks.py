@@ -10,6 +10,7 @@ duplicates our retries may cause; ``X-Journey-Timestamp`` is informational
 from __future__ import annotations
 
 import hashlib
+import http.client
 import hmac
 import json
 import time
@@ -92,7 +93,7 @@ def _post_once(url: str, body: bytes, secret: bytes | None, key: str, timeout: f
         if status >= 500 or status in _RETRYABLE_4XX:
             raise TransientError(f"webhook {url} answered {status} {reason}") from None
         raise PermanentError(f"webhook {url} answered {status} {reason}") from None
-    except (urllib.error.URLError, OSError) as exc:  # refused, DNS, TLS, timeout
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # refused, DNS, TLS, timeout, cut off
         raise TransientError(f"webhook {url} unreachable: {getattr(exc, 'reason', exc)}") from None
     if not 200 <= status < 300:
         raise PermanentError(f"webhook {url} answered {status}")
