@@ -169,7 +169,9 @@ def render(journey: str, step: str | None, contact_id: str | None, contacts_file
     begin, end = _period(start, days)
     if out_dir is None and (step is None or contact_id is None):
         raise UsageError("name a STEP and a --contact, or give --out DIR to render them all")
-    renderer = MessageRenderer(loaded.project, loaded.journeys, contacts, begin, end)
+    # a draft file outside the project is simulated in place of the project's version
+    journeys = [j for j in loaded.journeys if j.id != chosen.id] + [chosen]
+    renderer = MessageRenderer(loaded.project, journeys, contacts, begin, end)
     if step is not None and step not in chosen.steps:
         raise UsageError(f"no step '{step}' in {chosen.id} (email steps: {', '.join(s.id for s in chosen.email_steps())})")
     if out_dir is None:

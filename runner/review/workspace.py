@@ -13,7 +13,7 @@ from runner.loader import LoadedProject, load_project
 from runner.model import Journey
 from runner.problems import ERROR, JourneyError, UsageError
 from runner.schema import check
-from runner.yamlsource import YamlDocument, load_file, parse_text
+from runner.yamlsource import YamlDocument, load_file
 
 DEFAULT_CONTACTS = ("examples/contacts.yaml", "examples/contacts.jsonl", "examples/contacts.csv")
 
@@ -43,17 +43,6 @@ def select_journey(loaded: LoadedProject, name: str) -> Journey:
     raise UsageError(f"no journey '{name}' in the project (journeys: {known})")
 
 
-def parse_journey_document(text: str, file: str) -> YamlDocument:
-    """A journey file's document, schema-checked; JourneyError with the problems otherwise."""
-    document, problems = parse_text(text, file)
-    if document is not None:
-        problems = problems + check(document, "journey")
-    errors = [p for p in problems if p.severity == ERROR]
-    if document is None or errors:
-        raise JourneyError(f"{file}: not a valid journey file", errors)
-    return document
-
-
 def journey_from_document(document: YamlDocument) -> Journey:
     from runner.model import build_journey
 
@@ -68,15 +57,10 @@ def journey_from_file(path: Path) -> Journey:
     document, problems = load_file(path)
     if document is None:
         raise JourneyError(f"{path}: cannot read the journey", problems)
-    return journey_from_document(parse_journey_document_checked(document, problems))
-
-
-def parse_journey_document_checked(document: YamlDocument, problems: list) -> YamlDocument:
-    problems = list(problems) + check(document, "journey")
-    errors = [p for p in problems if p.severity == ERROR]
+    errors = [p for p in list(problems) + check(document, "journey") if p.severity == ERROR]
     if errors:
         raise JourneyError(f"{document.file}: not a valid journey file", errors)
-    return document
+    return journey_from_document(document)
 
 
 def default_contacts(root: Path) -> Path | None:
