@@ -4,6 +4,7 @@ send ledger, leases, runs, deployments, suppressions and migrations."""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -307,3 +308,21 @@ def test_failed_save_leaves_previous_state(store):
 
 def test_sqlite_store_is_the_store_protocol(tmp_path):
     assert isinstance(SQLiteStore(tmp_path / "x.db"), Store)
+
+
+def test_resolve_db_path_precedence(tmp_path, monkeypatch):
+    from runner.store import resolve_db_path
+
+    (tmp_path / "project.yaml").write_text("name: x\ndatabase: data/prod.db\n", encoding="utf-8")
+    (tmp_path / "journeys").mkdir()
+    monkeypatch.chdir(tmp_path / "journeys")
+    monkeypatch.delenv("JOURNEY_DB", raising=False)
+    assert resolve_db_path(None).resolve() == (tmp_path / "data" / "prod.db").resolve()
+    monkeypatch.setenv("JOURNEY_DB", "/srv/env.db")
+    assert resolve_db_path(None) == Path("/srv/env.db")
+    assert resolve_db_path("cli.db") == Path("cli.db")
+    monkeypatch.delenv("JOURNEY_DB")
+    (tmp_path / "project.yaml").write_text("name: x\n", encoding="utf-8")
+    assert resolve_db_path(None).resolve() == (tmp_path / "journey.db").resolve()
+    (tmp_path / "project.yaml").write_text(": : broken [", encoding="utf-8")
+    assert resolve_db_path(None).name == "journey.db"
