@@ -4,8 +4,8 @@ send ledger, leases, runs, deployments, suppressions and migrations."""
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
