@@ -201,3 +201,36 @@ def test_diff_base_command(repo: Path) -> None:
     unknown = run_journey(["diff", "--base", "no-such-ref"], repo)
     assert unknown.returncode == 2 and "unknown git ref 'no-such-ref'" in unknown.stderr
     assert run_journey(["diff", "--base", "--upload-pack=x"], repo).returncode == 2
+
+
+KEYS = ["id", "version", "name", "stages", "steps", "entry", "wait", "email", "subject", "template", "split",
+        "variants", "weight", "holdout", "branch", "cases", "else", "if", "wait_for", "on_event", "on_timeout",
+        "timeout", "exit", "goal", "settings", "segments", "update", "set", "stage", "event", "where"]
+
+
+def yaml_values():
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.sampled_from(["2d", "a", "", "x y"]))
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=5)),
+        max_leaves=30,
+    )
+
+
+def test_diff_never_crashes_on_arbitrary_yaml_shapes() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=120, deadline=None)
+    @given(st.dictionaries(st.sampled_from(KEYS), yaml_values(), max_size=6),
+           st.dictionaries(st.sampled_from(KEYS), yaml_values(), max_size=6))
+    def check(old: dict, new: dict) -> None:
+        result = diff_journeys(old, new)
+        format_text([result])
+        format_markdown([result])
+        diff_journeys(OLD, new)
+        diff_journeys(old, OLD)
+
+    check()
