@@ -129,6 +129,7 @@ class _Load:
         self.used_templates: set[Path] = set()
         self.checked_templates: set[Path] = set()
         self.checked: list[Path] = []
+        self.scenarios: list[YamlDocument] = []
 
     def project(self) -> None:
         path = self.root / PROJECT_FILE
@@ -184,7 +185,22 @@ class _Load:
             return semantics.check_project(doc, other)
         if kind == "contacts":
             return semantics.check_contacts(doc)
+        self.scenarios.append(doc)  # journey references are checked once all journeys are known
         return semantics.check_scenario(doc, None, path.parent)
+
+    def scenario_journeys(self) -> None:
+        if not self.scenarios:
+            return
+        ids = {doc.data.get("id") for _, doc, _ in self.journey_docs}
+        loaded = {path.resolve() for path, _, _ in self.journey_docs}
+        for path in expand_paths([self.journeys_dir()]):
+            if kind_of(path) == "journey" and path.resolve() not in loaded:
+                doc, _ = load_file(path)
+                if doc is not None:
+                    ids.add(doc.data.get("id"))
+        known = {i for i in ids if isinstance(i, str)}
+        for doc in self.scenarios:
+            self.problems += semantics.check_scenario_journeys(doc, known)
 
     def _subjects(self, doc: YamlDocument) -> list[Problem]:
         problems: list[Problem] = []
@@ -227,6 +243,7 @@ def load_project(root: Path | None = None, paths: Sequence[Path] = (), *, templa
     for path in files:
         load.file(path)
     load.journey_ids()
+    load.scenario_journeys()
     check_all_templates = templates if templates is not None else not paths
     if check_all_templates:
         for template in templatecheck.template_files(load.templates_dir):

@@ -665,14 +665,22 @@ def check_scenario(doc: YamlDocument, journey_ids: set[str] | None, base: Path |
     checker = _Checker(doc, ProjectContext())
     data = _mapping(doc.data)
     checker.check_durations()
-    for index, name in enumerate(_list(data.get("journeys"))):
-        if journey_ids is not None and isinstance(name, str) and name not in journey_ids:
-            suggestion = did_you_mean(name, sorted(journey_ids))
-            extra = f"; did you mean `{suggestion}`?" if suggestion else ""
-            checker.report(["journeys", index], "ref.journey", f"there is no journey `{name}`{extra}")
+    if journey_ids is not None:
+        checker.problems += check_scenario_journeys(doc, journey_ids)
     contacts = data.get("contacts")
     if isinstance(contacts, str) and base is not None and not is_file(base / contacts):
         checker.report(["contacts"], "ref.contacts", f"contacts file `{contacts}` not found next to this scenario")
     if isinstance(contacts, list):
         _contacts(checker, contacts, ["contacts"])
+    return checker.problems
+
+
+def check_scenario_journeys(doc: YamlDocument, journey_ids: set[str]) -> list[Problem]:
+    """A scenario's ``journeys:`` must name journeys of the project."""
+    checker = _Checker(doc, ProjectContext())
+    for index, name in enumerate(_list(_mapping(doc.data).get("journeys"))):
+        if isinstance(name, str) and name not in journey_ids:
+            suggestion = did_you_mean(name, sorted(journey_ids))
+            extra = f"; did you mean `{suggestion}`?" if suggestion else ""
+            checker.report(["journeys", index], "ref.journey", f"there is no journey `{name}`{extra}")
     return checker.problems
