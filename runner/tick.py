@@ -172,7 +172,7 @@ class Tick:
     def __init__(self, store: Any, runtime: Runtime, now: datetime, *, limit: int | None = None,
                  dry_run: bool = False, stop: Callable[[], bool] | None = None,
                  emit: Callable[[str], None] | None = None, holder: str | None = None,
-                 lease_wait: float = 5.0):
+                 lease_wait: float = 5.0, durable_claims: bool = False):
         self.store = store
         self.runtime = runtime
         self.now = now
@@ -184,8 +184,11 @@ class Tick:
         self.lease_wait = lease_wait
         self.report = TickReport(now=now, holder=self.holder)
         self.writes = _Writes(store)
+        self.durable_claims = durable_claims
         if not dry_run:
-            store.conn.execute("PRAGMA synchronous = NORMAL")  # claims commit with FULL (see _Writes.now)
+            # WAL + NORMAL: every commit survives a killed process; only an OS crash or power
+            # loss can undo the last commits. ``durable_claims`` fsyncs each claim (see _Writes.now).
+            store.conn.execute("PRAGMA synchronous = NORMAL")
         project = runtime.project
         self.max_lateness = project.catch_up_max_lateness.approx if project.catch_up_max_lateness else None
         self.skip_late = project.catch_up_policy == "skip"
@@ -304,7 +307,7 @@ class Tick:
         if self.dry_run:
             self._dry(decision, journey)
             return
-        if not self.writes.now(lambda: self.store.claim_send(record, self.report.run_id), durable=True):
+        if not self.writes.now(lambda: self.store.claim_send(record, self.report.run_id), durable=self.durable_claims):
             self.report.counts["already_claimed"] += 1
             return
         self._send(decision, journey)
@@ -383,7 +386,7 @@ class Tick:
                 detail=step_detail(journey, record.step_id, state.contact, current_scores(self.runtime.engine, state),
                                    self.runtime.project),
             )
-            if not self.writes.now(lambda: self.store.claim_send(record, self.report.run_id), durable=True):
+            if not self.writes.now(lambda: self.store.claim_send(record, self.report.run_id), durable=self.durable_claims):
                 continue
             self.report.counts["retried"] += 1
             self._send(decision, journey)

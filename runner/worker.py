@@ -60,12 +60,14 @@ def run_loop(
     clock: Callable[[], datetime] = wall_clock,
     on_tick: Callable[[TickReport], None] | None = None,
     emit: Callable[[str], None] | None = None,
+    durable_claims: bool = False,
 ) -> int:
     """Tick every ``every`` until ``stop`` is set; returns the number of ticks run."""
     ticks = 0
     while not stop():
         runtime.refresh(store)
-        report = run_tick(store, runtime, clock(), limit=limit, stop=stop, emit=emit, lease_wait=0)
+        report = run_tick(store, runtime, clock(), limit=limit, stop=stop, emit=emit, lease_wait=0,
+                          durable_claims=durable_claims)
         ticks += 1
         if on_tick is not None:
             on_tick(report)

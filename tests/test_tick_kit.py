@@ -88,3 +88,60 @@ def ledger_rows(store) -> list[tuple]:
         "SELECT key, contact_id, journey_id, version, step_id, scheduled_at FROM sends ORDER BY key"
     ).fetchall()
     return [(k, c, j, v, s, datetime.fromisoformat(at).isoformat()) for k, c, j, v, s, at in rows]
+
+
+# ---------------------------------------------------------------- a tiny project for ledger tests
+
+TINY_PROJECT = """\
+name: Tiny
+sender: {from: "Tiny <hello@tiny.test>"}
+default_timezone: UTC
+unsubscribe: {url: "https://tiny.test/unsubscribe", mailto: "unsubscribe@tiny.test"}
+"""
+
+WELCOME = """\
+id: welcome
+version: 1
+name: Welcome
+stages:
+  - id: main
+    entry: {event: signed_up}
+    steps:
+      - id: hello
+        email: {template: hello, subject: "Hello {{ contact.first_name }}"}
+      - wait: 1d
+      - id: tips
+        email: {template: tips, subject: "Tips for {{ contact.first_name }}"}
+"""
+
+TEMPLATES = {
+    "hello.html": "<p>Hi {{ contact.first_name }}!</p><p><a href=\"{{ unsubscribe_url }}\">unsubscribe</a></p>",
+    "tips.html": "<p>Tips, {{ contact.first_name }}.</p><p><a href=\"{{ unsubscribe_url }}\">unsubscribe</a></p>",
+}
+
+
+def tiny_project(root: Path, journeys: dict[str, str] | None = None, project: str = TINY_PROJECT,
+                 templates: dict[str, str] | None = None) -> Path:
+    """A small valid project: project.yaml, journeys/<id>.yaml, templates/."""
+    (root / "journeys").mkdir(parents=True, exist_ok=True)
+    (root / "templates").mkdir(parents=True, exist_ok=True)
+    (root / "project.yaml").write_text(project, encoding="utf-8")
+    for journey_id, text in (journeys if journeys is not None else {"welcome": WELCOME}).items():
+        (root / "journeys" / f"{journey_id}.yaml").write_text(text, encoding="utf-8")
+    for name, text in (templates if templates is not None else TEMPLATES).items():
+        path = root / "templates" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def add_signups(store, count: int, at: datetime, prefix: str = "c", event: str = "signed_up") -> list[str]:
+    """``count`` contacts with an email address, each with one ``event`` at ``at``."""
+    from runner.store.base import ContactRow, EventRow
+
+    ids = [f"{prefix}{n:05d}" for n in range(count)]
+    store.write_contacts(
+        [ContactRow(cid, {"email": f"{cid}@example.com", "first_name": cid.title()}) for cid in ids], at
+    )
+    store.write_events([EventRow(cid, None, event, at, {}, f"{cid}-{event}-{at.isoformat()}") for cid in ids], at)
+    return ids

@@ -7,6 +7,7 @@ Thin shells over ``runner.tick`` and ``runner.worker``; exit codes: 0 ok
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -101,10 +102,14 @@ def parse_now(text: str | None) -> datetime:
               "(default: JOURNEY_TRANSPORT, then project.yaml 'transport', then outbox:outbox).")
 @click.option("--wait", "lease_wait", type=float, default=5.0, show_default=True,
               help="Seconds to wait for another run's lease before exiting 0.")
+@click.option("--fsync/--no-fsync", "fsync", default=None,
+              help="fsync every send claim before the transport call, so even a power loss cannot "
+              "cause a resend (default: JOURNEY_FSYNC=1 turns it on; off: safe against crashed processes).")
 @click.option("--quiet", "-q", is_flag=True, help="Only the summary line.")
 @DB_OPTION
 def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | None,
-        transport_url: str | None, lease_wait: float, quiet: bool, db_path: Path | None) -> None:
+        transport_url: str | None, lease_wait: float, fsync: bool | None, quiet: bool,
+        db_path: Path | None) -> None:
     """Run one production tick: advance due contacts and send what is due.
 
     Only DEPLOYED journey versions run (see `journey deploy`). Every send is
@@ -132,6 +137,8 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
         project = load_project_settings(root)
         url = resolve_transport_url(transport_url, project)
         emit = None if quiet else click.echo
+        if fsync is None:
+            fsync = os.environ.get("JOURNEY_FSYNC", "") not in ("", "0", "false", "no")
         with open_db(db_path, root, must_exist=dry_run) as store:
             runtime = build_runtime(store, project, url, dry_run=dry_run)
             try:
@@ -139,11 +146,12 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
                     flag = StopFlag()
                     with stop_on_signals(flag):
                         ticks = run_loop(store, runtime, interval, stop=flag, limit=limit, emit=emit,
+                                         durable_claims=fsync,
                                          on_tick=lambda report: click.echo(_summary_line(report)))
                     click.echo(f"stopped after {ticks} tick(s)")
                     return
                 report = run_tick(store, runtime, now, limit=limit, dry_run=dry_run, emit=emit,
-                                  lease_wait=lease_wait)
+                                  lease_wait=lease_wait, durable_claims=fsync)
             finally:
                 if runtime.delivery is not None:
                     runtime.delivery.close()

@@ -1,0 +1,117 @@
+"""Crash safety: SIGKILL `journey run` mid-send, again and again, against a real SMTP server.
+
+Thousands of contacts are due; each `journey run` (a real subprocess) sends
+to an aiosmtpd server and is killed at a random moment while sending (after
+a random number of further messages reach the server). After each kill at
+most one send may be left claimed-but-unconfirmed. At the end the operator's
+job is done the way docs/run.md says: every in-doubt key is looked up on the
+server and resolved --sent or --failed, and one more run sends what is left.
+Then every expected message has been received exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+from runner.deploy import deploy, load_working_tree
+from runner.message import journey_key
+from runner.store import open_store
+from smtp_server import SmtpServer
+from test_tick_kit import REPO, add_signups, journey_cli, tiny_project
+
+CONTACTS = 1200
+KILLS = 10
+AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
+NOW = "2026-03-02T10:00:00+00:00"  # the welcome email of every contact is due, the tips one is not
+SECRET = {"JOURNEY_UNSUBSCRIBE_SECRET": "crash-test-secret-0123456789"}
+
+
+def _received_keys(server: SmtpServer) -> Counter:
+    with server.lock:
+        return Counter(journey_key(item.message) for item in server.messages)
+
+
+def _unconfirmed(db) -> list[str]:
+    store = open_store(db)
+    try:
+        return [key for (key,) in store.conn.execute(
+            "SELECT key FROM sends WHERE state IN ('claimed', 'in_doubt') ORDER BY key")]
+    finally:
+        store.close()
+
+
+def _start_run(root, db, server: SmtpServer) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **SECRET}
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", "--now", NOW, "--db", str(db), "-q",
+         "--transport", f"smtp://127.0.0.1:{server.port}?retries=0&timeout=5"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_sigkill_mid_send_never_loses_or_duplicates_a_message(tmp_path, smtp_server):
+    rng = random.Random(20260302)
+    root = tiny_project(tmp_path / "project")
+    db = tmp_path / "journey.db"
+    store = open_store(db)
+    ids = add_signups(store, CONTACTS, AT)
+    deploy(store, load_working_tree(root).journeys, AT)
+    store.close()
+    expected = {f"{cid}:welcome:1/1/hello" for cid in ids}
+
+    kills = 0
+    in_doubt_after_kill: list[int] = []
+    deadline = time.monotonic() + 45
+    while kills < KILLS and time.monotonic() < deadline:
+        before = len(_unconfirmed(db))
+        target = len(smtp_server.messages) + rng.randint(1, 80)
+        process = _start_run(root, db, smtp_server)
+        while process.poll() is None and len(smtp_server.messages) < target:
+            time.sleep(0.002)
+        if process.poll() is not None:
+            break  # it finished everything before we could kill it
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+        time.sleep(0.05)  # let the server finish a DATA it was handling
+        in_doubt_after_kill.append(len(_unconfirmed(db)) - before)
+
+    assert kills >= 5, "the runs finished too fast to be killed; raise CONTACTS"
+    assert all(n <= 1 for n in in_doubt_after_kill), in_doubt_after_kill
+
+    # Finish the work, then resolve what the crashes left in doubt by asking the server.
+    finished = journey_cli(["run", "--now", NOW, "--db", str(db), "-q", "--transport",
+                            f"smtp://127.0.0.1:{smtp_server.port}?retries=0"], cwd=root, env=SECRET)
+    assert finished.returncode == 0, finished.stderr
+    status = journey_cli(["status", "--format", "json", "--db", str(db)], cwd=root)
+    assert status.returncode == 0, status.stderr
+    import json
+
+    in_doubt = [row["key"] for row in json.loads(status.stdout)["in_doubt"]]
+    assert len(in_doubt) <= kills
+    assert len(in_doubt) == sum(in_doubt_after_kill)
+    received = _received_keys(smtp_server)
+    delivered = [key for key in in_doubt if received[key]]
+    lost = [key for key in in_doubt if not received[key]]
+    for keys, flag in ((delivered, "--sent"), (lost, "--failed")):
+        if keys:
+            resolved = journey_cli(["resolve", *keys, flag, "--db", str(db)], cwd=root)
+            assert resolved.returncode == 0, resolved.stderr
+    final = journey_cli(["run", "--now", NOW, "--db", str(db), "-q", "--transport",
+                         f"smtp://127.0.0.1:{smtp_server.port}?retries=0"], cwd=root, env=SECRET)
+    assert final.returncode == 0, final.stderr
+
+    received = _received_keys(smtp_server)
+    assert set(received) == expected  # nothing lost
+    assert max(received.values()) == 1  # nothing sent twice
+    store = open_store(db)
+    states = dict(store.conn.execute("SELECT state, count(*) FROM sends GROUP BY state").fetchall())
+    store.close()
+    assert states == {"sent": CONTACTS}
