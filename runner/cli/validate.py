@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from runner.diagnostics import FORMATS, default_format, render
-from runner.problems import JourneyError
+from runner.problems import JourneyError, UsageError
 
 
 @click.command("validate")
@@ -15,8 +15,9 @@ from runner.problems import JourneyError
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Output format (default: text; github when GITHUB_ACTIONS=true).")
 @click.option("--strict", is_flag=True, help="Fail on warnings too (unused segments, undeclared attributes, ...).")
-# `--base REF` (compare against a git ref) is added here by the review commands' owner.
-def validate(paths: tuple[Path, ...], fmt: str | None, strict: bool) -> None:
+@click.option("--base", "base_ref", metavar="REF",
+              help="Also report journeys changed since this git ref that kept their version (e.g. origin/main).")
+def validate(paths: tuple[Path, ...], fmt: str | None, strict: bool, base_ref: str | None) -> None:
     """Check journey files, project.yaml and templates; report every problem.
 
     PATHS are files or folders (default: the project's journeys folder,
@@ -28,6 +29,14 @@ def validate(paths: tuple[Path, ...], fmt: str | None, strict: bool) -> None:
     fmt = fmt or default_format()
     try:
         result = run_validation(paths, strict=strict)
+        if base_ref is not None:  # see docs/review.md
+            from runner.loader import find_project_root
+            from runner.review.gitbase import version_bump_problems
+
+            root = find_project_root(paths[0] if paths else None)
+            result.problems = sorted(result.problems + version_bump_problems(root, base_ref))
+    except UsageError as error:
+        raise click.UsageError(str(error)) from None
     except JourneyError as error:
         raise click.ClickException(str(error)) from None
     except Exception as error:  # noqa: BLE001 - last resort: untrusted input must never show a traceback
