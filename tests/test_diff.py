@@ -234,3 +234,17 @@ def test_diff_never_crashes_on_arbitrary_yaml_shapes() -> None:
         diff_journeys(old, OLD)
 
     check()
+
+
+def test_validate_base_reports_the_missing_bump_at_the_version_key(repo: Path) -> None:
+    journey_file = repo / "journeys" / "trial.yaml"
+    journey_file.write_text(TRIAL_JOURNEY.replace('subject: "Thanks"', 'subject: "Thank you"'))
+    line = TRIAL_JOURNEY.splitlines().index("version: 1") + 1
+    result = run_journey(["validate", "--base", "HEAD", "--format", "github"], repo, process=True)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"::error file=journeys/trial.yaml,line={line},col=1" in result.stdout
+    assert "journey `trial` changed since HEAD but its version is still 1" in result.stdout
+    journey_file.write_text(journey_file.read_text().replace("version: 1", "version: 2"))
+    assert run_journey(["validate", "--base", "HEAD"], repo).returncode == 0
+    unknown = run_journey(["validate", "--base", "no-such-ref"], repo)
+    assert unknown.returncode == 2 and "unknown git ref" in unknown.stderr
