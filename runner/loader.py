@@ -239,7 +239,12 @@ def load_project(root: Path | None = None, paths: Sequence[Path] = (), *, templa
     semantics.clear_caches()
     load = _Load(root)
     load.project()
-    files = expand_paths(paths if paths else [load.journeys_dir()])
+    if not paths and not load.journeys_dir().is_dir():
+        folder = load.journeys_dir()
+        load.problems.append(Problem(display_name(folder), 1, 1, "project.no-journeys",
+                                     f"there is no journeys folder `{folder.name}/` in {display_name(root)}",
+                                     hint="create it, set `journeys:` in project.yaml, or pass files to check"))
+    files = expand_paths(paths if paths else [load.journeys_dir()] if load.journeys_dir().is_dir() else [])
     for path in files:
         load.file(path)
     load.journey_ids()

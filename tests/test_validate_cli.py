@@ -176,3 +176,9 @@ def test_validate_function_reports_strictness(project: Path):
     assert validate([], root=project).exit_code == 0
     assert validate([CASES / "cond_unused_segment.yaml"], root=project, strict=True).exit_code == 1
     assert validate([CASES / "cond_unused_segment.yaml"], root=project).exit_code == 0
+
+
+def test_an_empty_folder_says_there_are_no_journeys(tmp_path: Path):
+    result = run_cli(["validate"], tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "journeys:1:1: error[project.no-journeys]" in result.stdout
