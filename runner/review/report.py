@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Sequence
@@ -220,7 +220,3 @@ def _page(inputs: ReportInputs, journeys: Sequence[Journey], sections: list[str]
         + "".join(sections)
         + f'</main><script src="assets/{MERMAID_JS}"></script><script>{BOOT_SCRIPT}</script></body></html>\n'
     )
-
-
-def default_period(start: datetime, days: int) -> tuple[datetime, datetime]:
-    return start, start + timedelta(days=days)
