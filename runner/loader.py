@@ -204,7 +204,7 @@ class _Load:
 
     def _subjects(self, doc: YamlDocument) -> list[Problem]:
         problems: list[Problem] = []
-        for path, key, value in semantics.walk(doc.data, []):
+        for path, key, value in doc.entries:
             if key == "subject" and len(path) >= 2 and path[-2] == "email" and isinstance(value, str):
                 if "{" not in value:
                     continue  # plain text: nothing to parse

@@ -24,7 +24,7 @@ from croniter import croniter
 
 from runner.problems import ERROR, WARNING, Problem
 from runner.schema import did_you_mean, dotted
-from runner.yamlsource import YamlDocument
+from runner.yamlsource import YamlDocument, walk  # noqa: F401 - walk is re-exported
 
 Path_ = list  # a JSON path: list of str | int
 
@@ -117,7 +117,7 @@ class _Checker:
     # -- generic value checks over the whole document
 
     def check_durations(self) -> None:
-        for path, key, value in walk(self.doc.data, []):
+        for path, key, value in self.doc.entries:
             if key in POSITIVE_DURATION_KEYS and isinstance(value, str) and _DURATION.match(value):
                 if not any(ch not in "0wdhms" for ch in value):
                     self.report(path, "duration.zero", f"{dotted(path)} is zero; it must be a positive duration",
@@ -186,25 +186,6 @@ class _Checker:
                 self.report((where_path or path) + [prop], "plan.property",
                             f"event `{name}` has no property `{prop}` in the tracking plan{extra}",
                             severity=WARNING, key=True)
-
-
-def walk(data: Any, path: Path_) -> list[tuple[Path_, Any, Any]]:
-    """Every (path, key, value) of every mapping entry below ``data`` (iterative: documents can be deep)."""
-    found: list[tuple[Path_, Any, Any]] = []
-    stack: list[tuple[Any, Path_]] = [(data, path)]
-    while stack:
-        node, here = stack.pop()
-        if isinstance(node, dict):
-            for key, value in node.items():
-                there = here + [key]
-                found.append((there, key, value))
-                if isinstance(value, (dict, list)):
-                    stack.append((value, there))
-        elif isinstance(node, list):
-            for index, value in enumerate(node):
-                if isinstance(value, (dict, list)):
-                    stack.append((value, here + [index]))
-    return found
 
 
 # ---------------------------------------------------------------- conditions

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -51,7 +51,7 @@ class TemplateContext:
     templates_dir: Path | None = None  # for {% include %} checks
     extra_names: set[str] = field(default_factory=set)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """What the analysis of a template depends on (the include folder aside)."""
         return json.dumps([self.attributes, sorted(self.scores) if self.scores is not None else None,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -78,12 +79,19 @@ class _NodeLoader(Composer, CParser):
         Composer.__init__(self)
         self._depth = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+    def compose_sequence_node(self, anchor: Any) -> Node:  # type: ignore[override]
+        return self._nested(super().compose_sequence_node, anchor)
+
+    def compose_mapping_node(self, anchor: Any) -> Node:  # type: ignore[override]
+        return self._nested(super().compose_mapping_node, anchor)
+
+    def _nested(self, compose: Any, anchor: Any) -> Node:
+        """Count collection nesting (scalars cannot nest) and stop past MAX_DEPTH."""
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise _TooDeep(self.peek_event().start_mark)
-            return super().compose_node(parent, index)
+            return compose(anchor)
         finally:
             self._depth -= 1
 
@@ -143,7 +151,7 @@ def _scalar(node: ScalarNode) -> Any:
 
 
 def _is_merge_key(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.value == "<<" and node.style in (None, "")
+    return node.value == "<<" and isinstance(node, ScalarNode) and node.style in (None, "")
 
 
 @dataclass
@@ -153,6 +161,11 @@ class YamlDocument:
     file: str
     root: Node
     data: Any
+
+    @cached_property
+    def entries(self) -> list[tuple[list, Any, Any]]:
+        """Every (path, key, value) of every mapping entry in the document (computed once)."""
+        return walk(self.data, [])
 
     def node_at(self, path: JsonPath) -> tuple[Node, Node | None, int]:
         """Follow ``path`` down the nodes as far as it goes.
@@ -191,6 +204,25 @@ class YamlDocument:
     ) -> Problem:
         line, col = self.position(path, key=key)
         return Problem(self.file, line, col, code, message, severity, hint)
+
+
+def walk(data: Any, path: list) -> list[tuple[list, Any, Any]]:
+    """Every (path, key, value) of every mapping entry below ``data`` (iterative: documents can be deep)."""
+    found: list[tuple[list, Any, Any]] = []
+    stack: list[tuple[Any, list]] = [(data, path)]
+    while stack:
+        node, here = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                there = here + [key]
+                found.append((there, key, value))
+                if isinstance(value, (dict, list)):
+                    stack.append((value, there))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                if isinstance(value, (dict, list)):
+                    stack.append((value, here + [index]))
+    return found
 
 
 def _child(node: Node, item: str | int) -> tuple[Node | None, Node] | None:
