@@ -245,9 +245,8 @@ class _Run:
     def _apply_event_effects(self, events: list[Event]) -> None:
         for event in events:
             if event.name in IDENTITY_EVENTS and event.properties:
-                for name, value in event.properties.items():
-                    if name != "anonymous_id":
-                        _set_path(self.contact.attributes, name, value)
+                traits = {k: v for k, v in event.properties.items() if k != "anonymous_id"}
+                _merge_traits(self.contact.attributes, traits)
             reason = SUPPRESSING_EVENTS.get(event.name)
             if reason and self.state.suppressed is None and event.at <= self.now:
                 self.state.suppressed = reason
@@ -823,6 +822,23 @@ def _set_path(attributes: dict, path: str, value: Any) -> None:
             nested = target[part] = {}
         target = nested
     target[parts[-1]] = value
+
+
+def _merge_traits(attributes: dict, traits: Mapping[str, Any]) -> None:
+    """Apply identify traits as a JSON merge patch (RFC 7386), as the store does.
+
+    Nested objects merge (``{meddic: {champion: …}}`` keeps ``meddic.metrics``),
+    ``null`` removes an attribute, and a dotted name sets a nested attribute.
+    """
+    for name, value in traits.items():
+        if "." in name:
+            _set_path(attributes, name, value)
+        elif value is None:
+            attributes.pop(name, None)
+        elif isinstance(value, Mapping) and isinstance(attributes.get(name), dict):
+            _merge_traits(attributes[name], value)
+        else:
+            attributes[name] = _snapshot(value) if isinstance(value, Mapping) else value
 
 
 def _jsonable(value: Any) -> Any:
