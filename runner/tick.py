@@ -320,19 +320,22 @@ class Tick:
         except (RenderError, PermanentError, JourneyError) as error:
             self.report.counts["failed"] += 1
             self._say(f"failed {key}: {error}")
-            self.writes.later(lambda: self.store.fail_send(key, str(error), True))
+            message = str(error)
+            self.writes.later(lambda: self.store.fail_send(key, message, True))
             return
         try:
             transport_id = delivery.deliver(outgoing)
         except TransientError as error:
             self.report.counts["retryable"] += 1
-            self._say(f"retry later {key}: {error}")
-            self.writes.later(lambda: self.store.fail_send(key, str(error), False))
+            message = str(error)
+            self._say(f"retry later {key}: {message}")
+            self.writes.later(lambda: self.store.fail_send(key, message, False))
             return
         except PermanentError as error:
             self.report.counts["failed"] += 1
-            self._say(f"failed {key}: {error}")
-            self.writes.later(lambda: self.store.fail_send(key, str(error), True))
+            message = str(error)
+            self._say(f"failed {key}: {message}")
+            self.writes.later(lambda: self.store.fail_send(key, message, True))
             return
         self.report.counts["webhooks" if outgoing.kind == "webhook" else "sent"] += 1
         self.writes.later(lambda: self.store.confirm_send(key, transport_id))
@@ -369,14 +372,14 @@ class Tick:
                                 row["step_id"], from_db_time(row["scheduled_at"]), row["kind"])
             late = self.max_lateness is not None and record.at < self.now - self.max_lateness
             if late and self.skip_late:
-                self.writes.later(lambda: self.store.fail_send(record.key, "late (catch-up policy skip)", True))
+                self.writes.later(lambda key=record.key: self.store.fail_send(key, "late (catch-up policy skip)", True))
                 self.report.counts["late"] += 1
                 continue
             journey = self.runtime.engine.versions.get((record.journey_id, record.version))
             if journey is None or record.step_id not in journey.steps:
                 continue
             if self.store.is_suppressed(record.contact_id):
-                self.writes.later(lambda: self.store.fail_send(record.key, "suppressed", True))
+                self.writes.later(lambda key=record.key: self.store.fail_send(key, "suppressed", True))
                 continue
             state = self.store.load_contact_state(record.contact_id)
             decision = Decision(

@@ -1,0 +1,232 @@
+"""One production tick on a real SQLite file: ledger, catch-up, render failures, suppressions, late events."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from runner.deploy import deploy, load_working_tree
+from runner.store import open_store
+from runner.store.base import EventRow
+from runner.tick import build_runtime, run_tick
+from test_tick_kit import TINY_PROJECT, WELCOME, add_signups, tiny_project
+
+AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def _setup(tmp_path: Path, **project_kwargs):
+    root = tiny_project(tmp_path / "project", **project_kwargs)
+    store = open_store(tmp_path / "journey.db")
+    tree = load_working_tree(root)
+    deploy(store, tree.journeys, AT)
+    return root, store, tree
+
+
+def _runtime(store, tree, tmp_path: Path):
+    return build_runtime(store, tree.project, f"outbox:{tmp_path / 'outbox'}")
+
+
+def _sends(store) -> dict[str, tuple]:
+    rows = store.conn.execute("SELECT key, state, error, scheduled_at FROM sends ORDER BY key").fetchall()
+    return {key: (state, error, at) for key, state, error, at in rows}
+
+
+def test_a_tick_sends_what_is_due_once_and_the_next_tick_sends_nothing_again(tmp_path):
+    root, store, tree = _setup(tmp_path)
+    add_signups(store, 3, AT)
+    runtime = _runtime(store, tree, tmp_path)
+
+    first = run_tick(store, runtime, AT + timedelta(hours=1))
+    assert first.counts["sent"] == 3
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "outbox").glob("*.eml")) == [
+        "c00000_welcome_1_1_hello", "c00001_welcome_1_1_hello", "c00002_welcome_1_1_hello"]
+    again = run_tick(store, runtime, AT + timedelta(hours=1))
+    assert again.contacts == 0 and again.counts["sent"] == 0
+
+    # the wait of 1d makes them due again at AT + 1d, and only then
+    assert store.due_contacts(AT + timedelta(hours=23), 10) == []
+    later = run_tick(store, runtime, AT + timedelta(days=2))
+    assert later.counts["sent"] == 3
+    states = {state for state, _, _ in _sends(store).values()}
+    assert states == {"sent"} and len(_sends(store)) == 6
+    runs = store.conn.execute("SELECT status, counts FROM runs ORDER BY started_at").fetchall()
+    assert [status for status, _ in runs] == ["ok", "ok", "ok"]
+    assert json.loads(runs[0][1])["sent"] == 3
+
+
+@pytest.mark.parametrize("policy, expected_state", [("skip", "skipped"), ("send_late", "sent")])
+def test_catch_up_policy_decides_what_happens_to_late_sends(tmp_path, policy, expected_state):
+    project = TINY_PROJECT + f"catch_up: {{policy: {policy}, max_lateness: 2h}}\n"
+    root, store, tree = _setup(tmp_path, project=project)
+    add_signups(store, 1, AT)
+    runtime = _runtime(store, tree, tmp_path)
+
+    report = run_tick(store, runtime, AT + timedelta(hours=5))  # the runner was down for 5 hours
+    sends = _sends(store)
+    assert [state for state, _, _ in sends.values()] == [expected_state]
+    if policy == "skip":
+        assert report.counts["late"] == 1 and report.counts["sent"] == 0
+        assert next(iter(sends.values()))[1] == "late"
+        assert not (tmp_path / "outbox").exists()
+    else:
+        assert report.counts["sent"] == 1
+
+
+def test_within_max_lateness_a_send_goes_out_under_skip(tmp_path):
+    project = TINY_PROJECT + "catch_up: {policy: skip, max_lateness: 2h}\n"
+    root, store, tree = _setup(tmp_path, project=project)
+    add_signups(store, 1, AT)
+    report = run_tick(store, _runtime(store, tree, tmp_path), AT + timedelta(hours=1, minutes=59))
+    assert report.counts["sent"] == 1
+
+
+BROKEN = WELCOME.replace("id: welcome", "id: broken").replace("template: hello", "template: broken")
+
+
+def test_a_failing_render_is_recorded_and_the_tick_goes_on(tmp_path):
+    templates = {
+        "hello.html": "<p>Hi {{ contact.first_name }}</p>",
+        "tips.html": "<p>Tips</p>",
+        "broken.html": "<p>{{ contact.no_such_attribute }}</p>",
+    }
+    root, store, tree = _setup(tmp_path, journeys={"welcome": WELCOME, "broken": BROKEN}, templates=templates)
+    add_signups(store, 2, AT)
+    report = run_tick(store, _runtime(store, tree, tmp_path), AT + timedelta(hours=1))
+
+    sends = _sends(store)
+    assert report.counts["sent"] == 2 and report.counts["failed"] == 2
+    by_journey = {(key.split(":")[0], key.split(":")[1]): value for key, value in sends.items()}
+    for contact in ("c00000", "c00001"):
+        assert by_journey[(contact, "welcome")][0] == "sent"
+        state, error, _ = by_journey[(contact, "broken")]
+        assert state == "failed" and "no_such_attribute" in error
+    failures = store.status_summary(AT)["failures"]
+    assert {row["retryable"] for row in failures} == {0}  # a broken template is not retried
+    # the contacts moved on: their state was saved with the next wake-up
+    assert store.due_contacts(AT + timedelta(hours=2), 10) == []
+
+
+def test_suppressed_contacts_are_never_emailed(tmp_path):
+    root, store, tree = _setup(tmp_path)
+    add_signups(store, 3, AT)
+    store.add_suppression("c00001@EXAMPLE.com", "unsubscribed", "test", AT - timedelta(days=1))
+    report = run_tick(store, _runtime(store, tree, tmp_path), AT + timedelta(days=3))
+
+    keys = set(_sends(store))
+    assert not any(key.startswith("c00001:") for key in keys)
+    assert len(keys) == 4 and report.counts["decision:skip"] == 2  # hello and tips skipped for c00001
+    names = [p.name for p in (tmp_path / "outbox").glob("*.eml")]
+    assert not any("c00001" in name for name in names) and len(names) == 4
+
+
+def test_an_unsubscribe_event_stops_the_next_email(tmp_path):
+    root, store, tree = _setup(tmp_path)
+    add_signups(store, 1, AT)
+    runtime = _runtime(store, tree, tmp_path)
+    run_tick(store, runtime, AT + timedelta(hours=1))
+    store.write_events([EventRow("c00000", None, "unsubscribed", AT + timedelta(hours=2), {}, "u-1")],
+                       AT + timedelta(hours=2))
+    run_tick(store, runtime, AT + timedelta(days=2))
+    assert list(_sends(store)) == ["c00000:welcome:1/1/hello"]
+
+
+def test_a_late_event_still_triggers_its_entry(tmp_path):
+    """An event stored after the contact was processed past its timestamp is not lost."""
+    root, store, tree = _setup(tmp_path)
+    add_signups(store, 1, AT, event="app_opened")  # processed up to 12:00 with nothing to do
+    runtime = _runtime(store, tree, tmp_path)
+    run_tick(store, runtime, AT + timedelta(hours=3))
+    assert _sends(store) == {}
+
+    # the collector delivers a signup that happened at 10:00 only now
+    store.write_events([EventRow("c00000", None, "signed_up", AT + timedelta(hours=1), {}, "late-1")],
+                       AT + timedelta(hours=4))
+    report = run_tick(store, runtime, AT + timedelta(hours=4))
+    assert report.counts["sent"] == 1
+    (state, _, scheduled), = _sends(store).values()
+    assert state == "sent"
+    # treated as happening just after the instant the contact had been processed to
+    assert datetime.fromisoformat(scheduled) == AT + timedelta(hours=3, microseconds=1)
+    # and only once: the next tick does not see it as new again
+    assert run_tick(store, runtime, AT + timedelta(hours=5)).counts["decision:enter"] == 0
+
+
+def test_anonymous_history_counts_from_the_identify_instant(tmp_path):
+    """Segment-style anonymous page views merge into the contact when an identify links them."""
+    journey = """\
+id: pricing
+version: 1
+name: Pricing interest
+stages:
+  - id: main
+    entry: {event: page_viewed, where: {path: /pricing}}
+    steps:
+      - id: pricing_email
+        email: {template: hello, subject: "Pricing"}
+"""
+    root, store, tree = _setup(tmp_path, journeys={"pricing": journey})
+    from runner.store.base import ContactRow
+
+    store.write_contacts([ContactRow("ana", {"email": "ana@example.com", "first_name": "Ana"})], AT)
+    store.write_events([
+        EventRow(None, "anon-1", "page_viewed", AT + timedelta(hours=1), {"path": "/pricing"}, "m1"),
+        EventRow("ana", "anon-1", "identify", AT + timedelta(hours=3), {}, "m2"),
+    ], AT)
+    store.link_identities([("anon-1", "ana")], AT)
+    run_tick(store, _runtime(store, tree, tmp_path), AT + timedelta(hours=6))
+    (state, _, scheduled), = _sends(store).values()
+    assert datetime.fromisoformat(scheduled) == AT + timedelta(hours=3)  # the link instant, not 10:00
+
+
+def test_transient_failures_are_retried_by_a_later_tick(tmp_path, smtp_server, monkeypatch):
+    monkeypatch.setenv("JOURNEY_UNSUBSCRIBE_SECRET", "tick-test-secret-0123456789")
+    root, store, tree = _setup(tmp_path)
+    add_signups(store, 1, AT)
+    runtime = build_runtime(store, tree.project, f"smtp://127.0.0.1:{smtp_server.port}?retries=0")
+    smtp_server.replies.append("451 4.3.0 try again later")
+    first = run_tick(store, runtime, AT + timedelta(hours=1))
+    assert first.counts["retryable"] == 1 and smtp_server.messages == []
+    assert list(_sends(store).values())[0][0] == "failed"
+
+    second = run_tick(store, runtime, AT + timedelta(hours=2))
+    assert second.counts["retried"] == 1 and second.counts["sent"] == 1
+    assert len(smtp_server.messages) == 1
+    message = smtp_server.messages[0].message
+    assert message["X-Journey-Key"] == "c00000:welcome:1/1/hello"
+    assert message["Subject"] == "Hello C00000"
+    assert "token=" in message["List-Unsubscribe"]
+    runtime.delivery.close()
+
+
+def test_webhooks_go_to_the_outbox_with_a_development_transport(tmp_path):
+    journey = """\
+id: crm
+version: 1
+name: CRM
+stages:
+  - id: main
+    entry: {event: signed_up}
+    steps:
+      - id: hand_off
+        webhook: {url: "https://crm.example/hook", payload: {who: "{{ contact.first_name }}"}}
+"""
+    root, store, tree = _setup(tmp_path, journeys={"crm": journey})
+    add_signups(store, 1, AT)
+    report = run_tick(store, _runtime(store, tree, tmp_path), AT + timedelta(hours=1))
+    assert report.counts["webhooks"] == 1
+    (path,) = (tmp_path / "outbox").glob("*.webhook.json")
+    body = json.loads(path.read_text())
+    assert body["url"] == "https://crm.example/hook"
+    assert body["payload"]["data"] == {"who": "C00000"} and body["payload"]["key"] == "c00000:crm:1/1/hand_off"
+
+
+def test_limit_bounds_the_contacts_of_one_tick(tmp_path):
+    root, store, tree = _setup(tmp_path)
+    add_signups(store, 5, AT)
+    runtime = _runtime(store, tree, tmp_path)
+    assert run_tick(store, runtime, AT + timedelta(hours=1), limit=2).contacts == 2
+    assert run_tick(store, runtime, AT + timedelta(hours=1), limit=2).contacts == 2
+    assert run_tick(store, runtime, AT + timedelta(hours=1)).contacts == 1
