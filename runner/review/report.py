@@ -49,7 +49,8 @@ pre.mermaid{background:#fff}
 """
 
 BOOT_SCRIPT = """
-mermaid.initialize({startOnLoad: false, securityLevel: 'strict', flowchart: {htmlLabels: true}});
+mermaid.initialize({startOnLoad: false, securityLevel: 'strict', maxTextSize: 1000000, maxEdges: 5000,
+                    flowchart: {htmlLabels: true}});
 mermaid.run({querySelector: 'pre.mermaid'}).then(
   function () { document.body.dataset.mermaid = 'done'; },
   function (error) { document.body.dataset.mermaid = 'failed'; console.error('mermaid: ' + error); }
