@@ -230,3 +230,39 @@ def test_limit_bounds_the_contacts_of_one_tick(tmp_path):
     assert run_tick(store, runtime, AT + timedelta(hours=1), limit=2).contacts == 2
     assert run_tick(store, runtime, AT + timedelta(hours=1), limit=2).contacts == 2
     assert run_tick(store, runtime, AT + timedelta(hours=1)).contacts == 1
+
+
+def test_the_ledger_alone_prevents_double_sends_between_runs_without_the_lease(tmp_path):
+    """Two ticks processing the same due contacts at once (lease bypassed): each key is sent once."""
+    import threading
+
+    from runner.tick import Tick
+    from runner.transports import MemoryTransport
+
+    root, store, tree = _setup(tmp_path)
+    ids = add_signups(store, 200, AT)
+    store.close()
+    transports, errors = [], []
+
+    def worker(name: str) -> None:
+        own = open_store(tmp_path / "journey.db")
+        runtime = _runtime(own, tree, tmp_path)
+        runtime.delivery.transport = transport = MemoryTransport()
+        transports.append(transport)
+        tick = Tick(own, runtime, AT + timedelta(hours=1), holder=name)
+        tick.report.run_id = own.start_run(name, AT)
+        try:
+            tick._contacts(list(ids))  # the same contacts, no lease
+            tick.writes.now()
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        own.close()
+
+    threads = [threading.Thread(target=worker, args=(f"t{n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    keys = [str(m["X-Journey-Key"]) for t in transports for m in t.messages]
+    assert len(keys) == len(set(keys)) == 200

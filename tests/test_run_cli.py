@@ -1,0 +1,156 @@
+"""`journey run|status|resolve` as real processes: dry run, overlapping runs, the worker loop, in-doubt sends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from runner.deploy import deploy, load_working_tree
+from runner.message import journey_key
+from runner.state import SendRecord
+from runner.store import open_store
+from test_tick_kit import REPO, add_signups, journey_cli, tiny_project
+
+AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
+NOW = "2026-03-02T10:00:00Z"
+SECRET = {"JOURNEY_UNSUBSCRIBE_SECRET": "run-cli-test-secret-0123456789"}
+
+
+def _project(tmp_path: Path, contacts: int = 3) -> tuple[Path, Path]:
+    root = tiny_project(tmp_path / "project")
+    db = tmp_path / "journey.db"
+    store = open_store(db)
+    add_signups(store, contacts, AT)
+    deploy(store, load_working_tree(root).journeys, AT)
+    store.close()
+    return root, db
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_dry_run_prints_what_would_happen_and_leaves_the_database_byte_identical(tmp_path):
+    root, db = _project(tmp_path)
+    before = _digest(db)
+    result = journey_cli(["run", "--dry-run", "--now", NOW, "--db", str(db)], cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("would send ") == 3
+    assert "c00000:welcome:1/1/hello" in result.stdout and "Hello C00000" in result.stdout
+    assert _digest(db) == before
+    assert not (root / "outbox").exists()
+
+    real = journey_cli(["run", "--now", NOW, "--db", str(db)], cwd=root)
+    assert real.returncode == 0 and "3 sent" in real.stdout
+    assert len(list((root / "outbox").glob("*.eml"))) == 3
+
+
+def test_overlapping_runs_never_send_twice(tmp_path, smtp_server):
+    root, db = _project(tmp_path, contacts=300)
+    env = {**os.environ, "PYTHONPATH": str(REPO), **SECRET}
+    command = [sys.executable, "-m", "runner", "run", "--now", NOW, "--db", str(db), "-q", "--wait", "60",
+               "--transport", f"smtp://127.0.0.1:{smtp_server.port}?retries=0"]
+    processes = [subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(4)]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], outputs
+    with smtp_server.lock:
+        received = Counter(journey_key(item.message) for item in smtp_server.messages)
+    assert len(received) == 300 and max(received.values()) == 1
+    store = open_store(db)
+    runs = store.conn.execute("SELECT status FROM runs").fetchall()
+    store.close()
+    assert len(runs) == 4 and {status for (status,) in runs} == {"ok"}
+
+
+def test_a_second_run_exits_0_when_another_holds_the_lease(tmp_path):
+    root, db = _project(tmp_path)
+    store = open_store(db)
+    from datetime import timedelta
+
+    assert store.acquire_lease("tick", "otherhost:1:abc", timedelta(minutes=5), datetime.now(UTC))
+    store.close()
+    result = journey_cli(["run", "--now", NOW, "--db", str(db), "--wait", "0"], cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "another run holds the lease (otherhost:1:abc)" in result.stdout
+    store = open_store(db)
+    assert store.conn.execute("SELECT count(*) FROM sends").fetchone()[0] == 0
+    store.close()
+
+
+def test_the_worker_loop_stops_on_sigterm_after_its_batch_and_exits_0(tmp_path):
+    root, db = _project(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", "--every", "1s", "--db", str(db), "-q"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    first_line = process.stdout.readline()  # the first tick's summary
+    assert first_line.startswith("run "), process.stderr.read() if not first_line else first_line
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "stopped after" in out and "Traceback" not in err
+    store = open_store(db)
+    statuses = {status for (status,) in store.conn.execute("SELECT status FROM runs")}
+    leases = store.conn.execute("SELECT count(*) FROM leases").fetchone()[0]
+    store.close()
+    assert statuses <= {"ok", "stopped"} and leases == 0  # every tick finished, the lease released
+
+
+def test_status_shows_in_doubt_sends_and_resolve_settles_them(tmp_path):
+    root, db = _project(tmp_path)
+    store = open_store(db)
+    run_id = store.start_run("deadhost:1:x", AT)  # a run that died after claiming
+    for key in ("k-delivered", "k-lost"):
+        assert store.claim_send(SendRecord(key, "c00000", "welcome", 1, "hello", AT), run_id)
+    store.close()
+
+    status = journey_cli(["status", "--db", str(db)], cwd=root)
+    assert status.returncode == 0, status.stderr
+    assert "IN DOUBT (2)" in status.stdout and "k-delivered" in status.stdout
+    as_json = json.loads(journey_cli(["status", "--format", "json", "--db", str(db)], cwd=root).stdout)
+    assert [row["key"] for row in as_json["in_doubt"]] == ["k-delivered", "k-lost"]
+    assert as_json["deployments"][0]["journey_id"] == "welcome"
+
+    assert journey_cli(["resolve", "k-delivered", "--sent", "--db", str(db)], cwd=root).returncode == 0
+    assert journey_cli(["resolve", "--all-failed", "--db", str(db)], cwd=root).returncode == 0
+    store = open_store(db)
+    states = dict(store.conn.execute("SELECT key, state FROM sends").fetchall())
+    store.close()
+    assert states == {"k-delivered": "sent", "k-lost": "failed"}
+
+    unknown = journey_cli(["resolve", "nope", "--sent", "--db", str(db)], cwd=root)
+    assert unknown.returncode == 1 and "not in doubt" in unknown.stderr
+    usage = journey_cli(["resolve", "k-lost", "--db", str(db)], cwd=root)
+    assert usage.returncode == 2
+
+
+def test_usage_errors_exit_2_without_a_traceback(tmp_path):
+    root, db = _project(tmp_path)
+    for args in (["run", "--now", "yesterday"], ["run", "--now", "2026-03-02T10:00:00"],
+                 ["run", "--every", "soon"], ["run", "--every", "1m", "--dry-run"]):
+        result = journey_cli([*args, "--db", str(db)], cwd=root)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    from click.testing import CliRunner
+
+    from runner.cli import main
+
+    for command in ("run", "status", "resolve", "plan", "deploy", "demo"):
+        assert CliRunner().invoke(main, [command, "--help"]).exit_code == 0
+
+
+def test_run_reports_a_missing_database_for_dry_run(tmp_path):
+    root = tiny_project(tmp_path / "project")
+    result = journey_cli(["run", "--dry-run", "--db", str(tmp_path / "none.db")], cwd=root)
+    assert result.returncode == 1 and "no database" in result.stderr
+    assert not (tmp_path / "none.db").exists()
