@@ -120,6 +120,12 @@ class Engine:
         self.journeys = sorted(journeys, key=lambda j: (-j.settings.priority, j.id))
         self.versions = {(j.id, j.version): j for j in list(pinned) + list(journeys)}
         self.current = {j.id: j for j in journeys}
+        # attributes that `attribute_changed` entries watch; asked several times per instant
+        self.watched_attributes = [
+            stage.entry.attribute
+            for journey in self.journeys for stage in journey.stages
+            if stage.entry.kind == "attribute_changed"
+        ]
         # journey segments shadow the project's; merged once, not per evaluation
         self.segments = {
             key: ({**project.segments, **j.segments} if j.segments else project.segments)
@@ -480,11 +486,7 @@ class _Run:
             seen[path] = _jsonable(get_path(self.contact.attributes, path))
 
     def _watched_attributes(self) -> list[str]:
-        return [
-            stage.entry.attribute
-            for journey in self.engine.journeys for stage in journey.stages
-            if stage.entry.kind == "attribute_changed"
-        ]
+        return self.engine.watched_attributes
 
     def _entry_wake(self) -> str | None:
         """The next instant an entry could fire by time alone (dates, schedules, ageing conditions)."""
