@@ -11,8 +11,10 @@ from runner.cli.run import DB_OPTION, domain_errors, format_status, project_root
 
 @click.command("demo")
 @click.option("--fresh", is_flag=True, help="Start over: delete the database and the outbox first.")
+@click.option("--days", type=click.IntRange(1, 31), default=31, show_default=True,
+              help="Run only the first DAYS days of the month (a quicker look).")
 @DB_OPTION
-def demo(fresh: bool, db_path: Path | None) -> None:
+def demo(fresh: bool, days: int, db_path: Path | None) -> None:
     """Run the sample month end to end, emails into ./outbox.
 
     Validates the project, creates the database (default journey.db in the
@@ -20,13 +22,15 @@ def demo(fresh: bool, db_path: Path | None) -> None:
     deploys the journeys and runs hourly production ticks over March 2026.
     Safe to run twice: the second run sends nothing new.
     """
-    from runner.demo import run_demo
+    from datetime import timedelta
+
+    from runner.demo import DEMO_START, run_demo
     from runner.store import resolve_db_path
 
     with domain_errors():
         root = project_root()
         path = resolve_db_path(db_path, start=root)
-        result = run_demo(root, path, fresh=fresh, say=click.echo)
+        result = run_demo(root, path, fresh=fresh, end=DEMO_START + timedelta(days=days), say=click.echo)
     click.echo("")
     click.echo(format_status(result.status))
     click.echo("")

@@ -1,0 +1,32 @@
+"""`journey demo` on the sample project: validate, import, deploy, tick, outbox; idempotent."""
+
+from __future__ import annotations
+
+import re
+
+from test_tick_kit import copy_sample, journey_cli
+
+
+def test_demo_sends_into_the_outbox_and_a_second_run_sends_nothing_new(tmp_path):
+    root = copy_sample(tmp_path / "kitebase")
+    first = journey_cli(["demo", "--days", "4"], cwd=root, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "validated 6 journeys" in first.stdout
+    assert "imported 250 contacts" in first.stdout
+    assert "deployed advocacy v1" in first.stdout
+    emails = list((root / "outbox").glob("*.eml"))
+    sent = int(re.search(r"(\d+) email\(s\)", first.stdout).group(1))
+    assert sent == len(emails) > 10
+    assert (root / "journey.db").is_file()
+    assert "deployments:" in first.stdout and "sends: sent" in first.stdout
+
+    second = journey_cli(["demo", "--days", "4"], cwd=root, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "0 email(s) and 0 webhook(s) sent by this run" in second.stdout
+    assert "nothing new (already deployed)" in second.stdout
+    assert len(list((root / "outbox").glob("*.eml"))) == len(emails)
+
+    fresh = journey_cli(["demo", "--days", "1", "--fresh"], cwd=root, timeout=300)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "removed the database and the outbox" in fresh.stdout
+    assert len(list((root / "outbox").glob("*.eml"))) < len(emails)
