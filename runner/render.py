@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import itertools
+import os
 import re
 import string
 import time
@@ -356,17 +357,22 @@ def _check_binop(budget: _Budget, op: str, left: Any, right: Any) -> None:
             raise LimitExceeded(f"sum larger than the size limit ({budget.size_limit})")
 
 
-def _template_line(exc: BaseException, filename: str | None) -> int | None:
-    """The template line of the innermost traceback frame that belongs to the template."""
-    line = getattr(exc, "lineno", None)
+def _locate(exc: BaseException, name: str, filename: str | None, templates_dir: Path) -> tuple[str, str | None, int | None]:
+    """(template name, file, line) of the innermost template frame; included templates count."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
-        return line
+        return exc.name or name, exc.filename or filename, exc.lineno
+    root = os.path.abspath(templates_dir) + os.sep
+    found: tuple[str, str | None, int | None] = (name, filename, getattr(exc, "lineno", None))
     tb = exc.__traceback__
     while tb is not None:
-        if filename and tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
+        frame_file = tb.tb_frame.f_code.co_filename
+        if frame_file == filename:
+            found = (name, filename, tb.tb_lineno)
+        elif not frame_file.startswith("<") and os.path.abspath(frame_file).startswith(root):
+            # a template it extends, includes or imports
+            found = (os.path.relpath(os.path.abspath(frame_file), root).replace(os.sep, "/"), frame_file, tb.tb_lineno)
         tb = tb.tb_next
-    return line
+    return found
 
 
 class Renderer:
@@ -421,7 +427,7 @@ class Renderer:
         try:
             compiled = self._from_string(source)
         except Exception as exc:  # noqa: BLE001 - untrusted input: every failure is a RenderError
-            raise _render_error("<string>", None, exc) from None
+            raise _render_error("<string>", None, exc, self.templates_dir) from None
         return self._run(compiled, "<string>", context)
 
     def _render_file(self, name: str, context: dict) -> str:
@@ -430,7 +436,7 @@ class Renderer:
         except jinja2.TemplateNotFound:
             raise RenderError(name, None, f"template not found in {self.templates_dir}") from None
         except Exception as exc:  # noqa: BLE001
-            raise _render_error(name, getattr(exc, "filename", None), exc) from None
+            raise _render_error(name, getattr(exc, "filename", None), exc, self.templates_dir) from None
         return self._run(compiled, name, context)
 
     def _exists(self, name: str) -> bool:
@@ -464,7 +470,7 @@ class Renderer:
                 if not len(chunks) & 63:  # output is cheap; loops and calls tick on their own
                     budget.tick()
         except Exception as exc:  # noqa: BLE001
-            raise _render_error(name, compiled.filename, exc) from None
+            raise _render_error(name, compiled.filename, exc, self.templates_dir) from None
         finally:
             _budget.reset(token)
         return "".join(chunks)
@@ -474,14 +480,14 @@ def _with_suffix(name: str, suffix: str) -> str:
     return name if Path(name).suffix else name + suffix
 
 
-def _render_error(name: str, filename: str | None, exc: BaseException) -> RenderError:
-    line = _template_line(exc, filename or "<template>")
+def _render_error(name: str, filename: str | None, exc: BaseException, templates_dir: Path) -> RenderError:
+    name, filename, line = _locate(exc, name, filename or "<template>", templates_dir)
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     if isinstance(exc, RecursionError):
         message = "too deeply nested (recursion limit)"
     elif isinstance(exc, jinja2.UndefinedError):
         message = f"undefined variable: {message}"
-    return RenderError(name, line, message, file=filename)
+    return RenderError(name, line, message, file=None if filename == "<template>" else filename)
 
 
 def render_context(

@@ -93,6 +93,29 @@ def test_undefined_variable_names_template_and_line(templates: Path) -> None:
     assert error.problems[0].line == 3 and error.problems[0].file.endswith("broken.html")
 
 
+def test_errors_in_included_templates_name_that_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = write(
+        tmp_path,
+        {
+            "outer.html": "<p>one</p>\n{% include 'parts/inner.html' %}\n",
+            "parts/inner.html": "<p>a</p>\n<p>b</p>\n<p>{{ contact.nickname }}</p>\n",
+            "broken_outer.html": "{% include 'parts/broken.html' %}",
+            "parts/broken.html": "ok\n\n{% for %}\n",
+        },
+    )
+    with pytest.raises(RenderError) as caught:
+        Renderer(folder).render_email("outer", "s", context())
+    assert (caught.value.template, caught.value.line) == ("parts/inner.html", 3)
+    monkeypatch.chdir(tmp_path.parent)  # a relative templates folder, as project.yaml gives it
+    with pytest.raises(RenderError) as caught:
+        Renderer(Path(tmp_path.name)).render_email("outer", "s", context())
+    assert (caught.value.template, caught.value.line) == ("parts/inner.html", 3)
+    assert caught.value.problems[0].file.endswith("parts/inner.html")
+    with pytest.raises(RenderError) as caught:
+        Renderer(folder).render_email("broken_outer", "s", context())
+    assert (caught.value.template, caught.value.line) == ("parts/broken.html", 3)
+
+
 def test_syntax_error_names_line(templates: Path) -> None:
     with pytest.raises(RenderError) as caught:
         Renderer(templates).render_email("syntax", "s", context())
