@@ -129,6 +129,8 @@ def build_message(
     message[KEY_HEADER] = encode_key(idempotency_key)
     message.set_content(rendered.text, subtype="plain")
     message.add_alternative(rendered.html, subtype="html")
+    for part in message.iter_parts():
+        del part["MIME-Version"]  # belongs on the message only; add_alternative copies it onto a part
     # A boundary from the key makes a re-built message byte-identical.
     message.set_boundary(f"=_jr_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}")
     return message

@@ -42,6 +42,7 @@ def test_structure_and_headers() -> None:
     assert received.get_content_type() == "multipart/alternative"
     parts = list(received.iter_parts())
     assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]  # text first
+    assert [p["MIME-Version"] for p in parts] == [None, None] and received["MIME-Version"] == "1.0"
     assert parts[0].get_content().strip() == "Hello Ada"
     assert parts[1].get_content().strip() == "<p>Hello <b>Ada</b></p>"
     assert received["From"].addresses[0].addr_spec == "hello@acme.test"
