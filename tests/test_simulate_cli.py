@@ -157,3 +157,14 @@ def test_every_command_has_help():
     for command in ("simulate", "explain", "test"):
         out = journey_cli(command, "--help")
         assert out.returncode == 0 and "Usage:" in out.stdout
+
+
+def test_the_same_contacts_as_yaml_and_jsonl_simulate_identically_csv_works_too():
+    args = ("simulate", "--start", "2026-03-02T00:00:00Z", "--days", "30", "--format", "json", "--contacts")
+    as_yaml = journey_cli(*args, "examples/contacts.yaml")
+    as_jsonl = journey_cli(*args, "examples/contacts.jsonl")
+    as_csv = journey_cli(*args, "examples/contacts.csv")
+    assert as_yaml.returncode == as_jsonl.returncode == as_csv.returncode == 0, as_csv.stderr
+    assert as_yaml.stdout == as_jsonl.stdout
+    assert len(json.loads(as_yaml.stdout)["events"]) > 100
+    assert json.loads(as_csv.stdout)["contacts"] == json.loads(as_yaml.stdout)["contacts"]
