@@ -1,0 +1,209 @@
+"""Production tick cost: an idle tick over many enrollments, and a tick with 10k due sends.
+
+(a) idle: databases with 10k and 1M contacts, each enrolled and waiting in
+    the future (``bench_tick_idle.populate``). Times a whole ``run_tick``
+    (lease, run record, in-doubt check, retry query, due query) when nothing
+    is due; everything it does is database work. Baseline in the same run: a
+    primary-key lookup. Targets: <= 20 ms per idle tick, growth 10k -> 1M <= 1.5x.
+(b) busy: 10k contacts due for one email each (a one-step journey). Times
+    ``run_tick`` with the outbox transport (one fsync'ed .eml per message)
+    and with the memory transport, against a bare loop doing the same
+    rendering and database work by hand in the same run: render subject +
+    HTML + text with the project's Renderer, build the MIME message, and
+    one SQLite ledger insert + update per message. Targets: >= 10k steps/s,
+    tick / bare <= 2.5.
+(c) peak Python memory (tracemalloc) of each; it should not grow with the
+    number of enrollments.
+
+Prints figures; asserts nothing.
+
+    .venv/bin/python benchmarks/bench_tick.py [--sizes 10000,1000000] [--sends 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from bench_tick_idle import NOW, populate, per_query_ms  # noqa: E402
+from test_tick_kit import add_signups, tiny_project  # noqa: E402
+
+from runner.deploy import deploy, load_working_tree  # noqa: E402
+from runner.message import build_message  # noqa: E402
+from runner.render import Renderer, render_context  # noqa: E402
+from runner.state import Contact  # noqa: E402
+from runner.store import open_store  # noqa: E402
+from runner.tick import build_runtime, run_tick  # noqa: E402
+from runner.transports import MemoryTransport  # noqa: E402
+
+ONE_EMAIL = """\
+id: onboarding
+version: 3
+name: One email
+stages:
+  - id: education
+    entry: {event: signed_up}
+    steps:
+      - id: nurture
+        email: {template: hello, subject: "Hello {{ contact.first_name }}"}
+"""
+
+
+def _peak(run) -> tuple[object, float]:
+    tracemalloc.start()
+    try:
+        value = run()
+        return value, tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+# ---------------------------------------------------------------- (a) idle
+
+
+def idle(size: int, folder: Path) -> dict[str, float]:
+    root = tiny_project(folder / f"project-{size}", journeys={"onboarding": ONE_EMAIL})
+    tree = load_working_tree(root)
+    store = open_store(folder / f"idle-{size}.db")
+    started = time.perf_counter()
+    populate(store, size)
+    build_s = time.perf_counter() - started
+    deploy(store, tree.journeys, NOW)
+    runtime = build_runtime(store, tree.project, f"outbox:{folder / 'idle-outbox'}")
+    report = run_tick(store, runtime, NOW)
+    assert report.contacts == 0
+    tick_ms = per_query_ms(lambda: run_tick(store, runtime, NOW), 20)
+    bare_ms = per_query_ms(lambda: store.conn.execute("SELECT id FROM contacts WHERE id = ?", ("c1",)).fetchall(), 2000)
+    _, peak = _peak(lambda: [run_tick(store, runtime, NOW) for _ in range(5)])
+    store.close()
+    return {"tick": tick_ms, "bare": bare_ms, "peak": peak, "build_s": build_s}
+
+
+# ---------------------------------------------------------------- (b) busy
+
+
+def busy_tick(sends: int, folder: Path, transport: str) -> dict[str, float]:
+    root = tiny_project(folder / f"busy-{transport}", journeys={"onboarding": ONE_EMAIL})
+    tree = load_working_tree(root)
+    store = open_store(folder / f"busy-{transport}.db")
+    at = NOW - timedelta(minutes=5)
+    add_signups(store, sends, at)
+    deploy(store, tree.journeys, at)
+    runtime = build_runtime(store, tree.project, f"outbox:{folder / f'outbox-{transport}'}")
+    if transport == "memory":
+        runtime.delivery.transport = MemoryTransport()
+
+    def tick():
+        started = time.perf_counter()
+        report = run_tick(store, runtime, NOW)
+        return report, time.perf_counter() - started
+
+    report, seconds = tick()
+    assert report.counts["sent"] == sends, report.counts
+    decisions = sum(v for k, v in report.counts.items() if k.startswith("decision:"))
+    store.close()
+    return {"seconds": seconds, "per_s": sends / seconds, "decisions_per_s": decisions / seconds}
+
+
+def busy_peak(sends: int, folder: Path) -> float:
+    root = tiny_project(folder / "busy-peak", journeys={"onboarding": ONE_EMAIL})
+    tree = load_working_tree(root)
+    store = open_store(folder / "busy-peak.db")
+    at = NOW - timedelta(minutes=5)
+    add_signups(store, sends, at)
+    deploy(store, tree.journeys, at)
+    runtime = build_runtime(store, tree.project, "memory")
+    runtime.delivery.transport = _CountingTransport()
+    _, peak = _peak(lambda: run_tick(store, runtime, NOW))
+    store.close()
+    return peak
+
+
+class _CountingTransport:
+    """Counts instead of keeping messages (so the peak measures the tick, not the mailbox)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def send(self, message) -> str:
+        self.count += 1
+        return str(self.count)
+
+    def close(self) -> None:
+        pass
+
+
+def bare(sends: int, folder: Path) -> dict[str, float]:
+    """The same rendering and database work, by hand: no engine, no state, no ledger choreography."""
+    root = tiny_project(folder / "bare", journeys={"onboarding": ONE_EMAIL})
+    project = load_working_tree(root).project
+    renderer = Renderer(project.templates_path)
+    conn = sqlite3.connect(folder / "bare.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("CREATE TABLE sends (key TEXT PRIMARY KEY, state TEXT, transport_id TEXT)")
+    journey = type("J", (), {"id": "onboarding", "version": 3, "name": "One email"})()
+    started = time.perf_counter()
+    for n in range(sends):
+        contact = Contact(f"c{n:05d}", {"email": f"c{n:05d}@example.com", "first_name": f"C{n:05d}"})
+        key = f"{contact.id}:onboarding:1/1/nurture"
+        context = render_context(contact, {}, journey, "nurture", project, "https://tiny.test/u?token=x", NOW)
+        rendered = renderer.render_email("hello", "Hello {{ contact.first_name }}", context)
+        message = build_message(rendered, to=contact.attributes["email"], sender=project.sender, reply_to=None,
+                                idempotency_key=key, list_id="onboarding", unsubscribe_url="https://tiny.test/u",
+                                unsubscribe_mailto=None, date=NOW)
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO sends VALUES (?, 'claimed', NULL)", (key,))
+        conn.execute("UPDATE sends SET state = 'sent', transport_id = ? WHERE key = ?", (str(len(message)), key))
+        conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.close()
+    return {"seconds": seconds, "per_s": sends / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,1000000")
+    parser.add_argument("--sends", type=int, default=10_000)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        print("(a) idle tick (nothing due)")
+        print(f"{'enrolled':>9} {'tick ms':>8} {'pk ms':>8} {'tick/pk':>8} {'peak MiB':>9} {'build s':>8}")
+        results = {}
+        for size in sizes:
+            r = results[size] = idle(size, folder)
+            print(f"{size:>9} {r['tick']:>8.3f} {r['bare']:>8.4f} {r['tick'] / r['bare']:>8.0f} "
+                  f"{r['peak']:>9.2f} {r['build_s']:>8.1f}", flush=True)
+        if len(sizes) > 1:
+            small, large = results[sizes[0]], results[sizes[-1]]
+            print(f"growth {sizes[0]} -> {sizes[-1]}: idle tick {large['tick'] / small['tick']:.2f}x "
+                  f"(target <= 1.5x, <= 20 ms), peak memory {large['peak'] / max(small['peak'], 1e-9):.2f}x")
+        print()
+        print(f"(b) tick with {args.sends} due sends")
+        base = bare(args.sends, folder)
+        memory = busy_tick(args.sends, folder, "memory")
+        outbox = busy_tick(args.sends, folder, "outbox")
+        peak = busy_peak(args.sends, folder)
+        print(f"{'':>28} {'seconds':>8} {'sends/s':>8} {'decisions/s':>12} {'/bare':>6}")
+        print(f"{'bare render+build+SQLite':>28} {base['seconds']:>8.2f} {base['per_s']:>8.0f} {'':>12} {1:>6.2f}")
+        for name, r in (("tick, memory transport", memory), ("tick, outbox transport", outbox)):
+            print(f"{name:>28} {r['seconds']:>8.2f} {r['per_s']:>8.0f} {r['decisions_per_s']:>12.0f} "
+                  f"{r['seconds'] / base['seconds']:>6.2f}")
+        print(f"(c) peak Python memory of the busy tick: {peak:.1f} MiB for {args.sends} sends "
+              f"(targets: >= 10000 steps/s, tick/bare <= 2.5)")
+
+
+if __name__ == "__main__":
+    main()
