@@ -276,16 +276,28 @@ class AllOf(Condition):
         children = [part.explain(facts) for part in self.parts]
         return Explanation(all(c.holds for c in children), "all of", children)
 
+    _settles_when = False  # all: a part that stays false keeps the whole false
+
     def next_change(self, facts):
         if not _may_change_with_time(self.deps):
             return None  # hot in the engine's wake-up search: skip parts that cannot change
-        return _earliest(part.next_change(facts) for part in self.parts)
+        changes = []
+        for part in self.parts:
+            change = part.next_change(facts)
+            if change is None and part.evaluate(facts) == self._settles_when:
+                # this part cannot flip by time and alone decides the answer: neither can the whole
+                # (saves wake-ups like "30 days without app_opened" for contacts who never bought)
+                return None
+            changes.append(change)
+        return _earliest(changes)
 
     def describe(self):
         return "all of (" + "; ".join(p.describe() for p in self.parts) + ")"
 
 
 class AnyOf(AllOf):
+    _settles_when = True  # any: a part that stays true keeps the whole true
+
     def evaluate(self, facts):
         return any(part.evaluate(facts) for part in self.parts)
 

@@ -120,6 +120,16 @@ class Engine:
         self.journeys = sorted(journeys, key=lambda j: (-j.settings.priority, j.id))
         self.versions = {(j.id, j.version): j for j in list(pinned) + list(journeys)}
         self.current = {j.id: j for j in journeys}
+        # scores that time alone can only lower (event points >= 0 expire or decay; `when` rules
+        # cannot flip by time): below a threshold they never cross it by waiting
+        self.score_only_falls = {
+            name: all(
+                rule.points >= 0 if rule.event else not (
+                    rule.when is not None and (rule.when.deps.timed or rule.when.deps.segments or rule.when.deps.scores))
+                for rule in model.rules
+            )
+            for name, model in project.scores.items()
+        }
         # attributes that `attribute_changed` entries watch; asked several times per instant
         self.watched_attributes = [
             stage.entry.attribute
@@ -317,6 +327,8 @@ class _Run:
         model = self.project.scores.get(name)
         if model is None:
             return None
+        if threshold is not None and self.engine.score_only_falls[name] and self.score(name) < threshold:
+            return None  # time can only lower this score and it is already below: no crossing, no wake-up
         boundaries = [
             event.at + rule.within.approx
             for rule in model.rules if rule.event and rule.within is not None

@@ -126,3 +126,16 @@ def test_bad_conditions_are_errors_never_evaluated(spec):
 def test_unknown_segment_is_a_condition_error_at_evaluation():
     with pytest.raises(ConditionError):
         holds({"segment": "nope"})
+
+
+def test_next_change_is_none_when_a_part_that_time_cannot_flip_decides():
+    quiet_customer = compile_condition({"all": [
+        {"event": "purchased"}, {"event": "app_opened", "within": "7d", "count": {"equals": 0}}]})
+    never_bought = facts(events=[ev(3, "app_opened")])
+    assert quiet_customer.next_change(never_bought) is None  # stays false until an event comes
+    bought = facts(events=[ev(3, "app_opened"), ev(10, "purchased")])
+    assert quiet_customer.next_change(bought) == NOW + timedelta(days=4)
+    vip_or_recent = compile_condition({"any": [{"attribute": "source", "equals": "newsletter"},
+                                               {"event": "page_viewed", "within": "7d"}]})
+    assert vip_or_recent.next_change(facts(attributes=ATTRS, events=[ev(1)])) is None  # stays true
+    assert vip_or_recent.next_change(facts(events=[ev(1)])) == NOW + timedelta(days=6)
