@@ -138,3 +138,30 @@ def test_suppress_add_list_remove(files):
 def test_every_command_has_help(command, tmp_path):
     result = journey(*command, "--help", cwd=tmp_path)
     assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+def test_progress_bar_only_on_a_terminal(files):
+    import pty
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "JOURNEY_DB"}
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "events", "import", "events.jsonl",
+                             "--db", "x.db"], stdout=slave, stderr=subprocess.PIPE, cwd=files,
+                            env=env)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert proc.wait(timeout=120) == 0
+    size = (files / "events.jsonl").stat().st_size
+    assert b"importing events" in shown and f"{size}/{size} bytes".encode() in shown
+    assert b"2 events imported" in shown
+    piped = journey("events", "import", "events.jsonl", "--db", "x.db", cwd=files)
+    assert "\x1b[" not in piped.stdout and "importing events" not in piped.stdout
