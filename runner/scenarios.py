@@ -61,6 +61,17 @@ def select_journeys(journeys: Sequence[Journey], ids: Sequence[str] | None, wher
     return [by_id[i] for i in ids]
 
 
+def check_contacts(contacts: Sequence[TestContact]) -> dict[str, TestContact]:
+    """Contacts by id; JourneyError for duplicate ids or a time zone that does not exist."""
+    from runner.localtime import is_zone
+
+    for contact in contacts:
+        if contact.timezone is not None and not is_zone(contact.timezone):
+            raise JourneyError(f"{contact.source}: contact '{contact.id}': unknown time zone '{contact.timezone}' "
+                               "(use an IANA name like Europe/Istanbul)")
+    return contacts_by_id(contacts)
+
+
 # ---------------------------------------------------------------- model
 
 
@@ -214,7 +225,7 @@ def run_scenario(path: Path, loaded: LoadedProject) -> ScenarioResult:
         scenario = load_scenario(path, {j.id for j in loaded.journeys})
         result.scenario = scenario
         journeys = select_journeys(loaded.journeys, scenario.journey_ids, f"{path}: ")
-        contacts = contacts_by_id(scenario.contacts)
+        contacts = check_contacts(scenario.contacts)
         for expectation in scenario.expectations:
             if expectation.contact not in contacts:
                 raise JourneyError(f"{path}:{expectation.line}: no contact '{expectation.contact}' in the scenario")
@@ -224,6 +235,8 @@ def run_scenario(path: Path, loaded: LoadedProject) -> ScenarioResult:
     except JourneyError as error:
         details = "".join(f"\n  {problem}" for problem in error.problems)
         result.error = f"{error}{details}"
+    except ValueError as error:  # a condition or time the checks let through: report it, never crash
+        result.error = f"{path}: {error}"
     result.seconds = time.perf_counter() - began
     return result
 

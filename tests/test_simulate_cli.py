@@ -127,6 +127,10 @@ def test_bad_input_exits_cleanly(tmp_path, contacts):
     bad_event.write_text("contacts:\n  - id: z\n    events: [{at: 'soon', event: x}]\n")
     out = journey_cli("simulate", "--contacts", str(bad_event))
     assert out.returncode == 1 and "'soon' is not a time" in out.stderr and "Traceback" not in out.stderr
+    bad_zone = tmp_path / "zone.yaml"
+    bad_zone.write_text("contacts:\n  - id: m\n    timezone: Mars/Olympus\n    events: [{at: '+0d 10:00', event: x}]\n")
+    out = journey_cli("simulate", "--contacts", str(bad_zone))
+    assert out.returncode == 1 and "unknown time zone 'Mars/Olympus'" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_markdown_format(contacts):

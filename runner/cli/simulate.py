@@ -39,14 +39,14 @@ def parse_instant(text: str, option: str) -> datetime:
 
 def load_inputs(journeys: tuple[Path, ...], contacts_file: Path):
     """(loaded project, test contacts); JourneyError on any problem."""
-    from runner.scenarios import load_checked_project
-    from runner.testcontacts import contacts_by_id, load_test_contacts
+    from runner.scenarios import check_contacts, load_checked_project
+    from runner.testcontacts import load_test_contacts
 
     loaded = load_checked_project(list(journeys))
     if not loaded.journeys:
         raise JourneyError("no journeys to simulate (give journey files or run inside a project)")
     contacts = load_test_contacts(contacts_file)
-    contacts_by_id(contacts)  # duplicate ids are an error
+    check_contacts(contacts)  # duplicate ids and unknown zones are errors
     return loaded, contacts
 
 
@@ -111,6 +111,8 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
             click.echo(timeline.to_table(simulation, records, summaries), nl=False)
     except JourneyError as error:
         fail(error)
+    except ValueError as error:  # a condition or time the checks let through: a message, never a traceback
+        fail(JourneyError(str(error)))
 
 
 @click.command()
@@ -144,6 +146,8 @@ def explain(contact_id, journeys, contacts_file, at_text, start, output_format) 
         result = explain_contact(loaded.project, loaded.journeys, contact, begin, at)
     except JourneyError as error:
         fail(error)
+    except ValueError as error:
+        fail(JourneyError(str(error)))
     if output_format == "json":
         click.echo(json.dumps(explanation_dict(result), indent=2, ensure_ascii=False))
     else:
