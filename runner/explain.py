@@ -109,7 +109,7 @@ def _entry_explanation(stage: Stage, facts: Facts) -> Explanation:
     entry = stage.entry
     if entry.kind in ("segment", "condition") and entry.condition is not None:
         explanation = entry.condition.explain(facts)
-        text = f"entry ({'fires when it becomes true'}): {explanation.text}"
+        text = f"entry (fires when it becomes true): {explanation.text}"
         result = Explanation(explanation.holds, text, explanation.children)
     elif entry.kind == "event":
         seen = facts.events_named(entry.event or "")
@@ -125,7 +125,9 @@ def _entry_explanation(stage: Stage, facts: Facts) -> Explanation:
     else:
         result = Explanation(True, f"entry on schedule {entry.cron} ({entry.timezone})")
     if entry.if_ is not None:
-        result.children.append(entry.if_.explain(facts))
+        guard = entry.if_.explain(facts)
+        result.children.append(Explanation(guard.holds, f"if: {guard.text}", guard.children))
+        result.holds = result.holds and guard.holds  # the entry only fires when its `if` holds too
     return result
 
 
