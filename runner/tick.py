@@ -51,6 +51,7 @@ from runner.transports import PermanentError, TransientError
 
 LEASE_NAME = "tick"
 LEASE_TTL = timedelta(minutes=2)
+RENEW_EVERY = 30.0  # seconds; well inside the TTL
 BATCH = 200  # contacts per due query; the lease is renewed and stop requests honoured between batches
 SEEN_EVENTS = "tick:seen_event_id"  # engine memory key: highest event row id this contact has been given
 IDENTITY_EVENTS = ("identify", "alias")
@@ -184,6 +185,7 @@ class Tick:
         self.lease_wait = lease_wait
         self.report = TickReport(now=now, holder=self.holder)
         self.writes = _Writes(store)
+        self._renewed = time.monotonic()
         self.durable_claims = durable_claims
         if not dry_run:
             # WAL + NORMAL: every commit survives a killed process; only an OS crash or power
@@ -241,8 +243,15 @@ class Tick:
             self.writes.now()
             if remaining is not None:
                 remaining -= len(due)
-            if not self.store.renew_lease(LEASE_NAME, self.holder, LEASE_TTL, wall_clock()):
-                raise JourneyError("lost the tick lease to another run; stopping (nothing is sent twice)")
+            self._renew(force=True)
+
+    def _renew(self, force: bool = False) -> None:
+        """Extend the lease after a batch, and within one when a batch is slow (slow SMTP)."""
+        if self.dry_run or (not force and time.monotonic() - self._renewed < RENEW_EVERY):
+            return
+        if not self.store.renew_lease(LEASE_NAME, self.holder, LEASE_TTL, wall_clock()):
+            raise JourneyError("lost the tick lease to another run; stopping (nothing is sent twice)")
+        self._renewed = time.monotonic()
 
     # ------------------------------------------------------------ lease
 
@@ -250,6 +259,7 @@ class Tick:
         deadline = time.monotonic() + self.lease_wait
         while True:
             if self.store.acquire_lease(LEASE_NAME, self.holder, LEASE_TTL, wall_clock()):
+                self._renewed = time.monotonic()
                 return True
             holder = self._lease_holder()
             if holder and _dead_local_holder(holder):
@@ -267,6 +277,7 @@ class Tick:
 
     def _contacts(self, contact_ids: list[str]) -> None:
         for contact_id in contact_ids:
+            self._renew()
             try:
                 self._contact(contact_id)
             except (JourneyError, KeyError, ValueError, TypeError) as error:
@@ -368,6 +379,7 @@ class Tick:
         for row in retryable_sends(self.store):
             if self.stop():
                 return
+            self._renew()
             record = SendRecord(row["key"], row["contact_id"], row["journey_id"], row["version"],
                                 row["step_id"], from_db_time(row["scheduled_at"]), row["kind"])
             late = self.max_lateness is not None and record.at < self.now - self.max_lateness
