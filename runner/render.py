@@ -412,7 +412,7 @@ class Renderer:
         html = self._render_file(f"{base}.html", context)
         try:
             html = self._inliner.inline(html)
-        except css_inline.InlineError as exc:
+        except Exception as exc:  # noqa: BLE001 - InlineError, or anything the parser trips on
             raise RenderError(f"{base}.html", None, f"CSS inlining failed: {exc}") from None
         text_name = _with_suffix(text_template, ".txt") if text_template else f"{base}.txt"
         if text_template or self._exists(text_name):
