@@ -45,7 +45,7 @@ from runner.engine import Decision, Engine, _Run
 from runner.model import Project
 from runner.problems import JourneyError
 from runner.render import RenderError
-from runner.state import ContactState, Event, SendRecord
+from runner.state import ContactState, SendRecord
 from runner.store.codec import from_db_time, to_db_time
 from runner.transports import PermanentError, TransientError
 
@@ -54,7 +54,6 @@ LEASE_TTL = timedelta(minutes=2)
 RENEW_EVERY = 30.0  # seconds; well inside the TTL
 BATCH = 200  # contacts per due query; the lease is renewed and stop requests honoured between batches
 SEEN_EVENTS = "tick:seen_event_id"  # engine memory key: highest event row id this contact has been given
-IDENTITY_EVENTS = ("identify", "alias")
 MAX_SEND_ATTEMPTS = 5  # the store's limit for re-claiming a retryable failure
 
 
@@ -416,54 +415,36 @@ def run_tick(store: Any, runtime: Runtime, now: datetime, **options: Any) -> Tic
 
 
 def load_state(store: Any, contact_id: str) -> ContactState:
-    """The contact's state as the engine must see it.
+    """The contact's state as the engine must see it: ``store.load_contact_state``,
+    with late arrivals moved to just after the contact's clock.
 
-    On top of ``store.load_contact_state``: anonymous visitors' events carry
-    their ``anonymous_id`` (so they count from the identify instant, as in a
-    simulation), and events stored since the last tick with a timestamp at or
-    before the contact's clock are moved to just after it (late arrivals).
+    An event stored since the contact was last processed, with a timestamp at
+    or before the instant it had been processed to, would otherwise count only
+    as history (no entry, no ``wait_for`` answer). Its stored time is kept.
     """
     state = store.load_contact_state(contact_id)
     ids = [contact_id, *state.contact.anonymous_ids]
     seen = int(state.memory.get(SEEN_EVENTS, 0))
     marks = ",".join("?" * len(ids))
     rows = store.conn.execute(
-        f"""SELECT id, message_id, at, contact_id, anonymous_id, name FROM events
-            WHERE (contact_id IN ({marks}) OR anonymous_id IN ({marks}))
-              AND (id > ? OR anonymous_id IS NOT NULL)""",
+        f"""SELECT id, message_id, at FROM events
+            WHERE (contact_id IN ({marks}) OR anonymous_id IN ({marks})) AND id > ?""",
         [*ids, *ids, seen],
     ).fetchall()
-    if not rows:
-        return state
-    anonymous: dict[str, str] = {}
-    late: set[str] = set()
-    clock_text = to_db_time(state.clock) if state.clock is not None else None
-    newest = seen
-    for row_id, message_id, at, owner, anonymous_id, name in rows:
-        if anonymous_id is not None and (owner is None or name in IDENTITY_EVENTS):
-            anonymous[message_id] = anonymous_id
-        if row_id > seen:
-            newest = max(newest, row_id)
-            if clock_text is not None and at <= clock_text:
-                late.add(message_id)
-    if anonymous or late:
-        after_clock = state.clock + timedelta(microseconds=1) if state.clock is not None else None
-        events: list[Event] = []
-        for event in state.events:
-            if event.message_id in anonymous and event.anonymous_id is None:
-                event = replace(event, anonymous_id=anonymous[event.message_id])
-            if event.message_id in late:
-                event = replace(event, at=after_clock)
-            events.append(event)
-        events.sort(key=lambda e: e.at)
-        state.events = events
-    state.memory[SEEN_EVENTS] = newest
-    # sends decided after the clock are being re-decided (a crash before the save): drop them
-    # so caps see exactly what they saw the first time
-    if state.clock is not None:
-        state.sends = [s for s in state.sends if s.at <= state.clock]
-    else:
-        state.sends = []
+    if rows:
+        state.memory[SEEN_EVENTS] = max(row_id for row_id, _, _ in rows)
+    if rows and state.clock is not None:
+        clock_text = to_db_time(state.clock)
+        late = {message_id for _, message_id, at in rows if at <= clock_text}
+        if late:
+            after_clock = state.clock + timedelta(microseconds=1)
+            state.events = sorted(
+                (replace(e, at=after_clock) if e.message_id in late else e for e in state.events),
+                key=lambda e: e.at,
+            )
+    # sends decided after the clock are being re-decided (a crash before the save):
+    # drop them so caps see exactly what they saw the first time
+    state.sends = [s for s in state.sends if state.clock is not None and s.at <= state.clock]
     return state
 
 
