@@ -220,10 +220,14 @@ def yaml_values():
 
 
 def test_diff_never_crashes_on_arbitrary_yaml_shapes() -> None:
-    from hypothesis import given, settings
+    from hypothesis import example, given, settings
     from hypothesis import strategies as st
 
     @settings(max_examples=120, deadline=None)
+    @example(old={}, new={"id": None, "stages": 1})
+    @example(old={"stages": [{"id": "s", "steps": [{"wait_until": {"days": [1, None]}},
+                                                   {"update": {"set": [1], "add_score": 2}}]}]},
+             new={"segments": {"a": {"all": 3}}, "exit": [{"any": None}]})
     @given(st.dictionaries(st.sampled_from(KEYS), yaml_values(), max_size=6),
            st.dictionaries(st.sampled_from(KEYS), yaml_values(), max_size=6))
     def check(old: dict, new: dict) -> None:

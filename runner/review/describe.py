@@ -16,6 +16,14 @@ OPERATORS = {
 }
 
 
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def value_text(value: Any) -> str:
     """A YAML value as a marketer wrote it: lists in brackets, no Python quotes."""
     if isinstance(value, (list, tuple)):
@@ -59,9 +67,9 @@ def condition_text(spec: Any) -> str:
     if not isinstance(spec, Mapping):
         return value_text(spec)
     if "all" in spec:
-        return "all of (" + "; ".join(condition_text(c) for c in spec["all"] or []) + ")"
+        return "all of (" + "; ".join(condition_text(c) for c in _list(spec["all"])) + ")"
     if "any" in spec:
-        return "any of (" + "; ".join(condition_text(c) for c in spec["any"] or []) + ")"
+        return "any of (" + "; ".join(condition_text(c) for c in _list(spec["any"])) + ")"
     if "not" in spec:
         return f"not ({condition_text(spec['not'])})"
     if "segment" in spec:
@@ -125,7 +133,7 @@ def wait_until_text(spec: Any) -> str:
     if not isinstance(spec, Mapping):
         return f"wait until {value_text(spec)}"
     days = spec.get("days")
-    when = f"{'/'.join(days)} " if days else "next "
+    when = f"{'/'.join(value_text(d) for d in _list(days))} " if days else "next "
     return f"wait until {when}{spec.get('time')}"
 
 
@@ -139,9 +147,9 @@ def step_kind(spec: Mapping[str, Any]) -> str:
 def update_text(body: Any) -> str:
     if not isinstance(body, Mapping):
         return "update"
-    parts = [f"set {k} = {value_text(v)}" for k, v in (body.get("set") or {}).items()]
+    parts = [f"set {k} = {value_text(v)}" for k, v in _mapping(body.get("set")).items()]
     parts += [f"{name} score {points:+g}" if isinstance(points, (int, float)) else f"{name} score {points}"
-              for name, points in (body.get("add_score") or {}).items()]
+              for name, points in _mapping(body.get("add_score")).items()]
     if body.get("lifecycle_stage"):
         parts.append(f"lifecycle stage → {body['lifecycle_stage']}")
     if body.get("stage"):

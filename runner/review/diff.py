@@ -66,6 +66,11 @@ class JourneyDiff:
         return data
 
 
+def _list(value: Any) -> list:
+    """A list from unvalidated YAML (anything else counts as empty)."""
+    return value if isinstance(value, list) else []
+
+
 def _text(value: Any) -> str:
     return describe.value_text(value) if value is not None else "(none)"
 
@@ -116,7 +121,7 @@ def _steps(raw: Mapping[str, Any]) -> dict[str, _StepInfo]:
             for suffix, nested in _nested(spec):
                 walk(stage, f"{previous}.{suffix}", nested)
 
-    for stage in raw.get("stages") or []:
+    for stage in _list(raw.get("stages")):
         if isinstance(stage, Mapping):
             walk(str(stage.get("id")), str(stage.get("id")), stage.get("steps"))
     return found
@@ -128,13 +133,13 @@ def _nested(spec: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
         yield "on_timeout", spec.get("on_timeout")
     branch = spec.get("branch")
     if isinstance(branch, Mapping):
-        for index, case in enumerate(branch.get("cases") or []):
+        for index, case in enumerate(_list(branch.get("cases"))):
             if isinstance(case, Mapping):
                 yield f"case {index + 1}", case.get("steps")
         yield "else", branch.get("else")
     split = spec.get("split")
     if isinstance(split, Mapping):
-        for variant in split.get("variants") or []:
+        for variant in _list(split.get("variants")):
             if isinstance(variant, Mapping):
                 yield f"variant {variant.get('name')}", variant.get("steps")
 
@@ -215,7 +220,7 @@ def _quoted_arrow(old: Any, new: Any) -> str:
 
 def _split_changes(label: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     def weights(body: Mapping[str, Any]) -> dict[str, Any]:
-        return {v.get("name"): v.get("weight") for v in body.get("variants") or [] if isinstance(v, Mapping)}
+        return {v.get("name"): v.get("weight") for v in _list(body.get("variants")) if isinstance(v, Mapping)}
 
     before, after = weights(old), weights(new)
     changes = []
@@ -235,8 +240,8 @@ def _split_changes(label: str, old: Mapping[str, Any], new: Mapping[str, Any]) -
 
 
 def _branch_changes(label: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
-    old_cases = [c.get("if") for c in old.get("cases") or [] if isinstance(c, Mapping)]
-    new_cases = [c.get("if") for c in new.get("cases") or [] if isinstance(c, Mapping)]
+    old_cases = [c.get("if") for c in _list(old.get("cases")) if isinstance(c, Mapping)]
+    new_cases = [c.get("if") for c in _list(new.get("cases")) if isinstance(c, Mapping)]
     changes = []
     for index in range(max(len(old_cases), len(new_cases))):
         before = old_cases[index] if index < len(old_cases) else None
@@ -325,7 +330,7 @@ def _mapping_changes(area: str, old: Any, new: Any, describe_value=_text) -> lis
 
 def _stage_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     def stages(raw: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-        return {str(s.get("id")): s for s in raw.get("stages") or [] if isinstance(s, Mapping)}
+        return {str(s.get("id")): s for s in _list(raw.get("stages")) if isinstance(s, Mapping)}
 
     before, after = stages(old), stages(new)
     changes = []
@@ -400,7 +405,7 @@ def diff_journeys(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
             old_version=old.get("version") if old else None, new_version=new.get("version") if new else None,
             changes=[Change("journey", ADDED if old is None else REMOVED, f"journey {journey_id}",
                             f"journey {journey_id} {'added' if old is None else 'removed'}"
-                            f" ({len(present.get('stages') or [])} stages)")],
+                            f" ({len(_list(present.get('stages')))} stages)")],
             old_source=old_source, new_source=new_source,
         )
     changes: list[Change] = []
