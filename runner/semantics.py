@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import available_timezones
@@ -56,6 +56,12 @@ def is_cron(expression: Any) -> bool:
     """Whether ``expression`` is a valid five-field cron expression."""
     if not isinstance(expression, str) or len(expression.split()) != 5:
         return False
+    return _valid_cron(expression)
+
+
+@lru_cache(maxsize=1024)
+def _valid_cron(expression: str) -> bool:
+    # croniter takes milliseconds per expression; projects repeat the same few
     try:
         return bool(croniter.is_valid(expression))
     except Exception:  # noqa: BLE001 - croniter raises assorted errors on odd input

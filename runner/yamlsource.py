@@ -58,8 +58,9 @@ _IMPLICIT_TAG = "tag:journey-runner:plain"  # a plain scalar whose type _scalar 
 
 
 class _TooDeep(Exception):
-    def __init__(self, node_mark: Any):
+    def __init__(self, node_mark: Any, recursive: bool = False):
         self.mark = node_mark
+        self.recursive = recursive
 
 
 class _AliasBomb(Exception):
@@ -108,6 +109,31 @@ class _NodeLoader(Composer, CParser):
         if kind is SequenceNode:
             return "tag:yaml.org,2002:seq"
         return "tag:yaml.org,2002:map"
+
+
+class _CNodeLoader(CParser):
+    """libyaml's composer (twice as fast); only used when nesting is provably shallow.
+
+    It recurses in C without a limit, so ``_compose`` first bounds the depth:
+    every level of nesting costs a ``[``/``{`` or at least one more column on
+    the deepest line, so brackets + the longest line bound the depth.
+    """
+
+    descend_resolver = _NodeLoader.descend_resolver
+    ascend_resolver = _NodeLoader.ascend_resolver
+    resolve = _NodeLoader.resolve
+
+
+_C_COMPOSE_BOUND = 2000  # far below the depth at which libyaml's recursion would crash
+
+
+def _compose(text: str) -> Node | None:
+    bound = text.count("[") + text.count("{") + max(map(len, text.splitlines()), default=0)
+    loader = _CNodeLoader(text) if bound < _C_COMPOSE_BOUND else _NodeLoader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 def _scalar(node: ScalarNode) -> Any:
@@ -253,10 +279,12 @@ class _Builder:
         self._seen: set[int] = set()
         self._alias_nodes = 0
         self._last_key: Node | None = None  # the key being built outside any alias expansion
+        self._open: set[int] = set()  # collections being built on the current path
 
-    def build(self, node: Node, depth: int = 0, via_alias: bool = False) -> Any:
-        if depth > MAX_DEPTH:
-            raise _TooDeep(node.start_mark)  # recursive aliases end up here
+    def build(self, node: Node, depth: int = 1, via_alias: bool = False) -> Any:
+        """``depth`` counts collections, as the composer does (the root is 1)."""
+        if depth > MAX_DEPTH and not isinstance(node, ScalarNode):
+            raise _TooDeep(node.start_mark)  # deep documents and recursive aliases end up here
         if id(node) in self._seen:
             via_alias = True  # the same node again: an alias expansion
         else:
@@ -267,9 +295,15 @@ class _Builder:
                 raise _AliasBomb(self._last_key if self._last_key is not None else node)
         if isinstance(node, ScalarNode):
             return _scalar(node)
-        if isinstance(node, SequenceNode):
-            return [self.build(item, depth + 1, via_alias) for item in node.value]
-        return self._mapping(node, depth, via_alias)
+        if id(node) in self._open:
+            raise _TooDeep(node.start_mark, recursive=True)
+        self._open.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.build(item, depth + 1, via_alias) for item in node.value]
+            return self._mapping(node, depth, via_alias)
+        finally:
+            self._open.discard(id(node))
 
     def _mapping(self, node: MappingNode, depth: int, via_alias: bool) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -338,10 +372,12 @@ def parse_text(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]
             Problem(file, line, col, "yaml.tab", "tab used for indentation; YAML allows only spaces",
                     hint="replace tabs with spaces")
         ]
-    loader = _NodeLoader(text)
     try:
-        root = loader.get_single_node()
+        root = _compose(text)
     except _TooDeep as deep:
+        if deep.recursive:
+            return None, [_at(file, deep.mark, "yaml.too-deep", "this anchor contains an alias of itself: endless nesting",
+                              hint="an `*alias` cannot be used inside the value its `&anchor` names")]
         return None, [_at(file, deep.mark, "yaml.too-deep", f"nested more than {MAX_DEPTH} levels deep")]
     except RecursionError:
         return None, [Problem(file, 1, 1, "yaml.too-deep", f"nested more than {MAX_DEPTH} levels deep")]
@@ -349,8 +385,6 @@ def parse_text(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]
         return None, [_syntax_problem(file, error)]
     except yaml.YAMLError as error:
         return None, [Problem(file, 1, 1, "yaml.syntax", str(error).strip())]
-    finally:
-        loader.dispose()
     if root is None or (isinstance(root, ScalarNode) and root.value == "" and root.style in (None, "")):
         return None, [Problem(file, 1, 1, "file.empty", "the file is empty")]
     builder = _Builder(file)
@@ -364,8 +398,10 @@ def parse_text(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]
                 hint="anchors and aliases may share a little configuration, not multiply it")
         ]
     except _TooDeep as deep:
-        return None, [_at(file, deep.mark, "yaml.too-deep",
-                          f"nested more than {MAX_DEPTH} levels deep (through aliases)")]
+        if deep.recursive:
+            return None, [_at(file, deep.mark, "yaml.too-deep", "this anchor contains an alias of itself: endless nesting",
+                              hint="an `*alias` cannot be used inside the value its `&anchor` names")]
+        return None, [_at(file, deep.mark, "yaml.too-deep", f"nested more than {MAX_DEPTH} levels deep")]
     document = YamlDocument(file, root, data)
     problems = builder.problems
     if not isinstance(data, dict):

@@ -139,3 +139,31 @@ def test_missing_file_is_a_problem_not_an_exception(tmp_path: Path):
 def test_bom_is_ignored():
     doc, problems = parse_text("\ufeffa: 1\n", "f.yaml")
     assert problems == [] and doc.data == {"a": 1}
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 900, 5000])
+def test_deep_block_nesting_is_refused_without_crashing(levels: int):
+    indented = "".join(" " * i + f"k{i}:\n" for i in range(levels)) + " " * levels + "v\n"
+    compact = "- " * levels + "x\n"
+    for text in (indented, compact):
+        doc, problems = parse(text)
+        assert doc is None and [p.code for p in problems] == ["yaml.too-deep"]
+
+
+def test_the_fast_and_the_guarded_composer_agree():
+    from runner.yamlsource import _CNodeLoader, _NodeLoader
+
+    text = (Path(__file__).parent / "hostile" / "journeys" / "onboarding.yaml").read_text()
+
+    def shape(node):
+        value = node.value
+        if isinstance(value, list):
+            value = [tuple(shape(n) for n in item) if isinstance(item, tuple) else shape(item) for item in value]
+        return (type(node).__name__, node.tag, node.start_mark.line, node.start_mark.column, str(value))
+
+    trees = []
+    for loader_class in (_CNodeLoader, _NodeLoader):
+        loader = loader_class(text)
+        trees.append(shape(loader.get_single_node()))
+        loader.dispose()
+    assert trees[0] == trees[1]
