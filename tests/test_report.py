@@ -90,31 +90,62 @@ def test_report_refuses_a_broken_project(tmp_path: Path) -> None:
     assert result.returncode == 1 and "trial.yaml:" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
-def test_report_renders_in_a_real_browser_from_disk(report: Path) -> None:
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser():
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def open_report(browser, index: Path) -> tuple[object, list[str], list[str]]:
+    """Open the page from disk; wait until Mermaid finished; collect console errors and requests."""
     errors: list[str] = []
     requests: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("request", lambda request: requests.append(request.url))
-            page.goto((report / "index.html").as_uri())
-            page.wait_for_function("document.body.dataset.mermaid !== undefined", timeout=60_000)
-            assert page.evaluate("document.body.dataset.mermaid") == "done"
-            assert page.locator("pre.mermaid svg").count() == page.locator("pre.mermaid").count() == 1
-            # the hostile subject survived as text inside the diagram
-            assert '"quoted" <b>#1; `x` | end' in page.locator("pre.mermaid svg").text_content()
-            chart = page.locator("svg.timeline").first
-            box = chart.bounding_box()
-            assert box is not None and box["width"] > 400 and box["height"] > 40
-            assert page.locator("svg.timeline .marker").count() >= 6
-            assert page.locator("iframe[srcdoc]").count() == 2
-        finally:
-            browser.close()
+    page = browser.new_page()
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(index.as_uri())
+    page.wait_for_function("document.body.dataset.mermaid !== undefined", timeout=60_000)
+    return page, errors, requests
+
+
+@needs_chromium
+def test_report_renders_in_a_real_browser_from_disk(report: Path, browser) -> None:
+    page, errors, requests = open_report(browser, report / "index.html")
+    assert page.evaluate("document.body.dataset.mermaid") == "done"
+    assert page.locator("pre.mermaid svg").count() == page.locator("pre.mermaid").count() == 1
+    # the hostile subject survived as text inside the diagram
+    assert '"quoted" <b>#1; `x` | end' in page.locator("pre.mermaid svg").text_content()
+    box = page.locator("svg.timeline").first.bounding_box()
+    assert box is not None and box["width"] > 400 and box["height"] > 40
+    assert page.locator("svg.timeline .marker").count() >= 6
+    assert page.locator("iframe[srcdoc]").count() == 2
+    page.close()
     assert errors == []
     assert all(url.startswith(("file://", "about:", "data:")) for url in requests), requests
+
+
+@needs_chromium
+def test_every_sample_journey_diagram_renders_in_mermaid(tmp_path: Path, browser) -> None:
+    from runner.loader import load_project
+    from runner.review.report import ReportInputs, build_report
+
+    loaded = load_project(Path(__file__).resolve().parents[1])
+    assert len(loaded.journeys) >= 6
+    index, failures = build_report(ReportInputs(loaded.project, loaded.journeys), tmp_path / "samples")
+    page, errors, _ = open_report(browser, index)
+    assert page.evaluate("document.body.dataset.mermaid") == "done"
+    assert page.locator("pre.mermaid svg").count() == len(loaded.journeys)
+    assert page.locator("pre.mermaid svg .node").count() >= sum(len(j.steps) for j in loaded.journeys)
+    page.close()
+    assert errors == [] and failures == []
