@@ -55,6 +55,9 @@ class Facts:
     stage: str | None = None
     since: datetime | None = None  # ignore events before this (exit conditions)
     depth: int = 0
+    # segment name -> truth, for this contact at ``now``: segments nest and repeat (``customers``
+    # inside ``advocates`` inside three entries). Whoever changes the contact makes new Facts.
+    memo: dict[str, bool] = field(default_factory=dict)
 
     def attribute(self, path: str) -> Any:
         return get_path(self.contact.attributes, path, self.contact)
@@ -346,12 +349,17 @@ class SegmentRef(Condition):
             raise ConditionError(f"unknown segment '{self.name}'") from None
 
     def evaluate(self, facts):
+        known = facts.memo.get(self.name)
+        if known is not None:
+            return known
         target = self._target(facts)
         facts.depth += 1
         try:
-            return target.evaluate(facts)
+            value = target.evaluate(facts)
         finally:
             facts.depth -= 1
+        facts.memo[self.name] = value
+        return value
 
     def explain(self, facts):
         target = self._target(facts)

@@ -789,6 +789,7 @@ class _Run:
                 adjust[name] = adjust.get(name, 0) + points
                 changes.append(f"score {name} {points:+g}")
         self._score_cache = {}  # attribute rules and adjustments may have changed
+        self._facts_cache = {}  # and segment truths remembered on the instant's Facts
         if step.lifecycle_stage:
             self.contact.attributes["lifecycle_stage"] = step.lifecycle_stage
             changes.append(f"lifecycle_stage={step.lifecycle_stage}")
