@@ -57,6 +57,10 @@ SEEN_EVENTS = "tick:seen_event_id"  # engine memory key: highest event row id th
 MAX_SEND_ATTEMPTS = 5  # the store's limit for re-claiming a retryable failure
 
 
+class LeaseLost(JourneyError):
+    """Another run took the lease (ours expired): stop at once; the ledger keeps sends unique."""
+
+
 def holder_name() -> str:
     """Who holds a lease: host, process id and a random part (two runs in one process differ)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -249,7 +253,7 @@ class Tick:
         if self.dry_run or (not force and time.monotonic() - self._renewed < RENEW_EVERY):
             return
         if not self.store.renew_lease(LEASE_NAME, self.holder, LEASE_TTL, wall_clock()):
-            raise JourneyError("lost the tick lease to another run; stopping (nothing is sent twice)")
+            raise LeaseLost("lost the tick lease to another run; stopping (nothing is sent twice)")
         self._renewed = time.monotonic()
 
     # ------------------------------------------------------------ lease
@@ -279,10 +283,12 @@ class Tick:
             self._renew()
             try:
                 self._contact(contact_id)
-            except (JourneyError, KeyError, ValueError, TypeError) as error:
-                # bad data for one contact must not stop the tick; it stays due and is reported
+            except LeaseLost:
+                raise
+            except Exception as error:  # noqa: BLE001 - one contact's bad data must not stop the tick
+                # it stays due (retried next tick) and is reported; its committed sends stay committed
                 self.report.counts["errors"] += 1
-                self._say(f"error: contact {contact_id}: {error}")
+                self._say(f"error: contact {contact_id}: {type(error).__name__}: {error}")
 
     def _contact(self, contact_id: str) -> None:
         state = load_state(self.store, contact_id)
@@ -327,10 +333,11 @@ class Tick:
         delivery = self.runtime.delivery
         try:
             outgoing = delivery.build(decision, journey)
-        except (RenderError, PermanentError, JourneyError) as error:
+        except Exception as error:  # noqa: BLE001 - untrusted templates/data: nothing was sent, record why
+            message = str(error) if isinstance(error, (RenderError, JourneyError, PermanentError)) else (
+                f"{type(error).__name__}: {error}")
             self.report.counts["failed"] += 1
-            self._say(f"failed {key}: {error}")
-            message = str(error)
+            self._say(f"failed {key}: {message}")
             self.writes.later(lambda: self.store.fail_send(key, message, True))
             return
         try:
@@ -357,7 +364,7 @@ class Tick:
             return
         try:
             outgoing = self.runtime.delivery.build(decision, journey)
-        except (RenderError, PermanentError, JourneyError) as error:
+        except Exception as error:  # noqa: BLE001 - reported as it would be recorded
             self.report.counts["failed"] += 1
             self._say(f"would fail {decision.key}: {error}")
             return

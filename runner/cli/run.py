@@ -46,6 +46,10 @@ def domain_errors() -> Iterator[None]:
         fail(error)
     except sqlite3.Error as error:
         fail(JourneyError(f"database error: {error}"))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as error:  # noqa: BLE001 - last resort: never a traceback for the operator
+        fail(JourneyError(f"internal error ({type(error).__name__}: {error}); please report it"))
 
 
 def project_root() -> Path:
