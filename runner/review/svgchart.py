@@ -100,9 +100,14 @@ def timeline_svg(records: Sequence[Record], contacts: Sequence[str], start: date
     for contact, y in lanes.items():
         out.append(f'<text x="{LABEL_WIDTH - 8}" y="{y + 4}" text-anchor="end">{escape(contact)}</text>')
         out.append(f'<line class="lane" x1="{LABEL_WIDTH}" y1="{y}" x2="{LABEL_WIDTH + CHART_WIDTH}" y2="{y}"/>')
+    stacked: dict[tuple[str, int], int] = {}  # markers at one spot are fanned out so each keeps its tooltip
     for record in records:
         if record.action in MARKERS and record.contact in lanes:
-            out.append(_shape(record.action, scale.x(record.at), lanes[record.contact], _title(record)))
+            x = scale.x(record.at)
+            spot = (record.contact, round(x / 4))
+            shift = stacked.get(spot, 0)
+            stacked[spot] = shift + 1
+            out.append(_shape(record.action, x + 5 * shift, lanes[record.contact], _title(record)))
     out.append("</svg>")
     return "".join(out)
 
