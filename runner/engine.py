@@ -70,6 +70,8 @@ class _CronSpans:
     every question with a bisect. Pure: the answer is the uncached one.
     """
 
+    MAX_SPANS = 100_000
+
     def __init__(self) -> None:
         self.fires: dict[tuple[str, str], list[datetime]] = {}  # sorted fire instants per (cron, zone)
         self.lows: dict[tuple[str, str, datetime], datetime] = {}  # (cron, zone, fire) -> lowest ``after`` known
@@ -83,6 +85,10 @@ class _CronSpans:
             low = self.lows[(expression, tz.key, fire)]
             if low <= after:
                 return fire
+        if len(self.lows) > self.MAX_SPANS:  # a long-running process with minute crons: start afresh
+            self.fires.clear()
+            self.lows.clear()
+            fires = self.fires.setdefault(key, [])
         fire = _next_cron_uncached(expression, after, tz)
         span = (expression, tz.key, fire)
         if span not in self.lows:

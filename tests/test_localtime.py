@@ -78,3 +78,15 @@ def test_span_cached_next_cron_gives_the_uncached_answer(queries):
         after = base + timedelta(minutes=minutes, seconds=minutes % 7)
         tz = zone(zone_name)
         assert cache.next(expression, after, tz) == next_cron(expression, after, tz)
+
+
+def test_span_cache_stays_bounded_and_correct():
+    cache = _CronSpans()
+    cache.MAX_SPANS = 50
+    tz = zone("Europe/Berlin")
+    after = utc("2026-03-28 00:00")
+    for _ in range(200):  # every-minute cron across the DST change: many distinct fires
+        fire = cache.next("* * * * *", after, tz)
+        assert fire == next_cron("* * * * *", after, tz)
+        after = fire
+    assert len(cache.lows) <= 51
