@@ -7,7 +7,8 @@ there are none) in a temporary project, then times:
 * baseline: plain ``yaml.safe_load`` of every file (the floor: just parsing);
 * validate: the same work ``journey validate`` does in-process
   (``runner.loader.validate``: YAML with positions, schema, semantics,
-  templates, model building).
+  templates, model building), and once as a real ``journey validate``
+  subprocess (startup included).
 
 Prints files/s for both and the ratio. Run: ``.venv/bin/python benchmarks/bench_validate.py``
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,9 +83,17 @@ def main() -> None:
             outcome["result"] = validate([], root=root)
 
         validate([], root=root)  # warm up: schemas compiled, zones listed
+
+        def run_cli() -> None:
+            completed = subprocess.run([sys.executable, "-m", "runner", "validate"], cwd=root,
+                                       capture_output=True, text=True)
+            assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
         base = best_of(3, baseline)
         fast = best_of(3, baseline_libyaml)
         full = best_of(3, run_validate)
+        wall = time.perf_counter()
+        run_cli()
+        cli_wall = time.perf_counter() - wall
         result = outcome["result"]
         assert result.files >= FILES, result.files
         errors = [p for p in result.problems if p.severity == "error"]
@@ -93,6 +103,7 @@ def main() -> None:
         for label, (wall, cpu) in [("baseline yaml.safe_load", base), ("baseline yaml CSafeLoader", fast),
                                    ("journey validate (in-process)", full)]:
             print(f"{label:34s}{FILES / wall:14.0f}{FILES / cpu:14.0f}")
+        print(f"{'journey validate (subprocess)':34s}{FILES / cli_wall:14.0f}{'':>14s}  (one run, with startup)")
         print(f"ratio validate / safe_load time   : {full[0] / base[0]:.2f}x wall, {full[1] / base[1]:.2f}x cpu")
         print(f"ratio validate / CSafeLoader time : {full[0] / fast[0]:.2f}x wall, {full[1] / fast[1]:.2f}x cpu")
         verdict = "met" if FILES / full[1] >= 500 else "NOT met"
