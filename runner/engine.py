@@ -448,7 +448,6 @@ class _Run:
 
     def _entry_fires(self, journey, stage, new_events, changed, previous, current_stage) -> str | None:
         entry = stage.entry
-        facts = self.facts_for(journey, current_stage)
         reason = None
         if entry.kind == "event":
             match = next((e for e in new_events if e.name == entry.event and where_matches(entry.where, e)), None)
@@ -456,7 +455,7 @@ class _Run:
                 reason = f"event {entry.event}"
         elif entry.kind in ("segment", "condition"):
             key = f"edge:{journey.id}:{stage.id}"
-            holds = entry.condition.evaluate(facts)
+            holds = entry.condition.evaluate(self.facts_for(journey, current_stage))
             was = self.memory.get(key, False)
             self.memory[key] = holds
             if holds and not was:
@@ -473,7 +472,7 @@ class _Run:
         elif entry.kind == "schedule":
             if previous is not None and next_cron(entry.cron, previous, self._entry_zone(entry, journey)) <= self.now:
                 reason = f"schedule {entry.cron}"
-        if reason and entry.if_ is not None and not entry.if_.evaluate(facts):
+        if reason and entry.if_ is not None and not entry.if_.evaluate(self.facts_for(journey, current_stage)):
             return None
         return reason
 
