@@ -9,8 +9,10 @@ line and column.
 
 from __future__ import annotations
 
+import copy
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner import schema
-from runner.loader import validate
+from runner.loader import load_project, validate
 from runner.yamlsource import load_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,7 +76,7 @@ def mutated(draw) -> str:
             new = draw(st.sampled_from([last[:-1], last + "s", last.upper(), "x_" + last, "if", "email", "id"]))
             parent[new] = parent.pop(last)
         elif action == "odd":
-            parent[last] = draw(ODD_VALUES)
+            parent[last] = copy.deepcopy(draw(ODD_VALUES))  # never mutate the shared samples
         elif action == "swap":
             other = draw(st.sampled_from(paths))
             try:
@@ -83,6 +85,30 @@ def mutated(draw) -> str:
                 pass
         else:
             parent[last] = [parent[last]] if draw(st.booleans()) else {"x": parent[last]}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+PROJECT_TEXT = (HOSTILE / "project.yaml").read_text(encoding="utf-8")
+PROJECT_DATA = load_file(HOSTILE / "project.yaml")[0].data
+
+
+@st.composite
+def mutated_project(draw) -> str:
+    """The fixture project.yaml after 1-4 random structural mutations."""
+    data = yaml.safe_load(yaml.safe_dump(PROJECT_DATA))
+    for _ in range(draw(st.integers(1, 4))):
+        paths = [p for p in _nodes(data) if p]
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent, last = _get(data, path[:-1]), path[-1]
+        action = draw(st.sampled_from(["delete", "odd", "wrap"]))
+        if action == "delete":
+            del parent[last]
+        elif action == "odd":
+            parent[last] = copy.deepcopy(draw(ODD_VALUES))  # never mutate the shared samples
+        else:
+            parent[last] = [parent[last]]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -130,6 +156,21 @@ def test_text_corruption_never_crashes(text: str):
 def test_fast_and_full_schema_validators_agree(text: str):
     data = yaml.safe_load(text)
     assert schema.is_valid(data, "journey") == schema.validator("journey").is_valid(data)
+
+
+PROJECT_COPY = Path(tempfile.mkdtemp(prefix="mutated-project-"))
+for _folder in ("journeys", "templates"):
+    shutil.copytree(HOSTILE / _folder, PROJECT_COPY / _folder)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_project())
+def test_project_file_mutations_never_crash(text: str):
+    (PROJECT_COPY / "project.yaml").write_text(text, encoding="utf-8")
+    loaded = load_project(PROJECT_COPY)  # must not raise, and still gives a usable Project
+    assert loaded.project is not None and loaded.root == PROJECT_COPY
+    for problem in loaded.problems:
+        assert problem.line >= 1 and problem.col >= 1
 
 
 def test_real_cli_runs_on_mutants_show_no_traceback():
