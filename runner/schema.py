@@ -15,6 +15,7 @@ need — runs only on files that have problems.
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 from functools import cache
 from typing import Any, Iterable, Sequence
 
@@ -243,8 +244,12 @@ def _alternatives_problem(error: ValidationError, doc: YamlDocument, path: list)
         inner = [e for e in error.context if e.relative_schema_path and e.relative_schema_path[0] == fitting[0]]
         if inner:
             results: list[Explained] = []
+            description = error.schema.get("description")
             for sub in inner:
-                results.extend(_explain(sub, doc))
+                for key, problem in _explain(sub, doc):
+                    if description and problem.hint is None:  # say what else would be accepted
+                        problem = replace(problem, hint=description)
+                    results.append((key, problem))
             return results
     description = error.schema.get("description")
     nearest = best_match(error.context) if error.context else None
