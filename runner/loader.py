@@ -227,9 +227,10 @@ class _Load:
 def load_project(root: Path | None = None, paths: Sequence[Path] = (), *, templates: bool | None = None) -> LoadedProject:
     """Read and check a project; ``paths`` may be files or folders (default: the journeys folder).
 
-    ``templates``: also check template files — all of them by default (when
-    no paths are given), else only those the loaded journeys use. Never
-    raises for bad input: everything wrong is in ``LoadedProject.problems``.
+    ``templates``: check template files — True: all of them; False: none
+    (template *references* are still checked); None (default): all when no
+    paths are given, else those the loaded journeys use. Never raises for
+    bad input: everything wrong is in ``LoadedProject.problems``.
     """
     from runner.model import build_journey, build_project
 
@@ -249,13 +250,13 @@ def load_project(root: Path | None = None, paths: Sequence[Path] = (), *, templa
         load.file(path)
     load.journey_ids()
     load.scenario_journeys()
-    check_all_templates = templates if templates is not None else not paths
-    if check_all_templates:
+    if templates is True or (templates is None and not paths):
         for template in templatecheck.template_files(load.templates_dir):
             load.template(template)
-    for template in sorted(load.used_templates):
-        if semantics.is_file(template):
-            load.template(template)
+    if templates is not False:
+        for template in sorted(load.used_templates):
+            if semantics.is_file(template):
+                load.template(template)
 
     problems = load.problems
     project = _build_project(build_project, load, root, problems)
