@@ -182,3 +182,11 @@ def test_an_empty_folder_says_there_are_no_journeys(tmp_path: Path):
     result = run_cli(["validate"], tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "journeys:1:1: error[project.no-journeys]" in result.stdout
+
+
+def test_template_checks_can_be_skipped(project: Path):
+    (project / "templates" / "broken.html").write_text("{% if %}\n")
+    assert [p.code for p in load_project(project).problems] == ["template.syntax"]
+    assert load_project(project, templates=False).problems == []
+    only_used = load_project(project, [project / "journeys"])
+    assert only_used.problems == []  # broken.html is not used by any journey
