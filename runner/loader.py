@@ -96,7 +96,7 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         path = Path(path)
-        if path.is_dir():
+        if semantics.is_dir(path):
             for folder, dirs, files in os.walk(path):
                 dirs[:] = sorted(
                     d for d in dirs
@@ -240,12 +240,12 @@ def load_project(root: Path | None = None, paths: Sequence[Path] = (), *, templa
     semantics.clear_caches()
     load = _Load(root)
     load.project()
-    if not paths and not load.journeys_dir().is_dir():
+    if not paths and not semantics.is_dir(load.journeys_dir()):
         folder = load.journeys_dir()
         load.problems.append(Problem(display_name(folder), 1, 1, "project.no-journeys",
                                      f"there is no journeys folder `{folder.name}/` in {display_name(root)}",
                                      hint="create it, set `journeys:` in project.yaml, or pass files to check"))
-    files = expand_paths(paths if paths else [load.journeys_dir()] if load.journeys_dir().is_dir() else [])
+    files = expand_paths(paths if paths else [load.journeys_dir()] if semantics.is_dir(load.journeys_dir()) else [])
     for path in files:
         load.file(path)
     load.journey_ids()

@@ -529,6 +529,14 @@ def is_file(path: Path) -> bool:
         return False
 
 
+def is_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder; absurd names are simply not folders."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def clear_caches() -> None:
     """Forget cached file lookups (between runs in one process, e.g. tests)."""
     is_file.cache_clear()

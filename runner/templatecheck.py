@@ -217,6 +217,9 @@ def _exists(path: Path) -> bool:
 
 def template_files(folder: Path) -> list[Path]:
     """Every template file under ``folder``, sorted."""
-    if not folder.is_dir():
+    try:
+        if not folder.is_dir():
+            return []
+    except (OSError, ValueError):  # a folder name nobody could create
         return []
     return sorted(p for p in folder.rglob("*") if p.suffix in TEMPLATE_SUFFIXES and p.is_file())

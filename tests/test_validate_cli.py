@@ -190,3 +190,11 @@ def test_template_checks_can_be_skipped(project: Path):
     assert load_project(project, templates=False).problems == []
     only_used = load_project(project, [project / "journeys"])
     assert only_used.problems == []  # broken.html is not used by any journey
+
+
+def test_absurd_folder_names_in_project_yaml_do_not_crash(project: Path):
+    path = project / "project.yaml"
+    path.write_text(path.read_text().replace("templates: templates", "templates: " + "a" * 300)
+                    .replace("journeys: journeys", "journeys: " + "j" * 300))
+    loaded = load_project(project)
+    assert [p.code for p in loaded.problems] == ["project.no-journeys"]
