@@ -232,8 +232,10 @@ def _alternatives_problem(error: ValidationError, doc: YamlDocument, path: list)
         present = [key for key in keys if key in error.instance]
         options = ", ".join(f"`{k}`" for k in keys)
         if not present:
+            nearest = _nearest_kind(error.schema, keys, error.instance)
+            lacks = f"; it has none (`{nearest}` seems to be missing)" if nearest else "; it has none"
             return [(("one-of-none", tuple(path)), doc.problem(
-                path, "schema.one-of", f"{where} needs exactly one of {options}; it has none"))]
+                path, "schema.one-of", f"{where} needs exactly one of {options}{lacks}"))]
         return [(("one-of-many", tuple(path)), doc.problem(
             path + [present[1]], "schema.one-of",
             f"{where} takes exactly one of {options}; it has {' and '.join(f'`{k}`' for k in present)}",
@@ -257,6 +259,25 @@ def _alternatives_problem(error: ValidationError, doc: YamlDocument, path: list)
     message = (f"`{_show(error.instance)}` is not valid for {where}: {description}" if description
                else f"`{_show(error.instance)}` is not valid for {where}{detail}")
     return [(("alternatives", tuple(path)), doc.problem(path, "schema.one-of", message))]
+
+
+def _nearest_kind(schema: dict, kinds: list[str], instance: dict) -> str | None:
+    """The kind whose own keys the mapping uses most (``where``/``count`` -> ``event``), if any.
+
+    Kinds declare their keys in the schema as ``if: {required: [kind]}`` /
+    ``then: {propertyNames: {enum: [...]}}``.
+    """
+    best, best_score = None, 0
+    for rule in schema.get("allOf", []):
+        required = rule.get("if", {}).get("required", [])
+        allowed = rule.get("then", {}).get("propertyNames", {}).get("enum", [])
+        if len(required) != 1 or required[0] not in kinds:
+            continue
+        own = set(allowed) - {required[0], "if"}
+        score = len(own & set(instance))
+        if score > best_score:
+            best, best_score = required[0], score
+    return best
 
 
 def _type_fits(alternative: dict, instance: Any) -> bool:
