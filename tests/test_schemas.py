@@ -135,3 +135,25 @@ def test_did_you_mean():
     assert schema.did_you_mean("subjct", ["subject", "template"]) == "subject"
     assert schema.did_you_mean("zzz", ["subject", "template"]) is None
     assert schema.dotted(["stages", 0, "steps", 2, "email"]) == "stages[0].steps[2].email"
+
+
+def test_schemas_load_from_the_built_wheel(tmp_path: Path):
+    """The wheel carries schemas/ (through the runner/schemas link) and load_schema finds them there."""
+    import subprocess
+    import sys
+    import zipfile
+
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    wheel = next(tmp_path.glob("journey_runner-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {f"runner/schemas/{n}.schema.json" for n in SCHEMA_NAMES} <= set(names)
+    probe = "from runner.resources import load_schema; import runner; print(runner.__file__); print(load_schema('journey')['$id'])"
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(wheel)},
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert str(wheel) in run.stdout.splitlines()[0]  # imported from the wheel, not the checkout
+    assert run.stdout.splitlines()[1].endswith("/journey.schema.json")
