@@ -119,7 +119,7 @@ def _explain(error: ValidationError, doc: YamlDocument) -> list[Explained]:
     if "propertyNames" in schema_path:
         return [_property_name_problem(error, doc, path)]
     if kind == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = _keys_for_kind(error.schema, error.instance) or sorted(error.schema.get("properties", {}))
         extras = [key for key in error.instance if key not in error.schema.get("properties", {})]
         return [
             (("unknown", tuple(path), key, did_you_mean(key, allowed)),
@@ -259,6 +259,18 @@ def _alternatives_problem(error: ValidationError, doc: YamlDocument, path: list)
     message = (f"`{_show(error.instance)}` is not valid for {where}: {description}" if description
                else f"`{_show(error.instance)}` is not valid for {where}{detail}")
     return [(("alternatives", tuple(path)), doc.problem(path, "schema.one-of", message))]
+
+
+def _keys_for_kind(schema: dict, instance: Any) -> list[str] | None:
+    """The keys allowed for the kind this mapping already is (an `attribute` condition takes operators)."""
+    if not isinstance(instance, dict):
+        return None
+    for rule in schema.get("allOf", []):
+        required = rule.get("if", {}).get("required", [])
+        allowed = rule.get("then", {}).get("propertyNames", {}).get("enum")
+        if len(required) == 1 and required[0] in instance and allowed:
+            return list(allowed)
+    return None
 
 
 def _nearest_kind(schema: dict, kinds: list[str], instance: dict) -> str | None:
