@@ -211,6 +211,7 @@ class Tick:
         status = "ok"
         try:
             self.report.run_id = self.store.start_run(self.holder, wall_clock())
+            self._close_dead_runs()
             self.store.in_doubt_sends(wall_clock())  # claims of dead runs become in_doubt
             self._retry_failed()
             self._due_loop()
@@ -271,6 +272,14 @@ class Tick:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.2)
+
+    def _close_dead_runs(self) -> None:
+        """Runs left 'running' by a process that died: we hold the lease, so they are gone."""
+        rows = self.store.conn.execute(
+            "SELECT id FROM runs WHERE finished_at IS NULL AND holder != ?", (self.holder,)
+        ).fetchall()
+        for (run_id,) in rows:
+            self.store.finish_run(run_id, {}, "died", wall_clock())
 
     def _lease_holder(self) -> str | None:
         row = self.store.conn.execute("SELECT holder FROM leases WHERE name = ?", (LEASE_NAME,)).fetchone()

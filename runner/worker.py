@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -65,12 +66,14 @@ def run_loop(
     """Tick every ``every`` until ``stop`` is set; returns the number of ticks run."""
     ticks = 0
     while not stop():
+        started = time.monotonic()
         runtime.refresh(store)
         report = run_tick(store, runtime, clock(), limit=limit, stop=stop, emit=emit, lease_wait=0,
                           durable_claims=durable_claims)
         ticks += 1
         if on_tick is not None:
             on_tick(report)
-        if stop.wait(every.total_seconds()):
+        # a steady cadence: the next tick starts ``every`` after this one started
+        if stop.wait(max(0.0, every.total_seconds() - (time.monotonic() - started))):
             break
     return ticks

@@ -116,5 +116,7 @@ def test_sigkill_mid_send_never_loses_or_duplicates_a_message(tmp_path, smtp_ser
     assert max(received.values()) == 1  # nothing sent twice
     store = open_store(db)
     states = dict(store.conn.execute("SELECT state, count(*) FROM sends GROUP BY state").fetchall())
+    runs = dict(store.conn.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
     store.close()
     assert states == {"sent": CONTACTS}
+    assert runs == {"died": kills, "ok": 2}  # every killed run was closed by the next one
