@@ -266,3 +266,19 @@ def test_the_ledger_alone_prevents_double_sends_between_runs_without_the_lease(t
     assert errors == []
     keys = [str(m["X-Journey-Key"]) for t in transports for m in t.messages]
     assert len(keys) == len(set(keys)) == 200
+
+
+def test_durable_claims_fsync_each_claim_and_leave_the_connection_in_normal_mode(tmp_path):
+    root, store, tree = _setup(tmp_path)
+    add_signups(store, 3, AT)
+    report = run_tick(store, _runtime(store, tree, tmp_path), AT + timedelta(hours=1), durable_claims=True)
+    assert report.counts["sent"] == 3
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again after each claim
+
+
+def test_a_run_killed_earlier_is_closed_as_died_by_the_next_tick(tmp_path):
+    root, store, tree = _setup(tmp_path)
+    dead = store.start_run("elsewhere:1:x", AT)
+    run_tick(store, _runtime(store, tree, tmp_path), AT + timedelta(hours=1))
+    statuses = dict(store.conn.execute("SELECT id, status FROM runs").fetchall())
+    assert statuses[dead] == "died" and sorted(statuses.values()) == ["died", "ok"]
