@@ -137,6 +137,7 @@ class Engine:
             for name, model in project.scores.items()
         }
         # attributes that `attribute_changed` entries watch; asked several times per instant
+        self._event_deps: dict[tuple[int, str, int], frozenset[str] | None] = {}
         self.watched_attributes = [
             stage.entry.attribute
             for journey in self.journeys for stage in journey.stages
@@ -165,6 +166,39 @@ class Engine:
             state.clock = until
         return Outcome(run.decisions, run.next_instant())
 
+    def event_deps(self, condition, journey: Journey) -> frozenset[str] | None:
+        """Every event name ``condition`` reads, through segments and scores (None: unknown).
+
+        A condition's truth can only change when one of these events becomes
+        visible, when an attribute changes, or at its own ``next_change``; the
+        run uses this to skip re-evaluating conditions nothing has touched.
+        """
+        key = (id(condition), journey.id, journey.version)
+        if key not in self._event_deps:
+            self._event_deps[key] = self._resolve_event_deps(condition, self.segments[(journey.id, journey.version)])
+        return self._event_deps[key]
+
+    def _resolve_event_deps(self, condition, segments) -> frozenset[str] | None:
+        names: set[str] = set()
+        pending, seen_segments, seen_scores = [condition], set(), set()
+        while pending:
+            deps = pending.pop().deps
+            names |= deps.events
+            for name in deps.segments - seen_segments:
+                seen_segments.add(name)
+                if name not in segments:
+                    return None
+                pending.append(segments[name])
+            for name in deps.scores - seen_scores:
+                seen_scores.add(name)
+                model = self.project.scores.get(name)
+                for rule in model.rules if model else ():
+                    if rule.event:
+                        names.add(rule.event)
+                    if rule.when is not None:
+                        pending.append(rule.when)
+        return frozenset(sorted(names))
+
     def journey_for(self, enrollment: Enrollment) -> Journey:
         """The version an enrollment is pinned to (the current one when that version is unknown)."""
         return self.versions.get((enrollment.journey_id, enrollment.version)) or self.current[enrollment.journey_id]
@@ -186,6 +220,9 @@ class _Run:
         self.revealed = 0  # state.events[:revealed] are visible or known-invisible
         self._score_cache: dict = {}  # name -> score, ("parts", name) -> (constant, decaying)
         self._facts_cache: dict[tuple, Facts] = {}
+        # condition results with the inputs they were computed from (see ``condition_memo``)
+        self._memo: dict[tuple, tuple[tuple, bool, datetime | None]] = {}
+        self.attribute_version = 0  # bumped whenever this run changes attributes or score adjustments
         self.now: datetime | None = None
         self.facts: Facts | None = None
         if state.clock is not None:
@@ -269,6 +306,7 @@ class _Run:
             if event.name in IDENTITY_EVENTS and event.properties:
                 traits = {k: v for k, v in event.properties.items() if k != "anonymous_id"}
                 _merge_traits(self.contact.attributes, traits)
+                self.attribute_version += 1
             reason = SUPPRESSING_EVENTS.get(event.name)
             if reason and self.state.suppressed is None and event.at <= self.now:
                 self.state.suppressed = reason
@@ -290,6 +328,28 @@ class _Run:
             facts.segments = self.engine.segments[(journey.id, journey.version)]
             self._facts_cache[key] = facts
         return facts
+
+    def condition_memo(self, condition, journey: Journey, stage: str | None, since: datetime | None = None):
+        """(holds, next_change) of a condition at ``now``, recomputed only when an input changed.
+
+        Inputs: the visible events it reads (counted), the attributes (any change), the
+        stage and ``since`` (part of the key), and time (valid until its own next_change).
+        A memo lives for one ``advance`` call, so attributes changed outside the engine
+        between production ticks are always seen.
+        """
+        key = (id(condition), journey.id, journey.version, stage, since)
+        deps = self.engine.event_deps(condition, journey)
+        if deps is not None:
+            fingerprint = (self.attribute_version, tuple(len(self.visible.get(name, ())) for name in deps))
+            hit = self._memo.get(key)
+            if hit is not None and hit[0] == fingerprint and (hit[2] is None or self.now < hit[2]):
+                return hit[1], hit[2]
+        facts = self.facts_for(journey, stage, since)
+        holds = condition.evaluate(facts)
+        change = condition.next_change(facts)
+        if deps is not None:
+            self._memo[key] = (fingerprint, holds, change)
+        return holds, change
 
     def score(self, name: str) -> float:
         if name not in self._score_cache:
@@ -388,9 +448,8 @@ class _Run:
     def _enrolled(self, journey, enrollment, new_events, changed, previous) -> None:
         if self._goal_reached(journey, enrollment, new_events):
             return
-        facts = self.facts_for(journey, enrollment.stage, since=enrollment.entered_at)
         for index, condition in enumerate(journey.exit):
-            if condition.evaluate(facts):
+            if self.condition_memo(condition, journey, enrollment.stage, enrollment.entered_at)[0]:
                 self._exit(journey, enrollment, f"exit:{index} {condition.describe()}")
                 return
         fired = self._fired_stages(journey, new_events, changed, previous, enrollment.stage)
@@ -455,7 +514,7 @@ class _Run:
                 reason = f"event {entry.event}"
         elif entry.kind in ("segment", "condition"):
             key = f"edge:{journey.id}:{stage.id}"
-            holds = entry.condition.evaluate(self.facts_for(journey, current_stage))
+            holds = self.condition_memo(entry.condition, journey, current_stage)[0]
             was = self.memory.get(key, False)
             self.memory[key] = holds
             if holds and not was:
@@ -511,7 +570,7 @@ class _Run:
         for journey in self.engine.journeys:
             enrollment = self.state.enrollments.get(journey.id)
             pinned = self.engine.journey_for(enrollment) if enrollment else journey
-            facts = self.facts_for(pinned, enrollment.stage if enrollment else None)
+            current_stage = enrollment.stage if enrollment else None
             for stage in pinned.stages:
                 entry = stage.entry
                 if entry.kind == "date":
@@ -519,10 +578,12 @@ class _Run:
                 elif entry.kind == "schedule":
                     wakes.append(next_cron(entry.cron, self.now, self._entry_zone(entry, pinned)))
                 elif entry.kind in ("segment", "condition"):
-                    wakes.append(entry.condition.next_change(facts))
+                    wakes.append(self.condition_memo(entry.condition, pinned, current_stage)[1])
             if enrollment is not None:
-                exit_facts = self.facts_for(pinned, enrollment.stage, since=enrollment.entered_at)
-                wakes.extend(condition.next_change(exit_facts) for condition in pinned.exit)
+                wakes.extend(
+                    self.condition_memo(condition, pinned, enrollment.stage, enrollment.entered_at)[1]
+                    for condition in pinned.exit
+                )
         found = [w for w in wakes if w is not None and w > self.now]
         return min(found).isoformat() if found else None
 
@@ -794,6 +855,7 @@ class _Run:
                 adjust[name] = adjust.get(name, 0) + points
                 changes.append(f"score {name} {points:+g}")
         self._score_cache = {}  # attribute rules and adjustments may have changed
+        self.attribute_version += 1
         self._facts_cache = {}  # and segment truths remembered on the instant's Facts
         if step.lifecycle_stage:
             self.contact.attributes["lifecycle_stage"] = step.lifecycle_stage
