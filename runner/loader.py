@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 PROJECT_FILE = "project.yaml"
 YAML_SUFFIXES = (".yaml", ".yml")
+_SUBJECT = frozenset({"subject"})
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".hypothesis", ".pytest_cache"}
 
 
@@ -204,8 +205,8 @@ class _Load:
 
     def _subjects(self, doc: YamlDocument) -> list[Problem]:
         problems: list[Problem] = []
-        for path, key, value in doc.entries:
-            if key == "subject" and len(path) >= 2 and path[-2] == "email" and isinstance(value, str):
+        for path, key, value in doc.find(_SUBJECT):
+            if len(path) >= 2 and path[-2] == "email" and isinstance(value, str):
                 if "{" not in value:
                     continue  # plain text: nothing to parse
                 line, col = doc.position(path)

@@ -24,7 +24,7 @@ from croniter import croniter
 
 from runner.problems import ERROR, WARNING, Problem
 from runner.schema import did_you_mean, dotted
-from runner.yamlsource import YamlDocument, walk  # noqa: F401 - walk is re-exported
+from runner.yamlsource import YamlDocument
 
 Path_ = list  # a JSON path: list of str | int
 
@@ -123,8 +123,8 @@ class _Checker:
     # -- generic value checks over the whole document
 
     def check_durations(self) -> None:
-        for path, key, value in self.doc.entries:
-            if key in POSITIVE_DURATION_KEYS and isinstance(value, str) and _DURATION.match(value):
+        for path, key, value in self.doc.find(POSITIVE_DURATION_KEYS):
+            if isinstance(value, str) and _DURATION.match(value):
                 if not any(ch not in "0wdhms" for ch in value):
                     self.report(path, "duration.zero", f"{dotted(path)} is zero; it must be a positive duration",
                                 hint="e.g. 1d")

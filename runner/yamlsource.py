@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -188,10 +187,9 @@ class YamlDocument:
     root: Node
     data: Any
 
-    @cached_property
-    def entries(self) -> list[tuple[list, Any, Any]]:
-        """Every (path, key, value) of every mapping entry in the document (computed once)."""
-        return walk(self.data, [])
+    def find(self, keys: frozenset[str]) -> list[tuple[list, str, Any]]:
+        """Every (path, key, value) in the document whose key is one of ``keys``."""
+        return find_keys(self.data, keys)
 
     def node_at(self, path: JsonPath) -> tuple[Node, Node | None, int]:
         """Follow ``path`` down the nodes as far as it goes.
@@ -232,22 +230,25 @@ class YamlDocument:
         return Problem(self.file, line, col, code, message, severity, hint)
 
 
-def walk(data: Any, path: list) -> list[tuple[list, Any, Any]]:
-    """Every (path, key, value) of every mapping entry below ``data`` (iterative: documents can be deep)."""
-    found: list[tuple[list, Any, Any]] = []
-    stack: list[tuple[Any, list]] = [(data, path)]
+def find_keys(data: Any, keys: frozenset[str]) -> list[tuple[list, str, Any]]:
+    """Every (path, key, value) of mapping entries below ``data`` whose key is in ``keys``.
+
+    Iterative (documents can be deep); paths are built only for matches.
+    """
+    found: list[tuple[list, str, Any]] = []
+    stack: list[tuple[Any, tuple]] = [(data, ())]
     while stack:
         node, here = stack.pop()
         if isinstance(node, dict):
             for key, value in node.items():
-                there = here + [key]
-                found.append((there, key, value))
+                if key in keys:
+                    found.append(([*here, key], key, value))
                 if isinstance(value, (dict, list)):
-                    stack.append((value, there))
+                    stack.append((value, (*here, key)))
         elif isinstance(node, list):
             for index, value in enumerate(node):
                 if isinstance(value, (dict, list)):
-                    stack.append((value, here + [index]))
+                    stack.append((value, (*here, index)))
     return found
 
 
