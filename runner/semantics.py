@@ -26,7 +26,7 @@ from runner.problems import ERROR, WARNING, Problem
 from runner.schema import did_you_mean, dotted
 from runner.yamlsource import YamlDocument
 
-Path_ = list  # a JSON path: list of str | int
+PathList = list  # a JSON path: keys and indexes, e.g. ["stages", 0, "entry"]
 
 BUILTIN_ATTRIBUTES = frozenset({"id", "email", "timezone", "lifecycle_stage", "anonymous_ids"})
 # Events the runner itself records; journeys may use them without declaring them.
@@ -101,10 +101,6 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 # ---------------------------------------------------------------- shared checks
 
 
@@ -116,7 +112,7 @@ class _Checker:
         self.project = project
         self.problems: list[Problem] = []
 
-    def report(self, path: Path_, code: str, message: str, *, severity: str = ERROR,
+    def report(self, path: PathList, code: str, message: str, *, severity: str = ERROR,
                hint: str | None = None, key: bool = False) -> None:
         self.problems.append(self.doc.problem(path, code, message, severity=severity, hint=hint, key=key))
 
@@ -129,7 +125,7 @@ class _Checker:
                     self.report(path, "duration.zero", f"{dotted(path)} is zero; it must be a positive duration",
                                 hint="e.g. 1d")
 
-    def check_timezone(self, path: Path_, value: Any, *, allow_contact: bool = False) -> None:
+    def check_timezone(self, path: PathList, value: Any, *, allow_contact: bool = False) -> None:
         if not isinstance(value, str) or (allow_contact and value == "contact") or is_timezone(value):
             return
         suggestion = did_you_mean(value, _zones())
@@ -140,7 +136,7 @@ class _Checker:
 
     # -- tracking plan
 
-    def check_attribute(self, path: Path_, name: Any, *, expect_date: bool = False) -> None:
+    def check_attribute(self, path: PathList, name: Any, *, expect_date: bool = False) -> None:
         if not isinstance(name, str) or self.project.attributes is None:
             return
         parts = name.split(".")
@@ -172,7 +168,7 @@ class _Checker:
         if expect_date and isinstance(kind, str) and kind not in _DATE_TYPES:
             self.report(path, "plan.type", f"`{name}` is declared as {kind}; a date entry needs a date or datetime")
 
-    def check_event(self, path: Path_, name: Any, where: Any = None, where_path: Path_ | None = None) -> None:
+    def check_event(self, path: PathList, name: Any, where: Any = None, where_path: PathList | None = None) -> None:
         if not isinstance(name, str) or self.project.events is None or name in BUILTIN_EVENTS:
             return
         events = self.project.events
@@ -201,12 +197,12 @@ class _Checker:
 class _Refs:
     """What a set of conditions and steps refers to, with where."""
 
-    segments: list[tuple[Path_, str]] = field(default_factory=list)
-    stages: list[tuple[Path_, str]] = field(default_factory=list)
-    scores: list[tuple[Path_, str]] = field(default_factory=list)
+    segments: list[tuple[PathList, str]] = field(default_factory=list)
+    stages: list[tuple[PathList, str]] = field(default_factory=list)
+    scores: list[tuple[PathList, str]] = field(default_factory=list)
 
 
-def _condition(checker: _Checker, refs: _Refs, spec: Any, path: Path_, depth: int = 0) -> None:
+def _condition(checker: _Checker, refs: _Refs, spec: Any, path: PathList, depth: int = 0) -> None:
     if not isinstance(spec, dict) or depth > 100:
         return
     for key in ("all", "any"):
@@ -227,7 +223,7 @@ def _condition(checker: _Checker, refs: _Refs, spec: Any, path: Path_, depth: in
 
 
 def _segment_problems(checker: _Checker, refs: _Refs, local: dict, project_segments: dict,
-                      local_path: Path_, *, report_unused: bool) -> None:
+                      local_path: PathList, *, report_unused: bool) -> None:
     """Unknown segment references, cycles between segments, unused local segments."""
     known = {**{name: ("project", spec) for name, spec in project_segments.items()},
              **{name: ("local", spec) for name, spec in local.items()}}
@@ -308,9 +304,9 @@ class _JourneyChecker(_Checker):
         super().__init__(doc, project)
         self.data: dict = doc.data if isinstance(doc.data, dict) else {}
         self.refs = _Refs()
-        self.step_ids: dict[str, Path_] = {}
-        self.moves: dict[str, list[tuple[str, Path_]]] = {}  # stage -> immediate stage moves
-        self.templates: list[tuple[Path_, str, str]] = []  # (path, name, "html"|"text")
+        self.step_ids: dict[str, PathList] = {}
+        self.moves: dict[str, list[tuple[str, PathList]]] = {}  # stage -> immediate stage moves
+        self.templates: list[tuple[PathList, str, str]] = []  # (path, name, "html"|"text")
 
     def run(self) -> list[Problem]:
         data = self.data
@@ -354,7 +350,7 @@ class _JourneyChecker(_Checker):
         for index, stage in enumerate(stages):
             if not isinstance(stage, dict):
                 continue
-            path: Path_ = ["stages", index]
+            path: PathList = ["stages", index]
             stage_id = stage.get("id")
             if isinstance(stage_id, str):
                 if stage_id in ids:
@@ -367,7 +363,7 @@ class _JourneyChecker(_Checker):
                 self.moves.setdefault(stage_id, []).extend(_immediate_moves(steps, path + ["steps"])[0])
         return ids
 
-    def _entry(self, entry: dict, path: Path_) -> None:
+    def _entry(self, entry: dict, path: PathList) -> None:
         if "event" in entry:
             self.check_event(path + ["event"], entry["event"], entry.get("where"), path + ["where"])
         if isinstance(entry.get("segment"), str):
@@ -387,7 +383,7 @@ class _JourneyChecker(_Checker):
         if "timezone" in entry:
             self.check_timezone(path + ["timezone"], entry["timezone"], allow_contact=True)
 
-    def _steps(self, steps: list, path: Path_) -> None:
+    def _steps(self, steps: list, path: PathList) -> None:
         exited_at: int | None = None
         for index, step in enumerate(steps):
             if not isinstance(step, dict):
@@ -412,7 +408,7 @@ class _JourneyChecker(_Checker):
             if "exit" in step and "if" not in step and exited_at is None:
                 exited_at = index
 
-    def _action(self, step: dict, here: Path_) -> None:
+    def _action(self, step: dict, here: PathList) -> None:
         email = _mapping(step.get("email"))
         if isinstance(email.get("template"), str):
             self.templates.append((here + ["email", "template"], email["template"], "html"))
@@ -441,7 +437,7 @@ class _JourneyChecker(_Checker):
         if isinstance(update.get("stage"), str):
             self.refs.stages.append((here + ["update", "stage"], update["stage"]))
 
-    def _split(self, split: dict, path: Path_) -> None:
+    def _split(self, split: dict, path: PathList) -> None:
         variants = _list(split.get("variants"))
         names: set[str] = set()
         total = 0.0
@@ -542,14 +538,14 @@ def clear_caches() -> None:
     is_file.cache_clear()
 
 
-def _immediate_moves(steps: list, path: Path_) -> tuple[list[tuple[str, Path_]], bool]:
+def _immediate_moves(steps: list, path: PathList) -> tuple[list[tuple[str, PathList]], bool]:
     """Stage moves reachable from the start of ``steps`` without waiting.
 
     Returns the moves (target stage, path of the ``stage`` value) and whether
     a contact can run off the end of the list without waiting or moving.
     A step guarded by ``if`` might be skipped, so its wait does not count.
     """
-    moves: list[tuple[str, Path_]] = []
+    moves: list[tuple[str, PathList]] = []
     for index, step in enumerate(steps):
         if not isinstance(step, dict):
             continue
@@ -564,7 +560,7 @@ def _immediate_moves(steps: list, path: Path_) -> tuple[list[tuple[str, Path_]],
             moves.append((update["stage"], here + ["update", "stage"]))
             if not guarded:
                 return moves, False
-        paths: list[tuple[list, Path_]] = []
+        paths: list[tuple[list, PathList]] = []
         if isinstance(step.get("branch"), dict):
             branch = step["branch"]
             for number, case in enumerate(_list(branch.get("cases"))):
@@ -585,7 +581,7 @@ def _immediate_moves(steps: list, path: Path_) -> tuple[list[tuple[str, Path_]],
     return moves, True
 
 
-def check_journey(doc: YamlDocument, project: ProjectContext) -> tuple[list[Problem], list[tuple[Path_, str, str]]]:
+def check_journey(doc: YamlDocument, project: ProjectContext) -> tuple[list[Problem], list[tuple[PathList, str, str]]]:
     """Semantic problems of one journey file, and the templates it uses (path, name, kind)."""
     checker = _JourneyChecker(doc, project)
     return checker.run(), checker.templates
@@ -623,7 +619,7 @@ def check_project(doc: YamlDocument, project: ProjectContext) -> list[Problem]:
     for name, score in _mapping(data.get("scores")).items():
         for index, rule in enumerate(_list(_mapping(score).get("rules"))):
             rule = _mapping(rule)
-            here: Path_ = ["scores", name, "rules", index]
+            here: PathList = ["scores", name, "rules", index]
             if "event" in rule:
                 checker.check_event(here + ["event"], rule["event"], rule.get("where"), here + ["where"])
             if "when" in rule:
@@ -643,7 +639,7 @@ def check_contacts(doc: YamlDocument) -> list[Problem]:
     return checker.problems
 
 
-def _contacts(checker: _Checker, contacts: list, path: Path_) -> None:
+def _contacts(checker: _Checker, contacts: list, path: PathList) -> None:
     seen: set[str] = set()
     for index, contact in enumerate(contacts):
         contact = _mapping(contact)
