@@ -198,3 +198,18 @@ def test_absurd_folder_names_in_project_yaml_do_not_crash(project: Path):
                     .replace("journeys: journeys", "journeys: " + "j" * 300))
     loaded = load_project(project)
     assert [p.code for p in loaded.problems] == ["project.no-journeys"]
+
+
+def test_every_problem_code_is_documented():
+    """Each code the checks can produce has a row in docs/validate.md."""
+    import re
+
+    repo = Path(__file__).resolve().parent.parent
+    sources = ["yamlsource", "schema", "semantics", "templatecheck", "loader"]
+    text = "\n".join((repo / "runner" / f"{name}.py").read_text() for name in sources)
+    codes = set(re.findall(r'"((?:yaml|file|schema|ref|segment|plan|duration|timezone|cron|window|stage|step|split|'
+                           r'migration|journey|contact|template|project)\.[a-z]+(?:-[a-z]+)*)"', text))
+    codes -= {"project.yaml", "journey.db"}  # file names, not codes
+    documented = (repo / "docs" / "validate.md").read_text()
+    assert len(codes) > 40
+    assert sorted(code for code in codes if f"`{code}`" not in documented) == []
