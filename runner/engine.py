@@ -138,6 +138,7 @@ class Engine:
         }
         # attributes that `attribute_changed` entries watch; asked several times per instant
         self._event_deps: dict[tuple[int, str, int], frozenset[str] | None] = {}
+        self._entry_events: dict[tuple[int, str, int], frozenset[str] | None] = {}
         self.watched_attributes = [
             stage.entry.attribute
             for journey in self.journeys for stage in journey.stages
@@ -165,6 +166,25 @@ class Engine:
         if state.clock is None or state.clock < until:
             state.clock = until
         return Outcome(run.decisions, run.next_instant())
+
+    def entry_events(self, journey: Journey) -> frozenset[str] | None:
+        """Every event name any stage entry of ``journey`` reads (None: unknown)."""
+        key = (id(journey), journey.id, journey.version)
+        if key not in self._entry_events:
+            names: set[str] = set()
+            for stage in journey.stages:
+                entry = stage.entry
+                if entry.event:
+                    names.add(entry.event)
+                for condition in (entry.condition, entry.if_):
+                    if condition is not None:
+                        deps = self.event_deps(condition, journey)
+                        if deps is None:
+                            self._entry_events[key] = None
+                            return None
+                        names |= deps
+            self._entry_events[key] = frozenset(sorted(names))
+        return self._entry_events[key]
 
     def event_deps(self, condition, journey: Journey) -> frozenset[str] | None:
         """Every event name ``condition`` reads, through segments and scores (None: unknown).
@@ -216,12 +236,15 @@ class _Run:
         self.memory = state.memory
         self.links = self._identity_links()
         self.visible: dict[str, list[Event]] = {}
+        self.revealed_names: list[str] = []  # names of events in the order they became visible
         self.event_times = [event.at for event in state.events]
         self.revealed = 0  # state.events[:revealed] are visible or known-invisible
         self._score_cache: dict = {}  # name -> score, ("parts", name) -> (constant, decaying)
         self._facts_cache: dict[tuple, Facts] = {}
         # condition results with the inputs they were computed from (see ``condition_memo``)
-        self._memo: dict[tuple, tuple[tuple, bool, datetime | None]] = {}
+        self._memo: dict[tuple, list] = {}
+        # journey -> (inputs seen, instant until which no entry can fire by time alone)
+        self._entries_quiet: dict[tuple[str, int], list] = {}
         self.attribute_version = 0  # bumped whenever this run changes attributes or score adjustments
         self.now: datetime | None = None
         self.facts: Facts | None = None
@@ -269,6 +292,7 @@ class _Run:
         return linked_at is None or linked_at <= at
 
     def _make_visible(self, event: Event) -> None:
+        self.revealed_names.append(event.name)
         bucket = self.visible.setdefault(event.name, [])
         if not bucket or bucket[-1].at <= event.at:
             bucket.append(event)
@@ -332,24 +356,38 @@ class _Run:
     def condition_memo(self, condition, journey: Journey, stage: str | None, since: datetime | None = None):
         """(holds, next_change) of a condition at ``now``, recomputed only when an input changed.
 
-        Inputs: the visible events it reads (counted), the attributes (any change), the
-        stage and ``since`` (part of the key), and time (valid until its own next_change).
-        A memo lives for one ``advance`` call, so attributes changed outside the engine
-        between production ticks are always seen.
+        Inputs: the events it reads (any of those names revealed since), the attributes
+        (any change), the stage and ``since`` (part of the key), and time (valid until
+        its own next_change). A memo lives for one ``advance`` call, so attributes
+        changed outside the engine between production ticks are always seen.
         """
         key = (id(condition), journey.id, journey.version, stage, since)
         deps = self.engine.event_deps(condition, journey)
-        if deps is not None:
-            fingerprint = (self.attribute_version, tuple(len(self.visible.get(name, ())) for name in deps))
-            hit = self._memo.get(key)
-            if hit is not None and hit[0] == fingerprint and (hit[2] is None or self.now < hit[2]):
-                return hit[1], hit[2]
+        hit = self._memo.get(key)
+        if hit is not None and self._inputs_unchanged(hit, deps):
+            return hit[2], hit[3]
         facts = self.facts_for(journey, stage, since)
         holds = condition.evaluate(facts)
         change = condition.next_change(facts)
         if deps is not None:
-            self._memo[key] = (fingerprint, holds, change)
+            self._memo[key] = [self.attribute_version, len(self.revealed_names), holds, change]
         return holds, change
+
+    def _inputs_unchanged(self, seen: list, names: frozenset[str] | None) -> bool:
+        """Whether nothing a cached answer read has changed: ``seen`` = [attribute version,
+        reveal-log position, …, valid-until]; moves the log position past irrelevant events."""
+        if names is None or seen[0] != self.attribute_version:
+            return False
+        until = seen[-1]
+        if until is not None and self.now >= until:
+            return False
+        log = self.revealed_names
+        position = seen[1]
+        if position < len(log):
+            if any(name in names for name in log[position:]):
+                return False
+            seen[1] = len(log)
+        return True
 
     def score(self, name: str) -> float:
         if name not in self._score_cache:
@@ -495,15 +533,40 @@ class _Run:
         """Stages whose entry fires now, best first (priority, then file order).
 
         Edge-triggered entries remember their last truth value per journey and
-        stage, so this runs for every stage at every instant.
+        stage. When none of the entries' inputs changed since the last full look
+        (their events, any attribute, the stage) and no time boundary has come,
+        evaluating them again would give the same answers: nothing fires.
         """
+        key = (journey.id, journey.version, current_stage)
+        names = self.engine.entry_events(journey)
+        quiet = self._entries_quiet.get(key)
+        if not changed and quiet is not None and self._inputs_unchanged(quiet, names):
+            return []
         fired = []
         for stage in journey.stages:
             reason = self._entry_fires(journey, stage, new_events, changed, previous, current_stage)
             if reason:
                 fired.append((stage, reason))
         fired.sort(key=lambda item: (-item[0].priority, item[0].index))
+        if names is not None:
+            self._entries_quiet[key] = [
+                self.attribute_version, len(self.revealed_names), self._journey_entry_wake(journey, current_stage),
+            ]
         return fired
+
+    def _journey_entry_wake(self, journey, current_stage) -> datetime | None:
+        """The first instant after now at which one of the journey's entries could fire by time alone."""
+        wakes = []
+        for stage in journey.stages:
+            entry = stage.entry
+            if entry.kind == "date":
+                wakes.append(self._next_date(entry, journey, self.now))
+            elif entry.kind == "schedule":
+                wakes.append(next_cron(entry.cron, self.now, self._entry_zone(entry, journey)))
+            elif entry.kind in ("segment", "condition"):
+                wakes.append(self.condition_memo(entry.condition, journey, current_stage)[1])
+        found = [w for w in wakes if w is not None and w > self.now]
+        return min(found) if found else None
 
     def _entry_fires(self, journey, stage, new_events, changed, previous, current_stage) -> str | None:
         entry = stage.entry
@@ -565,20 +628,17 @@ class _Run:
         return self.engine.watched_attributes
 
     def _entry_wake(self) -> str | None:
-        """The next instant an entry could fire by time alone (dates, schedules, ageing conditions)."""
+        """The next instant an entry or exit could fire by time alone (dates, schedules, ageing conditions)."""
         wakes = []
         for journey in self.engine.journeys:
             enrollment = self.state.enrollments.get(journey.id)
             pinned = self.engine.journey_for(enrollment) if enrollment else journey
             current_stage = enrollment.stage if enrollment else None
-            for stage in pinned.stages:
-                entry = stage.entry
-                if entry.kind == "date":
-                    wakes.append(self._next_date(entry, pinned, self.now))
-                elif entry.kind == "schedule":
-                    wakes.append(next_cron(entry.cron, self.now, self._entry_zone(entry, pinned)))
-                elif entry.kind in ("segment", "condition"):
-                    wakes.append(self.condition_memo(entry.condition, pinned, current_stage)[1])
+            quiet = self._entries_quiet.get((pinned.id, pinned.version, current_stage))
+            if quiet is not None and self._inputs_unchanged(quiet, self.engine.entry_events(pinned)):
+                wakes.append(quiet[-1])
+            else:
+                wakes.append(self._journey_entry_wake(pinned, current_stage))
             if enrollment is not None:
                 wakes.extend(
                     self.condition_memo(condition, pinned, enrollment.stage, enrollment.entered_at)[1]
