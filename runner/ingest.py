@@ -24,7 +24,7 @@ import csv
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -191,12 +191,60 @@ def import_contacts(
     strict: bool = False,
     now: datetime | None = None,
     progress: Progress | None = None,
+    attribute_types: Mapping[str, str] | None = None,
 ) -> ImportResult:
-    """Upsert contacts from CSV or JSONL; ``imported`` counts new or changed contacts."""
+    """Upsert contacts from CSV or JSONL; ``imported`` counts new or changed contacts.
+
+    CSV cells are text; ``attribute_types`` (from the tracking plan, see
+    ``attribute_types``) turns them into numbers and booleans, so a CSV import
+    means the same as the JSONL one (``company_size >= 200`` works on both).
+    """
     path = Path(path)
     kind = detect_format(path, format)
-    parse = _contact_csv_records if kind == "csv" else _contact_jsonl_records
-    return _Importer(store, path, strict, now, "contacts").run(parse(path, progress))
+    if kind == "csv":
+        records = _contact_csv_records(path, progress, attribute_types or {})
+    else:
+        records = _contact_jsonl_records(path, progress)
+    return _Importer(store, path, strict, now, "contacts").run(records)
+
+
+def attribute_types(tracking_plan: Mapping[str, Any]) -> dict[str, str]:
+    """Dotted attribute path -> declared type, from a project's tracking plan."""
+    types: dict[str, str] = {}
+
+    def walk(attributes: Mapping[str, Any], prefix: str) -> None:
+        for name, spec in (attributes or {}).items():
+            kind = spec if isinstance(spec, str) else (spec or {}).get("type", "string")
+            types[prefix + name] = kind
+            if isinstance(spec, Mapping) and kind == "object":
+                walk(spec.get("properties") or {}, f"{prefix}{name}.")
+
+    walk(tracking_plan.get("attributes") or {}, "")
+    return types
+
+
+_TRUE = {"true", "yes", "1"}
+_FALSE = {"false", "no", "0"}
+
+
+def _typed_cell(column: str, value: str, kind: str | None) -> Any:
+    """A CSV cell as the tracking plan's type says; BadLine when it cannot be."""
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            number = float(value)
+            return int(number) if number.is_integer() and "." not in value else number
+    except ValueError:
+        raise BadLine(f"column '{column}': '{value}' is not a{'n' if kind == 'integer' else ''} {kind}", "import.field") from None
+    if kind == "boolean":
+        lowered = value.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise BadLine(f"column '{column}': '{value}' is not a boolean (use true or false)", "import.field")
+    return value
 
 
 def import_events(
@@ -340,9 +388,9 @@ def _csv_rows(
 # ---------------------------------------------------------------------- contacts
 
 
-def _contact_csv_records(path: Path, progress: Progress | None):
+def _contact_csv_records(path: Path, progress: Progress | None, types: Mapping[str, str]):
     for number, row in _csv_rows(path, progress, (("id",),)):
-        yield number, _parse_or_bad(_contact_from_csv, row)
+        yield number, _parse_or_bad(lambda r: _contact_from_csv(r, types), row)
 
 
 def _contact_jsonl_records(path: Path, progress: Progress | None):
@@ -350,7 +398,7 @@ def _contact_jsonl_records(path: Path, progress: Progress | None):
         yield number, _parse_or_bad(_contact_from_json, obj)
 
 
-def _contact_from_csv(row: dict[str, str]) -> Callable[[_Batch], None]:
+def _contact_from_csv(row: dict[str, str], types: Mapping[str, str]) -> Callable[[_Batch], None]:
     contact_id = row.get("id", "").strip()
     if not contact_id:
         raise BadLine("missing contact id (column 'id')", "import.field")
@@ -365,7 +413,7 @@ def _contact_from_csv(row: dict[str, str]) -> Callable[[_Batch], None]:
         elif column == "anonymous_ids":
             continue
         else:
-            _set_dotted(attributes, column, value)
+            _set_dotted(attributes, column, _typed_cell(column, value, types.get(column)))
     _check_email(attributes)
     anonymous_ids = [a.strip() for a in row.get("anonymous_ids", "").split(";") if a.strip()]
     contact = ContactRow(contact_id, attributes, timezone, anonymous_ids)

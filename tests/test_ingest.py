@@ -337,3 +337,28 @@ def test_csv_too_long_or_undecodable_lines_do_not_shift_line_numbers(tmp_path, s
     result = import_contacts(store, path, now=NOW)
     assert [(p.line, p.code) for p in result.bad] == [(3, "import.too-long"), (4, "import.encoding")]
     assert sorted(r[0] for r in store.conn.execute("SELECT id FROM contacts")) == ["a", "d"]
+
+
+def test_csv_cells_take_the_tracking_plan_types(tmp_path):
+    """A CSV import means the same as JSONL: numbers and booleans by the tracking plan."""
+    from runner.ingest import attribute_types, import_contacts
+    from runner.store import open_store
+
+    plan = {"attributes": {
+        "company_size": {"type": "integer"}, "nps": "number", "returned": "boolean",
+        "meddic": {"type": "object", "properties": {"metrics": "string"}},
+    }}
+    source = tmp_path / "contacts.csv"
+    source.write_text(
+        "id,email,company_size,nps,returned,meddic.metrics\n"
+        "c1,c1@example.com,1200,9.5,true,cut churn\n"
+        "c2,c2@example.com,lots,7,false,\n",
+        encoding="utf-8",
+    )
+    store = open_store(tmp_path / "journey.db")
+    result = import_contacts(store, source, attribute_types=attribute_types(plan))
+    attributes = store.load_contact_state("c1").contact.attributes
+    assert attributes["company_size"] == 1200 and attributes["nps"] == 9.5 and attributes["returned"] is True
+    assert attributes["meddic"] == {"metrics": "cut churn"}
+    assert result.imported == 1 and result.bad_lines == 1
+    assert "company_size" in result.bad[0].message and result.bad[0].line == 3

@@ -64,14 +64,30 @@ def _progress(path: Path, label: str) -> Iterator[Callable[[int], None] | None]:
         yield lambda size: bar.advance(task, size)
 
 
+def _tracking_plan_types() -> dict[str, str]:
+    """Attribute types from the project's tracking plan ({} outside a project)."""
+    from runner import ingest
+    from runner.loader import find_project_root
+    from runner.yamlsource import load_file
+
+    project_file = find_project_root() / "project.yaml"
+    if not project_file.is_file():
+        return {}
+    document, _problems = load_file(project_file)
+    data = document.data if document is not None and isinstance(document.data, dict) else {}
+    plan = data.get("tracking_plan")
+    return ingest.attribute_types(plan) if isinstance(plan, dict) else {}
+
+
 def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path: Path | None) -> None:
     from runner import ingest
 
-    importer = ingest.import_contacts if kind == "contacts" else ingest.import_events
     try:
         format = ingest.detect_format(path, format)  # before the database is created
+        options = {"attribute_types": _tracking_plan_types()} if kind == "contacts" else {}
+        importer = ingest.import_contacts if kind == "contacts" else ingest.import_events
         with _open(db_path) as store, _progress(path, f"importing {kind}") as progress:
-            result = importer(store, path, format=format, strict=strict, progress=progress)
+            result = importer(store, path, format=format, strict=strict, progress=progress, **options)
     except JourneyError as error:
         _fail(error)
     except sqlite3.Error as error:  # locked past the busy timeout, disk full, …
