@@ -687,6 +687,56 @@ class SQLiteStore:
         return row[0] if row else None
 
 
+    # ------------------------------------------------------------------ production ticks (runner.tick)
+
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease ``name`` (expired or not), or None."""
+        row = self.conn.execute("SELECT holder FROM leases WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def unfinished_runs(self, recent: int = 50) -> list[dict]:
+        """Runs among the ``recent`` newest that never finished (index on started_at: constant cost)."""
+        return [
+            row for row in self._rows(
+                "SELECT id, holder, started_at, finished_at FROM runs ORDER BY started_at DESC LIMIT ?",
+                (recent,),
+            )
+            if row["finished_at"] is None
+        ]
+
+    def retryable_sends(self) -> list[dict]:
+        """Failed sends that ``claim_send`` would let a caller claim again, oldest first."""
+        return self._rows(
+            """SELECT key, contact_id, journey_id, version, step_id, kind, scheduled_at FROM sends
+               WHERE state = 'failed' AND retryable = 1 AND attempts < ? ORDER BY scheduled_at, key""",
+            (MAX_SEND_ATTEMPTS,),
+        )
+
+    def events_after(self, contact_id: str, anonymous_ids: list[str], after_id: int) -> list[tuple[int, str, datetime]]:
+        """(row id, message id, at) of the contact's events stored after row ``after_id``."""
+        ids = [contact_id, *anonymous_ids]
+        marks = ",".join("?" * len(ids))
+        cursor = self.conn.execute(
+            f"""SELECT id, message_id, at FROM events
+                WHERE (contact_id IN ({marks}) OR anonymous_id IN ({marks})) AND id > ?""",
+            (*ids, *ids, after_id),
+        )
+        return [(row_id, message_id, from_db_time(at)) for row_id, message_id, at in cursor]
+
+    def wake_at(self, contact_id: str) -> datetime | None:
+        """The instant the contact is due (None: not due at all)."""
+        row = self.conn.execute("SELECT wake_at FROM contacts WHERE id = ?", (contact_id,)).fetchone()
+        return from_db_time(row[0]) if row else None
+
+    def in_flight_by_step(self, journey_id: str) -> list[dict]:
+        """Enrollments not exited in a journey, per version and next step (``step``: None when idle)."""
+        return self._rows(
+            """SELECT version, cursor AS step, count(*) AS contacts FROM enrollments
+               WHERE journey_id = ? AND status != 'exited' GROUP BY version, cursor""",
+            (journey_id,),
+        )
+
+
 def open_store(path: str | Path) -> SQLiteStore:
     """Open (creating and migrating as needed) the SQLite store at ``path``."""
     return SQLiteStore(path)
