@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from runner.deploy import deploy, load_working_tree
 from runner.problems import JourneyError

@@ -19,7 +19,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from runner.model import Journey, Project, build_journey
 from runner.problems import JourneyError, Problem
@@ -197,22 +197,8 @@ def _own(step: Mapping[str, Any]) -> dict:
 
 
 def in_flight_by_step(store: Any, journey_id: str) -> dict[tuple[int, str | None], int]:
-    """(version, cursor step) -> enrollments not exited, from the status summary."""
-    counts: dict[tuple[int, str | None], int] = {}
-    for row in _enrollment_rows(store, journey_id):
-        key = (row["version"], row["step"])
-        counts[key] = counts.get(key, 0) + row["contacts"]
-    return counts
-
-
-def _enrollment_rows(store: Any, journey_id: str) -> Iterator[dict]:
-    cursor = store.conn.execute(
-        """SELECT version, cursor AS step, count(*) AS contacts FROM enrollments
-           WHERE journey_id = ? AND status != 'exited' GROUP BY version, cursor""",
-        (journey_id,),
-    )
-    for version, step, contacts in cursor:
-        yield {"version": version, "step": step, "contacts": contacts}
+    """(version, next step) -> enrollments not exited."""
+    return {(row["version"], row["step"]): row["contacts"] for row in store.in_flight_by_step(journey_id)}
 
 
 def make_plan(store: Any, journeys: list[Journey]) -> Plan:

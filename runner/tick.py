@@ -46,7 +46,7 @@ from runner.model import Project
 from runner.problems import JourneyError
 from runner.render import RenderError
 from runner.state import ContactState, SendRecord
-from runner.store.codec import from_db_time, to_db_time
+from runner.store.codec import from_db_time
 from runner.transports import PermanentError, TransientError
 
 LEASE_NAME = "tick"
@@ -54,7 +54,6 @@ LEASE_TTL = timedelta(minutes=2)
 RENEW_EVERY = 30.0  # seconds; well inside the TTL
 BATCH = 200  # contacts per due query; the lease is renewed and stop requests honoured between batches
 SEEN_EVENTS = "tick:seen_event_id"  # engine memory key: highest event row id this contact has been given
-MAX_SEND_ATTEMPTS = 5  # the store's limit for re-claiming a retryable failure
 
 
 class LeaseLost(JourneyError):
@@ -275,17 +274,12 @@ class Tick:
 
     def _close_dead_runs(self) -> None:
         """Runs left 'running' by a process that died: we hold the lease, so they are gone."""
-        recent = self.store.conn.execute(  # the newest runs only (index on started_at): constant cost
-            "SELECT id, holder, finished_at FROM runs ORDER BY started_at DESC LIMIT 50"
-        ).fetchall()
-        for run_id, holder, finished_at in recent:
-            if finished_at is not None or holder == self.holder:
-                continue
-            self.store.finish_run(run_id, {}, "died", wall_clock())
+        for run in self.store.unfinished_runs():
+            if run["holder"] != self.holder:
+                self.store.finish_run(run["id"], {}, "died", wall_clock())
 
     def _lease_holder(self) -> str | None:
-        row = self.store.conn.execute("SELECT holder FROM leases WHERE name = ?", (LEASE_NAME,)).fetchone()
-        return row[0] if row else None
+        return self.store.lease_holder(LEASE_NAME)
 
     # ------------------------------------------------------------ contacts
 
@@ -305,7 +299,7 @@ class Tick:
         state = load_state(self.store, contact_id)
         start = None
         if state.clock is None:
-            start = _wake_at(self.store, contact_id) or self.now
+            start = self.store.wake_at(contact_id) or self.now
             if state.events:
                 start = min(start, state.events[0].at)
         outcome = self.runtime.engine.advance(state, self.now, start=start)
@@ -393,7 +387,7 @@ class Tick:
 
     def _retry_failed(self) -> None:
         """Re-send failures marked retryable (transient errors, in-doubt resolved as not sent)."""
-        for row in retryable_sends(self.store):
+        for row in self.store.retryable_sends():
             if self.stop():
                 return
             self._renew()
@@ -441,19 +435,12 @@ def load_state(store: Any, contact_id: str) -> ContactState:
     as history (no entry, no ``wait_for`` answer). Its stored time is kept.
     """
     state = store.load_contact_state(contact_id)
-    ids = [contact_id, *state.contact.anonymous_ids]
     seen = int(state.memory.get(SEEN_EVENTS, 0))
-    marks = ",".join("?" * len(ids))
-    rows = store.conn.execute(
-        f"""SELECT id, message_id, at FROM events
-            WHERE (contact_id IN ({marks}) OR anonymous_id IN ({marks})) AND id > ?""",
-        [*ids, *ids, seen],
-    ).fetchall()
-    if rows:
-        state.memory[SEEN_EVENTS] = max(row_id for row_id, _, _ in rows)
-    if rows and state.clock is not None:
-        clock_text = to_db_time(state.clock)
-        late = {message_id for _, message_id, at in rows if at <= clock_text}
+    new_events = store.events_after(contact_id, state.contact.anonymous_ids, seen)
+    if new_events:
+        state.memory[SEEN_EVENTS] = max(row_id for row_id, _, _ in new_events)
+    if new_events and state.clock is not None:
+        late = {message_id for _, message_id, at in new_events if at <= state.clock}
         if late:
             after_clock = state.clock + timedelta(microseconds=1)
             state.events = sorted(
@@ -466,17 +453,6 @@ def load_state(store: Any, contact_id: str) -> ContactState:
     return state
 
 
-def retryable_sends(store: Any) -> list[dict]:
-    """Failed sends the store would let us claim again (transient failures, resolved in-doubt)."""
-    cursor = store.conn.execute(
-        """SELECT key, contact_id, journey_id, version, step_id, kind, scheduled_at FROM sends
-           WHERE state = 'failed' AND retryable = 1 AND attempts < ? ORDER BY scheduled_at, key""",
-        (MAX_SEND_ATTEMPTS,),
-    )
-    names = [c[0] for c in cursor.description]
-    return [dict(zip(names, row)) for row in cursor]
-
-
 def current_scores(engine: Engine, state: ContactState) -> dict:
     """Scores at the contact's clock (for re-rendering a retried send)."""
     run = _Run(engine, state)
@@ -486,11 +462,6 @@ def current_scores(engine: Engine, state: ContactState) -> dict:
 
 def _journey(engine: Engine, decision: Decision):
     return engine.versions.get((decision.journey, decision.version)) or engine.current[decision.journey]
-
-
-def _wake_at(store: Any, contact_id: str) -> datetime | None:
-    row = store.conn.execute("SELECT wake_at FROM contacts WHERE id = ?", (contact_id,)).fetchone()
-    return from_db_time(row[0]) if row and row[0] else None
 
 
 def _dead_local_holder(holder: str) -> bool:
