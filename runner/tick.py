@@ -121,7 +121,8 @@ class TickReport:
         if not self.ran:
             return f"another run holds the lease ({self.holder}); nothing done"
         parts = [f"{self.contacts} contact(s)"]
-        for name in ("sent", "webhooks", "failed", "retryable", "late", "already_claimed", "errors"):
+        for name in ("would_send", "sent", "webhooks", "retried", "failed", "retryable", "late",
+                     "already_claimed", "errors"):
             if self.counts.get(name):
                 parts.append(f"{self.counts[name]} {name.replace('_', ' ')}")
         decided = sum(v for k, v in self.counts.items() if k.startswith("decision:"))
