@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runner import engine as engine_module  # noqa: E402
+from runner.collector import collector_paused  # noqa: E402
 from runner.engine import Engine  # noqa: E402
 from runner.loader import load_project  # noqa: E402
 from runner.state import Contact, ContactState  # noqa: E402
@@ -88,7 +89,7 @@ def run_engine(project, journeys, templates, count: int) -> dict:
     end = START + timedelta(days=DAYS)
     actions: Counter = Counter()
     decisions = 0
-    with InstantCounter() as instants:
+    with InstantCounter() as instants, collector_paused():  # as runner.simulate.simulate does
         began, cpu_began = time.perf_counter(), time.process_time()
         for state in synthetic(templates, count):
             outcome = engine.advance(state, end, start=START)

@@ -165,7 +165,9 @@ class Engine:
             run.process(instant, previous=state.clock)
         if state.clock is None or state.clock < until:
             state.clock = until
-        return Outcome(run.decisions, run.next_instant())
+        outcome = Outcome(run.decisions, run.next_instant())
+        run.release()
+        return outcome
 
     def entry_events(self, journey: Journey) -> frozenset[str] | None:
         """Every event name any stage entry of ``journey`` reads (None: unknown)."""
@@ -250,6 +252,13 @@ class _Run:
         self.facts: Facts | None = None
         if state.clock is not None:
             self._reveal_until(state.clock, initial=True)
+
+    def release(self) -> None:
+        """Drop the per-call caches; cached Facts refer back to this run, a cycle
+        reference counting alone would not free."""
+        self._facts_cache.clear()
+        self._memo.clear()
+        self._entries_quiet.clear()
 
     # ------------------------------------------------------------ time
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from runner import schema, semantics, templatecheck
+from runner.collector import collector_paused
 from runner.problems import ERROR, JourneyError, Problem
 from runner.yamlsource import YamlDocument, load_file
 
@@ -233,6 +234,11 @@ def load_project(root: Path | None = None, paths: Sequence[Path] = (), *, templa
     paths are given, else those the loaded journeys use. Never raises for
     bad input: everything wrong is in ``LoadedProject.problems``.
     """
+    with collector_paused():  # thousands of live YAML nodes: see runner.collector
+        return _load_project(root, paths, templates)
+
+
+def _load_project(root: Path | None, paths: Sequence[Path], templates: bool | None) -> LoadedProject:
     from runner.model import build_journey, build_project
 
     if root is None:

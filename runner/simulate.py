@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Sequence
 
+from runner.collector import collector_paused
 from runner.engine import Decision, Engine
 from runner.model import Journey, Project
 from runner.state import ContactState
@@ -45,11 +46,12 @@ def simulate(
     engine = Engine(project, journeys)
     decisions: list[tuple[datetime, str, int, Decision]] = []
     states: dict[str, ContactState] = {}
-    for contact in contacts:
-        state = contact.state(start, project.default_timezone)
-        outcome = engine.advance(state, end, start=start)
-        states[contact.id] = state
-        decisions.extend((d.at, d.contact, i, d) for i, d in enumerate(outcome.decisions))
+    with collector_paused():  # every contact's state stays alive: see runner.collector
+        for contact in contacts:
+            state = contact.state(start, project.default_timezone)
+            outcome = engine.advance(state, end, start=start)
+            states[contact.id] = state
+            decisions.extend((d.at, d.contact, i, d) for i, d in enumerate(outcome.decisions))
     decisions.sort(key=lambda item: item[:3])
     return Simulation(start, end, [item[3] for item in decisions], states, list(journeys))
 
