@@ -20,21 +20,27 @@ The guides explain each command in depth: see the links in the README.
 
 
 def _walk(command: click.Command, path: list[str], ctx: click.Context):
+    """Every command under ``command``, with a context made the way click makes it
+    (so group settings such as ``-h`` apply); arguments are not required here."""
     yield path, command, ctx
     if isinstance(command, click.Group):
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
             if sub is not None and not sub.hidden:
-                sub_ctx = click.Context(sub, info_name=name, parent=ctx)
+                sub_ctx = sub.make_context(name, [], parent=ctx, resilient_parsing=True)
                 yield from _walk(sub, path + [name], sub_ctx)
+
+
+def commands() -> list[tuple[str, click.Command, click.Context]]:
+    """(``journey …`` title, command, context) for the whole CLI, in reference order."""
+    root_ctx = main.make_context("journey", [], resilient_parsing=True)
+    return [(" ".join(["journey", *path]), command, ctx) for path, command, ctx in _walk(main, [], root_ctx)]
 
 
 def reference() -> str:
     """The whole reference as Markdown."""
     parts = [HEADER]
-    root_ctx = click.Context(main, info_name="journey")
-    for path, command, ctx in _walk(main, [], root_ctx):
-        title = " ".join(["journey", *path])
+    for title, command, ctx in commands():
         text = command.get_help(ctx).replace("\r\n", "\n")
         parts.append(f"## `{title}`\n\n```text\n{text}\n```\n")
     return "\n".join(parts)
