@@ -221,6 +221,17 @@ class Engine:
                         pending.append(rule.when)
         return frozenset(sorted(names))
 
+    def view(self, state: ContactState, at: datetime) -> "ContactView":
+        """The engine's own read of a contact at ``at`` without deciding anything.
+
+        ``journey explain`` and re-rendering a retried send use it, so they see
+        exactly the events, segments and scores the engine decides with (a
+        second implementation of "which events count" would drift).
+        """
+        view = _Run(self, state)
+        view.now = at
+        return view
+
     def journey_for(self, enrollment: Enrollment) -> Journey:
         """The version an enrollment is pinned to (the current one when that version is unknown)."""
         return self.versions.get((enrollment.journey_id, enrollment.version)) or self.current[enrollment.journey_id]
@@ -1002,3 +1013,7 @@ def _jsonable(value: Any) -> Any:
 def _snapshot(attributes: Mapping[str, Any]) -> dict:
     """A deep-enough copy of the attributes as they are at the decision."""
     return {k: (_snapshot(v) if isinstance(v, Mapping) else list(v) if isinstance(v, list) else v) for k, v in attributes.items()}
+
+
+# The read-only use of a run's working memory (``Engine.view``): facts_for(), score().
+ContactView = _Run

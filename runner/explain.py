@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from runner.conditions import Explanation, Facts
-from runner.engine import Engine, _Run
+from runner.engine import ContactView, Engine
 from runner.model import Journey, Project, Stage
 from runner.state import ContactState
 from runner.testcontacts import TestContact
@@ -76,19 +76,12 @@ def explain_contact(
     )
 
 
-def _facts_source(engine: Engine, state: ContactState, at: datetime) -> _Run:
-    """The engine's own view of the contact at ``at`` (same visibility and score rules).
-
-    Uses the engine's per-advance working memory on purpose: explaining with
-    a second implementation of "which events count" would drift from what the
-    engine decides.
-    """
-    run = _Run(engine, state)
-    run.now = at
-    return run
+def _facts_source(engine: Engine, state: ContactState, at: datetime) -> ContactView:
+    """The engine's own view of the contact at ``at`` (same visibility and score rules)."""
+    return engine.view(state, at)
 
 
-def _journey_view(engine: Engine, run: _Run, state: ContactState, journey: Journey) -> JourneyView:
+def _journey_view(engine: Engine, run: ContactView, state: ContactState, journey: Journey) -> JourneyView:
     enrollment = state.enrollments.get(journey.id)
     pinned = engine.journey_for(enrollment) if enrollment else journey
     stage_id = enrollment.stage if enrollment else None

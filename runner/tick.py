@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 from runner.delivery import Delivery, step_detail
 from runner.deploy import DeployedSet, deployed_set
-from runner.engine import Decision, Engine, _Run
+from runner.engine import Decision, Engine
 from runner.model import Project
 from runner.problems import JourneyError
 from runner.render import RenderError
@@ -456,9 +456,8 @@ def load_state(store: Any, contact_id: str) -> ContactState:
 
 def current_scores(engine: Engine, state: ContactState) -> dict:
     """Scores at the contact's clock (for re-rendering a retried send)."""
-    run = _Run(engine, state)
-    run.now = state.clock or wall_clock()
-    return {name: run.score(name) for name in engine.project.scores}
+    view = engine.view(state, state.clock or wall_clock())
+    return {name: view.score(name) for name in engine.project.scores}
 
 
 def _journey(engine: Engine, decision: Decision):
