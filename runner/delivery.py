@@ -181,3 +181,17 @@ def step_detail(journey: Journey, step_id: str, contact: Contact, scores: dict, 
         return {"url": step.url, "payload": step.payload, "secret_env": step.secret_env,
                 "attributes": attributes, "scores": scores}
     raise PermanentError(f"step {step_id!r} of {journey.id} v{journey.version} is not a send step")
+
+
+def durable_by_default(transport_url: str, env_value: str | None) -> bool:
+    """Whether send claims are fsynced before the transport call when no flag says so.
+
+    ``JOURNEY_FSYNC`` decides when set. Otherwise claims are durable for transports
+    whose messages reach real inboxes: without an fsync an operating-system crash or
+    power cut can undo the last claim after its message left, and the next run would
+    send it again. The outbox and console need no fsync (a repeated key rewrites the
+    same file), which keeps the demo and local runs fast.
+    """
+    if env_value is not None and env_value.strip() != "":
+        return env_value.strip().lower() not in ("0", "false", "no", "off")
+    return not is_dev_transport(transport_url)

@@ -108,7 +108,8 @@ def parse_now(text: str | None) -> datetime:
               help="Seconds to wait for another run's lease before exiting 0.")
 @click.option("--fsync/--no-fsync", "fsync", default=None,
               help="fsync every send claim before the transport call, so even a power loss cannot "
-              "cause a resend (default: JOURNEY_FSYNC=1 turns it on; off: safe against crashed processes).")
+              "cause a resend (default: JOURNEY_FSYNC if set, else on for SMTP and off for outbox/console, "
+              "where a repeated key rewrites the same file).")
 @click.option("--quiet", "-q", is_flag=True, help="Only the summary line.")
 @DB_OPTION
 def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | None,
@@ -120,7 +121,7 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
     claimed in the ledger before the transport is called, so overlapping
     runs, reruns and crashes never send twice.
     """
-    from runner.delivery import resolve_transport_url
+    from runner.delivery import durable_by_default, resolve_transport_url
     from runner.durations import parse_duration
     from runner.tick import build_runtime, run_tick
     from runner.worker import StopFlag, run_loop, stop_on_signals
@@ -142,7 +143,7 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
         url = resolve_transport_url(transport_url, project)
         emit = None if quiet else click.echo
         if fsync is None:
-            fsync = os.environ.get("JOURNEY_FSYNC", "") not in ("", "0", "false", "no")
+            fsync = durable_by_default(url, os.environ.get("JOURNEY_FSYNC"))
         with open_db(db_path, root, must_exist=dry_run) as store:
             runtime = build_runtime(store, project, url, dry_run=dry_run)
             try:
