@@ -427,10 +427,22 @@ class EventCount(Condition):
         return Explanation(self.count.matches(n, facts.now), f"{self.describe()} (happened {n} times)")
 
     def next_change(self, facts):
+        """The instant the answer flips as events age out of the window (None: never by time).
+
+        Events leave the window oldest first, so after the i-th has left the count is
+        ``n - i``; the first such count with a different answer marks the flip. Waking
+        at every age-out instead would wake a contact for nothing most of the time.
+        """
         if self.within is None:
             return None
         window = self.within.approx
-        return _earliest(e.at + window for e in self.matching(facts))
+        matching = sorted(e.at for e in self.matching(facts))
+        count = len(matching)
+        holds = self.count.matches(count, facts.now)
+        for left, at in enumerate(matching, start=1):
+            if self.count.matches(count - left, facts.now) != holds:
+                return at + window
+        return None
 
     def describe(self):
         text = f"event {self.name}"

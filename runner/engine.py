@@ -139,6 +139,7 @@ class Engine:
         # attributes that `attribute_changed` entries watch; asked several times per instant
         self._event_deps: dict[tuple[int, str, int], frozenset[str] | None] = {}
         self._entry_events: dict[tuple[int, str, int], frozenset[str] | None] = {}
+        self._interest: dict[tuple[int, str, int], frozenset[str] | None] = {}
         self.watched_attributes = [
             stage.entry.attribute
             for journey in self.journeys for stage in journey.stages
@@ -187,6 +188,24 @@ class Engine:
                         names |= deps
             self._entry_events[key] = frozenset(sorted(names))
         return self._entry_events[key]
+
+    def interest(self, journey: Journey) -> frozenset[str] | None:
+        """Every event name that can change anything for a contact enrolled in ``journey``:
+        entries, exit conditions, the goal and ``wait_for`` steps (None: unknown)."""
+        key = (id(journey), journey.id, journey.version)
+        if key not in self._interest:
+            names = self.entry_events(journey)
+            for condition in journey.exit:
+                deps = self.event_deps(condition, journey)
+                names = None if names is None or deps is None else names | deps
+            if names is not None:
+                names = set(names)
+                if journey.goal is not None:
+                    names.add(journey.goal.event)
+                names.update(step.event for step in journey.steps.values() if isinstance(step, WaitForStep))
+                names = frozenset(names)
+            self._interest[key] = names
+        return self._interest[key]
 
     def event_deps(self, condition, journey: Journey) -> frozenset[str] | None:
         """Every event name ``condition`` reads, through segments and scores (None: unknown).
@@ -258,6 +277,8 @@ class _Run:
         self._memo: dict[tuple, list] = {}
         # journey -> (inputs seen, instant until which no entry can fire by time alone)
         self._entries_quiet: dict[tuple[str, int], list] = {}
+        # journey id -> (attribute version, its next time-driven instant), recorded by _entry_wake
+        self._journey_wake: dict[str, tuple[int, datetime | None]] = {}
         self.attribute_version = 0  # bumped whenever this run changes attributes or score adjustments
         self.now: datetime | None = None
         self.facts: Facts | None = None
@@ -495,13 +516,31 @@ class _Run:
             self.state.clock = instant
 
     def _each_journey(self, new_events, changed_attributes, previous) -> None:
+        new_names = {event.name for event in new_events}
         for journey in self.engine.journeys:
             self._migrate(journey)
             enrollment = self.state.enrollments.get(journey.id)
             if enrollment is not None and enrollment.status != EXITED:
-                self._enrolled(self.engine.journey_for(enrollment), enrollment, new_events, changed_attributes, previous)
+                pinned = self.engine.journey_for(enrollment)
+                if not changed_attributes and self._untouched(pinned, enrollment, new_names):
+                    continue
+                self._enrolled(pinned, enrollment, new_events, changed_attributes, previous)
             else:
                 self._not_enrolled(journey, new_events, changed_attributes, previous)
+
+    def _untouched(self, journey: Journey, enrollment: Enrollment, new_names: set[str]) -> bool:
+        """Whether nothing at this instant can affect this enrollment, so visiting it would
+        decide nothing: it is not due, no event it reads arrived, no attribute changed
+        since its last look, and none of its time-driven instants has come."""
+        if enrollment.due_at is not None and enrollment.due_at <= self.now:
+            return False
+        interest = self.engine.interest(journey)
+        if interest is None or not new_names.isdisjoint(interest):
+            return False
+        stamp = self._journey_wake.get(journey.id)
+        if stamp is None or stamp[0] != self.attribute_version:
+            return False
+        return stamp[1] is None or self.now < stamp[1]
 
     def _enrolled(self, journey, enrollment, new_events, changed, previous) -> None:
         if self._goal_reached(journey, enrollment, new_events):
@@ -648,24 +687,31 @@ class _Run:
         return self.engine.watched_attributes
 
     def _entry_wake(self) -> str | None:
-        """The next instant an entry or exit could fire by time alone (dates, schedules, ageing conditions)."""
-        wakes = []
+        """The next instant an entry or exit could fire by time alone (dates, schedules, ageing conditions).
+
+        Also stamps each journey with its own next such instant (see ``_untouched``).
+        """
+        earliest = None
         for journey in self.engine.journeys:
             enrollment = self.state.enrollments.get(journey.id)
             pinned = self.engine.journey_for(enrollment) if enrollment else journey
             current_stage = enrollment.stage if enrollment else None
             quiet = self._entries_quiet.get((pinned.id, pinned.version, current_stage))
             if quiet is not None and self._inputs_unchanged(quiet, self.engine.entry_events(pinned)):
-                wakes.append(quiet[-1])
+                wakes = [quiet[-1]]
             else:
-                wakes.append(self._journey_entry_wake(pinned, current_stage))
+                wakes = [self._journey_entry_wake(pinned, current_stage)]
             if enrollment is not None:
                 wakes.extend(
                     self.condition_memo(condition, pinned, enrollment.stage, enrollment.entered_at)[1]
                     for condition in pinned.exit
                 )
-        found = [w for w in wakes if w is not None and w > self.now]
-        return min(found).isoformat() if found else None
+            found = [w for w in wakes if w is not None and w > self.now]
+            wake = min(found) if found else None
+            self._journey_wake[journey.id] = (self.attribute_version, wake)
+            if wake is not None and (earliest is None or wake < earliest):
+                earliest = wake
+        return earliest.isoformat() if earliest else None
 
     def _may_enter(self, journey: Journey) -> bool:
         past = [e for e in self.state.past_enrollments if e.journey_id == journey.id]
