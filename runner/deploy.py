@@ -90,9 +90,6 @@ class DeployedSet:
     pinned: list[Journey]
     signature: tuple  # changes whenever a deployment is added (lets a worker reuse its engine)
 
-    def version_of(self, journey_id: str) -> int | None:
-        return next((j.version for j in self.current if j.id == journey_id), None)
-
 
 def deployed_set(store: Any) -> DeployedSet:
     """Rebuild every deployed version from the store (JourneyError when none is deployed)."""

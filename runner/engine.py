@@ -269,7 +269,6 @@ class _Run:
         self.links = self._identity_links()
         self.visible: dict[str, list[Event]] = {}
         self.revealed_names: list[str] = []  # names of events in the order they became visible
-        self.event_times = [event.at for event in state.events]
         self.revealed = 0  # state.events[:revealed] are visible or known-invisible
         self._score_cache: dict = {}  # name -> score, ("parts", name) -> (constant, decaying)
         self._facts_cache: dict[tuple, Facts] = {}
@@ -281,7 +280,6 @@ class _Run:
         self._journey_wake: dict[str, tuple[int, datetime | None]] = {}
         self.attribute_version = 0  # bumped whenever this run changes attributes or score adjustments
         self.now: datetime | None = None
-        self.facts: Facts | None = None
         if state.clock is not None:
             self._reveal_until(state.clock, initial=True)
 
@@ -311,20 +309,16 @@ class _Run:
     # ------------------------------------------------------------ events and identity
 
     def _identity_links(self) -> dict[str, datetime | None]:
-        """Anonymous id -> the instant an identify/alias event linked it (None: known from the start)."""
+        """Anonymous id -> the instant it was linked: the first identify/alias event naming
+        it, or None (linked from the start) for an id listed on the contact without one."""
         links: dict[str, datetime | None] = {anon: None for anon in self.contact.anonymous_ids}
+        linked_by_event: set[str] = set()
         for event in self.state.events:  # sorted: the first link wins
-            if event.name in IDENTITY_EVENTS and event.anonymous_id and links.get(event.anonymous_id) is None:
-                if event.anonymous_id not in links or not self._known_before(event):
-                    links[event.anonymous_id] = event.at
+            anon = event.anonymous_id
+            if event.name in IDENTITY_EVENTS and anon and anon not in linked_by_event:
+                links[anon] = event.at
+                linked_by_event.add(anon)
         return links
-
-    def _known_before(self, link: Event) -> bool:
-        """Whether an id listed on the contact was linked by an earlier identify event."""
-        return any(
-            e.name in IDENTITY_EVENTS and e.anonymous_id == link.anonymous_id and e.at < link.at
-            for e in self.state.events
-        )
 
     def _linked(self, anonymous_id: str, at: datetime) -> bool:
         if anonymous_id not in self.links:

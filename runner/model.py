@@ -86,7 +86,6 @@ class Step:
     stage: str
     next: str | None  # the step after this one (None: the stage is done)
     if_: Condition | None = None
-    explicit_id: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -257,9 +256,6 @@ class Project:
     def templates_path(self) -> Path:
         return self.root / self.templates_dir
 
-    @property
-    def journeys_path(self) -> Path:
-        return self.root / self.journeys_dir
 
 
 # ---------------------------------------------------------------- builders
@@ -364,7 +360,6 @@ class _StageBuilder:
             raise JourneyError(f"step '{step_id}' has no action (one of {', '.join(self.ACTIONS)})")
         common = dict(
             id=step_id, kind=kind, stage=self.stage_id, next=after, if_=_condition(spec.get("if")),
-            explicit_id="id" in spec,
         )
         body = spec[kind]
         if kind == "email":

@@ -8,7 +8,7 @@ same ``Engine.advance`` with the system clock and the SQLite store.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Sequence
@@ -109,10 +109,3 @@ def ledger(decisions: Iterable[Decision]) -> list[tuple[str, str, str, int, str,
         for d in decisions if d.action in ("send", "webhook")
     ]
     return sorted(rows)
-
-
-def decisions_by_contact(decisions: Iterable[Decision]) -> dict[str, list[Decision]]:
-    grouped: dict[str, list[Decision]] = defaultdict(list)
-    for d in decisions:
-        grouped[d.contact].append(d)
-    return grouped
