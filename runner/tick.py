@@ -155,16 +155,10 @@ class _Writes:
         queued, self.queue = self.queue, []
         if not queued and write is None:
             return None
-        if durable:
-            self.store.conn.execute("PRAGMA synchronous = FULL")
-        try:
-            with self.store.transaction():
-                for queued_write in queued:
-                    queued_write()
-                return write() if write is not None else None
-        finally:
-            if durable:
-                self.store.conn.execute("PRAGMA synchronous = NORMAL")
+        with self.store.transaction(durable=durable):
+            for queued_write in queued:
+                queued_write()
+            return write() if write is not None else None
 
 
 # ---------------------------------------------------------------- the tick
@@ -193,7 +187,7 @@ class Tick:
         if not dry_run:
             # WAL + NORMAL: every commit survives a killed process; only an OS crash or power
             # loss can undo the last commits. ``durable_claims`` fsyncs each claim (see _Writes.now).
-            store.conn.execute("PRAGMA synchronous = NORMAL")
+            store.set_commit_durability(power_safe=False)
         project = runtime.project
         self.max_lateness = project.catch_up_max_lateness.approx if project.catch_up_max_lateness else None
         self.skip_late = project.catch_up_policy == "skip"

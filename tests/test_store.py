@@ -326,3 +326,20 @@ def test_resolve_db_path_precedence(tmp_path, monkeypatch):
     assert resolve_db_path(None).resolve() == (tmp_path / "journey.db").resolve()
     (tmp_path / "project.yaml").write_text(": : broken [", encoding="utf-8")
     assert resolve_db_path(None).name == "journey.db"
+
+
+def test_commit_durability_is_the_store_s_business(tmp_path):
+    """Relaxed commits for a run, power-safe ones on request, and the run's mode restored after."""
+    store = open_store(tmp_path / "journey.db")
+    synchronous = lambda: store.conn.execute("PRAGMA synchronous").fetchone()[0]  # noqa: E731
+    assert synchronous() == 2  # FULL when opened
+    store.set_commit_durability(power_safe=False)
+    assert synchronous() == 1  # NORMAL
+    seen = []
+    with store.transaction(durable=True):
+        seen.append(synchronous())
+    assert seen == [2] and synchronous() == 1
+    with pytest.raises(RuntimeError):
+        with store.transaction(durable=True):
+            raise RuntimeError("a failed claim")
+    assert synchronous() == 1

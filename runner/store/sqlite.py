@@ -70,10 +70,12 @@ class SQLiteStore:
         self.conn = conn
         self.db = Database(conn)
         self._snapshots: dict[str, _Snapshot] = {}
+        self._synchronous = "FULL"
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            conn.execute("PRAGMA synchronous = FULL")  # power-safe until a caller relaxes it
             self.db.enable_wal()
             apply_migrations(self.db)
         except sqlite3.DatabaseError as error:
@@ -93,13 +95,29 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ transactions
 
+    def set_commit_durability(self, power_safe: bool) -> None:
+        """How durable a commit is by default. In WAL mode ``synchronous = NORMAL``
+        survives a killed process but an OS crash or power cut can undo the last
+        commits; ``FULL`` (power-safe) fsyncs every commit."""
+        self._synchronous = "FULL" if power_safe else "NORMAL"
+        self.conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, durable: bool = False) -> Iterator[None]:
         """A write transaction (``BEGIN IMMEDIATE``); nested calls become savepoints.
 
         A nested block that fails rolls back only itself; the outermost block
-        commits or rolls back everything.
+        commits or rolls back everything. ``durable``: this commit is fsynced
+        whatever ``set_commit_durability`` says (a send claim before the transport call).
         """
+        if durable and not self.conn.in_transaction and self._synchronous != "FULL":
+            self.conn.execute("PRAGMA synchronous = FULL")
+            try:
+                with self.transaction():
+                    yield
+            finally:
+                self.conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            return
         if self.conn.in_transaction:
             name = f"sp_{uuid.uuid4().hex}"
             self.conn.execute(f"SAVEPOINT {name}")
@@ -678,13 +696,6 @@ class SQLiteStore:
                 )
             )
         return found
-
-    def linked_contact(self, anonymous_id: str) -> str | None:
-        """The contact an anonymous id is linked to, if any."""
-        row = self.conn.execute(
-            "SELECT contact_id FROM identities WHERE anonymous_id = ?", (anonymous_id,)
-        ).fetchone()
-        return row[0] if row else None
 
 
     # ------------------------------------------------------------------ production ticks (runner.tick)
