@@ -36,12 +36,28 @@ def test_null_trait_removes_and_dotted_trait_sets_nested():
     assert attributes["meddic"] == {"metrics": "m", "economic_buyer": "CFO"}
 
 
-def test_engine_and_store_merge_alike():
+def test_engine_and_store_merge_alike(tmp_path):
+    """The same identify call, replayed by the engine and imported into a real SQLite store."""
+    import json
+
+    from runner.ingest import import_contacts, import_events
+    from runner.store import open_store
+
     before = {"email": "a@example.com", "meddic": {"metrics": "m", "pain": "p"}, "plan": "pro"}
     traits = {"meddic": {"pain": None, "champion": "CTO"}, "company": "Acme", "plan": None}
-    engine_result = advance_with_traits({k: (dict(v) if isinstance(v, dict) else v) for k, v in before.items()}, traits)
-    store_result = _apply_merge_patch(before, traits)
-    assert engine_result == store_result
+    engine_result = advance_with_traits(json.loads(json.dumps(before)), traits)
+
+    (tmp_path / "contacts.jsonl").write_text(json.dumps({"id": "c1", "attributes": before}) + "\n", encoding="utf-8")
+    (tmp_path / "events.jsonl").write_text(json.dumps({
+        "type": "identify", "userId": "c1", "traits": traits,
+        "timestamp": START.isoformat(), "messageId": "m-1",
+    }) + "\n", encoding="utf-8")
+    store = open_store(tmp_path / "journey.db")
+    import_contacts(store, tmp_path / "contacts.jsonl")
+    import_events(store, tmp_path / "events.jsonl")
+    store_result = store.load_contact_state("c1").contact.attributes
+
+    assert engine_result == store_result == _apply_merge_patch(before, traits)
 
 
 def _apply_merge_patch(target, patch):
