@@ -279,6 +279,8 @@ class _Run:
         # journey id -> (attribute version, its next time-driven instant), recorded by _entry_wake
         self._journey_wake: dict[str, tuple[int, datetime | None]] = {}
         self.attribute_version = 0  # bumped whenever this run changes attributes or score adjustments
+        self._remembered_version = -1  # attribute_version when watched attributes were last remembered
+        self._visited: set[str] = set()  # journeys given a full look at the current instant
         self.now: datetime | None = None
         if state.clock is not None:
             self._reveal_until(state.clock, initial=True)
@@ -488,24 +490,27 @@ class _Run:
         self.now = instant
         self._score_cache = {}
         self._facts_cache = {}
+        self._visited.clear()
         new_events = self._reveal_until(instant)
         self._apply_event_effects(new_events)
-        changed_attributes = self._changed_attributes()
-        self._remember_attributes()  # from here on, a change is one an update step made at this instant
+        # from here on, a change is one an update step made at this instant
+        changed_attributes = self._take_attribute_changes()
         self._each_journey(new_events, changed_attributes, previous)
         for _ in range(MAX_SETTLE_PASSES):
             # An update step changed an attribute that an `attribute_changed` entry watches:
             # every journey sees that change at this same instant (not at some later wake-up,
             # and not never). No new events and previous=now: events, dates and schedules
             # already fired in the first pass and must not fire twice.
-            changed_attributes = self._changed_attributes()
+            if self.attribute_version == self._remembered_version:
+                break  # nothing changed an attribute since they were remembered
+            changed_attributes = self._take_attribute_changes()
             if not changed_attributes:
                 break
-            self._remember_attributes()
             self._score_cache = {}
             self._facts_cache = {}
             self._each_journey([], changed_attributes, instant)
-        self.memory["entry_wake"] = self._entry_wake()
+        earliest = self._entry_wake()
+        self.memory["entry_wake"] = earliest.isoformat() if earliest else None
         if self.state.clock is None or self.state.clock < instant:
             self.state.clock = instant
 
@@ -518,8 +523,10 @@ class _Run:
                 pinned = self.engine.journey_for(enrollment)
                 if not changed_attributes and self._untouched(pinned, enrollment, new_names):
                     continue
+                self._visited.add(journey.id)
                 self._enrolled(pinned, enrollment, new_events, changed_attributes, previous)
             else:
+                self._visited.add(journey.id)
                 self._not_enrolled(journey, new_events, changed_attributes, previous)
 
     def _untouched(self, journey: Journey, enrollment: Enrollment, new_names: set[str]) -> bool:
@@ -662,50 +669,56 @@ class _Run:
             return None
         return next_annual(anchor.date(), after, entry.offset, entry.at, self.zone_for(journey))
 
-    def _changed_attributes(self) -> dict[str, tuple[Any, Any]]:
-        """Watched attributes whose value differs from the last instant: name -> (old, new)."""
+    def _take_attribute_changes(self) -> dict[str, tuple[Any, Any]]:
+        """Watched attributes whose value differs from the last look: name -> (old, new).
+
+        Remembers the current values (and the attribute version they belong to),
+        so the next look reports only later changes.
+        """
         seen = self.memory.setdefault("attributes", {})
         changed = {}
-        for path in self._watched_attributes():
+        for path in self.engine.watched_attributes:
             value = _jsonable(get_path(self.contact.attributes, path))
             if path in seen and seen[path] != value:
                 changed[path] = (seen[path], value)
+            seen[path] = value
+        self._remembered_version = self.attribute_version
         return changed
 
-    def _remember_attributes(self) -> None:
-        seen = self.memory.setdefault("attributes", {})
-        for path in self._watched_attributes():
-            seen[path] = _jsonable(get_path(self.contact.attributes, path))
-
-    def _watched_attributes(self) -> list[str]:
-        return self.engine.watched_attributes
-
-    def _entry_wake(self) -> str | None:
+    def _entry_wake(self) -> datetime | None:
         """The next instant an entry or exit could fire by time alone (dates, schedules, ageing conditions).
 
         Also stamps each journey with its own next such instant (see ``_untouched``).
+        A journey skipped at this instant as untouched keeps its stamp: nothing it
+        reads changed, so it would compute the same instant again.
         """
         earliest = None
         for journey in self.engine.journeys:
-            enrollment = self.state.enrollments.get(journey.id)
-            pinned = self.engine.journey_for(enrollment) if enrollment else journey
-            current_stage = enrollment.stage if enrollment else None
-            quiet = self._entries_quiet.get((pinned.id, pinned.version, current_stage))
-            if quiet is not None and self._inputs_unchanged(quiet, self.engine.entry_events(pinned)):
-                wakes = [quiet[-1]]
-            else:
-                wakes = [self._journey_entry_wake(pinned, current_stage)]
-            if enrollment is not None:
-                wakes.extend(
-                    self.condition_memo(condition, pinned, enrollment.stage, enrollment.entered_at)[1]
-                    for condition in pinned.exit
-                )
-            found = [w for w in wakes if w is not None and w > self.now]
-            wake = min(found) if found else None
-            self._journey_wake[journey.id] = (self.attribute_version, wake)
+            stamp = self._journey_wake.get(journey.id)
+            if journey.id in self._visited or stamp is None or stamp[0] != self.attribute_version:
+                stamp = self._journey_wake[journey.id] = (self.attribute_version, self._journey_wake_now(journey))
+            wake = stamp[1]
             if wake is not None and (earliest is None or wake < earliest):
                 earliest = wake
-        return earliest.isoformat() if earliest else None
+        return earliest
+
+    def _journey_wake_now(self, journey: Journey) -> datetime | None:
+        """The next instant after now at which ``journey``'s entries or its enrollment's exits could fire by time."""
+        enrollment = self.state.enrollments.get(journey.id)
+        pinned = self.engine.journey_for(enrollment) if enrollment else journey
+        current_stage = enrollment.stage if enrollment else None
+        quiet = self._entries_quiet.get((pinned.id, pinned.version, current_stage))
+        if quiet is not None and self._inputs_unchanged(quiet, self.engine.entry_events(pinned)):
+            wakes = [quiet[-1]]
+        else:
+            wakes = [self._journey_entry_wake(pinned, current_stage)]
+        if enrollment is not None:
+            wakes.extend(
+                self.condition_memo(condition, pinned, enrollment.stage, enrollment.entered_at)[1]
+                for condition in pinned.exit
+            )
+        found = [w for w in wakes if w is not None and w > self.now]
+        return min(found) if found else None
 
     def _may_enter(self, journey: Journey) -> bool:
         past = [e for e in self.state.past_enrollments if e.journey_id == journey.id]
@@ -1043,10 +1056,15 @@ def _merge_traits(attributes: dict, traits: Mapping[str, Any]) -> None:
             attributes[name] = _snapshot(value) if isinstance(value, Mapping) else value
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
     """The value as it reads back from the store's JSON, so memory compares the same in both drivers."""
     if value is NOT_SET:
         return None
+    if type(value) in _JSON_SCALARS:
+        return value  # hot path: a JSON round trip gives the same value back
     return json.loads(json.dumps(value, default=str, sort_keys=True))
 
 
