@@ -55,6 +55,24 @@ class Decision:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Reads:
+    """What can change a condition's answer, besides time: these event names becoming
+    visible, or these attributes changing (top-level names; ``("score", name)`` for a
+    score's manual adjustments)."""
+
+    events: frozenset = frozenset()
+    attributes: frozenset = frozenset()
+
+    def __or__(self, other: "Reads") -> "Reads":
+        return Reads(self.events | other.events, self.attributes | other.attributes)
+
+
+def attribute_key(path: str) -> str:
+    """The top-level attribute a dotted path lives in: the unit of change tracking."""
+    return path.split(".", 1)[0]
+
+
 @dataclass
 class Outcome:
     decisions: list[Decision]
@@ -136,10 +154,12 @@ class Engine:
             )
             for name, model in project.scores.items()
         }
-        # attributes that `attribute_changed` entries watch; asked several times per instant
-        self._event_deps: dict[tuple[int, str, int], frozenset[str] | None] = {}
-        self._entry_events: dict[tuple[int, str, int], frozenset[str] | None] = {}
-        self._interest: dict[tuple[int, str, int], frozenset[str] | None] = {}
+        # what conditions and journeys read; asked several times per instant
+        self._reads: dict[tuple[int, str, int], Reads | None] = {}
+        self._entry_reads: dict[tuple[int, str, int], Reads | None] = {}
+        self._interest: dict[tuple[int, str, int], Reads | None] = {}
+        self._watches: dict[tuple[int, str, int], frozenset[str]] = {}
+        # attributes that `attribute_changed` entries watch
         self.watched_attributes = [
             stage.entry.attribute
             for journey in self.journeys for stage in journey.stages
@@ -170,61 +190,76 @@ class Engine:
         run.release()
         return outcome
 
-    def entry_events(self, journey: Journey) -> frozenset[str] | None:
-        """Every event name any stage entry of ``journey`` reads (None: unknown)."""
+    def entry_reads(self, journey: Journey) -> Reads | None:
+        """What any stage entry of ``journey`` reads: event names, condition inputs,
+        date attributes (None: unknown). ``attribute_changed`` entries: see ``watches``."""
         key = (id(journey), journey.id, journey.version)
-        if key not in self._entry_events:
-            names: set[str] = set()
+        if key not in self._entry_reads:
+            reads = Reads()
             for stage in journey.stages:
                 entry = stage.entry
                 if entry.event:
-                    names.add(entry.event)
+                    reads |= Reads(events=frozenset([entry.event]))
+                if entry.kind == "date":
+                    reads |= Reads(attributes=frozenset([attribute_key(entry.attribute)]))
                 for condition in (entry.condition, entry.if_):
                     if condition is not None:
-                        deps = self.event_deps(condition, journey)
-                        if deps is None:
-                            self._entry_events[key] = None
+                        found = self.reads(condition, journey)
+                        if found is None:
+                            self._entry_reads[key] = None
                             return None
-                        names |= deps
-            self._entry_events[key] = frozenset(sorted(names))
-        return self._entry_events[key]
+                        reads |= found
+            self._entry_reads[key] = reads
+        return self._entry_reads[key]
 
-    def interest(self, journey: Journey) -> frozenset[str] | None:
-        """Every event name that can change anything for a contact enrolled in ``journey``:
+    def interest(self, journey: Journey) -> Reads | None:
+        """What can change anything for a contact enrolled in ``journey`` and not due:
         entries, exit conditions, the goal and ``wait_for`` steps (None: unknown)."""
         key = (id(journey), journey.id, journey.version)
         if key not in self._interest:
-            names = self.entry_events(journey)
+            reads = self.entry_reads(journey)
             for condition in journey.exit:
-                deps = self.event_deps(condition, journey)
-                names = None if names is None or deps is None else names | deps
-            if names is not None:
-                names = set(names)
+                found = self.reads(condition, journey)
+                reads = None if reads is None or found is None else reads | found
+            if reads is not None:
+                names = set(reads.events)
                 if journey.goal is not None:
                     names.add(journey.goal.event)
                 names.update(step.event for step in journey.steps.values() if isinstance(step, WaitForStep))
-                names = frozenset(names)
-            self._interest[key] = names
+                reads = Reads(frozenset(names), reads.attributes)
+            self._interest[key] = reads
         return self._interest[key]
 
-    def event_deps(self, condition, journey: Journey) -> frozenset[str] | None:
-        """Every event name ``condition`` reads, through segments and scores (None: unknown).
+    def watches(self, journey: Journey) -> frozenset[str]:
+        """The attribute paths ``journey``'s ``attribute_changed`` entries fire on."""
+        key = (id(journey), journey.id, journey.version)
+        if key not in self._watches:
+            self._watches[key] = frozenset(
+                stage.entry.attribute for stage in journey.stages if stage.entry.kind == "attribute_changed"
+            )
+        return self._watches[key]
+
+    def reads(self, condition, journey: Journey) -> Reads | None:
+        """Every event name and attribute ``condition`` reads, through segments and scores (None: unknown).
 
         A condition's truth can only change when one of these events becomes
-        visible, when an attribute changes, or at its own ``next_change``; the
-        run uses this to skip re-evaluating conditions nothing has touched.
+        visible, when one of these attributes changes, or at its own
+        ``next_change``; the run uses this to skip re-evaluating conditions
+        nothing has touched.
         """
         key = (id(condition), journey.id, journey.version)
-        if key not in self._event_deps:
-            self._event_deps[key] = self._resolve_event_deps(condition, self.segments[(journey.id, journey.version)])
-        return self._event_deps[key]
+        if key not in self._reads:
+            self._reads[key] = self._resolve_reads(condition, self.segments[(journey.id, journey.version)])
+        return self._reads[key]
 
-    def _resolve_event_deps(self, condition, segments) -> frozenset[str] | None:
+    def _resolve_reads(self, condition, segments) -> Reads | None:
         names: set[str] = set()
+        attributes: set = set()
         pending, seen_segments, seen_scores = [condition], set(), set()
         while pending:
             deps = pending.pop().deps
             names |= deps.events
+            attributes.update(attribute_key(path) for path in deps.attributes)
             for name in deps.segments - seen_segments:
                 seen_segments.add(name)
                 if name not in segments:
@@ -232,13 +267,14 @@ class Engine:
                 pending.append(segments[name])
             for name in deps.scores - seen_scores:
                 seen_scores.add(name)
+                attributes.add(("score", name))  # update steps' add_score
                 model = self.project.scores.get(name)
                 for rule in model.rules if model else ():
                     if rule.event:
                         names.add(rule.event)
                     if rule.when is not None:
                         pending.append(rule.when)
-        return frozenset(sorted(names))
+        return Reads(frozenset(names), frozenset(attributes))
 
     def view(self, state: ContactState, at: datetime) -> "ContactView":
         """The engine's own read of a contact at ``at`` without deciding anything.
@@ -276,9 +312,10 @@ class _Run:
         self._memo: dict[tuple, list] = {}
         # journey -> (inputs seen, instant until which no entry can fire by time alone)
         self._entries_quiet: dict[tuple[str, int], list] = {}
-        # journey id -> (attribute version, its next time-driven instant), recorded by _entry_wake
-        self._journey_wake: dict[str, tuple[int, datetime | None]] = {}
+        # journey id -> [attribute version, its next time-driven instant], recorded by _entry_wake
+        self._journey_wake: dict[str, list] = {}
         self.attribute_version = 0  # bumped whenever this run changes attributes or score adjustments
+        self._changed_at: dict = {}  # attribute key (see Reads) -> the attribute_version of its last change
         self._remembered_version = -1  # attribute_version when watched attributes were last remembered
         self._visited: set[str] = set()  # journeys given a full look at the current instant
         self.now: datetime | None = None
@@ -367,10 +404,29 @@ class _Run:
             if event.name in IDENTITY_EVENTS and event.properties:
                 traits = {k: v for k, v in event.properties.items() if k != "anonymous_id"}
                 _merge_traits(self.contact.attributes, traits)
-                self.attribute_version += 1
+                self._attributes_changed(attribute_key(name) for name in traits)
             reason = SUPPRESSING_EVENTS.get(event.name)
             if reason and self.state.suppressed is None and event.at <= self.now:
                 self.state.suppressed = reason
+
+    def _attributes_changed(self, keys: Iterable) -> None:
+        """Record that these attribute keys (see ``Reads``) changed now."""
+        self.attribute_version += 1
+        for key in keys:
+            self._changed_at[key] = self.attribute_version
+
+    def _attributes_unchanged(self, seen: list, attributes: frozenset) -> bool:
+        """Whether none of ``attributes`` changed since ``seen[0]`` (an attribute version);
+        if so, moves ``seen[0]`` to the current version so the next check is one comparison."""
+        version = seen[0]
+        if version == self.attribute_version:
+            return True
+        changed_at = self._changed_at
+        for key in attributes:
+            if changed_at.get(key, -1) > version:
+                return False
+        seen[0] = self.attribute_version
+        return True
 
     # ------------------------------------------------------------ facts and scores
 
@@ -394,26 +450,26 @@ class _Run:
         """(holds, next_change) of a condition at ``now``, recomputed only when an input changed.
 
         Inputs: the events it reads (any of those names revealed since), the attributes
-        (any change), the stage and ``since`` (part of the key), and time (valid until
-        its own next_change). A memo lives for one ``advance`` call, so attributes
+        it reads (any change), the stage and ``since`` (part of the key), and time (valid
+        until its own next_change). A memo lives for one ``advance`` call, so attributes
         changed outside the engine between production ticks are always seen.
         """
         key = (id(condition), journey.id, journey.version, stage, since)
-        deps = self.engine.event_deps(condition, journey)
+        reads = self.engine.reads(condition, journey)
         hit = self._memo.get(key)
-        if hit is not None and self._inputs_unchanged(hit, deps):
+        if hit is not None and self._inputs_unchanged(hit, reads):
             return hit[2], hit[3]
         facts = self.facts_for(journey, stage, since)
         holds = condition.evaluate(facts)
         change = condition.next_change(facts)
-        if deps is not None:
+        if reads is not None:
             self._memo[key] = [self.attribute_version, len(self.revealed_names), holds, change]
         return holds, change
 
-    def _inputs_unchanged(self, seen: list, names: frozenset[str] | None) -> bool:
+    def _inputs_unchanged(self, seen: list, reads: Reads | None) -> bool:
         """Whether nothing a cached answer read has changed: ``seen`` = [attribute version,
-        reveal-log position, …, valid-until]; moves the log position past irrelevant events."""
-        if names is None or seen[0] != self.attribute_version:
+        reveal-log position, …, valid-until]; moves both past irrelevant changes."""
+        if reads is None:
             return False
         until = seen[-1]
         if until is not None and self.now >= until:
@@ -421,9 +477,12 @@ class _Run:
         log = self.revealed_names
         position = seen[1]
         if position < len(log):
+            names = reads.events
             if any(name in names for name in log[position:]):
                 return False
-            seen[1] = len(log)
+        if not self._attributes_unchanged(seen, reads.attributes):
+            return False
+        seen[1] = len(log)
         return True
 
     def score(self, name: str) -> float:
@@ -521,7 +580,7 @@ class _Run:
             enrollment = self.state.enrollments.get(journey.id)
             if enrollment is not None and enrollment.status != EXITED:
                 pinned = self.engine.journey_for(enrollment)
-                if not changed_attributes and self._untouched(pinned, enrollment, new_names):
+                if self._watched_unchanged(pinned, changed_attributes) and self._untouched(pinned, enrollment, new_names):
                     continue
                 self._visited.add(journey.id)
                 self._enrolled(pinned, enrollment, new_events, changed_attributes, previous)
@@ -536,10 +595,10 @@ class _Run:
         if enrollment.due_at is not None and enrollment.due_at <= self.now:
             return False
         interest = self.engine.interest(journey)
-        if interest is None or not new_names.isdisjoint(interest):
+        if interest is None or not new_names.isdisjoint(interest.events):
             return False
         stamp = self._journey_wake.get(journey.id)
-        if stamp is None or stamp[0] != self.attribute_version:
+        if stamp is None or not self._attributes_unchanged(stamp, interest.attributes):
             return False
         return stamp[1] is None or self.now < stamp[1]
 
@@ -594,13 +653,14 @@ class _Run:
 
         Edge-triggered entries remember their last truth value per journey and
         stage. When none of the entries' inputs changed since the last full look
-        (their events, any attribute, the stage) and no time boundary has come,
-        evaluating them again would give the same answers: nothing fires.
+        (their events and attributes, an attribute an ``attribute_changed`` entry
+        watches, the stage) and no time boundary has come, evaluating them again
+        would give the same answers: nothing fires.
         """
         key = (journey.id, journey.version, current_stage)
-        names = self.engine.entry_events(journey)
+        reads = self.engine.entry_reads(journey)
         quiet = self._entries_quiet.get(key)
-        if not changed and quiet is not None and self._inputs_unchanged(quiet, names):
+        if quiet is not None and self._watched_unchanged(journey, changed) and self._inputs_unchanged(quiet, reads):
             return []
         fired = []
         for stage in journey.stages:
@@ -608,7 +668,7 @@ class _Run:
             if reason:
                 fired.append((stage, reason))
         fired.sort(key=lambda item: (-item[0].priority, item[0].index))
-        if names is not None:
+        if reads is not None:
             self._entries_quiet[key] = [
                 self.attribute_version, len(self.revealed_names), self._journey_entry_wake(journey, current_stage),
             ]
@@ -669,6 +729,10 @@ class _Run:
             return None
         return next_annual(anchor.date(), after, entry.offset, entry.at, self.zone_for(journey))
 
+    def _watched_unchanged(self, journey: Journey, changed: Mapping[str, Any]) -> bool:
+        """Whether none of ``journey``'s ``attribute_changed`` entries watches a changed attribute."""
+        return not changed or self.engine.watches(journey).isdisjoint(changed)
+
     def _take_attribute_changes(self) -> dict[str, tuple[Any, Any]]:
         """Watched attributes whose value differs from the last look: name -> (old, new).
 
@@ -695,12 +759,20 @@ class _Run:
         earliest = None
         for journey in self.engine.journeys:
             stamp = self._journey_wake.get(journey.id)
-            if journey.id in self._visited or stamp is None or stamp[0] != self.attribute_version:
-                stamp = self._journey_wake[journey.id] = (self.attribute_version, self._journey_wake_now(journey))
+            if journey.id in self._visited or stamp is None or not self._still_unchanged(journey, stamp):
+                stamp = self._journey_wake[journey.id] = [self.attribute_version, self._journey_wake_now(journey)]
             wake = stamp[1]
             if wake is not None and (earliest is None or wake < earliest):
                 earliest = wake
         return earliest
+
+    def _still_unchanged(self, journey: Journey, stamp: list) -> bool:
+        """Whether no attribute the enrollment of an untouched journey reads changed since ``stamp``."""
+        enrollment = self.state.enrollments.get(journey.id)
+        if enrollment is None:
+            return False
+        interest = self.engine.interest(self.engine.journey_for(enrollment))
+        return interest is not None and self._attributes_unchanged(stamp, interest.attributes)
 
     def _journey_wake_now(self, journey: Journey) -> datetime | None:
         """The next instant after now at which ``journey``'s entries or its enrollment's exits could fire by time."""
@@ -708,7 +780,7 @@ class _Run:
         pinned = self.engine.journey_for(enrollment) if enrollment else journey
         current_stage = enrollment.stage if enrollment else None
         quiet = self._entries_quiet.get((pinned.id, pinned.version, current_stage))
-        if quiet is not None and self._inputs_unchanged(quiet, self.engine.entry_events(pinned)):
+        if quiet is not None and self._inputs_unchanged(quiet, self.engine.entry_reads(pinned)):
             wakes = [quiet[-1]]
         else:
             wakes = [self._journey_entry_wake(pinned, current_stage)]
@@ -988,11 +1060,14 @@ class _Run:
                 adjust[name] = adjust.get(name, 0) + points
                 changes.append(f"score {name} {points:+g}")
         self._score_cache = {}  # attribute rules and adjustments may have changed
-        self.attribute_version += 1
         self._facts_cache = {}  # and segment truths remembered on the instant's Facts
         if step.lifecycle_stage:
             self.contact.attributes["lifecycle_stage"] = step.lifecycle_stage
             changes.append(f"lifecycle_stage={step.lifecycle_stage}")
+        self._attributes_changed(
+            [attribute_key(path) for path in step.set] + [("score", name) for name in step.add_score]
+            + (["lifecycle_stage"] if step.lifecycle_stage else [])
+        )
         self._decide(journey, enrollment, step.id, "update", ", ".join(changes) or "no change",
                      detail={"set": dict(step.set), "add_score": dict(step.add_score)})
         enrollment.cursor = step.next
