@@ -317,7 +317,6 @@ class _Run:
         self.attribute_version = 0  # bumped whenever this run changes attributes or score adjustments
         self._changed_at: dict = {}  # attribute key (see Reads) -> the attribute_version of its last change
         self._remembered_version = -1  # attribute_version when watched attributes were last remembered
-        self._visited: set[str] = set()  # journeys given a full look at the current instant
         self.now: datetime | None = None
         if state.clock is not None:
             self._reveal_until(state.clock, initial=True)
@@ -549,7 +548,6 @@ class _Run:
         self.now = instant
         self._score_cache = {}
         self._facts_cache = {}
-        self._visited.clear()
         new_events = self._reveal_until(instant)
         self._apply_event_effects(new_events)
         # from here on, a change is one an update step made at this instant
@@ -574,19 +572,28 @@ class _Run:
             self.state.clock = instant
 
     def _each_journey(self, new_events, changed_attributes, previous) -> None:
+        """Look at every journey at this instant; stamp each one looked at with its next wake-up.
+
+        The stamp is taken right after the look, while its inputs are fresh;
+        ``_entry_wake`` retakes it if a later journey changed an attribute it reads.
+        """
         new_names = {event.name for event in new_events}
         for journey in self.engine.journeys:
-            self._migrate(journey)
+            if journey.migration is not None:
+                self._migrate(journey)
             enrollment = self.state.enrollments.get(journey.id)
             if enrollment is not None and enrollment.status != EXITED:
                 pinned = self.engine.journey_for(enrollment)
                 if self._watched_unchanged(pinned, changed_attributes) and self._untouched(pinned, enrollment, new_names):
                     continue
-                self._visited.add(journey.id)
                 self._enrolled(pinned, enrollment, new_events, changed_attributes, previous)
             else:
-                self._visited.add(journey.id)
+                quiet = self._entries_quiet_now(journey, None, changed_attributes)
+                if quiet is not None:  # no entry can fire: nothing to decide
+                    self._journey_wake[journey.id] = [self.attribute_version, quiet[-1]]
+                    continue
                 self._not_enrolled(journey, new_events, changed_attributes, previous)
+            self._journey_wake[journey.id] = [self.attribute_version, self._journey_wake_now(journey)]
 
     def _untouched(self, journey: Journey, enrollment: Enrollment, new_names: set[str]) -> bool:
         """Whether nothing at this instant can affect this enrollment, so visiting it would
@@ -657,10 +664,7 @@ class _Run:
         watches, the stage) and no time boundary has come, evaluating them again
         would give the same answers: nothing fires.
         """
-        key = (journey.id, journey.version, current_stage)
-        reads = self.engine.entry_reads(journey)
-        quiet = self._entries_quiet.get(key)
-        if quiet is not None and self._watched_unchanged(journey, changed) and self._inputs_unchanged(quiet, reads):
+        if self._entries_quiet_now(journey, current_stage, changed) is not None:
             return []
         fired = []
         for stage in journey.stages:
@@ -668,11 +672,19 @@ class _Run:
             if reason:
                 fired.append((stage, reason))
         fired.sort(key=lambda item: (-item[0].priority, item[0].index))
-        if reads is not None:
-            self._entries_quiet[key] = [
+        if self.engine.entry_reads(journey) is not None:
+            self._entries_quiet[(journey.id, journey.version, current_stage)] = [
                 self.attribute_version, len(self.revealed_names), self._journey_entry_wake(journey, current_stage),
             ]
         return fired
+
+    def _entries_quiet_now(self, journey, current_stage, changed) -> list | None:
+        """The journey's last full look at its entries, [attribute version, log position, next
+        time-driven instant], when none of their inputs changed since (see ``_fired_stages``)."""
+        quiet = self._entries_quiet.get((journey.id, journey.version, current_stage))
+        if quiet is None or not self._watched_unchanged(journey, changed):
+            return None
+        return quiet if self._inputs_unchanged(quiet, self.engine.entry_reads(journey)) else None
 
     def _journey_entry_wake(self, journey, current_stage) -> datetime | None:
         """The first instant after now at which one of the journey's entries could fire by time alone."""
@@ -752,27 +764,27 @@ class _Run:
     def _entry_wake(self) -> datetime | None:
         """The next instant an entry or exit could fire by time alone (dates, schedules, ageing conditions).
 
-        Also stamps each journey with its own next such instant (see ``_untouched``).
-        A journey skipped at this instant as untouched keeps its stamp: nothing it
-        reads changed, so it would compute the same instant again.
+        Each journey's own next such instant was stamped at its look at this instant
+        (or, untouched, at an earlier one); a stamp is retaken when an attribute the
+        journey reads changed since (see ``_untouched``).
         """
         earliest = None
         for journey in self.engine.journeys:
             stamp = self._journey_wake.get(journey.id)
-            if journey.id in self._visited or stamp is None or not self._still_unchanged(journey, stamp):
+            if stamp is None or not self._stamp_unchanged(journey, stamp):
                 stamp = self._journey_wake[journey.id] = [self.attribute_version, self._journey_wake_now(journey)]
             wake = stamp[1]
             if wake is not None and (earliest is None or wake < earliest):
                 earliest = wake
         return earliest
 
-    def _still_unchanged(self, journey: Journey, stamp: list) -> bool:
-        """Whether no attribute the enrollment of an untouched journey reads changed since ``stamp``."""
+    def _stamp_unchanged(self, journey: Journey, stamp: list) -> bool:
+        """Whether no attribute the journey reads (entries; an enrollment's exits too) changed since ``stamp``."""
+        if stamp[0] == self.attribute_version:
+            return True
         enrollment = self.state.enrollments.get(journey.id)
-        if enrollment is None:
-            return False
-        interest = self.engine.interest(self.engine.journey_for(enrollment))
-        return interest is not None and self._attributes_unchanged(stamp, interest.attributes)
+        reads = self.engine.interest(self.engine.journey_for(enrollment)) if enrollment else self.engine.entry_reads(journey)
+        return reads is not None and self._attributes_unchanged(stamp, reads.attributes)
 
     def _journey_wake_now(self, journey: Journey) -> datetime | None:
         """The next instant after now at which ``journey``'s entries or its enrollment's exits could fire by time."""
