@@ -159,6 +159,7 @@ class Engine:
         self._entry_reads: dict[tuple[int, str, int], Reads | None] = {}
         self._interest: dict[tuple[int, str, int], Reads | None] = {}
         self._watches: dict[tuple[int, str, int], frozenset[str]] = {}
+        self._score_when: dict[str, frozenset | None] = {}
         # attributes that `attribute_changed` entries watch
         self.watched_attributes = [
             stage.entry.attribute
@@ -276,6 +277,22 @@ class Engine:
                         pending.append(rule.when)
         return Reads(frozenset(names), frozenset(attributes))
 
+    def score_when_attributes(self, name: str) -> frozenset | None:
+        """The attributes a score's ``when`` rules read, when they read nothing else (None otherwise)."""
+        if name not in self._score_when:
+            keys: set[str] | None = set()
+            model = self.project.scores.get(name)
+            for rule in model.rules if model else ():
+                if rule.event or rule.when is None:
+                    continue
+                deps = rule.when.deps
+                if deps.events or deps.segments or deps.scores or deps.stage or deps.timed:
+                    keys = None
+                    break
+                keys.update(attribute_key(path) for path in deps.attributes)
+            self._score_when[name] = frozenset(keys) if keys is not None else None
+        return self._score_when[name]
+
     def view(self, state: ContactState, at: datetime) -> "ContactView":
         """The engine's own read of a contact at ``at`` without deciding anything.
 
@@ -307,6 +324,7 @@ class _Run:
         self.revealed_names: list[str] = []  # names of events in the order they became visible
         self.revealed = 0  # state.events[:revealed] are visible or known-invisible
         self._score_cache: dict = {}  # name -> score, ("parts", name) -> (constant, decaying)
+        self._when_holds: dict[str, list] = {}  # score name -> [attribute version, its `when` rules' truths]
         self._facts_cache: dict[tuple, Facts] = {}
         # condition results with the inputs they were computed from (see ``condition_memo``)
         self._memo: dict[tuple, list] = {}
@@ -504,22 +522,41 @@ class _Run:
         decaying = 0.0
         if model is None:
             return constant, decaying
-        base = self._make_facts()
-        for rule in model.rules:
+        when_holds = self._score_when_holds(name, model)
+        half_life = model.half_life.approx.total_seconds() if model.half_life is not None else None
+        now = self.now
+        for index, rule in enumerate(model.rules):
             if rule.event:
+                start = now - rule.within.approx if rule.within is not None else None
                 for event in self.visible.get(rule.event, ()):
-                    if rule.within is not None and event.at <= self.now - rule.within.approx:
+                    if start is not None and event.at <= start:
                         continue
                     if rule.where and not where_matches(rule.where, event):
                         continue
-                    if model.half_life is None:
+                    if half_life is None:
                         constant += rule.points
                     else:
-                        age = (self.now - event.at).total_seconds()
-                        decaying += rule.points * 0.5 ** (age / model.half_life.approx.total_seconds())
-            elif rule.when is not None and rule.when.evaluate(base):
+                        age = (now - event.at).total_seconds()
+                        decaying += rule.points * 0.5 ** (age / half_life)
+            elif rule.when is not None and when_holds[index]:
                 constant += rule.points
         return constant, decaying
+
+    def _score_when_holds(self, name: str, model) -> list[bool | None]:
+        """Per rule of a score, whether its ``when`` condition holds now (None: not a ``when`` rule).
+
+        Kept while none of the attributes they read changes, when those conditions
+        read attributes only (no events, segments, scores or time): the points are
+        still added up in rule order, so the sum is exactly the uncached one.
+        """
+        attributes = self.engine.score_when_attributes(name)
+        known = self._when_holds.get(name)
+        if known is not None and attributes is not None and self._attributes_unchanged(known, attributes):
+            return known[1]
+        base = self._make_facts()
+        holds = [rule.when.evaluate(base) if not rule.event and rule.when is not None else None for rule in model.rules]
+        self._when_holds[name] = [self.attribute_version, holds]
+        return holds
 
     def score_change(self, name: str, threshold: float | None = None) -> datetime | None:
         """The next instant a score crosses ``threshold`` by time alone (events ageing out, decay)."""
@@ -1157,7 +1194,15 @@ def _jsonable(value: Any) -> Any:
 
 def _snapshot(attributes: Mapping[str, Any]) -> dict:
     """A deep-enough copy of the attributes as they are at the decision."""
-    return {k: (_snapshot(v) if isinstance(v, Mapping) else list(v) if isinstance(v, list) else v) for k, v in attributes.items()}
+    return {k: _snapshot_value(v) for k, v in attributes.items()}
+
+
+def _snapshot_value(value: Any) -> Any:
+    if type(value) in _JSON_SCALARS:
+        return value  # hot path: isinstance against typing.Mapping goes through the ABC machinery
+    if isinstance(value, Mapping):
+        return _snapshot(value)
+    return list(value) if isinstance(value, list) else value
 
 
 # The read-only use of a run's working memory (``Engine.view``): facts_for(), score().
