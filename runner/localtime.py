@@ -101,20 +101,26 @@ def next_sendable(at: datetime, tz: ZoneInfo, window, quiet) -> datetime:
 
     Candidates are ``at`` itself and the local instants where a window opens or
     quiet hours end, over the next eight days; the earliest allowed one wins.
+    Days are tried in order, and the search stops at a local midnight no earlier
+    than the best candidate found: a later day's candidates cannot be earlier
+    (a time in a DST gap moves forward, never before that day's midnight).
     """
     if sendable(at, tz, window, quiet):
         return at
     openings = [t for t in ((window.start if window else None), (quiet.end if quiet else None)) if t is not None]
     local_day = at.astimezone(tz).date()
-    candidates = sorted(
-        localize(datetime.combine(local_day + timedelta(days=offset), opening), tz)
-        for offset in range(0, 9)
-        for opening in openings
-    )
-    for candidate in candidates:
-        if candidate > at and sendable(candidate, tz, window, quiet):
-            return candidate
-    raise ValueError("the send window and quiet hours leave no time to send")
+    best = None
+    for offset in range(0, 9):
+        day = local_day + timedelta(days=offset)
+        if best is not None and best <= localize(datetime.combine(day, time(0)), tz):
+            break
+        for opening in openings:
+            candidate = localize(datetime.combine(day, opening), tz)
+            if candidate > at and (best is None or candidate < best) and sendable(candidate, tz, window, quiet):
+                best = candidate
+    if best is None:
+        raise ValueError("the send window and quiet hours leave no time to send")
+    return best
 
 
 def annual_occurrence(anchor: date, year: int, offset: Duration, at: time, tz: ZoneInfo) -> datetime:
