@@ -11,19 +11,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 DURATION_RE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Duration:
     days: int = 0  # calendar days (weeks included)
     seconds: int = 0  # absolute seconds
     text: str = ""
 
-    @property
+    @cached_property
     def approx(self) -> timedelta:
-        """The duration as a fixed timedelta (a day as 24h): for windows and limits."""
+        """The duration as a fixed timedelta (a day as 24h): for windows and limits.
+
+        Cached (no slots, so there is a ``__dict__`` to keep it in): the engine asks
+        for score and event windows many times per simulated instant.
+        """
         return timedelta(days=self.days, seconds=self.seconds)
 
     def __str__(self) -> str:
