@@ -324,6 +324,7 @@ class _Run:
         self.revealed_names: list[str] = []  # names of events in the order they became visible
         self.revealed = 0  # state.events[:revealed] are visible or known-invisible
         self._score_cache: dict = {}  # name -> score, ("parts", name) -> (constant, decaying)
+        self._zones: dict[int, Any] = {}  # id(journey) -> its zone for this contact (see zone_for)
         self._when_holds: dict[str, list] = {}  # score name -> [attribute version, its `when` rules' truths]
         self._facts_cache: dict[tuple, Facts] = {}
         # condition results with the inputs they were computed from (see ``condition_memo``)
@@ -472,35 +473,32 @@ class _Run:
         changed outside the engine between production ticks are always seen.
         """
         key = (id(condition), journey.id, journey.version, stage, since)
-        reads = self.engine.reads(condition, journey)
         hit = self._memo.get(key)
-        if hit is not None and self._inputs_unchanged(hit, reads):
-            return hit[2], hit[3]
+        if hit is not None and self._inputs_unchanged(hit):
+            return hit[3], hit[4]
+        reads = self.engine.reads(condition, journey)
         facts = self.facts_for(journey, stage, since)
         holds = condition.evaluate(facts)
         change = condition.next_change(facts)
         if reads is not None:
-            self._memo[key] = [self.attribute_version, len(self.revealed_names), holds, change]
+            self._memo[key] = [self.attribute_version, len(self.revealed_names), reads, holds, change]
         return holds, change
 
-    def _inputs_unchanged(self, seen: list, reads: Reads | None) -> bool:
+    def _inputs_unchanged(self, seen: list) -> bool:
         """Whether nothing a cached answer read has changed: ``seen`` = [attribute version,
-        reveal-log position, …, valid-until]; moves both past irrelevant changes."""
-        if reads is None:
-            return False
+        reveal-log position, Reads, …, valid-until]; moves both past irrelevant changes."""
         until = seen[-1]
         if until is not None and self.now >= until:
             return False
         log = self.revealed_names
         position = seen[1]
         if position < len(log):
-            names = reads.events
-            if any(name in names for name in log[position:]):
-                return False
-        if not self._attributes_unchanged(seen, reads.attributes):
-            return False
-        seen[1] = len(log)
-        return True
+            names = seen[2].events
+            for index in range(position, len(log)):
+                if log[index] in names:
+                    return False
+            seen[1] = len(log)
+        return seen[0] == self.attribute_version or self._attributes_unchanged(seen, seen[2].attributes)
 
     def score(self, name: str) -> float:
         if name not in self._score_cache:
@@ -709,19 +707,20 @@ class _Run:
             if reason:
                 fired.append((stage, reason))
         fired.sort(key=lambda item: (-item[0].priority, item[0].index))
-        if self.engine.entry_reads(journey) is not None:
+        reads = self.engine.entry_reads(journey)
+        if reads is not None:
             self._entries_quiet[(journey.id, journey.version, current_stage)] = [
-                self.attribute_version, len(self.revealed_names), self._journey_entry_wake(journey, current_stage),
+                self.attribute_version, len(self.revealed_names), reads, self._journey_entry_wake(journey, current_stage),
             ]
         return fired
 
     def _entries_quiet_now(self, journey, current_stage, changed) -> list | None:
-        """The journey's last full look at its entries, [attribute version, log position, next
-        time-driven instant], when none of their inputs changed since (see ``_fired_stages``)."""
+        """The journey's last full look at its entries, [attribute version, log position, Reads,
+        next time-driven instant], when none of their inputs changed since (see ``_fired_stages``)."""
         quiet = self._entries_quiet.get((journey.id, journey.version, current_stage))
         if quiet is None or not self._watched_unchanged(journey, changed):
             return None
-        return quiet if self._inputs_unchanged(quiet, self.engine.entry_reads(journey)) else None
+        return quiet if self._inputs_unchanged(quiet) else None
 
     def _journey_entry_wake(self, journey, current_stage) -> datetime | None:
         """The first instant after now at which one of the journey's entries could fire by time alone."""
@@ -829,7 +828,7 @@ class _Run:
         pinned = self.engine.journey_for(enrollment) if enrollment else journey
         current_stage = enrollment.stage if enrollment else None
         quiet = self._entries_quiet.get((pinned.id, pinned.version, current_stage))
-        if quiet is not None and self._inputs_unchanged(quiet, self.engine.entry_reads(pinned)):
+        if quiet is not None and self._inputs_unchanged(quiet):
             wakes = [quiet[-1]]
         else:
             wakes = [self._journey_entry_wake(pinned, current_stage)]
@@ -924,6 +923,13 @@ class _Run:
     # ------------------------------------------------------------ steps
 
     def zone_for(self, journey: Journey):
+        """The zone ``journey``'s local times are in for this contact (remembered for the run)."""
+        tz = self._zones.get(id(journey))
+        if tz is None:
+            tz = self._zones[id(journey)] = self._zone_for(journey)
+        return tz
+
+    def _zone_for(self, journey: Journey):
         settings = journey.settings
         if settings.timezone and settings.timezone != "contact":
             return zone(settings.timezone)
@@ -1062,10 +1068,12 @@ class _Run:
         """When a send over a frequency cap could go out, or None when no cap is reached."""
         checks = []
         if journey.settings.frequency_cap is not None:
-            checks.append((journey.settings.frequency_cap, journey.id, f"journey {journey.settings.frequency_cap.max} per {journey.settings.frequency_cap.per}"))
+            checks.append((journey.settings.frequency_cap, journey.id, "journey"))
         if self.project.frequency_cap is not None:
-            checks.append((self.project.frequency_cap, None, f"project {self.project.frequency_cap.max} per {self.project.frequency_cap.per}"))
-        for cap, journey_id, text in checks:
+            checks.append((self.project.frequency_cap, None, "project"))
+        for cap, journey_id, scope in checks:
+            if len(self.state.sends) < cap.max:
+                continue  # too few sends of any kind to reach it
             start = self.now - cap.per.approx
             recent = [
                 s.at for s in self.state.sends
@@ -1073,7 +1081,7 @@ class _Run:
             ]
             if len(recent) >= cap.max:
                 recent.sort()
-                return recent[len(recent) - cap.max] + cap.per.approx, text
+                return recent[len(recent) - cap.max] + cap.per.approx, f"{scope} {cap.max} per {cap.per}"
         return None
 
     def _split(self, journey, enrollment, step: SplitStep) -> bool:
