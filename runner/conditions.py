@@ -14,8 +14,10 @@ Nothing here calls ``eval``. Each compiled condition can
 from __future__ import annotations
 
 import bisect
+import operator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from runner.durations import parse_duration
@@ -106,6 +108,9 @@ def as_instant(value: Any) -> datetime | None:
 
 
 def _number(value: Any) -> float | None:
+    kind = type(value)
+    if kind is int or kind is float:  # hot path; bool (an int subclass) is not a number here
+        return float(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -124,53 +129,15 @@ class Matcher:
     expected: Any
 
     def matches(self, value: Any, now: datetime) -> bool:
-        op, expected = self.op, self.expected
+        op = self.op
         if op == "exists":
-            return (value is not NOT_SET and value is not None) == bool(expected)
+            return (value is not NOT_SET and value is not None) == bool(self.expected)
         if value is NOT_SET or value is None:
             return op in ("not_equals", "not_in")
-        if op == "equals":
-            return value == expected
-        if op == "not_equals":
-            return value != expected
-        if op == "in":
-            return value in expected
-        if op == "not_in":
-            return value not in expected
-        if op == "contains":
-            if isinstance(value, str):
-                return isinstance(expected, str) and expected.lower() in value.lower()
-            return isinstance(value, (list, tuple, set)) and expected in value
-        if op == "starts_with":
-            return isinstance(value, str) and value.startswith(str(expected))
-        if op in ("gt", "gte", "lt", "lte"):
-            return self._compare(value)
-        if op in ("before", "after"):
-            left, right = as_instant(value), as_instant(expected)
-            if left is None or right is None:
-                return False
-            return left < right if op == "before" else left > right
-        if op in ("older_than", "newer_than"):
-            instant = as_instant(value)
-            if instant is None:
-                return False
-            boundary = instant + parse_duration(expected).approx
-            return now > boundary if op == "older_than" else now <= boundary
-        raise ConditionError(f"unknown operator '{op}'")
-
-    def _compare(self, value: Any) -> bool:
-        left, right = _number(value), _number(self.expected)
-        if left is None or right is None:
-            left, right = as_instant(value), as_instant(self.expected)
-            if left is None or right is None:
-                return False
-        if self.op == "gt":
-            return left > right
-        if self.op == "gte":
-            return left >= right
-        if self.op == "lt":
-            return left < right
-        return left <= right
+        check = _CHECKS.get(op)
+        if check is None:
+            raise ConditionError(f"unknown operator '{op}'")
+        return check(value, self.expected, now)
 
     def next_change(self, value: Any, now: datetime) -> datetime | None:
         if self.op not in ("older_than", "newer_than"):
@@ -178,13 +145,81 @@ class Matcher:
         instant = as_instant(value)
         if instant is None:
             return None
-        boundary = instant + parse_duration(self.expected).approx
+        boundary = instant + _duration(self.expected).approx
         if self.op == "older_than":
             boundary += timedelta(microseconds=1)  # strictly after the boundary
         return boundary if boundary > now else None
 
     def describe(self) -> str:
         return f"{self.op} {self.expected!r}"
+
+
+def _duration(text: Any):
+    """``parse_duration``, remembered: matchers ask for the same few texts at every evaluation."""
+    return _remembered_duration(text) if isinstance(text, (str, int)) else parse_duration(text)
+
+
+@lru_cache(maxsize=1024)
+def _remembered_duration(text: str | int):
+    return parse_duration(text)
+
+
+def _contains(value: Any, expected: Any, now: datetime) -> bool:
+    if isinstance(value, str):
+        return isinstance(expected, str) and expected.lower() in value.lower()
+    return isinstance(value, (list, tuple, set)) and expected in value
+
+
+def _ordered(compare: Callable[[Any, Any], bool]):
+    """A gt/gte/lt/lte check: numbers compare as numbers, else dates and datetimes as instants."""
+    def check(value: Any, expected: Any, now: datetime) -> bool:
+        left, right = _number(value), _number(expected)
+        if left is None or right is None:
+            left, right = as_instant(value), as_instant(expected)
+            if left is None or right is None:
+                return False
+        return compare(left, right)
+    return check
+
+
+def _instants(compare: Callable[[Any, Any], bool]):
+    """A before/after check between two instants (False when either is not a date)."""
+    def check(value: Any, expected: Any, now: datetime) -> bool:
+        left, right = as_instant(value), as_instant(expected)
+        if left is None or right is None:
+            return False
+        return compare(left, right)
+    return check
+
+
+def _age(older: bool):
+    """An older_than/newer_than check: ``now`` against the value plus the duration."""
+    def check(value: Any, expected: Any, now: datetime) -> bool:
+        instant = as_instant(value)
+        if instant is None:
+            return False
+        boundary = instant + _duration(expected).approx
+        return now > boundary if older else now <= boundary
+    return check
+
+
+# operator -> check(value, expected, now) for a value that is set (see Matcher.matches)
+_CHECKS: dict[str, Callable[[Any, Any, datetime], bool]] = {
+    "equals": lambda value, expected, now: value == expected,
+    "not_equals": lambda value, expected, now: value != expected,
+    "in": lambda value, expected, now: value in expected,
+    "not_in": lambda value, expected, now: value not in expected,
+    "contains": _contains,
+    "starts_with": lambda value, expected, now: isinstance(value, str) and value.startswith(str(expected)),
+    "gt": _ordered(operator.gt),
+    "gte": _ordered(operator.ge),
+    "lt": _ordered(operator.lt),
+    "lte": _ordered(operator.le),
+    "before": _instants(operator.lt),
+    "after": _instants(operator.gt),
+    "older_than": _age(older=True),
+    "newer_than": _age(older=False),
+}
 
 
 def compile_matcher(spec: Any) -> Matcher:
@@ -273,7 +308,10 @@ class AllOf(Condition):
         self.deps = _union(parts)
 
     def evaluate(self, facts):
-        return all(part.evaluate(facts) for part in self.parts)
+        for part in self.parts:  # a loop, not all(generator): hot in every segment
+            if not part.evaluate(facts):
+                return False
+        return True
 
     def explain(self, facts):
         children = [part.explain(facts) for part in self.parts]
@@ -302,7 +340,10 @@ class AnyOf(AllOf):
     _settles_when = True  # any: a part that stays true keeps the whole true
 
     def evaluate(self, facts):
-        return any(part.evaluate(facts) for part in self.parts)
+        for part in self.parts:
+            if part.evaluate(facts):
+                return True
+        return False
 
     def explain(self, facts):
         children = [part.explain(facts) for part in self.parts]
