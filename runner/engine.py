@@ -63,9 +63,10 @@ class Reads:
 
     events: frozenset = frozenset()
     attributes: frozenset = frozenset()
+    stage: bool = False  # reads the enrollment's stage
 
     def __or__(self, other: "Reads") -> "Reads":
-        return Reads(self.events | other.events, self.attributes | other.attributes)
+        return Reads(self.events | other.events, self.attributes | other.attributes, self.stage or other.stage)
 
 
 def attribute_key(path: str) -> str:
@@ -227,9 +228,13 @@ class Engine:
                 if journey.goal is not None:
                     names.add(journey.goal.event)
                 names.update(step.event for step in journey.steps.values() if isinstance(step, WaitForStep))
-                reads = Reads(frozenset(names), reads.attributes)
+                reads = Reads(frozenset(names), reads.attributes, reads.stage)
             self._interest[key] = reads
         return self._interest[key]
+
+    def watching_stages(self, journey: Journey) -> list[Stage]:
+        """The stages of ``journey`` with an ``attribute_changed`` entry."""
+        return [stage for stage in journey.stages if stage.entry.kind == "attribute_changed"]
 
     def watches(self, journey: Journey) -> frozenset[str]:
         """The attribute paths ``journey``'s ``attribute_changed`` entries fire on."""
@@ -256,10 +261,12 @@ class Engine:
     def _resolve_reads(self, condition, segments) -> Reads | None:
         names: set[str] = set()
         attributes: set = set()
+        stage = False
         pending, seen_segments, seen_scores = [condition], set(), set()
         while pending:
             deps = pending.pop().deps
             names |= deps.events
+            stage = stage or deps.stage
             attributes.update(attribute_key(path) for path in deps.attributes)
             for name in deps.segments - seen_segments:
                 seen_segments.add(name)
@@ -275,7 +282,7 @@ class Engine:
                         names.add(rule.event)
                     if rule.when is not None:
                         pending.append(rule.when)
-        return Reads(frozenset(names), frozenset(attributes))
+        return Reads(frozenset(names), frozenset(attributes), stage)
 
     def score_when_attributes(self, name: str) -> frozenset | None:
         """The attributes a score's ``when`` rules read, when they read nothing else (None otherwise)."""
@@ -325,6 +332,7 @@ class _Run:
         self.revealed = 0  # state.events[:revealed] are visible or known-invisible
         self._score_cache: dict = {}  # name -> score, ("parts", name) -> (constant, decaying)
         self._zones: dict[int, Any] = {}  # id(journey) -> its zone for this contact (see zone_for)
+        self._dates: dict[tuple[int, int], tuple] = {}  # date entries' next occurrences (see _next_date)
         self._when_holds: dict[str, list] = {}  # score name -> [attribute version, its `when` rules' truths]
         self._facts_cache: dict[tuple, Facts] = {}
         # condition results with the inputs they were computed from (see ``condition_memo``)
@@ -336,6 +344,10 @@ class _Run:
         self.attribute_version = 0  # bumped whenever this run changes attributes or score adjustments
         self._changed_at: dict = {}  # attribute key (see Reads) -> the attribute_version of its last change
         self._remembered_version = -1  # attribute_version when watched attributes were last remembered
+        # the entry wake-up last written to memory and last read back from it (formatting and
+        # parsing it at every instant costs more than remembering both)
+        self._wake: tuple[datetime | None, str | None] = (None, None)
+        self._wake_read: tuple[str | None, datetime | None] = (None, None)
         self.now: datetime | None = None
         if state.clock is not None:
             self._reveal_until(state.clock, initial=True)
@@ -357,7 +369,9 @@ class _Run:
         candidates.extend(e.due_at for e in self.state.enrollments.values() if e.due_at is not None)
         entry_wake = self.memory.get("entry_wake")
         if entry_wake is not None:
-            candidates.append(as_instant(entry_wake))
+            if entry_wake != self._wake_read[0]:
+                self._wake_read = (entry_wake, as_instant(entry_wake))
+            candidates.append(self._wake_read[1])
         clock = self.state.clock
         if clock is not None:
             candidates = [c for c in candidates if c > clock]
@@ -602,7 +616,9 @@ class _Run:
             self._facts_cache = {}
             self._each_journey([], changed_attributes, instant)
         earliest = self._entry_wake()
-        self.memory["entry_wake"] = earliest.isoformat() if earliest else None
+        if earliest is not self._wake[0]:  # often the very same stamp as at the last instant
+            self._wake = (earliest, earliest.isoformat() if earliest else None)
+        self.memory["entry_wake"] = self._wake[1]
         if self.state.clock is None or self.state.clock < instant:
             self.state.clock = instant
 
@@ -697,21 +713,33 @@ class _Run:
         stage. When none of the entries' inputs changed since the last full look
         (their events and attributes, an attribute an ``attribute_changed`` entry
         watches, the stage) and no time boundary has come, evaluating them again
-        would give the same answers: nothing fires.
+        would give the same answers: nothing fires. When only a watched attribute
+        changed, only ``attribute_changed`` entries can fire; the others would
+        find the truth they remembered (unless an entry reads the stage, and so
+        may have remembered it for another stage).
         """
-        if self._entries_quiet_now(journey, current_stage, changed) is not None:
-            return []
-        fired = []
-        for stage in journey.stages:
-            reason = self._entry_fires(journey, stage, new_events, changed, previous, current_stage)
-            if reason:
-                fired.append((stage, reason))
-        fired.sort(key=lambda item: (-item[0].priority, item[0].index))
+        quiet = self._entries_quiet.get((journey.id, journey.version, current_stage))
+        if quiet is not None and self._inputs_unchanged(quiet):
+            if self._watched_unchanged(journey, changed):
+                return []
+            if not quiet[2].stage:
+                return self._fire(journey, self.engine.watching_stages(journey), new_events, changed, previous, current_stage)
+        fired = self._fire(journey, journey.stages, new_events, changed, previous, current_stage)
         reads = self.engine.entry_reads(journey)
         if reads is not None:
             self._entries_quiet[(journey.id, journey.version, current_stage)] = [
                 self.attribute_version, len(self.revealed_names), reads, self._journey_entry_wake(journey, current_stage),
             ]
+        return fired
+
+    def _fire(self, journey, stages, new_events, changed, previous, current_stage) -> list[tuple[Stage, str]]:
+        """Which of ``stages`` have an entry firing now, best first (priority, then file order)."""
+        fired = []
+        for stage in stages:
+            reason = self._entry_fires(journey, stage, new_events, changed, previous, current_stage)
+            if reason:
+                fired.append((stage, reason))
+        fired.sort(key=lambda item: (-item[0].priority, item[0].index))
         return fired
 
     def _entries_quiet_now(self, journey, current_stage, changed) -> list | None:
@@ -772,10 +800,28 @@ class _Run:
         return self.zone_for(journey)
 
     def _next_date(self, entry, journey, after: datetime | None) -> datetime | None:
-        anchor = as_instant(get_path(self.contact.attributes, entry.attribute))
-        if anchor is None or after is None:
+        """The date entry's first occurrence after ``after``.
+
+        Remembered per entry: the same answer holds for any ``after`` from the one
+        it was computed for up to the occurrence itself, in the same local year
+        (``next_annual`` starts its search from that year), while the attribute
+        is the very same value.
+        """
+        if after is None:
             return None
-        return next_annual(anchor.date(), after, entry.offset, entry.at, self.zone_for(journey))
+        value = get_path(self.contact.attributes, entry.attribute)
+        tz = self.zone_for(journey)
+        year = after.astimezone(tz).year
+        key = (id(entry), id(journey))
+        known = self._dates.get(key)
+        if known is not None and known[0] is value and known[1] == year and known[2] <= after < known[3]:
+            return known[3]
+        anchor = as_instant(value)
+        if anchor is None:
+            return None
+        occurrence = next_annual(anchor.date(), after, entry.offset, entry.at, tz)
+        self._dates[key] = (value, year, after, occurrence)
+        return occurrence
 
     def _watched_unchanged(self, journey: Journey, changed: Mapping[str, Any]) -> bool:
         """Whether none of ``journey``'s ``attribute_changed`` entries watches a changed attribute."""
