@@ -452,7 +452,9 @@ class EventCount(Condition):
         self.deps = Deps(events=frozenset([name]), timed=within is not None)
 
     def matching(self, facts: Facts) -> list[Event]:
-        found = facts.events_named(self.name)
+        """The events that count (read-only: it may be the facts' own list)."""
+        # events_named copies; without `since` the visible list itself will do
+        found = facts.events.get(self.name, ()) if facts.since is None else facts.events_named(self.name)
         if self.within is not None:
             start = facts.now - self.within.approx
             found = [e for e in found if e.at > start]

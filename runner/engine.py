@@ -752,17 +752,22 @@ class _Run:
 
     def _journey_entry_wake(self, journey, current_stage) -> datetime | None:
         """The first instant after now at which one of the journey's entries could fire by time alone."""
-        wakes = []
+        now = self.now
+        earliest = None
         for stage in journey.stages:
             entry = stage.entry
-            if entry.kind == "date":
-                wakes.append(self._next_date(entry, journey, self.now))
-            elif entry.kind == "schedule":
-                wakes.append(next_cron(entry.cron, self.now, self._entry_zone(entry, journey)))
-            elif entry.kind in ("segment", "condition"):
-                wakes.append(self.condition_memo(entry.condition, journey, current_stage)[1])
-        found = [w for w in wakes if w is not None and w > self.now]
-        return min(found) if found else None
+            kind = entry.kind
+            if kind == "date":
+                wake = self._next_date(entry, journey, now)
+            elif kind == "schedule":
+                wake = next_cron(entry.cron, now, self._entry_zone(entry, journey))
+            elif kind == "segment" or kind == "condition":
+                wake = self.condition_memo(entry.condition, journey, current_stage)[1]
+            else:
+                continue
+            if wake is not None and wake > now and (earliest is None or wake < earliest):
+                earliest = wake
+        return earliest
 
     def _entry_fires(self, journey, stage, new_events, changed, previous, current_stage) -> str | None:
         entry = stage.entry
@@ -875,16 +880,17 @@ class _Run:
         current_stage = enrollment.stage if enrollment else None
         quiet = self._entries_quiet.get((pinned.id, pinned.version, current_stage))
         if quiet is not None and self._inputs_unchanged(quiet):
-            wakes = [quiet[-1]]
+            earliest = quiet[-1]
         else:
-            wakes = [self._journey_entry_wake(pinned, current_stage)]
+            earliest = self._journey_entry_wake(pinned, current_stage)
+        if earliest is not None and not earliest > self.now:
+            earliest = None
         if enrollment is not None:
-            wakes.extend(
-                self.condition_memo(condition, pinned, enrollment.stage, enrollment.entered_at)[1]
-                for condition in pinned.exit
-            )
-        found = [w for w in wakes if w is not None and w > self.now]
-        return min(found) if found else None
+            for condition in pinned.exit:
+                wake = self.condition_memo(condition, pinned, enrollment.stage, enrollment.entered_at)[1]
+                if wake is not None and wake > self.now and (earliest is None or wake < earliest):
+                    earliest = wake
+        return earliest
 
     def _may_enter(self, journey: Journey) -> bool:
         past = [e for e in self.state.past_enrollments if e.journey_id == journey.id]
