@@ -585,7 +585,7 @@ class _Run:
         ]
         if model.half_life is not None and threshold is not None:
             constant, decaying = self._score_parts(name)
-            if decaying > 0 and constant < threshold < constant + decaying:
+            if decaying > 0 and constant < threshold <= constant + decaying:
                 # constant + decaying * 2^(-t/h) = threshold  =>  t = h * log2(decaying / (threshold - constant))
                 seconds = model.half_life.approx.total_seconds() * math.log2(decaying / (threshold - constant))
                 boundaries.append(self.now + timedelta(seconds=math.ceil(seconds) + 1))
