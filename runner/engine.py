@@ -341,6 +341,7 @@ class _Run:
         self._entries_quiet: dict[tuple[str, int], list] = {}
         # journey id -> [attribute version, its next time-driven instant], recorded by _entry_wake
         self._journey_wake: dict[str, list] = {}
+        self._unsettled: set[str] = set()  # journeys whose enrollment must be looked at next (see _untouched)
         self.attribute_version = 0  # bumped whenever this run changes attributes or score adjustments
         self._changed_at: dict = {}  # attribute key (see Reads) -> the attribute_version of its last change
         self._remembered_version = -1  # attribute_version when watched attributes were last remembered
@@ -655,6 +656,8 @@ class _Run:
         interest = self.engine.interest(journey)
         if interest is None or not new_names.isdisjoint(interest.events):
             return False
+        if journey.id in self._unsettled:
+            return False  # an exit condition held at its last look: the next look exits
         stamp = self._journey_wake.get(journey.id)
         if stamp is None or not self._attributes_unchanged(stamp, interest.attributes):
             return False
@@ -874,7 +877,12 @@ class _Run:
         return reads is not None and self._attributes_unchanged(stamp, reads.attributes)
 
     def _journey_wake_now(self, journey: Journey) -> datetime | None:
-        """The next instant after now at which ``journey``'s entries or its enrollment's exits could fire by time."""
+        """The next instant after now at which ``journey``'s entries or its enrollment's exits could fire by time.
+
+        Notes in ``_unsettled`` an enrollment whose exit condition already holds (it
+        entered or moved at this instant, after exits were checked).
+        """
+        self._unsettled.discard(journey.id)
         enrollment = self.state.enrollments.get(journey.id)
         pinned = self.engine.journey_for(enrollment) if enrollment else journey
         current_stage = enrollment.stage if enrollment else None
@@ -887,7 +895,9 @@ class _Run:
             earliest = None
         if enrollment is not None:
             for condition in pinned.exit:
-                wake = self.condition_memo(condition, pinned, enrollment.stage, enrollment.entered_at)[1]
+                holds, wake = self.condition_memo(condition, pinned, enrollment.stage, enrollment.entered_at)
+                if holds:
+                    self._unsettled.add(journey.id)
                 if wake is not None and wake > self.now and (earliest is None or wake < earliest):
                     earliest = wake
         return earliest

@@ -124,6 +124,8 @@ def test_same_inputs_give_the_same_timeline(contact):
 @given(contacts(), st.lists(st.integers(min_value=1, max_value=24 * 60), min_size=1, max_size=40))
 # a decaying score exactly at a `gte` threshold falls below it at once: the big advance must wake for it
 @example(contact=("UTC", [(0, "page_viewed"), (0, "page_viewed"), (89, "page_viewed")]), ticks=[1])
+# entering on signed_up while the exit (purchased) already holds: the next look exits, however it is ticked
+@example(contact=("UTC", [(0, "purchased"), (0, "signed_up")]), ticks=[1])
 def test_small_ticks_decide_exactly_what_one_big_advance_decides(contact, ticks):
     big, _ = simulate(*contact)
     small, _ = simulate(*contact, ticks=ticks)
