@@ -163,7 +163,7 @@ def bare(sends: int, folder: Path) -> dict[str, float]:
                                 unsubscribe_mailto=None, date=NOW)
         conn.execute("BEGIN")
         conn.execute("INSERT INTO sends VALUES (?, 'claimed', NULL)", (key,))
-        conn.execute("UPDATE sends SET state = 'sent', transport_id = ? WHERE key = ?", (str(len(message)), key))
+        conn.execute("UPDATE sends SET state = 'sent', transport_id = ? WHERE key = ?", (str(len(message.as_bytes())), key))
         conn.execute("COMMIT")
     seconds = time.perf_counter() - started
     conn.close()

@@ -20,11 +20,10 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Mapping
 
-from runner.message import build_message
+from runner.message import MailMessage, build_message
 from runner.model import EmailStep, Journey, Project, WebhookStep
 from runner.render import Renderer, render_context
 from runner.state import Contact
@@ -50,7 +49,7 @@ class Outgoing:
     kind: str  # email | webhook
     to: str
     subject: str = ""
-    message: EmailMessage | None = None
+    message: MailMessage | None = None
     url: str = ""
     payload: dict = field(default_factory=dict)
     secret_env: str | None = None
@@ -137,6 +136,26 @@ class Delivery:
                 raise TransientError("no transport open")
             return self.transport.send(outgoing.message)
         return self._deliver_webhook(outgoing)
+
+    def deliver_all(self, outgoings: list[Outgoing]) -> list[str | Exception]:
+        """Deliver several; each result is a transport id or the Transient/PermanentError.
+
+        Emails go to the transport's ``send_all`` when it has one (the outbox
+        syncs a batch at once; a pool sends in parallel), one by one otherwise.
+        """
+        results: list[str | Exception | None] = [None] * len(outgoings)
+        emails = [n for n, outgoing in enumerate(outgoings) if outgoing.kind == "email"]
+        send_all = getattr(self.transport, "send_all", None)
+        if emails and send_all is not None:
+            for n, result in zip(emails, send_all([outgoings[n].message for n in emails])):
+                results[n] = result
+        for n, outgoing in enumerate(outgoings):
+            if results[n] is None:
+                try:
+                    results[n] = self.deliver(outgoing)
+                except (TransientError, PermanentError) as error:
+                    results[n] = error
+        return results  # type: ignore[return-value]
 
     def _deliver_webhook(self, outgoing: Outgoing) -> str:
         if not self.dev:

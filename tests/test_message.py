@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from email import message_from_bytes, policy
+from email import message_from_bytes, policy, utils
 
 import pytest
 
@@ -118,3 +118,52 @@ def test_bad_recipient_is_permanent(to: str) -> None:
 def test_naive_date_is_refused() -> None:
     with pytest.raises(ValueError):
         build(date=datetime(2026, 3, 2, 9, 30))
+
+
+def test_long_ascii_subject_is_folded_and_reads_back_whole() -> None:
+    subject = "Your weekly digest: " + " ".join(f"topic{n}" for n in range(30))
+    message = build(rendered=RenderedEmail(subject=subject, html="<p>x</p>", text="x"))
+    assert all(len(line) <= 78 for line in message.as_bytes().split(b"\n") if line.startswith((b"Subject", b" ")))
+    assert str(parsed(message)["Subject"]) == subject
+
+
+def test_subject_that_looks_like_an_encoded_word_is_carried_literally() -> None:
+    subject = "Hello =?utf-8?q?not=20a=20word?="
+    assert str(parsed(build(rendered=RenderedEmail(subject=subject, html="<p>x</p>", text="x")))["Subject"]) == subject
+
+
+@pytest.mark.parametrize("name", ['Acme, "Cloud" Team', "Ayşe Yılmaz", "Dr. O'Neil (Support)"])
+def test_display_names_with_specials_or_unicode_read_back(name: str) -> None:
+    sender = utils.formataddr((name, "hello@acme.test"))  # how an operator would quote it in project.yaml
+    address = parsed(build(sender=sender))["From"].addresses[0]
+    assert (address.display_name, address.addr_spec) == (name, "hello@acme.test")
+
+
+def test_bodies_read_back_exactly_whatever_their_lines() -> None:
+    text = "trailing spaces   \n" + "x" * 300 + "\n. a dot line\nFrom the start\ttab\nünïcode ✓\n"
+    html = "<p>" + "long " * 200 + "</p>\r\n<p>crlf</p>"
+    received = parsed(build(rendered=RenderedEmail(subject="s", html=html, text=text)))
+    assert received.get_body(("plain",)).get_content() == text
+    assert received.get_body(("html",)).get_content() == html.replace("\r\n", "\n") + "\n"
+    raw = build(rendered=RenderedEmail(subject="s", html=html, text=text)).as_bytes()
+    body = raw.partition(b"\n\n")[2]
+    assert raw.isascii() and all(len(line) <= 78 for line in body.split(b"\n"))  # quoted-printable keeps lines short
+
+
+def test_short_ascii_bodies_stay_readable_7bit() -> None:
+    raw = build().as_bytes()
+    assert b"Content-Transfer-Encoding: 7bit" in raw and b"\n\nHello Ada\n" in raw
+
+
+def test_wire_bytes_use_crlf_everywhere() -> None:
+    wire = build().wire_bytes()
+    assert b"\r\n" in wire and b"\n" not in wire.replace(b"\r\n", b"")
+
+
+def test_non_ascii_address_is_refused() -> None:
+    with pytest.raises(InvalidAddress):
+        build(to="çağla@example.com")
+
+
+def test_quoted_local_part_is_accepted() -> None:
+    assert parsed(build(to='"ada lovelace"@example.com'))["To"].addresses[0].username == "ada lovelace"

@@ -54,6 +54,8 @@ def test_sends_over_one_reused_connection(smtp_server: SmtpServer) -> None:
     received = smtp_server.messages[0].message
     assert str(received["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
     assert str(received["X-Journey-Key"]) == "k0"
+    # The server stores exactly the bytes we built (aiosmtpd has already undone dot-stuffing and CRLF).
+    assert smtp_server.messages[0].data.replace(b"\r\n", b"\n") == message(key="k0", to="c0@example.com").as_bytes()
 
 
 def test_reconnects_when_the_server_drops_the_connection() -> None:

@@ -15,11 +15,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Sequence
 
 from runner.engine import Decision
+from runner.message import MailMessage
 from runner.model import EmailStep, Journey, Project
 from runner.problems import JourneyError, UsageError
 from runner.simulate import Simulation, simulate
@@ -35,17 +35,17 @@ class RenderedMessage:
     step: str
     at: datetime
     simulated: bool  # True: from the simulated send; False: initial attributes (step not reached)
-    message: EmailMessage | None = None
+    message: MailMessage | None = None
     error: str | None = None  # why it could not be rendered
 
     @property
     def subject(self) -> str:
-        return str(self.message["Subject"]) if self.message is not None else ""
+        return self.message.subject if self.message is not None else ""
 
     def part(self, subtype: str) -> str:
         if self.message is None:
             return ""
-        body = self.message.get_body((subtype,))
+        body = self.message.parsed.get_body((subtype,))
         return body.get_content() if body is not None else ""
 
     @property
@@ -57,7 +57,7 @@ class RenderedMessage:
         return self.part("plain")
 
     def eml(self) -> bytes:
-        return bytes(self.message) if self.message is not None else b""
+        return self.message.as_bytes() if self.message is not None else b""
 
 
 def _delivery(project: Project):
@@ -206,6 +206,6 @@ def describe_message(result: RenderedMessage) -> str:
         return f"cannot render: {result.error}\n"
     how = "simulated send" if result.simulated else "step not reached in the simulation; initial attributes"
     lines = [f"# {result.journey}.{result.step} for {result.contact} at {result.at.isoformat()} ({how})"]
-    lines += [f"{name}: {value}" for name, value in result.message.items()]
+    lines += [f"{name}: {value}" for name, value in result.message.parsed.items()]
     lines += ["", "--- text/plain ---", result.text.rstrip("\n"), "", "--- text/html ---", result.html.rstrip("\n")]
     return "\n".join(lines) + "\n"
