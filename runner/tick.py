@@ -184,6 +184,10 @@ class Tick:
         self.writes = _Writes(store)
         self._renewed = time.monotonic()
         self.durable_claims = durable_claims
+        # An idempotent transport (the outbox) rewrites the same file for the same key, so a
+        # whole batch can be claimed in one commit and a crash's unconfirmed claims re-sent.
+        transport = runtime.delivery.transport if runtime.delivery is not None else None
+        self.grouped = not dry_run and bool(getattr(transport, "idempotent", False))
         if not dry_run:
             # WAL + NORMAL: every commit survives a killed process; only an OS crash or power
             # loss can undo the last commits. ``durable_claims`` fsyncs each claim (see _Writes.now).
@@ -279,36 +283,86 @@ class Tick:
     # ------------------------------------------------------------ contacts
 
     def _contacts(self, contact_ids: list[str]) -> None:
+        if self.grouped:
+            self._contacts_grouped(contact_ids)
+            return
         for contact_id in contact_ids:
             self._renew()
+            advanced = self._advance(contact_id)
+            if advanced is None:
+                continue
+            state, outcome = advanced
             try:
-                self._contact(contact_id)
+                for decision in outcome.decisions:
+                    if decision.action in ("send", "webhook"):
+                        self._deliver(decision)
             except LeaseLost:
                 raise
-            except Exception as error:  # noqa: BLE001 - one contact's bad data must not stop the tick
-                # it stays due (retried next tick) and is reported; its committed sends stay committed
-                self.report.counts["errors"] += 1
-                self._say(f"error: contact {contact_id}: {type(error).__name__}: {error}")
+            except Exception as error:  # noqa: BLE001 - its committed sends stay committed; it stays due
+                self._contact_failed(contact_id, error)
+                continue
+            if not self.dry_run:
+                self.writes.later(lambda: self.store.save_contact_state(state, outcome.wake_at))
 
-    def _contact(self, contact_id: str) -> None:
-        state = load_state(self.store, contact_id)
-        start = None
-        if state.clock is None:
-            start = self.store.wake_at(contact_id) or self.now
-            if state.events:
-                start = min(start, state.events[0].at)
-        outcome = self.runtime.engine.advance(state, self.now, start=start)
+    def _advance(self, contact_id: str) -> tuple[ContactState, Any] | None:
+        """Load the contact and run the engine up to ``now``; None (reported) when its data is bad.
+
+        A contact that fails stays due (retried next tick); the tick goes on.
+        """
+        try:
+            state = load_state(self.store, contact_id)
+            start = None
+            if state.clock is None:
+                start = self.store.wake_at(contact_id) or self.now
+                if state.events:
+                    start = min(start, state.events[0].at)
+            outcome = self.runtime.engine.advance(state, self.now, start=start)
+        except LeaseLost:
+            raise
+        except Exception as error:  # noqa: BLE001 - one contact's bad data must not stop the tick
+            self._contact_failed(contact_id, error)
+            return None
         self.report.contacts += 1
         for decision in outcome.decisions:
             self.report.counts[f"decision:{decision.action}"] += 1
-            if decision.action in ("send", "webhook"):
-                self._deliver(decision)
-        if not self.dry_run:
-            self.writes.later(lambda: self.store.save_contact_state(state, outcome.wake_at))
+        return state, outcome
+
+    def _contact_failed(self, contact_id: str, error: Exception) -> None:
+        self.report.counts["errors"] += 1
+        self._say(f"error: contact {contact_id}: {type(error).__name__}: {error}")
+
+    def _contacts_grouped(self, contact_ids: list[str]) -> None:
+        """The batch in three commits' worth of work, for an idempotent transport: claim every
+        send in one commit, deliver them together (one file-system sync), then confirm the sends
+        and save the states in the batch's closing commit. The order is the per-send path's:
+        nothing is delivered before its claim is committed, no state is saved before its claims."""
+        claims: list[tuple[SendRecord, Decision, Any]] = []
+        saves: list[tuple[ContactState, datetime | None]] = []
+        for contact_id in contact_ids:
+            self._renew()
+            advanced = self._advance(contact_id)
+            if advanced is None:
+                continue
+            state, outcome = advanced
+            for decision in outcome.decisions:
+                if decision.action in ("send", "webhook"):
+                    prepared = self._prepare(decision)
+                    if prepared is not None:
+                        claims.append((prepared[0], decision, prepared[1]))
+            saves.append((state, outcome.wake_at))
+        won = self.writes.now(lambda: self.store.claim_sends([record for record, _, _ in claims],
+                                                              self.report.run_id, resendable=True))
+        for state, wake_at in saves:
+            self.writes.later(lambda state=state, wake_at=wake_at: self.store.save_contact_state(state, wake_at))
+        claimed = [(decision, journey) for (_, decision, journey), ok in zip(claims, won or []) if ok]
+        self.report.counts["already_claimed"] += len(claims) - len(claimed)
+        self._send_all(claimed)
 
     # ------------------------------------------------------------ sends
 
-    def _deliver(self, decision: Decision) -> None:
+    def _prepare(self, decision: Decision) -> tuple[SendRecord, Any] | None:
+        """The ledger record and journey of a send, or None when it is not to be sent
+        (too late under the catch-up policy: recorded as skipped; a dry run: reported)."""
         kind = "webhook" if decision.action == "webhook" else "email"
         record = SendRecord(decision.key, decision.contact, decision.journey, decision.version,
                             decision.step, decision.at, kind)
@@ -318,44 +372,82 @@ class Tick:
             self._say(f"skip {decision.key}: late ({decision.at.isoformat()})")
             if not self.dry_run:
                 self.writes.later(lambda: self.store.skip_send(record, "late", self.report.run_id))
-            return
+            return None
         journey = _journey(self.runtime.engine, decision)
         if self.dry_run:
             self._dry(decision, journey)
+            return None
+        return record, journey
+
+    def _deliver(self, decision: Decision) -> None:
+        prepared = self._prepare(decision)
+        if prepared is None:
             return
-        if not self.writes.now(lambda: self.store.claim_send(record, self.report.run_id), durable=self.durable_claims):
+        record, journey = prepared
+        if not self._claim(record):
             self.report.counts["already_claimed"] += 1
             return
         self._send(decision, journey)
 
+    def _claim(self, record: SendRecord) -> bool:
+        """One claim, committed (with everything queued before it) before the transport is called."""
+        if self.grouped:
+            return self.writes.now(lambda: self.store.claim_sends([record], self.report.run_id, resendable=True))[0]
+        return self.writes.now(lambda: self.store.claim_send(record, self.report.run_id), durable=self.durable_claims)
+
     def _send(self, decision: Decision, journey: Any) -> None:
-        key = decision.key
-        delivery = self.runtime.delivery
+        outgoing = self._build(decision, journey)
+        if outgoing is None:
+            return
         try:
-            outgoing = delivery.build(decision, journey)
+            result: str | Exception = self.runtime.delivery.deliver(outgoing)
+        except (TransientError, PermanentError) as error:
+            result = error
+        self._record(outgoing, result)
+
+    def _send_all(self, claimed: list[tuple[Decision, Any]]) -> None:
+        """Build every claimed message, then hand them to the transport together."""
+        built = [outgoing for decision, journey in claimed
+                 if (outgoing := self._build(decision, journey)) is not None]
+        delivered: list[tuple[str, str]] = []
+        for outgoing, result in zip(built, self.runtime.delivery.deliver_all(built)):
+            if isinstance(result, Exception):
+                self._record(outgoing, result)
+            else:
+                self._count_delivered(outgoing)
+                delivered.append((outgoing.key, result))
+        if delivered:
+            self.writes.later(lambda: self.store.confirm_sends(delivered))
+
+    def _build(self, decision: Decision, journey: Any) -> Any:
+        """The message or webhook body; None (the failure recorded) when it cannot be built."""
+        try:
+            return self.runtime.delivery.build(decision, journey)
         except Exception as error:  # noqa: BLE001 - untrusted templates/data: nothing was sent, record why
             message = str(error) if isinstance(error, (RenderError, JourneyError, PermanentError)) else (
                 f"{type(error).__name__}: {error}")
             self.report.counts["failed"] += 1
-            self._say(f"failed {key}: {message}")
-            self.writes.later(lambda: self.store.fail_send(key, message, True))
-            return
-        try:
-            transport_id = delivery.deliver(outgoing)
-        except TransientError as error:
+            self._say(f"failed {decision.key}: {message}")
+            self.writes.later(lambda: self.store.fail_send(decision.key, message, True))
+            return None
+
+    def _record(self, outgoing: Any, result: str | Exception) -> None:
+        """Queue the outcome of one delivery: confirmed, retryable or failed."""
+        key = outgoing.key
+        if isinstance(result, TransientError):
             self.report.counts["retryable"] += 1
-            message = str(error)
-            self._say(f"retry later {key}: {message}")
-            self.writes.later(lambda: self.store.fail_send(key, message, False))
-            return
-        except PermanentError as error:
+            self._say(f"retry later {key}: {result}")
+            self.writes.later(lambda: self.store.fail_send(key, str(result), False))
+        elif isinstance(result, Exception):
             self.report.counts["failed"] += 1
-            message = str(error)
-            self._say(f"failed {key}: {message}")
-            self.writes.later(lambda: self.store.fail_send(key, message, True))
-            return
+            self._say(f"failed {key}: {result}")
+            self.writes.later(lambda: self.store.fail_send(key, str(result), True))
+        else:
+            self._count_delivered(outgoing)
+            self.writes.later(lambda: self.store.confirm_send(key, result))
+
+    def _count_delivered(self, outgoing: Any) -> None:
         self.report.counts["webhooks" if outgoing.kind == "webhook" else "sent"] += 1
-        self.writes.later(lambda: self.store.confirm_send(key, transport_id))
 
     def _dry(self, decision: Decision, journey: Any) -> None:
         self.report.counts["would_send"] += 1
@@ -407,7 +499,7 @@ class Tick:
                 detail=step_detail(journey, record.step_id, state.contact, current_scores(self.runtime.engine, state),
                                    self.runtime.project),
             )
-            if not self.writes.now(lambda: self.store.claim_send(record, self.report.run_id), durable=self.durable_claims):
+            if not self._claim(record):
                 continue
             self.report.counts["retried"] += 1
             self._send(decision, journey)

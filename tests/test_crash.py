@@ -19,6 +19,7 @@ import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 
 from runner.deploy import deploy, load_working_tree
 from runner.message import journey_key
@@ -120,3 +121,53 @@ def test_sigkill_mid_send_never_loses_or_duplicates_a_message(tmp_path, smtp_ser
     store.close()
     assert states == {"sent": CONTACTS}
     assert runs == {"died": kills, "ok": 2}  # every killed run was closed by the next one
+
+
+def test_sigkill_with_the_outbox_resends_interrupted_batches_and_leaves_nothing_in_doubt(tmp_path):
+    """The outbox is idempotent (same key, same file), so the tick claims a batch at once and
+    syncs its files together; a kill anywhere leaves claims that the next run sends again."""
+    rng = random.Random(20261123)
+    root = tiny_project(tmp_path / "project")
+    db = tmp_path / "journey.db"
+    outbox = tmp_path / "outbox"
+    store = open_store(db)
+    ids = add_signups(store, CONTACTS, AT)
+    deploy(store, load_working_tree(root).journeys, AT)
+    store.close()
+    env = {**os.environ, "PYTHONPATH": str(REPO), **SECRET}
+    command = [sys.executable, "-m", "runner", "run", "--now", NOW, "--db", str(db), "-q",
+               "--transport", f"outbox:{outbox}"]
+
+    kills, interrupted = 0, []
+    for n in range(KILLS):
+        process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        if n % 2:  # anywhere: before, within or between batches
+            time.sleep(rng.uniform(0.3, 1.5))
+        else:  # right after a batch's claims were committed, while its files are being written
+            while process.poll() is None and not _unconfirmed(db):
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0, 0.03))
+        if process.poll() is not None:
+            break
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+        interrupted.append(len(_unconfirmed(db)))
+    assert kills >= 5, "the runs finished too fast to be killed; raise CONTACTS"
+    assert max(interrupted) > 1, interrupted  # whole batches were cut off between claim and confirm
+
+    finished = journey_cli(command[3:], cwd=root, env=SECRET)
+    assert finished.returncode == 0, finished.stderr
+
+    files = sorted(outbox.glob("*.eml"))
+    keys = Counter(journey_key(message_from_bytes(path.read_bytes(), policy=policy.default)) for path in files)
+    assert set(keys) == {f"{cid}:welcome:1/1/hello" for cid in ids}  # nothing lost
+    assert max(keys.values()) == 1  # one file per message, whatever was re-sent
+    assert all(path.read_bytes().rstrip().endswith(b"--") for path in files)  # every file is whole
+    store = open_store(db)
+    states = dict(store.conn.execute("SELECT state, count(*) FROM sends GROUP BY state").fetchall())
+    resent = store.conn.execute("SELECT count(*) FROM sends WHERE attempts > 1").fetchone()[0]
+    store.close()
+    assert states == {"sent": CONTACTS}  # nothing left in doubt for an operator
+    assert resent >= max(interrupted)  # the interrupted claims were sent again, through the ledger

@@ -10,6 +10,7 @@ the WAL switch.
 from __future__ import annotations
 
 import sqlite3
+import itertools
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ from runner.store.migrations import apply_migrations
 BUSY_TIMEOUT_SECONDS = 30.0
 IDENTITY_EVENTS = ("identify", "alias")  # events that link an anonymous id to a contact
 CACHE_KIB = 32 * 1024  # page cache per connection: bounded, so memory stays flat
+INTERRUPTED_RESENDABLE = "interrupted before confirmation; sent again (idempotent transport)"
 MAX_SEND_ATTEMPTS = 5  # a transient failure may be re-claimed until this many attempts
 # sends that count as (possibly) delivered; the engine uses them for caps
 COUNTED_SEND_STATES = ("claimed", "sent", "in_doubt")
@@ -54,6 +56,8 @@ class _Snapshot:
     attributes: dict[str, Any]
     timezone: str | None
     last_event_id: int  # events with a higher id arrived after the load
+    anonymous_ids: list[str]
+    enrollment_rows: dict[str, dict[str, Any]]  # as stored: unchanged enrollments are not rewritten
 
 
 class SQLiteStore:
@@ -70,6 +74,7 @@ class SQLiteStore:
         self.conn = conn
         self.db = Database(conn)
         self._snapshots: dict[str, _Snapshot] = {}
+        self._savepoints = itertools.count()  # names for nested transactions; unique per connection
         self._synchronous = "FULL"
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
@@ -119,7 +124,7 @@ class SQLiteStore:
                 self.conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             return
         if self.conn.in_transaction:
-            name = f"sp_{uuid.uuid4().hex}"
+            name = f"sp_{next(self._savepoints)}"
             self.conn.execute(f"SAVEPOINT {name}")
             try:
                 yield
@@ -174,16 +179,20 @@ class SQLiteStore:
             timezone=row["timezone"],
             anonymous_ids=anonymous_ids,
         )
+        events = self._events_of(contact_id, anonymous_ids)
+        enrollment_rows = self._rows(
+            "SELECT * FROM enrollments WHERE contact_id = ? ORDER BY entered_at, id", (contact_id,)
+        )
         state = ContactState(
             contact=contact,
-            events=self._events_of(contact_id, anonymous_ids),
+            events=events,
             sends=self._sends_of(contact_id),
             suppressed=self._suppression_reason(contact_id, anonymous_ids, row["email"]),
             clock=from_db_time(row["clock"]),
             memory=from_json(row["memory"], {}),
             enrollment_seq=row["enrollment_seq"],
         )
-        for enrollment in self._enrollments_of(contact_id):
+        for enrollment in map(_enrollment_from_row, enrollment_rows):
             if enrollment.status == EXITED:
                 state.past_enrollments.append(enrollment)
             else:
@@ -194,6 +203,8 @@ class SQLiteStore:
             attributes=from_json(row["attributes"], {}),
             timezone=row["timezone"],
             last_event_id=last_event_id,
+            anonymous_ids=list(anonymous_ids),
+            enrollment_rows={r["id"]: r for r in enrollment_rows},
         )
         return state
 
@@ -234,12 +245,6 @@ class SQLiteStore:
             )
             for key, cid, jid, version, step, at, kind in cursor
         ]
-
-    def _enrollments_of(self, contact_id: str) -> list[Enrollment]:
-        rows = self._rows(
-            "SELECT * FROM enrollments WHERE contact_id = ? ORDER BY entered_at, id", (contact_id,)
-        )
-        return [_enrollment_from_row(row) for row in rows]
 
     def save_contact_state(self, state: ContactState, wake_at: datetime | None) -> None:
         """Write the engine's result in one transaction.
@@ -299,27 +304,18 @@ class SQLiteStore:
                         "id": contact.id,
                     },
                 )
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO identities (anonymous_id, contact_id, linked_at) VALUES (?, ?, ?)",
-                [(anonymous_id, contact.id, now) for anonymous_id in contact.anonymous_ids],
-            )
-            enrollments = [*state.past_enrollments, *state.enrollments.values()]
-            self.conn.executemany(_UPSERT_ENROLLMENT, [_enrollment_to_row(e) for e in enrollments])
+            if snapshot is None or contact.anonymous_ids != snapshot.anonymous_ids:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO identities (anonymous_id, contact_id, linked_at) VALUES (?, ?, ?)",
+                    [(anonymous_id, contact.id, now) for anonymous_id in contact.anonymous_ids],
+                )
+            stored = snapshot.enrollment_rows if snapshot else {}
+            rows = [_enrollment_to_row(e) for e in (*state.past_enrollments, *state.enrollments.values())]
+            self.conn.executemany(_UPSERT_ENROLLMENT, [row for row in rows if not _same_row(stored.get(row["id"]), row)])
 
     def _first_event_since(self, contact_id: str, last_event_id: int) -> str | None:
         """Earliest time of the contact's events recorded after ``last_event_id``."""
-        ids = [contact_id] + [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT anonymous_id FROM identities WHERE contact_id = ?", (contact_id,)
-            )
-        ]
-        marks = ",".join("?" * len(ids))
-        return self.conn.execute(
-            f"""SELECT min(at) FROM events WHERE id > ?
-                AND (contact_id IN ({marks}) OR anonymous_id IN ({marks}))""",
-            (last_event_id, *ids, *ids),
-        ).fetchone()[0]
+        return self.conn.execute(FIRST_EVENT_SINCE_SQL, {"after": last_event_id, "id": contact_id}).fetchone()[0]
 
     def due_contacts(self, now: datetime, limit: int) -> list[str]:
         """Contacts whose ``wake_at`` has come, oldest first (an index range scan)."""
@@ -336,29 +332,47 @@ class SQLiteStore:
         until ``MAX_SEND_ATTEMPTS``.
         """
         with self.transaction():
-            cursor = self.conn.execute(
-                """INSERT INTO sends (key, contact_id, journey_id, version, step_id, kind,
-                       scheduled_at, state, claimed_at, attempts, run_id)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, 'claimed', ?, 1, ?)
-                   ON CONFLICT (key) DO UPDATE SET
-                       state = 'claimed', claimed_at = excluded.claimed_at,
-                       attempts = sends.attempts + 1, run_id = excluded.run_id, error = NULL
-                   WHERE sends.state = 'failed' AND sends.retryable = 1
-                     AND sends.attempts < ?""",
-                (
-                    record.key, record.contact_id, record.journey_id, record.version,
-                    record.step_id, record.kind, to_db_time(record.at), to_db_time(_utcnow()),
-                    run_id, MAX_SEND_ATTEMPTS,
-                ),
-            )
-            return cursor.rowcount == 1
+            return self._claim(record, run_id, resendable=False)
+
+    def claim_sends(self, records: list[SendRecord], run_id: str, *, resendable: bool) -> list[bool]:
+        """Claim several sends in one transaction (each as ``claim_send``).
+
+        ``resendable``: the transport is idempotent (the same key rewrites the
+        same file), so a claim a crash leaves unconfirmed is sent again by the
+        next run instead of waiting in doubt for an operator.
+        """
+        with self.transaction():
+            return [self._claim(record, run_id, resendable=resendable) for record in records]
+
+    def _claim(self, record: SendRecord, run_id: str, *, resendable: bool) -> bool:
+        cursor = self.conn.execute(
+            """INSERT INTO sends (key, contact_id, journey_id, version, step_id, kind,
+                   scheduled_at, state, claimed_at, attempts, run_id, retryable)
+               VALUES (?, ?, ?, ?, ?, ?, ?, 'claimed', ?, 1, ?, ?)
+               ON CONFLICT (key) DO UPDATE SET
+                   state = 'claimed', claimed_at = excluded.claimed_at,
+                   attempts = sends.attempts + 1, run_id = excluded.run_id, error = NULL,
+                   retryable = excluded.retryable
+               WHERE sends.state = 'failed' AND sends.retryable = 1
+                 AND sends.attempts < ?""",
+            (
+                record.key, record.contact_id, record.journey_id, record.version,
+                record.step_id, record.kind, to_db_time(record.at), to_db_time(_utcnow()),
+                run_id, int(resendable), MAX_SEND_ATTEMPTS,
+            ),
+        )
+        return cursor.rowcount == 1
 
     def confirm_send(self, key: str, transport_id: str) -> None:
+        self.confirm_sends([(key, transport_id)])
+
+    def confirm_sends(self, delivered: list[tuple[str, str]]) -> None:
+        """``confirm_send`` for many (key, transport id) pairs in one statement."""
+        now = to_db_time(_utcnow())
         with self.transaction():
-            self.conn.execute(
-                """UPDATE sends SET state = 'sent', sent_at = ?, transport_id = ?, error = NULL
-                   WHERE key = ?""",
-                (to_db_time(_utcnow()), transport_id, key),
+            self.conn.executemany(
+                "UPDATE sends SET state = 'sent', sent_at = ?, transport_id = ?, error = NULL WHERE key = ?",
+                [(now, transport_id, key) for key, transport_id in delivered],
             )
 
     def fail_send(self, key: str, error: str, permanent: bool) -> None:
@@ -387,16 +401,20 @@ class SQLiteStore:
         A run is alive while it is unfinished and its holder still holds an
         unexpired lease; claims of other runs are marked ``in_doubt`` here
         (the transport may or may not have delivered them) and listed.
+        Resendable claims (an idempotent transport) are not in doubt: they
+        become retryable failures, and the next tick sends them again.
         """
         now_text = to_db_time(now or _utcnow())
         with self.transaction():
             self.conn.execute(
-                """UPDATE sends SET state = 'in_doubt'
+                """UPDATE sends SET
+                       state = CASE retryable WHEN 1 THEN 'failed' ELSE 'in_doubt' END,
+                       error = CASE retryable WHEN 1 THEN ? ELSE error END
                    WHERE state = 'claimed' AND NOT EXISTS (
                        SELECT 1 FROM runs JOIN leases ON leases.holder = runs.holder
                        WHERE runs.id = sends.run_id AND runs.finished_at IS NULL
                          AND leases.expires_at > ?)""",
-                (now_text,),
+                (INTERRUPTED_RESENDABLE, now_text),
             )
             return self._rows(
                 "SELECT * FROM sends WHERE state = 'in_doubt' ORDER BY claimed_at, key"
@@ -781,6 +799,13 @@ WHERE json_patch(contacts.attributes, excluded.attributes) IS NOT contacts.attri
    OR coalesce(excluded.timezone, contacts.timezone) IS NOT contacts.timezone
 """
 
+# Only rows above the id seen at load: a range of the events' rowid, empty unless something arrived.
+FIRST_EVENT_SINCE_SQL = """
+WITH ids(value) AS (SELECT :id UNION ALL SELECT anonymous_id FROM identities WHERE contact_id = :id)
+SELECT min(at) FROM events
+WHERE id > :after AND (contact_id IN (SELECT value FROM ids) OR anonymous_id IN (SELECT value FROM ids))
+"""
+
 _UPSERT_ENROLLMENT = """
 INSERT INTO enrollments (id, contact_id, journey_id, version, stage, stage_seq, cursor, status,
     wait, due_at, entered_at, exited_at, exit_reason, goal_at, variant, holdout)
@@ -808,6 +833,11 @@ def _suppression_target(contact_or_email: str) -> tuple[str, str | None, str | N
     if "@" in value:
         return f"email:{value.lower()}", None, value.lower()
     return f"contact:{value}", value, None
+
+
+def _same_row(stored: dict[str, Any] | None, row: dict[str, Any]) -> bool:
+    """Does the stored row already hold every value of ``row``?"""
+    return stored is not None and all(stored.get(column) == value for column, value in row.items())
 
 
 def _enrollment_to_row(enrollment: Enrollment) -> dict[str, Any]:
