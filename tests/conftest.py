@@ -1,4 +1,8 @@
-"""Shared fixtures: a real SMTP server for any test that sends email."""
+"""Shared fixtures: a real SMTP server for any test that sends email.
+
+Hypothesis runs without its per-example deadline: a deadline is a timed
+assert, and on a loaded CI machine it fails tests that are correct.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("journey", deadline=None)
+settings.load_profile("journey")
 
 sys.path.insert(0, str(Path(__file__).parent))  # lets tests import smtp_server
 
