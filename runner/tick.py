@@ -283,12 +283,13 @@ class Tick:
     # ------------------------------------------------------------ contacts
 
     def _contacts(self, contact_ids: list[str]) -> None:
+        loaded = self._load(contact_ids)
         if self.grouped:
-            self._contacts_grouped(contact_ids)
+            self._contacts_grouped(contact_ids, loaded)
             return
         for contact_id in contact_ids:
             self._renew()
-            advanced = self._advance(contact_id)
+            advanced = self._advance(contact_id, loaded)
             if advanced is None:
                 continue
             state, outcome = advanced
@@ -304,13 +305,22 @@ class Tick:
             if not self.dry_run:
                 self.writes.later(lambda: self.store.save_contact_state(state, outcome.wake_at))
 
-    def _advance(self, contact_id: str) -> tuple[ContactState, Any] | None:
-        """Load the contact and run the engine up to ``now``; None (reported) when its data is bad.
+    def _load(self, contact_ids: list[str]) -> dict[str, ContactState]:
+        """The batch's states in one read per table. If that fails (one contact's bad
+        data), nothing is returned and each contact is loaded, and fails, on its own."""
+        try:
+            return self.store.load_contact_states(contact_ids)
+        except Exception:  # noqa: BLE001 - reported per contact by _advance
+            return {}
+
+    def _advance(self, contact_id: str, loaded: dict[str, ContactState]) -> tuple[ContactState, Any] | None:
+        """Run the engine on the contact up to ``now``; None (reported) when its data is bad.
 
         A contact that fails stays due (retried next tick); the tick goes on.
         """
         try:
-            state = load_state(self.store, contact_id)
+            state = loaded.get(contact_id) or self.store.load_contact_state(contact_id)
+            late_arrivals(self.store, state)
             start = None
             if state.clock is None:
                 start = self.store.wake_at(contact_id) or self.now
@@ -331,7 +341,7 @@ class Tick:
         self.report.counts["errors"] += 1
         self._say(f"error: contact {contact_id}: {type(error).__name__}: {error}")
 
-    def _contacts_grouped(self, contact_ids: list[str]) -> None:
+    def _contacts_grouped(self, contact_ids: list[str], loaded: dict[str, ContactState]) -> None:
         """The batch in three commits' worth of work, for an idempotent transport: claim every
         send in one commit, deliver them together (one file-system sync), then confirm the sends
         and save the states in the batch's closing commit. The order is the per-send path's:
@@ -340,7 +350,7 @@ class Tick:
         saves: list[tuple[ContactState, datetime | None]] = []
         for contact_id in contact_ids:
             self._renew()
-            advanced = self._advance(contact_id)
+            advanced = self._advance(contact_id, loaded)
             if advanced is None:
                 continue
             state, outcome = advanced
@@ -352,8 +362,8 @@ class Tick:
             saves.append((state, outcome.wake_at))
         won = self.writes.now(lambda: self.store.claim_sends([record for record, _, _ in claims],
                                                               self.report.run_id, resendable=True))
-        for state, wake_at in saves:
-            self.writes.later(lambda state=state, wake_at=wake_at: self.store.save_contact_state(state, wake_at))
+        if saves:
+            self.writes.later(lambda: self.store.save_contact_states(saves))
         claimed = [(decision, journey) for (_, decision, journey), ok in zip(claims, won or []) if ok]
         self.report.counts["already_claimed"] += len(claims) - len(claimed)
         self._send_all(claimed)
@@ -513,17 +523,16 @@ def run_tick(store: Any, runtime: Runtime, now: datetime, **options: Any) -> Tic
     return Tick(store, runtime, now, **options).run()
 
 
-def load_state(store: Any, contact_id: str) -> ContactState:
-    """The contact's state as the engine must see it: ``store.load_contact_state``,
-    with late arrivals moved to just after the contact's clock.
+def late_arrivals(store: Any, state: ContactState) -> None:
+    """Make a loaded state what the engine must see: late arrivals moved to just
+    after the contact's clock, and sends past the clock dropped.
 
     An event stored since the contact was last processed, with a timestamp at
     or before the instant it had been processed to, would otherwise count only
     as history (no entry, no ``wait_for`` answer). Its stored time is kept.
     """
-    state = store.load_contact_state(contact_id)
     seen = int(state.memory.get(SEEN_EVENTS, 0))
-    new_events = store.events_after(contact_id, state.contact.anonymous_ids, seen)
+    new_events = store.events_after(state.contact.id, state.contact.anonymous_ids, seen)
     if new_events:
         state.memory[SEEN_EVENTS] = max(row_id for row_id, _, _ in new_events)
     if new_events and state.clock is not None:
@@ -537,7 +546,6 @@ def load_state(store: Any, contact_id: str) -> ContactState:
     # sends decided after the clock are being re-decided (a crash before the save):
     # drop them so caps see exactly what they saw the first time
     state.sends = [s for s in state.sends if state.clock is not None and s.at <= state.clock]
-    return state
 
 
 def current_scores(engine: Engine, state: ContactState) -> dict:

@@ -9,9 +9,10 @@ the WAL switch.
 
 from __future__ import annotations
 
-import sqlite3
 import itertools
+import sqlite3
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -152,99 +153,127 @@ class SQLiteStore:
 
     def load_contact_state(self, contact_id: str) -> ContactState:
         """Contact, its events (also those under its anonymous ids), enrollments, sends."""
+        states = self.load_contact_states([contact_id])
+        if contact_id not in states:
+            raise KeyError(contact_id)
+        return states[contact_id]
+
+    def load_contact_states(self, contact_ids: list[str]) -> dict[str, ContactState]:
+        """``load_contact_state`` for a batch (the tick's due contacts): one query per
+        table for the whole batch, in one read snapshot. Unknown ids are left out."""
         if self.conn.in_transaction:
-            return self._load_contact_state(contact_id)
+            return self._load_contact_states(contact_ids)
         self.conn.execute("BEGIN")  # one consistent snapshot for all reads
         try:
-            return self._load_contact_state(contact_id)
+            return self._load_contact_states(contact_ids)
         finally:
             self.conn.execute("COMMIT")
 
-    def _load_contact_state(self, contact_id: str) -> ContactState:
-        rows = self._rows("SELECT * FROM contacts WHERE id = ?", (contact_id,))
-        if not rows:
-            raise KeyError(contact_id)
-        row = rows[0]
-        anonymous_ids = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT anonymous_id FROM identities WHERE contact_id = ? ORDER BY linked_at, anonymous_id",
-                (contact_id,),
-            )
-        ]
-        attributes = from_json(row["attributes"], {})
-        contact = Contact(
-            id=contact_id,
-            attributes=attributes,
-            timezone=row["timezone"],
-            anonymous_ids=anonymous_ids,
-        )
-        events = self._events_of(contact_id, anonymous_ids)
-        enrollment_rows = self._rows(
-            "SELECT * FROM enrollments WHERE contact_id = ? ORDER BY entered_at, id", (contact_id,)
-        )
-        state = ContactState(
-            contact=contact,
-            events=events,
-            sends=self._sends_of(contact_id),
-            suppressed=self._suppression_reason(contact_id, anonymous_ids, row["email"]),
-            clock=from_db_time(row["clock"]),
-            memory=from_json(row["memory"], {}),
-            enrollment_seq=row["enrollment_seq"],
-        )
-        for enrollment in map(_enrollment_from_row, enrollment_rows):
-            if enrollment.status == EXITED:
-                state.past_enrollments.append(enrollment)
-            else:
-                state.enrollments[enrollment.journey_id] = enrollment
+    def _load_contact_states(self, contact_ids: list[str]) -> dict[str, ContactState]:
+        ids = list(dict.fromkeys(contact_ids))
+        rows = {row["id"]: row for row in self._rows(
+            f"SELECT *, lower(email) AS email_key FROM contacts WHERE id IN ({_marks(ids)})", ids)}
+        anonymous: dict[str, list[str]] = {contact_id: [] for contact_id in rows}
+        for contact_id, anonymous_id in self.conn.execute(
+            f"""SELECT contact_id, anonymous_id FROM identities WHERE contact_id IN ({_marks(rows)})
+                ORDER BY linked_at, anonymous_id""", list(rows)):
+            anonymous[contact_id].append(anonymous_id)
+        # every id (contact or anonymous) -> the contacts of the batch it belongs to
+        owners: dict[str, list[str]] = defaultdict(list)
+        for contact_id, anonymous_ids in anonymous.items():
+            for some_id in (contact_id, *anonymous_ids):
+                owners[some_id].append(contact_id)
+        events = self._events_of(owners)
+        sends = self._sends_of(list(rows))
+        suppressed = self._suppression_reasons(rows, anonymous)
+        enrollment_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in self._rows(f"SELECT * FROM enrollments WHERE contact_id IN ({_marks(rows)}) "
+                              "ORDER BY entered_at, id", list(rows)):
+            enrollment_rows[row["contact_id"]].append(row)
         last_event_id = self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
-        self._snapshots[contact_id] = _Snapshot(
-            rev=row["rev"],
-            attributes=from_json(row["attributes"], {}),
-            timezone=row["timezone"],
-            last_event_id=last_event_id,
-            anonymous_ids=list(anonymous_ids),
-            enrollment_rows={r["id"]: r for r in enrollment_rows},
-        )
-        return state
+        states = {}
+        for contact_id, row in rows.items():
+            state = ContactState(
+                contact=Contact(id=contact_id, attributes=from_json(row["attributes"], {}),
+                                timezone=row["timezone"], anonymous_ids=anonymous[contact_id]),
+                events=events.get(contact_id, []),
+                sends=sends.get(contact_id, []),
+                suppressed=suppressed.get(contact_id),
+                clock=from_db_time(row["clock"]),
+                memory=from_json(row["memory"], {}),
+                enrollment_seq=row["enrollment_seq"],
+            )
+            for enrollment in map(_enrollment_from_row, enrollment_rows[contact_id]):
+                if enrollment.status == EXITED:
+                    state.past_enrollments.append(enrollment)
+                else:
+                    state.enrollments[enrollment.journey_id] = enrollment
+            self._snapshots[contact_id] = _Snapshot(
+                rev=row["rev"],
+                attributes=from_json(row["attributes"], {}),
+                timezone=row["timezone"],
+                last_event_id=last_event_id,
+                anonymous_ids=list(anonymous[contact_id]),
+                enrollment_rows={r["id"]: r for r in enrollment_rows[contact_id]},
+            )
+            states[contact_id] = state
+        return states
 
-    def _events_of(self, contact_id: str, anonymous_ids: list[str]) -> list[Event]:
-        ids = [contact_id, *anonymous_ids]
-        marks = ",".join("?" * len(ids))
+    def _events_of(self, owners: dict[str, list[str]]) -> dict[str, list[Event]]:
+        """Events under any of the ids, in time order, per owning contact."""
+        ids = list(owners)
         cursor = self.conn.execute(
             f"""SELECT name, at, properties, message_id, contact_id, anonymous_id FROM events
-                WHERE contact_id IN ({marks}) OR anonymous_id IN ({marks})
+                WHERE contact_id IN ({_marks(ids)}) OR anonymous_id IN ({_marks(ids)})
                 ORDER BY at, id""",
             ids + ids,
         )
-        # an anonymous visitor's event, or the identify/alias that links the
-        # visitor, keeps its anonymous id: the engine counts those events from
-        # the instant of the link, as in a simulation
-        return [
-            Event(
+        found: dict[str, list[Event]] = defaultdict(list)
+        for name, at, props, mid, owner, anon in cursor:
+            event = Event(
                 name=name,
                 at=from_db_time(at),
                 properties=from_json(props, {}),
                 message_id=mid,
+                # an anonymous visitor's event, or the identify/alias that links the
+                # visitor, keeps its anonymous id: the engine counts those events from
+                # the instant of the link, as in a simulation
                 anonymous_id=anon if owner is None or name in IDENTITY_EVENTS else None,
             )
-            for name, at, props, mid, owner, anon in cursor
-        ]
+            for contact_id in dict.fromkeys([*owners.get(owner, ()), *owners.get(anon, ())]):
+                found[contact_id].append(event)
+        return found
 
-    def _sends_of(self, contact_id: str) -> list[SendRecord]:
-        marks = ",".join("?" * len(COUNTED_SEND_STATES))
+    def _sends_of(self, contact_ids: list[str]) -> dict[str, list[SendRecord]]:
         cursor = self.conn.execute(
             f"""SELECT key, contact_id, journey_id, version, step_id, scheduled_at, kind
-                FROM sends WHERE contact_id = ? AND state IN ({marks}) ORDER BY scheduled_at, key""",
-            (contact_id, *COUNTED_SEND_STATES),
+                FROM sends WHERE contact_id IN ({_marks(contact_ids)}) AND state IN ({_marks(COUNTED_SEND_STATES)})
+                ORDER BY scheduled_at, key""",
+            (*contact_ids, *COUNTED_SEND_STATES),
         )
-        return [
-            SendRecord(
-                key=key, contact_id=cid, journey_id=jid, version=version,
-                step_id=step, at=from_db_time(at), kind=kind,
-            )
-            for key, cid, jid, version, step, at, kind in cursor
-        ]
+        found: dict[str, list[SendRecord]] = defaultdict(list)
+        for key, cid, jid, version, step, at, kind in cursor:
+            found[cid].append(SendRecord(key=key, contact_id=cid, journey_id=jid, version=version,
+                                         step_id=step, at=from_db_time(at), kind=kind))
+        return found
+
+    def _suppression_reasons(self, rows: dict[str, dict[str, Any]], anonymous: dict[str, list[str]]) -> dict[str, str]:
+        """The earliest suppression of each contact: by its id, an anonymous id, or its email."""
+        ids = [some_id for contact_id in rows for some_id in (contact_id, *anonymous[contact_id])]
+        emails = sorted({row["email_key"] for row in rows.values() if row["email_key"] is not None})
+        found: dict[str, str] = {}
+        suppressions = self.conn.execute(
+            f"""SELECT contact_id, email, reason FROM suppressions
+                WHERE contact_id IN ({_marks(ids)}) OR email IN ({_marks(emails)}) ORDER BY at""",
+            (*ids, *emails),
+        ).fetchall()
+        for contact_id, row in rows.items():
+            mine = {contact_id, *anonymous[contact_id]}
+            for target_id, email, reason in suppressions:
+                if target_id in mine or (email is not None and email == row["email_key"]):
+                    found[contact_id] = reason
+                    break
+        return found
 
     def save_contact_state(self, state: ContactState, wake_at: datetime | None) -> None:
         """Write the engine's result in one transaction.
@@ -254,64 +283,76 @@ class SQLiteStore:
         or recorded events for it, the earlier wake-up wins, so nothing
         imported meanwhile is lost.
         """
-        contact = state.contact
+        self.save_contact_states([(state, wake_at)])
+
+    def save_contact_states(self, results: list[tuple[ContactState, datetime | None]]) -> None:
+        """``save_contact_state`` for a batch, in one transaction."""
         now = to_db_time(_utcnow())
         with self.transaction():
-            rows = self._rows(
-                "SELECT rev, attributes, timezone, wake_at FROM contacts WHERE id = ?", (contact.id,)
+            # Events stored since the loads? Usually none: then no contact needs the per-contact look.
+            newest_event = self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+            for state, wake_at in results:
+                self._save(state, wake_at, now, newest_event)
+
+    def _save(self, state: ContactState, wake_at: datetime | None, now: str, newest_event: int) -> None:
+        """One contact of ``save_contact_states`` (inside its transaction)."""
+        contact = state.contact
+        rows = self._rows(
+            "SELECT rev, attributes, timezone, wake_at FROM contacts WHERE id = ?", (contact.id,)
+        )
+        snapshot = self._snapshots.pop(contact.id, None)
+        wake = to_db_time(wake_at)
+        if not rows:
+            self.conn.execute(
+                """INSERT INTO contacts (id, email, timezone, attributes, created_at, updated_at,
+                       wake_at, clock, memory, enrollment_seq)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    contact.id, _email_key(contact.attributes), contact.timezone,
+                    to_json(contact.attributes), now, now, wake, to_db_time(state.clock),
+                    to_json(state.memory), state.enrollment_seq,
+                ),
             )
-            snapshot = self._snapshots.pop(contact.id, None)
-            wake = to_db_time(wake_at)
-            if not rows:
-                self.conn.execute(
-                    """INSERT INTO contacts (id, email, timezone, attributes, created_at, updated_at,
-                           wake_at, clock, memory, enrollment_seq)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (
-                        contact.id, _email_key(contact.attributes), contact.timezone,
-                        to_json(contact.attributes), now, now, wake, to_db_time(state.clock),
-                        to_json(state.memory), state.enrollment_seq,
-                    ),
-                )
-            else:
-                current = rows[0]
-                before = snapshot.attributes if snapshot else from_json(current["attributes"], {})
-                timezone = current["timezone"]
-                if contact.timezone != (snapshot.timezone if snapshot else timezone):
-                    timezone = contact.timezone
-                if snapshot is not None:
-                    for outside in (
-                        current["wake_at"] if snapshot.rev != current["rev"] else None,
-                        self._first_event_since(contact.id, snapshot.last_event_id),
-                    ):
-                        if outside is not None:
-                            wake = min(wake, outside) if wake else outside
-                self.conn.execute(
-                    """UPDATE contacts SET
-                           attributes = json_patch(attributes, :patch),
-                           email = lower(json_extract(json_patch(attributes, :patch), '$.email')),
-                           timezone = :timezone, clock = :clock, memory = :memory,
-                           enrollment_seq = :seq, wake_at = :wake, updated_at = :now
-                       WHERE id = :id""",
-                    {
-                        "patch": to_json(merge_patch(before, contact.attributes)),
-                        "timezone": timezone,
-                        "clock": to_db_time(state.clock),
-                        "memory": to_json(state.memory),
-                        "seq": state.enrollment_seq,
-                        "wake": wake,
-                        "now": now,
-                        "id": contact.id,
-                    },
-                )
-            if snapshot is None or contact.anonymous_ids != snapshot.anonymous_ids:
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO identities (anonymous_id, contact_id, linked_at) VALUES (?, ?, ?)",
-                    [(anonymous_id, contact.id, now) for anonymous_id in contact.anonymous_ids],
-                )
-            stored = snapshot.enrollment_rows if snapshot else {}
-            rows = [_enrollment_to_row(e) for e in (*state.past_enrollments, *state.enrollments.values())]
-            self.conn.executemany(_UPSERT_ENROLLMENT, [row for row in rows if not _same_row(stored.get(row["id"]), row)])
+        else:
+            current = rows[0]
+            before = snapshot.attributes if snapshot else from_json(current["attributes"], {})
+            timezone = current["timezone"]
+            if contact.timezone != (snapshot.timezone if snapshot else timezone):
+                timezone = contact.timezone
+            if snapshot is not None:
+                for outside in (
+                    current["wake_at"] if snapshot.rev != current["rev"] else None,
+                    self._first_event_since(contact.id, snapshot.last_event_id)
+                    if newest_event > snapshot.last_event_id else None,
+                ):
+                    if outside is not None:
+                        wake = min(wake, outside) if wake else outside
+            self.conn.execute(
+                """UPDATE contacts SET
+                       attributes = json_patch(attributes, :patch),
+                       email = lower(json_extract(json_patch(attributes, :patch), '$.email')),
+                       timezone = :timezone, clock = :clock, memory = :memory,
+                       enrollment_seq = :seq, wake_at = :wake, updated_at = :now
+                   WHERE id = :id""",
+                {
+                    "patch": to_json(merge_patch(before, contact.attributes)),
+                    "timezone": timezone,
+                    "clock": to_db_time(state.clock),
+                    "memory": to_json(state.memory),
+                    "seq": state.enrollment_seq,
+                    "wake": wake,
+                    "now": now,
+                    "id": contact.id,
+                },
+            )
+        if snapshot is None or contact.anonymous_ids != snapshot.anonymous_ids:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO identities (anonymous_id, contact_id, linked_at) VALUES (?, ?, ?)",
+                [(anonymous_id, contact.id, now) for anonymous_id in contact.anonymous_ids],
+            )
+        stored = snapshot.enrollment_rows if snapshot else {}
+        rows = [_enrollment_to_row(e) for e in (*state.past_enrollments, *state.enrollments.values())]
+        self.conn.executemany(_UPSERT_ENROLLMENT, [row for row in rows if not _same_row(stored.get(row["id"]), row)])
 
     def _first_event_since(self, contact_id: str, last_event_id: int) -> str | None:
         """Earliest time of the contact's events recorded after ``last_event_id``."""
@@ -541,28 +582,15 @@ class SQLiteStore:
 
     def is_suppressed(self, contact_id: str) -> str | None:
         """The suppression reason for a contact (by id, anonymous ids or email), or None."""
-        rows = self.conn.execute("SELECT email FROM contacts WHERE id = ?", (contact_id,)).fetchall()
-        email = rows[0][0] if rows else None
+        rows = self._rows("SELECT lower(email) AS email_key FROM contacts WHERE id = ?", (contact_id,))
         anonymous_ids = [
             r[0]
             for r in self.conn.execute(
                 "SELECT anonymous_id FROM identities WHERE contact_id = ?", (contact_id,)
             )
         ]
-        return self._suppression_reason(contact_id, anonymous_ids, email)
-
-    def _suppression_reason(
-        self, contact_id: str, anonymous_ids: list[str], email: str | None
-    ) -> str | None:
-        ids = [contact_id, *anonymous_ids]
-        marks = ",".join("?" * len(ids))
-        row = self.conn.execute(
-            f"""SELECT reason FROM suppressions
-                WHERE contact_id IN ({marks}) OR (? IS NOT NULL AND email = lower(?))
-                ORDER BY at LIMIT 1""",
-            (*ids, email, email),
-        ).fetchone()
-        return row[0] if row else None
+        row = rows[0] if rows else {"email_key": None}
+        return self._suppression_reasons({contact_id: row}, {contact_id: anonymous_ids}).get(contact_id)
 
     # ------------------------------------------------------------------ status
 
@@ -833,6 +861,11 @@ def _suppression_target(contact_or_email: str) -> tuple[str, str | None, str | N
     if "@" in value:
         return f"email:{value.lower()}", None, value.lower()
     return f"contact:{value}", value, None
+
+
+def _marks(values: Iterable[Any]) -> str:
+    """``?, ?, ?``: one placeholder per value, for an ``IN (...)`` list."""
+    return ", ".join("?" for _ in values)
 
 
 def _same_row(stored: dict[str, Any] | None, row: dict[str, Any]) -> bool:
