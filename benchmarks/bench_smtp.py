@@ -26,12 +26,11 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from email.message import EmailMessage
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runner.message import build_message  # noqa: E402
+from runner.message import MailMessage, build_message  # noqa: E402
 from runner.render import RenderedEmail  # noqa: E402
 from runner.transports import open_pool, open_transport  # noqa: E402
 
@@ -82,7 +81,7 @@ def start_server(port: int, latency: float) -> subprocess.Popen:
     raise SystemExit("aiosmtpd did not start")
 
 
-def messages(count: int) -> list[EmailMessage]:
+def messages(count: int) -> list[MailMessage]:
     date = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
     return [
         build_message(
@@ -100,26 +99,26 @@ def messages(count: int) -> list[EmailMessage]:
     ]
 
 
-def bare_loop(port: int, batch: list[EmailMessage]) -> None:
+def bare_loop(port: int, batch: list[MailMessage]) -> None:
     with smtplib.SMTP("127.0.0.1", port) as smtp:
         for message in batch:
-            smtp.send_message(message)
+            smtp.sendmail(message.sender, [message.recipient], message.wire_bytes())
 
 
-def bare_parallel(port: int, batch: list[EmailMessage], connections: int) -> None:
+def bare_parallel(port: int, batch: list[MailMessage], connections: int) -> None:
     shards = [batch[i::connections] for i in range(connections)]
     with ThreadPoolExecutor(connections) as workers:
         list(workers.map(lambda shard: bare_loop(port, shard), shards))
 
 
-def ours_single(url: str, batch: list[EmailMessage]) -> None:
+def ours_single(url: str, batch: list[MailMessage]) -> None:
     transport = open_transport(url)
     for message in batch:
         transport.send(message)
     transport.close()
 
 
-def ours_pool(url: str, batch: list[EmailMessage], connections: int) -> None:
+def ours_pool(url: str, batch: list[MailMessage], connections: int) -> None:
     pool = open_pool(url, connections)
     results = pool.send_all(batch)
     pool.close()

@@ -108,7 +108,7 @@ def parse_address(value: str, *, role: str) -> Mailbox:
     return _parse_address(value or "", role)
 
 
-@functools.lru_cache(maxsize=4096)  # the sender, reply-to and mailto repeat on every message
+@functools.lru_cache(maxsize=256)  # the sender, reply-to and mailto repeat on every message
 def _parse_address(value: str, role: str) -> Mailbox:
     text = clean_header_text(value)
     pairs = utils.getaddresses([text])
