@@ -492,11 +492,21 @@ class _Run:
         if hit is not None and self._inputs_unchanged(hit):
             return hit[3], hit[4]
         reads = self.engine.reads(condition, journey)
+        if reads is None:
+            facts = self.facts_for(journey, stage, since)
+            return condition.evaluate(facts), condition.next_change(facts)
+        # a condition that does not read the stage (or events, which ``since`` filters)
+        # has the same answer for every stage (or ``since``): share one memo among them
+        shared = (id(condition), journey.id, journey.version, stage if reads.stage else None, since if reads.events else None)
+        if shared != key:
+            hit = self._memo.get(shared)
+            if hit is not None and self._inputs_unchanged(hit):
+                self._memo[key] = hit
+                return hit[3], hit[4]
         facts = self.facts_for(journey, stage, since)
         holds = condition.evaluate(facts)
         change = condition.next_change(facts)
-        if reads is not None:
-            self._memo[key] = [self.attribute_version, len(self.revealed_names), reads, holds, change]
+        self._memo[key] = self._memo[shared] = [self.attribute_version, len(self.revealed_names), reads, holds, change]
         return holds, change
 
     def _inputs_unchanged(self, seen: list) -> bool:
