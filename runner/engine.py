@@ -334,6 +334,7 @@ class _Run:
         self._zones: dict[int, Any] = {}  # id(journey) -> its zone for this contact (see zone_for)
         self._dates: dict[tuple[int, int], tuple] = {}  # date entries' next occurrences (see _next_date)
         self._when_holds: dict[str, list] = {}  # score name -> [attribute version, its `when` rules' truths]
+        self._rule_matches: dict[tuple[str, int], tuple] = {}  # (score, rule index) -> (events seen, matching)
         self._facts_cache: dict[tuple, Facts] = {}
         # condition results with the inputs they were computed from (see ``condition_memo``)
         self._memo: dict[tuple, list] = {}
@@ -551,10 +552,8 @@ class _Run:
         for index, rule in enumerate(model.rules):
             if rule.event:
                 start = now - rule.within.approx if rule.within is not None else None
-                for event in self.visible.get(rule.event, ()):
+                for event in self._rule_events(name, index, rule):
                     if start is not None and event.at <= start:
-                        continue
-                    if rule.where and not where_matches(rule.where, event):
                         continue
                     if half_life is None:
                         constant += rule.points
@@ -564,6 +563,20 @@ class _Run:
             elif rule.when is not None and when_holds[index]:
                 constant += rule.points
         return constant, decaying
+
+    def _rule_events(self, name: str, index: int, rule) -> Sequence[Event]:
+        """The visible events a score's event rule counts (its ``where`` applied), in order.
+
+        Remembered until another event of that name becomes visible (visible lists
+        only ever grow), so a page-view filter is not re-run at every instant.
+        """
+        bucket = self.visible.get(rule.event, ())
+        if not rule.where:
+            return bucket
+        known = self._rule_matches.get((name, index))
+        if known is None or known[0] != len(bucket):
+            known = self._rule_matches[(name, index)] = (len(bucket), [e for e in bucket if where_matches(rule.where, e)])
+        return known[1]
 
     def _score_when_holds(self, name: str, model) -> list[bool | None]:
         """Per rule of a score, whether its ``when`` condition holds now (None: not a ``when`` rule).
@@ -851,6 +864,8 @@ class _Run:
         Remembers the current values (and the attribute version they belong to),
         so the next look reports only later changes.
         """
+        if self.attribute_version == self._remembered_version:
+            return {}  # in this run attributes change only through the engine, which counts it
         seen = self.memory.setdefault("attributes", {})
         changed = {}
         for path in self.engine.watched_attributes:
