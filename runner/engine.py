@@ -659,7 +659,8 @@ class _Run:
             enrollment = self.state.enrollments.get(journey.id)
             if enrollment is not None and enrollment.status != EXITED:
                 pinned = self.engine.journey_for(enrollment)
-                if self._watched_unchanged(pinned, changed_attributes) and self._untouched(pinned, enrollment, new_names):
+                if (not changed_attributes or self._watched_unchanged(pinned, changed_attributes)) \
+                        and self._untouched(pinned, enrollment, new_names):
                     continue
                 self._enrolled(pinned, enrollment, new_events, changed_attributes, previous)
             else:
@@ -746,7 +747,7 @@ class _Run:
         """
         quiet = self._entries_quiet.get((journey.id, journey.version, current_stage))
         if quiet is not None and self._inputs_unchanged(quiet):
-            if self._watched_unchanged(journey, changed):
+            if not changed or self._watched_unchanged(journey, changed):
                 return []
             if not quiet[2].stage:
                 return self._fire(journey, self.engine.watching_stages(journey), new_events, changed, previous, current_stage)
@@ -772,7 +773,7 @@ class _Run:
         """The journey's last full look at its entries, [attribute version, log position, Reads,
         next time-driven instant], when none of their inputs changed since (see ``_fired_stages``)."""
         quiet = self._entries_quiet.get((journey.id, journey.version, current_stage))
-        if quiet is None or not self._watched_unchanged(journey, changed):
+        if quiet is None or (changed and not self._watched_unchanged(journey, changed)):
             return None
         return quiet if self._inputs_unchanged(quiet) else None
 

@@ -82,7 +82,7 @@ def _in_range(moment: time, start: time, end: time) -> bool:
 def sendable(at: datetime, tz: ZoneInfo, window, quiet) -> bool:
     """Whether ``at`` is inside the send window and outside quiet hours (local time)."""
     local = at.astimezone(tz)
-    moment = local.time().replace(tzinfo=None)
+    moment = local.time()  # naive: datetime.time() drops the zone
     if window is not None:
         day = local.date()
         if window.start > window.end and moment < window.end:
