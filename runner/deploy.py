@@ -72,8 +72,14 @@ def load_project_file(root: Path) -> Project:
 
 
 def journey_content(journey: Journey) -> str:
-    """The canonical JSON a deployment stores; ``build_journey(json.loads(it))`` rebuilds the journey."""
-    return json.dumps(journey.raw, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    """The JSON a deployment stores; ``build_journey(json.loads(it))`` rebuilds the journey.
+
+    Keys keep the order the author wrote them in (the content hash, not this
+    text, is canonical): a rebuilt journey must be the simulated one exactly,
+    down to the order a ``where`` is described in a decision's reason, or the
+    order an ``update`` step sets overlapping paths in.
+    """
+    return json.dumps(journey.raw, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
 def rebuild(row: Mapping[str, Any]) -> Journey:
