@@ -303,7 +303,8 @@ class Tick:
                 self._contact_failed(contact_id, error)
                 continue
             if not self.dry_run:
-                self.writes.later(lambda: self.store.save_contact_state(state, outcome.wake_at))
+                self.writes.later(lambda: self.store.save_contact_state(state, outcome.wake_at, outcome.decisions,
+                                                                        self.report.run_id))
 
     def _load(self, contact_ids: list[str]) -> dict[str, ContactState]:
         """The batch's states in one read per table. If that fails (one contact's bad
@@ -348,6 +349,7 @@ class Tick:
         nothing is delivered before its claim is committed, no state is saved before its claims."""
         claims: list[tuple[SendRecord, Decision, Any]] = []
         saves: list[tuple[ContactState, datetime | None]] = []
+        decisions: list[Decision] = []
         for contact_id in contact_ids:
             self._renew()
             advanced = self._advance(contact_id, loaded)
@@ -360,10 +362,11 @@ class Tick:
                     if prepared is not None:
                         claims.append((prepared[0], decision, prepared[1]))
             saves.append((state, outcome.wake_at))
+            decisions.extend(outcome.decisions)
         won = self.writes.now(lambda: self.store.claim_sends([record for record, _, _ in claims],
                                                               self.report.run_id, resendable=True))
         if saves:
-            self.writes.later(lambda: self.store.save_contact_states(saves))
+            self.writes.later(lambda: self.store.save_contact_states(saves, decisions, self.report.run_id))
         claimed = [(decision, journey) for (_, decision, journey), ok in zip(claims, won or []) if ok]
         self.report.counts["already_claimed"] += len(claims) - len(claimed)
         self._send_all(claimed)

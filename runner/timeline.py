@@ -219,13 +219,50 @@ def to_table(
 ) -> str:
     """A rich table of the timeline plus one summary table; plain text, no colour codes."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, force_terminal=False, legacy_windows=False)
-    console.print(f"Simulation {iso(simulation.start)} -> {iso(simulation.end)}: "
-                  f"{len(simulation.states)} contacts, {len(simulation.journeys)} journeys, {len(records)} decisions")
+    summary_table = Table(title="Summary", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("journey", "entered", "sent (per step)", "goals", "exits", "skipped", "deferred"):
+        summary_table.add_column(name, overflow="fold")
+    for item in summaries:
+        summary_table.add_row(
+            f"{item['journey']} v{item['version']}", str(item["entered"]),
+            _counts({**item["sent"], **item["webhooks"]}) + (f" (failed {item['send_failed']})" if item["send_failed"] else ""),
+            str(item["goals"]), _counts(item["exits"]), _counts(item["skipped"]), _counts(item["deferred"]),
+        )
+    title = (f"Simulation {iso(simulation.start)} -> {iso(simulation.end)}: "
+             f"{len(simulation.states)} contacts, {len(simulation.journeys)} journeys, {len(records)} decisions")
+    return _plain_text([title, decisions_table(records), summary_table], width)
+
+
+def history_records(rows: Sequence[dict[str, Any]], timezone_name: str) -> list[Record]:
+    """Records from the production decision journal (``store.contact_history``), shown in the
+    contact's zone; the same fields as a simulation's, without rendered subjects."""
+    records = []
+    for row in rows:
+        at = datetime.fromisoformat(row["at"]).astimezone(UTC)
+        detail = row.get("detail") or {}
+        until = detail.get("until")
+        records.append(Record(
+            at=at, local_time=local_iso(at, timezone_name), timezone=timezone_name, contact=row["contact_id"],
+            journey=row["journey_id"], version=row["version"], stage=row["stage"], step=row["step"],
+            action=row["action"], reason=row["reason"], key=row["key"],
+            until=iso(datetime.fromisoformat(until)) if until else None, variant=detail.get("variant"),
+        ))
+    return records
+
+
+def history_text(contact: str, timezone_name: str, records: Sequence[Record], width: int = 200) -> str:
+    """``journey history`` as a table: the contact's production decisions, oldest first."""
+    title = f"History of {contact} ({timezone_name}): {len(records)} decision(s) recorded by production ticks"
+    return _plain_text([title, decisions_table(records)], width)
+
+
+def decisions_table(records: Sequence[Record]) -> Any:
+    """One row per decision: when (UTC and local), who, where, what and why."""
+    from rich import box
+    from rich.table import Table
+
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
     for name in ("at (UTC)", "local", "contact", "journey", "stage", "step", "action"):
         table.add_column(name, no_wrap=True)
@@ -236,17 +273,17 @@ def to_table(
             record.contact, f"{record.journey} v{record.version}", record.stage or "", record.step or "",
             record.action, _detail(record),
         )
-    console.print(table)
-    summary_table = Table(title="Summary", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("journey", "entered", "sent (per step)", "goals", "exits", "skipped", "deferred"):
-        summary_table.add_column(name, overflow="fold")
-    for item in summaries:
-        summary_table.add_row(
-            f"{item['journey']} v{item['version']}", str(item["entered"]),
-            _counts({**item["sent"], **item["webhooks"]}) + (f" (failed {item['send_failed']})" if item["send_failed"] else ""),
-            str(item["goals"]), _counts(item["exits"]), _counts(item["skipped"]), _counts(item["deferred"]),
-        )
-    console.print(summary_table)
+    return table
+
+
+def _plain_text(renderables: Sequence[Any], width: int) -> str:
+    """Rich renderables as plain text without colour codes or trailing spaces."""
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False, legacy_windows=False)
+    for renderable in renderables:
+        console.print(renderable)
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 

@@ -168,6 +168,9 @@ def test_sigkill_with_the_outbox_resends_interrupted_batches_and_leaves_nothing_
     store = open_store(db)
     states = dict(store.conn.execute("SELECT state, count(*) FROM sends GROUP BY state").fetchall())
     resent = store.conn.execute("SELECT count(*) FROM sends WHERE attempts > 1").fetchone()[0]
+    journal = Counter(store.conn.execute("SELECT action FROM decisions").fetchall())
     store.close()
+    # the journal is written with the states: re-run contacts never have their decisions twice
+    assert journal == {("enter",): CONTACTS, ("send",): CONTACTS, ("wait",): CONTACTS}
     assert states == {"sent": CONTACTS}  # nothing left in doubt for an operator
     assert resent >= max(interrupted)  # the interrupted claims were sent again, through the ledger

@@ -5,7 +5,9 @@ over a month; the same contacts are imported into a real SQLite database and
 their events arrive as Segment calls hour by hour, as a collector would
 deliver them, while ``journey run --now`` ticks every hour (in-process, and
 for a shorter period in real subprocesses). The send ledgers (key, contact,
-journey, version, step, scheduled instant) must be identical.
+journey, version, step, scheduled instant) must be identical, and so must
+every other decision: production's decision journal (``journey history``)
+holds exactly the simulation's decisions, reasons included.
 """
 
 from __future__ import annotations
@@ -43,6 +45,17 @@ def _import_until(store, root: Path, events, imported: int, until: datetime, nam
     return imported
 
 
+def _journal_key(row: dict) -> tuple:
+    return (datetime.fromisoformat(row["at"]).astimezone(UTC), row["contact_id"], row["journey_id"], row["version"],
+            str(row["stage"]), str(row["step"]), str(row["key"]), row["action"], row["reason"])
+
+
+def _as_row(decision) -> dict:
+    return {"at": decision.at.isoformat(), "contact_id": decision.contact, "journey_id": decision.journey,
+            "version": decision.version, "stage": decision.stage, "step": decision.step, "key": decision.key,
+            "action": decision.action, "reason": decision.reason}
+
+
 def test_hourly_ticks_send_exactly_what_the_simulation_sends(tmp_path):
     root = copy_sample(tmp_path / "project")
     end = START + timedelta(days=30)
@@ -63,9 +76,12 @@ def test_hourly_ticks_send_exactly_what_the_simulation_sends(tmp_path):
         now += timedelta(hours=1)
     produced = ledger_rows(store)
     states_sent = dict(store.conn.execute("SELECT state, count(*) FROM sends GROUP BY state").fetchall())
+    journal = sorted(_journal_key(row) for contact in states for row in store.contact_history(contact))
     store.close()
 
     assert produced == expected
+    assert journal == sorted(_journal_key(_as_row(decision)) for decision in sim.decisions)
+    assert {"enter", "send", "wait", "exit", "branch", "skip"} <= {row[7] for row in journal}
     assert states_sent == {"sent": len(expected)}  # none failed, none skipped
     emails = sum(1 for d in sim.decisions if d.action == "send")
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == emails

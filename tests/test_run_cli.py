@@ -153,3 +153,32 @@ def test_run_reports_a_missing_database_for_dry_run(tmp_path):
     result = journey_cli(["run", "--dry-run", "--db", str(tmp_path / "none.db")], cwd=root)
     assert result.returncode == 1 and "no database" in result.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_history_shows_what_the_ticks_decided_for_a_contact(tmp_path):
+    root, db = _project(tmp_path, contacts=2)
+    for now in (NOW, "2026-03-03T10:00:00Z"):  # the welcome email, then the tips a day later
+        assert journey_cli(["run", "--now", now, "--db", str(db), "-q"], cwd=root).returncode == 0
+    again = journey_cli(["run", "--now", "2026-03-03T10:00:00Z", "--db", str(db), "-q"], cwd=root)
+    assert again.returncode == 0  # a rerun decides nothing new and records nothing twice
+
+    table = journey_cli(["history", "c00001", "--db", str(db)], cwd=root)
+    assert table.returncode == 0, table.stderr
+    assert "History of c00001" in table.stdout and "5 decision(s)" in table.stdout
+    rows = [line for line in table.stdout.splitlines() if line.startswith(" 2026-")]
+    assert len(rows) == 5 and all(" c00001 " in row and " welcome v1 " in row for row in rows)
+    assert " send " in rows[1] and "email hello" in rows[1] and "wait 1d (until 2026-03-03T09:00:00Z)" in rows[2]
+    assert "c00000" not in table.stdout
+
+    document = json.loads(journey_cli(["history", "c00001", "--format", "json", "--db", str(db)], cwd=root).stdout)
+    events = document["events"]
+    assert [e["action"] for e in events] == ["enter", "send", "wait", "send", "exit"]
+    assert [(e["action"], e["step"], e["key"]) for e in events if e["action"] == "send"] == [
+        ("send", "hello", "c00001:welcome:1/1/hello"), ("send", "tips", "c00001:welcome:1/1/tips")]
+    assert events[2]["until"] == "2026-03-03T09:00:00Z" and all(e["run_id"] for e in events)
+    assert {"at", "local_time", "contact", "journey", "version", "stage", "step", "action", "reason"} <= set(events[0])
+
+    only = journey_cli(["history", "c00001", "--journey", "nothing-here", "--db", str(db)], cwd=root)
+    assert only.returncode == 0 and "0 decision(s)" in only.stdout
+    unknown = journey_cli(["history", "nobody", "--db", str(db)], cwd=root)
+    assert unknown.returncode == 1 and "no contact 'nobody'" in unknown.stderr and "Traceback" not in unknown.stderr

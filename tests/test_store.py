@@ -49,13 +49,36 @@ def test_open_creates_wal_database_with_foreign_keys_and_migrations(tmp_path):
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
-    assert schema_version(store.db) == ["m001_initial"]
+    assert schema_version(store.db) == ["m001_initial", "m002_decisions"]
     store.close()
     # reopening applies nothing twice
     again = open_store(path)
-    assert schema_version(again.db) == ["m001_initial"]
-    assert again.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1
+    assert schema_version(again.db) == ["m001_initial", "m002_decisions"]
+    assert again.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 2
     again.close()
+
+
+def test_a_database_from_the_first_release_is_migrated_and_keeps_its_data(tmp_path):
+    """A database created before the decision journal existed gains it on open."""
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    from runner.store import migrations as schema
+
+    path = tmp_path / "old.db"
+    old = Database(sqlite3.connect(path))
+    schema.m001_initial(old)
+    old.execute("CREATE TABLE schema_migrations (migration_set TEXT, name TEXT, applied_at TEXT)")
+    old.execute("INSERT INTO schema_migrations VALUES ('journey-runner', 'm001_initial', '2026-03-01')")
+    old.execute("INSERT INTO contacts (id, created_at, updated_at) VALUES ('ada', 'x', 'x')")
+    old.conn.commit()
+    old.conn.close()
+    store = open_store(path)
+    assert schema_version(store.db) == ["m001_initial", "m002_decisions"]
+    assert store.conn.execute("SELECT id FROM contacts").fetchall() == [("ada",)]
+    assert store.contact_history("ada") == []
+    store.close()
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):

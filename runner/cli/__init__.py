@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "deploy": "deploy:deploy",
     "run": "run:run",
     "status": "run:status",
+    "history": "run:history",
     "resolve": "run:resolve",
     "demo": "demo:demo",
     "graph": "review:graph",

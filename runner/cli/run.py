@@ -238,6 +238,47 @@ def format_status(report: dict) -> str:
 # ---------------------------------------------------------------- resolve
 
 
+@click.command("history")
+@click.argument("contact")
+@click.option("--journey", "journey_id", metavar="ID", help="Only this journey's decisions.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@DB_OPTION
+def history(contact: str, journey_id: str | None, fmt: str, db_path: Path | None) -> None:
+    """Show every decision production ticks made for CONTACT, oldest first, with its reason.
+
+    The same records as `journey simulate` prints for a test contact (without
+    rendered subjects): entries, stage moves, waits, sends, skips and
+    deferrals with their reason, exits and goals.
+    """
+    from runner.timeline import history_records, history_text
+
+    with domain_errors():
+        root = project_root()
+        settings = load_project_settings(root)
+        with open_db(db_path, root, must_exist=True) as store:
+            state = _known_contact(store, contact)
+            rows = store.contact_history(contact, journey_id)
+        zone_name = state.contact.timezone or settings.default_timezone or "UTC"
+        try:
+            records = history_records(rows, zone_name)
+        except ValueError:  # an unknown zone in contact data: show UTC rather than fail
+            zone_name = "UTC"
+            records = history_records(rows, zone_name)
+    if fmt == "json":
+        document = {"format": 1, "contact": contact, "timezone": zone_name,
+                    "events": [{**record.as_dict(), "run_id": row["run_id"]} for record, row in zip(records, rows)]}
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    click.echo(history_text(contact, zone_name, records), nl=False)
+
+
+def _known_contact(store: Any, contact: str) -> Any:
+    try:
+        return store.load_contact_state(contact)
+    except KeyError:
+        raise JourneyError(f"no contact {contact!r} in {store.path} (see `journey contacts import`)") from None
+
+
 @click.command("resolve")
 @click.argument("keys", nargs=-1)
 @click.option("--sent", "outcome", flag_value="sent", help="It was delivered: never send it again.")

@@ -140,6 +140,27 @@ def m001_initial(db: Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m002_decisions(db: Database) -> None:
+    """The decision journal: every engine decision of every tick, written with the
+    contact's state in one transaction (``journey history`` reads it)."""
+    db.execute("""CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        contact_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        journey_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        stage TEXT,
+        step TEXT,
+        action TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        key TEXT,
+        detail TEXT NOT NULL DEFAULT '{}',
+        run_id TEXT
+    )""")
+    db.execute("CREATE INDEX decisions_contact ON decisions(contact_id, at, id)")
+
+
 def apply_migrations(db: Database) -> None:
     """Bring ``db`` to the latest schema; safe when several processes open it at once.
 

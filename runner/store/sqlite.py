@@ -275,17 +275,23 @@ class SQLiteStore:
                     break
         return found
 
-    def save_contact_state(self, state: ContactState, wake_at: datetime | None) -> None:
+    def save_contact_state(self, state: ContactState, wake_at: datetime | None,
+                           decisions: Iterable[Any] = (), run_id: str | None = None) -> None:
         """Write the engine's result in one transaction.
 
         Attributes are written as a merge patch of what the engine changed.
         If an import touched the contact since it was loaded (``rev`` moved)
         or recorded events for it, the earlier wake-up wins, so nothing
         imported meanwhile is lost.
-        """
-        self.save_contact_states([(state, wake_at)])
 
-    def save_contact_states(self, results: list[tuple[ContactState, datetime | None]]) -> None:
+        ``decisions`` (the engine's, that led to this state) go to the decision
+        journal in the same transaction: a crash keeps both or neither, so a
+        re-run contact never has its decisions twice.
+        """
+        self.save_contact_states([(state, wake_at)], decisions, run_id)
+
+    def save_contact_states(self, results: list[tuple[ContactState, datetime | None]],
+                            decisions: Iterable[Any] = (), run_id: str | None = None) -> None:
         """``save_contact_state`` for a batch, in one transaction."""
         now = to_db_time(_utcnow())
         with self.transaction():
@@ -293,6 +299,19 @@ class SQLiteStore:
             newest_event = self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
             for state, wake_at in results:
                 self._save(state, wake_at, now, newest_event)
+            self.conn.executemany(_INSERT_DECISION, [_decision_row(d, run_id) for d in decisions])
+
+    def contact_history(self, contact_id: str, journey_id: str | None = None) -> list[dict[str, Any]]:
+        """The contact's journal, oldest first (optionally one journey's)."""
+        rows = self._rows(
+            """SELECT at, contact_id, journey_id, version, stage, step, action, reason, key, detail, run_id
+               FROM decisions WHERE contact_id = :contact AND (:journey IS NULL OR journey_id = :journey)
+               ORDER BY at, id""",
+            {"contact": contact_id, "journey": journey_id},
+        )
+        for row in rows:
+            row["detail"] = from_json(row["detail"], {})
+        return rows
 
     def _save(self, state: ContactState, wake_at: datetime | None, now: str, newest_event: int) -> None:
         """One contact of ``save_contact_states`` (inside its transaction)."""
@@ -861,6 +880,26 @@ def _suppression_target(contact_or_email: str) -> tuple[str, str | None, str | N
     if "@" in value:
         return f"email:{value.lower()}", None, value.lower()
     return f"contact:{value}", value, None
+
+
+_INSERT_DECISION = """
+INSERT INTO decisions (contact_id, at, journey_id, version, stage, step, action, reason, key, detail, run_id)
+VALUES (:contact_id, :at, :journey_id, :version, :stage, :step, :action, :reason, :key, :detail, :run_id)
+"""
+# What the journal keeps of a decision's detail: what a reader needs to follow the
+# timeline. Attribute snapshots and rendered content stay out (the ledger and the
+# outbox/mail server have the message).
+JOURNAL_DETAIL = ("until", "variant", "set", "add_score")
+
+
+def _decision_row(decision: Any, run_id: str | None) -> dict[str, Any]:
+    detail = {name: decision.detail[name] for name in JOURNAL_DETAIL if name in decision.detail}
+    return {
+        "contact_id": decision.contact, "at": to_db_time(decision.at), "journey_id": decision.journey,
+        "version": decision.version, "stage": decision.stage, "step": decision.step,
+        "action": decision.action, "reason": decision.reason, "key": decision.key,
+        "detail": to_json(detail), "run_id": run_id,
+    }
 
 
 def _marks(values: Iterable[Any]) -> str:
