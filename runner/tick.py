@@ -185,9 +185,12 @@ class Tick:
         self._renewed = time.monotonic()
         self.durable_claims = durable_claims
         # An idempotent transport (the outbox) rewrites the same file for the same key, so a
-        # whole batch can be claimed in one commit and a crash's unconfirmed claims re-sent.
+        # whole batch can be claimed in one commit and a crash's unconfirmed claims re-sent;
+        # a pool of connections sends a wave of claims at once (see _contacts_batched).
         transport = runtime.delivery.transport if runtime.delivery is not None else None
-        self.grouped = not dry_run and bool(getattr(transport, "idempotent", False))
+        self.resendable = bool(getattr(transport, "idempotent", False))
+        self.wave = int(getattr(transport, "size", 1))  # a TransportPool sends this many at once
+        self.batched = not dry_run and (self.resendable or self.wave > 1)
         if not dry_run:
             # WAL + NORMAL: every commit survives a killed process; only an OS crash or power
             # loss can undo the last commits. ``durable_claims`` fsyncs each claim (see _Writes.now).
@@ -284,8 +287,8 @@ class Tick:
 
     def _contacts(self, contact_ids: list[str]) -> None:
         loaded = self._load(contact_ids)
-        if self.grouped:
-            self._contacts_grouped(contact_ids, loaded)
+        if self.batched:
+            self._contacts_batched(contact_ids, loaded)
             return
         for contact_id in contact_ids:
             self._renew()
@@ -342,11 +345,18 @@ class Tick:
         self.report.counts["errors"] += 1
         self._say(f"error: contact {contact_id}: {type(error).__name__}: {error}")
 
-    def _contacts_grouped(self, contact_ids: list[str], loaded: dict[str, ContactState]) -> None:
-        """The batch in three commits' worth of work, for an idempotent transport: claim every
-        send in one commit, deliver them together (one file-system sync), then confirm the sends
-        and save the states in the batch's closing commit. The order is the per-send path's:
-        nothing is delivered before its claim is committed, no state is saved before its claims."""
+    def _contacts_batched(self, contact_ids: list[str], loaded: dict[str, ContactState]) -> None:
+        """Decide the whole batch, then claim and deliver its sends in waves, then save.
+
+        An idempotent transport (the outbox) takes the batch as one wave: one claim
+        commit, one ``send_all`` (one file-system sync), and claims a crash leaves
+        are sent again. A pool of N SMTP connections takes waves of N: each wave's
+        claims in one (fsynced) commit, its messages sent in parallel, so a crash
+        leaves at most N sends in doubt, one per connection. Either way the order is
+        the per-send path's: nothing is delivered before its claim is committed, and
+        the states (with their decisions) are saved in the batch's closing commit,
+        after all their claims.
+        """
         claims: list[tuple[SendRecord, Decision, Any]] = []
         saves: list[tuple[ContactState, datetime | None]] = []
         decisions: list[Decision] = []
@@ -363,12 +373,19 @@ class Tick:
                         claims.append((prepared[0], decision, prepared[1]))
             saves.append((state, outcome.wake_at))
             decisions.extend(outcome.decisions)
-        won = self.writes.now(lambda: self.store.claim_sends([record for record, _, _ in claims],
-                                                              self.report.run_id, resendable=True))
+        size = len(claims) if self.resendable else self.wave
+        for start in range(0, len(claims), max(size, 1)):
+            self._renew()
+            self._claim_and_send(claims[start:start + size])
         if saves:
             self.writes.later(lambda: self.store.save_contact_states(saves, decisions, self.report.run_id))
-        claimed = [(decision, journey) for (_, decision, journey), ok in zip(claims, won or []) if ok]
-        self.report.counts["already_claimed"] += len(claims) - len(claimed)
+
+    def _claim_and_send(self, wave: list[tuple[SendRecord, Decision, Any]]) -> None:
+        won = self.writes.now(lambda: self.store.claim_sends([record for record, _, _ in wave], self.report.run_id,
+                                                              resendable=self.resendable),
+                              durable=self.durable_claims)
+        claimed = [(decision, journey) for (_, decision, journey), ok in zip(wave, won) if ok]
+        self.report.counts["already_claimed"] += len(wave) - len(claimed)
         self._send_all(claimed)
 
     # ------------------------------------------------------------ sends
@@ -404,9 +421,8 @@ class Tick:
 
     def _claim(self, record: SendRecord) -> bool:
         """One claim, committed (with everything queued before it) before the transport is called."""
-        if self.grouped:
-            return self.writes.now(lambda: self.store.claim_sends([record], self.report.run_id, resendable=True))[0]
-        return self.writes.now(lambda: self.store.claim_send(record, self.report.run_id), durable=self.durable_claims)
+        return self.writes.now(lambda: self.store.claim_sends([record], self.report.run_id, resendable=self.resendable),
+                               durable=self.durable_claims)[0]
 
     def _send(self, decision: Decision, journey: Any) -> None:
         outgoing = self._build(decision, journey)

@@ -77,6 +77,16 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, smtp: SMTP, session: Any, envelope: Any) -> str:
+        with self.server.lock:
+            self.server.data_in_progress += 1
+            self.server.most_data_at_once = max(self.server.most_data_at_once, self.server.data_in_progress)
+        try:
+            return await self._data(smtp, session, envelope)
+        finally:
+            with self.server.lock:
+                self.server.data_in_progress -= 1
+
+    async def _data(self, smtp: SMTP, session: Any, envelope: Any) -> str:
         if self.server.data_delay:
             await asyncio.sleep(self.server.data_delay)  # a slow relay; other sessions go on meanwhile
         with self.server.lock:
@@ -137,6 +147,8 @@ class SmtpServer:
     rcpt_replies: deque[str] = field(default_factory=deque)  # scripted replies to RCPT TO
     messages: list[Received] = field(default_factory=list)
     connections: int = 0
+    data_in_progress: int = 0
+    most_data_at_once: int = 0  # how many DATA commands overlapped at most: parallel sending, not timing
     sessions: list = field(default_factory=list)  # aiosmtpd SMTP protocol objects, one per connection
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0

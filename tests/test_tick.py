@@ -201,6 +201,28 @@ def test_transient_failures_are_retried_by_a_later_tick(tmp_path, smtp_server, m
     runtime.delivery.close()
 
 
+def test_a_pool_of_connections_sends_in_parallel_and_each_message_once(tmp_path, monkeypatch):
+    """smtp://…?connections=4: the tick claims waves of 4 and sends each wave over the 4 connections."""
+    from smtp_server import SmtpServer
+
+    monkeypatch.setenv("JOURNEY_UNSUBSCRIBE_SECRET", "tick-test-secret-0123456789")
+    root, store, tree = _setup(tmp_path)
+    add_signups(store, 24, AT)
+    with SmtpServer(data_delay=0.05) as server:  # a relay that takes its time: sessions overlap
+        runtime = build_runtime(store, tree.project, f"smtp://127.0.0.1:{server.port}?connections=4&retries=0")
+        report = run_tick(store, runtime, AT + timedelta(hours=1))
+        runtime.delivery.close()
+        again = run_tick(store, build_runtime(store, tree.project, f"smtp://127.0.0.1:{server.port}"),
+                         AT + timedelta(hours=1))
+    assert report.counts["sent"] == 24 and again.counts["sent"] == 0
+    keys = sorted(str(item.message["X-Journey-Key"]) for item in server.messages)
+    assert keys == sorted(f"c{n:05d}:welcome:1/1/hello" for n in range(24))  # each exactly once
+    assert server.connections == 4 and server.most_data_at_once == 4
+    assert {state for state, _, _ in _sends(store).values()} == {"sent"}
+    journal = store.conn.execute("SELECT action, count(*) FROM decisions GROUP BY action ORDER BY action").fetchall()
+    assert journal == [("enter", 24), ("send", 24), ("wait", 24)]
+
+
 def test_webhooks_go_to_the_outbox_with_a_development_transport(tmp_path):
     journey = """\
 id: crm
