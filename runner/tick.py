@@ -37,7 +37,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from runner.delivery import Delivery, step_detail
 from runner.deploy import DeployedSet, deployed_set
@@ -290,12 +290,7 @@ class Tick:
         if self.batched:
             self._contacts_batched(contact_ids, loaded)
             return
-        for contact_id in contact_ids:
-            self._renew()
-            advanced = self._advance(contact_id, loaded)
-            if advanced is None:
-                continue
-            state, outcome = advanced
+        for contact_id, state, outcome in self._advanced(contact_ids, loaded):
             try:
                 for decision in outcome.decisions:
                     if decision.action in ("send", "webhook"):
@@ -316,6 +311,14 @@ class Tick:
             return self.store.load_contact_states(contact_ids)
         except Exception:  # noqa: BLE001 - reported per contact by _advance
             return {}
+
+    def _advanced(self, contact_ids: list[str], loaded: dict[str, ContactState]) -> Iterator[tuple[str, ContactState, Any]]:
+        """(contact id, state, engine outcome) for each contact that could be advanced."""
+        for contact_id in contact_ids:
+            self._renew()
+            advanced = self._advance(contact_id, loaded)
+            if advanced is not None:
+                yield contact_id, *advanced
 
     def _advance(self, contact_id: str, loaded: dict[str, ContactState]) -> tuple[ContactState, Any] | None:
         """Run the engine on the contact up to ``now``; None (reported) when its data is bad.
@@ -360,12 +363,7 @@ class Tick:
         claims: list[tuple[SendRecord, Decision, Any]] = []
         saves: list[tuple[ContactState, datetime | None]] = []
         decisions: list[Decision] = []
-        for contact_id in contact_ids:
-            self._renew()
-            advanced = self._advance(contact_id, loaded)
-            if advanced is None:
-                continue
-            state, outcome = advanced
+        for _, state, outcome in self._advanced(contact_ids, loaded):
             for decision in outcome.decisions:
                 if decision.action in ("send", "webhook"):
                     prepared = self._prepare(decision)
