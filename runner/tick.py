@@ -11,7 +11,11 @@ Nothing lost, nothing sent twice:
 - every send is **claimed** in the ledger (committed) before the transport
   is called and **confirmed** after; a claim that already exists is never
   sent again. A crash between the two leaves at most that one send
-  ``in_doubt`` for ``journey resolve``.
+  ``in_doubt`` for ``journey resolve``. Two transports batch this
+  (``Tick._contacts_batched``): the outbox, which is idempotent, claims a
+  whole batch in one commit and re-sends what a crash interrupted; a pool of
+  N SMTP connections claims waves of N and sends each wave in parallel (at
+  most N in doubt).
 - a contact's state is saved only after all its sends are claimed, so a crash
   re-runs the contact from its previous state: the engine re-decides the same
   sends with the same keys, and the ledger turns them into no-ops.
@@ -363,12 +367,14 @@ class Tick:
         claims: list[tuple[SendRecord, Decision, Any]] = []
         saves: list[tuple[ContactState, datetime | None]] = []
         decisions: list[Decision] = []
-        for _, state, outcome in self._advanced(contact_ids, loaded):
-            for decision in outcome.decisions:
-                if decision.action in ("send", "webhook"):
-                    prepared = self._prepare(decision)
-                    if prepared is not None:
-                        claims.append((prepared[0], decision, prepared[1]))
+        for contact_id, state, outcome in self._advanced(contact_ids, loaded):
+            try:
+                prepared = [(decision, self._prepare(decision)) for decision in outcome.decisions
+                            if decision.action in ("send", "webhook")]
+            except Exception as error:  # noqa: BLE001 - as in the per-send path: it stays due
+                self._contact_failed(contact_id, error)
+                continue
+            claims += [(ready[0], decision, ready[1]) for decision, ready in prepared if ready is not None]
             saves.append((state, outcome.wake_at))
             decisions.extend(outcome.decisions)
         size = len(claims) if self.resendable else self.wave

@@ -304,3 +304,27 @@ def test_a_run_killed_earlier_is_closed_as_died_by_the_next_tick(tmp_path):
     run_tick(store, _runtime(store, tree, tmp_path), AT + timedelta(hours=1))
     statuses = dict(store.conn.execute("SELECT id, status FROM runs").fetchall())
     assert statuses[dead] == "died" and sorted(statuses.values()) == ["died", "ok"]
+
+
+def test_in_a_batched_tick_a_contact_that_fails_stays_due_and_the_others_are_sent(tmp_path, monkeypatch):
+    import runner.tick as tick_module
+
+    root, store, tree = _setup(tmp_path)
+    add_signups(store, 3, AT)
+    runtime = _runtime(store, tree, tmp_path)  # the outbox: the batched path
+    real_journey = tick_module._journey
+
+    def broken_for_one(engine, decision):
+        if decision.contact == "c00001":
+            raise RuntimeError("deployed version missing")
+        return real_journey(engine, decision)
+
+    monkeypatch.setattr(tick_module, "_journey", broken_for_one)
+    report = run_tick(store, runtime, AT + timedelta(hours=1))
+    assert report.counts["errors"] == 1 and report.counts["sent"] == 2
+    assert any("c00001" in line and "deployed version missing" in line for line in report.lines)
+    assert sorted(_sends(store)) == ["c00000:welcome:1/1/hello", "c00002:welcome:1/1/hello"]
+    assert store.due_contacts(AT + timedelta(hours=1), 10) == ["c00001"]  # retried by the next tick
+
+    monkeypatch.setattr(tick_module, "_journey", real_journey)
+    assert run_tick(store, runtime, AT + timedelta(hours=1)).counts["sent"] == 1
