@@ -214,7 +214,9 @@ def _text_header(name: str, text: str) -> str:
 
 def _text_part(body: str, subtype: str) -> str:
     """One body part: 7bit when short ASCII lines allow it, quoted-printable otherwise."""
-    text = LINESEP.join(body.splitlines()) + LINESEP
+    # only CR LF and CR are line breaks here (str.splitlines would also break at
+    # form feeds and U+2028, changing what the contact reads)
+    text = body.replace("\r\n", "\n").replace("\r", "\n").removesuffix("\n").replace("\n", LINESEP) + LINESEP
     if text.isascii() and all(len(line) <= _MAX_LINE for line in text.split(LINESEP)):
         encoding, payload = "7bit", text
     else:

@@ -140,7 +140,7 @@ def test_display_names_with_specials_or_unicode_read_back(name: str) -> None:
 
 
 def test_bodies_read_back_exactly_whatever_their_lines() -> None:
-    text = "trailing spaces   \n" + "x" * 300 + "\n. a dot line\nFrom the start\ttab\nünïcode ✓\n"
+    text = "trailing spaces   \n" + "x" * 300 + "\n. a dot line\nFrom the start\ttab\nünïcode ✓ \u2028 \x0c\n"
     html = "<p>" + "long " * 200 + "</p>\r\n<p>crlf</p>"
     received = parsed(build(rendered=RenderedEmail(subject="s", html=html, text=text)))
     assert received.get_body(("plain",)).get_content() == text
