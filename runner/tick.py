@@ -389,7 +389,8 @@ class Tick:
                                                               resendable=self.resendable),
                               durable=self.durable_claims)
         claimed = [(decision, journey) for (_, decision, journey), ok in zip(wave, won) if ok]
-        self.report.counts["already_claimed"] += len(wave) - len(claimed)
+        if len(claimed) < len(wave):
+            self.report.counts["already_claimed"] += len(wave) - len(claimed)
         self._send_all(claimed)
 
     # ------------------------------------------------------------ sends
