@@ -366,3 +366,29 @@ def test_commit_durability_is_the_store_s_business(tmp_path):
         with store.transaction(durable=True):
             raise RuntimeError("a failed claim")
     assert synchronous() == 1
+
+
+def test_a_batched_load_equals_loading_each_contact_alone(tmp_path):
+    """load_contact_states reads a batch (in chunks) with one query per table; the tick relies
+    on it giving exactly what load_contact_state gives, suppressions and anonymous ids included."""
+    store = open_store(tmp_path / "journey.db")
+    now = at(0)
+    ids = [f"c{n:04d}" for n in range(1200)]  # more than one chunk
+    store.write_contacts([ContactRow(cid, {"email": f"{cid.upper()}@Example.com"}, "Europe/Istanbul",
+                                     [f"anon-{cid}"] if n % 3 == 0 else []) for n, cid in enumerate(ids)], now)
+    store.write_events([EventRow(None, f"anon-{cid}", "page_viewed", at(1), {"n": n}, f"v-{cid}")
+                        for n, cid in enumerate(ids) if n % 3 == 0], now)
+    store.write_events([EventRow(cid, None, "signed_up", at(2), {}, f"s-{cid}") for cid in ids[::7]], now)
+    store.add_suppression("c0005", "bounced", "test", now)
+    store.add_suppression("c0010@example.com", "unsubscribed", "test", now)
+    for key, contact in (("k1", "c0001"), ("k2", "c0002")):
+        assert store.claim_send(send(key, contact), "run-1")
+
+    batch = store.load_contact_states([*ids, "nobody"])
+    assert sorted(batch) == ids  # unknown ids are left out
+    alone = {cid: store.load_contact_state(cid) for cid in ids}
+    assert batch == alone
+    assert batch["c0005"].suppressed == "bounced" and batch["c0010"].suppressed == "unsubscribed"
+    assert [e.name for e in batch["c0000"].events] == ["page_viewed", "signed_up"]
+    assert [s.key for s in batch["c0001"].sends] == ["k1"]
+    store.close()

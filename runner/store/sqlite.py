@@ -40,6 +40,7 @@ BUSY_TIMEOUT_SECONDS = 30.0
 IDENTITY_EVENTS = ("identify", "alias")  # events that link an anonymous id to a contact
 CACHE_KIB = 32 * 1024  # page cache per connection: bounded, so memory stays flat
 INTERRUPTED_RESENDABLE = "interrupted before confirmation; sent again (idempotent transport)"
+LOAD_CHUNK = 500  # contacts per batched read; SQLite allows 32,766 parameters per statement
 MAX_SEND_ATTEMPTS = 5  # a transient failure may be re-claimed until this many attempts
 # sends that count as (possibly) delivered; the engine uses them for caps
 COUNTED_SEND_STATES = ("claimed", "sent", "in_doubt")
@@ -161,16 +162,19 @@ class SQLiteStore:
     def load_contact_states(self, contact_ids: list[str]) -> dict[str, ContactState]:
         """``load_contact_state`` for a batch (the tick's due contacts): one query per
         table for the whole batch, in one read snapshot. Unknown ids are left out."""
-        if self.conn.in_transaction:
-            return self._load_contact_states(contact_ids)
-        self.conn.execute("BEGIN")  # one consistent snapshot for all reads
-        try:
-            return self._load_contact_states(contact_ids)
-        finally:
-            self.conn.execute("COMMIT")
-
-    def _load_contact_states(self, contact_ids: list[str]) -> dict[str, ContactState]:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN")  # one consistent snapshot for all reads
+            try:
+                return self.load_contact_states(contact_ids)
+            finally:
+                self.conn.execute("COMMIT")
         ids = list(dict.fromkeys(contact_ids))
+        states: dict[str, ContactState] = {}
+        for start in range(0, len(ids), LOAD_CHUNK):  # bounded IN (...) lists, whatever the caller asks
+            states.update(self._load_contact_states(ids[start:start + LOAD_CHUNK]))
+        return states
+
+    def _load_contact_states(self, ids: list[str]) -> dict[str, ContactState]:
         rows = {row["id"]: row for row in self._rows(
             f"SELECT *, lower(email) AS email_key FROM contacts WHERE id IN ({_marks(ids)})", ids)}
         anonymous: dict[str, list[str]] = {contact_id: [] for contact_id in rows}
