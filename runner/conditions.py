@@ -40,12 +40,13 @@ class ConditionError(ValueError):
 # ---------------------------------------------------------------- facts
 
 
-@dataclass
+@dataclass(slots=True)
 class Facts:
     """What a condition may read: one contact at one instant.
 
     ``events`` holds only events visible at ``now`` (the engine reveals them as
-    virtual time passes), grouped by name and sorted by time.
+    virtual time passes), grouped by name and sorted by time. Slots: the engine
+    makes several per instant and conditions read their fields in every leaf.
     """
 
     contact: Contact

@@ -365,19 +365,26 @@ class _Run:
 
     def next_instant(self) -> datetime | None:
         """The next instant with work: an event, a due enrollment or a time-driven entry."""
-        candidates = []
-        if self.revealed < len(self.state.events):
-            candidates.append(self.state.events[self.revealed].at)
-        candidates.extend(e.due_at for e in self.state.enrollments.values() if e.due_at is not None)
+        # a running minimum of the candidates after the clock (asked once per instant: no lists)
+        clock = self.state.clock
+        earliest = None
+        events = self.state.events
+        if self.revealed < len(events):
+            at = events[self.revealed].at
+            if clock is None or at > clock:
+                earliest = at
+        for enrollment in self.state.enrollments.values():
+            due = enrollment.due_at
+            if due is not None and (clock is None or due > clock) and (earliest is None or due < earliest):
+                earliest = due
         entry_wake = self.memory.get("entry_wake")
         if entry_wake is not None:
             if entry_wake != self._wake_read[0]:
                 self._wake_read = (entry_wake, as_instant(entry_wake))
-            candidates.append(self._wake_read[1])
-        clock = self.state.clock
-        if clock is not None:
-            candidates = [c for c in candidates if c > clock]
-        return min(candidates) if candidates else None
+            wake = self._wake_read[1]
+            if (clock is None or wake > clock) and (earliest is None or wake < earliest):
+                earliest = wake
+        return earliest
 
     # ------------------------------------------------------------ events and identity
 
@@ -464,20 +471,17 @@ class _Run:
 
     # ------------------------------------------------------------ facts and scores
 
-    def _make_facts(self, stage: str | None = None, since: datetime | None = None) -> Facts:
-        return Facts(
-            contact=self.contact, now=self.now, events=self.visible, segments=self.project.segments,
-            score=self.score, score_change=self.score_change, stage=stage, since=since,
-        )
+    def _make_facts(self, stage: str | None = None, since: datetime | None = None, segments=None) -> Facts:
+        # positional: keyword arguments cost more than the rest of the call
+        return Facts(self.contact, self.now, self.visible, self.project.segments if segments is None else segments,
+                     self.score, self.score_change, stage, since)
 
     def facts_for(self, journey: Journey, stage: str | None = None, since: datetime | None = None) -> Facts:
         """Facts for conditions of ``journey`` at ``now`` (cached for the instant)."""
         key = (journey.id, journey.version, stage, since)
         facts = self._facts_cache.get(key)
         if facts is None:
-            facts = self._make_facts(stage, since)
-            facts.segments = self.engine.segments[(journey.id, journey.version)]
-            self._facts_cache[key] = facts
+            facts = self._facts_cache[key] = self._make_facts(stage, since, self.engine.segments[key[:2]])
         return facts
 
     def condition_memo(self, condition, journey: Journey, stage: str | None, since: datetime | None = None):
@@ -1236,16 +1240,30 @@ class _Run:
     # ------------------------------------------------------------ decisions
 
     def _decide(self, journey, enrollment, step_id, action, reason, key=None, detail=None) -> None:
-        self.decisions.append(Decision(
-            at=self.now, contact=self.contact.id, journey=journey.id, version=enrollment.version,
-            stage=enrollment.stage, step=step_id, action=action, reason=reason, key=key, detail=detail or {},
+        self.decisions.append(_decision(
+            self.now, self.contact.id, journey.id, enrollment.version, enrollment.stage, step_id, action, reason,
+            key, detail or {},
         ))
 
     def _decide_free(self, journey, stage_id, step_id, action, reason) -> None:
-        self.decisions.append(Decision(
-            at=self.now, contact=self.contact.id, journey=journey.id, version=journey.version,
-            stage=stage_id, step=step_id, action=action, reason=reason,
+        self.decisions.append(_decision(
+            self.now, self.contact.id, journey.id, journey.version, stage_id, step_id, action, reason, None, {},
         ))
+
+
+_new_object = object.__new__
+
+
+def _decision(at, contact, journey, version, stage, step, action, reason, key, detail) -> Decision:
+    """A Decision built without the frozen dataclass ``__init__`` (one ``object.__setattr__``
+    per field): the engine makes one per decision, several per contact and instant.
+    Equal, field for field, to ``Decision(at, contact, …)``."""
+    decision = _new_object(Decision)
+    decision.__dict__.update(
+        at=at, contact=contact, journey=journey, version=version, stage=stage, step=step,
+        action=action, reason=reason, key=key, detail=detail,
+    )
+    return decision
 
 
 def _set_path(attributes: dict, path: str, value: Any) -> None:

@@ -458,3 +458,14 @@ def test_send_keys_and_details():
     send = actions(decisions, "send")[0]
     assert send.key == "c1:j:1/1/a"
     assert send.detail["attributes"]["first_name"] == "Ada" and send.detail["to"] == "c1@example.com"
+
+
+def test_fast_decision_is_the_dataclass_decision():
+    # the engine builds decisions without the frozen dataclass __init__ (see _decision)
+    from dataclasses import fields
+
+    from runner.engine import Decision, _decision
+    values = (T("2026-03-02 10:00"), "c", "j", 2, "s", "step", "send", "why", "k", {"until": "x"})
+    built = _decision(*values)
+    assert built == Decision(*values)
+    assert [f.name for f in fields(Decision)] == list(vars(built))
