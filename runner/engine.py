@@ -161,6 +161,7 @@ class Engine:
         self._interest: dict[tuple[int, str, int], Reads | None] = {}
         self._watches: dict[tuple[int, str, int], frozenset[str]] = {}
         self._score_when: dict[str, frozenset | None] = {}
+        self._score_reads: dict[str, Reads | None] = {}
         # attributes that `attribute_changed` entries watch
         self.watched_attributes = [
             stage.entry.attribute
@@ -300,6 +301,16 @@ class Engine:
             self._score_when[name] = frozenset(keys) if keys is not None else None
         return self._score_when[name]
 
+    def score_reads(self, name: str) -> Reads | None:
+        """What a score reads besides time: its rules' events, its ``when`` rules' attributes and
+        its manual adjustments (None: a ``when`` rule reads more, see ``score_when_attributes``)."""
+        if name not in self._score_reads:
+            attributes = self.score_when_attributes(name)
+            model = self.project.scores.get(name)
+            self._score_reads[name] = None if attributes is None or model is None else Reads(
+                frozenset(rule.event for rule in model.rules if rule.event), attributes | {("score", name)})
+        return self._score_reads[name]
+
     def view(self, state: ContactState, at: datetime) -> "ContactView":
         """The engine's own read of a contact at ``at`` without deciding anything.
 
@@ -335,6 +346,7 @@ class _Run:
         self._dates: dict[tuple[int, int], tuple] = {}  # date entries' next occurrences (see _next_date)
         self._when_holds: dict[str, list] = {}  # score name -> [attribute version, its `when` rules' truths]
         self._rule_matches: dict[tuple[str, int], tuple] = {}  # (score, rule index) -> (events seen, matching)
+        self._steady_scores: dict[str, list] = {}  # score name -> its parts while time cannot change them
         self._facts_cache: dict[tuple, Facts] = {}
         # condition results with the inputs they were computed from (see ``condition_memo``)
         self._memo: dict[tuple, list] = {}
@@ -537,19 +549,32 @@ class _Run:
         return self._score_cache[name]
 
     def _score_parts(self, name: str) -> tuple[float, float]:
-        """(points that do not decay, points from events that decay) at ``now`` (cached for the instant)."""
+        """(points that do not decay, points from events that decay) at ``now`` (cached for the instant).
+
+        Parts that no event counted in are kept across instants (see ``_compute_score_parts``)
+        until an event the score reads is revealed or an attribute it reads changes.
+        """
         key = ("parts", name)
         parts = self._score_cache.get(key)
         if parts is None:
-            parts = self._score_cache[key] = self._compute_score_parts(name)
+            steady = self._steady_scores.get(name)
+            if steady is not None and self._inputs_unchanged(steady):
+                parts = steady[3]
+            else:
+                parts = self._compute_score_parts(name)
+            self._score_cache[key] = parts
         return parts
 
     def _compute_score_parts(self, name: str) -> tuple[float, float]:
+        """The score's parts now; remembered as steady when no event counted in them: then
+        time cannot change them (events outside a window stay outside), only new events
+        or attribute changes can, and only when ``when`` rules read nothing but attributes."""
         model = self.project.scores.get(name)
         constant = float(self.memory.get("score_adjust", {}).get(name, 0.0))
         decaying = 0.0
         if model is None:
             return constant, decaying
+        counted = False
         when_holds = self._score_when_holds(name, model)
         half_life = model.half_life.approx.total_seconds() if model.half_life is not None else None
         now = self.now
@@ -559,6 +584,7 @@ class _Run:
                 for event in self._rule_events(name, index, rule):
                     if start is not None and event.at <= start:
                         continue
+                    counted = True
                     if half_life is None:
                         constant += rule.points
                     else:
@@ -566,6 +592,11 @@ class _Run:
                         decaying += rule.points * 0.5 ** (age / half_life)
             elif rule.when is not None and when_holds[index]:
                 constant += rule.points
+        reads = self.engine.score_reads(name)
+        if not counted and reads is not None:
+            self._steady_scores[name] = [self.attribute_version, len(self.revealed_names), reads, (constant, decaying), None]
+        else:
+            self._steady_scores.pop(name, None)
         return constant, decaying
 
     def _rule_events(self, name: str, index: int, rule) -> Sequence[Event]:

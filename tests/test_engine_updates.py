@@ -57,3 +57,25 @@ def test_wait_until_at_exactly_its_local_time_continues_instead_of_stalling():
     contact = state([event("2026-03-03 20:00", "signed_up")], timezone_name="America/New_York")
     decisions = run([daily, other], contact, "2026-03-04 00:00", start="2026-03-03 00:00")
     assert sends(decisions) == [("morning", T("2026-03-03 14:00")), ("unrelated", T("2026-03-03 20:00"))]
+
+
+def test_a_score_kept_across_instants_sees_attribute_changes_adjustments_and_new_events():
+    # no event counts at first: the engine keeps the score between instants (see _score_parts)
+    steps = [
+        {"id": "cold", "if": {"score": "lead", "lt": 10}, "email": {"template": "cold", "subject": "s"}},
+        {"id": "promote", "update": {"set": {"job_title": "Director"}}},
+        {"id": "director", "if": {"score": "lead", "gte": 20}, "email": {"template": "d", "subject": "s"}},
+        {"id": "bump", "update": {"add_score": {"lead": 5}}},
+        {"id": "adjusted", "if": {"score": "lead", "gte": 25}, "email": {"template": "a", "subject": "s"}},
+        {"wait": "2d"},
+        {"id": "viewed", "if": {"score": "lead", "gte": 60}, "email": {"template": "v", "subject": "s"}},
+    ]
+    from test_engine_kit import project
+
+    proj = project(scores={"lead": {"decay": {"half_life": "30d"}, "rules": [
+        {"event": "page_viewed", "where": {"path": {"starts_with": "/pricing"}}, "points": 40},
+        {"when": {"attribute": "job_title", "contains": "Director"}, "points": 20}]}})
+    contact = state([event("2026-03-02 10:00", "signed_up"), event("2026-03-03 10:00", "page_viewed", path="/blog"),
+                     event("2026-03-03 12:00", "page_viewed", path="/pricing")], job_title="Engineer")
+    decisions = run(journey("j", steps=steps), contact, "2026-03-06 00:00", proj=proj)
+    assert [step for step, _ in sends(decisions)] == ["cold", "director", "adjusted", "viewed"]
