@@ -107,20 +107,28 @@ def next_sendable(at: datetime, tz: ZoneInfo, window, quiet) -> datetime:
     """
     if sendable(at, tz, window, quiet):
         return at
-    openings = [t for t in ((window.start if window else None), (quiet.end if quiet else None)) if t is not None]
     local_day = at.astimezone(tz).date()
     best = None
     for offset in range(0, 9):
-        day = local_day + timedelta(days=offset)
-        if best is not None and best <= localize(datetime.combine(day, time(0)), tz):
+        midnight, openings = _sendable_openings(local_day + timedelta(days=offset), tz, window, quiet)
+        if best is not None and best <= midnight:
             break
-        for opening in openings:
-            candidate = localize(datetime.combine(day, opening), tz)
-            if candidate > at and (best is None or candidate < best) and sendable(candidate, tz, window, quiet):
+        for candidate in openings:
+            if candidate > at and (best is None or candidate < best):
                 best = candidate
     if best is None:
         raise ValueError("the send window and quiet hours leave no time to send")
     return best
+
+
+@lru_cache(maxsize=4096)
+def _sendable_openings(day: date, tz: ZoneInfo, window, quiet) -> tuple[datetime, tuple[datetime, ...]]:
+    """A local day's midnight and the instants on it where the window opens or quiet hours
+    end, those at which a send is allowed. The same few days and zones come up for every
+    contact deferred, so they are remembered."""
+    openings = [t for t in ((window.start if window else None), (quiet.end if quiet else None)) if t is not None]
+    candidates = (localize(datetime.combine(day, opening), tz) for opening in openings)
+    return localize(datetime.combine(day, time(0)), tz), tuple(c for c in candidates if sendable(c, tz, window, quiet))
 
 
 def annual_occurrence(anchor: date, year: int, offset: Duration, at: time, tz: ZoneInfo) -> datetime:
