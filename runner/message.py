@@ -111,6 +111,8 @@ def parse_address(value: str, *, role: str) -> Mailbox:
 @functools.lru_cache(maxsize=256)  # the sender, reply-to and mailto repeat on every message
 def _parse_address(value: str, role: str) -> Mailbox:
     text = clean_header_text(value)
+    if _SIMPLE_ADDR_SPEC.fullmatch(text):  # a bare address (most contact data): nothing to parse
+        return Mailbox("", text)
     pairs = utils.getaddresses([text])
     if len(pairs) != 1 or "@" not in pairs[0][1]:
         raise InvalidAddress(f"{role} address {value!r} is not a single email address")
