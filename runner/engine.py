@@ -19,7 +19,7 @@ import json
 import math
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from runner.conditions import NOT_SET, Facts, as_instant, get_path, where_matches
@@ -676,7 +676,9 @@ class _Run:
             self._each_journey([], changed_attributes, instant)
         earliest = self._entry_wake()
         if earliest is not self._wake[0]:  # often the very same stamp as at the last instant
-            self._wake = (earliest, earliest.isoformat() if earliest else None)
+            self._wake = (earliest, _iso(earliest) if earliest else None)
+            if earliest is None or earliest.tzinfo is timezone.utc:
+                self._wake_read = (self._wake[1], earliest)  # what next_instant would parse back
         self.memory["entry_wake"] = self._wake[1]
         if self.state.clock is None or self.state.clock < instant:
             self.state.clock = instant
@@ -1110,7 +1112,7 @@ class _Run:
             enrollment.wait = Wait(until=timeout, event=step.event, step=step.id)
             enrollment.due_at = timeout
             self._decide(journey, enrollment, step.id, "wait_for", f"{step.event} or timeout {step.timeout}",
-                         detail={"until": timeout.isoformat()})
+                         detail={"until": _iso(timeout)})
             return False
         if isinstance(step, BranchStep):
             facts = self.facts_for(journey, enrollment.stage)
@@ -1138,17 +1140,17 @@ class _Run:
         if until <= self.now:
             # wait_until at exactly its local time: nothing to wait for. Blocking here would
             # set due_at == clock, which next_instant() never wakes (it only looks after the clock).
-            self._decide(journey, enrollment, step.id, "wait", f"{reason} (already due)", detail={"until": until.isoformat()})
+            self._decide(journey, enrollment, step.id, "wait", f"{reason} (already due)", detail={"until": _iso(until)})
             return True
         enrollment.wait = Wait(until=until)
         enrollment.due_at = until
-        self._decide(journey, enrollment, step.id, "wait", reason, detail={"until": until.isoformat()})
+        self._decide(journey, enrollment, step.id, "wait", reason, detail={"until": _iso(until)})
         return False
 
     def _defer(self, journey, enrollment, step, until: datetime, reason: str) -> bool:
         enrollment.due_at = until
         enrollment.wait = Wait(until=until)
-        self._decide(journey, enrollment, step.id, "defer", reason, detail={"until": until.isoformat()})
+        self._decide(journey, enrollment, step.id, "defer", reason, detail={"until": _iso(until)})
         return False
 
     def _skip(self, journey, enrollment, step, reason: str) -> bool:
@@ -1283,6 +1285,22 @@ class _Run:
 
 
 _new_object = object.__new__
+_ISO_TEXTS: dict[datetime, str] = {}  # UTC instant -> its isoformat() (see _iso)
+
+
+def _iso(at: datetime) -> str:
+    """``at.isoformat()``, remembered for UTC instants: wake-ups and waits end at the same
+    few thousand instants (09:00 local, a schedule) for every contact, and formatting an
+    aware datetime costs more than a lookup. Other zones are formatted each time: equal
+    instants in two zones are one dict key but two texts."""
+    if at.tzinfo is not timezone.utc:
+        return at.isoformat()
+    text = _ISO_TEXTS.get(at)
+    if text is None:
+        if len(_ISO_TEXTS) >= 8192:
+            _ISO_TEXTS.clear()
+        text = _ISO_TEXTS[at] = at.isoformat()
+    return text
 
 
 def _decision(at, contact, journey, version, stage, step, action, reason, key, detail) -> Decision:

@@ -469,3 +469,13 @@ def test_fast_decision_is_the_dataclass_decision():
     built = _decision(*values)
     assert built == Decision(*values)
     assert [f.name for f in fields(Decision)] == list(vars(built))
+
+
+def test_remembered_iso_texts_keep_the_zone_apart():
+    # equal instants in two zones are one dict key: only UTC ones are remembered
+    from zoneinfo import ZoneInfo
+
+    from runner.engine import _iso
+    utc = T("2026-03-02 06:00")
+    local = utc.astimezone(ZoneInfo("Europe/Istanbul"))
+    assert [_iso(utc), _iso(local), _iso(utc)] == [utc.isoformat(), "2026-03-02T09:00:00+03:00", utc.isoformat()]
