@@ -75,8 +75,9 @@ class Facts:
 
 def get_path(attributes: Mapping[str, Any], path: str, contact: Contact | None = None) -> Any:
     """A nested attribute by dotted path (``meddic.metrics``), or NOT_SET."""
-    if path in attributes:
-        return attributes[path]
+    value = attributes.get(path, NOT_SET)  # one probe: the commonest case is a plain name
+    if value is not NOT_SET:
+        return value
     if contact is not None and path == "timezone":
         return contact.timezone
     if contact is not None and path == "id":
@@ -394,7 +395,9 @@ class SegmentRef(Condition):
         known = facts.memo.get(self.name)
         if known is not None:
             return known
-        target = self._target(facts)
+        target = facts.segments.get(self.name) if facts.depth <= self.MAX_DEPTH else None  # _target, inlined
+        if target is None:
+            target = self._target(facts)  # raises the reason
         facts.depth += 1
         try:
             value = target.evaluate(facts)

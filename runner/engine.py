@@ -32,6 +32,7 @@ from runner.model import (
 )
 from runner.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event, SendRecord, Wait
 
+_UNKNOWN = object()  # not looked up yet, in caches where None is an answer
 MAX_STEPS_PER_INSTANT = 200  # a stage-move loop with no wait stops here (validate reports it first)
 MAX_SETTLE_PASSES = 5  # journeys re-checking attribute changes made by update steps at one instant
 SUPPRESSING_EVENTS = {"unsubscribed": "unsubscribed", "email_bounced": "bounced", "spam_complaint": "complained"}
@@ -197,29 +198,32 @@ class Engine:
         """What any stage entry of ``journey`` reads: event names, condition inputs,
         date attributes (None: unknown). ``attribute_changed`` entries: see ``watches``."""
         key = (id(journey), journey.id, journey.version)
-        if key not in self._entry_reads:
-            reads = Reads()
-            for stage in journey.stages:
-                entry = stage.entry
-                if entry.event:
-                    reads |= Reads(events=frozenset([entry.event]))
-                if entry.kind == "date":
-                    reads |= Reads(attributes=frozenset([attribute_key(entry.attribute)]))
-                for condition in (entry.condition, entry.if_):
-                    if condition is not None:
-                        found = self.reads(condition, journey)
-                        if found is None:
-                            self._entry_reads[key] = None
-                            return None
-                        reads |= found
-            self._entry_reads[key] = reads
-        return self._entry_reads[key]
+        known = self._entry_reads.get(key, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known
+        reads = Reads()
+        for stage in journey.stages:
+            entry = stage.entry
+            if entry.event:
+                reads |= Reads(events=frozenset([entry.event]))
+            if entry.kind == "date":
+                reads |= Reads(attributes=frozenset([attribute_key(entry.attribute)]))
+            for condition in (entry.condition, entry.if_):
+                if condition is not None:
+                    found = self.reads(condition, journey)
+                    if found is None:
+                        self._entry_reads[key] = None
+                        return None
+                    reads |= found
+        self._entry_reads[key] = reads
+        return reads
 
     def interest(self, journey: Journey) -> Reads | None:
         """What can change anything for a contact enrolled in ``journey`` and not due:
         entries, exit conditions, the goal and ``wait_for`` steps (None: unknown)."""
         key = (id(journey), journey.id, journey.version)
-        if key not in self._interest:
+        known = self._interest.get(key, _UNKNOWN)
+        if known is _UNKNOWN:
             reads = self.entry_reads(journey)
             for condition in journey.exit:
                 found = self.reads(condition, journey)
@@ -230,8 +234,8 @@ class Engine:
                     names.add(journey.goal.event)
                 names.update(step.event for step in journey.steps.values() if isinstance(step, WaitForStep))
                 reads = Reads(frozenset(names), reads.attributes, reads.stage)
-            self._interest[key] = reads
-        return self._interest[key]
+            known = self._interest[key] = reads
+        return known
 
     def watching_stages(self, journey: Journey) -> list[Stage]:
         """The stages of ``journey`` with an ``attribute_changed`` entry."""
@@ -240,11 +244,12 @@ class Engine:
     def watches(self, journey: Journey) -> frozenset[str]:
         """The attribute paths ``journey``'s ``attribute_changed`` entries fire on."""
         key = (id(journey), journey.id, journey.version)
-        if key not in self._watches:
-            self._watches[key] = frozenset(
+        watched = self._watches.get(key)
+        if watched is None:
+            watched = self._watches[key] = frozenset(
                 stage.entry.attribute for stage in journey.stages if stage.entry.kind == "attribute_changed"
             )
-        return self._watches[key]
+        return watched
 
     def reads(self, condition, journey: Journey) -> Reads | None:
         """Every event name and attribute ``condition`` reads, through segments and scores (None: unknown).
@@ -255,9 +260,10 @@ class Engine:
         nothing has touched.
         """
         key = (id(condition), journey.id, journey.version)
-        if key not in self._reads:
-            self._reads[key] = self._resolve_reads(condition, self.segments[(journey.id, journey.version)])
-        return self._reads[key]
+        reads = self._reads.get(key, _UNKNOWN)
+        if reads is _UNKNOWN:
+            reads = self._reads[key] = self._resolve_reads(condition, self.segments[(journey.id, journey.version)])
+        return reads
 
     def _resolve_reads(self, condition, segments) -> Reads | None:
         names: set[str] = set()
@@ -507,7 +513,7 @@ class _Run:
         key = (id(condition), journey.id, journey.version, stage, since)
         hit = self._memo.get(key)
         if hit is not None and self._inputs_unchanged(hit):
-            return hit[3], hit[4]
+            return hit[3]
         reads = self.engine.reads(condition, journey)
         if reads is None:
             facts = self.facts_for(journey, stage, since)
@@ -519,12 +525,13 @@ class _Run:
             hit = self._memo.get(shared)
             if hit is not None and self._inputs_unchanged(hit):
                 self._memo[key] = hit
-                return hit[3], hit[4]
+                return hit[3]
         facts = self.facts_for(journey, stage, since)
         holds = condition.evaluate(facts)
         change = condition.next_change(facts)
-        self._memo[key] = self._memo[shared] = [self.attribute_version, len(self.revealed_names), reads, holds, change]
-        return holds, change
+        answer = (holds, change)
+        self._memo[key] = self._memo[shared] = [self.attribute_version, len(self.revealed_names), reads, answer, change]
+        return answer
 
     def _inputs_unchanged(self, seen: list) -> bool:
         """Whether nothing a cached answer read has changed: ``seen`` = [attribute version,
