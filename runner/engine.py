@@ -353,6 +353,7 @@ class _Run:
         self._when_holds: dict[str, list] = {}  # score name -> [attribute version, its `when` rules' truths]
         self._rule_matches: dict[tuple[str, int], tuple] = {}  # (score, rule index) -> (events seen, matching)
         self._steady_scores: dict[str, list] = {}  # score name -> its parts while time cannot change them
+        self._snapshot: tuple[int, dict] | None = None  # (attribute version, send details' attribute copy)
         self._facts_cache: dict[tuple, Facts] = {}
         # condition results with the inputs they were computed from (see ``condition_memo``)
         self._memo: dict[tuple, list] = {}
@@ -842,28 +843,30 @@ class _Run:
 
     def _entry_fires(self, journey, stage, new_events, changed, previous, current_stage) -> str | None:
         entry = stage.entry
+        kind = entry.kind
         reason = None
-        if entry.kind == "event":
-            match = next((e for e in new_events if e.name == entry.event and where_matches(entry.where, e)), None)
-            if match is not None:
-                reason = f"event {entry.event}"
-        elif entry.kind in ("segment", "condition"):
+        if kind == "event":
+            for event in new_events:  # usually none or one
+                if event.name == entry.event and where_matches(entry.where, event):
+                    reason = f"event {entry.event}"
+                    break
+        elif kind == "segment" or kind == "condition":
             key = f"edge:{journey.id}:{stage.id}"
             holds = self.condition_memo(entry.condition, journey, current_stage)[0]
             was = self.memory.get(key, False)
             self.memory[key] = holds
             if holds and not was:
                 reason = f"{entry.condition.describe()} became true"
-        elif entry.kind == "attribute_changed":
+        elif kind == "attribute_changed":
             if entry.attribute in changed:
                 old, new = changed[entry.attribute]
                 if (not entry.has_to or new == entry.to) and (not entry.has_from or old == entry.from_):
                     reason = f"{entry.attribute} changed from {old!r} to {new!r}"
-        elif entry.kind == "date":
+        elif kind == "date":
             occurrence = self._next_date(entry, journey, previous)
             if occurrence is not None and occurrence <= self.now:
                 reason = f"date {entry.attribute} {entry.offset}"
-        elif entry.kind == "schedule":
+        elif kind == "schedule":
             if previous is not None and next_cron(entry.cron, previous, self._entry_zone(entry, journey)) <= self.now:
                 reason = f"schedule {entry.cron}"
         if reason and entry.if_ is not None and not entry.if_.evaluate(self.facts_for(journey, current_stage)):
@@ -1189,12 +1192,19 @@ class _Run:
         self._decide(journey, enrollment, step.id, "send", f"email {step.template}", key=key, detail={
             "template": step.template, "subject": step.subject, "text_template": step.text_template,
             "from": step.sender, "reply_to": step.reply_to, "to": self.contact.attributes.get("email"),
-            "attributes": _snapshot(self.contact.attributes),
+            "attributes": self._attribute_snapshot(),
             "scores": {name: self.score(name) for name in self.project.scores},
             "timezone": str(tz.key),
         })
         enrollment.cursor = step.next
         return True
+
+    def _attribute_snapshot(self) -> dict:
+        """The attributes as they are now, for a send's detail: one copy per attribute version,
+        shared by the sends made while nothing changed them (details are read, not written)."""
+        if self._snapshot is None or self._snapshot[0] != self.attribute_version:
+            self._snapshot = (self.attribute_version, _snapshot(self.contact.attributes))
+        return self._snapshot[1]
 
     def _cap_free_at(self, journey: Journey) -> tuple[datetime, str] | None:
         """When a send over a frequency cap could go out, or None when no cap is reached."""
@@ -1271,7 +1281,7 @@ class _Run:
         self.state.sends.append(SendRecord(key, self.contact.id, journey.id, journey.version, step.id, self.now, "webhook"))
         self._decide(journey, enrollment, step.id, "webhook", f"POST {step.url}", key=key, detail={
             "url": step.url, "payload": step.payload, "secret_env": step.secret_env,
-            "attributes": _snapshot(self.contact.attributes),
+            "attributes": self._attribute_snapshot(),
             "scores": {name: self.score(name) for name in self.project.scores},
         })
         enrollment.cursor = step.next

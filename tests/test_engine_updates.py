@@ -79,3 +79,12 @@ def test_a_score_kept_across_instants_sees_attribute_changes_adjustments_and_new
                      event("2026-03-03 12:00", "page_viewed", path="/pricing")], job_title="Engineer")
     decisions = run(journey("j", steps=steps), contact, "2026-03-06 00:00", proj=proj)
     assert [step for step, _ in sends(decisions)] == ["cold", "director", "adjusted", "viewed"]
+
+
+def test_send_details_show_the_attributes_at_each_send_even_when_shared():
+    # sends made while no attribute changed share one snapshot (see _attribute_snapshot)
+    steps = [email("one"), email("two"), {"id": "rename", "update": {"set": {"first_name": "Grace"}}}, email("three")]
+    decisions = run(journey("j", steps=steps), state([event("2026-03-02 10:00", "signed_up")], first_name="Ada"),
+                    "2026-03-03 00:00")
+    names = [d.detail["attributes"]["first_name"] for d in actions(decisions, "send")]
+    assert names == ["Ada", "Ada", "Grace"]
