@@ -308,6 +308,7 @@ class AllOf(Condition):
     def __init__(self, parts: list[Condition]):
         self.parts = parts
         self.deps = _union(parts)
+        self._timed = _may_change_with_time(self.deps)  # asked at every next_change
 
     def evaluate(self, facts):
         for part in self.parts:  # a loop, not all(generator): hot in every segment
@@ -322,7 +323,7 @@ class AllOf(Condition):
     _settles_when = False  # all: a part that stays false keeps the whole false
 
     def next_change(self, facts):
-        if not _may_change_with_time(self.deps):
+        if not self._timed:
             return None  # hot in the engine's wake-up search: skip parts that cannot change
         changes = []
         for part in self.parts:
@@ -359,6 +360,7 @@ class Not(Condition):
     def __init__(self, part: Condition):
         self.part = part
         self.deps = part.deps
+        self._timed = _may_change_with_time(self.deps)
 
     def evaluate(self, facts):
         return not self.part.evaluate(facts)
@@ -368,7 +370,7 @@ class Not(Condition):
         return Explanation(not child.holds, "not", [child])
 
     def next_change(self, facts):
-        if not _may_change_with_time(self.deps):
+        if not self._timed:
             return None
         return self.part.next_change(facts)
 

@@ -699,9 +699,9 @@ class _Run:
         """
         new_names = {event.name for event in new_events}
         for journey in self.engine.journeys:
-            if journey.migration is not None:
-                self._migrate(journey)
             enrollment = self.state.enrollments.get(journey.id)
+            if enrollment is not None and journey.migration is not None and enrollment.version != journey.version:
+                self._migrate(journey)  # moves it to this version in place, or leaves it pinned
             if enrollment is not None and enrollment.status != EXITED:
                 pinned = self.engine.journey_for(enrollment)
                 if (not changed_attributes or self._watched_unchanged(pinned, changed_attributes)) \
