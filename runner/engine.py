@@ -586,8 +586,11 @@ class _Run:
         when_holds = self._score_when_holds(name, model)
         half_life = model.half_life.approx.total_seconds() if model.half_life is not None else None
         now = self.now
+        visible = self.visible
         for index, rule in enumerate(model.rules):
             if rule.event:
+                if rule.event not in visible:
+                    continue  # none of these events (yet): the commonest case
                 start = now - rule.within.approx if rule.within is not None else None
                 for event in self._rule_events(name, index, rule):
                     if start is not None and event.at <= start:
