@@ -17,37 +17,11 @@ from pathlib import Path
 
 import click
 
+from runner.cli.common import DB_OPTION, fail, open_db
 from runner.problems import JourneyError
 from runner.store.base import SUPPRESSION_REASONS
 
 SHOWN_PROBLEMS = 50  # bad lines printed; a wrong file should not flood the terminal
-
-DB_OPTION = click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite database (default: JOURNEY_DB, then project.yaml 'database', then journey.db).",
-)
-
-
-def _fail(error: JourneyError) -> None:
-    """Print a domain error (and its problems) and exit with its code, no traceback."""
-    for problem in error.problems:
-        click.echo(str(problem), err=True)
-    click.echo(f"error: {error}", err=True)
-    sys.exit(error.exit_code)
-
-
-@contextmanager
-def _open(db_path: Path | None) -> Iterator[object]:
-    from runner.store import open_store, resolve_db_path
-
-    store = open_store(resolve_db_path(db_path))
-    try:
-        yield store
-    finally:
-        store.close()
-
 
 @contextmanager
 def _progress(path: Path, label: str) -> Iterator[Callable[[int], None] | None]:
@@ -86,12 +60,12 @@ def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path
         format = ingest.detect_format(path, format)  # before the database is created
         options = {"attribute_types": _tracking_plan_types()} if kind == "contacts" else {}
         importer = ingest.import_contacts if kind == "contacts" else ingest.import_events
-        with _open(db_path) as store, _progress(path, f"importing {kind}") as progress:
+        with open_db(db_path) as store, _progress(path, f"importing {kind}") as progress:
             result = importer(store, path, format=format, strict=strict, progress=progress, **options)
     except JourneyError as error:
-        _fail(error)
+        fail(error)
     except sqlite3.Error as error:  # locked past the busy timeout, disk full, …
-        _fail(JourneyError(f"database error: {error}; batches committed before it are kept"))
+        fail(JourneyError(f"database error: {error}; batches committed before it are kept"))
     for problem in result.bad[:SHOWN_PROBLEMS]:
         click.echo(str(problem), err=True)
     if result.bad_lines > SHOWN_PROBLEMS:
@@ -174,10 +148,10 @@ def suppress() -> None:
 def suppress_add(email_or_id: str, reason: str, db_path: Path | None) -> None:
     """Suppress EMAIL_OR_ID (an address with @, else a contact id)."""
     try:
-        with _open(db_path) as store:
+        with open_db(db_path) as store:
             store.add_suppression(email_or_id, reason, "cli", datetime.now(UTC))
     except JourneyError as error:
-        _fail(error)
+        fail(error)
     click.echo(f"suppressed {email_or_id} ({reason})")
 
 
@@ -187,10 +161,10 @@ def suppress_add(email_or_id: str, reason: str, db_path: Path | None) -> None:
 def suppress_remove(email_or_id: str, db_path: Path | None) -> None:
     """Lift the suppression of EMAIL_OR_ID (exit 1 if it was not suppressed)."""
     try:
-        with _open(db_path) as store:
+        with open_db(db_path) as store:
             removed = store.remove_suppression(email_or_id)
     except JourneyError as error:
-        _fail(error)
+        fail(error)
     if not removed:
         click.echo(f"error: {email_or_id} is not suppressed", err=True)
         sys.exit(1)
@@ -205,10 +179,10 @@ def suppress_remove(email_or_id: str, db_path: Path | None) -> None:
 def suppress_list(format: str, db_path: Path | None) -> None:
     """List suppressed contacts and addresses."""
     try:
-        with _open(db_path) as store:
+        with open_db(db_path) as store:
             rows = store.suppressions()
     except JourneyError as error:
-        _fail(error)
+        fail(error)
     if format == "json":
         click.echo(json.dumps(rows, indent=2))
         return

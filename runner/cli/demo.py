@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from runner.cli.run import DB_OPTION, domain_errors, format_status, project_root
+from runner.cli.common import DB_OPTION, domain_errors, project_root
+from runner.cli.run import format_status
 
 
 @click.command("demo")

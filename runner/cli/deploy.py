@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from runner.cli.run import DB_OPTION, domain_errors, open_db, project_root
+from runner.cli.common import DB_OPTION, domain_errors, open_db, project_root
 
 FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                              show_default=True)

@@ -8,54 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from runner.cli.common import DB_OPTION, domain_errors, fail, open_db, project_root
 from runner.problems import JourneyError, UsageError
 
-DB_OPTION = click.option(
-    "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite database (default: JOURNEY_DB, then project.yaml 'database', then journey.db).",
-)
-
-
 # ---------------------------------------------------------------- shared by the production commands
-
-
-def fail(error: JourneyError) -> None:
-    """Print a domain error and its problems; exit with its code, never a traceback."""
-    for problem in error.problems:
-        click.echo(str(problem), err=True)
-    click.echo(f"error: {error}", err=True)
-    sys.exit(error.exit_code)
-
-
-@contextmanager
-def domain_errors() -> Iterator[None]:
-    """JourneyError and database errors become messages and exit codes."""
-    try:
-        yield
-    except JourneyError as error:
-        fail(error)
-    except sqlite3.Error as error:
-        fail(JourneyError(f"database error: {error}"))
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as error:  # noqa: BLE001 - last resort: never a traceback for the operator
-        fail(JourneyError(f"internal error ({type(error).__name__}: {error}); please report it"))
-
-
-def project_root() -> Path:
-    from runner.loader import find_project_root
-
-    return find_project_root()
 
 
 def load_project_settings(root: Path) -> Any:
@@ -63,20 +25,6 @@ def load_project_settings(root: Path) -> Any:
     from runner.deploy import load_project_file
 
     return load_project_file(root)
-
-
-@contextmanager
-def open_db(db_path: Path | None, root: Path, *, must_exist: bool = False) -> Iterator[Any]:
-    from runner.store import open_store, resolve_db_path
-
-    path = resolve_db_path(db_path, start=root)
-    if must_exist and not path.exists():
-        raise JourneyError(f"no database at {path}: run `journey deploy` (or `journey demo`) first")
-    store = open_store(path)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def parse_now(text: str | None) -> datetime:

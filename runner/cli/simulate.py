@@ -8,24 +8,16 @@ into exit codes and prints.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import click
 
+from runner.cli.common import fail
 from runner.problems import JourneyError, UsageError
 
 FORMATS = ("table", "json", "markdown")
 DEFAULT_DAYS = 14
-
-
-def fail(error: JourneyError) -> None:
-    """Print a domain error with its problems and exit with its code; never a traceback."""
-    for problem in error.problems:
-        click.echo(str(problem), err=True)
-    click.echo(f"error: {error}", err=True)
-    sys.exit(error.exit_code)
 
 
 def parse_instant(text: str, option: str) -> datetime:

@@ -26,7 +26,7 @@ def test(paths: tuple[Path, ...], junit_path: Path | None, verbose: bool) -> Non
     failure shows the expectation, what happened instead and the contact's
     timeline around it. Exit code 1 when any scenario fails.
     """
-    from runner.cli.simulate import fail
+    from runner.cli.common import fail
     from runner.scenarios import failure_text, find_scenarios, load_checked_project, run_scenario, write_junit
 
     try:
