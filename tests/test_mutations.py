@@ -58,18 +58,15 @@ def _get(data: Any, path: tuple) -> Any:
     return data
 
 
-@st.composite
-def mutated(draw) -> str:
-    """YAML text of a sample journey after 1-4 random structural mutations."""
-    index = draw(st.integers(0, len(DATA) - 1))
-    data = yaml.safe_load(yaml.safe_dump(DATA[index]))  # a deep copy
+def _mutate(draw, data, actions: list[str], *, wrap_in_mapping: bool) -> str:
+    """YAML text of ``data`` after 1-4 random structural mutations drawn from ``actions``."""
     for _ in range(draw(st.integers(1, 4))):
         paths = [p for p in _nodes(data) if p]
         if not paths:
             break
         path = draw(st.sampled_from(paths))
         parent, last = _get(data, path[:-1]), path[-1]
-        action = draw(st.sampled_from(["delete", "rename", "odd", "swap", "wrap"]))
+        action = draw(st.sampled_from(actions))
         if action == "delete":
             del parent[last]
         elif action == "rename" and isinstance(parent, dict):
@@ -83,9 +80,19 @@ def mutated(draw) -> str:
                 parent[last] = yaml.safe_load(yaml.safe_dump(_get(data, other)))
             except (KeyError, IndexError, TypeError):
                 pass
+        elif wrap_in_mapping and not draw(st.booleans()):
+            parent[last] = {"x": parent[last]}
         else:
-            parent[last] = [parent[last]] if draw(st.booleans()) else {"x": parent[last]}
+            parent[last] = [parent[last]]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+@st.composite
+def mutated(draw) -> str:
+    """YAML text of a sample journey after 1-4 random structural mutations."""
+    index = draw(st.integers(0, len(DATA) - 1))
+    data = yaml.safe_load(yaml.safe_dump(DATA[index]))  # a deep copy
+    return _mutate(draw, data, ["delete", "rename", "odd", "swap", "wrap"], wrap_in_mapping=True)
 
 
 PROJECT_TEXT = (HOSTILE / "project.yaml").read_text(encoding="utf-8")
@@ -96,20 +103,7 @@ PROJECT_DATA = load_file(HOSTILE / "project.yaml")[0].data
 def mutated_project(draw) -> str:
     """The fixture project.yaml after 1-4 random structural mutations."""
     data = yaml.safe_load(yaml.safe_dump(PROJECT_DATA))
-    for _ in range(draw(st.integers(1, 4))):
-        paths = [p for p in _nodes(data) if p]
-        if not paths:
-            break
-        path = draw(st.sampled_from(paths))
-        parent, last = _get(data, path[:-1]), path[-1]
-        action = draw(st.sampled_from(["delete", "odd", "wrap"]))
-        if action == "delete":
-            del parent[last]
-        elif action == "odd":
-            parent[last] = copy.deepcopy(draw(ODD_VALUES))  # never mutate the shared samples
-        else:
-            parent[last] = [parent[last]]
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return _mutate(draw, data, ["delete", "odd", "wrap"], wrap_in_mapping=False)
 
 
 @st.composite
