@@ -240,7 +240,7 @@ def history_records(rows: Sequence[dict[str, Any]], timezone_name: str) -> list[
     contact's zone; the same fields as a simulation's, without rendered subjects."""
     records = []
     for row in rows:
-        at = datetime.fromisoformat(row["at"]).astimezone(UTC)
+        at = row["at"]
         detail = row.get("detail") or {}
         until = detail.get("until")
         records.append(Record(

@@ -46,12 +46,12 @@ def _import_until(store, root: Path, events, imported: int, until: datetime, nam
 
 
 def _journal_key(row: dict) -> tuple:
-    return (datetime.fromisoformat(row["at"]).astimezone(UTC), row["contact_id"], row["journey_id"], row["version"],
+    return (row["at"].astimezone(UTC), row["contact_id"], row["journey_id"], row["version"],
             str(row["stage"]), str(row["step"]), str(row["key"]), row["action"], row["reason"])
 
 
 def _as_row(decision) -> dict:
-    return {"at": decision.at.isoformat(), "contact_id": decision.contact, "journey_id": decision.journey,
+    return {"at": decision.at, "contact_id": decision.contact, "journey_id": decision.journey,
             "version": decision.version, "stage": decision.stage, "step": decision.step, "key": decision.key,
             "action": decision.action, "reason": decision.reason}
 

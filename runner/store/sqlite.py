@@ -306,7 +306,7 @@ class SQLiteStore:
             self.conn.executemany(_INSERT_DECISION, [_decision_row(d, run_id) for d in decisions])
 
     def contact_history(self, contact_id: str, journey_id: str | None = None) -> list[dict[str, Any]]:
-        """The contact's journal, oldest first (optionally one journey's)."""
+        """The contact's journal, oldest first (optionally one journey's); ``at`` as a UTC datetime."""
         rows = self._rows(
             """SELECT at, contact_id, journey_id, version, stage, step, action, reason, key, detail, run_id
                FROM decisions WHERE contact_id = :contact AND (:journey IS NULL OR journey_id = :journey)
@@ -314,6 +314,7 @@ class SQLiteStore:
             {"contact": contact_id, "journey": journey_id},
         )
         for row in rows:
+            row["at"] = from_db_time(row["at"])
             row["detail"] = from_json(row["detail"], {})
         return rows
 
