@@ -396,8 +396,7 @@ class SQLiteStore:
         failure (``fail_send(..., permanent=False)``) may be claimed again
         until ``MAX_SEND_ATTEMPTS``.
         """
-        with self.transaction():
-            return self._claim(record, run_id, resendable=False)
+        return self.claim_sends([record], run_id, resendable=False)[0]
 
     def claim_sends(self, records: list[SendRecord], run_id: str, *, resendable: bool) -> list[bool]:
         """Claim several sends in one transaction (each as ``claim_send``).
