@@ -33,6 +33,7 @@ from runner.model import (
 from runner.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event, SendRecord, Wait
 
 _UNKNOWN = object()  # not looked up yet, in caches where None is an answer
+_NO_NAMES: frozenset[str] = frozenset()  # the new event names of an instant without events
 MAX_STEPS_PER_INSTANT = 200  # a stage-move loop with no wait stops here (validate reports it first)
 MAX_SETTLE_PASSES = 5  # journeys re-checking attribute changes made by update steps at one instant
 SUPPRESSING_EVENTS = {"unsubscribed": "unsubscribed", "email_bounced": "bounced", "spam_complaint": "complained"}
@@ -195,8 +196,12 @@ class Engine:
         return outcome
 
     def entry_reads(self, journey: Journey) -> Reads | None:
-        """What any stage entry of ``journey`` reads: event names, condition inputs,
-        date attributes (None: unknown). ``attribute_changed`` entries: see ``watches``."""
+        """What can make a stage entry of ``journey`` fire: trigger event names, condition
+        inputs, date attributes (None: unknown). ``attribute_changed`` entries: see ``watches``.
+
+        An entry's ``if`` guard is not among them: it is checked only when its trigger
+        fires (a new event, a schedule or date coming round, a condition becoming true),
+        so a change to what the guard reads cannot by itself make anything fire."""
         key = (id(journey), journey.id, journey.version)
         known = self._entry_reads.get(key, _UNKNOWN)
         if known is not _UNKNOWN:
@@ -208,13 +213,12 @@ class Engine:
                 reads |= Reads(events=frozenset([entry.event]))
             if entry.kind == "date":
                 reads |= Reads(attributes=frozenset([attribute_key(entry.attribute)]))
-            for condition in (entry.condition, entry.if_):
-                if condition is not None:
-                    found = self.reads(condition, journey)
-                    if found is None:
-                        self._entry_reads[key] = None
-                        return None
-                    reads |= found
+            if entry.condition is not None:
+                found = self.reads(entry.condition, journey)
+                if found is None:
+                    self._entry_reads[key] = None
+                    return None
+                reads |= found
         self._entry_reads[key] = reads
         return reads
 
@@ -350,6 +354,7 @@ class _Run:
         self._score_cache: dict = {}  # name -> score, ("parts", name) -> (constant, decaying)
         self._zones: dict[int, Any] = {}  # id(journey) -> its zone for this contact (see zone_for)
         self._dates: dict[tuple[int, int], tuple] = {}  # date entries' next occurrences (see _next_date)
+        self._schedules: dict[int, tuple] = {}  # schedule entries' next fires (see _next_schedule)
         self._when_holds: dict[str, list] = {}  # score name -> [attribute version, its `when` rules' truths]
         self._rule_matches: dict[tuple[str, int], tuple] = {}  # (score, rule index) -> (events seen, matching)
         self._steady_scores: dict[str, list] = {}  # score name -> its parts while time cannot change them
@@ -700,9 +705,10 @@ class _Run:
         The stamp is taken right after the look, while its inputs are fresh;
         ``_entry_wake`` retakes it if a later journey changed an attribute it reads.
         """
-        new_names = {event.name for event in new_events}
+        new_names = {event.name for event in new_events} if new_events else _NO_NAMES
+        enrollments = self.state.enrollments
         for journey in self.engine.journeys:
-            enrollment = self.state.enrollments.get(journey.id)
+            enrollment = enrollments.get(journey.id)
             if enrollment is not None and journey.migration is not None and enrollment.version != journey.version:
                 self._migrate(journey)  # moves it to this version in place, or leaves it pinned
             if enrollment is not None and enrollment.status != EXITED:
@@ -713,11 +719,23 @@ class _Run:
                 self._enrolled(pinned, enrollment, new_events, changed_attributes, previous)
             else:
                 quiet = self._entries_quiet_now(journey, None, changed_attributes)
+                if quiet is None:
+                    self._not_enrolled(journey, new_events, changed_attributes, previous)
+                    if journey.id not in enrollments:  # nothing fired: the look just recorded is fresh
+                        quiet = self._entries_quiet.get((journey.id, journey.version, None))
                 if quiet is not None:  # no entry can fire: nothing to decide
-                    self._journey_wake[journey.id] = [self.attribute_version, quiet[-1]]
+                    self._set_stamp(journey.id, quiet[-1])
                     continue
-                self._not_enrolled(journey, new_events, changed_attributes, previous)
-            self._journey_wake[journey.id] = [self.attribute_version, self._journey_wake_now(journey)]
+            self._set_stamp(journey.id, self._journey_wake_now(journey))
+
+    def _set_stamp(self, journey_id: str, wake: datetime | None) -> None:
+        """Record ``journey_id``'s next time-driven instant, as of the current attribute version."""
+        stamp = self._journey_wake.get(journey_id)
+        if stamp is None:
+            self._journey_wake[journey_id] = [self.attribute_version, wake]
+        else:  # in place: stamps are rewritten for every journey at every instant
+            stamp[0] = self.attribute_version
+            stamp[1] = wake
 
     def _untouched(self, journey: Journey, enrollment: Enrollment, new_names: set[str]) -> bool:
         """Whether nothing at this instant can affect this enrollment, so visiting it would
@@ -835,7 +853,7 @@ class _Run:
             if kind == "date":
                 wake = self._next_date(entry, journey, now)
             elif kind == "schedule":
-                wake = next_cron(entry.cron, now, self._entry_zone(entry, journey))
+                wake = self._next_schedule(entry, journey, now)
             elif kind == "segment" or kind == "condition":
                 wake = self.condition_memo(entry.condition, journey, current_stage)[1]
             else:
@@ -870,7 +888,7 @@ class _Run:
             if occurrence is not None and occurrence <= self.now:
                 reason = f"date {entry.attribute} {entry.offset}"
         elif kind == "schedule":
-            if previous is not None and next_cron(entry.cron, previous, self._entry_zone(entry, journey)) <= self.now:
+            if previous is not None and self._next_schedule(entry, journey, previous) <= self.now:
                 reason = f"schedule {entry.cron}"
         if reason and entry.if_ is not None and not entry.if_.evaluate(self.facts_for(journey, current_stage)):
             return None
@@ -880,6 +898,20 @@ class _Run:
         if entry.timezone and entry.timezone != "contact":
             return zone(entry.timezone)
         return self.zone_for(journey)
+
+    def _next_schedule(self, entry, journey, after: datetime) -> datetime:
+        """The schedule entry's first fire strictly after ``after``.
+
+        Remembered per entry as a span, like ``_CronSpans`` but without its shared
+        keys: the answer is the same fire for any ``after`` from the one it was
+        computed for up to the fire itself (the zone is fixed for the run's contact).
+        """
+        known = self._schedules.get(id(entry))
+        if known is not None and known[0] <= after < known[1]:
+            return known[1]
+        fire = next_cron(entry.cron, after, self._entry_zone(entry, journey))
+        self._schedules[id(entry)] = (after, fire)
+        return fire
 
     def _next_date(self, entry, journey, after: datetime | None) -> datetime | None:
         """The date entry's first occurrence after ``after``.
@@ -935,10 +967,13 @@ class _Run:
         journey reads changed since (see ``_untouched``).
         """
         earliest = None
+        version = self.attribute_version
+        stamps = self._journey_wake
         for journey in self.engine.journeys:
-            stamp = self._journey_wake.get(journey.id)
-            if stamp is None or not self._stamp_unchanged(journey, stamp):
-                stamp = self._journey_wake[journey.id] = [self.attribute_version, self._journey_wake_now(journey)]
+            stamp = stamps.get(journey.id)
+            if stamp is None or (stamp[0] != version and not self._stamp_unchanged(journey, stamp)):
+                self._set_stamp(journey.id, self._journey_wake_now(journey))
+                stamp = stamps[journey.id]
             wake = stamp[1]
             if wake is not None and (earliest is None or wake < earliest):
                 earliest = wake
