@@ -26,7 +26,6 @@ import resource
 import sys
 import time
 from collections import Counter
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from runner import engine as engine_module  # noqa: E402
 from runner.collector import collector_paused  # noqa: E402
 from runner.engine import Engine  # noqa: E402
 from runner.loader import load_project  # noqa: E402
-from runner.state import Contact, ContactState  # noqa: E402
+from runner.state import Contact, ContactState, Event  # noqa: E402
 from runner.testcontacts import load_test_contacts  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=timezone.utc)
@@ -59,7 +58,8 @@ def synthetic(templates: list[ContactState], count: int, seed: int = 7):
         attributes["email"] = f"user{n}@example.test"
         contact = Contact(f"{template.contact.id}-{n}", attributes, template.contact.timezone,
                           list(template.contact.anonymous_ids))
-        events = [replace(e, at=e.at + shift) for e in template.events]
+        # the constructor, not dataclasses.replace (which introspects the fields of every event)
+        events = [Event(e.name, e.at + shift, e.properties, e.message_id, e.anonymous_id) for e in template.events]
         yield ContactState(contact=contact, events=events)
 
 
