@@ -829,10 +829,13 @@ class _Run:
         """Which of ``stages`` have an entry firing now, best first (priority, then file order)."""
         fired = []
         for stage in stages:
+            if not new_events and stage.entry.kind == "event":
+                continue  # an event entry fires only on a new event
             reason = self._entry_fires(journey, stage, new_events, changed, previous, current_stage)
             if reason:
                 fired.append((stage, reason))
-        fired.sort(key=lambda item: (-item[0].priority, item[0].index))
+        if len(fired) > 1:
+            fired.sort(key=_stage_rank)
         return fired
 
     def _entries_quiet_now(self, journey, current_stage, changed) -> list | None:
@@ -1034,7 +1037,7 @@ class _Run:
 
     def _goal_reached(self, journey, enrollment, new_events) -> bool:
         goal = journey.goal
-        if goal is None or enrollment.goal_at is not None:
+        if goal is None or enrollment.goal_at is not None or not new_events:
             return False
         hit = next((e for e in new_events if e.name == goal.event and where_matches(goal.where, e) and e.at >= enrollment.entered_at), None)
         if hit is None:
@@ -1356,6 +1359,11 @@ def _iso(at: datetime) -> str:
             _ISO_TEXTS.clear()
         text = _ISO_TEXTS[at] = at.isoformat()
     return text
+
+
+def _stage_rank(fired: tuple[Stage, str]) -> tuple[int, int]:
+    """Best first: higher stage priority, then file order."""
+    return -fired[0].priority, fired[0].index
 
 
 def _decision(at, contact, journey, version, stage, step, action, reason, key, detail) -> Decision:
