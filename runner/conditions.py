@@ -7,6 +7,8 @@ Nothing here calls ``eval``. Each compiled condition can
 * ``next_change(facts)``: the earliest future instant at which the answer could
   flip by the passing of time alone (an event ageing out of a window, a date
   becoming "older than 60d"), so the engine can wake exactly then;
+* ``evaluate_with_change(facts)``: both answers in one walk of the tree (the
+  engine asks for both whenever an input changed);
 * ``deps``: which events, attributes and scores it reads, so the engine only
   re-evaluates what a change can affect.
 """
@@ -295,6 +297,10 @@ class Condition:
     def next_change(self, facts: Facts) -> datetime | None:
         return None
 
+    def evaluate_with_change(self, facts: Facts) -> tuple[bool, datetime | None]:
+        """``(evaluate(facts), next_change(facts))``; composites override it to walk their parts once."""
+        return self.evaluate(facts), self.next_change(facts)
+
     def describe(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -335,6 +341,27 @@ class AllOf(Condition):
             changes.append(change)
         return _earliest(changes)
 
+    def evaluate_with_change(self, facts):
+        """One walk: each part's truth and change together (``next_change`` alone re-evaluates parts).
+
+        The answer is ``settles_when`` as soon as one part has that truth (the
+        evaluate short-circuit); parts are still walked in order until one with
+        that truth cannot change, exactly as ``next_change`` walks them.
+        """
+        if not self._timed:
+            return self.evaluate(facts), None
+        settles = self._settles_when
+        holds = not settles
+        changes = []
+        for part in self.parts:
+            part_holds, change = part.evaluate_with_change(facts)
+            if part_holds == settles:
+                holds = settles
+                if change is None:
+                    return holds, None
+            changes.append(change)
+        return holds, _earliest(changes)
+
     def describe(self):
         return "all of (" + "; ".join(p.describe() for p in self.parts) + ")"
 
@@ -373,6 +400,12 @@ class Not(Condition):
         if not self._timed:
             return None
         return self.part.next_change(facts)
+
+    def evaluate_with_change(self, facts):
+        if not self._timed:
+            return not self.part.evaluate(facts), None
+        holds, change = self.part.evaluate_with_change(facts)
+        return not holds, change
 
     def describe(self):
         return f"not ({self.part.describe()})"
@@ -425,6 +458,19 @@ class SegmentRef(Condition):
         finally:
             facts.depth -= 1
 
+    def evaluate_with_change(self, facts):
+        known = facts.memo.get(self.name)
+        if known is not None:
+            return known, self.next_change(facts)
+        target = self._target(facts)
+        facts.depth += 1
+        try:
+            value, change = target.evaluate_with_change(facts)
+        finally:
+            facts.depth -= 1
+        facts.memo[self.name] = value
+        return value, change
+
     def describe(self):
         return f"segment {self.name}"
 
@@ -446,6 +492,10 @@ class AttributeIs(Condition):
 
     def next_change(self, facts):
         return self.matcher.next_change(facts.attribute(self.path), facts.now)
+
+    def evaluate_with_change(self, facts):
+        value = facts.attribute(self.path)
+        return self.matcher.matches(value, facts.now), self.matcher.next_change(value, facts.now)
 
     def describe(self):
         return f"{self.path} {self.matcher.describe()}"
@@ -487,14 +537,25 @@ class EventCount(Condition):
         """
         if self.within is None:
             return None
+        matching = self.matching(facts)
+        return self._flip(matching, self.count.matches(len(matching), facts.now), facts.now)
+
+    def _flip(self, matching: list[Event], holds: bool, now: datetime) -> datetime | None:
+        """``next_change`` for the events in the window and the answer they give now."""
         window = self.within.approx
-        matching = sorted(e.at for e in self.matching(facts))
-        count = len(matching)
-        holds = self.count.matches(count, facts.now)
-        for left, at in enumerate(matching, start=1):
-            if self.count.matches(count - left, facts.now) != holds:
+        instants = sorted(e.at for e in matching)
+        count = len(instants)
+        for left, at in enumerate(instants, start=1):
+            if self.count.matches(count - left, now) != holds:
                 return at + window
         return None
+
+    def evaluate_with_change(self, facts):
+        if self.within is None:
+            return self.evaluate(facts), None
+        matching = self.matching(facts)  # once for both answers
+        holds = self.count.matches(len(matching), facts.now)
+        return holds, self._flip(matching, holds, facts.now)
 
     def describe(self):
         text = f"event {self.name}"

@@ -517,8 +517,7 @@ class _Run:
             return hit[3]
         reads = self.engine.reads(condition, journey)
         if reads is None:
-            facts = self.facts_for(journey, stage, since)
-            return condition.evaluate(facts), condition.next_change(facts)
+            return condition.evaluate_with_change(self.facts_for(journey, stage, since))
         # a condition that does not read the stage (or events, which ``since`` filters)
         # has the same answer for every stage (or ``since``): share one memo among them
         shared = (id(condition), journey.id, journey.version, stage if reads.stage else None, since if reads.events else None)
@@ -527,11 +526,8 @@ class _Run:
             if hit is not None and self._inputs_unchanged(hit):
                 self._memo[key] = hit
                 return hit[3]
-        facts = self.facts_for(journey, stage, since)
-        holds = condition.evaluate(facts)
-        change = condition.next_change(facts)
-        answer = (holds, change)
-        self._memo[key] = self._memo[shared] = [self.attribute_version, len(self.revealed_names), reads, answer, change]
+        answer = condition.evaluate_with_change(self.facts_for(journey, stage, since))
+        self._memo[key] = self._memo[shared] = [self.attribute_version, len(self.revealed_names), reads, answer, answer[1]]
         return answer
 
     def _inputs_unchanged(self, seen: list) -> bool:

@@ -139,3 +139,42 @@ def test_next_change_is_none_when_a_part_that_time_cannot_flip_decides():
                                                {"event": "page_viewed", "within": "7d"}]})
     assert vip_or_recent.next_change(facts(attributes=ATTRS, events=[ev(1)])) is None  # stays true
     assert vip_or_recent.next_change(facts(events=[ev(1)])) == NOW + timedelta(days=6)
+
+
+ONE_PASS_SEGMENTS = {
+    "news": {"attribute": "source", "equals": "newsletter"},
+    "quiet": {"all": [{"event": "app_opened"}, {"event": "app_opened", "within": "7d", "count": {"equals": 0}}]},
+    "hot": {"score": "lead", "gte": 50},
+}
+
+
+@pytest.mark.parametrize("spec", [
+    {"attribute": "signed_up_at", "older_than": "80d"},
+    {"attribute": "renewal", "newer_than": "7d"},
+    {"event": "app_opened", "within": "7d", "count": {"equals": 0}},
+    {"event": "page_viewed", "where": {"path": {"starts_with": "/pricing"}}, "within": "30d", "count": {"gte": 2}},
+    {"segment": "quiet"},
+    {"not": {"segment": "quiet"}},
+    {"not": {"segment": "news"}},
+    {"all": [{"segment": "news"}, {"segment": "quiet"}]},
+    {"any": [{"segment": "news"}, {"event": "page_viewed", "within": "7d"}, {"segment": "hot"}]},
+    {"all": [{"segment": "hot"}, {"any": [{"segment": "quiet"}, {"attribute": "signed_up_at", "older_than": "80d"}]}]},
+    {"any": [{"all": [{"event": "purchased"}, {"segment": "quiet"}]}, {"not": {"segment": "hot"}}]},
+])
+@pytest.mark.parametrize("attributes", [ATTRS, {"source": "ebook"}])
+@pytest.mark.parametrize("history", [
+    [], [ev(3, "app_opened")], [ev(3, "app_opened"), ev(10, "purchased"), ev(1, path="/pricing"), ev(5, path="/pricing/x")],
+])
+@pytest.mark.parametrize("since", [None, NOW - timedelta(days=4)])
+def test_evaluate_with_change_is_evaluate_and_next_change(spec, attributes, history, since):
+    condition = compile_condition(spec)
+
+    def fresh():  # fresh facts each time: segment truths are memoised in them
+        f = facts(attributes=attributes, events=history, segments=ONE_PASS_SEGMENTS, scores={"lead": 60}, since=since)
+        f.score_change = lambda name, threshold=None: NOW + timedelta(days=2)
+        return f
+
+    assert condition.evaluate_with_change(fresh()) == (condition.evaluate(fresh()), condition.next_change(fresh()))
+    warmed = fresh()
+    condition.evaluate(warmed)  # segment truths already known
+    assert condition.evaluate_with_change(warmed) == (condition.evaluate(fresh()), condition.next_change(fresh()))
