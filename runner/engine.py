@@ -513,9 +513,18 @@ class _Run:
         """
         key = (id(condition), journey.id, journey.version, stage, since)
         hit = self._memo.get(key)
-        if hit is not None and self._inputs_unchanged(hit):
-            return hit[3]
-        reads = self.engine.reads(condition, journey)
+        if hit is not None:
+            # most calls: nothing revealed or changed since the answer and it is not due;
+            # checked inline, as _inputs_unchanged would (a call costs more than the check)
+            until = hit[4]
+            if hit[0] == self.attribute_version and hit[1] == len(self.revealed_names) \
+                    and (until is None or self.now < until):
+                return hit[3]
+            if self._inputs_unchanged(hit):
+                return hit[3]
+            reads = hit[2]  # only memoised when known
+        else:
+            reads = self.engine.reads(condition, journey)
         if reads is None:
             return condition.evaluate_with_change(self.facts_for(journey, stage, since))
         # a condition that does not read the stage (or events, which ``since`` filters)
