@@ -127,21 +127,20 @@ def _number(value: Any) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Matcher:
-    """One operator and its expected value, applied to one attribute or property value."""
+    """One operator and its expected value, applied to one attribute or property value.
+
+    ``matches(value, now)`` is whether ``value`` (NOT_SET when absent) passes. It is
+    not a method but a function made once per matcher by ``_prepare``, with the
+    expected value already converted (a number, a lowered text, a parsed date):
+    every leaf of every condition calls it.
+    """
 
     op: str
     expected: Any
+    matches: Callable[[Any, datetime], bool] = field(init=False, repr=False, compare=False)
 
-    def matches(self, value: Any, now: datetime) -> bool:
-        op = self.op
-        if op == "exists":
-            return (value is not NOT_SET and value is not None) == bool(self.expected)
-        if value is NOT_SET or value is None:
-            return op in ("not_equals", "not_in")
-        check = _CHECKS.get(op)
-        if check is None:
-            raise ConditionError(f"unknown operator '{op}'")
-        return check(value, self.expected, now)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "matches", _prepare(self.op, self.expected))  # frozen: set once, here
 
     def next_change(self, value: Any, now: datetime) -> datetime | None:
         if self.op not in ("older_than", "newer_than"):
@@ -207,7 +206,8 @@ def _age(older: bool):
     return check
 
 
-# operator -> check(value, expected, now) for a value that is set (see Matcher.matches)
+# operator -> check(value, expected, now) for a value that is set (see Matcher.matches;
+# ``_prepare`` has faster equivalents of the commonest ones)
 _CHECKS: dict[str, Callable[[Any, Any, datetime], bool]] = {
     "equals": lambda value, expected, now: value == expected,
     "not_equals": lambda value, expected, now: value != expected,
@@ -224,6 +224,59 @@ _CHECKS: dict[str, Callable[[Any, Any, datetime], bool]] = {
     "older_than": _age(older=True),
     "newer_than": _age(older=False),
 }
+
+
+def _prepare(op: str, expected: Any) -> Callable[[Any, datetime], bool]:
+    """``Matcher.matches`` for one operator and expected value.
+
+    An unset value (NOT_SET or None) passes only ``not_equals``, ``not_in`` and
+    ``exists: false``; a set one goes to the operator's ``_CHECKS`` entry. The
+    commonest operators get an equivalent with the expected value worked out once
+    (same answers, fewer calls); an unknown operator raises when it meets a set value.
+    """
+    if op == "exists":
+        wanted = bool(expected)
+        return lambda value, now: (value is not NOT_SET and value is not None) == wanted
+    if op == "equals":
+        return lambda value, now: value is not NOT_SET and value is not None and value == expected
+    if op == "not_equals":
+        return lambda value, now: value is NOT_SET or value is None or value != expected
+    if op in ("gt", "gte", "lt", "lte") and _number(expected) is not None:
+        # a number to compare with: a value that is not a number fails, as in _ordered
+        # (a number is never an instant, so its fallback to instants cannot succeed)
+        compare, right = _ORDER[op], _number(expected)
+
+        def ordered(value: Any, now: datetime) -> bool:
+            kind = type(value)
+            if kind is int or kind is float:  # _number, inlined: counts and scores come here
+                return compare(float(value), right)
+            left = _number(value) if value is not NOT_SET and value is not None else None
+            return left is not None and compare(left, right)
+        return ordered
+    if op == "contains" and isinstance(expected, str):
+        lowered = expected.lower()
+
+        def contains(value: Any, now: datetime) -> bool:
+            if isinstance(value, str):
+                return lowered in value.lower()
+            return isinstance(value, (list, tuple, set)) and expected in value
+        return contains
+    if op == "starts_with":
+        prefix = str(expected)
+        return lambda value, now: isinstance(value, str) and value.startswith(prefix)
+    unset = op in ("not_equals", "not_in")
+    check = _CHECKS.get(op)
+
+    def generic(value: Any, now: datetime) -> bool:
+        if value is NOT_SET or value is None:
+            return unset
+        if check is None:
+            raise ConditionError(f"unknown operator '{op}'")
+        return check(value, expected, now)
+    return generic
+
+
+_ORDER = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 
 
 def compile_matcher(spec: Any) -> Matcher:

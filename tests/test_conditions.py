@@ -178,3 +178,38 @@ def test_evaluate_with_change_is_evaluate_and_next_change(spec, attributes, hist
     warmed = fresh()
     condition.evaluate(warmed)  # segment truths already known
     assert condition.evaluate_with_change(warmed) == (condition.evaluate(fresh()), condition.next_change(fresh()))
+
+
+def test_prepared_matchers_answer_like_the_operator_checks():
+    """Matcher.matches is prepared per operator and expected value; it must agree with _CHECKS."""
+    from datetime import date
+
+    from runner.conditions import _CHECKS, ATTRIBUTE_OPERATORS, NOT_SET, Matcher
+
+    def reference(op, expected, value):
+        if op == "exists":
+            return (value is not NOT_SET and value is not None) == bool(expected)
+        if value is NOT_SET or value is None:
+            return op in ("not_equals", "not_in")
+        return _CHECKS[op](value, expected, NOW)
+
+    def outcome(call):
+        try:
+            return call()
+        except Exception as error:  # the same error, raised at the same value
+            return type(error)
+
+    values = [NOT_SET, None, 0, 3, 3.5, -1, True, False, "3", "IT Director", "VP Sales", "x@gmail.com", "",
+              ["beta", "vip"], ("vip",), {"vip"}, {"a": 1}, "2026-01-01", "2026-03-09T12:00:00Z",
+              date(2026, 3, 1), datetime(2026, 3, 9, tzinfo=UTC), datetime(2026, 3, 9)]
+    expecteds = [0, 1, 3, 2.5, True, False, None, "3", "director", "VP", "@gmail.", "vip", ["vip", 3], (), "2026-03-01",
+                 "7d", "60d", date(2026, 3, 1), datetime(2026, 3, 9, tzinfo=UTC)]
+    for op in ATTRIBUTE_OPERATORS:
+        for expected in expecteds:
+            if op in ("older_than", "newer_than") and expected not in ("7d", "60d", 3, 0):
+                continue  # a duration is required (the schema says so); other values are errors either way
+            matcher = Matcher(op, expected)
+            for value in values:
+                got = outcome(lambda: matcher.matches(value, NOW))
+                want = outcome(lambda: reference(op, expected, value))
+                assert got == want and type(got) is type(want), (op, expected, value, got, want)
