@@ -511,7 +511,8 @@ class _Run:
         until its own next_change). A memo lives for one ``advance`` call, so attributes
         changed outside the engine between production ticks are always seen.
         """
-        key = (id(condition), journey.id, journey.version, stage, since)
+        # the condition itself, not id(): conditions hash and compare by identity, one call less
+        key = (condition, journey.id, journey.version, stage, since)
         hit = self._memo.get(key)
         if hit is not None:
             # most calls: nothing revealed or changed since the answer and it is not due;
@@ -529,7 +530,7 @@ class _Run:
             return condition.evaluate_with_change(self.facts_for(journey, stage, since))
         # a condition that does not read the stage (or events, which ``since`` filters)
         # has the same answer for every stage (or ``since``): share one memo among them
-        shared = (id(condition), journey.id, journey.version, stage if reads.stage else None, since if reads.events else None)
+        shared = (condition, journey.id, journey.version, stage if reads.stage else None, since if reads.events else None)
         if shared != key:
             hit = self._memo.get(shared)
             if hit is not None and self._inputs_unchanged(hit):
