@@ -27,6 +27,7 @@ from runner.state import Contact, Event
 
 UTC = timezone.utc
 NOT_SET = object()
+_EVENT_AT = operator.attrgetter("at")  # bisect key: event lists are sorted by time
 
 ATTRIBUTE_OPERATORS = (
     "equals", "not_equals", "in", "not_in", "contains", "starts_with", "exists",
@@ -70,8 +71,7 @@ class Facts:
     def events_named(self, name: str) -> list[Event]:
         found = self.events.get(name, ())
         if self.since is not None and found:
-            start = bisect.bisect_left([e.at for e in found], self.since)
-            return list(found[start:])
+            return list(found[bisect.bisect_left(found, self.since, key=_EVENT_AT):])
         return list(found)
 
 
@@ -573,8 +573,12 @@ class EventCount(Condition):
         return found
 
     def evaluate(self, facts):
-        if self.within is None and not self.where and facts.since is None:
-            return self.count.matches(len(facts.events.get(self.name, ())), facts.now)  # a plain count
+        if self.within is None and not self.where:  # a plain count: no list to build
+            found = facts.events.get(self.name, ())
+            count = len(found)
+            if facts.since is not None and found:
+                count -= bisect.bisect_left(found, facts.since, key=_EVENT_AT)  # those before `since`
+            return self.count.matches(count, facts.now)
         return self.count.matches(len(self.matching(facts)), facts.now)
 
     def explain(self, facts):
