@@ -253,6 +253,16 @@ def _prepare(op: str, expected: Any) -> Callable[[Any, datetime], bool]:
             left = _number(value) if value is not NOT_SET and value is not None else None
             return left is not None and compare(left, right)
         return ordered
+    if op in ("before", "after") or op in ("gt", "gte", "lt", "lte"):
+        # instants (the expected number case is above): the expected one parsed once, as in _instants
+        compare, right_instant = _ORDER[op], as_instant(expected)
+
+        def instants(value: Any, now: datetime) -> bool:
+            if value is NOT_SET or value is None or right_instant is None:
+                return False
+            left = as_instant(value)
+            return left is not None and compare(left, right_instant)
+        return instants
     if op == "contains" and isinstance(expected, str):
         lowered = expected.lower()
 
@@ -276,7 +286,8 @@ def _prepare(op: str, expected: Any) -> Callable[[Any, datetime], bool]:
     return generic
 
 
-_ORDER = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+_ORDER = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+          "before": operator.lt, "after": operator.gt}
 
 
 def compile_matcher(spec: Any) -> Matcher:
@@ -296,9 +307,11 @@ def compile_where(where: Mapping[str, Any] | None) -> tuple[tuple[str, Matcher],
 
 
 def where_matches(where: tuple[tuple[str, Matcher], ...], event: Event) -> bool:
-    return all(
-        matcher.matches(get_path(event.properties, name), event.at) for name, matcher in where
-    )
+    # a loop, not all(generator): asked for every new event against every event entry, most with no `where`
+    for name, matcher in where:
+        if not matcher.matches(get_path(event.properties, name), event.at):
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- conditions
