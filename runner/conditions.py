@@ -253,8 +253,8 @@ def _prepare(op: str, expected: Any) -> Callable[[Any, datetime], bool]:
             left = _number(value) if value is not NOT_SET and value is not None else None
             return left is not None and compare(left, right)
         return ordered
-    if op in ("before", "after") or op in ("gt", "gte", "lt", "lte"):
-        # instants (the expected number case is above): the expected one parsed once, as in _instants
+    if op in ("gt", "gte", "lt", "lte", "before", "after"):
+        # instants (an expected number is handled above): the expected one parsed once, as in _instants
         compare, right_instant = _ORDER[op], as_instant(expected)
 
         def instants(value: Any, now: datetime) -> bool:
