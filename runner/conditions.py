@@ -7,6 +7,8 @@ Nothing here calls ``eval``. Each compiled condition can
 * ``next_change(facts)``: the earliest future instant at which the answer could
   flip by the passing of time alone (an event ageing out of a window, a date
   becoming "older than 60d"), so the engine can wake exactly then;
+* ``evaluate_with_change(facts)``: both answers in one walk of the tree (the
+  engine asks for both whenever an input changed);
 * ``deps``: which events, attributes and scores it reads, so the engine only
   re-evaluates what a change can affect.
 """
@@ -25,6 +27,7 @@ from runner.state import Contact, Event
 
 UTC = timezone.utc
 NOT_SET = object()
+_EVENT_AT = operator.attrgetter("at")  # bisect key: event lists are sorted by time
 
 ATTRIBUTE_OPERATORS = (
     "equals", "not_equals", "in", "not_in", "contains", "starts_with", "exists",
@@ -68,8 +71,7 @@ class Facts:
     def events_named(self, name: str) -> list[Event]:
         found = self.events.get(name, ())
         if self.since is not None and found:
-            start = bisect.bisect_left([e.at for e in found], self.since)
-            return list(found[start:])
+            return list(found[bisect.bisect_left(found, self.since, key=_EVENT_AT):])
         return list(found)
 
 
@@ -125,21 +127,20 @@ def _number(value: Any) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Matcher:
-    """One operator and its expected value, applied to one attribute or property value."""
+    """One operator and its expected value, applied to one attribute or property value.
+
+    ``matches(value, now)`` is whether ``value`` (NOT_SET when absent) passes. It is
+    not a method but a function made once per matcher by ``_prepare``, with the
+    expected value already converted (a number, a lowered text, a parsed date):
+    every leaf of every condition calls it.
+    """
 
     op: str
     expected: Any
+    matches: Callable[[Any, datetime], bool] = field(init=False, repr=False, compare=False)
 
-    def matches(self, value: Any, now: datetime) -> bool:
-        op = self.op
-        if op == "exists":
-            return (value is not NOT_SET and value is not None) == bool(self.expected)
-        if value is NOT_SET or value is None:
-            return op in ("not_equals", "not_in")
-        check = _CHECKS.get(op)
-        if check is None:
-            raise ConditionError(f"unknown operator '{op}'")
-        return check(value, self.expected, now)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "matches", _prepare(self.op, self.expected))  # frozen: set once, here
 
     def next_change(self, value: Any, now: datetime) -> datetime | None:
         if self.op not in ("older_than", "newer_than"):
@@ -205,7 +206,8 @@ def _age(older: bool):
     return check
 
 
-# operator -> check(value, expected, now) for a value that is set (see Matcher.matches)
+# operator -> check(value, expected, now) for a value that is set (see Matcher.matches;
+# ``_prepare`` has faster equivalents of the commonest ones)
 _CHECKS: dict[str, Callable[[Any, Any, datetime], bool]] = {
     "equals": lambda value, expected, now: value == expected,
     "not_equals": lambda value, expected, now: value != expected,
@@ -222,6 +224,70 @@ _CHECKS: dict[str, Callable[[Any, Any, datetime], bool]] = {
     "older_than": _age(older=True),
     "newer_than": _age(older=False),
 }
+
+
+def _prepare(op: str, expected: Any) -> Callable[[Any, datetime], bool]:
+    """``Matcher.matches`` for one operator and expected value.
+
+    An unset value (NOT_SET or None) passes only ``not_equals``, ``not_in`` and
+    ``exists: false``; a set one goes to the operator's ``_CHECKS`` entry. The
+    commonest operators get an equivalent with the expected value worked out once
+    (same answers, fewer calls); an unknown operator raises when it meets a set value.
+    """
+    if op == "exists":
+        wanted = bool(expected)
+        return lambda value, now: (value is not NOT_SET and value is not None) == wanted
+    if op == "equals":
+        return lambda value, now: value is not NOT_SET and value is not None and value == expected
+    if op == "not_equals":
+        return lambda value, now: value is NOT_SET or value is None or value != expected
+    if op in ("gt", "gte", "lt", "lte") and _number(expected) is not None:
+        # a number to compare with: a value that is not a number fails, as in _ordered
+        # (a number is never an instant, so its fallback to instants cannot succeed)
+        compare, right = _ORDER[op], _number(expected)
+
+        def ordered(value: Any, now: datetime) -> bool:
+            kind = type(value)
+            if kind is int or kind is float:  # _number, inlined: counts and scores come here
+                return compare(float(value), right)
+            left = _number(value) if value is not NOT_SET and value is not None else None
+            return left is not None and compare(left, right)
+        return ordered
+    if op in ("gt", "gte", "lt", "lte", "before", "after"):
+        # instants (an expected number is handled above): the expected one parsed once, as in _instants
+        compare, right_instant = _ORDER[op], as_instant(expected)
+
+        def instants(value: Any, now: datetime) -> bool:
+            if value is NOT_SET or value is None or right_instant is None:
+                return False
+            left = as_instant(value)
+            return left is not None and compare(left, right_instant)
+        return instants
+    if op == "contains" and isinstance(expected, str):
+        lowered = expected.lower()
+
+        def contains(value: Any, now: datetime) -> bool:
+            if isinstance(value, str):
+                return lowered in value.lower()
+            return isinstance(value, (list, tuple, set)) and expected in value
+        return contains
+    if op == "starts_with":
+        prefix = str(expected)
+        return lambda value, now: isinstance(value, str) and value.startswith(prefix)
+    unset = op in ("not_equals", "not_in")
+    check = _CHECKS.get(op)
+
+    def generic(value: Any, now: datetime) -> bool:
+        if value is NOT_SET or value is None:
+            return unset
+        if check is None:
+            raise ConditionError(f"unknown operator '{op}'")
+        return check(value, expected, now)
+    return generic
+
+
+_ORDER = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+          "before": operator.lt, "after": operator.gt}
 
 
 def compile_matcher(spec: Any) -> Matcher:
@@ -241,9 +307,11 @@ def compile_where(where: Mapping[str, Any] | None) -> tuple[tuple[str, Matcher],
 
 
 def where_matches(where: tuple[tuple[str, Matcher], ...], event: Event) -> bool:
-    return all(
-        matcher.matches(get_path(event.properties, name), event.at) for name, matcher in where
-    )
+    # a loop, not all(generator): asked for every new event against every event entry, most with no `where`
+    for name, matcher in where:
+        if not matcher.matches(get_path(event.properties, name), event.at):
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- conditions
@@ -295,6 +363,10 @@ class Condition:
     def next_change(self, facts: Facts) -> datetime | None:
         return None
 
+    def evaluate_with_change(self, facts: Facts) -> tuple[bool, datetime | None]:
+        """``(evaluate(facts), next_change(facts))``; composites override it to walk their parts once."""
+        return self.evaluate(facts), self.next_change(facts)
+
     def describe(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -335,6 +407,27 @@ class AllOf(Condition):
             changes.append(change)
         return _earliest(changes)
 
+    def evaluate_with_change(self, facts):
+        """One walk: each part's truth and change together (``next_change`` alone re-evaluates parts).
+
+        The answer is ``settles_when`` as soon as one part has that truth (the
+        evaluate short-circuit); parts are still walked in order until one with
+        that truth cannot change, exactly as ``next_change`` walks them.
+        """
+        if not self._timed:
+            return self.evaluate(facts), None
+        settles = self._settles_when
+        holds = not settles
+        changes = []
+        for part in self.parts:
+            part_holds, change = part.evaluate_with_change(facts)
+            if part_holds == settles:
+                holds = settles
+                if change is None:
+                    return holds, None
+            changes.append(change)
+        return holds, _earliest(changes)
+
     def describe(self):
         return "all of (" + "; ".join(p.describe() for p in self.parts) + ")"
 
@@ -373,6 +466,12 @@ class Not(Condition):
         if not self._timed:
             return None
         return self.part.next_change(facts)
+
+    def evaluate_with_change(self, facts):
+        if not self._timed:
+            return not self.part.evaluate(facts), None
+        holds, change = self.part.evaluate_with_change(facts)
+        return not holds, change
 
     def describe(self):
         return f"not ({self.part.describe()})"
@@ -425,6 +524,19 @@ class SegmentRef(Condition):
         finally:
             facts.depth -= 1
 
+    def evaluate_with_change(self, facts):
+        known = facts.memo.get(self.name)
+        if known is not None:
+            return known, self.next_change(facts)
+        target = self._target(facts)
+        facts.depth += 1
+        try:
+            value, change = target.evaluate_with_change(facts)
+        finally:
+            facts.depth -= 1
+        facts.memo[self.name] = value
+        return value, change
+
     def describe(self):
         return f"segment {self.name}"
 
@@ -446,6 +558,10 @@ class AttributeIs(Condition):
 
     def next_change(self, facts):
         return self.matcher.next_change(facts.attribute(self.path), facts.now)
+
+    def evaluate_with_change(self, facts):
+        value = facts.attribute(self.path)
+        return self.matcher.matches(value, facts.now), self.matcher.next_change(value, facts.now)
 
     def describe(self):
         return f"{self.path} {self.matcher.describe()}"
@@ -470,8 +586,12 @@ class EventCount(Condition):
         return found
 
     def evaluate(self, facts):
-        if self.within is None and not self.where and facts.since is None:
-            return self.count.matches(len(facts.events.get(self.name, ())), facts.now)  # a plain count
+        if self.within is None and not self.where:  # a plain count: no list to build
+            found = facts.events.get(self.name, ())
+            count = len(found)
+            if facts.since is not None and found:
+                count -= bisect.bisect_left(found, facts.since, key=_EVENT_AT)  # those before `since`
+            return self.count.matches(count, facts.now)
         return self.count.matches(len(self.matching(facts)), facts.now)
 
     def explain(self, facts):
@@ -487,14 +607,25 @@ class EventCount(Condition):
         """
         if self.within is None:
             return None
+        matching = self.matching(facts)
+        return self._flip(matching, self.count.matches(len(matching), facts.now), facts.now)
+
+    def _flip(self, matching: list[Event], holds: bool, now: datetime) -> datetime | None:
+        """``next_change`` for the events in the window and the answer they give now."""
         window = self.within.approx
-        matching = sorted(e.at for e in self.matching(facts))
-        count = len(matching)
-        holds = self.count.matches(count, facts.now)
-        for left, at in enumerate(matching, start=1):
-            if self.count.matches(count - left, facts.now) != holds:
+        instants = sorted(e.at for e in matching)
+        count = len(instants)
+        for left, at in enumerate(instants, start=1):
+            if self.count.matches(count - left, now) != holds:
                 return at + window
         return None
+
+    def evaluate_with_change(self, facts):
+        if self.within is None:
+            return self.evaluate(facts), None
+        matching = self.matching(facts)  # once for both answers
+        holds = self.count.matches(len(matching), facts.now)
+        return holds, self._flip(matching, holds, facts.now)
 
     def describe(self):
         text = f"event {self.name}"

@@ -516,27 +516,33 @@ class _Run:
         until its own next_change). A memo lives for one ``advance`` call, so attributes
         changed outside the engine between production ticks are always seen.
         """
-        key = (id(condition), journey.id, journey.version, stage, since)
+        # the condition itself, not id(): conditions hash and compare by identity, one call less
+        key = (condition, journey.id, journey.version, stage, since)
         hit = self._memo.get(key)
-        if hit is not None and self._inputs_unchanged(hit):
-            return hit[3]
-        reads = self.engine.reads(condition, journey)
+        if hit is not None:
+            # most calls: nothing revealed or changed since the answer and it is not due;
+            # checked inline, as _inputs_unchanged would (a call costs more than the check)
+            until = hit[4]
+            if hit[0] == self.attribute_version and hit[1] == len(self.revealed_names) \
+                    and (until is None or self.now < until):
+                return hit[3]
+            if self._inputs_unchanged(hit):
+                return hit[3]
+            reads = hit[2]  # only memoised when known
+        else:
+            reads = self.engine.reads(condition, journey)
         if reads is None:
-            facts = self.facts_for(journey, stage, since)
-            return condition.evaluate(facts), condition.next_change(facts)
+            return condition.evaluate_with_change(self.facts_for(journey, stage, since))
         # a condition that does not read the stage (or events, which ``since`` filters)
         # has the same answer for every stage (or ``since``): share one memo among them
-        shared = (id(condition), journey.id, journey.version, stage if reads.stage else None, since if reads.events else None)
+        shared = (condition, journey.id, journey.version, stage if reads.stage else None, since if reads.events else None)
         if shared != key:
             hit = self._memo.get(shared)
             if hit is not None and self._inputs_unchanged(hit):
                 self._memo[key] = hit
                 return hit[3]
-        facts = self.facts_for(journey, stage, since)
-        holds = condition.evaluate(facts)
-        change = condition.next_change(facts)
-        answer = (holds, change)
-        self._memo[key] = self._memo[shared] = [self.attribute_version, len(self.revealed_names), reads, answer, change]
+        answer = condition.evaluate_with_change(self.facts_for(journey, stage, since))
+        self._memo[key] = self._memo[shared] = [self.attribute_version, len(self.revealed_names), reads, answer, answer[1]]
         return answer
 
     def _inputs_unchanged(self, seen: list) -> bool:

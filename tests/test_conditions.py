@@ -139,3 +139,77 @@ def test_next_change_is_none_when_a_part_that_time_cannot_flip_decides():
                                                {"event": "page_viewed", "within": "7d"}]})
     assert vip_or_recent.next_change(facts(attributes=ATTRS, events=[ev(1)])) is None  # stays true
     assert vip_or_recent.next_change(facts(events=[ev(1)])) == NOW + timedelta(days=6)
+
+
+ONE_PASS_SEGMENTS = {
+    "news": {"attribute": "source", "equals": "newsletter"},
+    "quiet": {"all": [{"event": "app_opened"}, {"event": "app_opened", "within": "7d", "count": {"equals": 0}}]},
+    "hot": {"score": "lead", "gte": 50},
+}
+
+
+@pytest.mark.parametrize("spec", [
+    {"attribute": "signed_up_at", "older_than": "80d"},
+    {"attribute": "renewal", "newer_than": "7d"},
+    {"event": "app_opened", "within": "7d", "count": {"equals": 0}},
+    {"event": "page_viewed", "where": {"path": {"starts_with": "/pricing"}}, "within": "30d", "count": {"gte": 2}},
+    {"segment": "quiet"},
+    {"not": {"segment": "quiet"}},
+    {"not": {"segment": "news"}},
+    {"all": [{"segment": "news"}, {"segment": "quiet"}]},
+    {"any": [{"segment": "news"}, {"event": "page_viewed", "within": "7d"}, {"segment": "hot"}]},
+    {"all": [{"segment": "hot"}, {"any": [{"segment": "quiet"}, {"attribute": "signed_up_at", "older_than": "80d"}]}]},
+    {"any": [{"all": [{"event": "purchased"}, {"segment": "quiet"}]}, {"not": {"segment": "hot"}}]},
+])
+@pytest.mark.parametrize("attributes", [ATTRS, {"source": "ebook"}])
+@pytest.mark.parametrize("history", [
+    [], [ev(3, "app_opened")], [ev(3, "app_opened"), ev(10, "purchased"), ev(1, path="/pricing"), ev(5, path="/pricing/x")],
+])
+@pytest.mark.parametrize("since", [None, NOW - timedelta(days=4)])
+def test_evaluate_with_change_is_evaluate_and_next_change(spec, attributes, history, since):
+    condition = compile_condition(spec)
+
+    def fresh():  # fresh facts each time: segment truths are memoised in them
+        f = facts(attributes=attributes, events=history, segments=ONE_PASS_SEGMENTS, scores={"lead": 60}, since=since)
+        f.score_change = lambda name, threshold=None: NOW + timedelta(days=2)
+        return f
+
+    assert condition.evaluate_with_change(fresh()) == (condition.evaluate(fresh()), condition.next_change(fresh()))
+    warmed = fresh()
+    condition.evaluate(warmed)  # segment truths already known
+    assert condition.evaluate_with_change(warmed) == (condition.evaluate(fresh()), condition.next_change(fresh()))
+
+
+def test_prepared_matchers_answer_like_the_operator_checks():
+    """Matcher.matches is prepared per operator and expected value; it must agree with _CHECKS."""
+    from datetime import date
+
+    from runner.conditions import _CHECKS, ATTRIBUTE_OPERATORS, NOT_SET, Matcher
+
+    def reference(op, expected, value):
+        if op == "exists":
+            return (value is not NOT_SET and value is not None) == bool(expected)
+        if value is NOT_SET or value is None:
+            return op in ("not_equals", "not_in")
+        return _CHECKS[op](value, expected, NOW)
+
+    def outcome(call):
+        try:
+            return call()
+        except Exception as error:  # the same error, raised at the same value
+            return type(error)
+
+    values = [NOT_SET, None, 0, 3, 3.5, -1, True, False, "3", "IT Director", "VP Sales", "x@gmail.com", "",
+              ["beta", "vip"], ("vip",), {"vip"}, {"a": 1}, "2026-01-01", "2026-03-09T12:00:00Z",
+              date(2026, 3, 1), datetime(2026, 3, 9, tzinfo=UTC), datetime(2026, 3, 9)]
+    expecteds = [0, 1, 3, 2.5, True, False, None, "3", "director", "VP", "@gmail.", "vip", ["vip", 3], (), "2026-03-01",
+                 "7d", "60d", date(2026, 3, 1), datetime(2026, 3, 9, tzinfo=UTC)]
+    for op in ATTRIBUTE_OPERATORS:
+        for expected in expecteds:
+            if op in ("older_than", "newer_than") and expected not in ("7d", "60d", 3, 0):
+                continue  # a duration is required (the schema says so); other values are errors either way
+            matcher = Matcher(op, expected)
+            for value in values:
+                got = outcome(lambda: matcher.matches(value, NOW))
+                want = outcome(lambda: reference(op, expected, value))
+                assert got == want and type(got) is type(want), (op, expected, value, got, want)
