@@ -21,6 +21,8 @@ from runner.durations import Duration
 
 UTC = timezone.utc
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SECOND = timedelta(seconds=1)
+_DAY = timedelta(days=1)
 
 
 @lru_cache(maxsize=512)
@@ -51,12 +53,17 @@ def localize(naive: datetime, tz: ZoneInfo) -> datetime:
 
 
 def add_duration(at: datetime, duration: Duration, tz: ZoneInfo) -> datetime:
-    """``at`` plus calendar days (local wall clock) plus absolute seconds."""
+    """``at`` plus calendar days (local wall clock) plus absolute seconds.
+
+    Adding days to a datetime in ``tz`` moves its wall clock and leaves fold 0, so
+    converting back is ``localize`` (without its costly ``replace``).
+    """
     result = at
     if duration.days:
-        local = at.astimezone(tz).replace(tzinfo=None)
-        result = localize(local + timedelta(days=duration.days), tz)
-    return result + timedelta(seconds=duration.seconds)
+        result = (at.astimezone(tz) + _DAY * duration.days).astimezone(UTC)
+    if duration.seconds:
+        result = result + _SECOND * duration.seconds
+    return result
 
 
 def next_local_time(after: datetime, at: time, days: frozenset[int] | None, tz: ZoneInfo) -> datetime:

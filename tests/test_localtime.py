@@ -90,3 +90,21 @@ def test_span_cache_stays_bounded_and_correct():
         assert fire == next_cron("* * * * *", after, tz)
         after = fire
     assert len(cache.lows) <= 51
+
+
+SEND_ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "America/Santiago", "Asia/Beirut"]
+DST_DAYS = ["2026-03-08", "2026-03-29", "2026-04-05", "2026-09-06", "2026-10-04", "2026-10-25", "2026-11-01"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(SEND_ZONES), st.sampled_from(DST_DAYS), st.integers(min_value=-3 * 24 * 60, max_value=24 * 60),
+       st.sampled_from(["1d", "2d", "1w", "1d12h", "30m", "24h", "3d5m"]))
+def test_add_duration_is_calendar_days_then_seconds(zone_name, day, minutes, text):
+    tz = zone(zone_name)
+    at = utc(f"{day} 00:00") + timedelta(minutes=minutes)
+    duration = parse_duration(text)
+    expected = at  # the wall clock moves only for calendar days
+    if duration.days:
+        expected = localize(at.astimezone(tz).replace(tzinfo=None) + timedelta(days=duration.days), tz)
+    expected += timedelta(seconds=duration.seconds)
+    assert add_duration(at, duration, tz) == expected
