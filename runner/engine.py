@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from runner.conditions import NOT_SET, Facts, as_instant, get_path, where_matches
 from runner.localtime import (
-    add_duration, next_annual, next_cron as _next_cron_uncached, next_local_time, next_sendable, sendable, zone,
+    SendTimes, add_duration, next_annual, next_cron as _next_cron_uncached, next_local_time, send_times, zone,
 )
 from runner.model import (
     BranchStep, EmailStep, ExitStep, Journey, Project, SplitStep, Stage, UpdateStep,
@@ -163,6 +163,7 @@ class Engine:
         self._watches: dict[tuple[int, str, int], frozenset[str]] = {}
         self._score_when: dict[str, frozenset | None] = {}
         self._score_reads: dict[str, Reads | None] = {}
+        self.send_times: dict[tuple[int, str], SendTimes] = {}  # (id(journey), zone) -> see _Run._send_times
         # attributes that `attribute_changed` entries watch
         self.watched_attributes = [
             stage.entry.attribute
@@ -1179,10 +1180,11 @@ class _Run:
             return self._skip(journey, enrollment, step, f"suppressed: {self.state.suppressed}")
         if not self.contact.attributes.get("email"):
             return self._skip(journey, enrollment, step, "no email address")
-        window, quiet = settings.send_window, settings.quiet_hours
-        if not sendable(self.now, tz, window, quiet):
-            reason = "outside send window" if window and not sendable(self.now, tz, window, None) else "quiet hours"
-            return self._defer(journey, enrollment, step, next_sendable(self.now, tz, window, quiet), reason)
+        if settings.send_window is not None or settings.quiet_hours is not None:
+            closed = self._send_times(journey, tz).closed(self.now)
+            if closed is not None:
+                reason, opens = closed
+                return self._defer(journey, enrollment, step, opens, reason)
         capped = self._cap_free_at(journey)
         if capped is not None:
             free_at, which = capped
@@ -1201,6 +1203,16 @@ class _Run:
         })
         enrollment.cursor = step.next
         return True
+
+    def _send_times(self, journey: Journey, tz) -> SendTimes:
+        """The send window and quiet hours of ``journey`` in zone ``tz`` (kept by the engine:
+        hashing the settings for ``send_times`` at every send costs more than this lookup)."""
+        key = (id(journey), tz.key)
+        times = self.engine.send_times.get(key)
+        if times is None:
+            settings = journey.settings
+            times = self.engine.send_times[key] = send_times(tz, settings.send_window, settings.quiet_hours)
+        return times
 
     def _attribute_snapshot(self) -> dict:
         """The attributes as they are now, for a send's detail: one copy per attribute version,
