@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from runner.conditions import NOT_SET, Facts, as_instant, get_path, where_matches
 from runner.localtime import (
-    add_duration, next_annual, next_cron as _next_cron_uncached, next_local_time, next_sendable, sendable, zone,
+    SendTimes, add_duration, next_annual, next_cron as _next_cron_uncached, next_local_time, send_times, zone,
 )
 from runner.model import (
     BranchStep, EmailStep, ExitStep, Journey, Project, SplitStep, Stage, UpdateStep,
@@ -164,6 +164,7 @@ class Engine:
         self._watches: dict[tuple[int, str, int], frozenset[str]] = {}
         self._score_when: dict[str, frozenset | None] = {}
         self._score_reads: dict[str, Reads | None] = {}
+        self.send_times: dict[tuple[int, str], SendTimes] = {}  # (id(journey), zone) -> see _Run._send_times
         # attributes that `attribute_changed` entries watch
         self.watched_attributes = [
             stage.entry.attribute
@@ -1156,16 +1157,16 @@ class _Run:
 
     def _execute(self, journey, enrollment, step) -> bool:
         """Run one step; True to continue with the next, False when the enrollment now waits."""
-        tz = self.zone_for(journey)
         if isinstance(step, EmailStep):
-            return self._email(journey, enrollment, step, tz)
+            return self._email(journey, enrollment, step, self.zone_for(journey))
         if isinstance(step, WaitStep):
-            return self._wait(journey, enrollment, step, add_duration(self.now, step.duration, tz), f"wait {step.duration}")
+            until = add_duration(self.now, step.duration, self.zone_for(journey))
+            return self._wait(journey, enrollment, step, until, f"wait {step.duration}")
         if isinstance(step, WaitUntilStep):
-            until = next_local_time(self.now, step.at, step.days, tz)
+            until = next_local_time(self.now, step.at, step.days, self.zone_for(journey))
             return self._wait(journey, enrollment, step, until, f"until {step.at:%H:%M} local")
         if isinstance(step, WaitForStep):
-            timeout = add_duration(self.now, step.timeout, tz)
+            timeout = add_duration(self.now, step.timeout, self.zone_for(journey))
             enrollment.wait = Wait(until=timeout, event=step.event, step=step.id)
             enrollment.due_at = timeout
             self._decide(journey, enrollment, step.id, "wait_for", f"{step.event} or timeout {step.timeout}",
@@ -1223,10 +1224,11 @@ class _Run:
             return self._skip(journey, enrollment, step, f"suppressed: {self.state.suppressed}")
         if not self.contact.attributes.get("email"):
             return self._skip(journey, enrollment, step, "no email address")
-        window, quiet = settings.send_window, settings.quiet_hours
-        if not sendable(self.now, tz, window, quiet):
-            reason = "outside send window" if window and not sendable(self.now, tz, window, None) else "quiet hours"
-            return self._defer(journey, enrollment, step, next_sendable(self.now, tz, window, quiet), reason)
+        if settings.send_window is not None or settings.quiet_hours is not None:
+            closed = self._send_times(journey, tz).closed(self.now)
+            if closed is not None:
+                reason, opens = closed
+                return self._defer(journey, enrollment, step, opens, reason)
         capped = self._cap_free_at(journey)
         if capped is not None:
             free_at, which = capped
@@ -1246,6 +1248,16 @@ class _Run:
         enrollment.cursor = step.next
         return True
 
+    def _send_times(self, journey: Journey, tz) -> SendTimes:
+        """The send window and quiet hours of ``journey`` in zone ``tz`` (kept by the engine:
+        hashing the settings for ``send_times`` at every send costs more than this lookup)."""
+        key = (id(journey), tz.key)
+        times = self.engine.send_times.get(key)
+        if times is None:
+            settings = journey.settings
+            times = self.engine.send_times[key] = send_times(tz, settings.send_window, settings.quiet_hours)
+        return times
+
     def _attribute_snapshot(self) -> dict:
         """The attributes as they are now, for a send's detail: one copy per attribute version,
         shared by the sends made while nothing changed them (details are read, not written)."""
@@ -1254,24 +1266,33 @@ class _Run:
         return self._snapshot[1]
 
     def _cap_free_at(self, journey: Journey) -> tuple[datetime, str] | None:
-        """When a send over a frequency cap could go out, or None when no cap is reached."""
-        checks = []
-        if journey.settings.frequency_cap is not None:
-            checks.append((journey.settings.frequency_cap, journey.id, "journey"))
-        if self.project.frequency_cap is not None:
-            checks.append((self.project.frequency_cap, None, "project"))
-        for cap, journey_id, scope in checks:
-            if len(self.state.sends) < cap.max:
-                continue  # too few sends of any kind to reach it
-            start = self.now - cap.per.approx
-            recent = [
-                s.at for s in self.state.sends
-                if s.kind == "email" and s.at > start and (journey_id is None or s.journey_id == journey_id)
-            ]
-            if len(recent) >= cap.max:
-                recent.sort()
-                return recent[len(recent) - cap.max] + cap.per.approx, f"{scope} {cap.max} per {cap.per}"
+        """When a send over a frequency cap could go out, or None when no cap is reached
+        (the journey's cap first, then the project's)."""
+        sends = self.state.sends
+        cap = journey.settings.frequency_cap
+        if cap is not None and len(sends) >= cap.max:  # fewer sends of any kind cannot reach it
+            free_at = self._cap_reached(cap, journey.id)
+            if free_at is not None:
+                return free_at, f"journey {cap.max} per {cap.per}"
+        cap = self.project.frequency_cap
+        if cap is not None and len(sends) >= cap.max:
+            free_at = self._cap_reached(cap, None)
+            if free_at is not None:
+                return free_at, f"project {cap.max} per {cap.per}"
         return None
+
+    def _cap_reached(self, cap, journey_id: str | None) -> datetime | None:
+        """When the oldest email counting against ``cap`` (of ``journey_id``, or of every
+        journey) leaves its window, if ``cap.max`` of them are in it now; None otherwise."""
+        start = self.now - cap.per.approx
+        recent = [
+            s.at for s in self.state.sends
+            if s.kind == "email" and s.at > start and (journey_id is None or s.journey_id == journey_id)
+        ]
+        if len(recent) < cap.max:
+            return None
+        recent.sort()
+        return recent[len(recent) - cap.max] + cap.per.approx
 
     def _split(self, journey, enrollment, step: SplitStep) -> bool:
         bucket = split_bucket(self.contact.id, journey.id, step.id)
@@ -1337,10 +1358,13 @@ class _Run:
     # ------------------------------------------------------------ decisions
 
     def _decide(self, journey, enrollment, step_id, action, reason, key=None, detail=None) -> None:
-        self.decisions.append(_decision(
-            self.now, self.contact.id, journey.id, enrollment.version, enrollment.stage, step_id, action, reason,
-            key, detail or {},
-        ))
+        # _decision inlined: several per contact and instant, and a call costs more than these lines
+        decision = _new_object(Decision)
+        decision.__dict__.update(
+            at=self.now, contact=self.contact.id, journey=journey.id, version=enrollment.version,
+            stage=enrollment.stage, step=step_id, action=action, reason=reason, key=key, detail=detail or {},
+        )
+        self.decisions.append(decision)
 
     def _decide_free(self, journey, stage_id, step_id, action, reason) -> None:
         self.decisions.append(_decision(

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from runner.durations import parse_duration
 from runner.engine import _CronSpans
 from runner.localtime import (
-    add_duration, localize, next_annual, next_cron, next_local_time, next_sendable, sendable, zone,
+    SendTimes, add_duration, localize, next_annual, next_cron, next_local_time, next_sendable, sendable, zone,
 )
 from runner.model import TimeRange
 
@@ -40,6 +40,7 @@ def test_local_time_in_a_gap_moves_forward_and_ambiguous_time_takes_the_first():
     ny = zone("America/New_York")
     assert localize(datetime(2026, 3, 8, 2, 30), ny) == utc("2026-03-08 07:30")  # 02:30 does not exist -> 03:30 EDT
     assert localize(datetime(2026, 11, 1, 1, 30), ny) == utc("2026-11-01 05:30")  # first 01:30 (EDT)
+    assert localize(datetime(2026, 11, 1, 1, 30, fold=1), ny) == utc("2026-11-01 05:30")  # whatever the fold
 
 
 def test_day_waits_are_calendar_days_hour_waits_are_absolute():
@@ -90,3 +91,74 @@ def test_span_cache_stays_bounded_and_correct():
         assert fire == next_cron("* * * * *", after, tz)
         after = fire
     assert len(cache.lows) <= 51
+
+
+def _uncached_closed(at, tz, window, quiet):
+    """What ``SendTimes.closed`` must answer, from the plain functions."""
+    if sendable(at, tz, window, quiet):
+        return None
+    reason = "outside send window" if window and not sendable(at, tz, window, None) else "quiet hours"
+    return reason, next_sendable(at, tz, window, quiet)
+
+
+RANGES = [
+    None,
+    TimeRange(time(9), time(18), frozenset(range(5))),
+    TimeRange(time(22), time(2), frozenset({0, 2, 4})),  # crosses midnight, opens on some days
+    TimeRange(time(1, 30), time(3)),  # inside the DST changes of New York and Berlin
+    TimeRange(time(21), time(8)),
+]
+SEND_ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "America/Santiago", "Asia/Beirut"]
+DST_DAYS = ["2026-03-08", "2026-03-29", "2026-04-05", "2026-09-06", "2026-10-04", "2026-10-25", "2026-11-01"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(SEND_ZONES), st.sampled_from(RANGES), st.sampled_from(RANGES),
+       st.lists(st.tuples(st.sampled_from(DST_DAYS), st.integers(min_value=-2 * 24 * 60, max_value=3 * 24 * 60)),
+                min_size=1, max_size=40))
+def test_send_time_spans_give_the_uncached_answer(zone_name, window, quiet, queries):
+    """Spans are reused across DST changes only where the answer is the same (queries
+    around the DST days of these zones, minutes apart, in any order)."""
+    tz = zone(zone_name)
+    times = SendTimes(tz, window, quiet)
+    for day, minutes in queries:
+        at = utc(f"{day} 00:00") + timedelta(minutes=minutes, seconds=minutes % 3)
+        try:
+            expected = _uncached_closed(at, tz, window, quiet)
+        except ValueError:  # the window falls entirely in quiet hours
+            with pytest.raises(ValueError):
+                times.closed(at)
+            continue
+        assert times.closed(at) == expected, at
+
+
+@pytest.mark.parametrize("zone_name", SEND_ZONES)
+@pytest.mark.parametrize("window, quiet", [
+    (None, TimeRange(time(1, 30), time(3))),  # quiet hours around the change
+    (TimeRange(time(1), time(2, 30)), None),  # a window around the change, every day
+    (TimeRange(time(9), time(18), frozenset(range(5))), TimeRange(time(21), time(8))),
+])
+def test_send_time_spans_every_quarter_hour_across_dst(zone_name, window, quiet):
+    """In time order, so a span that wrongly reached past a DST change would answer later instants."""
+    tz = zone(zone_name)
+    times = SendTimes(tz, window, quiet)
+    for day in DST_DAYS:
+        start = utc(f"{day} 00:00") - timedelta(days=1)
+        for step in range(3 * 24 * 4):
+            at = start + timedelta(minutes=15 * step)
+            assert times.closed(at) == _uncached_closed(at, tz, window, quiet), at
+            assert times.closed(at) == _uncached_closed(at, tz, window, quiet), at  # from its span now
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(SEND_ZONES), st.sampled_from(DST_DAYS), st.integers(min_value=-3 * 24 * 60, max_value=24 * 60),
+       st.sampled_from(["1d", "2d", "1w", "1d12h", "30m", "24h", "3d5m"]))
+def test_add_duration_is_calendar_days_then_seconds(zone_name, day, minutes, text):
+    tz = zone(zone_name)
+    at = utc(f"{day} 00:00") + timedelta(minutes=minutes)
+    duration = parse_duration(text)
+    expected = at  # the wall clock moves only for calendar days
+    if duration.days:
+        expected = localize(at.astimezone(tz).replace(tzinfo=None) + timedelta(days=duration.days), tz)
+    expected += timedelta(seconds=duration.seconds)
+    assert add_duration(at, duration, tz) == expected
