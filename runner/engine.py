@@ -10,6 +10,11 @@ Because decisions are made at the instant they are due (not when a driver
 happens to call), a simulation that jumps from wake-up to wake-up and a
 production tick every few minutes make exactly the same decisions; only the
 moment the transport is called differs.
+
+The per-contact run is split by concern: ``runner.reads`` works out what
+journeys and conditions read (so untouched answers are not recomputed),
+``runner.steps`` executes steps; this module holds the instant loop, entries,
+goals, exits, moves, migrations and the decisions.
 """
 
 from __future__ import annotations
@@ -17,24 +22,18 @@ from __future__ import annotations
 import bisect
 import json
 import math
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from runner.conditions import NOT_SET, Facts, as_instant, get_path, where_matches
-from runner.localtime import (
-    SendTimes, add_duration, next_annual, next_cron as _next_cron_uncached, next_local_time, send_times, zone,
-)
-from runner.model import (
-    BranchStep, EmailStep, ExitStep, Journey, Project, SplitStep, Stage, UpdateStep,
-    WaitForStep, WaitStep, WaitUntilStep, WebhookStep,
-)
-from runner.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event, SendRecord, Wait
+from runner.localtime import SendTimes, next_annual, next_cron as _next_cron_uncached, zone
+from runner.model import Journey, Project, Stage
+from runner.reads import JourneyReads, attribute_key
+from runner.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event
+from runner.steps import JSON_SCALARS, StepRunner, iso_text, set_path, snapshot
 
-_UNKNOWN = object()  # not looked up yet, in caches where None is an answer
 _NO_NAMES: frozenset[str] = frozenset()  # the new event names of an instant without events
-MAX_STEPS_PER_INSTANT = 200  # a stage-move loop with no wait stops here (validate reports it first)
 MAX_SETTLE_PASSES = 5  # journeys re-checking attribute changes made by update steps at one instant
 SUPPRESSING_EVENTS = {"unsubscribed": "unsubscribed", "email_bounced": "bounced", "spam_complaint": "complained"}
 IDENTITY_EVENTS = ("identify", "alias")
@@ -55,25 +54,6 @@ class Decision:
     reason: str
     key: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Reads:
-    """What can change a condition's answer, besides time: these event names becoming
-    visible, or these attributes changing (top-level names; ``("score", name)`` for a
-    score's manual adjustments)."""
-
-    events: frozenset = frozenset()
-    attributes: frozenset = frozenset()
-    stage: bool = False  # reads the enrollment's stage
-
-    def __or__(self, other: "Reads") -> "Reads":
-        return Reads(self.events | other.events, self.attributes | other.attributes, self.stage or other.stage)
-
-
-def attribute_key(path: str) -> str:
-    """The top-level attribute a dotted path lives in: the unit of change tracking."""
-    return path.split(".", 1)[0]
 
 
 @dataclass
@@ -128,17 +108,7 @@ def next_cron(expression: str, after: datetime, tz) -> datetime:
     return _cron_spans.next(expression, after, tz)
 
 
-def split_bucket(contact_id: str, journey_id: str, step_id: str) -> int:
-    """A stable bucket 0..99: the same contact lands in the same variant in every version."""
-    digest = hashlib.sha256(f"{contact_id}\x1f{journey_id}\x1f{step_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 100
-
-
-def send_key(enrollment: Enrollment, step_id: str) -> str:
-    return f"{enrollment.id}/{enrollment.stage_seq}/{step_id}"
-
-
-class Engine:
+class Engine(JourneyReads):
     """Decides what happens to contacts; holds the journeys, no state of its own."""
 
     def __init__(self, project: Project, journeys: Sequence[Journey], pinned: Iterable[Journey] = ()):
@@ -147,23 +117,12 @@ class Engine:
         self.journeys = sorted(journeys, key=lambda j: (-j.settings.priority, j.id))
         self.versions = {(j.id, j.version): j for j in list(pinned) + list(journeys)}
         self.current = {j.id: j for j in journeys}
-        # scores that time alone can only lower (event points >= 0 expire or decay; `when` rules
-        # cannot flip by time): below a threshold they never cross it by waiting
-        self.score_only_falls = {
-            name: all(
-                rule.points >= 0 if rule.event else not (
-                    rule.when is not None and (rule.when.deps.timed or rule.when.deps.segments or rule.when.deps.scores))
-                for rule in model.rules
-            )
-            for name, model in project.scores.items()
+        # journey segments shadow the project's; merged once, not per evaluation
+        self.segments = {
+            key: ({**project.segments, **j.segments} if j.segments else project.segments)
+            for key, j in self.versions.items()
         }
-        # what conditions and journeys read; asked several times per instant
-        self._reads: dict[tuple[int, str, int], Reads | None] = {}
-        self._entry_reads: dict[tuple[int, str, int], Reads | None] = {}
-        self._interest: dict[tuple[int, str, int], Reads | None] = {}
-        self._watches: dict[tuple[int, str, int], frozenset[str]] = {}
-        self._score_when: dict[str, frozenset | None] = {}
-        self._score_reads: dict[str, Reads | None] = {}
+        super().__init__(project, self.segments)  # what journeys read (runner.reads)
         self.send_times: dict[tuple[int, str], SendTimes] = {}  # (id(journey), zone) -> see _Run._send_times
         # attributes that `attribute_changed` entries watch
         self.watched_attributes = [
@@ -171,11 +130,6 @@ class Engine:
             for journey in self.journeys for stage in journey.stages
             if stage.entry.kind == "attribute_changed"
         ]
-        # journey segments shadow the project's; merged once, not per evaluation
-        self.segments = {
-            key: ({**project.segments, **j.segments} if j.segments else project.segments)
-            for key, j in self.versions.items()
-        }
 
     # ------------------------------------------------------------ public
 
@@ -196,132 +150,6 @@ class Engine:
         run.release()
         return outcome
 
-    def entry_reads(self, journey: Journey) -> Reads | None:
-        """What can make a stage entry of ``journey`` fire: trigger event names, condition
-        inputs, date attributes (None: unknown). ``attribute_changed`` entries: see ``watches``.
-
-        An entry's ``if`` guard is not among them: it is checked only when its trigger
-        fires (a new event, a schedule or date coming round, a condition becoming true),
-        so a change to what the guard reads cannot by itself make anything fire."""
-        key = (id(journey), journey.id, journey.version)
-        known = self._entry_reads.get(key, _UNKNOWN)
-        if known is not _UNKNOWN:
-            return known
-        reads = Reads()
-        for stage in journey.stages:
-            entry = stage.entry
-            if entry.event:
-                reads |= Reads(events=frozenset([entry.event]))
-            if entry.kind == "date":
-                reads |= Reads(attributes=frozenset([attribute_key(entry.attribute)]))
-            if entry.condition is not None:
-                found = self.reads(entry.condition, journey)
-                if found is None:
-                    self._entry_reads[key] = None
-                    return None
-                reads |= found
-        self._entry_reads[key] = reads
-        return reads
-
-    def interest(self, journey: Journey) -> Reads | None:
-        """What can change anything for a contact enrolled in ``journey`` and not due:
-        entries, exit conditions, the goal and ``wait_for`` steps (None: unknown)."""
-        key = (id(journey), journey.id, journey.version)
-        known = self._interest.get(key, _UNKNOWN)
-        if known is _UNKNOWN:
-            reads = self.entry_reads(journey)
-            for condition in journey.exit:
-                found = self.reads(condition, journey)
-                reads = None if reads is None or found is None else reads | found
-            if reads is not None:
-                names = set(reads.events)
-                if journey.goal is not None:
-                    names.add(journey.goal.event)
-                names.update(step.event for step in journey.steps.values() if isinstance(step, WaitForStep))
-                reads = Reads(frozenset(names), reads.attributes, reads.stage)
-            known = self._interest[key] = reads
-        return known
-
-    def watching_stages(self, journey: Journey) -> list[Stage]:
-        """The stages of ``journey`` with an ``attribute_changed`` entry."""
-        return [stage for stage in journey.stages if stage.entry.kind == "attribute_changed"]
-
-    def watches(self, journey: Journey) -> frozenset[str]:
-        """The attribute paths ``journey``'s ``attribute_changed`` entries fire on."""
-        key = (id(journey), journey.id, journey.version)
-        watched = self._watches.get(key)
-        if watched is None:
-            watched = self._watches[key] = frozenset(
-                stage.entry.attribute for stage in journey.stages if stage.entry.kind == "attribute_changed"
-            )
-        return watched
-
-    def reads(self, condition, journey: Journey) -> Reads | None:
-        """Every event name and attribute ``condition`` reads, through segments and scores (None: unknown).
-
-        A condition's truth can only change when one of these events becomes
-        visible, when one of these attributes changes, or at its own
-        ``next_change``; the run uses this to skip re-evaluating conditions
-        nothing has touched.
-        """
-        key = (id(condition), journey.id, journey.version)
-        reads = self._reads.get(key, _UNKNOWN)
-        if reads is _UNKNOWN:
-            reads = self._reads[key] = self._resolve_reads(condition, self.segments[(journey.id, journey.version)])
-        return reads
-
-    def _resolve_reads(self, condition, segments) -> Reads | None:
-        names: set[str] = set()
-        attributes: set = set()
-        stage = False
-        pending, seen_segments, seen_scores = [condition], set(), set()
-        while pending:
-            deps = pending.pop().deps
-            names |= deps.events
-            stage = stage or deps.stage
-            attributes.update(attribute_key(path) for path in deps.attributes)
-            for name in deps.segments - seen_segments:
-                seen_segments.add(name)
-                if name not in segments:
-                    return None
-                pending.append(segments[name])
-            for name in deps.scores - seen_scores:
-                seen_scores.add(name)
-                attributes.add(("score", name))  # update steps' add_score
-                model = self.project.scores.get(name)
-                for rule in model.rules if model else ():
-                    if rule.event:
-                        names.add(rule.event)
-                    if rule.when is not None:
-                        pending.append(rule.when)
-        return Reads(frozenset(names), frozenset(attributes), stage)
-
-    def score_when_attributes(self, name: str) -> frozenset | None:
-        """The attributes a score's ``when`` rules read, when they read nothing else (None otherwise)."""
-        if name not in self._score_when:
-            keys: set[str] | None = set()
-            model = self.project.scores.get(name)
-            for rule in model.rules if model else ():
-                if rule.event or rule.when is None:
-                    continue
-                deps = rule.when.deps
-                if deps.events or deps.segments or deps.scores or deps.stage or deps.timed:
-                    keys = None
-                    break
-                keys.update(attribute_key(path) for path in deps.attributes)
-            self._score_when[name] = frozenset(keys) if keys is not None else None
-        return self._score_when[name]
-
-    def score_reads(self, name: str) -> Reads | None:
-        """What a score reads besides time: its rules' events, its ``when`` rules' attributes and
-        its manual adjustments (None: a ``when`` rule reads more, see ``score_when_attributes``)."""
-        if name not in self._score_reads:
-            attributes = self.score_when_attributes(name)
-            model = self.project.scores.get(name)
-            self._score_reads[name] = None if attributes is None or model is None else Reads(
-                frozenset(rule.event for rule in model.rules if rule.event), attributes | {("score", name)})
-        return self._score_reads[name]
-
     def view(self, state: ContactState, at: datetime) -> "ContactView":
         """The engine's own read of a contact at ``at`` without deciding anything.
 
@@ -338,7 +166,7 @@ class Engine:
         return self.versions.get((enrollment.journey_id, enrollment.version)) or self.current[enrollment.journey_id]
 
 
-class _Run:
+class _Run(StepRunner):
     """One ``advance`` call: the engine's working memory for one contact."""
 
     def __init__(self, engine: Engine, state: ContactState):
@@ -699,7 +527,7 @@ class _Run:
             self._each_journey([], changed_attributes, instant)
         earliest = self._entry_wake()
         if earliest is not self._wake[0]:  # often the very same stamp as at the last instant
-            self._wake = (earliest, _iso(earliest) if earliest else None)
+            self._wake = (earliest, iso_text(earliest) if earliest else None)
             if earliest is None or earliest.tzinfo is timezone.utc:
                 self._wake_read = (self._wake[1], earliest)  # what next_instant would parse back
         self.memory["entry_wake"] = self._wake[1]
@@ -1103,258 +931,6 @@ class _Run:
         enrollment.status = ACTIVE if enrollment.cursor else IDLE
         self._decide(journey, enrollment, enrollment.cursor, "migrate", f"v{old_version} -> v{journey.version} ({migration.strategy})")
 
-    # ------------------------------------------------------------ steps
-
-    def zone_for(self, journey: Journey):
-        """The zone ``journey``'s local times are in for this contact (remembered for the run)."""
-        tz = self._zones.get(id(journey))
-        if tz is None:
-            tz = self._zones[id(journey)] = self._zone_for(journey)
-        return tz
-
-    def _zone_for(self, journey: Journey):
-        settings = journey.settings
-        if settings.timezone and settings.timezone != "contact":
-            return zone(settings.timezone)
-        name = self.contact.timezone or settings.default_timezone or self.project.default_timezone
-        try:
-            return zone(name)
-        except ValueError:
-            return zone(settings.default_timezone or self.project.default_timezone or "UTC")
-
-    def _run_steps(self, journey: Journey, enrollment: Enrollment) -> None:
-        enrollment.due_at = None
-        if enrollment.wait is not None and enrollment.wait.event is not None:
-            # a wait_for whose timeout came: take the timeout path
-            step = journey.steps[enrollment.wait.step]
-            enrollment.wait = None
-            enrollment.cursor = step.on_timeout
-            self._decide(journey, enrollment, step.id, "timeout_path", f"no {step.event} within {step.timeout}")
-        enrollment.wait = None
-        for _ in range(MAX_STEPS_PER_INSTANT):
-            if enrollment.status == EXITED:
-                return
-            if enrollment.cursor is None:
-                self._stage_done(journey, enrollment)
-                return
-            step = journey.steps[enrollment.cursor]
-            if step.if_ is not None and not step.if_.evaluate(self.facts_for(journey, enrollment.stage)):
-                self._decide(journey, enrollment, step.id, "skip", f"condition false: {step.if_.describe()}")
-                enrollment.cursor = step.next
-                continue
-            if not self._execute(journey, enrollment, step):
-                return  # waiting
-        self._decide(journey, enrollment, enrollment.cursor, "halt", "too many steps without a wait (a stage-move loop?)")
-        enrollment.cursor = None
-        enrollment.status = IDLE
-
-    def _stage_done(self, journey: Journey, enrollment: Enrollment) -> None:
-        if len(journey.stages) == 1:
-            self._exit(journey, enrollment, "completed")
-        else:
-            enrollment.status = IDLE
-            enrollment.due_at = None
-
-    def _execute(self, journey, enrollment, step) -> bool:
-        """Run one step; True to continue with the next, False when the enrollment now waits."""
-        if isinstance(step, EmailStep):
-            return self._email(journey, enrollment, step, self.zone_for(journey))
-        if isinstance(step, WaitStep):
-            until = add_duration(self.now, step.duration, self.zone_for(journey))
-            return self._wait(journey, enrollment, step, until, f"wait {step.duration}")
-        if isinstance(step, WaitUntilStep):
-            until = next_local_time(self.now, step.at, step.days, self.zone_for(journey))
-            return self._wait(journey, enrollment, step, until, f"until {step.at:%H:%M} local")
-        if isinstance(step, WaitForStep):
-            timeout = add_duration(self.now, step.timeout, self.zone_for(journey))
-            enrollment.wait = Wait(until=timeout, event=step.event, step=step.id)
-            enrollment.due_at = timeout
-            self._decide(journey, enrollment, step.id, "wait_for", f"{step.event} or timeout {step.timeout}",
-                         detail={"until": _iso(timeout)})
-            return False
-        if isinstance(step, BranchStep):
-            facts = self.facts_for(journey, enrollment.stage)
-            for index, (condition, first) in enumerate(step.cases):
-                if condition.evaluate(facts):
-                    self._decide(journey, enrollment, step.id, "branch", f"case {index}: {condition.describe()}")
-                    enrollment.cursor = first
-                    return True
-            self._decide(journey, enrollment, step.id, "branch", "else")
-            enrollment.cursor = step.otherwise
-            return True
-        if isinstance(step, SplitStep):
-            return self._split(journey, enrollment, step)
-        if isinstance(step, UpdateStep):
-            return self._update(journey, enrollment, step)
-        if isinstance(step, WebhookStep):
-            return self._webhook(journey, enrollment, step)
-        if isinstance(step, ExitStep):
-            self._exit(journey, enrollment, step.reason)
-            return False
-        raise AssertionError(f"unknown step kind {step.kind}")  # pragma: no cover
-
-    def _wait(self, journey, enrollment, step, until: datetime, reason: str) -> bool:
-        enrollment.cursor = step.next
-        if until <= self.now:
-            # wait_until at exactly its local time: nothing to wait for. Blocking here would
-            # set due_at == clock, which next_instant() never wakes (it only looks after the clock).
-            self._decide(journey, enrollment, step.id, "wait", f"{reason} (already due)", detail={"until": _iso(until)})
-            return True
-        enrollment.wait = Wait(until=until)
-        enrollment.due_at = until
-        self._decide(journey, enrollment, step.id, "wait", reason, detail={"until": _iso(until)})
-        return False
-
-    def _defer(self, journey, enrollment, step, until: datetime, reason: str) -> bool:
-        enrollment.due_at = until
-        enrollment.wait = Wait(until=until)
-        self._decide(journey, enrollment, step.id, "defer", reason, detail={"until": _iso(until)})
-        return False
-
-    def _skip(self, journey, enrollment, step, reason: str) -> bool:
-        self._decide(journey, enrollment, step.id, "skip", reason)
-        enrollment.cursor = step.next
-        return True
-
-    def _email(self, journey, enrollment, step: EmailStep, tz) -> bool:
-        settings = journey.settings
-        if enrollment.holdout:
-            return self._skip(journey, enrollment, step, "holdout")
-        if self.state.suppressed:
-            return self._skip(journey, enrollment, step, f"suppressed: {self.state.suppressed}")
-        if not self.contact.attributes.get("email"):
-            return self._skip(journey, enrollment, step, "no email address")
-        if settings.send_window is not None or settings.quiet_hours is not None:
-            closed = self._send_times(journey, tz).closed(self.now)
-            if closed is not None:
-                reason, opens = closed
-                return self._defer(journey, enrollment, step, opens, reason)
-        capped = self._cap_free_at(journey)
-        if capped is not None:
-            free_at, which = capped
-            if settings.on_cap == "skip":
-                return self._skip(journey, enrollment, step, f"frequency cap ({which})")
-            return self._defer(journey, enrollment, step, free_at, f"frequency cap ({which})")
-        key = send_key(enrollment, step.id)
-        record = SendRecord(key, self.contact.id, journey.id, journey.version, step.id, self.now, "email")
-        self.state.sends.append(record)
-        self._decide(journey, enrollment, step.id, "send", f"email {step.template}", key=key, detail={
-            "template": step.template, "subject": step.subject, "text_template": step.text_template,
-            "from": step.sender, "reply_to": step.reply_to, "to": self.contact.attributes.get("email"),
-            "attributes": self._attribute_snapshot(),
-            "scores": {name: self.score(name) for name in self.project.scores},
-            "timezone": str(tz.key),
-        })
-        enrollment.cursor = step.next
-        return True
-
-    def _send_times(self, journey: Journey, tz) -> SendTimes:
-        """The send window and quiet hours of ``journey`` in zone ``tz`` (kept by the engine:
-        hashing the settings for ``send_times`` at every send costs more than this lookup)."""
-        key = (id(journey), tz.key)
-        times = self.engine.send_times.get(key)
-        if times is None:
-            settings = journey.settings
-            times = self.engine.send_times[key] = send_times(tz, settings.send_window, settings.quiet_hours)
-        return times
-
-    def _attribute_snapshot(self) -> dict:
-        """The attributes as they are now, for a send's detail: one copy per attribute version,
-        shared by the sends made while nothing changed them (details are read, not written)."""
-        if self._snapshot is None or self._snapshot[0] != self.attribute_version:
-            self._snapshot = (self.attribute_version, _snapshot(self.contact.attributes))
-        return self._snapshot[1]
-
-    def _cap_free_at(self, journey: Journey) -> tuple[datetime, str] | None:
-        """When a send over a frequency cap could go out, or None when no cap is reached
-        (the journey's cap first, then the project's)."""
-        sends = self.state.sends
-        cap = journey.settings.frequency_cap
-        if cap is not None and len(sends) >= cap.max:  # fewer sends of any kind cannot reach it
-            free_at = self._cap_reached(cap, journey.id)
-            if free_at is not None:
-                return free_at, f"journey {cap.max} per {cap.per}"
-        cap = self.project.frequency_cap
-        if cap is not None and len(sends) >= cap.max:
-            free_at = self._cap_reached(cap, None)
-            if free_at is not None:
-                return free_at, f"project {cap.max} per {cap.per}"
-        return None
-
-    def _cap_reached(self, cap, journey_id: str | None) -> datetime | None:
-        """When the oldest email counting against ``cap`` (of ``journey_id``, or of every
-        journey) leaves its window, if ``cap.max`` of them are in it now; None otherwise."""
-        start = self.now - cap.per.approx
-        recent = [
-            s.at for s in self.state.sends
-            if s.kind == "email" and s.at > start and (journey_id is None or s.journey_id == journey_id)
-        ]
-        if len(recent) < cap.max:
-            return None
-        recent.sort()
-        return recent[len(recent) - cap.max] + cap.per.approx
-
-    def _split(self, journey, enrollment, step: SplitStep) -> bool:
-        bucket = split_bucket(self.contact.id, journey.id, step.id)
-        if bucket < step.holdout:
-            enrollment.holdout = True
-            enrollment.variant[step.id] = "holdout"
-            self._decide(journey, enrollment, step.id, "holdout", f"bucket {bucket} < holdout {step.holdout}",
-                         detail={"variant": "holdout"})
-            enrollment.cursor = step.next
-            return True
-        threshold = step.holdout
-        chosen = step.variants[-1]
-        for variant in step.variants:
-            threshold += variant.weight
-            if bucket < threshold:
-                chosen = variant
-                break
-        enrollment.variant[step.id] = chosen.name
-        self._decide(journey, enrollment, step.id, "split", f"variant {chosen.name} (bucket {bucket})",
-                     detail={"variant": chosen.name})
-        enrollment.cursor = chosen.first
-        return True
-
-    def _update(self, journey, enrollment, step: UpdateStep) -> bool:
-        changes = []
-        for path, value in step.set.items():
-            _set_path(self.contact.attributes, path, value)
-            changes.append(f"{path}={value!r}")
-        if step.add_score:
-            adjust = self.memory.setdefault("score_adjust", {})
-            for name, points in step.add_score.items():
-                adjust[name] = adjust.get(name, 0) + points
-                changes.append(f"score {name} {points:+g}")
-        self._score_cache = {}  # attribute rules and adjustments may have changed
-        self._facts_cache = {}  # and segment truths remembered on the instant's Facts
-        if step.lifecycle_stage:
-            self.contact.attributes["lifecycle_stage"] = step.lifecycle_stage
-            changes.append(f"lifecycle_stage={step.lifecycle_stage}")
-        self._attributes_changed(
-            [attribute_key(path) for path in step.set] + [("score", name) for name in step.add_score]
-            + (["lifecycle_stage"] if step.lifecycle_stage else [])
-        )
-        self._decide(journey, enrollment, step.id, "update", ", ".join(changes) or "no change",
-                     detail={"set": dict(step.set), "add_score": dict(step.add_score)})
-        enrollment.cursor = step.next
-        if step.move_to:
-            self._move(journey, enrollment, journey.stage(step.move_to), f"update step {step.id}")
-        return True
-
-    def _webhook(self, journey, enrollment, step: WebhookStep) -> bool:
-        if enrollment.holdout:
-            return self._skip(journey, enrollment, step, "holdout")
-        key = send_key(enrollment, step.id)
-        self.state.sends.append(SendRecord(key, self.contact.id, journey.id, journey.version, step.id, self.now, "webhook"))
-        self._decide(journey, enrollment, step.id, "webhook", f"POST {step.url}", key=key, detail={
-            "url": step.url, "payload": step.payload, "secret_env": step.secret_env,
-            "attributes": self._attribute_snapshot(),
-            "scores": {name: self.score(name) for name in self.project.scores},
-        })
-        enrollment.cursor = step.next
-        return True
-
     # ------------------------------------------------------------ decisions
 
     def _decide(self, journey, enrollment, step_id, action, reason, key=None, detail=None) -> None:
@@ -1373,24 +949,6 @@ class _Run:
 
 
 _new_object = object.__new__
-_ISO_TEXTS: dict[datetime, str] = {}  # UTC instant -> its isoformat() (see _iso)
-
-
-def _iso(at: datetime) -> str:
-    """``at.isoformat()``, remembered for UTC instants: wake-ups and waits end at the same
-    few thousand instants (09:00 local, a schedule) for every contact, and formatting an
-    aware datetime costs more than a lookup. Other zones are formatted each time: equal
-    instants in two zones are one dict key but two texts."""
-    if at.tzinfo is not timezone.utc:
-        return at.isoformat()
-    text = _ISO_TEXTS.get(at)
-    if text is None:
-        if len(_ISO_TEXTS) >= 8192:
-            _ISO_TEXTS.clear()
-        text = _ISO_TEXTS[at] = at.isoformat()
-    return text
-
-
 def _stage_rank(fired: tuple[Stage, str]) -> tuple[int, int]:
     """Best first: higher stage priority, then file order."""
     return -fired[0].priority, fired[0].index
@@ -1408,17 +966,6 @@ def _decision(at, contact, journey, version, stage, step, action, reason, key, d
     return decision
 
 
-def _set_path(attributes: dict, path: str, value: Any) -> None:
-    parts = path.split(".")
-    target = attributes
-    for part in parts[:-1]:
-        nested = target.get(part)
-        if not isinstance(nested, dict):
-            nested = target[part] = {}
-        target = nested
-    target[parts[-1]] = value
-
-
 def _merge_traits(attributes: dict, traits: Mapping[str, Any]) -> None:
     """Apply identify traits as a JSON merge patch (RFC 7386), as the store does.
 
@@ -1427,38 +974,22 @@ def _merge_traits(attributes: dict, traits: Mapping[str, Any]) -> None:
     """
     for name, value in traits.items():
         if "." in name:
-            _set_path(attributes, name, value)
+            set_path(attributes, name, value)
         elif value is None:
             attributes.pop(name, None)
         elif isinstance(value, Mapping) and isinstance(attributes.get(name), dict):
             _merge_traits(attributes[name], value)
         else:
-            attributes[name] = _snapshot(value) if isinstance(value, Mapping) else value
-
-
-_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+            attributes[name] = snapshot(value) if isinstance(value, Mapping) else value
 
 
 def _jsonable(value: Any) -> Any:
     """The value as it reads back from the store's JSON, so memory compares the same in both drivers."""
     if value is NOT_SET:
         return None
-    if type(value) in _JSON_SCALARS:
+    if type(value) in JSON_SCALARS:
         return value  # hot path: a JSON round trip gives the same value back
     return json.loads(json.dumps(value, default=str, sort_keys=True))
-
-
-def _snapshot(attributes: Mapping[str, Any]) -> dict:
-    """A deep-enough copy of the attributes as they are at the decision."""
-    return {k: _snapshot_value(v) for k, v in attributes.items()}
-
-
-def _snapshot_value(value: Any) -> Any:
-    if type(value) in _JSON_SCALARS:
-        return value  # hot path: isinstance against typing.Mapping goes through the ABC machinery
-    if isinstance(value, Mapping):
-        return _snapshot(value)
-    return list(value) if isinstance(value, list) else value
 
 
 # The read-only use of a run's working memory (``Engine.view``): facts_for(), score().

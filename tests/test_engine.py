@@ -6,7 +6,8 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from runner.engine import Engine, split_bucket
+from runner.engine import Engine
+from runner.steps import split_bucket
 from runner.localtime import localize
 from test_engine_kit import T, actions, email, event, journey, project, run, sends, state
 
@@ -475,7 +476,7 @@ def test_remembered_iso_texts_keep_the_zone_apart():
     # equal instants in two zones are one dict key: only UTC ones are remembered
     from zoneinfo import ZoneInfo
 
-    from runner.engine import _iso
+    from runner.steps import iso_text as _iso
     utc = T("2026-03-02 06:00")
     local = utc.astimezone(ZoneInfo("Europe/Istanbul"))
     assert [_iso(utc), _iso(local), _iso(utc)] == [utc.isoformat(), "2026-03-02T09:00:00+03:00", utc.isoformat()]
