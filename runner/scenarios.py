@@ -23,9 +23,9 @@ from typing import Any, Iterable, Sequence
 from runner.durations import parse_duration
 from runner.engine import Decision, Engine
 from runner.loader import LoadedProject, load_project
-from runner.localtime import add_duration, zone
+from runner.localtime import zone
 from runner.model import Journey, Project
-from runner.problems import ERROR, JourneyError, Problem
+from runner.problems import ERROR, JourneyError
 from runner.simulate import Simulation, simulate
 from runner.testcontacts import TestContact, contacts_by_id, load_test_contacts, resolve_time
 

@@ -25,7 +25,7 @@ from referencing import Registry, Resource
 
 from runner.problems import Problem
 from runner.resources import SCHEMA_NAMES, load_schema
-from runner.yamlsource import JsonPath, YamlDocument
+from runner.yamlsource import YamlDocument
 
 _JSON_TYPES = {
     str: "text", int: "a whole number", float: "a number", bool: "true/false",
