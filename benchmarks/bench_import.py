@@ -1,4 +1,4 @@
-"""Import speed and memory: `runner.ingest.import_events` vs a bare sqlite3 baseline.
+"""Import speed and memory: `runner.production.ingest.import_events` vs a bare sqlite3 baseline.
 
 For each size (default 100k and 1M generated Segment track events) two fresh
 processes run on the same JSONL file:
@@ -85,7 +85,7 @@ def run_baseline(source: Path, db: Path) -> int:
 
 
 def run_runner(source: Path, db: Path) -> int:
-    from runner.ingest import import_events
+    from runner.production.ingest import import_events
     from runner.store import open_store
 
     with open_store(db) as store:

@@ -26,7 +26,7 @@ import resource
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,12 +34,12 @@ sys.path.insert(0, str(ROOT))
 
 from runner import engine as engine_module  # noqa: E402
 from runner.collector import collector_paused  # noqa: E402
-from runner.engine import Engine  # noqa: E402
-from runner.loader import load_project  # noqa: E402
-from runner.state import Contact, ContactState, Event  # noqa: E402
-from runner.testcontacts import load_test_contacts  # noqa: E402
+from runner.core.engine import Engine  # noqa: E402
+from runner.core.state import Contact, ContactState, Event  # noqa: E402
+from runner.language.loader import load_project  # noqa: E402
+from runner.simulation.testcontacts import load_test_contacts  # noqa: E402
 
-START = datetime(2026, 3, 2, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, tzinfo=UTC)
 DAYS = 90
 
 
@@ -89,7 +89,7 @@ def run_engine(project, journeys, templates, count: int) -> dict:
     end = START + timedelta(days=DAYS)
     actions: Counter = Counter()
     decisions = 0
-    with InstantCounter() as instants, collector_paused():  # as runner.simulate.simulate does
+    with InstantCounter() as instants, collector_paused():  # as runner.simulation.simulate.simulate does
         began, cpu_began = time.perf_counter(), time.process_time()
         for state in synthetic(templates, count):
             outcome = engine.advance(state, end, start=START)

@@ -25,14 +25,14 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runner.message import MailMessage, build_message  # noqa: E402
-from runner.render import RenderedEmail  # noqa: E402
-from runner.transports import open_pool, open_transport  # noqa: E402
+from runner.delivery.message import MailMessage, build_message  # noqa: E402
+from runner.delivery.render import RenderedEmail  # noqa: E402
+from runner.delivery.transports import open_pool, open_transport  # noqa: E402
 
 HTML = "<html><body>" + "<p>Three ideas for your lifecycle programme this week.</p>" * 40 + "</body></html>"
 TEXT = "Three ideas for your lifecycle programme this week.\n" * 40
@@ -51,7 +51,7 @@ class LatencySink:
         self.latency = latency
 
     @classmethod
-    def from_cli(cls, parser: object, *args: str) -> "LatencySink":
+    def from_cli(cls, parser: object, *args: str) -> LatencySink:
         return cls(float(args[0]) if args else 0.0)
 
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
@@ -82,7 +82,7 @@ def start_server(port: int, latency: float) -> subprocess.Popen:
 
 
 def messages(count: int) -> list[MailMessage]:
-    date = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+    date = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
     return [
         build_message(
             RenderedEmail(subject=f"Three ideas for you #{i}", html=HTML, text=TEXT),

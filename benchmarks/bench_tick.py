@@ -38,15 +38,15 @@ sys.path.insert(0, str(ROOT))  # this checkout's runner, not whichever is instal
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bench_tick_idle import NOW, populate, per_query_ms  # noqa: E402
+from bench_tick_idle import NOW, per_query_ms, populate  # noqa: E402
 from test_tick_kit import add_signups, tiny_project  # noqa: E402
 
-from runner.deploy import deploy, load_working_tree  # noqa: E402
-from runner.message import build_message  # noqa: E402
-from runner.render import Renderer, render_context  # noqa: E402
-from runner.state import Contact  # noqa: E402
+from runner.core.state import Contact  # noqa: E402
+from runner.delivery.message import build_message  # noqa: E402
+from runner.delivery.render import Renderer, render_context  # noqa: E402
+from runner.production.deploy import deploy, load_working_tree  # noqa: E402
+from runner.production.tick import build_runtime, run_tick  # noqa: E402
 from runner.store import open_store  # noqa: E402
-from runner.tick import build_runtime, run_tick  # noqa: E402
 
 ONE_EMAIL = """\
 id: onboarding

@@ -6,7 +6,7 @@ there are none) in a temporary project, then times:
 
 * baseline: plain ``yaml.safe_load`` of every file (the floor: just parsing);
 * validate: the same work ``journey validate`` does in-process
-  (``runner.loader.validate``: YAML with positions, schema, semantics,
+  (``runner.language.loader.validate``: YAML with positions, schema, semantics,
   templates, model building), and once as a real ``journey validate``
   subprocess (startup included).
 
@@ -28,7 +28,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from runner.loader import validate  # noqa: E402
+from runner.language.loader import validate  # noqa: E402
 
 FILES = 1000
 FALLBACK = REPO / "tests" / "hostile"
@@ -45,7 +45,7 @@ def make_project(folder: Path, count: int) -> Path:
     for number in range(count):
         sample = samples[number % len(samples)]
         text = sample.read_text(encoding="utf-8")
-        text = re.sub(r"(?m)^id: (\S+)", lambda m: f"id: {m.group(1)}_{number}", text, count=1)
+        text = re.sub(r"(?m)^id: (\S+)", lambda m, number=number: f"id: {m.group(1)}_{number}", text, count=1)
         (journeys / f"{sample.stem}_{number}.yaml").write_text(text, encoding="utf-8")
     return folder
 

@@ -298,7 +298,7 @@ class DataSet:
     def milestones(self, person: Person) -> None:
         counts = self.rng.choice([[10], [10, 25], [25, 50, 100], [100], [250, 500], [500, 1000], [1000]])
         days = sorted(self.rng.sample(range(2, 31), len(counts)))
-        for day, count in zip(days, counts):
+        for day, count in zip(days, counts, strict=True):
             self.events.track(self.local(person, DAYS[day - 1], 8, 22), "milestone_reached",
                               {"kind": "projects", "count": count}, user=person.id)
 

@@ -52,7 +52,7 @@ class TlsFiles:
     server_context: ssl.SSLContext
 
     @classmethod
-    def create(cls, folder: Path) -> "TlsFiles":
+    def create(cls, folder: Path) -> TlsFiles:
         import trustme
 
         ca = trustme.CA()
@@ -65,7 +65,7 @@ class TlsFiles:
 
 
 class _Handler:
-    def __init__(self, server: "SmtpServer"):
+    def __init__(self, server: SmtpServer):
         self.server = server
 
     async def handle_RCPT(self, smtp: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list) -> str:
@@ -116,7 +116,7 @@ def _login_name(session: Any) -> str | None:
 
 
 class _CountingController(Controller):
-    def __init__(self, owner: "SmtpServer", **kwargs: Any):
+    def __init__(self, owner: SmtpServer, **kwargs: Any):
         self.owner = owner
         super().__init__(**kwargs)
 
@@ -154,7 +154,7 @@ class SmtpServer:
     port: int = 0
     _controller: Controller | None = None
 
-    def start(self) -> "SmtpServer":
+    def start(self) -> SmtpServer:
         kwargs: dict[str, Any] = {}
         if self.tls and self.implicit_tls:
             kwargs["ssl_context"] = self.tls.server_context
@@ -210,7 +210,7 @@ class SmtpServer:
             self._controller.stop()
             self._controller = None
 
-    def __enter__(self) -> "SmtpServer":
+    def __enter__(self) -> SmtpServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

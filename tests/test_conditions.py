@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runner.conditions import ConditionError, Facts, compile_condition
-from runner.state import Contact, Event
+from runner.core.conditions import ConditionError, Facts, compile_condition
+from runner.core.state import Contact, Event
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
@@ -184,7 +184,7 @@ def test_prepared_matchers_answer_like_the_operator_checks():
     """Matcher.matches is prepared per operator and expected value; it must agree with _CHECKS."""
     from datetime import date
 
-    from runner.conditions import _CHECKS, ATTRIBUTE_OPERATORS, NOT_SET, Matcher
+    from runner.core.conditions import _CHECKS, ATTRIBUTE_OPERATORS, NOT_SET, Matcher
 
     def reference(op, expected, value):
         if op == "exists":
@@ -210,6 +210,6 @@ def test_prepared_matchers_answer_like_the_operator_checks():
                 continue  # a duration is required (the schema says so); other values are errors either way
             matcher = Matcher(op, expected)
             for value in values:
-                got = outcome(lambda: matcher.matches(value, NOW))
-                want = outcome(lambda: reference(op, expected, value))
+                got = outcome(lambda: matcher.matches(value, NOW))  # noqa: B023 - called at once
+                want = outcome(lambda: reference(op, expected, value))  # noqa: B023 - called at once
                 assert got == want and type(got) is type(want), (op, expected, value, got, want)

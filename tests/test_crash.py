@@ -23,12 +23,12 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
 import pytest
-
-from runner.deploy import deploy, load_working_tree
-from runner.message import journey_key
-from runner.store import open_store
 from smtp_server import SmtpServer
 from test_tick_kit import REPO, add_signups, journey_cli, tiny_project
+
+from runner.delivery.message import journey_key
+from runner.production.deploy import deploy, load_working_tree
+from runner.store import open_store
 
 CONTACTS = 2000
 KILLS = 12

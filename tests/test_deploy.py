@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from runner.deploy import deploy, deployed_set, load_working_tree, make_plan
-from runner.problems import JourneyError
-from runner.store import open_store
-from runner.tick import build_runtime, run_tick
 from test_tick_kit import WELCOME, add_signups, journey_cli, tiny_project
+
+from runner.core.problems import JourneyError
+from runner.production.deploy import deploy, deployed_set, load_working_tree, make_plan
+from runner.production.tick import build_runtime, run_tick
+from runner.store import open_store
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 # v2 changes the second email and adds a third

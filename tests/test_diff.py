@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_report_project import TRIAL_JOURNEY, run_journey, write_trial_project
 
 from runner.review.diff import diff_journeys, format_markdown, format_text
 from runner.review.gitbase import compare_with_base, version_bump_problems
-from test_report_project import TRIAL_JOURNEY, run_journey, write_trial_project
 
 OLD = yaml.safe_load(TRIAL_JOURNEY)
 

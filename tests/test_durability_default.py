@@ -2,7 +2,7 @@
 
 import pytest
 
-from runner.delivery import durable_by_default
+from runner.delivery.dispatch import durable_by_default
 
 
 @pytest.mark.parametrize("url,expected", [

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 import pytest
-
-from runner.engine import Engine
-from runner.steps import split_bucket
-from runner.localtime import localize
 from test_engine_kit import T, actions, email, event, journey, project, run, sends, state
+
+from runner.core.engine import Engine
+from runner.core.localtime import localize
+from runner.core.steps import split_bucket
 
 # ---------------------------------------------------------------- entries
 
@@ -236,8 +236,8 @@ def test_split_assignment_is_stable_across_versions_and_holdout_gets_nothing():
 
 
 def test_holdout_is_counted_in_the_simulation_summary():
-    from runner.simulate import summarize, simulate
-    from runner.testcontacts import TestContact
+    from runner.simulation.simulate import simulate, summarize
+    from runner.simulation.testcontacts import TestContact
 
     contacts = [TestContact(f"c{n}", "UTC", {"email": f"c{n}@x.test"}, [], [{"at": "+1h", "event": "signed_up"}])
                 for n in range(40)]
@@ -304,7 +304,7 @@ def test_nine_am_local_send_on_dst_change_days_happens_once_at_the_right_instant
 
 
 def contact_zone(name):
-    from runner.localtime import zone
+    from runner.core.localtime import zone
 
     return zone(name)
 
@@ -391,7 +391,7 @@ def test_score_without_decay_is_constant():
     engine = Engine(scored_project(None), [journey()])
     contact = state([event("2026-03-03 10:00", "page_viewed", path="/pricing/team")], job_title="Director")
     engine.advance(contact, T("2026-06-01"), start=T("2026-03-02"))
-    from runner.explain import _facts_source
+    from runner.simulation.explain import _facts_source
 
     assert _facts_source(engine, contact, T("2026-06-01")).score("lead") == 60
 
@@ -465,7 +465,7 @@ def test_fast_decision_is_the_dataclass_decision():
     # the engine builds decisions without the frozen dataclass __init__ (see _decision)
     from dataclasses import fields
 
-    from runner.engine import Decision, _decision
+    from runner.core.engine import Decision, _decision
     values = (T("2026-03-02 10:00"), "c", "j", 2, "s", "step", "send", "why", "k", {"until": "x"})
     built = _decision(*values)
     assert built == Decision(*values)
@@ -476,7 +476,7 @@ def test_remembered_iso_texts_keep_the_zone_apart():
     # equal instants in two zones are one dict key: only UTC ones are remembered
     from zoneinfo import ZoneInfo
 
-    from runner.steps import iso_text as _iso
+    from runner.core.steps import iso_text as _iso
     utc = T("2026-03-02 06:00")
     local = utc.astimezone(ZoneInfo("Europe/Istanbul"))
     assert [_iso(utc), _iso(local), _iso(utc)] == [utc.isoformat(), "2026-03-02T09:00:00+03:00", utc.isoformat()]

@@ -1,14 +1,14 @@
 """Identify traits merge into attributes exactly as the store merges them (JSON merge patch)."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from runner.engine import Engine
-from runner.model import build_project
-from runner.state import Contact, ContactState, Event
+from runner.core.engine import Engine
+from runner.core.model import build_project
+from runner.core.state import Contact, ContactState, Event
 from runner.store.codec import merge_patch
 
-START = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
 
 def advance_with_traits(attributes, *traits):
@@ -40,7 +40,7 @@ def test_engine_and_store_merge_alike(tmp_path):
     """The same identify call, replayed by the engine and imported into a real SQLite store."""
     import json
 
-    from runner.ingest import import_contacts, import_events
+    from runner.production.ingest import import_contacts, import_events
     from runner.store import open_store
 
     before = {"email": "a@example.com", "meddic": {"metrics": "m", "pain": "p"}, "plan": "pro"}

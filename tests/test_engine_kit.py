@@ -6,15 +6,16 @@ YAML files; ``run`` advances one contact and returns its decisions.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from runner.engine import Decision, Engine
-from runner.model import Journey, Project, build_journey, build_project
-from runner.state import Contact, ContactState, Event
+from runner.core.engine import Decision, Engine
+from runner.core.model import Journey, Project, build_journey, build_project
+from runner.core.state import Contact, ContactState, Event
 
-UTC = timezone.utc
+UTC = UTC
 SAMPLE_ROOT = Path(__file__).resolve().parent.parent
 
 

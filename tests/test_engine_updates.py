@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_engine_kit import actions, email, event, journey, run, sends, state, T
+from test_engine_kit import T, actions, email, event, journey, run, sends, state
 
 
 def test_attribute_changed_by_an_update_step_fires_another_journeys_entry_at_the_same_instant():

@@ -15,13 +15,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from runner import ingest
-from runner.deploy import deploy, load_working_tree
-from runner.simulate import ledger, simulate
-from runner.store import open_store
-from runner.testcontacts import load_test_contacts
-from runner.tick import build_runtime, run_tick
 from test_tick_kit import contact_lines, copy_sample, journey_cli, ledger_rows, segment_events, write_lines
+
+from runner.production import ingest
+from runner.production.deploy import deploy, load_working_tree
+from runner.production.tick import build_runtime, run_tick
+from runner.simulation.simulate import ledger, simulate
+from runner.simulation.testcontacts import load_test_contacts
+from runner.store import open_store
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pydot
 import pytest
 import yaml
+from test_report_project import TRIAL_JOURNEY, run_journey, write_trial_project
 
-from runner.model import build_journey
+from runner.core.model import build_journey
 from runner.review.dot import journey_dot
 from runner.review.graph import build_graph, safe_id
 from runner.review.mermaid import escape, journey_mermaid
-from test_report_project import TRIAL_JOURNEY, run_journey, write_trial_project
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "journeys").glob("*.yaml"))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.loader import validate
-from runner.yamlsource import MAX_ALIAS_NODES, MAX_BYTES
+from runner.language.loader import validate
+from runner.language.yamlsource import MAX_ALIAS_NODES, MAX_BYTES
 
 HOSTILE = Path(__file__).parent / "hostile"
 CASES = HOSTILE / "cases"
@@ -82,7 +82,7 @@ def test_binary_file(tmp_path: Path):
 
 
 def test_non_utf8_file_points_at_the_bad_byte(tmp_path: Path):
-    content = "id: latin\nversion: 1\nname: Caf".encode() + b"\xe9 cr\xe8me\n"
+    content = b"id: latin\nversion: 1\nname: Caf" + b"\xe9 cr\xe8me\n"
     assert _check_one(tmp_path, "latin1.yaml", content) == {"3:10 file.encoding"}
 
 

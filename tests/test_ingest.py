@@ -1,4 +1,4 @@
-"""runner.ingest on real files and real SQLite databases."""
+"""runner.production.ingest on real files and real SQLite databases."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-import runner.ingest as ingest
-from runner.ingest import import_contacts, import_events
-from runner.problems import UsageError
+import runner.production.ingest as ingest
+from runner.core.problems import UsageError
+from runner.production.ingest import import_contacts, import_events
 from runner.store import open_store
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -341,7 +341,7 @@ def test_csv_too_long_or_undecodable_lines_do_not_shift_line_numbers(tmp_path, s
 
 def test_csv_cells_take_the_tracking_plan_types(tmp_path):
     """A CSV import means the same as JSONL: numbers and booleans by the tracking plan."""
-    from runner.ingest import attribute_types, import_contacts
+    from runner.production.ingest import attribute_types, import_contacts
     from runner.store import open_store
 
     plan = {"attributes": {

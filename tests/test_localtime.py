@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.durations import parse_duration
-from runner.engine import _CronSpans
-from runner.localtime import (
-    SendTimes, add_duration, localize, next_annual, next_cron, next_local_time, next_sendable, sendable, zone,
+from runner.core.durations import parse_duration
+from runner.core.engine import _CronSpans
+from runner.core.localtime import (
+    SendTimes,
+    add_duration,
+    localize,
+    next_annual,
+    next_cron,
+    next_local_time,
+    next_sendable,
+    sendable,
+    zone,
 )
-from runner.model import TimeRange
+from runner.core.model import TimeRange
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(text: str) -> datetime:

@@ -6,12 +6,14 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from runner.loader import load_project
-from runner.review.markdown import MAX_BYTES, cell, simulation_markdown
-from runner.scenarios import DEFAULT_START
-from runner.simulate import simulate, summarize
-from runner.testcontacts import TestContact as SimContact, load_test_contacts
 from test_report_project import run_journey, write_trial_project
+
+from runner.language.loader import load_project
+from runner.review.markdown import MAX_BYTES, cell, simulation_markdown
+from runner.simulation.scenarios import DEFAULT_START
+from runner.simulation.simulate import simulate, summarize
+from runner.simulation.testcontacts import TestContact as SimContact
+from runner.simulation.testcontacts import load_test_contacts
 
 
 def trial_simulation(root: Path, contacts=None):

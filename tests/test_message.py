@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes, policy, utils
 
 import pytest
 
-from runner.message import InvalidAddress, build_message, journey_key, message_id_for
-from runner.render import RenderedEmail
-from runner.transports import PermanentError
+from runner.delivery.message import InvalidAddress, build_message, journey_key, message_id_for
+from runner.delivery.render import RenderedEmail
+from runner.delivery.transports import PermanentError
 
 RENDERED = RenderedEmail(subject="Welcome, Ada", html="<p>Hello <b>Ada</b></p>", text="Hello Ada")
-DATE = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+DATE = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 LONG_URL = "https://acme.test/unsubscribe?token=" + "A" * 120 + "." + "b" * 43
 
 

@@ -23,9 +23,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner import schema
-from runner.loader import load_project, validate
-from runner.yamlsource import load_file
+from runner.language import schema
+from runner.language.loader import load_project, validate
+from runner.language.yamlsource import load_file
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = REPO / "tests" / "hostile"

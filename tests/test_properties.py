@@ -7,17 +7,17 @@ events over three weeks. Examples are kept few so the suite stays fast.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
-from runner.engine import Engine
-from runner.localtime import sendable, zone
 from test_engine_kit import email, journey, project, state
-from runner.state import Event
 
-UTC = timezone.utc
+from runner.core.engine import Engine
+from runner.core.localtime import sendable, zone
+from runner.core.state import Event
+
+UTC = UTC
 START = datetime(2026, 3, 2, tzinfo=UTC)
 END = START + timedelta(days=21)
 ZONES = ["UTC", "Europe/Istanbul", "America/New_York", "Europe/Berlin", "Asia/Tokyo", "Pacific/Auckland"]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from runner.render import RenderError, Renderer, render_context
-from runner.state import Contact
+from runner.core.state import Contact
+from runner.delivery.render import Renderer, RenderError, render_context
 
 
 def write(folder: Path, files: dict[str, str]) -> Path:
@@ -227,7 +227,7 @@ def test_remote_stylesheets_are_not_fetched(tmp_path: Path) -> None:
 def test_render_context_shape() -> None:
     contact = Contact(id="ada", attributes={"first_name": "Ada", "meddic": {"metrics": "ROI"}}, timezone="Europe/Istanbul")
     journey = SimpleNamespace(id="onboarding", version=3, name="Onboarding")
-    now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     ctx = render_context(contact, {"lead": 42}, journey, "welcome", SimpleNamespace(name="Acme"), "https://u", now)
     assert ctx == {
         "contact": {"first_name": "Ada", "meddic": {"metrics": "ROI"}, "id": "ada", "timezone": "Europe/Istanbul"},

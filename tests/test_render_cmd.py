@@ -8,14 +8,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-from runner.delivery import Delivery
-from runner.loader import load_project
-from runner.review.renderout import MessageRenderer, first_sends
-from runner.scenarios import DEFAULT_START
-from runner.testcontacts import load_test_contacts
-from runner.unsubscribe import DEV_SECRET, verify_token
 from test_report_project import run_journey, write_trial_project
+
+from runner.delivery.dispatch import Delivery
+from runner.delivery.unsubscribe import DEV_SECRET, verify_token
+from runner.language.loader import load_project
+from runner.review.renderout import MessageRenderer, first_sends
+from runner.simulation.scenarios import DEFAULT_START
+from runner.simulation.testcontacts import load_test_contacts
 
 SECRET = "a-long-enough-test-secret-0123456789"
 

@@ -8,9 +8,9 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from test_report_project import TRIAL_JOURNEY, run_journey, write_trial_project
 
 from runner.review.report import ASSETS, MERMAID_JS
-from test_report_project import TRIAL_JOURNEY, run_journey, write_trial_project
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -21,10 +21,10 @@ def simulated(root: Path) -> list:
     """The decisions the report's default simulation makes (30 days from the default start)."""
     from datetime import timedelta
 
-    from runner.loader import load_project
-    from runner.scenarios import DEFAULT_START
-    from runner.simulate import simulate
-    from runner.testcontacts import load_test_contacts
+    from runner.language.loader import load_project
+    from runner.simulation.scenarios import DEFAULT_START
+    from runner.simulation.simulate import simulate
+    from runner.simulation.testcontacts import load_test_contacts
 
     loaded = load_project(root)
     contacts = load_test_contacts(root / "examples" / "contacts.yaml")
@@ -137,7 +137,7 @@ def test_report_renders_in_a_real_browser_from_disk(report: Path, browser) -> No
 
 @needs_chromium
 def test_every_sample_journey_diagram_renders_in_mermaid(tmp_path: Path, browser) -> None:
-    from runner.loader import load_project
+    from runner.language.loader import load_project
     from runner.review.report import ReportInputs, build_report
 
     loaded = load_project(Path(__file__).resolve().parents[1])

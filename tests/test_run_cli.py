@@ -12,11 +12,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runner.deploy import deploy, load_working_tree
-from runner.message import journey_key
-from runner.state import SendRecord
-from runner.store import open_store
 from test_tick_kit import REPO, add_signups, journey_cli, tiny_project
+
+from runner.core.state import SendRecord
+from runner.delivery.message import journey_key
+from runner.production.deploy import deploy, load_working_tree
+from runner.store import open_store
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 NOW = "2026-03-02T10:00:00Z"

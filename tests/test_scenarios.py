@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.loader import load_project
-from runner.scenarios import run_scenario
+from runner.language.loader import load_project
+from runner.simulation.scenarios import run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 

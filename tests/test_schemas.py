@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft7Validator
 
-from runner import schema
-from runner.resources import SCHEMA_NAMES, load_schema
-from runner.yamlsource import load_file, parse_text
+from runner.language import schema
+from runner.language.resources import SCHEMA_NAMES, load_schema
+from runner.language.yamlsource import load_file, parse_text
 
 REPO = Path(__file__).resolve().parent.parent
 OPEN_MAPS = {  # objects that deliberately take any keys (user data)
@@ -151,7 +151,7 @@ def test_schemas_load_from_the_built_wheel(tmp_path: Path):
     wheel = next(tmp_path.glob("journey_runner-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert {f"runner/schemas/{n}.schema.json" for n in SCHEMA_NAMES} <= set(names)
-    probe = "from runner.resources import load_schema; import runner; print(runner.__file__); print(load_schema('journey')['$id'])"
+    probe = "from runner.language.resources import load_schema; import runner; print(runner.__file__); print(load_schema('journey')['$id'])"
     run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(wheel)},
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr

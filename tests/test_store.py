@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.problems import JourneyError
-from runner.state import (
+from runner.core.problems import JourneyError
+from runner.core.state import (
     ACTIVE,
     EXITED,
     Contact,

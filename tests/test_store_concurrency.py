@@ -10,7 +10,7 @@ import textwrap
 import time
 from datetime import UTC, datetime, timedelta
 
-from runner.state import Contact, ContactState, SendRecord
+from runner.core.state import Contact, ContactState, SendRecord
 from runner.store import EventRow, open_store
 
 NAMES = 300
@@ -20,7 +20,7 @@ RACER = textwrap.dedent(
     import json, sys, time
     from datetime import UTC, datetime, timedelta
     from pathlib import Path
-    from runner.state import SendRecord
+    from runner.core.state import SendRecord
     from runner.store import open_store
 
     db, holder, what, start_flag = sys.argv[1:5]

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_tick_kit import TINY_PROJECT, WELCOME, add_signups, tiny_project
 
-from runner.deploy import deploy, load_working_tree
+from runner.production.deploy import deploy, load_working_tree
+from runner.production.tick import build_runtime, run_tick
 from runner.store import open_store
 from runner.store.base import EventRow
-from runner.tick import build_runtime, run_tick
-from test_tick_kit import TINY_PROJECT, WELCOME, add_signups, tiny_project
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -258,8 +258,8 @@ def test_the_ledger_alone_prevents_double_sends_between_runs_without_the_lease(t
     """Two ticks processing the same due contacts at once (lease bypassed): each key is sent once."""
     import threading
 
-    from runner.tick import Tick
-    from runner.transports import MemoryTransport
+    from runner.delivery.transports import MemoryTransport
+    from runner.production.tick import Tick
 
     root, store, tree = _setup(tmp_path)
     ids = add_signups(store, 200, AT)
@@ -307,7 +307,7 @@ def test_a_run_killed_earlier_is_closed_as_died_by_the_next_tick(tmp_path):
 
 
 def test_in_a_batched_tick_a_contact_that_fails_stays_due_and_the_others_are_sent(tmp_path, monkeypatch):
-    import runner.tick as tick_module
+    import runner.production.tick as tick_module
 
     root, store, tree = _setup(tmp_path)
     add_signups(store, 3, AT)

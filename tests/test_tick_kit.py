@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from runner.state import ContactState
+from runner.core.state import ContactState
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_PARTS = ("project.yaml", "journeys", "templates", "examples")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from smtp_server import SmtpServer, TlsFiles
 
-from runner.message import build_message
-from runner.problems import JourneyError
-from runner.render import RenderedEmail
-from runner.transports import (
+from runner.core.problems import JourneyError
+from runner.delivery.message import build_message
+from runner.delivery.render import RenderedEmail
+from runner.delivery.transports import (
     ConsoleTransport,
     MemoryTransport,
     OutboxTransport,
@@ -35,7 +35,7 @@ def message(key: str = "ada:onboarding:1/1/welcome", to: str = "ada@example.com"
         list_id="onboarding",
         unsubscribe_url="https://acme.test/u?token=t",
         unsubscribe_mailto="unsubscribe@acme.test",
-        date=datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc),
+        date=datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
     )
 
 
@@ -71,7 +71,7 @@ def test_reconnects_when_the_server_drops_the_connection() -> None:
 def test_idle_connection_closed_by_the_server_is_reopened_before_sending(
     smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import runner.transports as transports
+    import runner.delivery.transports as transports
 
     transport = open_transport(smtp_server.url(retries=0))  # no retries: the check must do it
     transport.send(message(key="first"))

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.problems import JourneyError
-from runner.unsubscribe import (
+from runner.core.problems import JourneyError
+from runner.delivery.unsubscribe import (
     DEV_SECRET,
     InvalidToken,
     load_secret,

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from runner.cli import main
-from runner.loader import find_project_root, load_project, validate
+from runner.language.loader import find_project_root, load_project, validate
 
 HOSTILE = Path(__file__).parent / "hostile"
 CASES = HOSTILE / "cases"
@@ -94,8 +94,8 @@ def test_github_format_is_chosen_in_github_actions(project: Path):
 
 
 def test_github_format_escapes_newlines_and_percent():
-    from runner.diagnostics import format_github
-    from runner.problems import Problem
+    from runner.core.problems import Problem
+    from runner.language.diagnostics import format_github
 
     out = format_github([Problem("a,b:c.yaml", 1, 2, "x.y", "50% off\nnow", "warning")], 1)
     assert out.splitlines()[0] == "::warning file=a%2Cb%3Ac.yaml,line=1,col=2,title=x.y::50%25 off%0Anow"
@@ -206,7 +206,7 @@ def test_every_problem_code_is_documented():
 
     repo = Path(__file__).resolve().parent.parent
     sources = ["yamlsource", "schema", "semantics", "templatecheck", "loader"]
-    text = "\n".join((repo / "runner" / f"{name}.py").read_text() for name in sources)
+    text = "\n".join((repo / "runner" / "language" / f"{name}.py").read_text() for name in sources)
     codes = set(re.findall(r'"((?:yaml|file|schema|ref|segment|plan|duration|timezone|cron|window|stage|step|split|'
                            r'migration|journey|contact|template|project)\.[a-z]+(?:-[a-z]+)*)"', text))
     codes -= {"project.yaml", "journey.db"}  # file names, not codes

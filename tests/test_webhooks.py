@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from runner.transports import PermanentError, TransientError
-from runner.webhooks import post_webhook, sign, verify_signature
+from runner.delivery.transports import PermanentError, TransientError
+from runner.delivery.webhooks import post_webhook, sign, verify_signature
 
 SECRET = b"crm-shared-secret-0123456789"
 

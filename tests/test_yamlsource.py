@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.yamlsource import MAX_ALIAS_NODES, MAX_BYTES, MAX_DEPTH, load_file, parse_text
+from runner.language.yamlsource import MAX_ALIAS_NODES, MAX_BYTES, MAX_DEPTH, load_file, parse_text
 
 
 def parse(text: str):
@@ -151,7 +151,7 @@ def test_deep_block_nesting_is_refused_without_crashing(levels: int):
 
 
 def test_the_fast_and_the_guarded_composer_agree():
-    from runner.yamlsource import _CNodeLoader, _NodeLoader
+    from runner.language.yamlsource import _CNodeLoader, _NodeLoader
 
     text = (Path(__file__).parent / "hostile" / "journeys" / "onboarding.yaml").read_text()
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from runner.problems import JourneyError
+from runner.core.problems import JourneyError
 
 DB_OPTION = click.option(
     "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -47,7 +47,7 @@ def domain_errors() -> Iterator[None]:
 
 
 def project_root() -> Path:
-    from runner.loader import find_project_root
+    from runner.language.loader import find_project_root
 
     return find_project_root()
 

@@ -1,6 +1,6 @@
 """``journey contacts import``, ``journey events import``, ``journey suppress …``.
 
-Thin shells over ``runner.ingest`` and the store: they resolve the database,
+Thin shells over ``runner.production.ingest`` and the store: they resolve the database,
 show a progress bar on a terminal, print the bad lines and choose the exit
 code (0 all imported, 1 bad lines or bad input, 2 usage error).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from runner.cli.common import DB_OPTION, fail, open_db
-from runner.problems import JourneyError
+from runner.core.problems import JourneyError
 from runner.store.base import SUPPRESSION_REASONS
 
 SHOWN_PROBLEMS = 50  # bad lines printed; a wrong file should not flood the terminal
@@ -40,9 +40,9 @@ def _progress(path: Path, label: str) -> Iterator[Callable[[int], None] | None]:
 
 def _tracking_plan_types() -> dict[str, str]:
     """Attribute types from the project's tracking plan ({} outside a project)."""
-    from runner import ingest
-    from runner.loader import find_project_root
-    from runner.yamlsource import load_file
+    from runner.language.loader import find_project_root
+    from runner.language.yamlsource import load_file
+    from runner.production import ingest
 
     project_file = find_project_root() / "project.yaml"
     if not project_file.is_file():
@@ -54,7 +54,7 @@ def _tracking_plan_types() -> dict[str, str]:
 
 
 def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path: Path | None) -> None:
-    from runner import ingest
+    from runner.production import ingest
 
     try:
         format = ingest.detect_format(path, format)  # before the database is created

@@ -25,7 +25,7 @@ def demo(fresh: bool, days: int, db_path: Path | None) -> None:
     """
     from datetime import timedelta
 
-    from runner.demo import DEMO_START, run_demo
+    from runner.production.demo import DEMO_START, run_demo
     from runner.store import resolve_db_path
 
     with domain_errors():

@@ -1,6 +1,6 @@
 """``journey plan`` and ``journey deploy``: what would change, and recording it.
 
-Thin shells over ``runner.deploy``. Exit codes: 0 ok, 1 problems (invalid
+Thin shells over ``runner.production.deploy``. Exit codes: 0 ok, 1 problems (invalid
 project, a changed journey whose version was not bumped), 2 usage error.
 """
 
@@ -29,7 +29,7 @@ def plan(fmt: str, db_path: Path | None) -> None:
     in-flight contacts sit at each removed or changed step. Exit 1 when the
     deploy would be refused (content changed without a version bump).
     """
-    from runner.deploy import load_working_tree, make_plan
+    from runner.production.deploy import load_working_tree, make_plan
 
     with domain_errors():
         tree = load_working_tree(project_root())
@@ -50,7 +50,8 @@ def deploy(fmt: str, db_path: Path | None) -> None:
     A journey whose content changed but whose `version` did not is refused,
     and then nothing is recorded.
     """
-    from runner.deploy import deploy as record, load_working_tree
+    from runner.production.deploy import deploy as record
+    from runner.production.deploy import load_working_tree
 
     with domain_errors():
         tree = load_working_tree(project_root())

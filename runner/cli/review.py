@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from runner.problems import JourneyError, UsageError
+from runner.core.problems import JourneyError, UsageError
 
 DEFAULT_DAYS = 30
 
@@ -43,8 +43,8 @@ def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _period(start: str | None, days: int) -> tuple[datetime, datetime]:
-    from runner.conditions import as_instant
-    from runner.scenarios import DEFAULT_START
+    from runner.core.conditions import as_instant
+    from runner.simulation.scenarios import DEFAULT_START
 
     begin = DEFAULT_START
     if start:
@@ -58,7 +58,7 @@ def _period(start: str | None, days: int) -> tuple[datetime, datetime]:
 
 def _contacts(loaded: Any, contacts_file: Path | None, required: bool) -> list:
     from runner.review.workspace import default_contacts
-    from runner.testcontacts import contacts_by_id, load_test_contacts
+    from runner.simulation.testcontacts import contacts_by_id, load_test_contacts
 
     path = contacts_file or default_contacts(loaded.root)
     if path is None:
@@ -114,9 +114,9 @@ def diff(files: tuple[Path, ...], base_ref: str | None, fmt: str) -> None:
     whether the version was bumped. Exit code 0 when the diff could be
     computed (changes or not), 1 when a file cannot be read, 2 for usage errors.
     """
+    from runner.language.yamlsource import load_file
     from runner.review.diff import FORMATTERS, diff_journeys
     from runner.review.gitbase import compare_with_base
-    from runner.yamlsource import load_file
 
     if base_ref is not None:
         if files:

@@ -1,6 +1,6 @@
 """``journey run``, ``journey status``, ``journey resolve``: production ticks and their ledger.
 
-Thin shells over ``runner.tick`` and ``runner.worker``; exit codes: 0 ok
+Thin shells over ``runner.production.tick`` and ``runner.production.worker``; exit codes: 0 ok
 (also when another run holds the lease), 1 problems, 2 usage error.
 """
 
@@ -15,14 +15,14 @@ from typing import Any
 import click
 
 from runner.cli.common import DB_OPTION, domain_errors, fail, open_db, project_root
-from runner.problems import JourneyError, UsageError
+from runner.core.problems import JourneyError, UsageError
 
 # ---------------------------------------------------------------- shared by the production commands
 
 
 def load_project_settings(root: Path) -> Any:
     """project.yaml as a Project (journeys come from the database, so only this file is read)."""
-    from runner.deploy import load_project_file
+    from runner.production.deploy import load_project_file
 
     return load_project_file(root)
 
@@ -69,10 +69,10 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
     claimed in the ledger before the transport is called, so overlapping
     runs, reruns and crashes never send twice.
     """
-    from runner.delivery import durable_by_default, resolve_transport_url
-    from runner.durations import parse_duration
-    from runner.tick import build_runtime, run_tick
-    from runner.worker import StopFlag, run_loop, stop_on_signals
+    from runner.core.durations import parse_duration
+    from runner.delivery.dispatch import durable_by_default, resolve_transport_url
+    from runner.production.tick import build_runtime, run_tick
+    from runner.production.worker import StopFlag, run_loop, stop_on_signals
 
     if every and (dry_run or now_text):
         fail(UsageError("--every cannot be combined with --dry-run or --now"))
@@ -125,7 +125,7 @@ def _summary_line(report: Any) -> str:
 @DB_OPTION
 def status(fmt: str, now_text: str | None, db_path: Path | None) -> None:
     """Show deployments, enrollments, what is due, runs, sends, failures, in-doubt sends, suppressions."""
-    from runner.tick import status_report
+    from runner.production.tick import status_report
 
     with domain_errors():
         now = parse_now(now_text)
@@ -198,7 +198,7 @@ def history(contact: str, journey_id: str | None, fmt: str, db_path: Path | None
     rendered subjects): entries, stage moves, waits, sends, skips and
     deferrals with their reason, exits and goals.
     """
-    from runner.timeline import history_records, history_text
+    from runner.simulation.timeline import history_records, history_text
 
     with domain_errors():
         root = project_root()
@@ -214,7 +214,7 @@ def history(contact: str, journey_id: str | None, fmt: str, db_path: Path | None
             records = history_records(rows, zone_name)
     if fmt == "json":
         document = {"format": 1, "contact": contact, "timezone": zone_name,
-                    "events": [{**record.as_dict(), "run_id": row["run_id"]} for record, row in zip(records, rows)]}
+                    "events": [{**record.as_dict(), "run_id": row["run_id"]} for record, row in zip(records, rows, strict=True)]}
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
     click.echo(history_text(contact, zone_name, records), nl=False)
@@ -242,7 +242,7 @@ def resolve(keys: tuple[str, ...], outcome: str | None, all_sent: bool, all_fail
     X-Journey-Key header; the Message-ID is derived from it), then say
     whether it went out: `journey resolve KEY --sent` or `--failed`.
     """
-    from runner.tick import resolve_sends
+    from runner.production.tick import resolve_sends
 
     chosen = [flag for flag in (outcome, "sent" if all_sent else None, "failed" if all_failed else None) if flag]
     if len(chosen) != 1:

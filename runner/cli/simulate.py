@@ -1,7 +1,7 @@
 """``journey simulate`` and ``journey explain``: thin shells over the engine.
 
-Logic lives in runner.simulate (the virtual clock), runner.timeline (what is
-printed) and runner.explain; this module parses options, turns domain errors
+Logic lives in runner.simulation.simulate (the virtual clock), runner.simulation.timeline (what is
+printed) and runner.simulation.explain; this module parses options, turns domain errors
 into exit codes and prints.
 """
 
@@ -14,14 +14,14 @@ from pathlib import Path
 import click
 
 from runner.cli.common import fail
-from runner.problems import JourneyError, UsageError
+from runner.core.problems import JourneyError, UsageError
 
 FORMATS = ("table", "json", "markdown")
 DEFAULT_DAYS = 14
 
 
 def parse_instant(text: str, option: str) -> datetime:
-    from runner.conditions import as_instant
+    from runner.core.conditions import as_instant
 
     instant = as_instant(text)
     if instant is None:
@@ -31,8 +31,8 @@ def parse_instant(text: str, option: str) -> datetime:
 
 def load_inputs(journeys: tuple[Path, ...], contacts_file: Path):
     """(loaded project, test contacts); JourneyError on any problem."""
-    from runner.scenarios import check_contacts, load_checked_project
-    from runner.testcontacts import load_test_contacts
+    from runner.simulation.scenarios import check_contacts, load_checked_project
+    from runner.simulation.testcontacts import load_test_contacts
 
     loaded = load_checked_project(list(journeys))
     if not loaded.journeys:
@@ -45,7 +45,7 @@ def load_inputs(journeys: tuple[Path, ...], contacts_file: Path):
 def period(start: str | None, days: int | None, until: str | None) -> tuple[datetime, datetime]:
     from datetime import timedelta
 
-    from runner.scenarios import DEFAULT_START
+    from runner.simulation.scenarios import DEFAULT_START
 
     if days is not None and until is not None:
         raise UsageError("give --days or --until, not both")
@@ -82,8 +82,8 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
     UTC and the contact's local time, then a summary per journey. The same
     inputs always print the same output.
     """
-    from runner import timeline
-    from runner.simulate import simulate as run_simulation
+    from runner.simulation import timeline
+    from runner.simulation.simulate import simulate as run_simulation
 
     try:
         begin, end = period(start, days, until)
@@ -121,7 +121,7 @@ def explain(contact_id, journeys, contacts_file, at_text, start, output_format) 
     entry and exit condition is then shown with the parts that held (✓) or
     failed (✗).
     """
-    from runner.explain import explain_contact, explanation_dict, explanation_lines
+    from runner.simulation.explain import explain_contact, explanation_dict, explanation_lines
 
     try:
         at = parse_instant(at_text, "--at")
@@ -130,7 +130,7 @@ def explain(contact_id, journeys, contacts_file, at_text, start, output_format) 
         contact = next((c for c in contacts if c.id == contact_id), None)
         if contact is None:
             raise UsageError(f"no contact '{contact_id}' in {contacts_file}")
-        from runner.scenarios import DEFAULT_START
+        from runner.simulation.scenarios import DEFAULT_START
 
         begin = begin or DEFAULT_START
         if at < begin:

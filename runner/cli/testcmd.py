@@ -1,6 +1,6 @@
 """``journey test``: run scenario files and check their expectations.
 
-A thin shell over runner.scenarios: finds the scenarios, runs each, prints
+A thin shell over runner.simulation.scenarios: finds the scenarios, runs each, prints
 one line per scenario (and the details of each failure), writes JUnit XML
 when asked and exits 1 when anything failed.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from runner.problems import JourneyError
+from runner.core.problems import JourneyError
 
 
 @click.command()
@@ -27,7 +27,13 @@ def test(paths: tuple[Path, ...], junit_path: Path | None, verbose: bool) -> Non
     timeline around it. Exit code 1 when any scenario fails.
     """
     from runner.cli.common import fail
-    from runner.scenarios import failure_text, find_scenarios, load_checked_project, run_scenario, write_junit
+    from runner.simulation.scenarios import (
+        failure_text,
+        find_scenarios,
+        load_checked_project,
+        run_scenario,
+        write_junit,
+    )
 
     try:
         loaded = load_checked_project()

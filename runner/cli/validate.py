@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from runner.diagnostics import FORMATS, default_format, render
-from runner.problems import JourneyError, UsageError
+from runner.core.problems import JourneyError, UsageError
+from runner.language.diagnostics import FORMATS, default_format, render
 
 
 @click.command("validate")
@@ -24,13 +24,13 @@ def validate(paths: tuple[Path, ...], fmt: str | None, strict: bool, base_ref: s
     project.yaml and all templates). Exit code 0: no errors; 1: problems
     found (warnings count with --strict); 2: usage error.
     """
-    from runner.loader import validate as run_validation
+    from runner.language.loader import validate as run_validation
 
     fmt = fmt or default_format()
     try:
         result = run_validation(paths, strict=strict)
         if base_ref is not None:  # see docs/review.md
-            from runner.loader import find_project_root
+            from runner.language.loader import find_project_root
             from runner.review.gitbase import version_bump_problems
 
             root = find_project_root(paths[0] if paths else None)

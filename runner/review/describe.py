@@ -7,7 +7,8 @@ they must say it the same way, in words close to what the marketer wrote
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 OPERATORS = {
     "equals": "=", "not_equals": "≠", "in": "in", "not_in": "not in", "contains": "contains",

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
-from runner.model import content_hash
+from runner.core.model import content_hash
 from runner.review import describe
 
 ADDED, REMOVED, CHANGED, MOVED = "added", "removed", "changed", "moved"
@@ -275,7 +276,7 @@ def _pair_unnamed(old: dict[str, _StepInfo], new: dict[str, _StepInfo]) -> dict[
     renames: dict[str, str] = {}
     new_groups = unmatched(new, old)
     for group, old_keys in unmatched(old, new).items():
-        for old_key, new_key in zip(old_keys, new_groups.get(group, [])):
+        for old_key, new_key in zip(old_keys, new_groups.get(group, []), strict=False):
             renames[old_key] = new_key
     if not renames:
         return old

@@ -8,7 +8,7 @@ subject line cannot break out of its label.
 
 from __future__ import annotations
 
-from runner.model import Journey
+from runner.core.model import Journey
 from runner.review.graph import JourneyGraph, Node, build_graph
 
 _SHAPES = {

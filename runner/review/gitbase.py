@@ -12,10 +12,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.loader import display_name, find_project_root
-from runner.problems import ERROR, JourneyError, Problem, UsageError
+from runner.core.problems import ERROR, JourneyError, Problem, UsageError
+from runner.language.loader import display_name, find_project_root
+from runner.language.yamlsource import YamlDocument, load_file, parse_text
 from runner.review.diff import JourneyDiff, diff_journeys, meaning_hash
-from runner.yamlsource import YamlDocument, load_file, parse_text
 
 JOURNEY_SUFFIXES = (".yaml", ".yml")
 

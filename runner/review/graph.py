@@ -9,12 +9,22 @@ resolved) plus the raw mapping for the marketer's own wording.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
-from runner.model import (
-    BranchStep, EmailStep, ExitStep, Journey, SplitStep, Step, UpdateStep, WaitForStep, WaitStep,
-    WaitUntilStep, WebhookStep,
+from runner.core.model import (
+    BranchStep,
+    EmailStep,
+    ExitStep,
+    Journey,
+    SplitStep,
+    Step,
+    UpdateStep,
+    WaitForStep,
+    WaitStep,
+    WaitUntilStep,
+    WebhookStep,
 )
 from runner.review import describe
 
@@ -150,7 +160,7 @@ class _Builder:
 
     def build(self) -> JourneyGraph:
         raw_stages = [s for s in self.raw.get("stages") or [] if isinstance(s, Mapping)]
-        for stage, raw_stage in zip(self.journey.stages, raw_stages):
+        for stage, raw_stage in zip(self.journey.stages, raw_stages, strict=False):
             group = safe_id("s", stage.id)
             entry = self.graph.add(Node(
                 safe_id("entry", stage.id), "entry",

@@ -8,13 +8,13 @@ output stops adding timelines before that and says how many it left out.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from runner.model import EmailStep, Journey, Project
+from runner.core.model import EmailStep, Journey, Project
 from runner.review.graph import steps_in_file_order
 from runner.review.mermaid import journey_mermaid
-from runner.simulate import JourneySummary, Simulation
-from runner.timeline import Record, iso, timeline_records
+from runner.simulation.simulate import JourneySummary, Simulation
+from runner.simulation.timeline import Record, iso, timeline_records
 
 MAX_BYTES = 1024 * 1024  # GitHub's limit for one step summary
 _NOTE_RESERVE = 512  # room kept for the truncation note

@@ -10,7 +10,7 @@ Mermaid entity code (``#quot;``, ``#35;``), and every node id comes from
 
 from __future__ import annotations
 
-from runner.model import Journey
+from runner.core.model import Journey
 from runner.review.graph import JourneyGraph, Node, build_graph
 
 # character -> Mermaid entity code (decoded by Mermaid back to the character)

@@ -1,6 +1,6 @@
 """Render email steps for test contacts exactly as production would send them.
 
-The message comes from ``runner.delivery.Delivery.build`` — the very code a
+The message comes from ``runner.delivery.dispatch.Delivery.build`` — the very code a
 production tick uses (same renderer, context, unsubscribe token and
 ``build_message``) — fed with the send decision the simulation made for the
 contact, so the attributes are those at the moment of the send. A contact
@@ -13,17 +13,17 @@ from __future__ import annotations
 import html
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Sequence
 
-from runner.engine import Decision
-from runner.message import MailMessage
-from runner.model import EmailStep, Journey, Project
-from runner.problems import JourneyError, UsageError
-from runner.simulate import Simulation, simulate
-from runner.testcontacts import TestContact
+from runner.core.engine import Decision
+from runner.core.model import EmailStep, Journey, Project
+from runner.core.problems import JourneyError, UsageError
+from runner.delivery.message import MailMessage
+from runner.simulation.simulate import Simulation, simulate
+from runner.simulation.testcontacts import TestContact
 
 DEFAULT_DAYS = 30
 
@@ -62,7 +62,7 @@ class RenderedMessage:
 
 def _delivery(project: Project):
     """A production ``Delivery`` that never connects; the project's signing key when set, else the dev key."""
-    from runner.delivery import Delivery, resolve_transport_url
+    from runner.delivery.dispatch import Delivery, resolve_transport_url
 
     transport_url = resolve_transport_url(None, project)
     if not os.environ.get(project.unsubscribe_secret_env):

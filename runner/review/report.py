@@ -10,21 +10,22 @@ rendered HTML can never run script or reach the report page), with the
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import Sequence
 
-from runner.model import EmailStep, Journey, Project, SplitStep
+from runner.core.model import EmailStep, Journey, Project, SplitStep
 from runner.review.diff import JourneyDiff
 from runner.review.graph import steps_in_file_order
 from runner.review.mermaid import journey_mermaid
 from runner.review.renderout import MessageRenderer, RenderedMessage, first_sends, write_message
-from runner.review.svgchart import STYLE as CHART_STYLE, legend_html, timeline_svg
-from runner.simulate import JourneySummary, Simulation, summarize
-from runner.testcontacts import TestContact
-from runner.timeline import Record, timeline_records
+from runner.review.svgchart import STYLE as CHART_STYLE
+from runner.review.svgchart import legend_html, timeline_svg
+from runner.simulation.simulate import JourneySummary, Simulation, summarize
+from runner.simulation.testcontacts import TestContact
+from runner.simulation.timeline import Record, timeline_records
 
 ASSETS = Path(__file__).parent / "assets"
 MERMAID_JS = "mermaid.min.js"

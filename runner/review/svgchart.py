@@ -8,12 +8,12 @@ subject. Plain SVG text, no script: it renders from disk and in any browser.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
-from typing import Sequence
 
-from runner.timeline import Record
+from runner.simulation.timeline import Record
 
 LANE_HEIGHT = 28
 LABEL_WIDTH = 140

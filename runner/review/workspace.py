@@ -2,18 +2,18 @@
 
 Review commands accept a journey by id or by file, and must refuse a broken
 project with its problems (never a traceback), so this module wraps
-``runner.loader`` once for all of them.
+``runner.language.loader`` once for all of them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from runner.loader import LoadedProject, load_project
-from runner.model import Journey
-from runner.problems import ERROR, JourneyError, UsageError
-from runner.schema import check
-from runner.yamlsource import YamlDocument, load_file
+from runner.core.model import Journey
+from runner.core.problems import ERROR, JourneyError, UsageError
+from runner.language.loader import LoadedProject, load_project
+from runner.language.schema import check
+from runner.language.yamlsource import YamlDocument, load_file
 
 DEFAULT_CONTACTS = ("examples/contacts.yaml", "examples/contacts.jsonl", "examples/contacts.csv")
 
@@ -44,7 +44,7 @@ def select_journey(loaded: LoadedProject, name: str) -> Journey:
 
 
 def journey_from_document(document: YamlDocument) -> Journey:
-    from runner.model import build_journey
+    from runner.core.model import build_journey
 
     try:
         return build_journey(document.data, document.file)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from runner.problems import JourneyError
+from runner.core.problems import JourneyError
 from runner.store.base import ContactRow, EventRow, Store
 from runner.store.sqlite import SQLiteStore, open_store
 
@@ -42,7 +42,7 @@ def resolve_db_path(cli_value: str | Path | None, start: Path | None = None) -> 
 
 def _project_root(start: Path) -> Path | None:
     try:
-        from runner.loader import find_project_root  # the loader owns project discovery
+        from runner.language.loader import find_project_root  # the loader owns project discovery
     except ImportError:
         find_project_root = None
     if find_project_root is not None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from runner.state import ContactState, SendRecord
+from runner.core.state import ContactState, SendRecord
 
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "manual")
 SEND_STATES = ("claimed", "sent", "failed", "skipped", "in_doubt")
@@ -112,7 +112,7 @@ class Store(Protocol):
     def wake_at(self, contact_id: str) -> datetime | None: ...
     def in_flight_by_step(self, journey_id: str) -> list[dict]: ...
 
-    # --- bulk ingestion (runner.ingest) ---
+    # --- bulk ingestion (runner.production.ingest) ---
     def transaction(self, durable: bool = False) -> AbstractContextManager[None]: ...
     def set_commit_durability(self, power_safe: bool) -> None: ...
     def write_contacts(self, rows: Iterable[ContactRow], now: datetime) -> int: ...

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from sqlite_utils import Database
 
-from runner.problems import JourneyError
-from runner.state import (
+from runner.core.problems import JourneyError
+from runner.core.state import (
     EXITED,
     Contact,
     ContactState,
@@ -148,7 +148,7 @@ class SQLiteStore:
     def _rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         cursor = self.conn.execute(sql, params)
         names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row)) for row in cursor]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
 
     # ------------------------------------------------------------------ contact state
 
@@ -767,7 +767,7 @@ class SQLiteStore:
         return found
 
 
-    # ------------------------------------------------------------------ production ticks (runner.tick)
+    # ------------------------------------------------------------------ production ticks (runner.production.tick)
 
     def lease_holder(self, name: str) -> str | None:
         """Who holds the lease ``name`` (expired or not), or None."""

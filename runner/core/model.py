@@ -1,0 +1,485 @@
+"""The journey model: frozen objects built once from schema-valid YAML mappings.
+
+Step lists nest (``wait_for`` paths, ``branch`` cases, ``split`` variants). The
+builder flattens every stage into a small program: each step knows the id of
+the step that runs after it, so an enrollment's position is one step id (its
+cursor) and a path that ends simply continues after the step that opened it.
+Steps without an ``id`` (plain waits) get a positional one, ``stage.2`` or
+``stage.3.on_event.0``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+from runner.core.conditions import Condition, compile_condition, compile_where
+from runner.core.durations import Duration, parse_duration
+from runner.core.localtime import WEEKDAYS, parse_hhmm
+from runner.core.problems import JourneyError
+
+# ---------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A local time range; ``days`` (0 = Monday) limits the days it opens on."""
+
+    start: time
+    end: time
+    days: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class Cap:
+    max: int
+    per: Duration
+
+
+@dataclass(frozen=True)
+class Reentry:
+    policy: str = "never"  # never | always | after
+    after: Duration | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    timezone: str = "contact"
+    default_timezone: str | None = None
+    send_window: TimeRange | None = None
+    quiet_hours: TimeRange | None = None
+    reentry: Reentry = Reentry()
+    frequency_cap: Cap | None = None
+    on_cap: str = "defer"
+    priority: int = 0
+
+
+# ---------------------------------------------------------------- entries and steps
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str  # event | segment | condition | attribute_changed | date | schedule
+    event: str | None = None
+    where: tuple = ()
+    condition: Condition | None = None  # segment/condition entries (segment compiled as a reference)
+    attribute: str | None = None  # attribute_changed / date
+    to: Any = None
+    from_: Any = None
+    has_to: bool = False
+    has_from: bool = False
+    offset: Duration = Duration()
+    at: time = time(9, 0)
+    cron: str | None = None
+    timezone: str = "contact"
+    if_: Condition | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    kind: str
+    stage: str
+    next: str | None  # the step after this one (None: the stage is done)
+    if_: Condition | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmailStep(Step):
+    template: str = ""
+    subject: str = ""
+    sender: str | None = None
+    reply_to: str | None = None
+    text_template: str | None = None
+
+
+@dataclass(frozen=True)
+class WaitStep(Step):
+    duration: Duration = Duration()
+
+
+@dataclass(frozen=True)
+class WaitUntilStep(Step):
+    at: time = time(9, 0)
+    days: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class WaitForStep(Step):
+    event: str = ""
+    where: tuple = ()
+    timeout: Duration = Duration()
+    on_event: str | None = None  # first step of the path (None: continue after)
+    on_timeout: str | None = None
+
+
+@dataclass(frozen=True)
+class BranchStep(Step):
+    cases: tuple[tuple[Condition, str | None], ...] = ()
+    otherwise: str | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    weight: int
+    first: str | None
+
+
+@dataclass(frozen=True)
+class SplitStep(Step):
+    variants: tuple[Variant, ...] = ()
+    holdout: int = 0
+
+
+@dataclass(frozen=True)
+class UpdateStep(Step):
+    set: Mapping[str, Any] = field(default_factory=dict)
+    add_score: Mapping[str, float] = field(default_factory=dict)
+    move_to: str | None = None
+    lifecycle_stage: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookStep(Step):
+    url: str = ""
+    payload: Mapping[str, Any] | None = None
+    secret_env: str | None = None
+
+
+@dataclass(frozen=True)
+class ExitStep(Step):
+    reason: str = "exit_step"
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str
+    name: str
+    priority: int
+    entry: Entry
+    first: str | None  # first step id
+    index: int
+
+
+@dataclass(frozen=True)
+class Goal:
+    event: str
+    where: tuple = ()
+    within: Duration | None = None
+    exit_on_goal: bool = True
+
+
+@dataclass(frozen=True)
+class Migration:
+    from_version: int
+    strategy: str  # restart | map
+    step_map: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Journey:
+    id: str
+    version: int
+    name: str
+    settings: Settings
+    stages: tuple[Stage, ...]
+    steps: Mapping[str, Step]
+    segments: Mapping[str, Condition]
+    exit: tuple[Condition, ...] = ()
+    goal: Goal | None = None
+    migration: Migration | None = None
+    description: str = ""
+    owner: str = ""
+    lifecycle: tuple[str, ...] = ()
+    source: str = ""
+    content_hash: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def stage(self, stage_id: str) -> Stage:
+        for stage in self.stages:
+            if stage.id == stage_id:
+                return stage
+        raise KeyError(stage_id)
+
+    def email_steps(self) -> list[EmailStep]:
+        return [step for step in self.steps.values() if isinstance(step, EmailStep)]
+
+
+# ---------------------------------------------------------------- project
+
+
+@dataclass(frozen=True)
+class ScoreRule:
+    points: float
+    event: str | None = None
+    where: tuple = ()
+    within: Duration | None = None
+    when: Condition | None = None
+
+
+@dataclass(frozen=True)
+class ScoreModel:
+    name: str
+    rules: tuple[ScoreRule, ...]
+    half_life: Duration | None = None
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    name: str = "journeys"
+    journeys_dir: str = "journeys"
+    templates_dir: str = "templates"
+    database: str = "journey.db"
+    transport: str = "outbox:outbox"
+    sender: str = "Journeys <journeys@localhost>"
+    reply_to: str | None = None
+    default_timezone: str = "UTC"
+    frequency_cap: Cap | None = None
+    unsubscribe_url: str = "https://localhost/unsubscribe"
+    unsubscribe_mailto: str | None = None
+    unsubscribe_secret_env: str = "JOURNEY_UNSUBSCRIBE_SECRET"
+    catch_up_policy: str = "send_late"
+    catch_up_max_lateness: Duration | None = None
+    scores: Mapping[str, ScoreModel] = field(default_factory=dict)
+    segments: Mapping[str, Condition] = field(default_factory=dict)
+    tracking_plan: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def templates_path(self) -> Path:
+        return self.root / self.templates_dir
+
+
+
+# ---------------------------------------------------------------- builders
+
+
+def content_hash(data: Mapping[str, Any]) -> str:
+    """A hash of a journey's meaning (key order and comments do not matter)."""
+    canonical = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _days(names) -> frozenset[int] | None:
+    if not names:
+        return None
+    return frozenset(WEEKDAYS.index(name) for name in names)
+
+
+def _range(spec: Mapping[str, Any] | None) -> TimeRange | None:
+    if not spec:
+        return None
+    return TimeRange(parse_hhmm(spec["from"]), parse_hhmm(spec["to"]), _days(spec.get("days")))
+
+
+def _cap(spec: Mapping[str, Any] | None) -> Cap | None:
+    return Cap(int(spec["max"]), parse_duration(spec["per"])) if spec else None
+
+
+def _condition(spec) -> Condition | None:
+    return compile_condition(spec) if spec is not None else None
+
+
+def build_settings(spec: Mapping[str, Any] | None) -> Settings:
+    spec = spec or {}
+    reentry_spec = spec.get("reentry", "never")
+    if isinstance(reentry_spec, Mapping):
+        reentry = Reentry("after", parse_duration(reentry_spec["after"]))
+    else:
+        reentry = Reentry(str(reentry_spec))
+    return Settings(
+        timezone=spec.get("timezone", "contact"),
+        default_timezone=spec.get("default_timezone"),
+        send_window=_range(spec.get("send_window")),
+        quiet_hours=_range(spec.get("quiet_hours")),
+        reentry=reentry,
+        frequency_cap=_cap(spec.get("frequency_cap")),
+        on_cap=spec.get("on_cap", "defer"),
+        priority=int(spec.get("priority", 0)),
+    )
+
+
+def build_entry(spec: Mapping[str, Any]) -> Entry:
+    if_ = _condition(spec.get("if"))
+    if "event" in spec:
+        return Entry("event", event=spec["event"], where=compile_where(spec.get("where")), if_=if_)
+    if "segment" in spec:
+        return Entry("segment", condition=compile_condition({"segment": spec["segment"]}), if_=if_)
+    if "condition" in spec:
+        return Entry("condition", condition=compile_condition(spec["condition"]), if_=if_)
+    if "attribute_changed" in spec:
+        return Entry(
+            "attribute_changed", attribute=spec["attribute_changed"],
+            to=spec.get("to"), has_to="to" in spec, from_=spec.get("from"), has_from="from" in spec, if_=if_,
+        )
+    if "date" in spec:
+        offset = spec.get("offset", "0d")
+        negative = isinstance(offset, str) and offset.startswith("-")
+        duration = parse_duration(offset.lstrip("+-") if isinstance(offset, str) else offset)
+        if negative:
+            duration = Duration(-duration.days, -duration.seconds, str(offset))
+        return Entry("date", attribute=spec["date"], offset=duration, at=parse_hhmm(spec.get("at", "09:00")), if_=if_)
+    if "schedule" in spec:
+        return Entry("schedule", cron=spec["schedule"], timezone=spec.get("timezone", "contact"), if_=if_)
+    raise JourneyError(f"unknown entry with keys {sorted(spec)}")
+
+
+class _StageBuilder:
+    """Flattens one stage's nested step lists into steps with ``next`` pointers."""
+
+    ACTIONS = ("email", "wait", "wait_until", "wait_for", "branch", "split", "update", "webhook", "exit")
+
+    def __init__(self, stage_id: str, steps: dict[str, Step]):
+        self.stage_id = stage_id
+        self.steps = steps
+
+    def build(self, specs: list, path: str, after: str | None) -> str | None:
+        """Build a step list; return the id of its first step (or ``after`` if empty)."""
+        ids = [self._step_id(spec, f"{path}.{i}" if path else str(i)) for i, spec in enumerate(specs)]
+        following = after
+        for index in range(len(specs) - 1, -1, -1):
+            self._build_step(specs[index], ids[index], following, f"{path}.{index}" if path else str(index))
+            following = ids[index]
+        return following
+
+    def _step_id(self, spec: Mapping[str, Any], position: str) -> str:
+        return spec.get("id") or f"{self.stage_id}.{position}"
+
+    def _build_step(self, spec: Mapping[str, Any], step_id: str, after: str | None, position: str) -> None:
+        if step_id in self.steps:
+            raise JourneyError(f"step id '{step_id}' is used twice")
+        kind = next((key for key in self.ACTIONS if key in spec), None)
+        if kind is None:
+            raise JourneyError(f"step '{step_id}' has no action (one of {', '.join(self.ACTIONS)})")
+        common = dict(
+            id=step_id, kind=kind, stage=self.stage_id, next=after, if_=_condition(spec.get("if")),
+        )
+        body = spec[kind]
+        if kind == "email":
+            step: Step = EmailStep(
+                **common, template=body["template"], subject=body.get("subject", ""),
+                sender=body.get("from"), reply_to=body.get("reply_to"), text_template=body.get("text_template"),
+            )
+        elif kind == "wait":
+            step = WaitStep(**common, duration=parse_duration(body))
+        elif kind == "wait_until":
+            step = WaitUntilStep(**common, at=parse_hhmm(body["time"]), days=_days(body.get("days")))
+        elif kind == "wait_for":
+            on_event = self.build(spec.get("on_event") or [], f"{position}.on_event", after)
+            on_timeout = self.build(spec.get("on_timeout") or [], f"{position}.on_timeout", after)
+            step = WaitForStep(
+                **common, event=body["event"], where=compile_where(body.get("where")),
+                timeout=parse_duration(body["timeout"]), on_event=on_event, on_timeout=on_timeout,
+            )
+        elif kind == "branch":
+            cases = tuple(
+                (compile_condition(case["if"]), self.build(case.get("steps") or [], f"{position}.case{i}", after))
+                for i, case in enumerate(body.get("cases") or [])
+            )
+            otherwise = self.build(body.get("else") or [], f"{position}.else", after)
+            step = BranchStep(**common, cases=cases, otherwise=otherwise)
+        elif kind == "split":
+            variants = tuple(
+                Variant(v["name"], int(v["weight"]), self.build(v.get("steps") or [], f"{position}.{v['name']}", after))
+                for v in body["variants"]
+            )
+            step = SplitStep(**common, variants=variants, holdout=int(body.get("holdout", 0)))
+        elif kind == "update":
+            step = UpdateStep(
+                **common, set=dict(body.get("set") or {}), add_score=dict(body.get("add_score") or {}),
+                move_to=body.get("stage"), lifecycle_stage=body.get("lifecycle_stage"),
+            )
+        elif kind == "webhook":
+            step = WebhookStep(**common, url=body["url"], payload=body.get("payload"), secret_env=body.get("secret_env"))
+        else:
+            step = ExitStep(**common, reason=str(body) if body not in (None, True) else "exit_step")
+        self.steps[step_id] = step
+
+
+def build_journey(data: Mapping[str, Any], source: str = "") -> Journey:
+    """Build a Journey from a schema-valid mapping; JourneyError for what only this can see."""
+    steps: dict[str, Step] = {}
+    stages = []
+    for index, spec in enumerate(data["stages"]):
+        first = _StageBuilder(spec["id"], steps).build(list(spec.get("steps") or []), "", None)
+        stages.append(Stage(
+            id=spec["id"], name=spec.get("name", spec["id"]), priority=int(spec.get("priority", 0)),
+            entry=build_entry(spec["entry"]), first=first, index=index,
+        ))
+    goal_spec = data.get("goal")
+    goal = None
+    if goal_spec:
+        goal = Goal(
+            event=goal_spec["event"], where=compile_where(goal_spec.get("where")),
+            within=parse_duration(goal_spec["within"]) if goal_spec.get("within") else None,
+            exit_on_goal=bool(goal_spec.get("exit_on_goal", True)),
+        )
+    migration_spec = data.get("migration")
+    migration = None
+    if migration_spec:
+        migration = Migration(
+            from_version=int(migration_spec["from"]),
+            strategy="map" if migration_spec.get("map") else migration_spec.get("strategy", "restart"),
+            step_map=dict(migration_spec.get("map") or {}),
+        )
+    return Journey(
+        id=data["id"], version=int(data["version"]), name=data.get("name", data["id"]),
+        settings=build_settings(data.get("settings")),
+        stages=tuple(stages), steps=steps,
+        segments={name: compile_condition(spec) for name, spec in (data.get("segments") or {}).items()},
+        exit=tuple(compile_condition(spec) for spec in data.get("exit") or []),
+        goal=goal, migration=migration,
+        description=data.get("description", ""), owner=data.get("owner", ""),
+        lifecycle=tuple(data.get("lifecycle") or ()), source=source,
+        content_hash=content_hash(data), raw=data,
+    )
+
+
+def build_project(data: Mapping[str, Any] | None, root: Path) -> Project:
+    """Build the Project from project.yaml's mapping (None: all defaults)."""
+    data = data or {}
+    sender = data.get("sender") or {}
+    unsubscribe = data.get("unsubscribe") or {}
+    catch_up = data.get("catch_up") or {}
+    scores = {}
+    for name, spec in (data.get("scores") or {}).items():
+        rules = tuple(
+            ScoreRule(
+                points=float(rule["points"]), event=rule.get("event"), where=compile_where(rule.get("where")),
+                within=parse_duration(rule["within"]) if rule.get("within") else None,
+                when=_condition(rule.get("when")),
+            )
+            for rule in spec.get("rules") or []
+        )
+        decay = spec.get("decay") or {}
+        scores[name] = ScoreModel(name, rules, parse_duration(decay["half_life"]) if decay.get("half_life") else None)
+    defaults = Project(root=root)
+    return Project(
+        root=root,
+        name=data.get("name", defaults.name),
+        journeys_dir=data.get("journeys", defaults.journeys_dir),
+        templates_dir=data.get("templates", defaults.templates_dir),
+        database=data.get("database", defaults.database),
+        transport=data.get("transport", defaults.transport),
+        sender=sender.get("from", defaults.sender),
+        reply_to=sender.get("reply_to"),
+        default_timezone=data.get("default_timezone", defaults.default_timezone),
+        frequency_cap=_cap(data.get("frequency_cap")),
+        unsubscribe_url=unsubscribe.get("url", defaults.unsubscribe_url),
+        unsubscribe_mailto=unsubscribe.get("mailto"),
+        unsubscribe_secret_env=unsubscribe.get("secret_env", defaults.unsubscribe_secret_env),
+        catch_up_policy=catch_up.get("policy", "send_late"),
+        catch_up_max_lateness=parse_duration(catch_up["max_lateness"]) if catch_up.get("max_lateness") else None,
+        scores=scores,
+        segments={name: compile_condition(spec) for name, spec in (data.get("segments") or {}).items()},
+        tracking_plan=data.get("tracking_plan") or {},
+        raw=data,
+    )

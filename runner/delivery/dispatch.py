@@ -1,0 +1,217 @@
+"""Turn one send/webhook decision into an effect: render, build, deliver.
+
+The ledger choreography (claim before, confirm after) lives in
+``runner.production.tick``; this module only knows how to make a message out of a
+decision and hand it to a transport. One ``Delivery`` is built per tick or
+worker, so the Jinja environment, compiled templates and the SMTP connection
+are reused across sends.
+
+Webhooks follow the email transport: with a real transport (``smtp://``,
+``smtps://``) they are POSTed (signed, retried on 5xx); with a development
+transport (``outbox:``, ``console``, ``memory``) they are written next to the
+emails (``outbox/<key>.webhook.json``), printed or kept, so a demo or a test
+never calls a CRM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.core.model import EmailStep, Journey, Project, WebhookStep
+from runner.core.state import Contact
+from runner.delivery.message import MailMessage, build_message
+from runner.delivery.render import Renderer, render_context
+from runner.delivery.transports import PermanentError, TransientError, Transport, open_transport
+from runner.delivery.unsubscribe import is_dev_transport, load_secret, make_token, unsubscribe_url
+from runner.delivery.webhooks import encode_payload, post_webhook
+
+DEFAULT_TRANSPORT = "outbox:outbox"
+
+__all__ = ["Delivery", "Outgoing", "resolve_transport_url", "DEFAULT_TRANSPORT", "PermanentError", "TransientError"]
+
+
+def resolve_transport_url(cli_value: str | None, project: Project) -> str:
+    """``--transport``, else ``JOURNEY_TRANSPORT``, else project.yaml ``transport``, else outbox:outbox."""
+    return cli_value or os.environ.get("JOURNEY_TRANSPORT") or project.transport or DEFAULT_TRANSPORT
+
+
+@dataclass
+class Outgoing:
+    """What one decision becomes: an email message or a webhook body, ready to deliver."""
+
+    key: str
+    kind: str  # email | webhook
+    to: str
+    subject: str = ""
+    message: MailMessage | None = None
+    url: str = ""
+    payload: dict = field(default_factory=dict)
+    secret_env: str | None = None
+
+
+class Delivery:
+    """Renders and delivers decisions for one project through one transport."""
+
+    def __init__(self, project: Project, transport_url: str, *, transport: Transport | None = None,
+                 connect: bool = True):
+        self.project = project
+        self.transport_url = transport_url
+        self.renderer = Renderer(project.templates_path)
+        self.secret = load_secret(project.unsubscribe_secret_env, transport_url=transport_url)
+        self.dev = is_dev_transport(transport_url)
+        self.transport = transport
+        if self.transport is None and connect:
+            self.transport = open_transport(transport_url, base_dir=project.root)
+        self._outbox = _outbox_dir(transport_url, project.root)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # ------------------------------------------------------------ building
+
+    def build(self, decision: Any, journey: Journey) -> Outgoing:
+        """The message (or webhook body) for a ``send``/``webhook`` decision.
+
+        Raises ``RenderError`` for a broken template and ``InvalidAddress`` for
+        an unusable address: both are permanent for this send.
+        """
+        detail = decision.detail
+        contact = Contact(decision.contact, dict(detail.get("attributes") or {}), detail.get("timezone"))
+        unsubscribe = unsubscribe_url(self.project.unsubscribe_url, make_token(self.secret, decision.contact, journey.id))
+        context = render_context(contact, detail.get("scores") or {}, journey, decision.step, self.project,
+                                 unsubscribe, decision.at)
+        if decision.action == "webhook":
+            return self._webhook(decision, journey, context)
+        rendered = self.renderer.render_email(detail["template"], detail["subject"], context, detail.get("text_template"))
+        message = build_message(
+            rendered,
+            to=str(detail.get("to") or ""),
+            sender=detail.get("from") or self.project.sender,
+            reply_to=detail.get("reply_to") or self.project.reply_to,
+            idempotency_key=decision.key,
+            list_id=journey.id,
+            unsubscribe_url=unsubscribe,
+            unsubscribe_mailto=self.project.unsubscribe_mailto,
+            date=decision.at,
+        )
+        return Outgoing(decision.key, "email", str(detail.get("to") or ""), rendered.subject, message)
+
+    def _webhook(self, decision: Any, journey: Journey, context: dict) -> Outgoing:
+        detail = decision.detail
+        payload = {
+            "key": decision.key,
+            "contact": {"id": decision.contact, **(detail.get("attributes") or {})},
+            "scores": dict(detail.get("scores") or {}),
+            "journey": {"id": journey.id, "version": journey.version, "step": decision.step},
+            "at": decision.at.isoformat(),
+        }
+        extra = detail.get("payload") or {}
+        payload["data"] = self._render_values(extra, context)
+        return Outgoing(decision.key, "webhook", detail.get("url", ""), url=detail.get("url", ""),
+                        payload=payload, secret_env=detail.get("secret_env"))
+
+    def _render_values(self, value: Any, context: dict) -> Any:
+        """Jinja strings inside a webhook payload are rendered (sandboxed) like subjects."""
+        if isinstance(value, str):
+            return self.renderer.render_string(value, context) if "{" in value else value
+        if isinstance(value, Mapping):
+            return {k: self._render_values(v, context) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._render_values(v, context) for v in value]
+        return value
+
+    # ------------------------------------------------------------ delivering
+
+    def deliver(self, outgoing: Outgoing) -> str:
+        """Hand it to the transport; returns a transport id. Raises TransientError/PermanentError."""
+        if outgoing.kind == "email":
+            if self.transport is None:
+                raise TransientError("no transport open")
+            return self.transport.send(outgoing.message)
+        return self._deliver_webhook(outgoing)
+
+    def deliver_all(self, outgoings: list[Outgoing]) -> list[str | Exception]:
+        """Deliver several; each result is a transport id or the Transient/PermanentError.
+
+        Emails go to the transport's ``send_all`` when it has one (the outbox
+        syncs a batch at once; a pool sends in parallel), one by one otherwise.
+        """
+        results: list[str | Exception | None] = [None] * len(outgoings)
+        emails = [n for n, outgoing in enumerate(outgoings) if outgoing.kind == "email"]
+        send_all = getattr(self.transport, "send_all", None)
+        if emails and send_all is not None:
+            for n, result in zip(emails, send_all([outgoings[n].message for n in emails]), strict=True):
+                results[n] = result
+        for n, outgoing in enumerate(outgoings):
+            if results[n] is None:
+                try:
+                    results[n] = self.deliver(outgoing)
+                except (TransientError, PermanentError) as error:
+                    results[n] = error
+        return results  # type: ignore[return-value]
+
+    def _deliver_webhook(self, outgoing: Outgoing) -> str:
+        if not self.dev:
+            secret_value = os.environ.get(outgoing.secret_env or "", "")
+            status = post_webhook(outgoing.url, outgoing.payload, secret_value.encode() or None, outgoing.key)
+            return f"http {status}"
+        if self._outbox is not None:
+            self._outbox.mkdir(parents=True, exist_ok=True)
+            path = self._outbox / _webhook_file(outgoing.key)
+            body = json.dumps({"url": outgoing.url, "payload": outgoing.payload}, indent=2, sort_keys=True,
+                              ensure_ascii=False, default=str)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(body + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+            return path.name
+        return f"webhook:{hashlib.sha256(encode_payload(outgoing.payload)).hexdigest()[:12]}"
+
+
+def _outbox_dir(transport_url: str, root: Path) -> Path | None:
+    if not transport_url.startswith("outbox:"):
+        return None
+    folder = Path(transport_url.removeprefix("outbox:").removeprefix("//"))
+    return folder if folder.is_absolute() else root / folder
+
+
+def _webhook_file(key: str) -> str:
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._")[:80]
+    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.webhook.json"
+
+
+def step_detail(journey: Journey, step_id: str, contact: Contact, scores: dict, project: Project) -> dict:
+    """A decision's ``detail`` rebuilt from the deployed step (to retry a failed send later)."""
+    step = journey.steps[step_id]
+    attributes = dict(contact.attributes)
+    if isinstance(step, EmailStep):
+        return {
+            "template": step.template, "subject": step.subject, "text_template": step.text_template,
+            "from": step.sender, "reply_to": step.reply_to, "to": attributes.get("email"),
+            "attributes": attributes, "scores": scores, "timezone": contact.timezone or project.default_timezone,
+        }
+    if isinstance(step, WebhookStep):
+        return {"url": step.url, "payload": step.payload, "secret_env": step.secret_env,
+                "attributes": attributes, "scores": scores}
+    raise PermanentError(f"step {step_id!r} of {journey.id} v{journey.version} is not a send step")
+
+
+def durable_by_default(transport_url: str, env_value: str | None) -> bool:
+    """Whether send claims are fsynced before the transport call when no flag says so.
+
+    ``JOURNEY_FSYNC`` decides when set. Otherwise claims are durable for transports
+    whose messages reach real inboxes: without an fsync an operating-system crash or
+    power cut can undo the last claim after its message left, and the next run would
+    send it again. The outbox and console need no fsync (a repeated key rewrites the
+    same file), which keeps the demo and local runs fast.
+    """
+    if env_value is not None and env_value.strip() != "":
+        return env_value.strip().lower() not in ("0", "false", "no", "off")
+    return not is_dev_transport(transport_url)

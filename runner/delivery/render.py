@@ -1,0 +1,518 @@
+"""Render email templates written by marketers, safely.
+
+Templates are untrusted input: they render in Jinja2's immutable sandbox with
+``StrictUndefined`` (a typo in a variable is an error, not an empty string),
+HTML autoescaping for ``.html`` files, and two budgets per render:
+
+* **time** (default 2 s): checked at every loop iteration, every function,
+  macro and filter call and every 64 chunks of output. A single builtin call
+  cannot be interrupted, so the limit can be overrun by the duration of one
+  such call; the size caps below keep those to about a second at worst.
+* **size** (default 1 MiB): the output and every intermediate string must
+  stay below it, collections below 100,000 items, integers used as sizes
+  (``center``, ``indent``, format widths) below it; ``'x' * 10**9``,
+  ``10 ** 10 ** 10`` and ``'%999999999s' % 1`` are refused *before* they
+  allocate. Loops are capped at ``loop_limit`` iterations per render.
+
+No threads or signals are used, so a stopped render leaves nothing running.
+Any failure becomes :class:`RenderError` naming the template and line.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import itertools
+import os
+import re
+import string
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+from inscriptis import get_text
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.utils import Namespace, generate_lorem_ipsum
+
+from runner.core.problems import JourneyError, Problem
+
+HTML_EXTENSIONS = (".html", ".htm")
+MAX_ITEMS = 100_000  # list/dict size cap (Jinja's sandbox caps range() at the same)
+LIPSUM_MAX_PARAGRAPHS = 100
+# Filters whose cost grows faster than their input: smaller input caps keep
+# each call within milliseconds (wordwrap(1) on 1 MiB takes half a minute).
+HEAVY_FILTER_INPUT = {"do_wordwrap": 64 * 1024, "do_urlize": 256 * 1024}
+_GUARD_FILTER = "_journey_loop_guard"
+
+
+class RenderError(JourneyError):
+    """A template failed to compile or render; names the template and line."""
+
+    def __init__(self, template: str, line: int | None, message: str, file: str | None = None):
+        self.template = template
+        self.line = line
+        self.detail = message
+        where = f"{template}:{line}" if line else template
+        problem = Problem(
+            file=file or template, line=line or 1, col=1, code="template.render", message=message
+        )
+        super().__init__(f"{where}: {message}", [problem])
+
+
+class LimitExceeded(SecurityError):
+    """A render went over its time, size or loop budget."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass
+class _Budget:
+    """What one render may still spend; lives in a context variable."""
+
+    deadline: float
+    size_limit: int
+    loops_left: int
+    time_limit: float
+
+    def tick(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise LimitExceeded(f"render took longer than {self.time_limit:g}s")
+
+    @property
+    def item_limit(self) -> int:
+        """Collections are capped lower than strings: no email needs 100,000 list items."""
+        return min(self.size_limit, MAX_ITEMS)
+
+    def check_size(self, value: Any) -> Any:
+        """Refuse a string, or a collection that would print as one, above the limits."""
+        if isinstance(value, (str, bytes)):
+            if len(value) > self.size_limit:
+                raise LimitExceeded(f"text longer than the size limit ({self.size_limit} characters)")
+        elif isinstance(value, _COLLECTIONS):
+            if len(value) > self.item_limit:
+                raise LimitExceeded(f"collection larger than the size limit ({self.item_limit} items)")
+            if _weight(value, self.size_limit) > self.size_limit:
+                raise LimitExceeded(f"collection larger than the size limit ({self.size_limit} characters as text)")
+        return value
+
+    def check_int(self, value: Any) -> None:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > self.size_limit:
+            raise LimitExceeded(f"number {value} is above the size limit ({self.size_limit})")
+
+
+_COLLECTIONS = (list, tuple, dict, set, frozenset)
+
+
+def _weight(value: Any, limit: int) -> int:
+    """About how many characters ``value`` becomes as text; stops counting past ``limit``."""
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if not isinstance(value, _COLLECTIONS):
+        return 8
+    items = itertools.chain.from_iterable(value.items()) if isinstance(value, dict) else value
+    total = 2
+    for item in items:
+        total += 2 + (len(item) if isinstance(item, (str, bytes)) else _weight(item, limit - total))
+        if total > limit:
+            break
+    return total
+
+
+_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("render_budget", default=None)
+
+
+def _current() -> _Budget | None:
+    return _budget.get()
+
+
+# Calls whose integer arguments are sizes (widths, counts): those must stay
+# below the size limit. Other integers (prices, ids, timestamps) are data.
+SIZE_ARGUMENT_FILTERS = frozenset({"do_center", "do_indent", "do_wordwrap", "do_truncate", "do_slice", "do_batch"})
+SIZE_ARGUMENT_STR_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+
+
+def _check_call(args: tuple, kwargs: dict, *, sizes: bool = False) -> None:
+    budget = _current()
+    if budget is None:
+        return
+    budget.tick()
+    for value in (*args, *kwargs.values()):
+        if sizes:
+            budget.check_int(value)
+        budget.check_size(value)
+
+
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\d*)(?:\.(\d+))?")
+
+
+@functools.lru_cache(maxsize=4096)
+def _largest_format_number(fmt: str) -> int:
+    """The largest width/precision in a printf- or str.format-style string (cached: templates reuse them)."""
+    numbers = [n for match in _PERCENT_SPEC.finditer(fmt) for n in match.groups() if n]
+    try:
+        for _, _, spec, _ in string.Formatter().parse(fmt):
+            numbers += re.findall(r"\d+", spec or "")
+    except ValueError:
+        pass  # not a str.format template; Python reports it when it is used as one
+    return max((int(n) for n in numbers), default=0)
+
+
+def _check_format_widths(fmt: Any) -> None:
+    """Refuse printf- and str.format-style widths that would allocate too much."""
+    budget = _current()
+    if budget is not None and isinstance(fmt, str):
+        budget.check_int(_largest_format_number(fmt))
+
+
+def _check_replace(text: Any, old: Any, new: Any) -> None:
+    budget = _current()
+    if budget is None or not all(isinstance(v, str) for v in (text, old, new)):
+        return
+    hits = len(text) + 1 if old == "" else text.count(old)
+    if len(text) + hits * max(len(new) - len(old), 0) > budget.size_limit:
+        raise LimitExceeded(f"replace would exceed the size limit ({budget.size_limit})")
+
+
+def _guard_filter(func: Callable) -> Callable:
+    """Wrap a built-in filter with the call checks (filters bypass ``call``)."""
+
+    name = func.__name__
+    special = name in ("do_format", "do_replace") or name in HEAVY_FILTER_INPUT
+    sizes = name in SIZE_ARGUMENT_FILTERS
+
+    @functools.wraps(func)  # keeps jinja_pass_arg, so context passing still works
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _check_call(args, kwargs, sizes=sizes)
+        if special:
+            values = [a for a in args if not isinstance(a, (jinja2.runtime.Context, jinja2.Environment, nodes.EvalContext))]
+            if name == "do_format" and values:
+                _check_format_widths(values[0])
+            elif name == "do_replace" and len(values) >= 3:
+                _check_replace(str(values[0]), values[1], values[2])
+            elif values and len(str(values[0])) > HEAVY_FILTER_INPUT.get(name, 1 << 62):
+                raise LimitExceeded(f"input of {name.removeprefix('do_')} longer than {HEAVY_FILTER_INPUT[name]} characters")
+        result = func(*args, **kwargs)
+        budget = _current()
+        return budget.check_size(result) if budget else result
+
+    return guarded
+
+
+def _loop_guard(iterable: Any) -> Any:
+    """Yield from ``iterable``, spending one loop iteration of the budget each time."""
+    budget = _current()
+    for item in iterable:
+        if budget is not None:
+            budget.loops_left -= 1
+            if budget.loops_left < 0:
+                raise LimitExceeded("too many loop iterations in one render")
+            budget.tick()
+        yield item
+
+
+def _bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
+    """Jinja's ``lipsum`` with at most ``LIPSUM_MAX_PARAGRAPHS`` paragraphs of at most 1,000 words."""
+    if n > LIPSUM_MAX_PARAGRAPHS or max > 1000:
+        raise LimitExceeded(f"lipsum is limited to {LIPSUM_MAX_PARAGRAPHS} paragraphs of 1000 words")
+    return generate_lorem_ipsum(n=n, html=html, min=min, max=max)
+
+
+class _GuardedNamespace(Namespace):
+    """``namespace()`` whose attributes cannot grow past the size limit."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        budget = _current()
+        if budget is not None:
+            budget.tick()
+            budget.check_size(value)
+        super().__setitem__(name, value)
+
+
+class _GuardedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, with ``a ~ b`` routed through a size check."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile:
+            join = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            join = "markup_join"
+        else:
+            join = "str_join"
+        self.write(f"{join}(environment.checked_pieces((")
+        for piece in node.nodes:
+            self.visit(piece, frame)
+            self.write(", ")
+        self.write(")))")
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ expression }}`` passes here before it becomes text."""
+    budget = _current()
+    return budget.check_size(value) if budget is not None else value
+
+
+class GuardedEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox plus the time/size/loop budget hooks described above."""
+
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _GuardedCodeGenerator
+
+    @staticmethod
+    def concat(pieces: Any) -> str:
+        """Join a buffer (macro body, ``{% set %}`` block) only if the result fits."""
+        pieces = pieces if isinstance(pieces, list) else list(pieces)
+        budget = _current()
+        if budget is not None:
+            budget.tick()
+            if sum(len(p) for p in pieces) > budget.size_limit:
+                raise LimitExceeded(f"captured output larger than the size limit ({budget.size_limit} characters)")
+        return "".join(pieces)
+
+    @staticmethod
+    def checked_pieces(pieces: tuple) -> tuple:
+        """The operands of ``~``, refused before joining if the result would not fit."""
+        budget = _current()
+        if budget is not None:
+            budget.tick()
+            if _weight(pieces, budget.size_limit) > budget.size_limit:
+                raise LimitExceeded(f"joined text larger than the size limit ({budget.size_limit} characters)")
+        return pieces
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.filters = {name: _guard_filter(f) for name, f in self.filters.items()}
+        self.filters[_GUARD_FILTER] = _loop_guard
+        self.globals["namespace"] = _GuardedNamespace
+        self.globals["lipsum"] = _bounded_lipsum
+
+    def compile(self, source: Any, name: str | None = None, filename: str | None = None, raw: bool = False, defer_init: bool = False) -> Any:  # type: ignore[override]
+        """Parse, then route every ``for`` loop's iterable through the loop guard."""
+        if isinstance(source, str):
+            source = self.parse(source, name, filename)
+        for loop in source.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, _GUARD_FILTER, [], [], None, None, lineno=loop.lineno)
+        # Jinja folds constant filter calls at compile time; a budget makes an
+        # oversized one (``'x'|center(10**9)``) fail there and run guarded later.
+        token = _budget.set(self.compile_budget())
+        try:
+            return super().compile(source, name, filename, raw=raw, defer_init=defer_init)
+        finally:
+            _budget.reset(token)
+
+    def compile_budget(self) -> _Budget:
+        return _Budget(deadline=time.monotonic() + 10.0, size_limit=1 << 20, loops_left=0, time_limit=10.0)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+        fmt_self = getattr(target, "__self__", None)
+        name = getattr(target, "__name__", "")
+        _check_call(args, kwargs, sizes=isinstance(fmt_self, str) and name in SIZE_ARGUMENT_STR_METHODS)
+        if isinstance(fmt_self, str):
+            if name in ("format", "format_map"):
+                _check_format_widths(fmt_self)
+            elif name == "replace" and len(args) >= 2:
+                _check_replace(fmt_self, args[0], args[1])
+        result = super().call(__context, __obj, *args, **kwargs)
+        budget = _current()
+        return budget.check_size(result) if budget else result
+
+    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
+        budget = _current()
+        if budget is not None:
+            budget.tick()
+            _check_binop(budget, op, left, right)
+        result = self.binop_table[op](left, right)
+        return budget.check_size(result) if budget else result
+
+
+def _check_binop(budget: _Budget, op: str, left: Any, right: Any) -> None:
+    limit_bits = budget.size_limit * 8
+    if op == "*":
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and not isinstance(times, bool):
+                if _weight(seq, budget.size_limit) * max(times, 0) > budget.size_limit:
+                    raise LimitExceeded(f"repetition larger than the size limit ({budget.size_limit})")
+        if isinstance(left, int) and isinstance(right, int):
+            if left.bit_length() + right.bit_length() > limit_bits:
+                raise LimitExceeded("number too large")
+    elif op == "**":
+        if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+            if left.bit_length() * right > limit_bits:
+                raise LimitExceeded("number too large")
+    elif op == "%":
+        _check_format_widths(left)
+    elif op == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+        if _weight(left, budget.size_limit) + _weight(right, budget.size_limit) > budget.size_limit:
+            raise LimitExceeded(f"sum larger than the size limit ({budget.size_limit})")
+
+
+def _locate(exc: BaseException, name: str, filename: str | None, templates_dir: Path) -> tuple[str, str | None, int | None]:
+    """(template name, file, line) of the innermost template frame; included templates count."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return exc.name or name, exc.filename or filename, exc.lineno
+    root = os.path.abspath(templates_dir) + os.sep
+    found: tuple[str, str | None, int | None] = (name, filename, getattr(exc, "lineno", None))
+    tb = exc.__traceback__
+    while tb is not None:
+        frame_file = tb.tb_frame.f_code.co_filename
+        if frame_file == filename:
+            found = (name, filename, tb.tb_lineno)
+        elif not frame_file.startswith("<") and os.path.abspath(frame_file).startswith(root):
+            # a template it extends, includes or imports
+            found = (os.path.relpath(os.path.abspath(frame_file), root).replace(os.sep, "/"), frame_file, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+class Renderer:
+    """Renders a project's email templates; one per project, reused across sends."""
+
+    def __init__(
+        self,
+        templates_dir: Path,
+        *,
+        time_limit: float = 2.0,
+        size_limit: int = 1 << 20,
+        loop_limit: int = 1_000_000,
+    ):
+        self.templates_dir = Path(templates_dir)
+        self.time_limit = time_limit
+        self.size_limit = size_limit
+        self.loop_limit = loop_limit
+        self.env = GuardedEnvironment(
+            loader=jinja2.FileSystemLoader(self.templates_dir),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(HTML_EXTENSIONS, default_for_string=False, default=False),
+            auto_reload=False,  # templates are deployed code; compile each once per renderer
+            finalize=_finalize,
+        )
+        self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+        self._from_string = functools.lru_cache(maxsize=1024)(self._compile_string)
+        self._exists_cache: dict[str, bool] = {}
+
+    def _compile_string(self, source: str) -> jinja2.Template:
+        return self.env.from_string(source)
+
+    def render_email(
+        self, template: str, subject: str, context: dict, text_template: str | None = None
+    ) -> RenderedEmail:
+        """Render subject, HTML (CSS inlined) and text (``.txt`` or derived from the HTML)."""
+        base = template.removesuffix(".html").removesuffix(".htm")
+        html = self._render_file(f"{base}.html", context)
+        try:
+            html = self._inliner.inline(html)
+        except Exception as exc:  # noqa: BLE001 - InlineError, or anything the parser trips on
+            raise RenderError(f"{base}.html", None, f"CSS inlining failed: {exc}") from None
+        text_name = _with_suffix(text_template, ".txt") if text_template else f"{base}.txt"
+        if text_template or self._exists(text_name):
+            text = self._render_file(text_name, context)
+        else:
+            text = get_text(html).strip() + "\n"
+        subject_text = " ".join(self.render_string(subject, context).split())
+        return RenderedEmail(subject=subject_text, html=html, text=text)
+
+    def render_string(self, source: str, context: dict) -> str:
+        """Render a Jinja string (subjects, webhook payload values); never autoescaped."""
+        try:
+            compiled = self._from_string(source)
+        except Exception as exc:  # noqa: BLE001 - untrusted input: every failure is a RenderError
+            raise _render_error("<string>", None, exc, self.templates_dir) from None
+        return self._run(compiled, "<string>", context)
+
+    def _render_file(self, name: str, context: dict) -> str:
+        try:
+            compiled = self.env.get_template(name)
+        except jinja2.TemplateNotFound:
+            raise RenderError(name, None, f"template not found in {self.templates_dir}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise _render_error(name, getattr(exc, "filename", None), exc, self.templates_dir) from None
+        return self._run(compiled, name, context)
+
+    def _exists(self, name: str) -> bool:
+        """Is there such a template? Cached, like the compiled templates themselves."""
+        if name not in self._exists_cache:
+            try:
+                self.env.get_template(name)
+                self._exists_cache[name] = True
+            except jinja2.TemplateNotFound:
+                self._exists_cache[name] = False
+            except Exception:  # noqa: BLE001 - it exists but is broken: render it to report why
+                self._exists_cache[name] = True
+        return self._exists_cache[name]
+
+    def _run(self, compiled: jinja2.Template, name: str, context: dict) -> str:
+        budget = _Budget(
+            deadline=time.monotonic() + self.time_limit,
+            size_limit=self.size_limit,
+            loops_left=self.loop_limit,
+            time_limit=self.time_limit,
+        )
+        token = _budget.set(budget)
+        size = 0
+        chunks: list[str] = []
+        try:
+            for chunk in compiled.generate(context):
+                size += len(chunk)
+                if size > self.size_limit:
+                    raise LimitExceeded(f"output larger than the size limit ({self.size_limit} characters)")
+                chunks.append(chunk)
+                if not len(chunks) & 63:  # output is cheap; loops and calls tick on their own
+                    budget.tick()
+        except Exception as exc:  # noqa: BLE001
+            raise _render_error(name, compiled.filename, exc, self.templates_dir) from None
+        finally:
+            _budget.reset(token)
+        return "".join(chunks)
+
+
+def _with_suffix(name: str, suffix: str) -> str:
+    return name if Path(name).suffix else name + suffix
+
+
+def _render_error(name: str, filename: str | None, exc: BaseException, templates_dir: Path) -> RenderError:
+    name, filename, line = _locate(exc, name, filename or "<template>", templates_dir)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, RecursionError):
+        message = "too deeply nested (recursion limit)"
+    elif isinstance(exc, jinja2.UndefinedError):
+        message = f"undefined variable: {message}"
+    return RenderError(name, line, message, file=None if filename == "<template>" else filename)
+
+
+def render_context(
+    contact: Any,
+    scores: dict,
+    journey: Any,
+    step_id: str,
+    project: Any,
+    unsubscribe_url: str,
+    now: datetime,
+) -> dict:
+    """The variables a template sees; the same mapping in simulation and production."""
+    contact_vars = dict(contact.attributes)
+    contact_vars["id"] = contact.id
+    contact_vars["timezone"] = contact.timezone
+    return {
+        "contact": contact_vars,
+        "scores": dict(scores),
+        "journey": {"id": journey.id, "version": journey.version, "name": journey.name},
+        "step": {"id": step_id},
+        "project": {"name": project.name},
+        "unsubscribe_url": unsubscribe_url,
+        "now": now,
+    }
+
+
+__all__ = ["RenderError", "RenderedEmail", "Renderer", "render_context", "LimitExceeded"]

@@ -1,0 +1,110 @@
+"""Signed unsubscribe tokens: who unsubscribes from which list, unforgeable.
+
+A token is ``<payload>.<mac>``, both base64url without padding: the payload is
+the JSON array ``[contact_id, list_id]`` and the mac is HMAC-SHA256 over a
+versioned prefix plus the payload. Tokens do not expire: an unsubscribe link
+must keep working for as long as the email sits in an inbox.
+
+The key comes from the environment variable the project names
+(``unsubscribe.secret_env``, default ``JOURNEY_UNSUBSCRIBE_SECRET``). When it
+is unset, :func:`load_secret` refuses for real transports (SMTP) and falls back
+to :data:`DEV_SECRET` only for ``outbox:`` / ``console`` / ``memory``, whose
+messages never reach a real inbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from runner.core.problems import JourneyError
+
+DEFAULT_SECRET_ENV = "JOURNEY_UNSUBSCRIBE_SECRET"
+DEV_SECRET = b"journey-runner-dev-secret-not-for-production"
+MIN_SECRET_BYTES = 16
+_DOMAIN = b"journey-unsubscribe:v1:"  # binds the mac to this use and format version
+_DEV_TRANSPORTS = ("outbox:", "console", "memory")
+
+
+class InvalidToken(JourneyError):
+    """The token was forged, altered or truncated."""
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(secret: bytes, payload: bytes) -> bytes:
+    return hmac.new(secret, _DOMAIN + payload, hashlib.sha256).digest()
+
+
+def make_token(secret: bytes, contact_id: str, list_id: str) -> str:
+    """A url-safe token that proves the bearer may unsubscribe ``contact_id`` from ``list_id``."""
+    payload = json.dumps([contact_id, list_id], separators=(",", ":"), ensure_ascii=False).encode()
+    return f"{_b64encode(payload)}.{_b64encode(_mac(secret, payload))}"
+
+
+def verify_token(secret: bytes, token: str) -> tuple[str, str]:
+    """Return ``(contact_id, list_id)``; raise :class:`InvalidToken` unless the mac matches."""
+    try:
+        encoded_payload, encoded_mac = token.split(".")
+        payload = _b64decode(encoded_payload)
+        mac = _b64decode(encoded_mac)
+    except (ValueError, AttributeError, binascii.Error):
+        raise InvalidToken("malformed unsubscribe token") from None
+    if not hmac.compare_digest(mac, _mac(secret, payload)):
+        raise InvalidToken("unsubscribe token signature does not match")
+    try:
+        contact_id, list_id = json.loads(payload)
+    except (ValueError, TypeError):
+        raise InvalidToken("malformed unsubscribe token payload") from None
+    if not isinstance(contact_id, str) or not isinstance(list_id, str):
+        raise InvalidToken("malformed unsubscribe token payload")
+    return contact_id, list_id
+
+
+def unsubscribe_url(base_url: str, token: str) -> str:
+    """``base_url`` with ``token=<token>`` added to its query (other parameters kept)."""
+    parts = urlsplit(base_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "token"]
+    query.append(("token", token))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def is_dev_transport(transport_url: str) -> bool:
+    """Transports whose messages never reach a real inbox may use the dev secret."""
+    return transport_url.startswith(_DEV_TRANSPORTS)
+
+
+def load_secret(
+    env_var: str = DEFAULT_SECRET_ENV,
+    *,
+    transport_url: str = "",
+    environ: Mapping[str, str] | None = None,
+) -> bytes:
+    """The HMAC key from ``env_var``; the dev key only for outbox/console/memory transports."""
+    value = (os.environ if environ is None else environ).get(env_var, "")
+    if value:
+        secret = value.encode()
+        if len(secret) < MIN_SECRET_BYTES:
+            raise JourneyError(
+                f"{env_var} is too short ({len(secret)} bytes); use at least {MIN_SECRET_BYTES} random bytes"
+            )
+        return secret
+    if is_dev_transport(transport_url):
+        return DEV_SECRET
+    raise JourneyError(
+        f"{env_var} is not set: unsubscribe links cannot be signed. Set it to a long random "
+        f"value (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`) "
+        f"and keep it stable: changing it invalidates links already sent."
+    )

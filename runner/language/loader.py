@@ -1,0 +1,325 @@
+"""Files -> checked documents -> model objects, with every problem found.
+
+``load_project`` is the one way in for every command: it reads
+``project.yaml`` and the journey files (and, when asked, test contacts,
+scenarios and templates), runs all checks — YAML, schema, semantics,
+templates — without stopping at the first problem, and builds
+``runner.core.model`` objects only for files that have no errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.collector import collector_paused
+from runner.core.problems import ERROR, JourneyError, Problem
+from runner.language import schema, semantics, templatecheck
+from runner.language.yamlsource import YamlDocument, load_file
+
+if TYPE_CHECKING:
+    from runner.core.model import Journey, Project
+
+PROJECT_FILE = "project.yaml"
+YAML_SUFFIXES = (".yaml", ".yml")
+_SUBJECT = frozenset({"subject"})
+_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".hypothesis", ".pytest_cache"}
+
+
+@dataclass
+class LoadedProject:
+    """A project as read from disk: the model (what is valid) and every problem."""
+
+    root: Path  # folder holding project.yaml (or the cwd when there is none)
+    project: Project  # runner.core.model.Project (defaults when there is no project.yaml)
+    journeys: list[Journey]  # only files that have no errors
+    problems: list[Problem]
+    raw: dict[str, dict] = field(default_factory=dict)  # journey id -> raw mapping (for diff/graph)
+    sources: dict[str, Path] = field(default_factory=dict)  # journey id -> file
+    checked: list[Path] = field(default_factory=list)  # every file read (project, journeys, templates, ...)
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem is an error (warnings allowed)."""
+        return not any(problem.severity == ERROR for problem in self.problems)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.severity == ERROR]
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: the cwd) holding project.yaml.
+
+    Without one anywhere above, the current directory is the root (a project
+    of journeys with all project settings at their defaults).
+    """
+    here = Path(start) if start is not None else Path.cwd()
+    here = here.resolve()
+    if here.is_file() or not here.exists():
+        here = here.parent
+    for folder in (here, *here.parents):
+        if (folder / PROJECT_FILE).is_file():
+            return folder
+    return Path.cwd()
+
+
+def display_name(path: Path) -> str:
+    """How a file is named in problems: relative to the cwd when it is below it."""
+    try:
+        return os.path.relpath(path)  # may contain .. — still clickable in editors and CI logs
+    except ValueError:  # another drive (Windows)
+        return str(path)
+
+
+def kind_of(path: Path) -> str:
+    """Which schema a file follows, from its name (see docs/language.md)."""
+    name = path.name
+    if name == PROJECT_FILE:
+        return "project"
+    if path.suffix in templatecheck.TEMPLATE_SUFFIXES:
+        return "template"
+    stem = name.rsplit(".", 1)[0]
+    if stem.endswith(".scenario"):
+        return "scenario"
+    if stem.startswith("contacts"):
+        return "contacts"
+    return "journey"
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files given, plus YAML and template files under folders given (sorted, no duplicates).
+
+    Folders holding their own project.yaml below a folder given are other
+    projects (test fixtures, examples) and are skipped.
+    """
+    found: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if semantics.is_dir(path):
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = sorted(
+                    d for d in dirs
+                    if d not in _SKIP_DIRS and not d.startswith(".")
+                    and not (Path(folder) / d / PROJECT_FILE).is_file()  # a nested project is not ours
+                )
+                for name in sorted(files):
+                    if name.endswith(YAML_SUFFIXES + templatecheck.TEMPLATE_SUFFIXES):
+                        found.append(Path(folder) / name)
+        else:
+            found.append(path)
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+class _Load:
+    """One run of the loader; keeps the project context and the problems."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.problems: list[Problem] = []
+        self.project_data: dict[str, Any] | None = None
+        self.project_ok = True
+        self.templates_dir = root / "templates"
+        self.context = semantics.ProjectContext(templates_dir=self.templates_dir)
+        self.template_context = templatecheck.TemplateContext(templates_dir=self.templates_dir)
+        self.journey_docs: list[tuple[Path, YamlDocument, list[Problem]]] = []
+        self.used_templates: set[Path] = set()
+        self.checked_templates: set[Path] = set()
+        self.checked: list[Path] = []
+        self.scenarios: list[YamlDocument] = []
+
+    def project(self) -> None:
+        path = self.root / PROJECT_FILE
+        if not path.is_file():
+            return
+        self.checked.append(path)
+        doc, problems = load_file(path, display_name(path))
+        if doc is not None:
+            problems += schema.check(doc, "project")
+            data = doc.data
+            folder = data.get("templates") if isinstance(data.get("templates"), str) else "templates"
+            self.templates_dir = self.root / folder
+            self.context = semantics.ProjectContext.from_data(data, self.templates_dir)
+            problems += semantics.check_project(doc, self.context)
+            self.project_data = data
+        self.template_context = templatecheck.TemplateContext(
+            attributes=self.context.attributes, scores=self.context.scores if doc is not None else None,
+            templates_dir=self.templates_dir,
+        )
+        self.project_ok = not any(p.severity == ERROR for p in problems)
+        self.problems += problems
+
+    def journeys_dir(self) -> Path:
+        data = self.project_data or {}
+        folder = data.get("journeys") if isinstance(data.get("journeys"), str) else "journeys"
+        return self.root / folder
+
+    def file(self, path: Path) -> None:
+        kind = kind_of(path)
+        if kind == "project" and path.resolve() == (self.root / PROJECT_FILE).resolve():
+            return  # already read as this project's file
+        if kind == "template":
+            self.template(path)
+            return
+        self.checked.append(path)
+        doc, problems = load_file(path, display_name(path))
+        if doc is not None:
+            problems += schema.check(doc, kind)
+            problems += self._semantics(kind, doc, path)
+        if kind == "journey" and doc is not None:
+            self.journey_docs.append((path, doc, problems))
+        self.problems += problems
+
+    def _semantics(self, kind: str, doc: YamlDocument, path: Path) -> list[Problem]:
+        if kind == "journey":
+            problems, templates = semantics.check_journey(doc, self.context)
+            for _, name, template_kind in templates:
+                for candidate in semantics.template_candidates(name, template_kind):
+                    self.used_templates.add(self.templates_dir / candidate)
+            return problems + self._subjects(doc)
+        if kind == "project":
+            other = semantics.ProjectContext.from_data(doc.data, None)
+            return semantics.check_project(doc, other)
+        if kind == "contacts":
+            return semantics.check_contacts(doc)
+        self.scenarios.append(doc)  # journey references are checked once all journeys are known
+        return semantics.check_scenario(doc, None, path.parent)
+
+    def scenario_journeys(self) -> None:
+        if not self.scenarios:
+            return
+        ids = {doc.data.get("id") for _, doc, _ in self.journey_docs}
+        loaded = {path.resolve() for path, _, _ in self.journey_docs}
+        for path in expand_paths([self.journeys_dir()]):
+            if kind_of(path) == "journey" and path.resolve() not in loaded:
+                doc, _ = load_file(path)
+                if doc is not None:
+                    ids.add(doc.data.get("id"))
+        known = {i for i in ids if isinstance(i, str)}
+        for doc in self.scenarios:
+            self.problems += semantics.check_scenario_journeys(doc, known)
+
+    def _subjects(self, doc: YamlDocument) -> list[Problem]:
+        problems: list[Problem] = []
+        for path, _key, value in doc.find(_SUBJECT):
+            if len(path) >= 2 and path[-2] == "email" and isinstance(value, str):
+                if "{" not in value:
+                    continue  # plain text: nothing to parse
+                line, col = doc.position(path)
+                problems += templatecheck.check_source(value, doc.file, self.template_context, line=line, col=col)
+        return problems
+
+    def template(self, path: Path) -> None:
+        resolved = path.resolve()
+        if resolved in self.checked_templates:
+            return
+        self.checked_templates.add(resolved)
+        self.checked.append(path)
+        self.problems += templatecheck.check_file(path, display_name(path), self.template_context)
+
+    def journey_ids(self) -> None:
+        self.problems += semantics.check_journey_ids([doc for _, doc, _ in self.journey_docs])
+
+
+def load_project(root: Path | None = None, paths: Sequence[Path] = (), *, templates: bool | None = None) -> LoadedProject:
+    """Read and check a project; ``paths`` may be files or folders (default: the journeys folder).
+
+    ``templates``: check template files — True: all of them; False: none
+    (template *references* are still checked); None (default): all when no
+    paths are given, else those the loaded journeys use. Never raises for
+    bad input: everything wrong is in ``LoadedProject.problems``.
+    """
+    with collector_paused():  # thousands of live YAML nodes: see runner.collector
+        return _load_project(root, paths, templates)
+
+
+def _load_project(root: Path | None, paths: Sequence[Path], templates: bool | None) -> LoadedProject:
+    from runner.core.model import build_journey, build_project
+
+    if root is None:
+        root = find_project_root(Path(paths[0]) if paths else None)
+    root = Path(root)
+    semantics.clear_caches()
+    load = _Load(root)
+    load.project()
+    if not paths and not semantics.is_dir(load.journeys_dir()):
+        folder = load.journeys_dir()
+        load.problems.append(Problem(display_name(folder), 1, 1, "project.no-journeys",
+                                     f"there is no journeys folder `{folder.name}/` in {display_name(root)}",
+                                     hint="create it, set `journeys:` in project.yaml, or pass files to check"))
+    files = expand_paths(paths if paths else [load.journeys_dir()] if semantics.is_dir(load.journeys_dir()) else [])
+    for path in files:
+        load.file(path)
+    load.journey_ids()
+    load.scenario_journeys()
+    if templates is True or (templates is None and not paths):
+        for template in templatecheck.template_files(load.templates_dir):
+            load.template(template)
+    if templates is not False:
+        for template in sorted(load.used_templates):
+            if semantics.is_file(template):
+                load.template(template)
+
+    problems = load.problems
+    project = _build_project(build_project, load, root, problems)
+    journeys: list[Journey] = []
+    raw: dict[str, dict] = {}
+    sources: dict[str, Path] = {}
+    failed_files = {p.file for p in problems if p.severity == ERROR}
+    for path, doc, _ in load.journey_docs:
+        journey_id = doc.data.get("id")
+        if doc.file in failed_files or not isinstance(journey_id, str) or journey_id in raw:
+            continue
+        try:
+            journeys.append(build_journey(doc.data, str(path)))
+        except (JourneyError, ValueError, KeyError, TypeError, AttributeError) as error:
+            problems.append(doc.problem(["id"], "journey.invalid", f"journey `{journey_id}` cannot be built: {error}"))
+            continue
+        raw[journey_id] = doc.data
+        sources[journey_id] = path
+    problems = sorted(set(problems), key=lambda p: (p.file, p.line, p.col, p.code, p.message))
+    return LoadedProject(root=root, project=project, journeys=journeys, problems=problems, raw=raw, sources=sources,
+                         checked=load.checked)
+
+
+@dataclass
+class Validation:
+    """What ``journey validate`` reports: the problems, how many files, and the exit code."""
+
+    problems: list[Problem]
+    files: int
+    strict: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return any(p.severity == ERROR or self.strict for p in self.problems)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def validate(paths: Sequence[Path] = (), root: Path | None = None, *, strict: bool = False) -> Validation:
+    """Check files or folders (default: project.yaml, the journeys and the templates).
+
+    Never raises for bad input. ``strict`` makes warnings fail too.
+    """
+    loaded = load_project(root, [Path(p) for p in paths])
+    return Validation(loaded.problems, len(loaded.checked), strict)
+
+
+def _build_project(build_project: Any, load: _Load, root: Path, problems: list[Problem]) -> Project:
+    if load.project_data is None or not load.project_ok:
+        return build_project(None, root)
+    try:
+        return build_project(load.project_data, root)
+    except (JourneyError, ValueError, KeyError, TypeError, AttributeError) as error:
+        problems.append(Problem(display_name(root / PROJECT_FILE), 1, 1, "project.invalid",
+                                f"the project cannot be built: {error}"))
+        return build_project(None, root)

@@ -1,0 +1,341 @@
+"""JSON Schema checks with messages a marketer can act on.
+
+jsonschema finds every error; this module turns each into a ``Problem`` at
+the right ``file:line:col`` (through ``yamlsource``) and rewrites the raw
+message: unknown keys get a "did you mean …", ``oneOf`` failures name the
+alternative that was nearest and what it lacks, patterns are explained with
+the schema's own ``description`` instead of a regular expression.
+
+Validators are compiled once per schema and reused. Most files are valid,
+so a compiled Rust validator (jsonschema-rs) answers "valid?" first, and the
+slower pure-Python jsonschema — whose errors carry the detail the messages
+need — runs only on files that have problems.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import ValidationError, best_match
+from referencing import Registry, Resource
+
+from runner.core.problems import Problem
+from runner.language.resources import SCHEMA_NAMES, load_schema
+from runner.language.yamlsource import YamlDocument
+
+_JSON_TYPES = {
+    str: "text", int: "a whole number", float: "a number", bool: "true/false",
+    list: "a list", dict: "a mapping", type(None): "empty (null)",
+}
+_SCHEMA_TYPES = {
+    "string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+    "array": "a list", "object": "a mapping (key: value)", "null": "empty",
+}
+
+
+@cache
+def validator(name: str) -> Draft7Validator:
+    """A compiled Draft-07 validator for ``schemas/<name>.schema.json`` (cached)."""
+    registry: Registry = Registry()
+    for other in SCHEMA_NAMES:
+        schema = load_schema(other)
+        registry = registry.with_resource(schema["$id"], Resource.from_contents(schema))
+    return Draft7Validator(load_schema(name), registry=registry)
+
+
+@cache
+def _fast_validator(name: str) -> Any:
+    try:
+        import jsonschema_rs
+    except ImportError:  # optional speed-up: the Python validator alone gives the same answers
+        return None
+    return jsonschema_rs.Draft7Validator(load_schema(name))
+
+
+def is_valid(data: Any, schema_name: str) -> bool:
+    """Whether ``data`` follows the schema (fast path; same answer as ``check() == []``)."""
+    fast = _fast_validator(schema_name)
+    if fast is not None:
+        try:
+            return bool(fast.is_valid(data))
+        except (ValueError, TypeError, OverflowError):  # values JSON cannot hold (huge ints, NaN)
+            pass
+    return validator(schema_name).is_valid(data)
+
+
+def check(document: YamlDocument, schema_name: str) -> list[Problem]:
+    """Every schema problem in ``document``, each placed at its line and column."""
+    if is_valid(document.data, schema_name):
+        return []
+    found: list[tuple[tuple, Problem]] = []
+    for error in validator(schema_name).iter_errors(document.data):
+        found.extend(_explain(error, document))
+    return _tidy(found)
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    """``["stages", 0, "steps"]`` -> ``stages[0].steps`` (how problems name a place)."""
+    text = ""
+    for item in path:
+        text += f"[{item}]" if isinstance(item, int) else (f".{item}" if text else str(item))
+    return text or "the file"
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The closest of ``choices`` to a misspelt ``word``, if any is close."""
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    match = did_you_mean(str(word), choices)
+    return f"; did you mean `{match}`?" if match else ""
+
+
+def _show(value: Any) -> str:
+    text = str(value)
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    if value is None:
+        text = "null"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# Each explanation is ((kind, path, key), Problem); the key lets _tidy drop
+# problems that another one already explains.
+Explained = tuple[tuple, Problem]
+
+
+def _explain(error: ValidationError, doc: YamlDocument) -> list[Explained]:
+    path = list(error.absolute_path)
+    kind = error.validator
+    where = dotted(path)
+    schema_path = list(error.relative_schema_path)
+
+    if "propertyNames" in schema_path:
+        return [_property_name_problem(error, doc, path)]
+    if kind == "additionalProperties":
+        allowed = _keys_for_kind(error.schema, error.instance) or sorted(error.schema.get("properties", {}))
+        extras = [key for key in error.instance if key not in error.schema.get("properties", {})]
+        return [
+            (("unknown", tuple(path), key, did_you_mean(key, allowed)),
+             doc.problem(path + [key], "schema.unknown-key",
+                         f"unknown key `{key}` in {where}{_suggest(key, allowed)}",
+                         hint=_allowed_hint(allowed), key=True))
+            for key in extras
+        ]
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else str(error.validator_value)
+        if "then" in schema_path and missing == "id":
+            action = next((k for k in error.instance if k not in ("if", "id")), "this")
+            article = "an" if action[0] in "aeiou" else "a"
+            message = f"{article} `{action}` step needs an `id` (in {where})"
+        else:
+            message = f"missing required key `{missing}` in {where}"
+        return [(("required", tuple(path), missing), doc.problem(path, "schema.required", message, key=True))]
+    if kind == "type":
+        return [(("type", tuple(path)), _type_problem(error, doc, path))]
+    if kind == "enum":
+        choices = [str(c) for c in error.validator_value]
+        return [(("enum", tuple(path)), doc.problem(
+            path, "schema.enum",
+            f"`{_show(error.instance)}` is not allowed for {where}; use one of: {', '.join(choices)}"
+            f"{_suggest(str(error.instance), choices)}"))]
+    if kind == "pattern":
+        explanation = error.schema.get("description", f"it must match {error.validator_value}")
+        return [(("pattern", tuple(path)), doc.problem(
+            path, "schema.pattern", f"`{_show(error.instance)}` is not valid for {where}: {explanation}"))]
+    if kind in ("oneOf", "anyOf"):
+        return _alternatives_problem(error, doc, path)
+    if kind == "dependencies":
+        own, needs = next(
+            ((k, v) for k, v in error.validator_value.items()
+             if k in error.instance and any(n not in error.instance for n in v)),
+            ("this key", []),
+        )
+        return [(("dependency", tuple(path), own), doc.problem(
+            path + [own], "schema.dependency",
+            f"`{own}` only works together with `{'`, `'.join(needs)}` (in {where})", key=True))]
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bound = {"minimum": "at least", "maximum": "at most",
+                 "exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}[kind]
+        return [((kind, tuple(path)), doc.problem(
+            path, "schema.range", f"{where} must be {bound} {error.validator_value} (got {_show(error.instance)})"))]
+    if kind in ("minItems", "minLength", "minProperties"):
+        return [((kind, tuple(path)), doc.problem(path, "schema.empty", f"{where} must not be empty", key=True))]
+    if kind == "maxItems":
+        return [((kind, tuple(path)), doc.problem(
+            path, "schema.too-many", f"{where} takes at most {error.validator_value} items"))]
+    if kind == "uniqueItems":
+        return [((kind, tuple(path)), doc.problem(path, "schema.duplicate", f"{where} lists the same value twice"))]
+    return [((kind, tuple(path)), doc.problem(path, f"schema.{kind}", f"{where}: {error.message}"))]
+
+
+def _allowed_hint(allowed: Sequence[str]) -> str:
+    return "allowed here: " + ", ".join(allowed) if allowed else "no keys are allowed here"
+
+
+def _property_name_problem(error: ValidationError, doc: YamlDocument, path: list) -> Explained:
+    key = error.instance
+    where = dotted(path)
+    if error.validator == "enum":
+        allowed = [str(k) for k in error.validator_value]
+        kind = allowed[0]
+        return (("not-here", tuple(path), key), doc.problem(
+            path + [key], "schema.unknown-key",
+            f"`{key}` cannot be used together with `{kind}` (in {where}){_suggest(key, allowed)}",
+            hint=_allowed_hint(allowed), key=True))
+    explanation = error.schema.get("description", "")
+    return (("name", tuple(path), key), doc.problem(
+        path + [key], "schema.pattern", f"`{key}` is not a valid name in {where}: {explanation}", key=True))
+
+
+def _type_problem(error: ValidationError, doc: YamlDocument, path: list) -> Problem:
+    expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    wanted = " or ".join(_SCHEMA_TYPES.get(t, t) for t in expected)
+    got = _JSON_TYPES.get(type(error.instance), type(error.instance).__name__)
+    hint = None
+    description = error.schema.get("description", "")
+    if "string" in expected and isinstance(error.instance, (int, float)) and "duration" in description.lower():
+        hint = f"add a unit, e.g. {error.instance}d"
+    elif "string" in expected and "HH:MM" in description:
+        hint = 'quote times of day: "09:00"'
+    elif isinstance(error.instance, str) and ("integer" in expected or "number" in expected):
+        hint = "remove the quotes around the number"
+    elif "object" in expected and isinstance(error.instance, str):
+        hint = "write it as `key: value` lines indented below, or {key: value}"
+    where = dotted(path)
+    shown = f'"{_show(error.instance)}"' if isinstance(error.instance, str) else _show(error.instance)
+    return doc.problem(path, "schema.type", f"{where} must be {wanted}, not {got} ({shown})",
+                       hint=hint)
+
+
+def _discriminators(alternatives: list[dict]) -> list[str] | None:
+    """Keys of a 'exactly one of these keys' oneOf, or None for other oneOfs."""
+    keys = []
+    for alternative in alternatives:
+        if set(alternative) != {"required"} or len(alternative["required"]) != 1:
+            return None
+        keys.append(alternative["required"][0])
+    return keys
+
+
+def _alternatives_problem(error: ValidationError, doc: YamlDocument, path: list) -> list[Explained]:
+    where = dotted(path)
+    alternatives = error.validator_value
+    keys = _discriminators(alternatives)
+    if keys is not None and isinstance(error.instance, dict):
+        present = [key for key in keys if key in error.instance]
+        options = ", ".join(f"`{k}`" for k in keys)
+        if not present:
+            nearest = _nearest_kind(error.schema, keys, error.instance)
+            lacks = f"; it has none (`{nearest}` seems to be missing)" if nearest else "; it has none"
+            return [(("one-of-none", tuple(path)), doc.problem(
+                path, "schema.one-of", f"{where} needs exactly one of {options}{lacks}"))]
+        return [(("one-of-many", tuple(path)), doc.problem(
+            path + [present[1]], "schema.one-of",
+            f"{where} takes exactly one of {options}; it has {' and '.join(f'`{k}`' for k in present)}",
+            hint="keep one of them, or split it into separate items", key=True))]
+    # Typed alternatives: explain the one whose type fits the value, if exactly one does.
+    fitting = [i for i, alternative in enumerate(alternatives) if _type_fits(alternative, error.instance)]
+    if len(fitting) == 1:
+        inner = [e for e in error.context if e.relative_schema_path and e.relative_schema_path[0] == fitting[0]]
+        if inner:
+            results: list[Explained] = []
+            description = error.schema.get("description")
+            for sub in inner:
+                for key, problem in _explain(sub, doc):
+                    if description and problem.hint is None:  # say what else would be accepted
+                        problem = replace(problem, hint=description)
+                    results.append((key, problem))
+            return results
+    description = error.schema.get("description")
+    nearest = best_match(error.context) if error.context else None
+    detail = f" ({nearest.message})" if nearest is not None and len(nearest.message) < 120 else ""
+    message = (f"`{_show(error.instance)}` is not valid for {where}: {description}" if description
+               else f"`{_show(error.instance)}` is not valid for {where}{detail}")
+    return [(("alternatives", tuple(path)), doc.problem(path, "schema.one-of", message))]
+
+
+def _keys_for_kind(schema: dict, instance: Any) -> list[str] | None:
+    """The keys allowed for the kind this mapping already is (an `attribute` condition takes operators)."""
+    if not isinstance(instance, dict):
+        return None
+    for rule in schema.get("allOf", []):
+        required = rule.get("if", {}).get("required", [])
+        allowed = rule.get("then", {}).get("propertyNames", {}).get("enum")
+        if len(required) == 1 and required[0] in instance and allowed:
+            return list(allowed)
+    return None
+
+
+def _nearest_kind(schema: dict, kinds: list[str], instance: dict) -> str | None:
+    """The kind whose own keys the mapping uses most (``where``/``count`` -> ``event``), if any.
+
+    Kinds declare their keys in the schema as ``if: {required: [kind]}`` /
+    ``then: {propertyNames: {enum: [...]}}``.
+    """
+    best, best_score = None, 0
+    for rule in schema.get("allOf", []):
+        required = rule.get("if", {}).get("required", [])
+        allowed = rule.get("then", {}).get("propertyNames", {}).get("enum", [])
+        if len(required) != 1 or required[0] not in kinds:
+            continue
+        own = set(allowed) - {required[0], "if"}
+        score = len(own & set(instance))
+        if score > best_score:
+            best, best_score = required[0], score
+    return best
+
+
+def _type_fits(alternative: dict, instance: Any) -> bool:
+    schema = alternative
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = _definition(name)
+    types = schema.get("type")
+    if types is None:
+        if "enum" in schema:
+            return instance in schema["enum"]
+        if "anyOf" in schema:
+            return any(_type_fits(option, instance) for option in schema["anyOf"])
+        return True
+    types = types if isinstance(types, list) else [types]
+    checker = Draft7Validator.TYPE_CHECKER
+    return any(checker.is_type(instance, t) for t in types)
+
+
+def _definition(name: str) -> dict:
+    for schema_name in SCHEMA_NAMES:
+        definitions = load_schema(schema_name).get("definitions", {})
+        if name in definitions:
+            return definitions[name]
+    return {}
+
+
+def _tidy(found: list[Explained]) -> list[Problem]:
+    """Drop problems another one explains better; keep the rest in file order."""
+    unknown = {(key[1], key[2]) for key, _ in found if key[0] == "unknown"}
+    suggested = {(key[1], key[3]) for key, _ in found if key[0] == "unknown" and key[3]}
+    unknown_parents = {key[1] for key, _ in found if key[0] in ("unknown", "not-here")}
+    too_many = {key[1] for key, _ in found if key[0] == "one-of-many"}
+    kept: list[Problem] = []
+    seen: set[Problem] = set()
+    for key, problem in found:
+        if key[0] == "not-here" and (key[1], key[2]) in unknown:
+            continue  # "unknown key" already says it
+        if key[0] == "not-here" and key[1] in too_many:
+            continue  # "takes exactly one of" already says it
+        if key[0] == "one-of-none" and key[1] in unknown_parents:
+            continue  # the misspelt key is why no alternative matched
+        if key[0] == "required" and (key[1], key[2]) in suggested:
+            continue  # "unknown key `subjct`; did you mean `subject`?" already says it
+        if problem not in seen:
+            seen.add(problem)
+            kept.append(problem)
+    return sorted(kept, key=lambda p: (p.line, p.col, p.code))

@@ -1,0 +1,226 @@
+"""Static checks of Jinja templates: syntax, and variables nobody provides.
+
+Templates render with ``StrictUndefined`` (runner.delivery.render), so a misspelt
+variable fails at send time. Here we catch that before deploying: every name
+a template reads must be in the render context, and ``contact.<attr>`` must
+be declared in the project's tracking plan. Nothing is rendered; templates
+are only parsed (in Jinja's sandboxed environment).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from runner.core.problems import ERROR, WARNING, Problem
+from runner.language.schema import did_you_mean
+from runner.language.semantics import BUILTIN_ATTRIBUTES
+from runner.language.yamlsource import MAX_BYTES
+
+# What runner.delivery.render.render_context provides, and the keys of its small mappings.
+CONTEXT: dict[str, frozenset[str] | None] = {
+    "contact": None,  # attributes: checked against the tracking plan
+    "scores": None,  # score names: checked against the project's scores
+    "journey": frozenset({"id", "version", "name"}),
+    "step": frozenset({"id"}),
+    "project": frozenset({"name"}),
+    "unsubscribe_url": frozenset(),
+    "now": frozenset(),
+}
+_MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
+TEMPLATE_SUFFIXES = (".html", ".htm", ".txt")
+
+
+@cache
+def _environment() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment()
+
+
+@dataclass
+class TemplateContext:
+    """What templates may read beyond the fixed render context."""
+
+    attributes: dict[str, Any] | None = None  # tracking plan attributes; None = not declared
+    scores: set[str] | None = None  # project score names; None = unknown
+    templates_dir: Path | None = None  # for {% include %} checks
+    extra_names: set[str] = field(default_factory=set)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """What the analysis of a template depends on (the include folder aside)."""
+        return json.dumps([self.attributes, sorted(self.scores) if self.scores is not None else None,
+                           sorted(self.extra_names)], sort_keys=True, default=str)
+
+
+# (source, context fingerprint) -> (problems placed at line 1 / col 1, included names with lines).
+# Subjects and templates repeat across journeys and across loads in one process.
+_ANALYSED: dict[tuple[str, str], tuple[list[Problem], list[tuple[str, int]]]] = {}
+
+
+def check_source(source: str, file: str, context: TemplateContext, *, line: int = 1, col: int = 1) -> list[Problem]:
+    """Problems of one template text; ``line``/``col`` place it (a subject inside YAML)."""
+    key = (source, context.fingerprint)
+    if key not in _ANALYSED:
+        if len(_ANALYSED) > 10_000:
+            _ANALYSED.clear()
+        _ANALYSED[key] = _analyse(source, context)
+    found, includes = _ANALYSED[key]
+    problems = [
+        Problem(file, problem.line + line - 1, problem.col + col - 1, problem.code, problem.message,
+                problem.severity, problem.hint)
+        for problem in found
+    ]
+    if context.templates_dir is not None:
+        for name, lineno in includes:
+            if not _exists(context.templates_dir / name):
+                problems.append(Problem(file, line + lineno - 1, col, "template.missing",
+                                        f"included template `{name}` not found in {context.templates_dir.name}/"))
+    return problems
+
+
+def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list[tuple[str, int]]]:
+    env = _environment()
+    file, line, col = "", 1, 1
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError as error:
+        return [Problem(file, line + (error.lineno or 1) - 1, col, "template.syntax",
+                        f"template syntax error: {error.message}")], []
+    except Exception as error:  # noqa: BLE001 - the lexer can fail in odd ways on hostile input
+        return [Problem(file, line, col, "template.syntax", f"template syntax error: {error}")], []
+    problems: list[Problem] = []
+
+    def at(node: nodes.Node) -> tuple[int, int]:
+        return line + (getattr(node, "lineno", 1) or 1) - 1, col
+
+    undeclared = meta.find_undeclared_variables(tree) - set(CONTEXT) - set(env.globals) - context.extra_names
+    for name_node in tree.find_all(nodes.Name):
+        if name_node.ctx == "load" and name_node.name in undeclared:
+            undeclared.discard(name_node.name)  # report each name once, at its first use
+            suggestion = did_you_mean(name_node.name, CONTEXT)
+            extra = f"; did you mean `{suggestion}`?" if suggestion else ""
+            problems.append(Problem(file, *at(name_node), "template.variable",
+                                    f"`{name_node.name}` is not available in templates{extra}",
+                                    hint="templates see: " + ", ".join(CONTEXT)))
+    for node, chain in _chains(tree):
+        problems.extend(_check_chain(chain, file, at(node), context))
+    includes = [
+        (node.template.value, node.lineno)
+        for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))
+        if isinstance(node.template, nodes.Const) and isinstance(node.template.value, str)
+    ]
+    return problems, includes
+
+
+def _chains(tree: nodes.Node) -> Iterator[tuple[nodes.Node, list[str]]]:
+    """Every ``root.a.b`` / ``root["a"]`` read, as (node, ["root", "a", "b"]), longest only."""
+    inner: set[int] = set()
+    found: list[tuple[nodes.Node, list[str]]] = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        chain: list[str] = []
+        current: Any = node
+        while isinstance(current, (nodes.Getattr, nodes.Getitem)):
+            if isinstance(current, nodes.Getattr):
+                chain.append(current.attr)
+            elif isinstance(current.arg, nodes.Const) and isinstance(current.arg.value, str):
+                chain.append(current.arg.value)
+            else:
+                chain = []  # dynamic key: cannot check statically
+                break
+            inner.add(id(current.node))
+            current = current.node
+        if chain and isinstance(current, nodes.Name) and current.ctx == "load":
+            found.append((node, [current.name] + chain[::-1]))
+    for node, chain in found:
+        if id(node) not in inner:
+            yield node, chain
+
+
+def _check_chain(chain: list[str], file: str, where: tuple[int, int], context: TemplateContext) -> list[Problem]:
+    root, first = chain[0], chain[1]
+    if root not in CONTEXT:
+        return []
+    allowed = CONTEXT[root]
+    if allowed is not None:
+        if first in allowed or (root == "now"):
+            return []
+        if not allowed:  # unsubscribe_url is a plain string: methods/filters only
+            return []
+        suggestion = did_you_mean(first, allowed)
+        extra = f"; did you mean `{suggestion}`?" if suggestion else ""
+        return [Problem(file, *where, "template.variable", f"`{root}.{first}` does not exist{extra}",
+                        hint=f"`{root}` has: " + ", ".join(sorted(allowed)))]
+    if root == "scores":
+        if context.scores is None or first in context.scores or first in _MAPPING_METHODS:
+            return []
+        suggestion = did_you_mean(first, sorted(context.scores))
+        extra = f"; did you mean `{suggestion}`?" if suggestion else ""
+        return [Problem(file, *where, "template.score", f"there is no score `{first}`{extra}", WARNING,
+                        "define it under `scores:` in project.yaml")]
+    return _check_contact(chain[1:], file, where, context)
+
+
+def _check_contact(parts: list[str], file: str, where: tuple[int, int], context: TemplateContext) -> list[Problem]:
+    if context.attributes is None or parts[0] in BUILTIN_ATTRIBUTES or parts[0] in _MAPPING_METHODS:
+        return []
+    declarations: Any = context.attributes
+    for depth, part in enumerate(parts):
+        if not isinstance(declarations, dict):
+            return []
+        if part not in declarations:
+            if depth > 0 and part in _MAPPING_METHODS:
+                return []
+            suggestion = did_you_mean(part, [str(k) for k in declarations])
+            shown = ".".join(["contact"] + parts[: depth + 1])
+            extra = f"; did you mean `{'.'.join(['contact'] + parts[:depth] + [suggestion])}`?" if suggestion else ""
+            return [Problem(file, *where, "template.attribute",
+                            f"`{shown}` is not declared in the tracking plan{extra}", WARNING,
+                            "declare it under tracking_plan.attributes in project.yaml")]
+        declaration = declarations[part]
+        if not isinstance(declaration, dict) or declaration.get("type") != "object":
+            return []  # a scalar: what follows is a method or filter of the value
+        declarations = declaration.get("properties")
+    return []
+
+
+def check_file(path: Path, file: str, context: TemplateContext) -> list[Problem]:
+    """Problems of one template file (read safely: size, binary, encoding)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        return [Problem(file, 1, 1, "file.unreadable", f"cannot read the template: {error.strerror or error}")]
+    if len(raw) > MAX_BYTES:
+        return [Problem(file, 1, 1, "file.too-large", f"the template is {len(raw):,} bytes; the limit is {MAX_BYTES:,}")]
+    if b"\x00" in raw[:8192]:
+        return [Problem(file, 1, 1, "file.binary", "this is a binary file, not a template")]
+    try:
+        source = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        before = raw[: error.start]
+        return [Problem(file, before.count(b"\n") + 1, len(before) - (before.rfind(b"\n") + 1) + 1,
+                        "file.encoding", "the template is not UTF-8", ERROR, "save it as UTF-8")]
+    return check_source(source, file, context)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def template_files(folder: Path) -> list[Path]:
+    """Every template file under ``folder``, sorted."""
+    try:
+        if not folder.is_dir():
+            return []
+    except (OSError, ValueError):  # a folder name nobody could create
+        return []
+    return sorted(p for p in folder.rglob("*") if p.suffix in TEMPLATE_SUFFIXES and p.is_file())

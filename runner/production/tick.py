@@ -1,0 +1,643 @@
+"""One production tick: the same engine as ``simulate``, driven by the store's due index.
+
+A tick takes the ``tick`` lease, asks the store for the contacts due at
+``now`` (an index range scan: cost grows with what is due, not with what is
+enrolled), and for each one loads its state, ``engine.advance(state, now)``,
+delivers its sends through the ledger and saves the state with the engine's
+next wake-up.
+
+Nothing lost, nothing sent twice:
+
+- every send is **claimed** in the ledger (committed) before the transport
+  is called and **confirmed** after; a claim that already exists is never
+  sent again. A crash between the two leaves at most that one send
+  ``in_doubt`` for ``journey resolve``. Two transports batch this
+  (``Tick._contacts_batched``): the outbox, which is idempotent, claims a
+  whole batch in one commit and re-sends what a crash interrupted; a pool of
+  N SMTP connections claims waves of N and sends each wave in parallel (at
+  most N in doubt).
+- a contact's state is saved only after all its sends are claimed, so a crash
+  re-runs the contact from its previous state: the engine re-decides the same
+  sends with the same keys, and the ledger turns them into no-ops.
+- confirmations and state saves are queued and committed together with the
+  next claim (or at the end of a batch): one transaction per send, not three.
+
+Catch-up: a send whose decision instant is older than ``catch_up.max_lateness``
+is skipped (ledger state ``skipped``, reason ``late``) under ``policy: skip``
+and sent late under ``send_late``.
+
+Late events (stored after the contact was processed past their timestamp)
+are fed to the engine as happening just after the contact's clock, so they
+still trigger entries, ``wait_for`` answers and exits; their stored time is
+kept (conditions with ``within`` see the real time on later ticks).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from runner.core.engine import Decision, Engine
+from runner.core.model import Project
+from runner.core.problems import JourneyError
+from runner.core.state import ContactState, SendRecord
+from runner.delivery.dispatch import Delivery, step_detail
+from runner.delivery.render import RenderError
+from runner.delivery.transports import PermanentError, TransientError
+from runner.production.deploy import DeployedSet, deployed_set
+from runner.store.codec import from_db_time
+
+LEASE_NAME = "tick"
+LEASE_TTL = timedelta(minutes=2)
+RENEW_EVERY = 30.0  # seconds; well inside the TTL
+BATCH = 200  # contacts per due query; the lease is renewed and stop requests honoured between batches
+SEEN_EVENTS = "tick:seen_event_id"  # engine memory key: highest event row id this contact has been given
+
+
+class LeaseLost(JourneyError):
+    """Another run took the lease (ours expired): stop at once; the ledger keeps sends unique."""
+
+
+def holder_name() -> str:
+    """Who holds a lease: host, process id and a random part (two runs in one process differ)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------- runtime
+
+
+@dataclass
+class Runtime:
+    """What a tick needs besides the store; a worker keeps one across ticks."""
+
+    project: Project
+    deployed: DeployedSet
+    engine: Engine
+    delivery: Delivery | None  # None: decide only (no rendering)
+
+    def refresh(self, store: Any) -> None:
+        """Rebuild the engine when a deployment was recorded since."""
+        latest = deployed_set(store)
+        if latest.signature != self.deployed.signature:
+            self.deployed = latest
+            self.engine = Engine(self.project, latest.current, pinned=latest.pinned)
+
+
+def build_runtime(store: Any, project: Project, transport_url: str | None, *, dry_run: bool = False) -> Runtime:
+    """The engine from the DEPLOYED journey versions, and the delivery pipeline."""
+    deployed = deployed_set(store)
+    if not deployed.current:
+        raise JourneyError("nothing is deployed in this database: run `journey deploy` first")
+    engine = Engine(project, deployed.current, pinned=deployed.pinned)
+    delivery = None
+    if transport_url is not None:
+        delivery = Delivery(project, transport_url, connect=not dry_run)
+    return Runtime(project, deployed, engine, delivery)
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class TickReport:
+    """What one tick did; ``counts`` go into the runs table."""
+
+    now: datetime
+    run_id: str | None = None
+    ran: bool = True  # False: another run held the lease
+    holder: str | None = None
+    contacts: int = 0
+    counts: Counter = field(default_factory=Counter)
+    lines: list[str] = field(default_factory=list)  # dry run: what would happen
+    stopped: bool = False  # a stop request ended it between batches
+
+    def summary(self) -> str:
+        if not self.ran:
+            return f"another run holds the lease ({self.holder}); nothing done"
+        parts = [f"{self.contacts} contact(s)"]
+        for name in ("would_send", "sent", "webhooks", "retried", "failed", "retryable", "late",
+                     "already_claimed", "errors"):
+            if self.counts.get(name):
+                parts.append(f"{self.counts[name]} {name.replace('_', ' ')}")
+        decided = sum(v for k, v in self.counts.items() if k.startswith("decision:"))
+        parts.append(f"{decided} decision(s)")
+        return ", ".join(parts)
+
+
+# ---------------------------------------------------------------- writes
+
+
+class _Writes:
+    """Queued ledger/state writes, committed together with the next claim.
+
+    Order is preserved: a contact's save is queued after its confirmations,
+    and claims flush everything queued before them, so what is committed is
+    always a prefix of what happened.
+    """
+
+    def __init__(self, store: Any):
+        self.store = store
+        self.queue: list[Callable[[], Any]] = []
+
+    def later(self, write: Callable[[], Any]) -> None:
+        self.queue.append(write)
+
+    def now(self, write: Callable[[], Any] | None = None, *, durable: bool = False) -> Any:
+        """Commit the queue (and ``write``). ``durable``: fsync before returning (a claim
+        must survive a power loss before the transport is called); other commits
+        only need to survive a crashed process, which WAL gives without an fsync."""
+        queued, self.queue = self.queue, []
+        if not queued and write is None:
+            return None
+        with self.store.transaction(durable=durable):
+            for queued_write in queued:
+                queued_write()
+            return write() if write is not None else None
+
+
+# ---------------------------------------------------------------- the tick
+
+
+class Tick:
+    """One pass over the due contacts at ``now`` (see the module doc)."""
+
+    def __init__(self, store: Any, runtime: Runtime, now: datetime, *, limit: int | None = None,
+                 dry_run: bool = False, stop: Callable[[], bool] | None = None,
+                 emit: Callable[[str], None] | None = None, holder: str | None = None,
+                 lease_wait: float = 5.0, durable_claims: bool = False):
+        self.store = store
+        self.runtime = runtime
+        self.now = now
+        self.limit = limit
+        self.dry_run = dry_run
+        self.stop = stop or (lambda: False)
+        self.emit = emit
+        self.holder = holder or holder_name()
+        self.lease_wait = lease_wait
+        self.report = TickReport(now=now, holder=self.holder)
+        self.writes = _Writes(store)
+        self._renewed = time.monotonic()
+        self.durable_claims = durable_claims
+        # An idempotent transport (the outbox) rewrites the same file for the same key, so a
+        # whole batch can be claimed in one commit and a crash's unconfirmed claims re-sent;
+        # a pool of connections sends a wave of claims at once (see _contacts_batched).
+        transport = runtime.delivery.transport if runtime.delivery is not None else None
+        self.resendable = bool(getattr(transport, "idempotent", False))
+        self.wave = int(getattr(transport, "size", 1))  # a TransportPool sends this many at once
+        self.batched = not dry_run and (self.resendable or self.wave > 1)
+        if not dry_run:
+            # WAL + NORMAL: every commit survives a killed process; only an OS crash or power
+            # loss can undo the last commits. ``durable_claims`` fsyncs each claim (see _Writes.now).
+            store.set_commit_durability(power_safe=False)
+        project = runtime.project
+        self.max_lateness = project.catch_up_max_lateness.approx if project.catch_up_max_lateness else None
+        self.skip_late = project.catch_up_policy == "skip"
+
+    # ------------------------------------------------------------ driver
+
+    def run(self) -> TickReport:
+        if self.dry_run:
+            self._contacts(self.store.due_contacts(self.now, self.limit or 1_000_000_000))
+            return self.report
+        if not self._acquire():
+            self.report.ran = False
+            self.report.holder = self._lease_holder()
+            return self.report
+        status = "ok"
+        try:
+            self.report.run_id = self.store.start_run(self.holder, wall_clock())
+            self._close_dead_runs()
+            self.store.in_doubt_sends(wall_clock())  # claims of dead runs become in_doubt
+            self._retry_failed()
+            self._due_loop()
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            try:
+                self.writes.now()
+            finally:
+                if self.report.run_id is not None:
+                    counts = dict(self.report.counts)
+                    counts["contacts"] = self.report.contacts
+                    self.store.finish_run(self.report.run_id, counts,
+                                          "stopped" if self.report.stopped and status == "ok" else status,
+                                          wall_clock())
+                self.store.release_lease(LEASE_NAME, self.holder)
+        return self.report
+
+    def _due_loop(self) -> None:
+        seen: set[str] = set()
+        remaining = self.limit
+        while remaining is None or remaining > 0:
+            if self.stop():
+                self.report.stopped = True
+                return
+            size = BATCH if remaining is None else min(BATCH, remaining)
+            due = [c for c in self.store.due_contacts(self.now, size + len(seen)) if c not in seen][:size]
+            if not due:
+                return
+            seen.update(due)
+            self._contacts(due)
+            self.writes.now()
+            if remaining is not None:
+                remaining -= len(due)
+            self._renew(force=True)
+
+    def _renew(self, force: bool = False) -> None:
+        """Extend the lease after a batch, and within one when a batch is slow (slow SMTP)."""
+        if self.dry_run or (not force and time.monotonic() - self._renewed < RENEW_EVERY):
+            return
+        if not self.store.renew_lease(LEASE_NAME, self.holder, LEASE_TTL, wall_clock()):
+            raise LeaseLost("lost the tick lease to another run; stopping (nothing is sent twice)")
+        self._renewed = time.monotonic()
+
+    # ------------------------------------------------------------ lease
+
+    def _acquire(self) -> bool:
+        deadline = time.monotonic() + self.lease_wait
+        while True:
+            if self.store.acquire_lease(LEASE_NAME, self.holder, LEASE_TTL, wall_clock()):
+                self._renewed = time.monotonic()
+                return True
+            holder = self._lease_holder()
+            if holder and _dead_local_holder(holder):
+                self.store.release_lease(LEASE_NAME, holder)  # its process is gone: take over now
+                continue
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+    def _close_dead_runs(self) -> None:
+        """Runs left 'running' by a process that died: we hold the lease, so they are gone."""
+        for run in self.store.unfinished_runs():
+            if run["holder"] != self.holder:
+                self.store.finish_run(run["id"], {}, "died", wall_clock())
+
+    def _lease_holder(self) -> str | None:
+        return self.store.lease_holder(LEASE_NAME)
+
+    # ------------------------------------------------------------ contacts
+
+    def _contacts(self, contact_ids: list[str]) -> None:
+        loaded = self._load(contact_ids)
+        if self.batched:
+            self._contacts_batched(contact_ids, loaded)
+            return
+        for contact_id, state, outcome in self._advanced(contact_ids, loaded):
+            try:
+                for decision in outcome.decisions:
+                    if decision.action in ("send", "webhook"):
+                        self._deliver(decision)
+            except LeaseLost:
+                raise
+            except Exception as error:  # noqa: BLE001 - its committed sends stay committed; it stays due
+                self._contact_failed(contact_id, error)
+                continue
+            if not self.dry_run:
+                self.writes.later(lambda: self.store.save_contact_state(state, outcome.wake_at, outcome.decisions,
+                                                                        self.report.run_id))
+
+    def _load(self, contact_ids: list[str]) -> dict[str, ContactState]:
+        """The batch's states in one read per table. If that fails (one contact's bad
+        data), nothing is returned and each contact is loaded, and fails, on its own."""
+        try:
+            return self.store.load_contact_states(contact_ids)
+        except Exception:  # noqa: BLE001 - reported per contact by _advance
+            return {}
+
+    def _advanced(self, contact_ids: list[str], loaded: dict[str, ContactState]) -> Iterator[tuple[str, ContactState, Any]]:
+        """(contact id, state, engine outcome) for each contact that could be advanced."""
+        for contact_id in contact_ids:
+            self._renew()
+            advanced = self._advance(contact_id, loaded)
+            if advanced is not None:
+                yield contact_id, *advanced
+
+    def _advance(self, contact_id: str, loaded: dict[str, ContactState]) -> tuple[ContactState, Any] | None:
+        """Run the engine on the contact up to ``now``; None (reported) when its data is bad.
+
+        A contact that fails stays due (retried next tick); the tick goes on.
+        """
+        try:
+            state = loaded.get(contact_id) or self.store.load_contact_state(contact_id)
+            late_arrivals(self.store, state)
+            start = None
+            if state.clock is None:
+                start = self.store.wake_at(contact_id) or self.now
+                if state.events:
+                    start = min(start, state.events[0].at)
+            outcome = self.runtime.engine.advance(state, self.now, start=start)
+        except LeaseLost:
+            raise
+        except Exception as error:  # noqa: BLE001 - one contact's bad data must not stop the tick
+            self._contact_failed(contact_id, error)
+            return None
+        self.report.contacts += 1
+        for decision in outcome.decisions:
+            self.report.counts[f"decision:{decision.action}"] += 1
+        return state, outcome
+
+    def _contact_failed(self, contact_id: str, error: Exception) -> None:
+        self.report.counts["errors"] += 1
+        self._say(f"error: contact {contact_id}: {type(error).__name__}: {error}")
+
+    def _contacts_batched(self, contact_ids: list[str], loaded: dict[str, ContactState]) -> None:
+        """Decide the whole batch, then claim and deliver its sends in waves, then save.
+
+        An idempotent transport (the outbox) takes the batch as one wave: one claim
+        commit, one ``send_all`` (one file-system sync), and claims a crash leaves
+        are sent again. A pool of N SMTP connections takes waves of N: each wave's
+        claims in one (fsynced) commit, its messages sent in parallel, so a crash
+        leaves at most N sends in doubt, one per connection. Either way the order is
+        the per-send path's: nothing is delivered before its claim is committed, and
+        the states (with their decisions) are saved in the batch's closing commit,
+        after all their claims.
+        """
+        claims: list[tuple[SendRecord, Decision, Any]] = []
+        saves: list[tuple[ContactState, datetime | None]] = []
+        decisions: list[Decision] = []
+        for contact_id, state, outcome in self._advanced(contact_ids, loaded):
+            try:
+                prepared = [(decision, self._prepare(decision)) for decision in outcome.decisions
+                            if decision.action in ("send", "webhook")]
+            except Exception as error:  # noqa: BLE001 - as in the per-send path: it stays due
+                self._contact_failed(contact_id, error)
+                continue
+            claims += [(ready[0], decision, ready[1]) for decision, ready in prepared if ready is not None]
+            saves.append((state, outcome.wake_at))
+            decisions.extend(outcome.decisions)
+        size = len(claims) if self.resendable else self.wave
+        for start in range(0, len(claims), max(size, 1)):
+            self._renew()
+            self._claim_and_send(claims[start:start + size])
+        if saves:
+            self.writes.later(lambda: self.store.save_contact_states(saves, decisions, self.report.run_id))
+
+    def _claim_and_send(self, wave: list[tuple[SendRecord, Decision, Any]]) -> None:
+        won = self.writes.now(lambda: self.store.claim_sends([record for record, _, _ in wave], self.report.run_id,
+                                                              resendable=self.resendable),
+                              durable=self.durable_claims)
+        claimed = [(decision, journey) for (_, decision, journey), ok in zip(wave, won, strict=True) if ok]
+        if len(claimed) < len(wave):
+            self.report.counts["already_claimed"] += len(wave) - len(claimed)
+        self._send_all(claimed)
+
+    # ------------------------------------------------------------ sends
+
+    def _prepare(self, decision: Decision) -> tuple[SendRecord, Any] | None:
+        """The ledger record and journey of a send, or None when it is not to be sent
+        (too late under the catch-up policy: recorded as skipped; a dry run: reported)."""
+        kind = "webhook" if decision.action == "webhook" else "email"
+        record = SendRecord(decision.key, decision.contact, decision.journey, decision.version,
+                            decision.step, decision.at, kind)
+        late = self.max_lateness is not None and decision.at < self.now - self.max_lateness
+        if late and self.skip_late:
+            self.report.counts["late"] += 1
+            self._say(f"skip {decision.key}: late ({decision.at.isoformat()})")
+            if not self.dry_run:
+                self.writes.later(lambda: self.store.skip_send(record, "late", self.report.run_id))
+            return None
+        journey = _journey(self.runtime.engine, decision)
+        if self.dry_run:
+            self._dry(decision, journey)
+            return None
+        return record, journey
+
+    def _deliver(self, decision: Decision) -> None:
+        prepared = self._prepare(decision)
+        if prepared is None:
+            return
+        record, journey = prepared
+        if not self._claim(record):
+            self.report.counts["already_claimed"] += 1
+            return
+        self._send(decision, journey)
+
+    def _claim(self, record: SendRecord) -> bool:
+        """One claim, committed (with everything queued before it) before the transport is called."""
+        return self.writes.now(lambda: self.store.claim_sends([record], self.report.run_id, resendable=self.resendable),
+                               durable=self.durable_claims)[0]
+
+    def _send(self, decision: Decision, journey: Any) -> None:
+        outgoing = self._build(decision, journey)
+        if outgoing is None:
+            return
+        try:
+            result: str | Exception = self.runtime.delivery.deliver(outgoing)
+        except (TransientError, PermanentError) as error:
+            result = error
+        self._record(outgoing, result)
+
+    def _send_all(self, claimed: list[tuple[Decision, Any]]) -> None:
+        """Build every claimed message, then hand them to the transport together."""
+        built = [outgoing for decision, journey in claimed
+                 if (outgoing := self._build(decision, journey)) is not None]
+        delivered: list[tuple[str, str]] = []
+        for outgoing, result in zip(built, self.runtime.delivery.deliver_all(built), strict=True):
+            if isinstance(result, Exception):
+                self._record(outgoing, result)
+            else:
+                self._count_delivered(outgoing)
+                delivered.append((outgoing.key, result))
+        if delivered:
+            self.writes.later(lambda: self.store.confirm_sends(delivered))
+
+    def _build(self, decision: Decision, journey: Any) -> Any:
+        """The message or webhook body; None (the failure recorded) when it cannot be built."""
+        try:
+            return self.runtime.delivery.build(decision, journey)
+        except Exception as error:  # noqa: BLE001 - untrusted templates/data: nothing was sent, record why
+            message = str(error) if isinstance(error, (RenderError, JourneyError, PermanentError)) else (
+                f"{type(error).__name__}: {error}")
+            self.report.counts["failed"] += 1
+            self._say(f"failed {decision.key}: {message}")
+            self.writes.later(lambda: self.store.fail_send(decision.key, message, True))
+            return None
+
+    def _record(self, outgoing: Any, result: str | Exception) -> None:
+        """Queue the outcome of one delivery: confirmed, retryable or failed."""
+        key = outgoing.key
+        if isinstance(result, TransientError):
+            self.report.counts["retryable"] += 1
+            self._say(f"retry later {key}: {result}")
+            self.writes.later(lambda: self.store.fail_send(key, str(result), False))
+        elif isinstance(result, Exception):
+            self.report.counts["failed"] += 1
+            self._say(f"failed {key}: {result}")
+            self.writes.later(lambda: self.store.fail_send(key, str(result), True))
+        else:
+            self._count_delivered(outgoing)
+            self.writes.later(lambda: self.store.confirm_send(key, result))
+
+    def _count_delivered(self, outgoing: Any) -> None:
+        self.report.counts["webhooks" if outgoing.kind == "webhook" else "sent"] += 1
+
+    def _dry(self, decision: Decision, journey: Any) -> None:
+        self.report.counts["would_send"] += 1
+        if self.runtime.delivery is None:
+            self._say(f"would {decision.action} {decision.key} at {decision.at.isoformat()}")
+            return
+        try:
+            outgoing = self.runtime.delivery.build(decision, journey)
+        except Exception as error:  # noqa: BLE001 - reported as it would be recorded
+            self.report.counts["failed"] += 1
+            self._say(f"would fail {decision.key}: {error}")
+            return
+        if outgoing.kind == "email":
+            self._say(f"would send {decision.key} at {decision.at.isoformat()} to {outgoing.to}: {outgoing.subject}")
+        else:
+            self._say(f"would POST {decision.key} at {decision.at.isoformat()} to {outgoing.url}")
+
+    def _say(self, line: str) -> None:
+        self.report.lines.append(line)
+        if self.emit is not None:
+            self.emit(line)
+
+    # ------------------------------------------------------------ retries
+
+    def _retry_failed(self) -> None:
+        """Re-send failures marked retryable (transient errors, in-doubt resolved as not sent)."""
+        for row in self.store.retryable_sends():
+            if self.stop():
+                return
+            self._renew()
+            record = SendRecord(row["key"], row["contact_id"], row["journey_id"], row["version"],
+                                row["step_id"], from_db_time(row["scheduled_at"]), row["kind"])
+            late = self.max_lateness is not None and record.at < self.now - self.max_lateness
+            if late and self.skip_late:
+                self.writes.later(lambda key=record.key: self.store.fail_send(key, "late (catch-up policy skip)", True))
+                self.report.counts["late"] += 1
+                continue
+            journey = self.runtime.engine.versions.get((record.journey_id, record.version))
+            if journey is None or record.step_id not in journey.steps:
+                continue
+            if self.store.is_suppressed(record.contact_id):
+                self.writes.later(lambda key=record.key: self.store.fail_send(key, "suppressed", True))
+                continue
+            state = self.store.load_contact_state(record.contact_id)
+            decision = Decision(
+                at=record.at, contact=record.contact_id, journey=record.journey_id, version=record.version,
+                stage=None, step=record.step_id, action="webhook" if record.kind == "webhook" else "send",
+                reason="retry", key=record.key,
+                detail=step_detail(journey, record.step_id, state.contact, current_scores(self.runtime.engine, state),
+                                   self.runtime.project),
+            )
+            if not self._claim(record):
+                continue
+            self.report.counts["retried"] += 1
+            self._send(decision, journey)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def run_tick(store: Any, runtime: Runtime, now: datetime, **options: Any) -> TickReport:
+    """One tick (see ``Tick``); ``options``: limit, dry_run, stop, emit, holder, lease_wait."""
+    return Tick(store, runtime, now, **options).run()
+
+
+def late_arrivals(store: Any, state: ContactState) -> None:
+    """Make a loaded state what the engine must see: late arrivals moved to just
+    after the contact's clock, and sends past the clock dropped.
+
+    An event stored since the contact was last processed, with a timestamp at
+    or before the instant it had been processed to, would otherwise count only
+    as history (no entry, no ``wait_for`` answer). Its stored time is kept.
+    """
+    seen = int(state.memory.get(SEEN_EVENTS, 0))
+    new_events = store.events_after(state.contact.id, state.contact.anonymous_ids, seen)
+    if new_events:
+        state.memory[SEEN_EVENTS] = max(row_id for row_id, _, _ in new_events)
+    if new_events and state.clock is not None:
+        late = {message_id for _, message_id, at in new_events if at <= state.clock}
+        if late:
+            after_clock = state.clock + timedelta(microseconds=1)
+            state.events = sorted(
+                (replace(e, at=after_clock) if e.message_id in late else e for e in state.events),
+                key=lambda e: e.at,
+            )
+    # sends decided after the clock are being re-decided (a crash before the save):
+    # drop them so caps see exactly what they saw the first time
+    state.sends = [s for s in state.sends if state.clock is not None and s.at <= state.clock]
+
+
+def current_scores(engine: Engine, state: ContactState) -> dict:
+    """Scores at the contact's clock (for re-rendering a retried send)."""
+    view = engine.view(state, state.clock or wall_clock())
+    return {name: view.score(name) for name in engine.project.scores}
+
+
+def _journey(engine: Engine, decision: Decision):
+    return engine.versions.get((decision.journey, decision.version)) or engine.current[decision.journey]
+
+
+def _dead_local_holder(holder: str) -> bool:
+    """True when the lease holder is a process on this host that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+# ---------------------------------------------------------------- status and resolve
+
+
+def status_report(store: Any, now: datetime) -> dict:
+    """Everything ``journey status`` shows: the store's summary plus the deployments.
+
+    Claimed sends of runs that are gone are marked ``in_doubt`` first, so a
+    crash shows up here even before the next tick.
+    """
+    store.in_doubt_sends(now)
+    summary = store.status_summary(now)
+    summary["deployments"] = [
+        {k: row[k] for k in ("journey_id", "version", "content_hash", "deployed_at")}
+        for row in store.deployments()
+    ]
+    summary["now"] = now.isoformat()
+    return summary
+
+
+def resolve_sends(store: Any, keys: list[str], outcome: str, *, every: bool = False,
+                  now: datetime | None = None) -> list[str]:
+    """Settle in-doubt sends: ``sent`` (delivered: never send again) or ``failed``
+    (not delivered: the next tick sends it again). ``every``: all in-doubt sends."""
+    in_doubt = {row["key"] for row in store.in_doubt_sends(now or wall_clock())}
+    targets = sorted(in_doubt) if every else list(keys)
+    unknown = [key for key in targets if key not in in_doubt]
+    if unknown:
+        raise JourneyError(f"not in doubt: {', '.join(unknown)} (see `journey status`)")
+    with store.transaction():
+        for key in targets:
+            store.resolve_in_doubt(key, outcome)
+    return targets

@@ -1,0 +1,447 @@
+"""Scenarios: a simulation with expectations, checked like a unit test.
+
+A scenario (``*.scenario.yaml``, format in docs/language.md and
+docs/testing.md) names contacts, a start, a duration, the journeys to run and
+what must happen. ``run_scenario`` simulates it with the same engine
+production runs and checks each expectation against the decisions; a failure
+says what was expected, what happened instead, and shows the contact's
+timeline around it. ``write_junit`` records the results for CI.
+
+Expectation times are local to the contact (``+2d 10:00``): resolved with the
+same rules as test-contact event times.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from runner.core.durations import parse_duration
+from runner.core.engine import Decision, Engine
+from runner.core.localtime import zone
+from runner.core.model import Journey, Project
+from runner.core.problems import ERROR, JourneyError
+from runner.language.loader import LoadedProject, load_project
+from runner.simulation.simulate import Simulation, simulate
+from runner.simulation.testcontacts import TestContact, contacts_by_id, load_test_contacts, resolve_time
+
+UTC = UTC
+DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday; never the wall clock
+DEFAULT_DURATION = "14d"
+EXPECTATION_KINDS = ("receives", "never_receives", "in_stage", "reaches_goal", "exits", "emails")
+SCENARIO_SUFFIXES = (".scenario.yaml", ".scenario.yml")
+
+
+# ---------------------------------------------------------------- project
+
+
+def load_checked_project(paths: Sequence[Path] = (), root: Path | None = None) -> LoadedProject:
+    """The project and its journeys; JourneyError listing the problems when any is an error."""
+    loaded = load_project(root=root, paths=list(paths))
+    if not loaded.ok:
+        raise JourneyError(
+            f"the project has {len(loaded.errors)} error(s); fix them first (journey validate shows them)",
+            loaded.errors,
+        )
+    return loaded
+
+
+def select_journeys(journeys: Sequence[Journey], ids: Sequence[str] | None, where: str = "") -> list[Journey]:
+    """The journeys named by ``ids`` (all when None), in the order given; unknown ids are errors."""
+    if not ids:
+        return list(journeys)
+    by_id = {j.id: j for j in journeys}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise JourneyError(f"{where}unknown journey(s): {', '.join(missing)} (known: {', '.join(sorted(by_id))})")
+    return [by_id[i] for i in ids]
+
+
+def check_contacts(contacts: Sequence[TestContact]) -> dict[str, TestContact]:
+    """Contacts by id; JourneyError for duplicate ids or a time zone that does not exist."""
+    from runner.core.localtime import is_zone
+
+    for contact in contacts:
+        if contact.timezone is not None and not is_zone(contact.timezone):
+            raise JourneyError(f"{contact.source}: contact '{contact.id}': unknown time zone '{contact.timezone}' "
+                               "(use an IANA name like Europe/Istanbul)")
+    return contacts_by_id(contacts)
+
+
+# ---------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One ``expect:`` item: a kind, its target and optional time constraints."""
+
+    index: int
+    contact: str
+    kind: str  # one of EXPECTATION_KINDS
+    target: Any  # step, stage, journey id, or the email count
+    at: str | None = None
+    within: tuple[str, str] | None = None
+    reason: str | None = None
+    line: int = 0
+
+    def describe(self) -> str:
+        text = f"{self.contact} {self.kind.replace('_', ' ')} {self.target}"
+        if self.kind == "emails":
+            text = f"{self.contact} receives {self.target} email(s) in total"
+        if self.reason:
+            text += f" with reason {self.reason}"
+        if self.at:
+            text += f" at {self.at} local"
+        if self.within:
+            text += f" within [{self.within[0]}, {self.within[1]}] local"
+        return text
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: Path
+    contacts: list[TestContact]
+    start: datetime
+    duration: str
+    journey_ids: list[str] | None
+    expectations: list[Expectation]
+    description: str = ""
+
+    @property
+    def end(self) -> datetime:
+        return self.start + parse_duration(self.duration).approx
+
+
+@dataclass
+class Check:
+    expectation: Expectation
+    passed: bool
+    message: str = ""  # what happened (instead)
+    context: list[str] = field(default_factory=list)  # the contact's timeline around it
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario | None
+    path: Path
+    checks: list[Check] = field(default_factory=list)
+    error: str | None = None  # the scenario could not run (bad file, unknown contact, ...)
+    seconds: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name if self.scenario else self.path.name
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(check.passed for check in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [check for check in self.checks if not check.passed]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def find_scenarios(paths: Iterable[Path]) -> list[Path]:
+    """Scenario files given, or found under folders given (sorted)."""
+    found: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.name.endswith(SCENARIO_SUFFIXES) and p.is_file()))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise JourneyError(f"{path}: no such file or folder")
+    return found
+
+
+def load_scenario(path: Path, journey_ids: set[str] | None = None) -> Scenario:
+    """Read and check a scenario file; JourneyError with problems when it is not valid."""
+    from runner.language import schema, semantics
+    from runner.language.loader import display_name
+    from runner.language.yamlsource import load_file
+
+    name = display_name(path)
+    doc, problems = load_file(path, name)
+    if doc is not None:
+        problems += schema.check(doc, "scenario")
+        problems += semantics.check_scenario(doc, journey_ids, path.parent)
+    errors = [p for p in problems if p.severity == ERROR]
+    if doc is None or errors:
+        raise JourneyError(f"{name}: the scenario is not valid", errors)
+    data = doc.data
+    try:
+        start = resolve_time(data["start"], DEFAULT_START, "UTC", name) if data.get("start") else DEFAULT_START
+    except JourneyError:
+        raise
+    contacts = _scenario_contacts(data.get("contacts"), path, name)
+    expectations = []
+    for index, spec in enumerate(data.get("expect") or []):
+        kind = next(k for k in EXPECTATION_KINDS if k in spec)
+        within = spec.get("within")
+        expectations.append(Expectation(
+            index=index, contact=str(spec["contact"]), kind=kind, target=spec[kind], at=spec.get("at"),
+            within=(within[0], within[1]) if within else None, reason=spec.get("reason"),
+            line=doc.position(["expect", index])[0],
+        ))
+    return Scenario(
+        name=str(data["name"]), path=path, contacts=contacts, start=start,
+        duration=str(data.get("duration") or DEFAULT_DURATION), journey_ids=data.get("journeys"),
+        expectations=expectations, description=str(data.get("description") or ""),
+    )
+
+
+def _scenario_contacts(spec: Any, path: Path, name: str) -> list[TestContact]:
+    if spec is None:
+        raise JourneyError(f"{name}: the scenario has no contacts (a file name or an inline list)")
+    if isinstance(spec, str):
+        return load_test_contacts(path.parent / spec)
+    return [
+        TestContact(
+            id=str(item["id"]), timezone=item.get("timezone"), attributes=dict(item.get("attributes") or {}),
+            anonymous_ids=[str(a) for a in item.get("anonymous_ids") or []],
+            events=list(item.get("events") or []), source=name,
+        )
+        for item in spec
+    ]
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_scenario(path: Path, loaded: LoadedProject) -> ScenarioResult:
+    """Load, simulate and check one scenario; never raises for bad input."""
+    began = time.perf_counter()
+    result = ScenarioResult(None, path)
+    try:
+        scenario = load_scenario(path, {j.id for j in loaded.journeys})
+        result.scenario = scenario
+        journeys = select_journeys(loaded.journeys, scenario.journey_ids, f"{path}: ")
+        contacts = check_contacts(scenario.contacts)
+        for expectation in scenario.expectations:
+            if expectation.contact not in contacts:
+                raise JourneyError(f"{path}:{expectation.line}: no contact '{expectation.contact}' in the scenario")
+        simulation = simulate(loaded.project, journeys, scenario.contacts, scenario.start, scenario.end)
+        checker = ExpectationChecker(scenario, loaded.project, journeys, simulation)
+        result.checks = [checker.check(e) for e in scenario.expectations]
+    except JourneyError as error:
+        details = "".join(f"\n  {problem}" for problem in error.problems)
+        result.error = f"{error}{details}"
+    except ValueError as error:  # a condition or time the checks let through: report it, never crash
+        result.error = f"{path}: {error}"
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+class ExpectationChecker:
+    """Checks expectations against one simulation's decisions."""
+
+    def __init__(self, scenario: Scenario, project: Project, journeys: Sequence[Journey], simulation: Simulation):
+        self.scenario = scenario
+        self.project = project
+        self.journeys = list(journeys)
+        self.simulation = simulation
+        self.contacts = contacts_by_id(scenario.contacts)
+
+    # -- helpers
+
+    def zone_name(self, contact_id: str) -> str:
+        name = self.contacts[contact_id].timezone or self.project.default_timezone or "UTC"
+        try:
+            zone(name)
+        except ValueError:
+            return self.project.default_timezone or "UTC"
+        return name
+
+    def when(self, contact_id: str, text: str) -> datetime:
+        return resolve_time(text, self.scenario.start, self.zone_name(contact_id), str(self.scenario.path))
+
+    def local(self, contact_id: str, instant: datetime) -> str:
+        return instant.astimezone(zone(self.zone_name(contact_id))).strftime("%a %Y-%m-%d %H:%M %Z")
+
+    def decisions(self, contact_id: str) -> list[Decision]:
+        return self.simulation.for_contact(contact_id)
+
+    def window(self, e: Expectation) -> tuple[datetime, datetime] | None:
+        """The instants an ``at`` (that minute) or ``within`` (inclusive) expectation allows."""
+        if e.at:
+            moment = self.when(e.contact, e.at)
+            return moment, moment + timedelta(seconds=59)
+        if e.within:
+            return self.when(e.contact, e.within[0]), self.when(e.contact, e.within[1])
+        return None
+
+    def step_matches(self, decision: Decision, target: str) -> bool:
+        if "." in target and decision.step != target:
+            journey, _, step = target.partition(".")
+            return decision.journey == journey and decision.step == step
+        return decision.step == target
+
+    def timeline(self, contact_id: str, around: datetime | None = None, limit: int = 12) -> list[str]:
+        """The contact's decisions (around an instant when given), one readable line each."""
+        decisions = self.decisions(contact_id)
+        if around is not None and decisions:
+            nearest = min(range(len(decisions)), key=lambda i: abs((decisions[i].at - around).total_seconds()))
+            low = max(0, nearest - limit // 2)
+            decisions = decisions[low: low + limit]
+        elif len(decisions) > limit:
+            decisions = decisions[:limit]
+        return [
+            f"{self.local(contact_id, d.at)}  {d.journey}/{d.stage or '-'}/{d.step or '-'}  {d.action}: {d.reason}"
+            for d in decisions
+        ]
+
+    # -- checks
+
+    def check(self, e: Expectation) -> Check:
+        return getattr(self, f"_check_{e.kind}")(e)
+
+    def _failed(self, e: Expectation, message: str, around: datetime | None = None) -> Check:
+        return Check(e, False, message, self.timeline(e.contact, around))
+
+    def _in_window(self, e: Expectation, decisions: list[Decision]) -> tuple[list[Decision], tuple | None]:
+        window = self.window(e)
+        if window is None:
+            return decisions, None
+        return [d for d in decisions if window[0] <= d.at <= window[1]], window
+
+    def _check_receives(self, e: Expectation) -> Check:
+        sends = [d for d in self.decisions(e.contact) if d.action in ("send", "webhook") and self.step_matches(d, e.target)]
+        matching, window = self._in_window(e, sends)
+        if matching:
+            return Check(e, True, f"sent at {self.local(e.contact, matching[0].at)}")
+        if sends:
+            times = ", ".join(self.local(e.contact, d.at) for d in sends)
+            return self._failed(e, f"sent at {times}, outside the expected time", window[0] if window else None)
+        others = [d for d in self.decisions(e.contact) if d.step == e.target or self.step_matches(d, e.target)]
+        if others:
+            last = others[-1]
+            return self._failed(e, f"never sent; last decision on {e.target}: {last.action}: {last.reason}", last.at)
+        return self._failed(e, f"never sent; step {e.target} was not reached",
+                            window[0] if window else None)
+
+    def _check_never_receives(self, e: Expectation) -> Check:
+        sends = [d for d in self.decisions(e.contact) if d.action in ("send", "webhook") and self.step_matches(d, e.target)]
+        if not sends:
+            return Check(e, True, "not sent")
+        return self._failed(e, f"sent at {self.local(e.contact, sends[0].at)} ({sends[0].key})", sends[0].at)
+
+    def _check_in_stage(self, e: Expectation) -> Check:
+        moment = self.when(e.contact, e.at) if e.at else self.scenario.end
+        journey_id, _, stage = str(e.target).rpartition(".")
+        stages = self.stages_at(e.contact, moment)
+        hits = [j for j, s in stages.items() if s == stage and (not journey_id or j == journey_id)]
+        if hits:
+            return Check(e, True, f"in {hits[0]}.{stage} at {self.local(e.contact, moment)}")
+        where = ", ".join(f"{j}.{s}" for j, s in sorted(stages.items())) or "no journey"
+        return self._failed(e, f"at {self.local(e.contact, moment)} the contact is in {where}", moment)
+
+    def stages_at(self, contact_id: str, moment: datetime) -> dict[str, str]:
+        """Journey id -> stage the contact is in at ``moment`` (replayed by the engine up to it)."""
+        engine = Engine(self.project, self.journeys)
+        state = self.contacts[contact_id].state(self.scenario.start, self.project.default_timezone)
+        engine.advance(state, max(moment, self.scenario.start), start=self.scenario.start)
+        return {journey_id: e.stage for journey_id, e in state.enrollments.items()}
+
+    def _check_reaches_goal(self, e: Expectation) -> Check:
+        goals = [d for d in self.decisions(e.contact) if d.action == "goal" and d.journey == e.target]
+        matching, window = self._in_window(e, goals)
+        if matching:
+            return Check(e, True, f"goal at {self.local(e.contact, matching[0].at)}")
+        if goals:
+            return self._failed(e, f"goal at {self.local(e.contact, goals[0].at)}, outside the expected time", goals[0].at)
+        exits = [d for d in self.decisions(e.contact) if d.action == "exit" and d.journey == e.target]
+        if exits:
+            return self._failed(e, f"no goal; exited at {self.local(e.contact, exits[0].at)}: {exits[0].reason}", exits[0].at)
+        entered = any(d.action == "enter" and d.journey == e.target for d in self.decisions(e.contact))
+        return self._failed(e, "no goal" + ("" if entered else f"; never entered {e.target}"))
+
+    def _check_exits(self, e: Expectation) -> Check:
+        exits = [d for d in self.decisions(e.contact) if d.action == "exit" and d.journey == e.target]
+        if e.reason:
+            wanted = [d for d in exits if exit_reason_matches(d.reason, e.reason)]
+        else:
+            wanted = exits
+        matching, window = self._in_window(e, wanted)
+        if matching:
+            return Check(e, True, f"exited at {self.local(e.contact, matching[0].at)}: {matching[0].reason}")
+        if exits:
+            text = "; ".join(f"{self.local(e.contact, d.at)}: {d.reason}" for d in exits)
+            return self._failed(e, f"exited {text}", exits[0].at)
+        entered = any(d.action == "enter" and d.journey == e.target for d in self.decisions(e.contact))
+        return self._failed(e, "did not exit" if entered else f"never entered {e.target}")
+
+    def _check_emails(self, e: Expectation) -> Check:
+        sends = [d for d in self.decisions(e.contact) if d.action == "send"]
+        if len(sends) == int(e.target):
+            return Check(e, True, f"{len(sends)} email(s)")
+        steps = ", ".join(f"{d.journey}.{d.step}" for d in sends) or "none"
+        return self._failed(e, f"{len(sends)} email(s): {steps}")
+
+
+def exit_reason_matches(actual: str, wanted: str) -> bool:
+    """``exit:0`` matches the engine's ``exit:0 <condition>``; other reasons match exactly."""
+    return actual == wanted or actual.split(" ", 1)[0] == wanted
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def failure_text(result: ScenarioResult) -> str:
+    """What a person reads when a scenario fails."""
+    lines = [f"FAIL {result.name} ({result.path})"]
+    if result.error:
+        lines.append(f"  cannot run: {result.error}")
+    for check in result.failures:
+        e = check.expectation
+        lines.append(f"  expected (line {e.line}): {e.describe()}")
+        lines.append(f"  instead: {check.message}")
+        if check.context:
+            lines.append(f"  timeline of {e.contact} (local time):")
+            lines.extend(f"    {line}" for line in check.context)
+    return "\n".join(lines)
+
+
+def write_junit(results: Sequence[ScenarioResult], path: Path) -> None:
+    """JUnit XML: one testsuite per scenario file, one testcase per scenario, expectations as assertions."""
+    root = ET.Element("testsuites", {
+        "name": "journey test", "tests": str(len(results)),
+        "failures": str(sum(1 for r in results if r.error is None and not r.passed)),
+        "errors": str(sum(1 for r in results if r.error is not None)),
+        "time": f"{sum(r.seconds for r in results):.3f}",
+    })
+    for result in results:
+        suite = ET.SubElement(root, "testsuite", {
+            "name": str(result.path), "tests": "1",
+            "failures": "1" if result.error is None and not result.passed else "0",
+            "errors": "1" if result.error is not None else "0", "time": f"{result.seconds:.3f}",
+        })
+        case = ET.SubElement(suite, "testcase", {
+            "name": result.name, "classname": result.path.stem.removesuffix(".scenario"),
+            "file": str(result.path), "assertions": str(len(result.checks)), "time": f"{result.seconds:.3f}",
+        })
+        if result.error is not None:
+            error = ET.SubElement(case, "error", {"message": result.error.splitlines()[0]})
+            error.text = result.error
+        elif result.failures:
+            failure = ET.SubElement(case, "failure", {
+                "message": f"{len(result.failures)} of {len(result.checks)} expectations failed",
+            })
+            failure.text = failure_text(result)
+        out = ET.SubElement(case, "system-out")
+        out.text = "\n".join(
+            f"{'ok  ' if c.passed else 'FAIL'} {c.expectation.describe()}: {c.message}" for c in result.checks
+        )
+    tree = ET.ElementTree(root)
+    ET.indent(tree)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tree.write(path, encoding="utf-8", xml_declaration=True)

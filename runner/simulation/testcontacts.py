@@ -1,0 +1,152 @@
+"""Test contacts for simulations: YAML, JSONL or CSV, with timed events.
+
+Event times are absolute (ISO 8601 with an offset) or relative to the
+simulation start: ``+3d`` (three local calendar days later), ``+2h30m``,
+``+3d 10:00`` (three local days later at 10:00 in the contact's zone). The
+same relative syntax is used by scenario expectations, so it lives here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runner.core.conditions import as_instant
+from runner.core.durations import parse_duration
+from runner.core.localtime import add_duration, localize, zone
+from runner.core.problems import JourneyError
+from runner.core.state import Contact, ContactState, Event
+
+RELATIVE_RE = re.compile(r"^\+\s*(?P<offset>[0-9wdhms]+)?\s*(?P<clock>\d{1,2}:\d{2})?$")
+
+
+@dataclass
+class TestContact:
+    """A contact as written in a test file; event times still unresolved."""
+
+    id: str
+    timezone: str | None
+    attributes: dict[str, Any]
+    anonymous_ids: list[str]
+    events: list[dict[str, Any]]
+    source: str = ""
+
+    def state(self, start: datetime, default_timezone: str) -> ContactState:
+        """A fresh engine state with every event time resolved against ``start``."""
+        tz_name = self.timezone or default_timezone
+        events = [
+            Event(
+                name=spec["event"],
+                at=resolve_time(spec["at"], start, tz_name, f"{self.source}: contact {self.id}"),
+                properties=dict(spec.get("properties") or {}),
+                message_id=spec.get("message_id"),
+                anonymous_id=spec.get("anonymous_id"),
+            )
+            for spec in self.events
+        ]
+        events.sort(key=lambda e: e.at)
+        contact = Contact(self.id, _deep_copy(self.attributes), self.timezone, list(self.anonymous_ids))
+        return ContactState(contact=contact, events=events)
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def resolve_time(text: Any, start: datetime, tz_name: str, where: str = "") -> datetime:
+    """An absolute or start-relative time as a UTC instant (see module doc)."""
+    if isinstance(text, datetime) or (isinstance(text, str) and not text.strip().startswith("+")):
+        instant = as_instant(text)
+        if instant is None:
+            raise JourneyError(f"{where}: '{text}' is not a time (use ISO 8601 like 2026-03-02T09:00:00Z, or +3d 10:00)")
+        return instant
+    match = RELATIVE_RE.match(str(text).strip())
+    if not match or not (match["offset"] or match["clock"]):
+        raise JourneyError(f"{where}: '{text}' is not a relative time (use +3d, +2h30m or +3d 10:00)")
+    tz = zone(tz_name)
+    instant = start
+    if match["offset"]:
+        try:
+            duration = parse_duration(match["offset"])
+        except ValueError as exc:
+            raise JourneyError(f"{where}: {exc}") from None
+        if match["clock"]:
+            local_day = start.astimezone(tz).date() + timedelta(days=duration.days)
+            hours, minutes = (int(x) for x in match["clock"].split(":"))
+            return localize(datetime.combine(local_day, time(hours, minutes)), tz) + timedelta(seconds=duration.seconds)
+        instant = add_duration(start, duration, tz)
+    elif match["clock"]:
+        hours, minutes = (int(x) for x in match["clock"].split(":"))
+        instant = localize(datetime.combine(start.astimezone(tz).date(), time(hours, minutes)), tz)
+    return instant
+
+
+def _from_mapping(spec: dict[str, Any], source: str) -> TestContact:
+    if not isinstance(spec, dict) or not spec.get("id"):
+        raise JourneyError(f"{source}: every contact needs an id")
+    return TestContact(
+        id=str(spec["id"]),
+        timezone=spec.get("timezone"),
+        attributes=dict(spec.get("attributes") or {}),
+        anonymous_ids=[str(a) for a in spec.get("anonymous_ids") or []],
+        events=list(spec.get("events") or []),
+        source=source,
+    )
+
+
+def _from_csv_row(row: dict[str, str], source: str) -> TestContact:
+    attributes: dict[str, Any] = {}
+    for column, value in row.items():
+        if column in ("id", "timezone") or value in (None, ""):
+            continue
+        target = attributes
+        *parents, leaf = column.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return TestContact(row["id"], row.get("timezone") or None, attributes, [], [], source)
+
+
+def load_test_contacts(path: Path) -> list[TestContact]:
+    """Read test contacts from YAML (``contacts:`` list), JSONL or CSV."""
+    try:
+        if path.suffix == ".jsonl":
+            contacts = []
+            with path.open(encoding="utf-8") as handle:
+                for number, line in enumerate(handle, 1):
+                    if line.strip():
+                        contacts.append(_from_mapping(json.loads(line), f"{path}:{number}"))
+            return contacts
+        if path.suffix == ".csv":
+            with path.open(encoding="utf-8", newline="") as handle:
+                return [_from_csv_row(row, f"{path}:{i}") for i, row in enumerate(csv.DictReader(handle), 2)]
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise JourneyError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise JourneyError(f"{path}: cannot read test contacts: {exc}") from None
+    items = data.get("contacts") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise JourneyError(f"{path}: expected a 'contacts:' list")
+    return [_from_mapping(item, str(path)) for item in items]
+
+
+def contacts_by_id(contacts: Iterable[TestContact]) -> dict[str, TestContact]:
+    found: dict[str, TestContact] = {}
+    for contact in contacts:
+        if contact.id in found:
+            raise JourneyError(f"{contact.source}: contact id '{contact.id}' appears twice")
+        found[contact.id] = contact
+    return found

@@ -1,0 +1,330 @@
+"""A simulation as something people read: records, a table, JSON, markdown.
+
+``timeline_records`` turns engine decisions into flat, stable records (one per
+decision) with the contact's local time and, for sends, the subject rendered
+exactly as production would render it (same sandboxed renderer, same
+context, the attribute snapshot taken at the decision). Formatting never
+reads the clock or the environment, so the same inputs always print the same
+bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from runner.core.engine import Decision
+from runner.core.localtime import zone
+from runner.core.model import Journey, Project
+from runner.core.state import Contact
+from runner.simulation.simulate import JourneySummary, Simulation, summarize
+
+UTC = UTC
+SIMULATED_UNSUBSCRIBE_TOKEN = "simulated"  # subjects never need a real signed token
+JSON_FORMAT_VERSION = 1
+
+
+def iso(instant: datetime | None) -> str | None:
+    """UTC instants as ``2026-03-02T09:00:00Z`` (stable, sortable)."""
+    if instant is None:
+        return None
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def local_iso(instant: datetime, tz_name: str) -> str:
+    """The instant in ``tz_name`` with its offset: ``2026-03-02T12:00:00+03:00``."""
+    return instant.astimezone(zone(tz_name)).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One line of the timeline (see docs/simulate.md for the JSON form)."""
+
+    at: datetime
+    local_time: str
+    timezone: str
+    contact: str
+    journey: str
+    version: int
+    stage: str | None
+    step: str | None
+    action: str  # the engine's action; a send whose subject cannot be rendered becomes send_failed
+    reason: str
+    key: str | None = None
+    subject: str | None = None
+    until: str | None = None  # waits and deferrals: when the contact is looked at again
+    variant: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "at": iso(self.at), "local_time": self.local_time, "timezone": self.timezone,
+            "contact": self.contact, "journey": self.journey, "version": self.version,
+            "stage": self.stage, "step": self.step, "action": self.action, "reason": self.reason,
+            "key": self.key,
+        }
+        if self.subject is not None:
+            data["subject"] = self.subject
+        if self.until is not None:
+            data["until"] = self.until
+        if self.variant is not None:
+            data["variant"] = self.variant
+        return data
+
+
+class SubjectRenderer:
+    """Renders send subjects like production does; a failure is a reason, not a crash."""
+
+    def __init__(self, project: Project, journeys: Iterable[Journey]):
+        from runner.delivery.render import Renderer
+
+        self.project = project
+        self.journeys = {(j.id, j.version): j for j in journeys}
+        self.renderer = Renderer(project.templates_path)
+
+    def subject(self, decision: Decision, timezone_name: str) -> tuple[str | None, str | None]:
+        """(rendered subject, None) or (None, why it failed)."""
+        from runner.delivery.render import render_context
+        from runner.delivery.unsubscribe import unsubscribe_url
+
+        detail = decision.detail
+        journey = self.journeys.get((decision.journey, decision.version))
+        journey_vars = journey or _JourneyStub(decision.journey, decision.version, decision.journey)
+        contact = Contact(decision.contact, dict(detail.get("attributes") or {}), timezone_name)
+        context = render_context(
+            contact, dict(detail.get("scores") or {}), journey_vars, decision.step or "", self.project,
+            unsubscribe_url(self.project.unsubscribe_url, SIMULATED_UNSUBSCRIBE_TOKEN), decision.at,
+        )
+        try:
+            text = self.renderer.render_string(str(detail.get("subject") or ""), context)
+        except Exception as error:  # noqa: BLE001 - untrusted template: every failure is reported
+            return None, f"subject cannot be rendered: {error}"
+        return " ".join(text.split()), None
+
+
+@dataclass(frozen=True)
+class _JourneyStub:
+    id: str
+    version: int
+    name: str
+
+
+def contact_zones(simulation: Simulation, project: Project) -> dict[str, str]:
+    """Each contact's display zone: its own, else the project's default."""
+    zones = {}
+    for contact_id, state in simulation.states.items():
+        name = state.contact.timezone or project.default_timezone or "UTC"
+        try:
+            zone(name)
+        except ValueError:
+            name = project.default_timezone or "UTC"
+        zones[contact_id] = name
+    return zones
+
+
+def timeline_records(
+    simulation: Simulation, project: Project, contact: str | None = None, render_subjects: bool = True,
+) -> list[Record]:
+    """One record per decision, time-ordered; subjects rendered for sends."""
+    zones = contact_zones(simulation, project)
+    renderer = SubjectRenderer(project, simulation.journeys) if render_subjects else None
+    records = []
+    for decision in simulation.decisions:
+        if contact is not None and decision.contact != contact:
+            continue
+        tz_name = zones.get(decision.contact) or project.default_timezone or "UTC"
+        action, reason, subject = decision.action, decision.reason, None
+        if action == "send":
+            tz_name = str(decision.detail.get("timezone") or tz_name)
+            if renderer is not None:
+                subject, failure = renderer.subject(decision, tz_name)
+                if failure is not None:
+                    action, reason = "send_failed", failure
+        records.append(Record(
+            at=decision.at, local_time=local_iso(decision.at, tz_name), timezone=tz_name,
+            contact=decision.contact, journey=decision.journey, version=decision.version,
+            stage=decision.stage, step=decision.step, action=action, reason=reason, key=decision.key,
+            subject=subject, until=_until(decision), variant=decision.detail.get("variant"),
+        ))
+    return records
+
+
+def _until(decision: Decision) -> str | None:
+    text = decision.detail.get("until") if decision.action in ("wait", "wait_for", "defer") else None
+    if not text:
+        return None
+    return iso(datetime.fromisoformat(text))
+
+
+# ---------------------------------------------------------------- summaries
+
+
+def summary_dict(summary: JourneySummary, failed: int = 0) -> dict[str, Any]:
+    """A JourneySummary as plain, key-sorted JSON data."""
+    return {
+        "journey": summary.journey,
+        "version": summary.version,
+        "entered": summary.entered,
+        "sent": dict(sorted(summary.sent.items())),
+        "sent_total": sum(summary.sent.values()),
+        "send_failed": failed,
+        "webhooks": dict(sorted(summary.webhooks.items())),
+        "variants": dict(sorted(summary.variants.items())),
+        "holdout": summary.holdout,
+        "goals": summary.goals,
+        "exits": dict(sorted(summary.exits.items())),
+        "skipped": dict(sorted(summary.skipped.items())),
+        "deferred": dict(sorted(summary.deferred.items())),
+    }
+
+
+def summaries_for(simulation: Simulation, records: Sequence[Record]) -> list[dict[str, Any]]:
+    failed: dict[str, int] = {}
+    for record in records:
+        if record.action == "send_failed":
+            failed[record.journey] = failed.get(record.journey, 0) + 1
+    return [summary_dict(s, failed.get(s.journey, 0)) for s in summarize(simulation)]
+
+
+# ---------------------------------------------------------------- formats
+
+
+def to_json(simulation: Simulation, records: Sequence[Record], summaries: list[dict[str, Any]]) -> str:
+    """The documented JSON form: {format, start, end, journeys, events, summary}."""
+    document = {
+        "format": JSON_FORMAT_VERSION,
+        "start": iso(simulation.start),
+        "end": iso(simulation.end),
+        "journeys": [{"id": j.id, "version": j.version} for j in sorted(simulation.journeys, key=lambda j: j.id)],
+        "contacts": sorted(simulation.states),
+        "events": [record.as_dict() for record in records],
+        "summary": summaries,
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def _detail(record: Record) -> str:
+    if record.subject is not None:
+        return f'"{record.subject}"'
+    text = record.reason
+    if record.until and record.action in ("wait", "defer", "wait_for"):
+        text = f"{text} (until {record.until})"
+    return text
+
+
+def to_table(
+    simulation: Simulation, records: Sequence[Record], summaries: list[dict[str, Any]], width: int = 200,
+) -> str:
+    """A rich table of the timeline plus one summary table; plain text, no colour codes."""
+    from rich import box
+    from rich.table import Table
+
+    summary_table = Table(title="Summary", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("journey", "entered", "sent (per step)", "goals", "exits", "skipped", "deferred"):
+        summary_table.add_column(name, overflow="fold")
+    for item in summaries:
+        summary_table.add_row(
+            f"{item['journey']} v{item['version']}", str(item["entered"]),
+            _counts({**item["sent"], **item["webhooks"]}) + (f" (failed {item['send_failed']})" if item["send_failed"] else ""),
+            str(item["goals"]), _counts(item["exits"]), _counts(item["skipped"]), _counts(item["deferred"]),
+        )
+    title = (f"Simulation {iso(simulation.start)} -> {iso(simulation.end)}: "
+             f"{len(simulation.states)} contacts, {len(simulation.journeys)} journeys, {len(records)} decisions")
+    return _plain_text([title, decisions_table(records), summary_table], width)
+
+
+def history_records(rows: Sequence[dict[str, Any]], timezone_name: str) -> list[Record]:
+    """Records from the production decision journal (``store.contact_history``), shown in the
+    contact's zone; the same fields as a simulation's, without rendered subjects."""
+    records = []
+    for row in rows:
+        at = row["at"]
+        detail = row.get("detail") or {}
+        until = detail.get("until")
+        records.append(Record(
+            at=at, local_time=local_iso(at, timezone_name), timezone=timezone_name, contact=row["contact_id"],
+            journey=row["journey_id"], version=row["version"], stage=row["stage"], step=row["step"],
+            action=row["action"], reason=row["reason"], key=row["key"],
+            until=iso(datetime.fromisoformat(until)) if until else None, variant=detail.get("variant"),
+        ))
+    return records
+
+
+def history_text(contact: str, timezone_name: str, records: Sequence[Record], width: int = 200) -> str:
+    """``journey history`` as a table: the contact's production decisions, oldest first."""
+    title = f"History of {contact} ({timezone_name}): {len(records)} decision(s) recorded by production ticks"
+    return _plain_text([title, decisions_table(records)], width)
+
+
+def decisions_table(records: Sequence[Record]) -> Any:
+    """One row per decision: when (UTC and local), who, where, what and why."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    for name in ("at (UTC)", "local", "contact", "journey", "stage", "step", "action"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("detail", overflow="fold", ratio=1)
+    for record in records:
+        table.add_row(
+            iso(record.at), record.local_time[:16].replace("T", " ") + " " + _short_zone(record),
+            record.contact, f"{record.journey} v{record.version}", record.stage or "", record.step or "",
+            record.action, _detail(record),
+        )
+    return table
+
+
+def _plain_text(renderables: Sequence[Any], width: int) -> str:
+    """Rich renderables as plain text without colour codes or trailing spaces."""
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False, legacy_windows=False)
+    for renderable in renderables:
+        console.print(renderable)
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+
+
+def _short_zone(record: Record) -> str:
+    return record.local_time[19:] or "+00:00"
+
+
+def _counts(counter: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counter.items()) or "-"
+
+
+def to_markdown(simulation: Simulation, project: Project, records: Sequence[Record]) -> str:
+    """The review engineer's report when installed (runner.review.markdown), else a plain fallback."""
+    summaries = summarize(simulation)
+    try:
+        from runner.review.markdown import simulation_markdown
+    except ImportError:
+        return fallback_markdown(simulation, records, summaries_for(simulation, records))
+    return simulation_markdown(simulation, summaries, simulation.journeys, project)
+
+
+def fallback_markdown(simulation: Simulation, records: Sequence[Record], summaries: list[dict[str, Any]]) -> str:
+    """A minimal markdown timeline: summary table, then one folded timeline per contact."""
+    lines = [f"## Simulation {iso(simulation.start)} → {iso(simulation.end)}", "",
+             "| journey | entered | sent | goals | exits |", "| --- | --- | --- | --- | --- |"]
+    for item in summaries:
+        lines.append(f"| {item['journey']} v{item['version']} | {item['entered']} | {item['sent_total']} "
+                     f"| {item['goals']} | {_md(_counts(item['exits']))} |")
+    by_contact: dict[str, list[Record]] = {}
+    for record in records:
+        by_contact.setdefault(record.contact, []).append(record)
+    for contact_id in sorted(by_contact):
+        lines += ["", f"<details><summary>{_md(contact_id)}</summary>", "",
+                  "| at (UTC) | local | journey | step | action | detail |", "| --- | --- | --- | --- | --- | --- |"]
+        for record in by_contact[contact_id]:
+            lines.append(f"| {iso(record.at)} | {record.local_time} | {record.journey} | {_md(record.step or '')} "
+                         f"| {record.action} | {_md(_detail(record))} |")
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
