@@ -125,6 +125,8 @@ class _CNodeLoader(CParser):
 
 
 _C_COMPOSE_BOUND = 2000  # far below the depth at which libyaml's recursion would crash
+# PyYAML 6.0.3+ ships a libyaml that stops flow nesting itself (at 1,000 levels) before our composer sees it.
+_LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
 
 
 def _compose(text: str) -> Node | None:
@@ -384,6 +386,8 @@ def parse_text(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]
     except RecursionError:
         return None, [Problem(file, 1, 1, "yaml.too-deep", f"nested more than {MAX_DEPTH} levels deep")]
     except yaml.MarkedYAMLError as error:
+        if error.problem == _LIBYAML_TOO_DEEP:
+            return None, [_at(file, error.problem_mark, "yaml.too-deep", f"nested more than {MAX_DEPTH} levels deep")]
         return None, [_syntax_problem(file, error)]
     except yaml.YAMLError as error:
         return None, [Problem(file, 1, 1, "yaml.syntax", str(error).strip())]
