@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from runner.core.engine import Decision, Engine
@@ -306,8 +307,9 @@ class Tick:
                 self._contact_failed(contact_id, error)
                 continue
             if not self.dry_run:
-                self.writes.later(lambda: self.store.save_contact_state(state, outcome.wake_at, outcome.decisions,
-                                                                        self.report.run_id))
+                # bound now: the queued save runs after later contacts' claims (ruff B023)
+                self.writes.later(partial(self.store.save_contact_state, state, outcome.wake_at, outcome.decisions,
+                                          self.report.run_id))
 
     def _load(self, contact_ids: list[str]) -> dict[str, ContactState]:
         """The batch's states in one read per table. If that fails (one contact's bad
