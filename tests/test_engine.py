@@ -444,6 +444,32 @@ def test_migration_map_moves_the_cursor_to_the_mapped_step():
     assert [s for s, _ in sends(decisions)] == ["b2"]
 
 
+def test_migration_map_of_a_contact_waiting_in_wait_for_continues_at_the_mapped_step():
+    # the contact waits in `w` (its cursor) on v1; v2 maps `w` to the new `survey` step
+    waiting = {"id": "w", "wait_for": {"event": "email_clicked", "timeout": "3d"}, "on_timeout": [email("nudge")]}
+    v1 = journey(version=1, steps=[email("a"), waiting, email("b")])
+    v2 = journey(version=2, steps=[email("a"), waiting, email("survey"), email("b")],
+                 migration={"from": 1, "map": {"w": "survey"}})
+    contact = state([event("2026-03-02 10:00", "signed_up")])
+    Engine(project(), [v1]).advance(contact, T("2026-03-03"), start=T("2026-03-02"))
+    decisions = Engine(project(), [v2], pinned=[v1]).advance(contact, T("2026-03-20")).decisions
+    assert actions(decisions, "migrate")[0].reason == "v1 -> v2 (map)"
+    # not the old wait's timeout path (nudge): the mapped step, then what follows it
+    assert [s for s, _ in sends(decisions)] == ["survey", "b"]
+    assert not actions(decisions, "timeout_path", "event_path")
+
+
+def test_migration_map_of_a_wait_for_whose_step_is_gone_does_not_crash():
+    waiting = {"id": "w", "wait_for": {"event": "email_clicked", "timeout": "3d"}}
+    v1 = journey(version=1, steps=[email("a"), waiting, email("b")])
+    v2 = journey(version=2, steps=[email("a"), email("survey"), email("b")],
+                 migration={"from": 1, "map": {"w": "survey"}})
+    contact = state([event("2026-03-02 10:00", "signed_up")])
+    Engine(project(), [v1]).advance(contact, T("2026-03-03"), start=T("2026-03-02"))
+    decisions = Engine(project(), [v2], pinned=[v1]).advance(contact, T("2026-03-20")).decisions
+    assert [s for s, _ in sends(decisions)] == ["survey", "b"]
+
+
 # ---------------------------------------------------------------- skips, keys
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from runner.core.conditions import NOT_SET, Facts, as_instant, get_path, where_matches
 from runner.core.localtime import SendTimes, next_annual, zone
 from runner.core.localtime import next_cron as _next_cron_uncached
+from runner.core.migration import continuation
 from runner.core.model import Journey, Project, Stage
 from runner.core.reads import JourneyReads, attribute_key
 from runner.core.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event
@@ -916,18 +917,15 @@ class _Run(StepRunner):
             return
         if migration.from_version != enrollment.version:
             return
-        stage_ids = [s.id for s in journey.stages]
-        stage = journey.stage(enrollment.stage) if enrollment.stage in stage_ids else journey.stages[0]
+        target = continuation(journey, enrollment.stage, enrollment.cursor)
         old_version = enrollment.version
         enrollment.version = journey.version
-        mapped = migration.step_map.get(enrollment.cursor or "") if migration.strategy == "map" else None
-        if mapped and mapped in journey.steps:
-            enrollment.stage = journey.steps[mapped].stage
-            enrollment.cursor = mapped
-        else:
-            enrollment.stage = stage.id
+        enrollment.stage = target.stage
+        enrollment.cursor = target.cursor
+        if target.restart:
             enrollment.stage_seq += 1
-            enrollment.cursor = stage.first
+        if target.restart or (enrollment.wait is not None and enrollment.wait.event is not None):
+            # a wait_for belongs to the old version's step: continue at the target now
             enrollment.wait = None
             enrollment.due_at = self.now
         enrollment.status = ACTIVE if enrollment.cursor else IDLE
