@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,14 @@ MAX_REPORTED = 1000  # bad lines kept in the result; the count goes on
 MAX_LINE_BYTES = 1024 * 1024  # longer lines are bad (and never held in memory whole)
 FORMATS = ("csv", "jsonl")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+# Instants outside this range are typos or attacks (0001-01-01 overflowed every
+# tick: the engine adds durations to event times); the window keeps centuries
+# of slack on both sides of any real marketing event.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+# A JSON escape of a UTF-16 surrogate; a lone one cannot be stored as UTF-8.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 Progress = Callable[[int], None]  # called with the number of bytes just read
 
@@ -198,13 +207,15 @@ def import_contacts(
     CSV cells are text; ``attribute_types`` (from the tracking plan, see
     ``attribute_types``) turns them into numbers and booleans, so a CSV import
     means the same as the JSONL one (``company_size >= 200`` works on both).
+    JSONL values are already typed; the same plan refuses a line whose value
+    has another type, as a CSV cell that cannot be converted is refused.
     """
     path = Path(path)
     kind = detect_format(path, format)
     if kind == "csv":
         records = _contact_csv_records(path, progress, attribute_types or {})
     else:
-        records = _contact_jsonl_records(path, progress)
+        records = _contact_jsonl_records(path, progress, attribute_types or {})
     return _Importer(store, path, strict, now, "contacts").run(records)
 
 
@@ -234,6 +245,8 @@ def _typed_cell(column: str, value: str, kind: str | None) -> Any:
             return int(value)
         if kind == "number":
             number = float(value)
+            if not math.isfinite(number):
+                raise BadLine(f"column '{column}': '{value}' is not a finite number", "import.field")
             return int(number) if number.is_integer() and "." not in value else number
     except ValueError:
         raise BadLine(f"column '{column}': '{value}' is not a{'n' if kind == 'integer' else ''} {kind}", "import.field") from None
@@ -309,18 +322,56 @@ def _json_objects(path: Path, progress: Progress | None) -> Iterator[tuple[int, 
         if isinstance(text, BadLine):
             yield number, text
             continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as error:
-            yield number, BadLine(f"invalid JSON: {error.msg} (column {error.colno})", "import.json")
-            continue
-        except RecursionError:
-            yield number, BadLine("JSON nested too deeply", "import.json")
+        value = _json_value(text, "invalid JSON")
+        if isinstance(value, BadLine):
+            yield number, value
             continue
         if not isinstance(value, dict):
             yield number, BadLine("each line must be a JSON object", "import.json")
             continue
         yield number, value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BadLine(f"{name} is not a number JSON allows (use null or a finite number)", "import.json")
+
+
+def _json_value(text: str, what: str) -> Any:
+    """Parse one JSON text, or a BadLine saying why not.
+
+    Beyond syntax: NaN and Infinity (not JSON, and they break comparisons),
+    integers past Python's 4,300-digit limit, nesting too deep, and lone
+    UTF-16 surrogates (``"\\ud800"``), which no UTF-8 database can store.
+    """
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as error:
+        return BadLine(f"{what}: {error.msg} (column {error.colno})", "import.json")
+    except BadLine as bad:
+        return bad
+    except RecursionError:
+        return BadLine(f"{what}: nested too deeply", "import.json")
+    except ValueError as error:  # int() over sys.get_int_max_str_digits()
+        return BadLine(f"{what}: {error}", "import.json")
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        return BadLine(f"{what}: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)", "import.encoding")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Does any key or string inside ``value`` hold an unpaired surrogate?"""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _csv_rows(
@@ -393,9 +444,9 @@ def _contact_csv_records(path: Path, progress: Progress | None, types: Mapping[s
         yield number, _parse_or_bad(lambda r: _contact_from_csv(r, types), row)
 
 
-def _contact_jsonl_records(path: Path, progress: Progress | None):
+def _contact_jsonl_records(path: Path, progress: Progress | None, types: Mapping[str, str]):
     for number, obj in _json_objects(path, progress):
-        yield number, _parse_or_bad(_contact_from_json, obj)
+        yield number, _parse_or_bad(lambda o: _contact_from_json(o, types), obj)
 
 
 def _contact_from_csv(row: dict[str, str], types: Mapping[str, str]) -> Callable[[_Batch], None]:
@@ -420,7 +471,7 @@ def _contact_from_csv(row: dict[str, str], types: Mapping[str, str]) -> Callable
     return lambda batch: batch.contacts.append(contact)
 
 
-def _contact_from_json(obj: dict) -> Callable[[_Batch], None]:
+def _contact_from_json(obj: dict, types: Mapping[str, str]) -> Callable[[_Batch], None]:
     contact_id = _identifier(obj.get("id"))
     if contact_id is None:
         raise BadLine("missing contact id ('id')", "import.field")
@@ -430,6 +481,7 @@ def _contact_from_json(obj: dict) -> Callable[[_Batch], None]:
     attributes = dict(attributes)
     if isinstance(obj.get("email"), str):
         attributes.setdefault("email", obj["email"])
+    _check_types(attributes, types)
     _check_email(attributes)
     timezone = _timezone(obj["timezone"]) if obj.get("timezone") is not None else None
     anonymous_ids = obj.get("anonymous_ids", [])
@@ -537,12 +589,9 @@ def _csv_event(row: dict[str, str]) -> Callable[[_Batch], None]:
     at = _instant(row.get("timestamp", "").strip() or None, "timestamp")
     properties: dict[str, Any] = {}
     if row.get("properties", "").strip():
-        try:
-            properties = json.loads(row["properties"])
-        except json.JSONDecodeError as error:
-            raise BadLine(f"'properties' is not valid JSON: {error.msg}", "import.json") from None
-        except RecursionError:
-            raise BadLine("'properties' is nested too deeply", "import.json") from None
+        properties = _json_value(row["properties"], "'properties' is not valid JSON")
+        if isinstance(properties, BadLine):
+            raise properties
         properties = _object(properties, "properties")
     for column, cell in row.items():
         if column.startswith("prop.") and cell.strip():
@@ -626,7 +675,13 @@ def _instant(value: Any, where: str) -> datetime:
         raise BadLine(f"{where} {value!r} is not an ISO 8601 date-time", "import.timestamp") from None
     if parsed.tzinfo is None:
         raise BadLine(f"{where} {value!r} needs a UTC offset (Z or +03:00)", "import.timestamp")
-    return parsed.astimezone(UTC)
+    try:
+        instant = parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
+        instant = None
+    if instant is None or not EARLIEST <= instant < LATEST:
+        raise BadLine(f"{where} {value!r} is outside {EARLIEST.year}-{LATEST.year - 1}", "import.timestamp")
+    return instant
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -650,6 +705,31 @@ def _timezone(value: Any) -> str:
     if not isinstance(value, str) or not _known_zone(value.strip()):
         raise BadLine(f"unknown time zone {value!r} (use an IANA name like Europe/Istanbul)", "import.timezone")
     return value.strip()
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "date": (str,), "datetime": (str,), "list": (list,), "object": (dict,),
+    "integer": (int,), "number": (int, float), "boolean": (bool,),
+}
+
+
+def _check_types(attributes: Mapping[str, Any], types: Mapping[str, str], prefix: str = "") -> None:
+    """JSONL attribute values against the tracking plan (null clears, so it is allowed)."""
+    for name, value in attributes.items():
+        path = prefix + str(name)
+        kind = types.get(path)
+        if isinstance(value, dict):
+            if kind not in (None, "object"):
+                raise BadLine(f"attribute '{path}': an object is not a{'n' if kind == 'integer' else ''} {kind}", "import.field")
+            _check_types(value, types, path + ".")
+            continue
+        if kind is None or value is None or kind not in _JSON_TYPES:
+            continue
+        wrong_bool = isinstance(value, bool) and kind != "boolean"
+        whole = kind == "integer" and isinstance(value, float) and value.is_integer()  # JSON Schema's view
+        if wrong_bool or not (whole or isinstance(value, _JSON_TYPES[kind])):
+            article = "an" if kind == "integer" else "a"
+            raise BadLine(f"attribute '{path}': {json.dumps(value)[:60]} is not {article} {kind}", "import.field")
 
 
 def _check_email(attributes: dict[str, Any]) -> None:
