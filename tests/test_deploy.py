@@ -163,3 +163,65 @@ def test_run_without_a_deployment_is_a_clear_error(tmp_path):
     result = journey_cli(["run", "--db", str(tmp_path / "j.db")], cwd=root)
     assert result.returncode == 1
     assert "journey deploy" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- where in-flight contacts continue
+
+WELCOME_PAUSE = WELCOME.replace("      - wait: 1d\n", "      - id: pause\n        wait: 1d\n")
+WELCOME_PAUSE_V2 = WELCOME_PAUSE.replace("version: 1", "version: 2") + """\
+      - id: survey
+        email: {template: tips, subject: "Survey"}
+"""
+
+
+def _waiting_contacts(tmp_path: Path, count: int):
+    """A project with WELCOME_PAUSE deployed and ``count`` contacts waiting in `pause` (next step: tips)."""
+    root = tiny_project(tmp_path / "p", journeys={"welcome": WELCOME_PAUSE})
+    store = open_store(tmp_path / "j.db")
+    _deploy(store, root)
+    add_signups(store, count, AT)
+    run_tick(store, build_runtime(store, load_working_tree(root).project, f"outbox:{tmp_path / 'o'}"),
+             AT + timedelta(hours=1))
+    return root, store
+
+
+def test_plan_warns_when_a_map_names_the_step_contacts_are_at_and_so_restarts_them(tmp_path):
+    root, store = _waiting_contacts(tmp_path, 3)
+    # the author maps the wait the contacts sit in; their position is the next step, tips
+    _write(root, WELCOME_PAUSE_V2 + "migration: {from: 1, map: {pause: survey}}\n")
+    (item,) = make_plan(store, load_working_tree(root).journeys).journeys
+    assert [(m.version, m.step, m.contacts, m.to_version, m.to_step, m.outcome) for m in item.continuations] == [
+        (1, "tips", 3, 2, "hello", "restart")]
+    (warning,) = item.warnings
+    assert "restarts 3 contact(s)" in warning and "`pause`" in warning and "`tips`" in warning
+
+    result = journey_cli(["plan", "--db", str(tmp_path / "j.db")], cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "v1 main/tips -> v2 main/hello: 3 contact(s), restart" in result.stdout
+    assert "warning: the map restarts 3 contact(s)" in result.stdout
+    as_json = json.loads(journey_cli(["plan", "--db", str(tmp_path / "j.db"), "--format", "json"], cwd=root).stdout)
+    assert as_json["journeys"][0]["continuations"][0]["to_step"] == "hello"
+
+    # the plan predicted the engine: the stage restarts and hello goes out again under a new stage visit
+    _deploy(store, root, AT + timedelta(hours=2))
+    run_tick(store, build_runtime(store, load_working_tree(root).project, f"outbox:{tmp_path / 'o'}"),
+             AT + timedelta(days=2))
+    assert "c00000:welcome:1/2/hello" in {key for (key,) in store.conn.execute("SELECT key FROM sends")}
+    store.close()
+
+
+def test_plan_shows_where_mapped_and_pinned_contacts_continue(tmp_path):
+    root, store = _waiting_contacts(tmp_path, 2)
+    _write(root, WELCOME_PAUSE_V2 + "migration: {from: 1, map: {tips: survey}}\n")
+    (item,) = make_plan(store, load_working_tree(root).journeys).journeys
+    assert [(m.step, m.contacts, m.to_step, m.outcome) for m in item.continuations] == [
+        ("tips", 2, "survey", "mapped")]
+    assert item.warnings == []
+    text = journey_cli(["plan", "--db", str(tmp_path / "j.db")], cwd=root).stdout
+    assert "v1 main/tips -> v2 main/survey: 2 contact(s), mapped" in text and "warning" not in text
+
+    _write(root, WELCOME_PAUSE_V2)  # no migration: they stay where they are, on v1
+    (item,) = make_plan(store, load_working_tree(root).journeys).journeys
+    assert [(m.version, m.step, m.to_version, m.to_step, m.outcome) for m in item.continuations] == [
+        (1, "tips", 1, "tips", "pinned")]
+    store.close()

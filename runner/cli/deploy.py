@@ -25,9 +25,12 @@ FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["text", "json
 def plan(fmt: str, db_path: Path | None) -> None:
     """Show what deploying the working tree would change.
 
-    Journeys added/removed, steps added/removed/changed, and how many
-    in-flight contacts sit at each removed or changed step. Exit 1 when the
-    deploy would be refused (content changed without a version bump).
+    Journeys added/removed, steps added/removed/changed, how many in-flight
+    contacts sit at each removed or changed step, and where the contacts at
+    each in-flight position (version, stage, next step) will continue: pinned
+    to their version, mapped by a migration, or restarted (with a warning when
+    a `map` restarts anyone). Exit 1 when the deploy would be refused (content
+    changed without a version bump).
     """
     from runner.production.deploy import load_working_tree, make_plan
 
@@ -86,8 +89,22 @@ def _print_plan(result: Any, fmt: str) -> None:
         if item.in_flight and item.change in ("changed", "removed"):
             pin = f"migrate {item.migration}" if item.migration else f"stay pinned to v{item.deployed_version} and older"
             click.echo(f"    {item.in_flight} contact(s) in flight: {pin}")
+        for move in item.continuations:
+            click.echo(f"      {_move_text(move)}")
+        for warning in item.warnings:
+            click.echo(f"    warning: {warning}")
         if item.message:
             click.echo(f"    {item.message}")
+
+
+def _move_text(move: Any) -> str:
+    """``v1 main/tips -> v2 main/survey: 2 contact(s), mapped`` (or ``..., stay pinned to v1``)."""
+    here = f"v{move.version} {move.stage}/{move.step or '(stage done)'}"
+    if move.outcome == "pinned":
+        return f"{here}: {move.contacts} contact(s), stay pinned to v{move.version}"
+    there = f"v{move.to_version} {move.to_stage}/{move.to_step or '(stage done)'}"
+    outcome = "restart (the stage's emails are sent again)" if move.outcome == "restart" else move.outcome
+    return f"{here} -> {there}: {move.contacts} contact(s), {outcome}"
 
 
 _MARK = {"added": "+", "removed": "-", "changed": "~", "unchanged": "=", "refused": "!"}

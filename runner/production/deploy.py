@@ -9,8 +9,10 @@ deployed version is handed to the engine as *pinned*, so contacts in flight
 finish on the version they entered unless the journey declares a migration.
 
 ``plan`` compares the working tree with the newest deployed versions step by
-step (raw step mappings) and counts the in-flight enrollments that sit at
-each removed or changed step.
+step (raw step mappings), counts the in-flight enrollments that sit at
+each removed or changed step, and says where the contacts at each in-flight
+position will continue (pinned, mapped, or restarted by the migration) with
+the rule the engine applies (``runner.core.migration``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from runner.core.migration import continuation
 from runner.core.model import Journey, Project, build_journey
 from runner.core.problems import JourneyError, Problem
 
@@ -131,6 +134,29 @@ class JourneyPlan:
     in_flight_at: dict[str, int] = field(default_factory=dict)  # removed/changed step -> enrollments there
     migration: str | None = None
     message: str = ""
+    continuations: list[InFlightMove] = field(default_factory=list)  # per in-flight position
+    warnings: list[str] = field(default_factory=list)  # a map that restarts contacts
+
+
+@dataclass
+class InFlightMove:
+    """Where the contacts at one in-flight position continue once the plan is deployed.
+
+    ``step`` is their next step (the ``wait_for`` itself while they wait for
+    its event; None once their stage is done). ``outcome``: ``pinned`` (they
+    stay on their version), ``mapped`` (the migration's map moves them to
+    ``to_step``) or ``restart`` (back to the stage's first step: its emails are
+    sent again).
+    """
+
+    version: int
+    stage: str
+    step: str | None
+    contacts: int
+    to_version: int
+    to_stage: str
+    to_step: str | None
+    outcome: str
 
 
 @dataclass
@@ -263,11 +289,62 @@ def _plan_one(store: Any, journey: Journey, newest: dict | None, by_version: dic
         if step is not None and (step in removed or step in changed):
             at_steps[step] = at_steps.get(step, 0) + n
     change = "changed" if same_version is None else "unchanged"
+    moves = _continuations(store, journey) if change == "changed" else []
     return JourneyPlan(
         journey.id, change, newest["version"], journey.version,
         steps_added=added, steps_removed=removed, steps_changed=changed,
         in_flight=sum(counts.values()), in_flight_at=dict(sorted(at_steps.items())), migration=migration,
+        continuations=moves, warnings=_restart_warnings(journey, moves, by_version),
     )
+
+
+def _continuations(store: Any, journey: Journey) -> list[InFlightMove]:
+    """Per in-flight position of the deployed versions, where its contacts go once ``journey`` is deployed."""
+    rows = sorted(store.in_flight_by_step(journey.id),
+                  key=lambda row: (row["version"], row["stage"], row["step"] or ""))
+    migration = journey.migration
+    moves = []
+    for row in rows:
+        version, stage, step, contacts = row["version"], row["stage"], row["step"], row["contacts"]
+        if migration is None or migration.from_version != version:
+            moves.append(InFlightMove(version, stage, step, contacts, version, stage, step, "pinned"))
+            continue
+        target = continuation(journey, stage, step)
+        moves.append(InFlightMove(version, stage, step, contacts, journey.version, target.stage, target.cursor,
+                                  "restart" if target.restart else "mapped"))
+    return moves
+
+
+def _restart_warnings(journey: Journey, moves: list[InFlightMove], by_version: dict) -> list[str]:
+    """A warning per position a ``map`` migration restarts (a ``restart`` strategy restarts on purpose)."""
+    migration = journey.migration
+    if migration is None or migration.strategy != "map":
+        return []
+    warnings = []
+    for move in moves:
+        if move.outcome != "restart":
+            continue
+        where = f"v{move.version} {move.stage}/{move.step or '(stage done)'}"
+        text = (f"the map restarts {move.contacts} contact(s) at {where}: back to `{move.to_step}`, "
+                f"and the stage's emails are sent again")
+        row = by_version.get((journey.id, move.version))
+        passed = _mapped_steps_passed(rebuild(row), migration.step_map, move) if row else []
+        if passed:
+            names = ", ".join(f"`{step}`" for step in passed)
+            next_step = f"`{move.step}`" if move.step else "nothing (their stage is done)"
+            text += f"; the map names {names}, which they have passed (their next step is {next_step})"
+            if move.step:
+                text += f": map `{move.step}` instead"
+        else:
+            text += f"; `{move.step or '(stage done)'}` is not in the map"
+        warnings.append(text)
+    return warnings
+
+
+def _mapped_steps_passed(old: Journey, step_map: Mapping[str, str], move: InFlightMove) -> list[str]:
+    """Map keys naming the step right before the position: the wait the contacts sit in, not their next step."""
+    return sorted(key for key in step_map
+                  if key in old.steps and old.steps[key].stage == move.stage and old.steps[key].next == move.step)
 
 
 # ---------------------------------------------------------------- deploy

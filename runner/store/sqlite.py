@@ -809,10 +809,10 @@ class SQLiteStore:
         return from_db_time(row[0]) if row else None
 
     def in_flight_by_step(self, journey_id: str) -> list[dict]:
-        """Enrollments not exited in a journey, per version and next step (``step``: None when idle)."""
+        """Enrollments not exited in a journey, per version, stage and next step (``step``: None when idle)."""
         return self._rows(
-            """SELECT version, cursor AS step, count(*) AS contacts FROM enrollments
-               WHERE journey_id = ? AND status != 'exited' GROUP BY version, cursor""",
+            """SELECT version, stage, cursor AS step, count(*) AS contacts FROM enrollments
+               WHERE journey_id = ? AND status != 'exited' GROUP BY version, stage, cursor""",
             (journey_id,),
         )
 
