@@ -346,7 +346,7 @@ def test_project_cap_across_journeys_higher_priority_wins_the_last_slot():
 
 
 @pytest.mark.parametrize("name, reason", [("unsubscribed", "unsubscribed"), ("email_bounced", "bounced"),
-                                          ("spam_complaint", "complained")])
+                                          ("email_complained", "complained")])
 def test_suppression_is_checked_at_send_time(name, reason):
     j = journey(steps=[email("first"), {"wait": "2d"}, email("second")])
     contact = state([event("2026-03-02 10:00", "signed_up"), event("2026-03-03 10:00", name)])

@@ -19,7 +19,7 @@ import click
 
 from runner.cli.common import DB_OPTION, fail, open_db
 from runner.core.problems import JourneyError
-from runner.store.base import SUPPRESSION_REASONS
+from runner.core.vocabulary import MANUAL, SUPPRESSION_REASONS
 
 SHOWN_PROBLEMS = 50  # bad lines printed; a wrong file should not flood the terminal
 
@@ -142,7 +142,7 @@ def suppress() -> None:
 @suppress.command("add")
 @click.argument("email_or_id")
 @click.option(
-    "--reason", type=click.Choice(SUPPRESSION_REASONS), default="manual", show_default=True
+    "--reason", type=click.Choice(SUPPRESSION_REASONS), default=MANUAL, show_default=True
 )
 @DB_OPTION
 def suppress_add(email_or_id: str, reason: str, db_path: Path | None) -> None:

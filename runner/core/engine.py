@@ -35,11 +35,10 @@ from runner.core.model import Journey, Project, Stage
 from runner.core.reads import JourneyReads, attribute_key
 from runner.core.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event
 from runner.core.steps import JSON_SCALARS, StepRunner, iso_text, set_path, snapshot
+from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, TRAIT_EVENTS
 
 _NO_NAMES: frozenset[str] = frozenset()  # the new event names of an instant without events
 MAX_SETTLE_PASSES = 5  # journeys re-checking attribute changes made by update steps at one instant
-SUPPRESSING_EVENTS = {"unsubscribed": "unsubscribed", "email_bounced": "bounced", "spam_complaint": "complained"}
-IDENTITY_EVENTS = ("identify", "alias")
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,7 @@ class Decision:
     version: int
     stage: str | None
     step: str | None
-    action: str  # enter move wait wait_for event_path timeout_path branch split holdout update
-    #              send webhook skip defer exit goal migrate halt
+    action: str  # one of runner.core.vocabulary.ACTIONS
     reason: str
     key: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
@@ -298,13 +296,13 @@ class _Run(StepRunner):
 
     def _apply_event_effects(self, events: list[Event]) -> None:
         for event in events:
-            if event.name in IDENTITY_EVENTS and event.properties:
+            if event.name in TRAIT_EVENTS and event.properties:
                 traits = {k: v for k, v in event.properties.items() if k != "anonymous_id"}
                 _merge_traits(self.contact.attributes, traits)
                 self._attributes_changed(attribute_key(name) for name in traits)
             reason = SUPPRESSING_EVENTS.get(event.name)
-            if reason and self.state.suppressed is None and event.at <= self.now:
-                self.state.suppressed = reason
+            if reason and event.at <= self.now:
+                self.state.suppress(reason, event.at)
 
     def _attributes_changed(self, keys: Iterable) -> None:
         """Record that these attribute keys (see ``Reads``) changed now."""

@@ -106,7 +106,19 @@ class ContactState:
     enrollments: dict[str, Enrollment] = field(default_factory=dict)  # journey id -> current
     past_enrollments: list[Enrollment] = field(default_factory=list)
     sends: list[SendRecord] = field(default_factory=list)
-    suppressed: str | None = None  # reason (unsubscribed, bounced, complained) or None
+    suppressed: str | None = None  # reason (runner.core.vocabulary.SUPPRESSION_REASONS) or None
+    suppressed_at: datetime | None = None  # from when (None: from the start); emails before it still go
     clock: datetime | None = None
     memory: dict[str, Any] = field(default_factory=dict)
     enrollment_seq: int = 0
+
+    def suppress(self, reason: str, at: datetime | None) -> None:
+        """Record a suppression effective from ``at``; the earliest one is kept."""
+        if self.suppressed is None or (self.suppressed_at is not None and (at is None or at < self.suppressed_at)):
+            self.suppressed, self.suppressed_at = reason, at
+
+    def suppressed_by(self, at: datetime) -> str | None:
+        """The suppression reason in effect at ``at``, or None."""
+        if self.suppressed is None or (self.suppressed_at is not None and self.suppressed_at > at):
+            return None
+        return self.suppressed

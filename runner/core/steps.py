@@ -161,8 +161,9 @@ class StepRunner:
         settings = journey.settings
         if enrollment.holdout:
             return self._skip(journey, enrollment, step, "holdout")
-        if self.state.suppressed:
-            return self._skip(journey, enrollment, step, f"suppressed: {self.state.suppressed}")
+        suppressed = self.state.suppressed_by(self.now)
+        if suppressed:
+            return self._skip(journey, enrollment, step, f"suppressed: {suppressed}")
         if not self.contact.attributes.get("email"):
             return self._skip(journey, enrollment, step, "no email address")
         if settings.send_window is not None or settings.quiet_hours is not None:

@@ -23,17 +23,12 @@ from zoneinfo import available_timezones
 from croniter import croniter
 
 from runner.core.problems import ERROR, WARNING, Problem
+from runner.core.vocabulary import BUILTIN_ATTRIBUTES, BUILTIN_EVENTS
 from runner.language.schema import did_you_mean, dotted
 from runner.language.yamlsource import YamlDocument
 
 PathList = list  # a JSON path: keys and indexes, e.g. ["stages", 0, "entry"]
 
-BUILTIN_ATTRIBUTES = frozenset({"id", "email", "timezone", "lifecycle_stage", "anonymous_ids"})
-# Events the runner itself records; journeys may use them without declaring them.
-BUILTIN_EVENTS = frozenset({
-    "email_sent", "email_delivered", "email_opened", "email_clicked", "email_bounced",
-    "email_complained", "unsubscribed", "resubscribed", "identify",
-})
 POSITIVE_DURATION_KEYS = frozenset({
     "wait", "timeout", "within", "older_than", "newer_than", "per", "after", "half_life", "max_lateness", "duration",
 })
@@ -169,10 +164,12 @@ class _Checker:
             self.report(path, "plan.type", f"`{name}` is declared as {kind}; a date entry needs a date or datetime")
 
     def check_event(self, path: PathList, name: Any, where: Any = None, where_path: PathList | None = None) -> None:
-        if not isinstance(name, str) or self.project.events is None or name in BUILTIN_EVENTS:
+        if not isinstance(name, str) or self.project.events is None:
             return
         events = self.project.events
         if name not in events:
+            if name in BUILTIN_EVENTS:
+                return  # journeys may use the built-in events undeclared (their properties, once declared, are checked)
             suggestion = did_you_mean(name, [k for k in events if isinstance(k, str)] + sorted(BUILTIN_EVENTS))
             extra = f"; did you mean `{suggestion}`?" if suggestion else ""
             self.report(path, "plan.event", f"event `{name}` is not in the tracking plan{extra}", severity=WARNING,

@@ -34,6 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from runner.core.problems import Problem, UsageError
+from runner.core.vocabulary import PAGE_EVENTS
 from runner.store.base import ContactRow, EventRow, Store
 
 BATCH_SIZE = 5000
@@ -518,7 +519,6 @@ def _contact_from_json(obj: dict, types: Mapping[str, str]) -> Callable[[_Batch]
 
 # ---------------------------------------------------------------------- events
 
-PAGE_EVENTS = {"page": "page_viewed", "screen": "screen_viewed"}
 IGNORED_TYPES = {"group"}
 
 

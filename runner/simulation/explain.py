@@ -73,7 +73,7 @@ def explain_contact(
     return ContactExplanation(
         contact=contact.id, at=at, timezone=state.contact.timezone or project.default_timezone,
         attributes=dict(state.contact.attributes), scores={name: run.score(name) for name in sorted(project.scores)},
-        suppressed=state.suppressed, segments=segments, journeys=views,
+        suppressed=state.suppressed_by(max(at, start)), segments=segments, journeys=views,
     )
 
 

@@ -24,7 +24,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from runner.core.state import ContactState, SendRecord
 
-SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "manual")
 SEND_STATES = ("claimed", "sent", "failed", "skipped", "in_doubt")
 
 

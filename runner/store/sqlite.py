@@ -32,12 +32,12 @@ from runner.core.state import (
     SendRecord,
     Wait,
 )
-from runner.store.base import SUPPRESSION_REASONS, ContactRow, EventRow
+from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSION_REASONS
+from runner.store.base import ContactRow, EventRow
 from runner.store.codec import from_db_time, from_json, merge_patch, to_db_time, to_json
 from runner.store.migrations import apply_migrations
 
 BUSY_TIMEOUT_SECONDS = 30.0
-IDENTITY_EVENTS = ("identify", "alias")  # events that link an anonymous id to a contact
 CACHE_KIB = 32 * 1024  # page cache per connection: bounded, so memory stays flat
 INTERRUPTED_RESENDABLE = "interrupted before confirmation; sent again (idempotent transport)"
 LOAD_CHUNK = 500  # contacts per batched read; SQLite allows 32,766 parameters per statement

@@ -1,0 +1,43 @@
+"""The runner's own names: built-in events and their effects, decision actions, suppression reasons.
+
+One list, so the parts cannot drift apart: the engine applies the effects,
+the store links identities and records suppressions with them, the validator
+lets journeys use the built-in names undeclared, and a test checks that the
+docs (docs/data.md, docs/simulate.md) list exactly these names.
+"""
+
+from __future__ import annotations
+
+# --- events with an effect of their own
+
+IDENTITY_EVENTS = ("identify", "alias")  # link an anonymous id to the contact from their instant
+TRAIT_EVENTS = ("identify",)  # properties are traits, merged into the contact's attributes
+# event name -> the suppression reason it records, effective from the event's instant
+SUPPRESSING_EVENTS = {"unsubscribed": "unsubscribed", "email_bounced": "bounced", "email_complained": "complained"}
+
+# --- events with no effect of their own that journeys may use without declaring them
+
+DELIVERY_EVENTS = ("email_sent", "email_delivered", "email_opened", "email_clicked")  # as the email provider reports them
+RESUBSCRIBED = "resubscribed"  # an event like any other; `journey suppress remove` lifts a suppression
+PAGE_EVENTS = {"page": "page_viewed", "screen": "screen_viewed"}  # what Segment page/screen calls are stored as
+
+BUILTIN_EVENTS = frozenset({
+    *IDENTITY_EVENTS, *SUPPRESSING_EVENTS, *DELIVERY_EVENTS, RESUBSCRIBED, *PAGE_EVENTS.values(),
+})
+BUILTIN_ATTRIBUTES = frozenset({"id", "email", "timezone", "lifecycle_stage", "anonymous_ids"})
+
+# --- suppressions
+
+MANUAL = "manual"
+SUPPRESSION_REASONS = (*SUPPRESSING_EVENTS.values(), MANUAL)
+
+# --- decisions
+
+# every ``Decision.action`` the engine takes (docs/simulate.md explains each)
+ACTIONS = (
+    "enter", "move", "wait", "wait_for", "event_path", "timeout_path", "branch", "split", "holdout",
+    "update", "send", "webhook", "skip", "defer", "exit", "goal", "migrate", "halt",
+)
+SEND_ACTIONS = ("send", "webhook")  # decisions that deliver something, under an idempotency key
+SEND_FAILED = "send_failed"  # a timeline's send whose subject cannot be rendered (not an engine decision)
+TIMELINE_ACTIONS = (*ACTIONS, SEND_FAILED)
