@@ -7,17 +7,34 @@ Every class has its folder and its contract (docs/security.md has the figures):
   two good records and reports the bad one by line, with ``--strict`` it keeps
   nothing, and never a traceback. The tracking plan below types the
   attributes the contact cases use.
+- ``messages/``: rendered parts (``subject``, ``text``, ``html``) and a
+  recipient ``to`` carrying contact data; ``{long}`` stands for a
+  1,200-character first name and ``{old_boundary}`` for the boundary the
+  send key used to give. Parsed back strictly, the message has exactly its
+  two parts with the same text, no line over 998 octets and no raw NUL, and
+  the real aiosmtpd server accepts it; a ``refused: true`` case is a
+  permanent error before anything is sent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
+import yaml
+from smtp_server import SmtpServer
 
+from runner.delivery.message import build_message, clean_header_text
+from runner.delivery.render import RenderedEmail
+from runner.delivery.transports import PermanentError, open_transport
 from runner.production.ingest import attribute_types, import_contacts, import_events
 from runner.store import open_store
 
@@ -61,3 +78,68 @@ def test_import_attacks_exit_non_zero_without_a_traceback(tmp_path):
         assert "Traceback" not in run.stderr
         line = 3 if case.suffix == ".csv" else 2
         assert f"{case}:{line}:" in run.stderr, (case.name, run.stderr)
+
+
+KEY = "ada:onboarding:1/1/welcome"
+LONG = "A" * 1200
+
+
+def _message_case(case: Path) -> dict:
+    old_boundary = f"=_jr_{hashlib.sha256(KEY.encode()).hexdigest()[:24]}"
+    spec = yaml.safe_load(case.read_text(encoding="utf-8"))
+    fill = {"long": LONG, "old_boundary": old_boundary}
+    values = {k: v.replace("{long}", fill["long"]).replace("{old_boundary}", fill["old_boundary"])
+              if isinstance(v, str) else v for k, v in spec.items()}
+    return {"subject": "Welcome", "text": "Hello", "html": "<p>Hello</p>", "to": "ada@example.com",
+            "refused": False, **values}
+
+
+def _build(spec: dict):
+    return build_message(
+        RenderedEmail(subject=spec["subject"], html=spec["html"], text=spec["text"]),
+        to=spec["to"], sender="Acme <hello@acme.test>", reply_to=None, idempotency_key=KEY,
+        list_id="onboarding", unsubscribe_url="https://acme.test/u?token=t", unsubscribe_mailto=None,
+        date=datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+
+
+def _as_sent(body: str) -> str:
+    return body.replace("\r\n", "\n").replace("\r", "\n").removesuffix("\n") + "\n"
+
+
+@pytest.mark.parametrize("case", _cases("messages"), ids=lambda p: p.stem)
+def test_message_attack_keeps_the_structure(case: Path, smtp_server: SmtpServer):
+    spec = _message_case(case)
+    if spec["refused"]:
+        with pytest.raises(PermanentError):
+            _build(spec)
+        return
+    message = _build(spec)
+    data = message.as_bytes()
+    assert data.isascii() and not re.search(rb"[\x00-\x08\x0b-\x1f\x7f]", data)  # no raw NUL or controls
+    assert max(len(line) for line in data.split(b"\n")) <= 998
+    for received_bytes in (data, _sent_through(smtp_server, message)):
+        received = message_from_bytes(received_bytes, policy=policy.strict)
+        parts = list(received.iter_parts())
+        assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+        assert parts[0].get_content() == _as_sent(spec["text"])
+        assert parts[1].get_content() == _as_sent(spec["html"])
+        assert str(received["Subject"]) == clean_header_text(spec["subject"])
+        # RFC 2047 decoding (Python's address parser keeps the folding between encoded words)
+        raw_to = message_from_bytes(received_bytes, policy=policy.compat32)["To"]
+        assert str(make_header(decode_header(raw_to))) == _expected_to(spec["to"])
+        assert not received.defects and not any(p.defects for p in parts)
+
+
+def _expected_to(to: str) -> str:
+    name, _, address = to.rpartition("<")
+    name = clean_header_text(name)
+    return f"{name} <{address}" if name else to
+
+
+def _sent_through(server: SmtpServer, message) -> bytes:
+    transport = open_transport(server.url())
+    try:
+        transport.send(message)
+    finally:
+        transport.close()
+    return server.messages[-1].data.replace(b"\r\n", b"\n")

@@ -77,7 +77,11 @@ def test_message_id_is_deterministic() -> None:
     other = build(idempotency_key="ada:onboarding:1/1/nudge")
     assert first["Message-ID"] == again["Message-ID"] == message_id_for("ada:onboarding:1/1/welcome", "acme.test")
     assert first["Message-ID"] != other["Message-ID"]
-    assert first.as_bytes() == again.as_bytes()  # byte-identical when rebuilt
+    # the same message when rebuilt, but never the same boundary: contact data cannot forge one
+    assert first.parsed.get_content_type() == again.parsed.get_content_type() == "multipart/alternative"
+    assert first.parsed.get_boundary() != again.parsed.get_boundary()
+    assert first.as_bytes().replace(first.parsed.get_boundary().encode(), b"B") == \
+        again.as_bytes().replace(again.parsed.get_boundary().encode(), b"B")
     assert str(parsed(first)["Message-ID"]).endswith("@acme.test>")
 
 
@@ -167,3 +171,13 @@ def test_non_ascii_address_is_refused() -> None:
 
 def test_quoted_local_part_is_accepted() -> None:
     assert parsed(build(to='"ada lovelace"@example.com'))["To"].addresses[0].username == "ada lovelace"
+
+
+def test_a_boundary_found_in_a_part_is_drawn_again(monkeypatch) -> None:
+    """A random boundary that happens to occur in the body is never used."""
+    draws = iter(["a" * 32, "b" * 32])
+    monkeypatch.setattr("runner.delivery.message.secrets.token_hex", lambda n: next(draws))
+    hostile = RenderedEmail(subject="Hi", html="<p>x</p>", text="--=_jr_" + "a" * 32 + "\n")
+    received = parsed(build(rendered=hostile))
+    assert received.get_boundary() == "=_jr_" + "b" * 32
+    assert [p.get_content_type() for p in received.iter_parts()] == ["text/plain", "text/html"]

@@ -44,7 +44,8 @@ def message(key: str = "ada:onboarding:1/1/welcome", to: str = "ada@example.com"
 
 def test_sends_over_one_reused_connection(smtp_server: SmtpServer) -> None:
     transport = open_transport(smtp_server.url())
-    ids = [transport.send(message(key=f"k{i}", to=f"c{i}@example.com")) for i in range(5)]
+    messages = [message(key=f"k{i}", to=f"c{i}@example.com") for i in range(5)]
+    ids = [transport.send(m) for m in messages]
     transport.close()
     assert ids == [f"2.0.0 Ok: queued as Q{i}" for i in range(1, 6)]
     assert smtp_server.connections == 1
@@ -55,7 +56,7 @@ def test_sends_over_one_reused_connection(smtp_server: SmtpServer) -> None:
     assert str(received["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
     assert str(received["X-Journey-Key"]) == "k0"
     # The server stores exactly the bytes we built (aiosmtpd has already undone dot-stuffing and CRLF).
-    assert smtp_server.messages[0].data.replace(b"\r\n", b"\n") == message(key="k0", to="c0@example.com").as_bytes()
+    assert smtp_server.messages[0].data.replace(b"\r\n", b"\n") == messages[0].as_bytes()
 
 
 def test_reconnects_when_the_server_drops_the_connection() -> None:

@@ -6,6 +6,13 @@ de-duplicate on Message-ID drop it). Every value that can come from contact
 data or templates is cleaned of control characters before it becomes a
 header, so a subject or name with a newline cannot add headers.
 
+Contact data reaches the body too, so nothing in it may shape the MIME
+structure: the multipart boundary is random (``secrets``), starts with ``=_``
+(which quoted-printable never writes) and is checked against every part; a
+part with NUL or other control bytes, non-ASCII or a line over 78 octets is
+quoted-printable; long names and subjects are RFC 2047-encoded and folded,
+and a header that still cannot fit 998 octets is refused, never sent raw.
+
 The bytes are written here rather than through ``email.message.EmailMessage``:
 its header registry re-parses every header it is given and cost about 2 ms a
 message, most of a busy tick. The encoders are still the standard library's
@@ -19,6 +26,7 @@ import binascii
 import functools
 import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, policy, utils
@@ -34,14 +42,22 @@ from runner.delivery.transports import PermanentError
 KEY_HEADER = "X-Journey-Key"
 LINESEP = "\n"  # files keep the platform's convention; SMTP sends CRLF (see ``MailMessage.wire_bytes``)
 _MAX_LINE = 78  # RFC 5322's "SHOULD": longer headers are folded, longer body lines encoded
+_HARD_LINE = 998  # RFC 5322's "MUST" (relays answer 500 Line too long past it)
+_MAX_WORD = 60  # a longer unbroken word cannot be folded unless it is encoded
+_MAX_ADDR_SPEC = 254  # RFC 5321's path limit, less the angle brackets
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_UNSAFE_7BIT = re.compile(r"[^\t\n\x20-\x7e]")  # NUL, CR, controls, DEL, non-ASCII
 _KEY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "%")
 # An ASCII dot-atom address: the common case, accepted without the full RFC 5322 parser.
 _SIMPLE_ADDR_SPEC = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
                                r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
 
 
-class InvalidAddress(PermanentError, JourneyError):
+class UnsendableMessage(PermanentError, JourneyError):
+    """A message no relay would accept as built (bad contact data or config); never retried."""
+
+
+class InvalidAddress(UnsendableMessage):
     """An address that cannot be used; never retried (bad contact data or config)."""
 
 
@@ -57,7 +73,11 @@ class Mailbox:
         return self.addr_spec.rpartition("@")[2]
 
     def header_value(self) -> str:
-        """``Name <a@b.c>``, the name quoted or RFC 2047-encoded as it needs."""
+        """``Name <a@b.c>``, the name quoted or RFC 2047-encoded (and folded) as it needs."""
+        name = self.display_name
+        # formataddr writes a quoted string or one encoded word: neither folds when long
+        if any(len(word) > _MAX_WORD for word in name.split()) or (len(name) > _MAX_WORD and not name.isascii()):
+            return f"{_encoded_words('', name)} <{self.addr_spec}>"
         return utils.formataddr((self.display_name, self.addr_spec), charset="utf-8")
 
 
@@ -111,12 +131,14 @@ def parse_address(value: str, *, role: str) -> Mailbox:
 @functools.lru_cache(maxsize=256)  # the sender, reply-to and mailto repeat on every message
 def _parse_address(value: str, role: str) -> Mailbox:
     text = clean_header_text(value)
-    if _SIMPLE_ADDR_SPEC.fullmatch(text):  # a bare address (most contact data): nothing to parse
+    if len(text) <= _MAX_ADDR_SPEC and _SIMPLE_ADDR_SPEC.fullmatch(text):  # a bare address: nothing to parse
         return Mailbox("", text)
     pairs = utils.getaddresses([text])
     if len(pairs) != 1 or "@" not in pairs[0][1]:
         raise InvalidAddress(f"{role} address {value!r} is not a single email address")
     name, addr_spec = pairs[0]
+    if len(addr_spec) > _MAX_ADDR_SPEC:
+        raise InvalidAddress(f"{role} address {value[:40]!r}… is longer than {_MAX_ADDR_SPEC} characters")
     if not _SIMPLE_ADDR_SPEC.fullmatch(addr_spec):
         try:  # the full parser: quoted local parts, comments, non-ASCII (refused)
             addr_spec = Address(addr_spec=addr_spec).addr_spec
@@ -184,16 +206,16 @@ def build_message(
     if unsubscribe_url.lower().startswith("https://"):
         # RFC 8058 one-click only applies to an HTTPS URI.
         headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    # A boundary from the key makes a re-built message byte-identical.
-    boundary = f"=_jr_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
+    parts = [_text_part(rendered.text, "plain"), _text_part(rendered.html, "html")]
+    boundary = _boundary(parts)
     headers += [
         (KEY_HEADER, encode_key(idempotency_key)),  # the outbox names files after it
         ("MIME-Version", "1.0"),
         ("Content-Type", f'multipart/alternative;{LINESEP} boundary="{boundary}"'),
     ]
     lines = [f"{name}: {value}" for name, value in headers]
-    lines += ["", f"--{boundary}", _text_part(rendered.text, "plain"),
-              f"--{boundary}", _text_part(rendered.html, "html"), f"--{boundary}--", ""]
+    _check_header_lines(lines)
+    lines += ["", f"--{boundary}", parts[0], f"--{boundary}", parts[1], f"--{boundary}--", ""]
     data = LINESEP.join(lines).encode("ascii")
     return MailMessage(data, sender_box.addr_spec, recipient.addr_spec, idempotency_key, message_id, subject)
 
@@ -206,20 +228,50 @@ def _list_unsubscribe(url: str, mailto: str | None) -> str:
     return ", ".join(targets)
 
 
+def _fits_plain(text: str, used: int) -> bool:
+    """Can ``text`` go out as it is (ASCII, no encoded-word look-alike, foldable words)?"""
+    if not text.isascii() or "=?" in text:
+        return False
+    return used + len(text) <= _MAX_LINE or all(len(word) <= _MAX_WORD for word in text.split())
+
+
+def _encoded_words(name: str, text: str) -> str:
+    """RFC 2047 UTF-8 encoded words, folded: any word length fits."""
+    return Header(text, "utf-8", header_name=name or None).encode(linesep=LINESEP)
+
+
 def _text_header(name: str, text: str) -> str:
-    """Plain when it can be; otherwise folded and, for non-ASCII, RFC 2047-encoded."""
+    """Plain when it can be; otherwise folded and, for non-ASCII or unbreakable words, RFC 2047-encoded."""
     if text.isascii() and "=?" not in text and len(name) + 2 + len(text) <= _MAX_LINE:
         return text
-    charset = "us-ascii" if text.isascii() and "=?" not in text else "utf-8"
-    return Header(text, charset, header_name=name).encode(linesep=LINESEP)
+    if _fits_plain(text, len(name) + 2):
+        return Header(text, "us-ascii", header_name=name).encode(linesep=LINESEP)
+    return _encoded_words(name, text)
+
+
+def _check_header_lines(lines: list[str]) -> None:
+    """Refuse a message whose header would break the 998-octet limit (a relay refuses it anyway)."""
+    for line in lines:
+        for physical in line.split(LINESEP):
+            if len(physical) > _HARD_LINE:
+                name = line.partition(":")[0]
+                raise UnsendableMessage(f"the {name} header would be longer than {_HARD_LINE} octets")
+
+
+def _boundary(parts: list[str]) -> str:
+    """A random boundary that occurs in no part (contact data cannot guess or forge it)."""
+    while True:
+        boundary = f"=_jr_{secrets.token_hex(16)}"
+        if not any(boundary in part for part in parts):
+            return boundary
 
 
 def _text_part(body: str, subtype: str) -> str:
-    """One body part: 7bit when short ASCII lines allow it, quoted-printable otherwise."""
+    """One body part: 7bit when short printable ASCII lines allow it, quoted-printable otherwise."""
     # only CR LF and CR are line breaks here (str.splitlines would also break at
     # form feeds and U+2028, changing what the contact reads)
     text = body.replace("\r\n", "\n").replace("\r", "\n").removesuffix("\n").replace("\n", LINESEP) + LINESEP
-    if text.isascii() and all(len(line) <= _MAX_LINE for line in text.split(LINESEP)):
+    if not _UNSAFE_7BIT.search(text) and all(len(line) <= _MAX_LINE for line in text.split(LINESEP)):
         encoding, payload = "7bit", text
     else:
         encoding = "quoted-printable"
