@@ -11,7 +11,9 @@ Options cover what delivery code must cope with: STARTTLS or implicit TLS
 (``tls=TlsFiles.create(tmp_path)``), AUTH (``users={"u": "p"}``), scripted
 replies to DATA (``server.replies.extend(["451 4.3.0 try later"])``, ``server.rcpt_replies`` for RCPT), and
 dropping the connection after each accepted message (``drop_after_data``),
-a slow relay (``data_delay=0.05``).
+a slow relay (``data_delay=0.05``), a relay that stalls mid-message
+(``hold_after=10``: the 11th DATA waits until ``server.resume.set()``; a
+client waiting there shows as ``server.data_in_progress``).
 ``server.connections`` counts the TCP connections clients opened.
 """
 
@@ -89,6 +91,9 @@ class _Handler:
     async def _data(self, smtp: SMTP, session: Any, envelope: Any) -> str:
         if self.server.data_delay:
             await asyncio.sleep(self.server.data_delay)  # a slow relay; other sessions go on meanwhile
+        while self.server.hold_after is not None and len(self.server.messages) >= self.server.hold_after \
+                and not self.server.resume.is_set():
+            await asyncio.sleep(0.005)  # stalled until the test says resume
         with self.server.lock:
             scripted = self.server.replies.popleft() if self.server.replies else None
         if scripted is not None and not scripted.startswith("2"):
@@ -143,6 +148,8 @@ class SmtpServer:
     users: dict[str, str] | None = None  # enables AUTH (TLS required, as in production)
     drop_after_data: bool = False
     data_delay: float = 0.0  # seconds before answering DATA
+    hold_after: int | None = None  # once this many messages are in, DATA waits for ``resume``
+    resume: threading.Event = field(default_factory=threading.Event)
     replies: deque[str] = field(default_factory=deque)  # scripted replies to DATA, in order
     rcpt_replies: deque[str] = field(default_factory=deque)  # scripted replies to RCPT TO
     messages: list[Received] = field(default_factory=list)

@@ -66,6 +66,14 @@ class LeaseLost(JourneyError):
     """Another run took the lease (ours expired): stop at once; the ledger keeps sends unique."""
 
 
+class StoreWriteFailed(JourneyError):
+    """A commit failed (a lock held too long, a full disk): stop the tick at once.
+
+    Going on would deliver sends whose earlier confirmations and state saves
+    are not recorded; stopping keeps what is committed a prefix of what happened.
+    """
+
+
 def holder_name() -> str:
     """Who holds a lease: host, process id and a random part (two runs in one process differ)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -157,14 +165,34 @@ class _Writes:
     def now(self, write: Callable[[], Any] | None = None, *, durable: bool = False) -> Any:
         """Commit the queue (and ``write``). ``durable``: fsync before returning (a claim
         must survive a power loss before the transport is called); other commits
-        only need to survive a crashed process, which WAL gives without an fsync."""
+        only need to survive a crashed process, which WAL gives without an fsync.
+
+        A commit that fails keeps the queue (nothing of it was written) and raises
+        ``StoreWriteFailed``: the caller stops, and ``salvage`` tries the queue again."""
         queued, self.queue = self.queue, []
         if not queued and write is None:
             return None
-        with self.store.transaction(durable=durable):
-            for queued_write in queued:
-                queued_write()
-            return write() if write is not None else None
+        try:
+            with self.store.transaction(durable=durable):
+                for queued_write in queued:
+                    queued_write()
+                return write() if write is not None else None
+        except Exception as error:
+            self.queue[:0] = queued
+            raise StoreWriteFailed(f"cannot write to the database ({error}); the run stopped, "
+                                   "what it committed stands and the next run goes on from there") from error
+
+    def salvage(self) -> None:
+        """After a failure: commit what the queue still holds, one write at a time, and stop
+        at the first that fails (a confirmation alone may fit where a state save does not).
+        Never raises; what is left is re-decided by the next run from the saved state."""
+        while self.queue:
+            try:
+                with self.store.transaction():
+                    self.queue[0]()
+            except Exception:  # noqa: BLE001 - the run is already failing with the first error
+                return
+            self.queue.pop(0)
 
 
 # ---------------------------------------------------------------- the tick
@@ -215,28 +243,37 @@ class Tick:
             self.report.ran = False
             self.report.holder = self._lease_holder()
             return self.report
-        status = "ok"
         try:
             self.report.run_id = self.store.start_run(self.holder, wall_clock())
             self._close_dead_runs()
             self.store.in_doubt_sends(wall_clock())  # claims of dead runs become in_doubt
             self._retry_failed()
             self._due_loop()
+            self.writes.now()
         except BaseException:
-            status = "failed"
+            self.writes.salvage()
+            self._finish("failed", quietly=True)
             raise
+        self._finish("stopped" if self.report.stopped else "ok")
+        return self.report
+
+    def _finish(self, status: str, *, quietly: bool = False) -> None:
+        """Record the run's end and free the lease. ``quietly``: the run is already failing
+        (the store may be what failed); the lease is still released if at all possible."""
+        try:
+            if self.report.run_id is not None:
+                counts = dict(self.report.counts)
+                counts["contacts"] = self.report.contacts
+                self.store.finish_run(self.report.run_id, counts, status, wall_clock())
+        except Exception:
+            if not quietly:
+                raise
         finally:
             try:
-                self.writes.now()
-            finally:
-                if self.report.run_id is not None:
-                    counts = dict(self.report.counts)
-                    counts["contacts"] = self.report.contacts
-                    self.store.finish_run(self.report.run_id, counts,
-                                          "stopped" if self.report.stopped and status == "ok" else status,
-                                          wall_clock())
                 self.store.release_lease(LEASE_NAME, self.holder)
-        return self.report
+            except Exception:
+                if not quietly:
+                    raise
 
     def _due_loop(self) -> None:
         seen: set[str] = set()
@@ -301,7 +338,7 @@ class Tick:
                 for decision in outcome.decisions:
                     if decision.action in ("send", "webhook"):
                         self._deliver(decision)
-            except LeaseLost:
+            except (LeaseLost, StoreWriteFailed):
                 raise
             except Exception as error:  # noqa: BLE001 - its committed sends stay committed; it stays due
                 self._contact_failed(contact_id, error)

@@ -131,8 +131,9 @@ class SQLiteStore:
             try:
                 yield
             except BaseException:
-                self.conn.execute(f"ROLLBACK TO {name}")
-                self.conn.execute(f"RELEASE {name}")
+                if self.conn.in_transaction:  # SQLite itself rolls everything back on a full disk
+                    self.conn.execute(f"ROLLBACK TO {name}")
+                    self.conn.execute(f"RELEASE {name}")
                 raise
             self.conn.execute(f"RELEASE {name}")
             return
