@@ -85,7 +85,7 @@ def test_every_expectation_kind_can_fail_and_says_what_happened(tmp_path, loaded
 
 def test_unknown_contact_is_an_error_not_a_crash(tmp_path, loaded):
     result = run_scenario(scenario(tmp_path, "  - {contact: zed, emails: 1}\n"), loaded)
-    assert result.error and "no contact 'zed'" in result.error
+    assert result.error and "s.scenario.yaml:7:15: error[ref.contact] there is no contact `zed`" in result.error
 
 
 def test_journey_test_on_the_sample_scenarios_passes_and_writes_junit(tmp_path):
@@ -122,3 +122,48 @@ def test_invalid_scenario_file_reports_problems_with_lines(tmp_path):
     out = subprocess.run([sys.executable, "-m", "runner", "test", str(path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "bad.scenario.yaml:4" in out.stdout and "Traceback" not in out.stderr
+
+
+# ---------------------------------------------------------------- what expectations name must exist
+
+
+@pytest.mark.parametrize("expectation, message", [
+    ("{contact: ada, never_receives: nuge}", "there is no step `nuge` in the journeys this scenario runs; "
+                                             "did you mean `nudge`?"),
+    ("{contact: ada, receives: onboarding.nurture_newsleter}",
+     "there is no step `nurture_newsleter` in journey `onboarding`; did you mean `onboarding.nurture_newsletter`?"),
+    ("{contact: ada, receives: onbording.nudge}", "there is no step `onbording.nudge` in the journeys this "
+                                                  "scenario runs; did you mean `onboarding.nudge`?"),
+    ("{contact: ada, in_stage: educaton}", "there is no stage `educaton`"),
+    ("{contact: ada, exits: onboardin}", "there is no journey `onboardin`; did you mean `onboarding`?"),
+    ("{contact: ada, reaches_goal: sales_handoff}", "journey `sales_handoff` is not one this scenario runs"),
+    ("{contact: ada, never_receives: field_notes_plain}",
+     "`field_notes_plain` is a template, not a step; the step(s) that send it: onboarding.welcome_newsletter"),
+    ("{contact: ada, never_receives: wait_click}", "step `wait_click` is a `wait_for` step: it sends nothing"),
+    ("{contact: adda, emails: 1}", "there is no contact `adda` in this scenario; did you mean `ada`?"),
+])
+def test_unknown_steps_stages_journeys_templates_and_contacts_are_errors_at_file_line_col(
+        tmp_path, loaded, expectation, message):
+    path = scenario(tmp_path, PASSING + f"  - {expectation}\n")
+    result = run_scenario(path, loaded)
+    assert not result.passed and not result.checks
+    assert message in result.error
+    line = f"  - {expectation}"
+    offending = message.split("`")[1] if "contact" not in message else "adda"
+    column = line.index(next(word for word in line.replace("}", " ").split() if offending in word)) + 1
+    assert f"s.scenario.yaml:17:{column}: error[ref." in result.error
+
+
+def test_a_step_of_a_journey_the_scenario_does_not_run_is_named(tmp_path, loaded):
+    step = next(s for s in loaded.raw["sales_handoff"]["stages"][0]["steps"] if "email" in s)["id"]
+    result = run_scenario(scenario(tmp_path, f"  - {{contact: ada, never_receives: {step}}}\n"), loaded)
+    assert f"step `{step}` is in journey `sales_handoff`, which this scenario does not run" in result.error
+
+
+def test_journey_test_fails_on_a_misspelt_step_with_did_you_mean(tmp_path):
+    path = scenario(tmp_path, "  - {contact: ada, never_receives: nuge}\n", "typo")
+    out = subprocess.run([sys.executable, "-m", "runner", "test", str(path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "typo.scenario.yaml:7:36: error[ref.scenario] there is no step `nuge`" in out.stdout
+    assert "did you mean `nudge`?" in out.stdout

@@ -205,7 +205,7 @@ def test_every_problem_code_is_documented():
     import re
 
     repo = Path(__file__).resolve().parent.parent
-    sources = ["yamlsource", "schema", "semantics", "templatecheck", "loader"]
+    sources = ["yamlsource", "schema", "semantics", "templatecheck", "loader", "scenariorefs"]
     text = "\n".join((repo / "runner" / "language" / f"{name}.py").read_text() for name in sources)
     codes = set(re.findall(r'"((?:yaml|file|schema|ref|segment|plan|duration|timezone|cron|window|stage|step|split|'
                            r'migration|journey|contact|template|project)\.[a-z]+(?:-[a-z]+)*)"', text))
@@ -213,3 +213,46 @@ def test_every_problem_code_is_documented():
     documented = (repo / "docs" / "validate.md").read_text()
     assert len(codes) > 40
     assert sorted(code for code in codes if f"`{code}`" not in documented) == []
+
+
+# ---------------------------------------------------------------- examples/: test contacts and scenarios
+
+
+def _sample_with_broken_examples(tmp_path: Path) -> Path:
+    from test_tick_kit import copy_sample
+
+    root = copy_sample(tmp_path / "sample")
+    scenario = root / "examples" / "scenarios" / "onboarding_sources.scenario.yaml"
+    scenario.write_text(scenario.read_text(encoding="utf-8").replace(
+        "{contact: elif, never_receives: nudge}", "{contact: elif, never_receives: last_nuge}"), encoding="utf-8")
+    contacts = root / "examples" / "contacts.yaml"
+    contacts.write_text(contacts.read_text(encoding="utf-8").replace("Europe/Istanbul", "Europe/Istambul", 1),
+                        encoding="utf-8")
+    return root
+
+
+def test_validate_without_paths_checks_the_examples_scenarios_and_test_contacts(tmp_path: Path):
+    root = _sample_with_broken_examples(tmp_path)
+    result = run_cli(["validate"], root)
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr
+    problems = [line for line in result.stdout.splitlines() if ": error[" in line]
+    assert len(problems) == 2, result.stdout
+    contacts, scenario = problems
+    assert contacts.startswith("examples/contacts.yaml:") and "unknown time zone `Europe/Istambul`" in contacts
+    line = next(n for n, text in enumerate((root / "examples/scenarios/onboarding_sources.scenario.yaml")
+                                           .read_text().splitlines(), 1) if "last_nuge" in text)
+    assert scenario.startswith(f"examples/scenarios/onboarding_sources.scenario.yaml:{line}:37: error[ref.scenario]")
+    assert "there is no step `last_nuge`" in scenario
+
+
+def test_validate_of_one_scenario_checks_its_steps_against_the_project_journeys(tmp_path: Path):
+    root = _sample_with_broken_examples(tmp_path)
+    result = run_cli(["validate", "examples/scenarios/onboarding_sources.scenario.yaml"], root)
+    assert result.returncode == 1 and "there is no step `last_nuge`" in result.stdout
+
+
+def test_running_commands_do_not_load_the_examples(tmp_path: Path):
+    # a broken scenario fails `journey validate` and `journey test`, never a simulation or a tick
+    root = _sample_with_broken_examples(tmp_path)
+    assert not any(p.file.startswith("examples") for p in load_project(root).problems)

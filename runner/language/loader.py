@@ -133,6 +133,7 @@ class _Load:
         self.checked_templates: set[Path] = set()
         self.checked: list[Path] = []
         self.scenarios: list[YamlDocument] = []
+        self.other_journey_docs: list[YamlDocument] = []  # the project's journeys not among the paths given
 
     def project(self) -> None:
         path = self.root / PROJECT_FILE
@@ -201,9 +202,37 @@ class _Load:
                 doc, _ = load_file(path)
                 if doc is not None:
                     ids.add(doc.data.get("id"))
+                    self.other_journey_docs.append(doc)
         known = {i for i in ids if isinstance(i, str)}
         for doc in self.scenarios:
             self.problems += semantics.check_scenario_journeys(doc, known)
+
+    def scenario_references(self, journeys: list[Journey]) -> None:
+        """The steps, stages and journeys scenarios' expectations name must exist (once journeys are built).
+
+        Skipped while any journey of the project cannot be built: its errors
+        come first, and its steps are unknown.
+        """
+        from runner.core.model import build_journey
+        from runner.language.scenariorefs import check_references
+
+        if not self.scenarios:
+            return
+        every = list(journeys)
+        built = {j.id for j in journeys}
+        for doc in self.other_journey_docs:
+            if doc.data.get("id") in built:
+                continue
+            try:
+                every.append(build_journey(doc.data, doc.file))
+            except (JourneyError, ValueError, KeyError, TypeError, AttributeError):
+                return
+        if len({j.id for j in every}) < len(self.journey_docs) + len(self.other_journey_docs):
+            return  # a journey failed to build (or two share an id): reported already
+        failed = {p.file for p in self.problems if p.severity == ERROR}
+        for doc in self.scenarios:
+            if doc.file not in failed:
+                self.problems += check_references(doc, every)
 
     def _subjects(self, doc: YamlDocument) -> list[Problem]:
         problems: list[Problem] = []
@@ -227,19 +256,34 @@ class _Load:
         self.problems += semantics.check_journey_ids([doc for _, doc, _ in self.journey_docs])
 
 
-def load_project(root: Path | None = None, paths: Sequence[Path] = (), *, templates: bool | None = None) -> LoadedProject:
+def load_project(root: Path | None = None, paths: Sequence[Path] = (), *, templates: bool | None = None,
+                 examples: bool = False) -> LoadedProject:
     """Read and check a project; ``paths`` may be files or folders (default: the journeys folder).
 
     ``templates``: check template files — True: all of them; False: none
     (template *references* are still checked); None (default): all when no
-    paths are given, else those the loaded journeys use. Never raises for
-    bad input: everything wrong is in ``LoadedProject.problems``.
+    paths are given, else those the loaded journeys use. ``examples``: with no
+    paths, also check the test contacts and scenarios under ``examples/``
+    (what ``journey validate`` does; running commands leave them out, so a
+    broken scenario never stops a simulation). Never raises for bad input:
+    everything wrong is in ``LoadedProject.problems``.
     """
     with collector_paused():  # thousands of live YAML nodes: see runner.collector
-        return _load_project(root, paths, templates)
+        return _load_project(root, paths, templates, examples)
 
 
-def _load_project(root: Path | None, paths: Sequence[Path], templates: bool | None) -> LoadedProject:
+EXAMPLES_DIR = "examples"
+
+
+def example_files(root: Path) -> list[Path]:
+    """Test contacts and scenarios under the project's ``examples/`` folder."""
+    folder = root / EXAMPLES_DIR
+    if not semantics.is_dir(folder):
+        return []
+    return [path for path in expand_paths([folder]) if kind_of(path) in ("contacts", "scenario")]
+
+
+def _load_project(root: Path | None, paths: Sequence[Path], templates: bool | None, examples: bool) -> LoadedProject:
     from runner.core.model import build_journey, build_project
 
     if root is None:
@@ -254,6 +298,8 @@ def _load_project(root: Path | None, paths: Sequence[Path], templates: bool | No
                                      f"there is no journeys folder `{folder.name}/` in {display_name(root)}",
                                      hint="create it, set `journeys:` in project.yaml, or pass files to check"))
     files = expand_paths(paths if paths else [load.journeys_dir()] if semantics.is_dir(load.journeys_dir()) else [])
+    if examples and not paths:
+        files += example_files(root)
     for path in files:
         load.file(path)
     load.journey_ids()
@@ -283,6 +329,7 @@ def _load_project(root: Path | None, paths: Sequence[Path], templates: bool | No
             continue
         raw[journey_id] = doc.data
         sources[journey_id] = path
+    load.scenario_references(journeys)  # appends to problems (the same list)
     problems = sorted(set(problems), key=lambda p: (p.file, p.line, p.col, p.code, p.message))
     return LoadedProject(root=root, project=project, journeys=journeys, problems=problems, raw=raw, sources=sources,
                          checked=load.checked)
@@ -306,11 +353,12 @@ class Validation:
 
 
 def validate(paths: Sequence[Path] = (), root: Path | None = None, *, strict: bool = False) -> Validation:
-    """Check files or folders (default: project.yaml, the journeys and the templates).
+    """Check files or folders (default: project.yaml, the journeys, the templates, and the
+    test contacts and scenarios under examples/).
 
     Never raises for bad input. ``strict`` makes warnings fail too.
     """
-    loaded = load_project(root, [Path(p) for p in paths])
+    loaded = load_project(root, [Path(p) for p in paths], examples=True)
     return Validation(loaded.problems, len(loaded.checked), strict)
 
 

@@ -25,7 +25,7 @@ from runner.core.durations import parse_duration
 from runner.core.engine import Decision, Engine
 from runner.core.localtime import zone
 from runner.core.model import Journey, Project
-from runner.core.problems import ERROR, JourneyError
+from runner.core.problems import ERROR, JourneyError, Problem
 from runner.language.loader import LoadedProject, load_project
 from runner.simulation.simulate import Simulation, simulate
 from runner.simulation.testcontacts import TestContact, contacts_by_id, load_test_contacts, resolve_time
@@ -164,26 +164,34 @@ def find_scenarios(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def load_scenario(path: Path, journey_ids: set[str] | None = None) -> Scenario:
-    """Read and check a scenario file; JourneyError with problems when it is not valid."""
+def load_scenario(path: Path, journeys: Sequence[Journey] | None = None) -> Scenario:
+    """Read and check a scenario file; JourneyError with problems when it is not valid.
+
+    With ``journeys`` (the project's), the journeys, stages and steps its
+    expectations name must exist in those it runs (``runner.language.scenariorefs``).
+    """
     from runner.language import schema, semantics
     from runner.language.loader import display_name
+    from runner.language.scenariorefs import check_references
     from runner.language.yamlsource import load_file
 
     name = display_name(path)
     doc, problems = load_file(path, name)
     if doc is not None:
         problems += schema.check(doc, "scenario")
-        problems += semantics.check_scenario(doc, journey_ids, path.parent)
+        problems += semantics.check_scenario(doc, {j.id for j in journeys} if journeys is not None else None,
+                                             path.parent)
+        if journeys is not None and not any(p.severity == ERROR for p in problems):
+            problems += check_references(doc, journeys)
     errors = [p for p in problems if p.severity == ERROR]
     if doc is None or errors:
         raise JourneyError(f"{name}: the scenario is not valid", errors)
     data = doc.data
-    try:
-        start = resolve_time(data["start"], DEFAULT_START, "UTC", name) if data.get("start") else DEFAULT_START
-    except JourneyError:
-        raise
+    start = resolve_time(data["start"], DEFAULT_START, "UTC", name) if data.get("start") else DEFAULT_START
     contacts = _scenario_contacts(data.get("contacts"), path, name)
+    unknown = _unknown_contacts(doc, contacts)
+    if unknown:
+        raise JourneyError(f"{name}: the scenario is not valid", unknown)
     expectations = []
     for index, spec in enumerate(data.get("expect") or []):
         kind = next(k for k in EXPECTATION_KINDS if k in spec)
@@ -198,6 +206,22 @@ def load_scenario(path: Path, journey_ids: set[str] | None = None) -> Scenario:
         duration=str(data.get("duration") or DEFAULT_DURATION), journey_ids=data.get("journeys"),
         expectations=expectations, description=str(data.get("description") or ""),
     )
+
+
+def _unknown_contacts(doc: Any, contacts: list[TestContact]) -> list[Problem]:
+    """Expectations about a contact the scenario does not have, at their file:line:col."""
+    from runner.language.schema import did_you_mean
+
+    known = sorted(contact.id for contact in contacts)
+    problems = []
+    for index, spec in enumerate(doc.data.get("expect") or []):
+        contact = str(spec.get("contact"))
+        if contact not in known:
+            suggestion = did_you_mean(contact, known)
+            extra = f"; did you mean `{suggestion}`?" if suggestion else ""
+            problems.append(doc.problem(["expect", index, "contact"], "ref.contact",
+                                        f"there is no contact `{contact}` in this scenario{extra}"))
+    return problems
 
 
 def _scenario_contacts(spec: Any, path: Path, name: str) -> list[TestContact]:
@@ -223,13 +247,10 @@ def run_scenario(path: Path, loaded: LoadedProject) -> ScenarioResult:
     began = time.perf_counter()
     result = ScenarioResult(None, path)
     try:
-        scenario = load_scenario(path, {j.id for j in loaded.journeys})
+        scenario = load_scenario(path, loaded.journeys)
         result.scenario = scenario
         journeys = select_journeys(loaded.journeys, scenario.journey_ids, f"{path}: ")
-        contacts = check_contacts(scenario.contacts)
-        for expectation in scenario.expectations:
-            if expectation.contact not in contacts:
-                raise JourneyError(f"{path}:{expectation.line}: no contact '{expectation.contact}' in the scenario")
+        check_contacts(scenario.contacts)
         simulation = simulate(loaded.project, journeys, scenario.contacts, scenario.start, scenario.end)
         checker = ExpectationChecker(scenario, loaded.project, journeys, simulation)
         result.checks = [checker.check(e) for e in scenario.expectations]

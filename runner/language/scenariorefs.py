@@ -1,0 +1,155 @@
+"""What a scenario's expectations name must exist in the journeys it runs.
+
+``never_receives: last_nuge`` would otherwise pass for ever: no decision ever
+names a step that does not exist. Each expectation's step, stage or journey
+is looked up in the journeys the scenario simulates (its ``journeys:``, or
+all), and anything unknown is an error at its file:line:col with the nearest
+name ("did you mean"). A target that is a template's name rather than a
+step's is told which steps send that template.
+
+Used by ``journey validate`` (the loader) and ``journey test`` (the scenario
+runner), so both report the same problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import PurePath
+
+from runner.core.model import EmailStep, Journey, WebhookStep
+from runner.core.problems import Problem
+from runner.language.schema import did_you_mean
+from runner.language.yamlsource import YamlDocument
+
+_STEP_KINDS = ("receives", "never_receives")
+_JOURNEY_KINDS = ("reaches_goal", "exits")
+
+
+def check_references(doc: YamlDocument, journeys: Sequence[Journey]) -> list[Problem]:
+    """Problems with the steps, stages and journeys a scenario's expectations name.
+
+    ``journeys``: every journey of the project (valid ones). Expectations are
+    checked against those the scenario selects; unknown ids in ``journeys:``
+    itself are reported by the scenario's semantic checks.
+    """
+    data = doc.data if isinstance(doc.data, dict) else {}
+    selected_ids = data.get("journeys")
+    every = {journey.id: journey for journey in journeys}
+    if isinstance(selected_ids, list):
+        selected = [every[i] for i in selected_ids if isinstance(i, str) and i in every]
+    else:
+        selected = list(every.values())
+    checker = _References(doc, selected, every)
+    expectations = data.get("expect")
+    for index, spec in enumerate(expectations if isinstance(expectations, list) else []):
+        if not isinstance(spec, dict):
+            continue
+        for kind in _STEP_KINDS:
+            if isinstance(spec.get(kind), str):
+                checker.step(["expect", index, kind], spec[kind])
+        if isinstance(spec.get("in_stage"), str):
+            checker.stage(["expect", index, "in_stage"], spec["in_stage"])
+        for kind in _JOURNEY_KINDS:
+            if isinstance(spec.get(kind), str):
+                checker.journey(["expect", index, kind], spec[kind])
+    return checker.problems
+
+
+class _References:
+    def __init__(self, doc: YamlDocument, selected: list[Journey], every: dict[str, Journey]):
+        self.doc = doc
+        self.selected = selected
+        self.every = every
+        self.problems: list[Problem] = []
+
+    def report(self, path: list, message: str, hint: str | None = None) -> None:
+        self.problems.append(self.doc.problem(path, "ref.scenario", message, hint=hint))
+
+    def _scope(self) -> str:
+        return "the journeys this scenario runs" if len(self.selected) < len(self.every) else "the project"
+
+    def step(self, path: list, target: str) -> None:
+        """A step id (which may contain dots: ``main.0``), or ``journey.step``, as the checker matches them."""
+        hits = [(j, target) for j in self.selected if target in j.steps]
+        journey_id, _, step_id = target.partition(".")
+        if not hits and step_id and journey_id in self.every:
+            if self.every[journey_id] not in self.selected:
+                return self.journey(path, journey_id, what=f"in `{target}`")
+            journey = self.every[journey_id]
+            if step_id not in journey.steps:
+                return self._unknown_step(path, target, step_id, [journey])
+            hits = [(journey, step_id)]
+        if not hits:
+            return self._unknown_step(path, target, target, self.selected)
+        if not any(isinstance(j.steps[s], (EmailStep, WebhookStep)) for j, s in hits):
+            journey, step_id = hits[0]
+            self.report(path, f"step `{target}` is a `{journey.steps[step_id].kind}` step: it sends nothing, "
+                              "so this expectation can never be met (or never fail)",
+                        hint="name an email or webhook step")
+        return None
+
+    def _unknown_step(self, path: list, target: str, step_id: str, journeys: list[Journey]) -> None:
+        elsewhere = [j.id for j in self.every.values() if step_id in j.steps and j not in self.selected]
+        if elsewhere:
+            return self.report(path, f"step `{step_id}` is in journey `{elsewhere[0]}`, which this scenario does "
+                                     "not run", hint=f"add `{elsewhere[0]}` to `journeys:`")
+        senders = [f"{j.id}.{s.id}" for j in journeys for s in j.email_steps() if step_id in _template_names(s)]
+        if senders:
+            return self.report(path, f"`{step_id}` is a template, not a step; the step(s) that send it: "
+                                     f"{', '.join(senders)}", hint="expectations name step ids")
+        suggestion = did_you_mean(step_id, sorted({s for j in journeys for s in j.steps}))
+        if suggestion and step_id != target:
+            suggestion = f"{target.partition('.')[0]}.{suggestion}"
+        elif suggestion is None and "." in target:  # a misspelt journey in journey.step
+            journey_id, _, rest = target.partition(".")
+            guess = did_you_mean(journey_id, sorted(j.id for j in journeys))
+            suggestion = f"{guess}.{rest}" if guess and rest in self.every[guess].steps else None
+        extra = f"; did you mean `{suggestion}`?" if suggestion else ""
+        where = f"journey `{journeys[0].id}`" if step_id != target else self._scope()
+        return self.report(path, f"there is no step `{step_id}` in {where}{extra}",
+                           hint=None if suggestion else _sending_steps(journeys))
+
+    def stage(self, path: list, target: str) -> None:
+        journey_id, _, stage_id = target.rpartition(".")
+        if journey_id and journey_id not in self.every:
+            return self.journey(path, journey_id, what=f"in `{target}`")
+        candidates = [j for j in self.selected if not journey_id or j.id == journey_id]
+        names = sorted({s.id for j in candidates for s in j.stages})
+        if stage_id not in names:
+            suggestion = did_you_mean(stage_id, names)
+            extra = f"; did you mean `{suggestion}`?" if suggestion else ""
+            self.report(path, f"there is no stage `{stage_id}` in {self._scope() if not journey_id else journey_id}"
+                              f"{extra}")
+        return None
+
+    def journey(self, path: list, journey_id: str, what: str = "") -> None:
+        if any(j.id == journey_id for j in self.selected):
+            return
+        where = f" {what}" if what else ""
+        if journey_id in self.every:
+            self.report(path, f"journey `{journey_id}`{where} is not one this scenario runs",
+                        hint=f"add `{journey_id}` to `journeys:`")
+            return
+        suggestion = did_you_mean(journey_id, sorted(self.every))
+        extra = f"; did you mean `{suggestion}`?" if suggestion else ""
+        self.report(path, f"there is no journey `{journey_id}`{where}{extra}")
+
+
+def _template_names(step: EmailStep) -> set[str]:
+    """A template's names as an author may write them: ``onboarding/nudge``, ``nudge``, ``nudge.html``."""
+    names = set()
+    for template in (step.template, step.text_template):
+        if template:
+            path = PurePath(template)
+            names |= {template, f"{template}.html", f"{template}.txt", path.name, path.stem,
+                      f"{path.name}.html", f"{path.name}.txt"}
+    return names
+
+
+def _sending_steps(journeys: list[Journey], limit: int = 12) -> str | None:
+    """The steps an expectation can name, when there is no close match to suggest."""
+    names = sorted({s.id for j in journeys for s in j.steps.values() if isinstance(s, (EmailStep, WebhookStep))})
+    if not names:
+        return None
+    more = f", … ({len(names) - limit} more)" if len(names) > limit else ""
+    return f"steps that send: {', '.join(names[:limit])}{more}"
