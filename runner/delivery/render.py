@@ -35,13 +35,21 @@ from typing import Any
 
 import css_inline
 import jinja2
-from inscriptis import get_text
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import Namespace, generate_lorem_ipsum
 
 from runner.core.problems import JourneyError, Problem
+from runner.delivery.htmltext import (
+    Shapes,
+    ValueMarks,
+    captures_output,
+    html_to_text,
+    marking,
+    split_marked,
+    text_fits,
+)
 
 HTML_EXTENSIONS = (".html", ".htm")
 MAX_ITEMS = 100_000  # list/dict size cap (Jinja's sandbox caps range() at the same)
@@ -258,9 +266,12 @@ class _GuardedCodeGenerator(CodeGenerator):
 
 
 def _finalize(value: Any) -> Any:
-    """Every ``{{ expression }}`` passes here before it becomes text."""
+    """Every ``{{ expression }}`` passes here before it becomes text (marked when asked: see htmltext)."""
     budget = _current()
-    return budget.check_size(value) if budget is not None else value
+    if budget is not None:
+        budget.check_size(value)
+    marks = marking.get()
+    return value if marks is None else marks.wrap(value)
 
 
 class GuardedEnvironment(ImmutableSandboxedEnvironment):
@@ -306,9 +317,11 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
         # Jinja folds constant filter calls at compile time; a budget makes an
         # oversized one (``'x'|center(10**9)``) fail there and run guarded later.
         token = _budget.set(self.compile_budget())
+        unmarked = marking.set(None)  # constants folded now must not keep a render's value marks
         try:
             return super().compile(source, name, filename, raw=raw, defer_init=defer_init)
         finally:
+            marking.reset(unmarked)
             _budget.reset(token)
 
     def compile_budget(self) -> _Budget:
@@ -401,6 +414,8 @@ class Renderer:
         self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
         self._from_string = functools.lru_cache(maxsize=1024)(self._compile_string)
         self._exists_cache: dict[str, bool] = {}
+        self._shapes = Shapes(self._inliner.inline)
+        self._streams_output: dict[str, bool] = {}
 
     def _compile_string(self, source: str) -> jinja2.Template:
         return self.env.from_string(source)
@@ -410,18 +425,50 @@ class Renderer:
     ) -> RenderedEmail:
         """Render subject, HTML (CSS inlined) and text (``.txt`` or derived from the HTML)."""
         base = template.removesuffix(".html").removesuffix(".htm")
-        html = self._render_file(f"{base}.html", context)
+        text_name = _with_suffix(text_template, ".txt") if text_template else f"{base}.txt"
+        derive_text = not (text_template or self._exists(text_name))
+        html, text = self._html_and_text(f"{base}.html", context, derive_text)
+        if text is None:
+            text = self._render_file(text_name, context)
+        subject_text = " ".join(self.render_string(subject, context).split())
+        return RenderedEmail(subject=subject_text, html=html, text=text)
+
+    def _html_and_text(self, name: str, context: dict, derive_text: bool) -> tuple[str, str | None]:
+        """The HTML with CSS inlined, and the text derived from it when asked.
+
+        Both come from the template's shape when its values allow (once per shape,
+        see ``runner.delivery.htmltext``); otherwise from this message's HTML.
+        """
+        html = None
+        if self._reusable(name):
+            marks = ValueMarks()
+            token = marking.set(marks)
+            try:
+                marked = self._render_file(name, context)
+            except RenderError:
+                marked = ""  # rendered again unmarked below, which reports the error
+            finally:
+                marking.reset(token)
+            html, static = split_marked(marked, marks) if marked else (None, None)
+            shape = self._shapes.get(static, derive_text) if static is not None else None
+            if shape is not None and shape.fits(marks.values):
+                html = shape.fill_html(marks.values)
+                if not derive_text:
+                    return html, None
+                return html, shape.fill_text(marks.values) if text_fits(marks.values) else html_to_text(html)
+        if html is None:
+            html = self._render_file(name, context)
         try:
             html = self._inliner.inline(html)
         except Exception as exc:  # noqa: BLE001 - InlineError, or anything the parser trips on
-            raise RenderError(f"{base}.html", None, f"CSS inlining failed: {exc}") from None
-        text_name = _with_suffix(text_template, ".txt") if text_template else f"{base}.txt"
-        if text_template or self._exists(text_name):
-            text = self._render_file(text_name, context)
-        else:
-            text = get_text(html).strip() + "\n"
-        subject_text = " ".join(self.render_string(subject, context).split())
-        return RenderedEmail(subject=subject_text, html=html, text=text)
+            raise RenderError(name, None, f"CSS inlining failed: {exc}") from None
+        return html, html_to_text(html) if derive_text else None
+
+    def _reusable(self, name: str) -> bool:
+        """Can this template's shape be reused: does it stream all its output (no captures)?"""
+        if name not in self._streams_output:
+            self._streams_output[name] = not captures_output(self.env, name)
+        return self._streams_output[name]
 
     def render_string(self, source: str, context: dict) -> str:
         """Render a Jinja string (subjects, webhook payload values); never autoescaped."""
