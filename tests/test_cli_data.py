@@ -118,6 +118,7 @@ def test_usage_errors_exit_2(files):
 
 
 def test_suppress_add_list_remove(files):
+    assert journey("contacts", "import", "contacts.csv", "--db", "x.db", cwd=files).returncode == 0
     assert journey("suppress", "add", "Ada@Example.com", "--reason", "bounced", "--db", "x.db",
                    cwd=files).returncode == 0
     assert journey("suppress", "add", "bob", "--db", "x.db", cwd=files).returncode == 0
@@ -130,6 +131,23 @@ def test_suppress_add_list_remove(files):
     listed = json.loads(journey("suppress", "list", "--format", "json", "--db", "x.db",
                                 cwd=files).stdout)
     assert [s["contact_id"] for s in listed] == ["bob"]
+
+
+@pytest.mark.parametrize("target", [
+    "eyJhZGEiXQ.c2lnbmF0dXJl", "nobody", "ada@", "@example.com", "a@b@example.com", "Ada <ada@example.com>",
+    "ada@example.com\nBcc: x@evil.test", " ada", "x" * 300 + "@example.com"])
+def test_suppress_add_refuses_tokens_unknown_contacts_and_bad_addresses(files, target):
+    assert journey("contacts", "import", "contacts.csv", "--db", "x.db", cwd=files).returncode == 0
+    result = journey("suppress", "add", target, "--db", "x.db", cwd=files)
+    assert result.returncode == 1, result.stdout
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
+    assert rows(files / "x.db", "SELECT count(*) FROM suppressions") == [(0,)]
+
+
+def test_suppress_add_an_unknown_contact_when_told(files):
+    result = journey("suppress", "add", "carol", "--unknown-contact", "--db", "x.db", cwd=files)
+    assert result.returncode == 0, result.stderr
+    assert rows(files / "x.db", "SELECT contact_id FROM suppressions") == [("carol",)]
 
 
 @pytest.mark.parametrize("command", [["contacts", "import"], ["events", "import"],

@@ -144,15 +144,42 @@ def suppress() -> None:
 @click.option(
     "--reason", type=click.Choice(SUPPRESSION_REASONS), default=MANUAL, show_default=True
 )
+@click.option("--unknown-contact", is_flag=True,
+              help="Accept a contact id the database does not hold (yet); without it that is an error.")
 @DB_OPTION
-def suppress_add(email_or_id: str, reason: str, db_path: Path | None) -> None:
-    """Suppress EMAIL_OR_ID (an address with @, else a contact id)."""
+def suppress_add(email_or_id: str, reason: str, unknown_contact: bool, db_path: Path | None) -> None:
+    """Suppress EMAIL_OR_ID (an email address with @, else a known contact id).
+
+    An address must be a valid addr-spec (a@b.example); a contact id must be
+    in the database unless --unknown-contact says it may arrive later.
+    """
     try:
         with open_db(db_path) as store:
-            store.add_suppression(email_or_id, reason, "cli", datetime.now(UTC))
+            target = _suppression_target(store, email_or_id, unknown_contact)
+            store.add_suppression(target, reason, "cli", datetime.now(UTC))
     except JourneyError as error:
         fail(error)
-    click.echo(f"suppressed {email_or_id} ({reason})")
+    click.echo(f"suppressed {target} ({reason})")
+
+
+def _suppression_target(store, value: str, unknown_contact: bool) -> str:
+    """The address or contact id to suppress, checked: a typo must not pass silently."""
+    from runner.delivery.message import InvalidAddress, parse_address
+
+    text = value.strip()
+    if "@" in text:
+        try:
+            mailbox = parse_address(text, role="suppressed")
+        except InvalidAddress as error:
+            raise JourneyError(str(error)) from None
+        if mailbox.display_name or mailbox.addr_spec != text:
+            raise JourneyError(f"{value!r} is not a bare email address (write it as name@example.com)")
+        return text
+    if not text or text != value or not text.isprintable():
+        raise JourneyError(f"{value!r} is not a contact id (no spaces or control characters around it)")
+    if not unknown_contact and text not in store.load_contact_states([text]):
+        raise JourneyError(f"no contact {text!r} in the database (pass --unknown-contact to suppress it anyway)")
+    return text
 
 
 @suppress.command("remove")

@@ -137,6 +137,8 @@ def _parse_address(value: str, role: str) -> Mailbox:
     if len(pairs) != 1 or "@" not in pairs[0][1]:
         raise InvalidAddress(f"{role} address {value!r} is not a single email address")
     name, addr_spec = pairs[0]
+    if addr_spec.startswith("@"):
+        raise InvalidAddress(f"{role} address {value!r} has no local part before the @")
     if len(addr_spec) > _MAX_ADDR_SPEC:
         raise InvalidAddress(f"{role} address {value[:40]!r}… is longer than {_MAX_ADDR_SPEC} characters")
     if not _SIMPLE_ADDR_SPEC.fullmatch(addr_spec):
