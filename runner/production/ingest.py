@@ -111,9 +111,8 @@ class _Batch:
     contacts: list[ContactRow] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
-    # identify / unsubscribe effects applied only if their event is new
+    # identify traits applied only if their event is new
     guarded_contacts: list[tuple[str, ContactRow]] = field(default_factory=list)
-    guarded_suppressions: list[tuple[str, str, datetime]] = field(default_factory=list)
     lines: int = 0
 
     def __len__(self) -> int:
@@ -171,7 +170,6 @@ class _Importer:
         store, now = self.store, self.now
         with store.transaction():
             guarded = [mid for mid, _ in batch.guarded_contacts]
-            guarded += [mid for mid, _, _ in batch.guarded_suppressions]
             seen = store.existing_message_ids(guarded) if guarded else set()
             contacts = batch.contacts + [
                 row for mid, row in batch.guarded_contacts if mid not in seen
@@ -179,10 +177,7 @@ class _Importer:
             changed = store.write_contacts(contacts, now) if contacts else 0
             if batch.links:
                 store.link_identities(batch.links, now)
-            inserted = store.write_events(batch.events, now) if batch.events else 0
-            for mid, target, at in batch.guarded_suppressions:
-                if mid not in seen:
-                    store.add_suppression(target, "unsubscribed", f"event:{mid}", at)
+            inserted = store.write_events(batch.events, now) if batch.events else 0  # suppressing events suppress
         if self.counting == "events":
             duplicates = len(batch.events) - inserted
         else:
@@ -612,7 +607,8 @@ def _event_effect(
     segment: dict,
 ) -> Callable[[_Batch], None]:
     """Store rows for one event: the event, a link when both ids are given, and
-    (only if the event is new) identify traits or an unsubscribe suppression."""
+    (only if the event is new) identify traits. The store records the suppressions
+    of new suppressing events itself."""
     event = EventRow(user_id, anonymous_id, name, at, properties, message_id)
     identify: ContactRow | None = None
     if name == "identify" and user_id is not None:
@@ -622,7 +618,6 @@ def _event_effect(
             user_id, traits, _timezone(timezone) if timezone else None, changed_at=at
         )
         _check_email(traits)
-    target = user_id or anonymous_id
 
     def add(batch: _Batch) -> None:
         batch.events.append(event)
@@ -630,8 +625,6 @@ def _event_effect(
             batch.links.append((anonymous_id, user_id))
         if identify is not None:
             batch.guarded_contacts.append((message_id, identify))
-        if name == "unsubscribed":
-            batch.guarded_suppressions.append((message_id, target, at))
 
     return add
 

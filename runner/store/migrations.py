@@ -161,6 +161,20 @@ def m002_decisions(db: Database) -> None:
     db.execute("CREATE INDEX decisions_contact ON decisions(contact_id, at, id)")
 
 
+@migrations()
+def m003_event_suppressions(db: Database) -> None:
+    """Bounce and complaint events stored before they suppressed anyone in production
+    (only ``unsubscribed`` events did) become suppressions at their event's time, the
+    earliest per target, as the store now records them on arrival. Names are written
+    out: a migration never follows later vocabulary changes."""
+    db.execute("""INSERT INTO suppressions (target, contact_id, email, reason, at, source)
+        SELECT 'contact:' || coalesce(contact_id, anonymous_id), coalesce(contact_id, anonymous_id), NULL,
+               CASE name WHEN 'email_bounced' THEN 'bounced' ELSE 'complained' END, at, 'event:' || message_id
+        FROM events WHERE name IN ('email_bounced', 'email_complained') ORDER BY at, id
+        ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, at = excluded.at, source = excluded.source
+        WHERE excluded.at < suppressions.at""")
+
+
 def apply_migrations(db: Database) -> None:
     """Bring ``db`` to the latest schema; safe when several processes open it at once.
 

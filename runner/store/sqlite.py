@@ -32,7 +32,7 @@ from runner.core.state import (
     SendRecord,
     Wait,
 )
-from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSION_REASONS
+from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, SUPPRESSION_REASONS
 from runner.store.base import ContactRow, EventRow
 from runner.store.codec import from_db_time, from_json, merge_patch, to_db_time, to_json
 from runner.store.migrations import apply_migrations
@@ -190,7 +190,7 @@ class SQLiteStore:
                 owners[some_id].append(contact_id)
         events = self._events_of(owners)
         sends = self._sends_of(list(rows))
-        suppressed = self._suppression_reasons(rows, anonymous)
+        suppressed = self._earliest_suppressions(rows, anonymous)
         enrollment_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in self._rows(f"SELECT * FROM enrollments WHERE contact_id IN ({_marks(rows)}) "
                               "ORDER BY entered_at, id", list(rows)):
@@ -203,7 +203,8 @@ class SQLiteStore:
                                 timezone=row["timezone"], anonymous_ids=anonymous[contact_id]),
                 events=events.get(contact_id, []),
                 sends=sends.get(contact_id, []),
-                suppressed=suppressed.get(contact_id),
+                suppressed=suppressed[contact_id][0] if contact_id in suppressed else None,
+                suppressed_at=suppressed[contact_id][1] if contact_id in suppressed else None,
                 clock=from_db_time(row["clock"]),
                 memory=from_json(row["memory"], {}),
                 enrollment_seq=row["enrollment_seq"],
@@ -262,21 +263,24 @@ class SQLiteStore:
                                          step_id=step, at=from_db_time(at), kind=kind))
         return found
 
-    def _suppression_reasons(self, rows: dict[str, dict[str, Any]], anonymous: dict[str, list[str]]) -> dict[str, str]:
-        """The earliest suppression of each contact: by its id, an anonymous id, or its email."""
+    def _earliest_suppressions(
+        self, rows: dict[str, dict[str, Any]], anonymous: dict[str, list[str]]
+    ) -> dict[str, tuple[str, datetime]]:
+        """The earliest suppression of each contact (by its id, an anonymous id, or its
+        email): its reason and the instant it takes effect."""
         ids = [some_id for contact_id in rows for some_id in (contact_id, *anonymous[contact_id])]
         emails = sorted({row["email_key"] for row in rows.values() if row["email_key"] is not None})
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, datetime]] = {}
         suppressions = self.conn.execute(
-            f"""SELECT contact_id, email, reason FROM suppressions
+            f"""SELECT contact_id, email, reason, at FROM suppressions
                 WHERE contact_id IN ({_marks(ids)}) OR email IN ({_marks(emails)}) ORDER BY at""",
             (*ids, *emails),
         ).fetchall()
         for contact_id, row in rows.items():
             mine = {contact_id, *anonymous[contact_id]}
-            for target_id, email, reason in suppressions:
+            for target_id, email, reason, at in suppressions:
                 if target_id in mine or (email is not None and email == row["email_key"]):
-                    found[contact_id] = reason
+                    found[contact_id] = (reason, from_db_time(at))
                     break
         return found
 
@@ -614,7 +618,8 @@ class SQLiteStore:
             )
         ]
         row = rows[0] if rows else {"email_key": None}
-        return self._suppression_reasons({contact_id: row}, {contact_id: anonymous_ids}).get(contact_id)
+        found = self._earliest_suppressions({contact_id: row}, {contact_id: anonymous_ids}).get(contact_id)
+        return found[0] if found else None
 
     # ------------------------------------------------------------------ status
 
@@ -715,11 +720,14 @@ class SQLiteStore:
                     contact_wake[row.contact_id] = at
             elif at < anonymous_wake.get(row.anonymous_id, "~"):
                 anonymous_wake[row.anonymous_id] = at
+        suppressing = [row for row in rows if row.name in SUPPRESSING_EVENTS]
         with self.transaction():
             self.conn.executemany(
                 _CREATE_OR_WAKE_CONTACT,
                 [(cid, now_text, now_text, at) for cid, at in contact_wake.items()],
             )
+            if suppressing:  # before the insert: only events new to the store suppress
+                self._record_suppressions(suppressing)
             inserted = self.conn.executemany(
                 """INSERT OR IGNORE INTO events (contact_id, anonymous_id, name, at, properties, message_id)
                    VALUES (?, ?, ?, ?, ?, ?)""",
@@ -729,6 +737,28 @@ class SQLiteStore:
                 _WAKE_LINKED_CONTACT, [(at, anon, at) for anon, at in anonymous_wake.items()]
             )
         return inserted
+
+    def _record_suppressions(self, rows: list[EventRow]) -> None:
+        """Suppressions for the suppressing events (``unsubscribed``, ``email_bounced``,
+        ``email_complained``) the store does not hold yet, effective at each event's time.
+
+        They are written once, when the event first arrives: a replayed export
+        does not re-suppress someone an operator resubscribed. The earliest
+        suppression of a target is kept, as the engine keeps it.
+        """
+        seen = self.existing_message_ids([row.message_id for row in rows])
+        self.conn.executemany(
+            """INSERT INTO suppressions (target, contact_id, email, reason, at, source)
+               VALUES (?, ?, NULL, ?, ?, ?)
+               ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, at = excluded.at,
+                   source = excluded.source
+               WHERE excluded.at < suppressions.at""",
+            [
+                (f"contact:{target}", target, SUPPRESSING_EVENTS[row.name], to_db_time(row.at), f"event:{row.message_id}")
+                for row in rows
+                if row.message_id not in seen and (target := row.contact_id or row.anonymous_id)
+            ],
+        )
 
     def link_identities(self, links: Iterable[tuple[str, str]], now: datetime) -> None:
         """Link anonymous ids to contacts (the first link wins) and wake each contact
