@@ -7,16 +7,30 @@ deliver them, while ``journey run --now`` ticks every hour (in-process, and
 for a shorter period in real subprocesses). The send ledgers (key, contact,
 journey, version, step, scheduled instant) must be identical, and so must
 every other decision: production's decision journal (``journey history``)
-holds exactly the simulation's decisions, reasons included.
+holds exactly the simulation's decisions, reasons included. The hourly
+month runs on every transport: the outbox, SMTP with one and with four
+connections (a real aiosmtpd relay; the CRM webhook then goes to a real
+local HTTP receiver), console and memory.
 """
 
 from __future__ import annotations
 
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
+from urllib.parse import unquote
 
+import pytest
+from smtp_server import SmtpServer
 from test_tick_kit import contact_lines, copy_sample, journey_cli, ledger_rows, segment_events, write_lines
+from test_webhooks import SECRET as CRM_SECRET
+from test_webhooks import Receiver
 
+from runner.delivery.message import journey_key
 from runner.production import ingest
 from runner.production.deploy import deploy, load_working_tree
 from runner.production.tick import build_runtime, run_tick
@@ -25,6 +39,7 @@ from runner.simulation.testcontacts import load_test_contacts
 from runner.store import open_store
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
+CRM_URL = "https://crm.kitebase.test/hooks/journey-lead"
 
 
 def _simulated(root: Path, end: datetime):
@@ -57,24 +72,67 @@ def _as_row(decision) -> dict:
             "action": decision.action, "reason": decision.reason}
 
 
-def test_hourly_ticks_send_exactly_what_the_simulation_sends(tmp_path):
-    root = copy_sample(tmp_path / "project")
-    end = START + timedelta(days=30)
-    tree, sim, states = _simulated(root, end)
-    expected = ledger(sim.decisions)
-    assert len(expected) > 40  # the personas exercise every journey
+TRANSPORTS = ["outbox", "smtp", "smtp-4-connections", "console", "memory"]
 
-    store = open_store(tmp_path / "journey.db")
-    ingest.import_contacts(store, write_lines(tmp_path / "contacts.jsonl", contact_lines(states)), now=START)
-    deploy(store, tree.journeys, START)
-    runtime = build_runtime(store, tree.project, "outbox:" + str(tmp_path / "outbox"))
-    events = segment_events(states)
-    imported = 0
-    now = START
-    while now <= end:
-        imported = _import_until(store, tmp_path, events, imported, now, "events.jsonl")
-        run_tick(store, runtime, now)
-        now += timedelta(hours=1)
+
+def _transport_url(name: str, tmp_path: Path, server: SmtpServer) -> str:
+    return {"outbox": f"outbox:{tmp_path / 'outbox'}", "smtp": server.url(retries=0),
+            "smtp-4-connections": server.url(retries=0, connections=4)}.get(name, name)
+
+
+@contextmanager
+def _crm(root: Path) -> Iterator[Receiver]:
+    """A real HTTP receiver for the sample's CRM webhook (POSTed over the SMTP transports)."""
+    receiver = Receiver()
+    thread = threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    path = root / "journeys" / "sales_handoff.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(CRM_URL, receiver.url), encoding="utf-8")
+    try:
+        yield receiver
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+        thread.join()
+
+
+def _delivered_keys(name: str, tmp_path: Path, server: SmtpServer, runtime, printed: str) -> list[str]:
+    """The idempotency key of every message the transport delivered, as it saw them."""
+    if name == "outbox":
+        return [journey_key(message_from_bytes(path.read_bytes(), policy=policy.default))
+                for path in (tmp_path / "outbox").glob("*.eml")]
+    if name.startswith("smtp"):
+        return [journey_key(item.message) for item in server.messages]
+    if name == "memory":
+        return [message.key for message in runtime.delivery.transport.messages]
+    return [unquote(key) for key in re.findall(r"^email to=.* key=(\S+) id=", printed, flags=re.MULTILINE)]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_hourly_ticks_send_exactly_what_the_simulation_sends(tmp_path, monkeypatch, capsys, transport):
+    """On every transport: the per-send path (one SMTP connection, console, memory), the
+    batched ones (the outbox, a pool of four SMTP connections) and their ledgers agree."""
+    monkeypatch.setenv("JOURNEY_UNSUBSCRIBE_SECRET", "equivalence-secret-0123456789")
+    monkeypatch.setenv("CRM_WEBHOOK_SECRET", CRM_SECRET.decode())
+    root = copy_sample(tmp_path / "project")
+    with _crm(root) as crm, SmtpServer() as server:
+        end = START + timedelta(days=30)
+        tree, sim, states = _simulated(root, end)
+        expected = ledger(sim.decisions)
+        assert len(expected) > 40  # the personas exercise every journey
+        store = open_store(tmp_path / "journey.db")
+        ingest.import_contacts(store, write_lines(tmp_path / "contacts.jsonl", contact_lines(states)), now=START)
+        deploy(store, tree.journeys, START)
+        runtime = build_runtime(store, tree.project, _transport_url(transport, tmp_path, server))
+        events = segment_events(states)
+        imported = 0
+        now = START
+        while now <= end:
+            imported = _import_until(store, tmp_path, events, imported, now, "events.jsonl")
+            run_tick(store, runtime, now)
+            now += timedelta(hours=1)
+        runtime.delivery.close()
+        delivered = _delivered_keys(transport, tmp_path, server, runtime, capsys.readouterr().out)
     produced = ledger_rows(store)
     states_sent = dict(store.conn.execute("SELECT state, count(*) FROM sends GROUP BY state").fetchall())
     journal = sorted(_journal_key(row) for contact in states for row in store.contact_history(contact))
@@ -84,8 +142,12 @@ def test_hourly_ticks_send_exactly_what_the_simulation_sends(tmp_path):
     assert journal == sorted(_journal_key(_as_row(decision)) for decision in sim.decisions)
     assert {"enter", "send", "wait", "exit", "branch", "skip"} <= {row[7] for row in journal}
     assert states_sent == {"sent": len(expected)}  # none failed, none skipped
-    emails = sum(1 for d in sim.decisions if d.action == "send")
-    assert len(list((tmp_path / "outbox").glob("*.eml"))) == emails
+    emails = sorted(d.key for d in sim.decisions if d.action == "send")
+    assert sorted(delivered) == emails  # each email reached the transport exactly once
+    if transport.startswith("smtp"):  # webhooks are POSTed, signed, each once
+        hooks = sorted(d.key for d in sim.decisions if d.action == "webhook")
+        assert hooks and sorted(unquote(r["headers"]["Idempotency-Key"]) for r in crm.requests) == hooks
+        assert all(r["signature_ok"] for r in crm.requests)
 
 
 def test_journey_run_subprocesses_every_eight_hours_match_the_simulation(tmp_path):
