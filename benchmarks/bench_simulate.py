@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner import engine as engine_module  # noqa: E402
 from runner.collector import collector_paused  # noqa: E402
+from runner.core import engine as engine_module  # noqa: E402
 from runner.core.engine import Engine  # noqa: E402
 from runner.core.state import Contact, ContactState, Event  # noqa: E402
 from runner.language.loader import load_project  # noqa: E402
