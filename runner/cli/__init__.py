@@ -5,7 +5,9 @@ own module under ``runner.cli`` and exposes a click command object named in
 ``COMMANDS``; commands are imported lazily so ``journey --help`` stays fast and
 one broken optional dependency cannot take the whole CLI down.
 
-Exit codes: 0 ok, 1 problems found, 2 usage error.
+Exit codes: 0 ok, 1 problems found, 2 usage error. Errors take one path:
+commands raise ``JourneyError`` (or let any other exception through) and
+``LazyGroup.invoke`` catches it once, shows it and exits with its code.
 """
 
 from __future__ import annotations
@@ -53,6 +55,19 @@ class LazyGroup(click.Group):
         module_name, attribute = target.split(":")
         module = importlib.import_module(f"runner.cli.{module_name}")
         return getattr(module, attribute)
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; a domain error (or any other) shows itself and sets the exit code."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001 - the one place errors reach the user: never a traceback
+            from runner.cli.common import as_domain_error
+
+            domain = as_domain_error(error)
+            domain.show()
+            raise click.exceptions.Exit(domain.exit_code) from None
 
     @staticmethod
     def _module_exists(name: str) -> bool:

@@ -1,21 +1,21 @@
-"""What several command modules share: error exits, the ``--db`` option, the database.
+"""What several command modules share: the error a user sees, the ``--db`` option, the database.
 
-Every command ends a domain error the same way (its problems, one ``error:``
-line, its exit code, never a traceback), so that lives here once.
+Commands raise domain errors (``JourneyError``); the ``journey`` group catches
+them once, at the top (``runner.cli.LazyGroup.invoke``), and each shows itself:
+its problems, one ``error:`` line, its exit code, never a traceback.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 
 from runner.core.problems import JourneyError
+from runner.store.base import Store
 
 DB_OPTION = click.option(
     "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -23,27 +23,14 @@ DB_OPTION = click.option(
 )
 
 
-def fail(error: JourneyError) -> None:
-    """Print a domain error and its problems; exit with its code, never a traceback."""
-    for problem in error.problems:
-        click.echo(str(problem), err=True)
-    click.echo(f"error: {error}", err=True)
-    sys.exit(error.exit_code)
-
-
-@contextmanager
-def domain_errors() -> Iterator[None]:
-    """JourneyError and database errors become messages and exit codes."""
-    try:
-        yield
-    except JourneyError as error:
-        fail(error)
-    except sqlite3.Error as error:
-        fail(JourneyError(f"database error: {error}"))
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as error:  # noqa: BLE001 - last resort: never a traceback for the operator
-        fail(JourneyError(f"internal error ({type(error).__name__}: {error}); please report it"))
+def as_domain_error(error: Exception) -> JourneyError:
+    """Any exception a command let through, as the domain error the user sees: a database
+    error says so; anything else is a bug to report, never a traceback."""
+    if isinstance(error, JourneyError):
+        return error
+    if isinstance(error, sqlite3.Error):
+        return JourneyError(f"database error: {error}")
+    return JourneyError(f"internal error ({type(error).__name__}: {error}); please report it")
 
 
 def project_root() -> Path:
@@ -53,7 +40,7 @@ def project_root() -> Path:
 
 
 @contextmanager
-def open_db(db_path: Path | None, root: Path | None = None, *, must_exist: bool = False) -> Iterator[Any]:
+def open_db(db_path: Path | None, root: Path | None = None, *, must_exist: bool = False) -> Iterator[Store]:
     """The store at ``--db`` / ``JOURNEY_DB`` / project.yaml ``database`` (found from ``root``,
     else the working directory), closed afterwards."""
     from runner.store import open_store, resolve_db_path

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import click
 
-from runner.cli.common import DB_OPTION, fail, open_db
+from runner.cli.common import DB_OPTION, open_db
 from runner.core.problems import JourneyError
 from runner.core.vocabulary import MANUAL, SUPPRESSION_REASONS
+from runner.store.base import Store
 
 SHOWN_PROBLEMS = 50  # bad lines printed; a wrong file should not flood the terminal
 
@@ -62,10 +63,8 @@ def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path
         importer = ingest.import_contacts if kind == "contacts" else ingest.import_events
         with open_db(db_path) as store, _progress(path, f"importing {kind}") as progress:
             result = importer(store, path, format=format, strict=strict, progress=progress, **options)
-    except JourneyError as error:
-        fail(error)
     except sqlite3.Error as error:  # locked past the busy timeout, disk full, …
-        fail(JourneyError(f"database error: {error}; batches committed before it are kept"))
+        raise JourneyError(f"database error: {error}; batches committed before it are kept") from None
     for problem in result.bad[:SHOWN_PROBLEMS]:
         click.echo(str(problem), err=True)
     if result.bad_lines > SHOWN_PROBLEMS:
@@ -153,16 +152,13 @@ def suppress_add(email_or_id: str, reason: str, unknown_contact: bool, db_path: 
     An address must be a valid addr-spec (a@b.example); a contact id must be
     in the database unless --unknown-contact says it may arrive later.
     """
-    try:
-        with open_db(db_path) as store:
-            target = _suppression_target(store, email_or_id, unknown_contact)
-            store.add_suppression(target, reason, "cli", datetime.now(UTC))
-    except JourneyError as error:
-        fail(error)
+    with open_db(db_path) as store:
+        target = _suppression_target(store, email_or_id, unknown_contact)
+        store.add_suppression(target, reason, "cli", datetime.now(UTC))
     click.echo(f"suppressed {target} ({reason})")
 
 
-def _suppression_target(store, value: str, unknown_contact: bool) -> str:
+def _suppression_target(store: Store, value: str, unknown_contact: bool) -> str:
     """The address or contact id to suppress, checked: a typo must not pass silently."""
     from runner.delivery.message import InvalidAddress, parse_address
 
@@ -187,11 +183,8 @@ def _suppression_target(store, value: str, unknown_contact: bool) -> str:
 @DB_OPTION
 def suppress_remove(email_or_id: str, db_path: Path | None) -> None:
     """Lift the suppression of EMAIL_OR_ID (exit 1 if it was not suppressed)."""
-    try:
-        with open_db(db_path) as store:
-            removed = store.remove_suppression(email_or_id)
-    except JourneyError as error:
-        fail(error)
+    with open_db(db_path) as store:
+        removed = store.remove_suppression(email_or_id)
     if not removed:
         click.echo(f"error: {email_or_id} is not suppressed", err=True)
         sys.exit(1)
@@ -205,11 +198,8 @@ def suppress_remove(email_or_id: str, db_path: Path | None) -> None:
 @DB_OPTION
 def suppress_list(format: str, db_path: Path | None) -> None:
     """List suppressed contacts and addresses."""
-    try:
-        with open_db(db_path) as store:
-            rows = store.suppressions()
-    except JourneyError as error:
-        fail(error)
+    with open_db(db_path) as store:
+        rows = store.suppressions()
     if format == "json":
         click.echo(json.dumps(rows, indent=2))
         return

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli.common import DB_OPTION, domain_errors, project_root
+from runner.cli.common import DB_OPTION, project_root
 from runner.cli.run import format_status
 
 
@@ -28,10 +28,9 @@ def demo(fresh: bool, days: int, db_path: Path | None) -> None:
     from runner.production.demo import DEMO_START, run_demo
     from runner.store import resolve_db_path
 
-    with domain_errors():
-        root = project_root()
-        path = resolve_db_path(db_path, start=root)
-        result = run_demo(root, path, fresh=fresh, end=DEMO_START + timedelta(days=days), say=click.echo)
+    root = project_root()
+    path = resolve_db_path(db_path, start=root)
+    result = run_demo(root, path, fresh=fresh, end=DEMO_START + timedelta(days=days), say=click.echo)
     click.echo("")
     click.echo(format_status(result.status))
     click.echo("")

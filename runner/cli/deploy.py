@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from runner.cli.common import DB_OPTION, domain_errors, open_db, project_root
+from runner.cli.common import DB_OPTION, open_db, project_root
 
 FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                              show_default=True)
@@ -34,10 +34,9 @@ def plan(fmt: str, db_path: Path | None) -> None:
     """
     from runner.production.deploy import load_working_tree, make_plan
 
-    with domain_errors():
-        tree = load_working_tree(project_root())
-        with open_db(db_path, tree.root) as store:
-            result = make_plan(store, tree.journeys)
+    tree = load_working_tree(project_root())
+    with open_db(db_path, tree.root) as store:
+        result = make_plan(store, tree.journeys)
     _print_plan(result, fmt)
     raise SystemExit(1 if result.refused else 0)
 
@@ -56,10 +55,9 @@ def deploy(fmt: str, db_path: Path | None) -> None:
     from runner.production.deploy import deploy as record
     from runner.production.deploy import load_working_tree
 
-    with domain_errors():
-        tree = load_working_tree(project_root())
-        with open_db(db_path, tree.root) as store:
-            result = record(store, tree.journeys, datetime.now(UTC))
+    tree = load_working_tree(project_root())
+    with open_db(db_path, tree.root) as store:
+        result = record(store, tree.journeys, datetime.now(UTC))
     if fmt == "json":
         click.echo(json.dumps({
             "recorded": [{"journey": j, "version": v} for j, v in result.recorded],

@@ -1,15 +1,14 @@
 """``journey graph``, ``journey diff``, ``journey render``, ``journey report``: reviewing journeys.
 
 Thin shells over ``runner.review``: parse options, call the plain modules,
-print, and turn domain errors into exit codes (0 ok, 1 problems, 2 usage).
+print; domain errors reach the user through the ``journey`` group (exit codes:
+0 ok, 1 problems, 2 usage).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +17,6 @@ import click
 from runner.core.problems import JourneyError, UsageError
 
 DEFAULT_DAYS = 30
-
-
-def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Domain errors become a message and an exit code; nothing a marketer wrote shows a traceback."""
-
-    @wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except JourneyError as error:
-            for problem in error.problems:
-                click.echo(str(problem), err=True)
-            click.echo(f"error: {error}", err=True)
-            sys.exit(error.exit_code)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except Exception as error:  # noqa: BLE001 - last resort: untrusted input must never show a traceback
-            click.echo(f"journey {command.__name__}: internal error ({type(error).__name__}: {error}); please report it",
-                       err=True)
-            sys.exit(1)
-
-    return run
 
 
 def _period(start: str | None, days: int) -> tuple[datetime, datetime]:
@@ -81,7 +58,6 @@ CONTACTS_OPTION = click.option(
 @click.command("graph")
 @click.argument("journey")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
-@_guarded
 def graph(journey: str, fmt: str) -> None:
     """Draw JOURNEY (an id or a file) as a Mermaid flowchart or Graphviz DOT.
 
@@ -105,7 +81,6 @@ def graph(journey: str, fmt: str) -> None:
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--base", "base_ref", help="Compare every journey changed since this git ref (e.g. origin/main).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
-@_guarded
 def diff(files: tuple[Path, ...], base_ref: str | None, fmt: str) -> None:
     """Show what changed between two journey files (OLD NEW) or since a git ref (--base REF).
 
@@ -149,7 +124,6 @@ def diff(files: tuple[Path, ...], base_ref: str | None, fmt: str) -> None:
 @click.option("--eml", "raw_eml", is_flag=True, help="Print the raw RFC 5322 message instead of headers + parts.")
 @START_OPTION
 @DAYS_OPTION
-@_guarded
 def render(journey: str, step: str | None, contact_id: str | None, contacts_file: Path | None, out_dir: Path | None,
            raw_eml: bool, start: str | None, days: int) -> None:
     """Render STEP of JOURNEY for a test contact exactly as production would send it.
@@ -197,7 +171,6 @@ def render(journey: str, step: str | None, contact_id: str | None, contacts_file
 @click.option("--base", "base_ref", help="Also show what changed since this git ref (e.g. origin/main).")
 @START_OPTION
 @DAYS_OPTION
-@_guarded
 def report(out_dir: Path, contacts_file: Path | None, base_ref: str | None, start: str | None, days: int) -> None:
     """Write a static HTML report for a pull request (opens from disk, no server).
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import click
 
-from runner.cli.common import DB_OPTION, domain_errors, fail, open_db, project_root
+from runner.cli.common import DB_OPTION, open_db, project_root
 from runner.core.problems import JourneyError, UsageError
+from runner.core.state import ContactState
+from runner.store.base import Store
 
 # ---------------------------------------------------------------- shared by the production commands
 
@@ -75,40 +77,39 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
     from runner.production.worker import StopFlag, run_loop, stop_on_signals
 
     if every and (dry_run or now_text):
-        fail(UsageError("--every cannot be combined with --dry-run or --now"))
-    with domain_errors():
-        interval = None
-        if every:
-            try:
-                interval = parse_duration(every).approx
-            except ValueError as error:
-                raise UsageError(f"--every: {error}") from None
-            if interval.total_seconds() <= 0:
-                raise UsageError("--every must be a positive duration")
-        now = parse_now(now_text)
-        root = project_root()
-        project = load_project_settings(root)
-        url = resolve_transport_url(transport_url, project)
-        emit = None if quiet else click.echo
-        if fsync is None:
-            fsync = durable_by_default(url, os.environ.get("JOURNEY_FSYNC"))
-        with open_db(db_path, root, must_exist=dry_run) as store:
-            runtime = build_runtime(store, project, url, dry_run=dry_run)
-            try:
-                if interval is not None:
-                    flag = StopFlag()
-                    with stop_on_signals(flag):
-                        ticks = run_loop(store, runtime, interval, stop=flag, limit=limit, emit=emit,
-                                         durable_claims=fsync,
-                                         on_tick=lambda report: click.echo(_summary_line(report)))
-                    click.echo(f"stopped after {ticks} tick(s)")
-                    return
-                report = run_tick(store, runtime, now, limit=limit, dry_run=dry_run, emit=emit,
-                                  lease_wait=lease_wait, durable_claims=fsync)
-            finally:
-                if runtime.delivery is not None:
-                    runtime.delivery.close()
-        click.echo(_summary_line(report))
+        raise UsageError("--every cannot be combined with --dry-run or --now")
+    interval = None
+    if every:
+        try:
+            interval = parse_duration(every).approx
+        except ValueError as error:
+            raise UsageError(f"--every: {error}") from None
+        if interval.total_seconds() <= 0:
+            raise UsageError("--every must be a positive duration")
+    now = parse_now(now_text)
+    root = project_root()
+    project = load_project_settings(root)
+    url = resolve_transport_url(transport_url, project)
+    emit = None if quiet else click.echo
+    if fsync is None:
+        fsync = durable_by_default(url, os.environ.get("JOURNEY_FSYNC"))
+    with open_db(db_path, root, must_exist=dry_run) as store:
+        runtime = build_runtime(store, project, url, dry_run=dry_run)
+        try:
+            if interval is not None:
+                flag = StopFlag()
+                with stop_on_signals(flag):
+                    ticks = run_loop(store, runtime, interval, stop=flag, limit=limit, emit=emit,
+                                     durable_claims=fsync,
+                                     on_tick=lambda report: click.echo(_summary_line(report)))
+                click.echo(f"stopped after {ticks} tick(s)")
+                return
+            report = run_tick(store, runtime, now, limit=limit, dry_run=dry_run, emit=emit,
+                              lease_wait=lease_wait, durable_claims=fsync)
+        finally:
+            if runtime.delivery is not None:
+                runtime.delivery.close()
+    click.echo(_summary_line(report))
 
 
 def _summary_line(report: Any) -> str:
@@ -127,10 +128,9 @@ def status(fmt: str, now_text: str | None, db_path: Path | None) -> None:
     """Show deployments, enrollments, what is due, runs, sends, failures, in-doubt sends, suppressions."""
     from runner.production.tick import status_report
 
-    with domain_errors():
-        now = parse_now(now_text)
-        with open_db(db_path, project_root(), must_exist=True) as store:
-            report = status_report(store, now)
+    now = parse_now(now_text)
+    with open_db(db_path, project_root(), must_exist=True) as store:
+        report = status_report(store, now)
     if fmt == "json":
         click.echo(json.dumps(report, indent=2, default=str))
         return
@@ -200,18 +200,17 @@ def history(contact: str, journey_id: str | None, fmt: str, db_path: Path | None
     """
     from runner.simulation.timeline import history_records, history_text
 
-    with domain_errors():
-        root = project_root()
-        settings = load_project_settings(root)
-        with open_db(db_path, root, must_exist=True) as store:
-            state = _known_contact(store, contact)
-            rows = store.contact_history(contact, journey_id)
-        zone_name = state.contact.timezone or settings.default_timezone or "UTC"
-        try:
-            records = history_records(rows, zone_name)
-        except ValueError:  # an unknown zone in contact data: show UTC rather than fail
-            zone_name = "UTC"
-            records = history_records(rows, zone_name)
+    root = project_root()
+    settings = load_project_settings(root)
+    with open_db(db_path, root, must_exist=True) as store:
+        state = _known_contact(store, contact)
+        rows = store.contact_history(contact, journey_id)
+    zone_name = state.contact.timezone or settings.default_timezone or "UTC"
+    try:
+        records = history_records(rows, zone_name)
+    except ValueError:  # an unknown zone in contact data: show UTC rather than fail
+        zone_name = "UTC"
+        records = history_records(rows, zone_name)
     if fmt == "json":
         document = {"format": 1, "contact": contact, "timezone": zone_name,
                     "events": [{**record.as_dict(), "run_id": row["run_id"]} for record, row in zip(records, rows, strict=True)]}
@@ -220,7 +219,7 @@ def history(contact: str, journey_id: str | None, fmt: str, db_path: Path | None
     click.echo(history_text(contact, zone_name, records), nl=False)
 
 
-def _known_contact(store: Any, contact: str) -> Any:
+def _known_contact(store: Store, contact: str) -> ContactState:
     try:
         return store.load_contact_state(contact)
     except KeyError:
@@ -246,14 +245,13 @@ def resolve(keys: tuple[str, ...], outcome: str | None, all_sent: bool, all_fail
 
     chosen = [flag for flag in (outcome, "sent" if all_sent else None, "failed" if all_failed else None) if flag]
     if len(chosen) != 1:
-        fail(UsageError("give exactly one of --sent, --failed, --all-sent, --all-failed"))
+        raise UsageError("give exactly one of --sent, --failed, --all-sent, --all-failed")
     every = all_sent or all_failed
     if every and keys:
-        fail(UsageError("--all-sent/--all-failed take no KEY"))
+        raise UsageError("--all-sent/--all-failed take no KEY")
     if not every and not keys:
-        fail(UsageError("give the KEY(s) to resolve (see `journey status`), or --all-sent/--all-failed"))
-    with domain_errors():
-        with open_db(db_path, project_root(), must_exist=True) as store:
-            done = resolve_sends(store, list(keys), chosen[0], every=every)
+        raise UsageError("give the KEY(s) to resolve (see `journey status`), or --all-sent/--all-failed")
+    with open_db(db_path, project_root(), must_exist=True) as store:
+        done = resolve_sends(store, list(keys), chosen[0], every=every)
     verb = "sent (will not be sent again)" if chosen[0] == "sent" else "failed (the next run sends it again)"
     click.echo(f"resolved {len(done)} send(s) as {verb}")

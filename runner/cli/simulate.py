@@ -13,7 +13,6 @@ from pathlib import Path
 
 import click
 
-from runner.cli.common import fail
 from runner.core.problems import JourneyError, UsageError
 
 FORMATS = ("table", "json", "markdown")
@@ -101,10 +100,8 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
             click.echo(timeline.to_markdown(simulation, loaded.project, records), nl=False)
         else:
             click.echo(timeline.to_table(simulation, records, summaries), nl=False)
-    except JourneyError as error:
-        fail(error)
     except ValueError as error:  # a condition or time the checks let through: a message, never a traceback
-        fail(JourneyError(str(error)))
+        raise JourneyError(str(error)) from None
 
 
 @click.command()
@@ -136,10 +133,8 @@ def explain(contact_id, journeys, contacts_file, at_text, start, output_format) 
         if at < begin:
             raise UsageError(f"--at ({at_text}) is before the start ({begin.isoformat()})")
         result = explain_contact(loaded.project, loaded.journeys, contact, begin, at)
-    except JourneyError as error:
-        fail(error)
     except ValueError as error:
-        fail(JourneyError(str(error)))
+        raise JourneyError(str(error)) from None
     if output_format == "json":
         click.echo(json.dumps(explanation_dict(result), indent=2, ensure_ascii=False))
     else:

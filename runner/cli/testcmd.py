@@ -26,7 +26,6 @@ def test(paths: tuple[Path, ...], junit_path: Path | None, verbose: bool) -> Non
     failure shows the expectation, what happened instead and the contact's
     timeline around it. Exit code 1 when any scenario fails.
     """
-    from runner.cli.common import fail
     from runner.simulation.scenarios import (
         failure_text,
         find_scenarios,
@@ -35,26 +34,23 @@ def test(paths: tuple[Path, ...], junit_path: Path | None, verbose: bool) -> Non
         write_junit,
     )
 
-    try:
-        loaded = load_checked_project()
-        files = find_scenarios(paths or [loaded.root / "examples"])
-        if not files:
-            raise JourneyError("no scenario files (*.scenario.yaml) found")
-        results = []
-        for path in files:
-            result = run_scenario(path, loaded)
-            results.append(result)
-            if result.passed:
-                click.echo(f"ok   {result.name} ({path}, {len(result.checks)} expectations)")
-            if verbose:
-                for check in result.checks:
-                    click.echo(f"       {'ok  ' if check.passed else 'FAIL'} {check.expectation.describe()}: {check.message}")
-            if not result.passed:
-                click.echo(failure_text(result))
-        if junit_path is not None:
-            write_junit(results, junit_path)
-    except JourneyError as error:
-        fail(error)
+    loaded = load_checked_project()
+    files = find_scenarios(paths or [loaded.root / "examples"])
+    if not files:
+        raise JourneyError("no scenario files (*.scenario.yaml) found")
+    results = []
+    for path in files:
+        result = run_scenario(path, loaded)
+        results.append(result)
+        if result.passed:
+            click.echo(f"ok   {result.name} ({path}, {len(result.checks)} expectations)")
+        if verbose:
+            for check in result.checks:
+                click.echo(f"       {'ok  ' if check.passed else 'FAIL'} {check.expectation.describe()}: {check.message}")
+        if not result.passed:
+            click.echo(failure_text(result))
+    if junit_path is not None:
+        write_junit(results, junit_path)
     failed = sum(1 for r in results if not r.passed)
     checks = sum(len(r.checks) for r in results)
     click.echo(f"\n{len(results) - failed} of {len(results)} scenarios passed ({checks} expectations)")

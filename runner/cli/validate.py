@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from runner.core.problems import JourneyError, UsageError
 from runner.language.diagnostics import FORMATS, default_format, render
 
 
@@ -27,20 +26,12 @@ def validate(paths: tuple[Path, ...], fmt: str | None, strict: bool, base_ref: s
     from runner.language.loader import validate as run_validation
 
     fmt = fmt or default_format()
-    try:
-        result = run_validation(paths, strict=strict)
-        if base_ref is not None:  # see docs/review.md
-            from runner.language.loader import find_project_root
-            from runner.review.gitbase import version_bump_problems
+    result = run_validation(paths, strict=strict)
+    if base_ref is not None:  # see docs/review.md
+        from runner.language.loader import find_project_root
+        from runner.review.gitbase import version_bump_problems
 
-            root = find_project_root(paths[0] if paths else None)
-            result.problems = sorted(result.problems + version_bump_problems(root, base_ref))
-    except UsageError as error:
-        raise click.UsageError(str(error)) from None
-    except JourneyError as error:
-        raise click.ClickException(str(error)) from None
-    except Exception as error:  # noqa: BLE001 - last resort: untrusted input must never show a traceback
-        click.echo(f"journey validate: internal error ({type(error).__name__}: {error}); please report it", err=True)
-        raise SystemExit(1) from None
+        root = find_project_root(paths[0] if paths else None)
+        result.problems = sorted(result.problems + version_bump_problems(root, base_ref))
     click.echo(render(result.problems, result.files, fmt), nl=False)
     raise SystemExit(result.exit_code)

@@ -2,13 +2,16 @@
 
 A ``Problem`` points at ``file:line:col`` and says how to fix it. Lines and
 columns are 1-based, as editors show them. Domain code raises
-``JourneyError`` for bad input; only the CLI turns it into an exit code and a
-message, never a traceback.
+``JourneyError`` for bad input; the error presents itself (``show``, as
+click's exceptions do) and the CLI catches it once, at the top, to show it
+and exit with its code, never a traceback.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
+from typing import TextIO
 
 ERROR = "error"
 WARNING = "warning"
@@ -40,6 +43,13 @@ class JourneyError(Exception):
     def __init__(self, message: str, problems: list[Problem] | None = None):
         super().__init__(message)
         self.problems = problems or []
+
+    def show(self, file: TextIO | None = None) -> None:
+        """Print the problems, one per line, then one ``error:`` line (to stderr by default)."""
+        out = file if file is not None else sys.stderr
+        for problem in self.problems:
+            print(problem, file=out)
+        print(f"error: {self}", file=out)
 
 
 class UsageError(JourneyError):

@@ -27,6 +27,7 @@ from typing import Any
 from runner.core.migration import continuation
 from runner.core.model import Journey, Project, build_journey
 from runner.core.problems import JourneyError, Problem
+from runner.store.base import Store
 
 _ACTIONS = ("email", "wait", "wait_until", "wait_for", "branch", "split", "update", "webhook", "exit")
 _PATH_KEYS = ("steps", "on_event", "on_timeout", "else")
@@ -101,7 +102,7 @@ class DeployedSet:
     signature: tuple  # changes whenever a deployment is added (lets a worker reuse its engine)
 
 
-def deployed_set(store: Any) -> DeployedSet:
+def deployed_set(store: Store) -> DeployedSet:
     """Rebuild every deployed version from the store (JourneyError when none is deployed)."""
     rows = store.deployments()
     newest: dict[str, dict] = {}
@@ -226,12 +227,12 @@ def _own(step: Mapping[str, Any]) -> dict:
     return own
 
 
-def in_flight_by_step(store: Any, journey_id: str) -> dict[tuple[int, str | None], int]:
+def in_flight_by_step(store: Store, journey_id: str) -> dict[tuple[int, str | None], int]:
     """(version, next step) -> enrollments not exited."""
     return {(row["version"], row["step"]): row["contacts"] for row in store.in_flight_by_step(journey_id)}
 
 
-def make_plan(store: Any, journeys: list[Journey]) -> Plan:
+def make_plan(store: Store, journeys: list[Journey]) -> Plan:
     """Compare the working tree's journeys with the store's newest deployed versions."""
     deployed_rows = store.deployments()
     newest: dict[str, dict] = {}
@@ -258,7 +259,7 @@ def make_plan(store: Any, journeys: list[Journey]) -> Plan:
     return Plan(plans)
 
 
-def _plan_one(store: Any, journey: Journey, newest: dict | None, by_version: dict) -> JourneyPlan:
+def _plan_one(store: Store, journey: Journey, newest: dict | None, by_version: dict) -> JourneyPlan:
     migration = None
     if journey.migration is not None:
         migration = f"from v{journey.migration.from_version}: {journey.migration.strategy}"
@@ -357,7 +358,7 @@ class DeployResult:
     plan: Plan
 
 
-def deploy(store: Any, journeys: list[Journey], now: datetime) -> DeployResult:
+def deploy(store: Store, journeys: list[Journey], now: datetime) -> DeployResult:
     """Record every journey version that is not deployed yet; all or nothing.
 
     Refused (JourneyError, nothing recorded) when a journey's content changed

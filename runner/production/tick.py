@@ -53,6 +53,7 @@ from runner.delivery.dispatch import Delivery, step_detail
 from runner.delivery.render import RenderError
 from runner.delivery.transports import PermanentError, TransientError
 from runner.production.deploy import DeployedSet, deployed_set
+from runner.store.base import Store
 from runner.store.codec import from_db_time
 
 LEASE_NAME = "tick"
@@ -95,7 +96,7 @@ class Runtime:
     engine: Engine
     delivery: Delivery | None  # None: decide only (no rendering)
 
-    def refresh(self, store: Any) -> None:
+    def refresh(self, store: Store) -> None:
         """Rebuild the engine when a deployment was recorded since."""
         latest = deployed_set(store)
         if latest.signature != self.deployed.signature:
@@ -103,7 +104,7 @@ class Runtime:
             self.engine = Engine(self.project, latest.current, pinned=latest.pinned)
 
 
-def build_runtime(store: Any, project: Project, transport_url: str | None, *, dry_run: bool = False) -> Runtime:
+def build_runtime(store: Store, project: Project, transport_url: str | None, *, dry_run: bool = False) -> Runtime:
     """The engine from the DEPLOYED journey versions, and the delivery pipeline."""
     deployed = deployed_set(store)
     if not deployed.current:
@@ -155,7 +156,7 @@ class _Writes:
     always a prefix of what happened.
     """
 
-    def __init__(self, store: Any):
+    def __init__(self, store: Store):
         self.store = store
         self.queue: list[Callable[[], Any]] = []
 
@@ -201,7 +202,7 @@ class _Writes:
 class Tick:
     """One pass over the due contacts at ``now`` (see the module doc)."""
 
-    def __init__(self, store: Any, runtime: Runtime, now: datetime, *, limit: int | None = None,
+    def __init__(self, store: Store, runtime: Runtime, now: datetime, *, limit: int | None = None,
                  dry_run: bool = False, stop: Callable[[], bool] | None = None,
                  emit: Callable[[str], None] | None = None, holder: str | None = None,
                  lease_wait: float = 5.0, durable_claims: bool = False):
@@ -582,12 +583,12 @@ class Tick:
 # ---------------------------------------------------------------- helpers
 
 
-def run_tick(store: Any, runtime: Runtime, now: datetime, **options: Any) -> TickReport:
+def run_tick(store: Store, runtime: Runtime, now: datetime, **options: Any) -> TickReport:
     """One tick (see ``Tick``); ``options``: limit, dry_run, stop, emit, holder, lease_wait."""
     return Tick(store, runtime, now, **options).run()
 
 
-def late_arrivals(store: Any, state: ContactState) -> None:
+def late_arrivals(store: Store, state: ContactState) -> None:
     """Make a loaded state what the engine must see: late arrivals moved to just
     after the contact's clock, and sends past the clock dropped.
 
@@ -651,7 +652,7 @@ def _is_zombie(pid: int) -> bool:
 # ---------------------------------------------------------------- status and resolve
 
 
-def status_report(store: Any, now: datetime) -> dict:
+def status_report(store: Store, now: datetime) -> dict:
     """Everything ``journey status`` shows: the store's summary plus the deployments.
 
     Claimed sends of runs that are gone are marked ``in_doubt`` first, so a
@@ -667,7 +668,7 @@ def status_report(store: Any, now: datetime) -> dict:
     return summary
 
 
-def resolve_sends(store: Any, keys: list[str], outcome: str, *, every: bool = False,
+def resolve_sends(store: Store, keys: list[str], outcome: str, *, every: bool = False,
                   now: datetime | None = None) -> list[str]:
     """Settle in-doubt sends: ``sent`` (delivered: never send again) or ``failed``
     (not delivered: the next tick sends it again). ``every``: all in-doubt sends."""

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
 
 from runner.production.tick import Runtime, TickReport, run_tick, wall_clock
+from runner.store.base import Store
 
 
 class StopFlag:
@@ -52,7 +52,7 @@ def stop_on_signals(flag: StopFlag, signals: tuple[int, ...] = (signal.SIGTERM, 
 
 
 def run_loop(
-    store: Any,
+    store: Store,
     runtime: Runtime,
     every: timedelta,
     *,

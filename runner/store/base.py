@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from runner.core.state import ContactState, SendRecord
@@ -56,6 +57,8 @@ class EventRow:
 
 @runtime_checkable
 class Store(Protocol):
+    path: Path  # where the data lives, named in messages (a file for SQLite)
+
     # --- contact state (engine I/O) ---
     def load_contact_state(self, contact_id: str) -> ContactState: ...
     def load_contact_states(self, contact_ids: list[str]) -> dict[str, ContactState]: ...

@@ -33,7 +33,7 @@ from runner.core.state import (
     Wait,
 )
 from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, SUPPRESSION_REASONS
-from runner.store.base import ContactRow, EventRow
+from runner.store.base import ContactRow, EventRow, Store
 from runner.store.codec import from_db_time, from_json, merge_patch, to_db_time, to_json
 from runner.store.migrations import apply_migrations
 
@@ -848,7 +848,7 @@ class SQLiteStore:
         )
 
 
-def open_store(path: str | Path) -> SQLiteStore:
+def open_store(path: str | Path) -> Store:
     """Open (creating and migrating as needed) the SQLite store at ``path``."""
     return SQLiteStore(path)
 
