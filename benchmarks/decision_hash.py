@@ -46,19 +46,6 @@ def _text(value: object) -> str:
     return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
 
 
-def _state_record(state) -> dict:
-    return {
-        "contact": dataclasses.asdict(state.contact),
-        "enrollments": {k: dataclasses.asdict(e) for k, e in state.enrollments.items()},
-        "past": [dataclasses.asdict(e) for e in state.past_enrollments],
-        "sends": [dataclasses.asdict(s) for s in state.sends],
-        "suppressed": state.suppressed,
-        "clock": state.clock,
-        "memory": state.memory,
-        "enrollment_seq": state.enrollment_seq,
-    }
-
-
 def decision_hash(count: int, legs: int) -> tuple[str, int]:
     """The hash of ``count`` contacts advanced over the period in ``legs`` equal calls, and its decision count."""
     loaded = load_project(ROOT)
@@ -76,7 +63,7 @@ def decision_hash(count: int, legs: int) -> tuple[str, int]:
                 digest.update(_text([d.at, d.contact, d.journey, d.version, d.stage, d.step, d.action,
                                      d.reason, d.key, d.detail]).encode())
             digest.update(_text(["wake", outcome.wake_at]).encode())
-        digest.update(_text(_state_record(state)).encode())
+        digest.update(_text(dataclasses.asdict(state)).encode())  # every field, new ones too
     return digest.hexdigest(), decisions
 
 
