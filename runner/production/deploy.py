@@ -299,7 +299,7 @@ def _plan_one(store: Store, journey: Journey, newest: dict | None, by_version: d
     )
 
 
-def _continuations(store: Any, journey: Journey) -> list[InFlightMove]:
+def _continuations(store: Store, journey: Journey) -> list[InFlightMove]:
     """Per in-flight position of the deployed versions, where its contacts go once ``journey`` is deployed."""
     rows = sorted(store.in_flight_by_step(journey.id),
                   key=lambda row: (row["version"], row["stage"], row["step"] or ""))
