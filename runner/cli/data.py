@@ -54,15 +54,18 @@ def _tracking_plan_types() -> dict[str, str]:
     return ingest.attribute_types(plan) if isinstance(plan, dict) else {}
 
 
-def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path: Path | None) -> None:
+def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path: Path | None,
+                now_text: str | None) -> None:
+    from runner.cli.run import parse_now
     from runner.production import ingest
 
     try:
         format = ingest.detect_format(path, format)  # before the database is created
+        now = parse_now(now_text)
         options = {"attribute_types": _tracking_plan_types()} if kind == "contacts" else {}
         importer = ingest.import_contacts if kind == "contacts" else ingest.import_events
         with open_db(db_path) as store, _progress(path, f"importing {kind}") as progress:
-            result = importer(store, path, format=format, strict=strict, progress=progress, **options)
+            result = importer(store, path, format=format, strict=strict, now=now, progress=progress, **options)
     except sqlite3.Error as error:  # locked past the busy timeout, disk full, …
         raise JourneyError(f"database error: {error}; batches committed before it are kept") from None
     for problem in result.bad[:SHOWN_PROBLEMS]:
@@ -95,6 +98,14 @@ STRICT_OPTION = click.option(
 )
 
 
+def _now_option(effect: str) -> Callable:
+    return click.option(
+        "--now", "now_text", metavar="ISO",
+        help=f"Import as of this instant instead of the clock, for a backfill replayed with `journey run --now` "
+             f"({effect}). ISO 8601 with an offset, e.g. 2026-03-02T09:00:00Z.",
+    )
+
+
 @click.group()
 def contacts() -> None:
     """Manage contacts in the production database."""
@@ -104,14 +115,15 @@ def contacts() -> None:
 @FILE_ARGUMENT
 @FORMAT_OPTION
 @STRICT_OPTION
+@_now_option("contacts new or changed by the import are due at this instant")
 @DB_OPTION
-def contacts_import(file: Path, format: str | None, strict: bool, db_path: Path | None) -> None:
+def contacts_import(file: Path, format: str | None, strict: bool, now_text: str | None, db_path: Path | None) -> None:
     """Upsert contacts from FILE (CSV: id,email,timezone,… or JSONL).
 
     Other CSV columns become attributes (meddic.metrics nests). Re-importing
     is safe: contacts are upserted by id, attributes merged.
     """
-    _run_import("contacts", file, format, strict, db_path)
+    _run_import("contacts", file, format, strict, db_path, now_text)
 
 
 @click.group()
@@ -123,14 +135,16 @@ def events() -> None:
 @FILE_ARGUMENT
 @FORMAT_OPTION
 @STRICT_OPTION
+@_now_option("recorded as the time contacts were created and anonymous ids linked; events make their "
+             "contact due at their own timestamps")
 @DB_OPTION
-def events_import(file: Path, format: str | None, strict: bool, db_path: Path | None) -> None:
+def events_import(file: Path, format: str | None, strict: bool, now_text: str | None, db_path: Path | None) -> None:
     """Import events from FILE (Segment JSONL: track, identify, alias, page; or CSV).
 
     Events are deduplicated by messageId; each makes its contact due so the
     next `journey run` processes it.
     """
-    _run_import("events", file, format, strict, db_path)
+    _run_import("events", file, format, strict, db_path, now_text)
 
 
 @click.group()
