@@ -238,19 +238,38 @@ def to_table(
 
 def history_records(rows: Sequence[dict[str, Any]], timezone_name: str) -> list[Record]:
     """Records from the production decision journal (``store.contact_history``), shown in the
-    contact's zone; the same fields as a simulation's, without rendered subjects."""
+    contact's zone; the same fields as a simulation's, without rendered subjects. A send
+    shows what production did with it (``production_outcome``), not only what was decided."""
     records = []
     for row in rows:
         at = row["at"]
         detail = row.get("detail") or {}
         until = detail.get("until")
+        action, reason = production_outcome(row)
         records.append(Record(
             at=at, local_time=local_iso(at, timezone_name), timezone=timezone_name, contact=row["contact_id"],
             journey=row["journey_id"], version=row["version"], stage=row["stage"], step=row["step"],
-            action=row["action"], reason=row["reason"], key=row["key"],
+            action=action, reason=reason, key=row["key"],
             until=iso(datetime.fromisoformat(until)) if until else None, variant=detail.get("variant"),
         ))
     return records
+
+
+def production_outcome(row: dict[str, Any]) -> tuple[str, str]:
+    """(action, reason) of a journal row after delivery, from its ledger state: a send the
+    tick skipped (catch-up policy) is a ``skip``, one that failed for good ``send_failed``
+    (``webhook_failed``); one still retried or in doubt says so. Other rows are unchanged."""
+    action, reason, state = row["action"], row["reason"], row.get("send_state")
+    error = row.get("send_error") or ""
+    if action not in ("send", "webhook") or state in (None, "sent"):
+        return action, reason
+    if state == "skipped":
+        return "skip", error or "skipped"
+    if state == "failed" and not row.get("send_retryable"):
+        return f"{action}_failed", f"{reason}: {error}" if error else reason
+    if state == "failed":
+        return action, f"{reason} (not delivered yet, will retry: {error})"
+    return action, f"{reason} ({state.replace('_', ' ')})"
 
 
 def history_text(contact: str, timezone_name: str, records: Sequence[Record], width: int = 200) -> str:

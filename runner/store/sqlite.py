@@ -311,11 +311,18 @@ class SQLiteStore:
             self.conn.executemany(_INSERT_DECISION, [_decision_row(d, run_id) for d in decisions])
 
     def contact_history(self, contact_id: str, journey_id: str | None = None) -> list[dict[str, Any]]:
-        """The contact's journal, oldest first (optionally one journey's); ``at`` as a UTC datetime."""
+        """The contact's journal, oldest first (optionally one journey's); ``at`` as a UTC datetime.
+
+        A send or webhook carries what the ledger says became of it (``send_state``,
+        ``send_error``, ``send_retryable``; None when it was never claimed)."""
         rows = self._rows(
-            """SELECT at, contact_id, journey_id, version, stage, step, action, reason, key, detail, run_id
-               FROM decisions WHERE contact_id = :contact AND (:journey IS NULL OR journey_id = :journey)
-               ORDER BY at, id""",
+            """SELECT d.at, d.contact_id, d.journey_id, d.version, d.stage, d.step, d.action, d.reason, d.key,
+                      d.detail, d.run_id, s.state AS send_state, s.error AS send_error,
+                      s.retryable AS send_retryable
+               FROM decisions AS d
+               LEFT JOIN sends AS s ON s.key = d.key AND d.action IN ('send', 'webhook')
+               WHERE d.contact_id = :contact AND (:journey IS NULL OR d.journey_id = :journey)
+               ORDER BY d.at, d.id""",
             {"contact": contact_id, "journey": journey_id},
         )
         for row in rows:

@@ -1,0 +1,69 @@
+"""`journey history` shows what production did with each send, as the ledger recorded it.
+
+The decision journal keeps the engine's decision (``send``); the ledger says
+what delivery made of it. A send the tick skipped under the catch-up policy
+is a ``skip`` (reason ``late``) in the history, a send that could not be
+built is ``send_failed`` with its error, as ``journey simulate`` shows them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from test_tick_kit import TEMPLATES, TINY_PROJECT, add_signups, journey_cli, tiny_project
+
+from runner.production.deploy import deploy, load_working_tree
+from runner.store import open_store
+
+AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def _project(tmp_path: Path, **kwargs) -> tuple[Path, Path]:
+    root = tiny_project(tmp_path / "project", **kwargs)
+    db = tmp_path / "journey.db"
+    store = open_store(db)
+    add_signups(store, 1, AT)
+    deploy(store, load_working_tree(root).journeys, AT)
+    store.close()
+    return root, db
+
+
+def _history(root: Path, db: Path) -> list[dict]:
+    result = journey_cli(["history", "c00000", "--format", "json", "--db", str(db)], cwd=root)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["events"]
+
+
+def test_a_send_skipped_as_late_is_a_skip_in_the_history(tmp_path):
+    root, db = _project(tmp_path, project=TINY_PROJECT + "catch_up: {policy: skip, max_lateness: 2h}\n")
+    ran = journey_cli(["run", "--now", "2026-03-02T14:00:00Z", "--db", str(db), "-q"], cwd=root)  # 5 h late
+    assert ran.returncode == 0 and "1 late" in ran.stdout, ran.stdout + ran.stderr
+
+    events = _history(root, db)
+    hello = next(e for e in events if e["step"] == "hello")
+    assert hello["action"] == "skip" and hello["reason"].startswith("late")
+    assert hello["key"] == "c00000:welcome:1/1/hello"
+    table = journey_cli(["history", "c00000", "--db", str(db)], cwd=root).stdout
+    row = next(line for line in table.splitlines() if " hello " in line)
+    assert " skip " in row and " late" in row and " send " not in row
+
+
+def test_a_send_that_could_not_be_built_is_send_failed_with_its_error(tmp_path):
+    templates = {**TEMPLATES, "hello.html": "<p>{{ contact.first_name + 1 }}</p>"}
+    root, db = _project(tmp_path, templates=templates)
+    ran = journey_cli(["run", "--now", "2026-03-02T10:00:00Z", "--db", str(db), "-q"], cwd=root,
+                      env={"JOURNEY_UNSUBSCRIBE_SECRET": "history-secret-0123456789"})
+    assert ran.returncode == 0 and "1 failed" in ran.stdout, ran.stdout + ran.stderr
+
+    hello = next(e for e in _history(root, db) if e["step"] == "hello")
+    assert hello["action"] == "send_failed" and "hello" in hello["reason"] and "str" in hello["reason"]
+
+
+def test_a_delivered_send_stays_a_send(tmp_path):
+    root, db = _project(tmp_path)
+    ran = journey_cli(["run", "--now", "2026-03-02T10:00:00Z", "--db", str(db), "-q"], cwd=root)
+    assert ran.returncode == 0, ran.stderr
+    hello = next(e for e in _history(root, db) if e["step"] == "hello")
+    assert hello["action"] == "send" and hello["reason"] == "email hello"
