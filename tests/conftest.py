@@ -2,11 +2,19 @@
 
 Hypothesis runs without its per-example deadline: a deadline is a timed
 assert, and on a loaded CI machine it fails tests that are correct.
+
+Tests leave nothing behind: the run gets a private temporary folder (``TMPDIR``,
+inherited by the CLI subprocesses too), and whatever is still in it at the end
+is an error naming it; ``tmp_path`` and ``tmp_path_factory`` stay where pytest
+keeps them.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +27,32 @@ settings.load_profile("journey")
 sys.path.insert(0, str(Path(__file__).parent))  # lets tests import smtp_server
 
 from smtp_server import SmtpServer, TlsFiles  # noqa: E402
+
+_PRIVATE_TMP = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before collection (module-level code runs then): point every temporary file of the run at one folder."""
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())  # pytest's own tmp_path root
+    private = Path(tempfile.mkdtemp(prefix="journey-tests-"))
+    config.stash[_PRIVATE_TMP] = private
+    os.environ["TMPDIR"] = str(private)
+    tempfile.tempdir = str(private)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    private = config.stash.get(_PRIVATE_TMP, None)
+    if private is not None:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind(pytestconfig: pytest.Config) -> Iterator[None]:
+    """After the last test: the private temporary folder must be empty (tests use tmp_path)."""
+    yield
+    private = pytestconfig.stash[_PRIVATE_TMP]
+    leftovers = sorted(path.name for path in private.iterdir())
+    assert not leftovers, f"tests left these in the temporary folder, use tmp_path instead: {leftovers}"
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,7 +33,6 @@ SAMPLES = sorted((REPO / "journeys").glob("*.yaml")) or [HOSTILE / "journeys" / 
 ROOT = REPO if (REPO / "project.yaml").exists() and (REPO / "journeys").is_dir() else HOSTILE
 TEXTS = [path.read_text(encoding="utf-8") for path in SAMPLES]
 DATA = [load_file(path)[0].data for path in SAMPLES]
-WORK = Path(tempfile.mkdtemp(prefix="mutations-"))
 
 ODD_VALUES = st.sampled_from([
     None, True, 0, -1, 3.5, "", "x", "2days", "0d", "25:99", "Mars/Base", "* * *", "{{ broken", [], {}, [1, "a"],
@@ -121,8 +120,23 @@ def corrupted(draw) -> str:
     return text
 
 
-def _check(text: str) -> None:
-    path = WORK / "mutant.yaml"
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the module's mutants (hypothesis calls a test many times; tmp_path is per call)."""
+    return tmp_path_factory.mktemp("mutations")
+
+
+@pytest.fixture(scope="module")
+def project_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture project's journeys and templates, beside a project.yaml each example rewrites."""
+    copy = tmp_path_factory.mktemp("mutated-project")
+    for folder in ("journeys", "templates"):
+        shutil.copytree(HOSTILE / folder, copy / folder)
+    return copy
+
+
+def _check(text: str, work: Path) -> None:
+    path = work / "mutant.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     result = validate([path], root=ROOT)  # must not raise
     assert result.exit_code in (0, 1)
@@ -135,14 +149,14 @@ def _check(text: str) -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
-def test_structural_mutations_never_crash(text: str):
-    _check(text)
+def test_structural_mutations_never_crash(work: Path, text: str):
+    _check(text, work)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(corrupted())
-def test_text_corruption_never_crashes(text: str):
-    _check(text)
+def test_text_corruption_never_crashes(work: Path, text: str):
+    _check(text, work)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -152,22 +166,17 @@ def test_fast_and_full_schema_validators_agree(text: str):
     assert schema.is_valid(data, "journey") == schema.validator("journey").is_valid(data)
 
 
-PROJECT_COPY = Path(tempfile.mkdtemp(prefix="mutated-project-"))
-for _folder in ("journeys", "templates"):
-    shutil.copytree(HOSTILE / _folder, PROJECT_COPY / _folder)
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_project())
-def test_project_file_mutations_never_crash(text: str):
-    (PROJECT_COPY / "project.yaml").write_text(text, encoding="utf-8")
-    loaded = load_project(PROJECT_COPY)  # must not raise, and still gives a usable Project
-    assert loaded.project is not None and loaded.root == PROJECT_COPY
+def test_project_file_mutations_never_crash(project_copy: Path, text: str):
+    (project_copy / "project.yaml").write_text(text, encoding="utf-8")
+    loaded = load_project(project_copy)  # must not raise, and still gives a usable Project
+    assert loaded.project is not None and loaded.root == project_copy
     for problem in loaded.problems:
         assert problem.line >= 1 and problem.col >= 1
 
 
-def test_real_cli_runs_on_mutants_show_no_traceback():
+def test_real_cli_runs_on_mutants_show_no_traceback(tmp_path: Path):
     rng = random.Random(20261123)
     environment = {k: v for k, v in os.environ.items() if k != "GITHUB_ACTIONS"}
     for number in range(5):
@@ -175,7 +184,7 @@ def test_real_cli_runs_on_mutants_show_no_traceback():
         for _ in range(6):
             at = rng.randrange(len(text))
             text = text[:at] + rng.choice(["\t", ": ", "{", "]", "*x", "\"", "- "]) + text[at + rng.randrange(3):]
-        path = WORK / f"cli_mutant_{number}.yaml"
+        path = tmp_path / f"cli_mutant_{number}.yaml"
         path.write_text(text, encoding="utf-8")
         result = subprocess.run([sys.executable, "-m", "runner", "validate", str(path)], cwd=ROOT,
                                 capture_output=True, text=True, env=environment, timeout=120)
