@@ -13,7 +13,9 @@ replies to DATA (``server.replies.extend(["451 4.3.0 try later"])``, ``server.rc
 dropping the connection after each accepted message (``drop_after_data``),
 a slow relay (``data_delay=0.05``), a relay that stalls mid-message
 (``hold_after=10``: the 11th DATA waits until ``server.resume.set()``; a
-client waiting there shows as ``server.data_in_progress``).
+client waiting there shows as ``server.data_in_progress``), and a sender that
+dies at a fixed message (``server.kill_sender_at(25, delivered=True).sender(process)``:
+a deterministic crash point).
 ``server.connections`` counts the TCP connections clients opened.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import subprocess
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -96,8 +99,16 @@ class _Handler:
             await asyncio.sleep(0.005)  # stalled until the test says resume
         with self.server.lock:
             scripted = self.server.replies.popleft() if self.server.replies else None
+            crash = self.server.crash
+            if crash is not None and crash.number == len(self.server.messages) + 1:
+                self.server.crash = None  # once
+            else:
+                crash = None
         if scripted is not None and not scripted.startswith("2"):
             return scripted
+        if crash is not None and not crash.delivered:
+            crash.kill()  # the message never arrives; its sender dies waiting for the answer
+            return "451 4.3.0 the sender is gone"
         data = envelope.original_content or envelope.content
         received = Received(
             mail_from=envelope.mail_from,
@@ -110,9 +121,33 @@ class _Handler:
         with self.server.lock:
             self.server.messages.append(received)
             number = len(self.server.messages)
+        if crash is not None:
+            crash.kill()  # the message arrived; its sender dies before hearing so
         if self.server.drop_after_data:
             asyncio.get_running_loop().call_soon(smtp.transport.close)
         return scripted or f"250 2.0.0 Ok: queued as Q{number}"
+
+
+@dataclass
+class Crash:
+    """A sender to kill when the server takes its ``number``-th message (see ``SmtpServer.kill_sender_at``)."""
+
+    number: int
+    delivered: bool
+    process: subprocess.Popen | None = None
+    _known: threading.Event = field(default_factory=threading.Event)
+
+    def sender(self, process: subprocess.Popen) -> subprocess.Popen:
+        """The process to kill (started after the crash was armed, so it cannot outrun it)."""
+        self.process = process
+        self._known.set()
+        return process
+
+    def kill(self) -> None:
+        self._known.wait()
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()  # dead before the server answers: the answer can never be read
 
 
 def _login_name(session: Any) -> str | None:
@@ -157,6 +192,7 @@ class SmtpServer:
     data_in_progress: int = 0
     most_data_at_once: int = 0  # how many DATA commands overlapped at most: parallel sending, not timing
     sessions: list = field(default_factory=list)  # aiosmtpd SMTP protocol objects, one per connection
+    crash: Crash | None = None  # see kill_sender_at
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
     _controller: Controller | None = None
@@ -194,6 +230,16 @@ class SmtpServer:
             if self.users.get(user) == password:
                 return AuthResult(success=True, auth_data=user)
         return AuthResult(success=False, handled=False)
+
+    def kill_sender_at(self, number: int, *, delivered: bool) -> Crash:
+        """SIGKILL the sender (``.sender(process)``) when the ``number``-th message (counted over the
+        server's life) comes in, before answering it: after keeping it (``delivered``: it arrived, the
+        sender never heard) or instead of keeping it (it never arrived). A crash point that does not
+        depend on timing."""
+        crash = Crash(number, delivered)
+        with self.lock:
+            self.crash = crash
+        return crash
 
     def close_connections(self) -> None:
         """Close every open client connection, as a relay does with idle sessions."""

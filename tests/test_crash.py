@@ -1,13 +1,15 @@
 """Crash safety: SIGKILL `journey run` mid-send, again and again, against a real SMTP server.
 
 Thousands of contacts are due; each `journey run` (a real subprocess) sends
-to an aiosmtpd server and is killed at a random moment while sending (after
-a random number of further messages reach the server). After each kill at
-most one send may be left claimed-but-unconfirmed (with a pool of N
-connections, at most N: one wave). At the end the operator's
-job is done the way docs/run.md says: every in-doubt key is looked up on the
-server and resolved --sent or --failed, and one more run sends what is left.
-Then every expected message has been received exactly once.
+to an aiosmtpd server and is killed while sending: the server kills it when a
+(seeded) random message number comes in, before answering, with the message
+kept or not. Crash points are counted in messages, never timed, so a fast and
+a slow machine kill at the same points. After each kill one send is left
+claimed-but-unconfirmed (with a pool of N connections, at most N: one wave).
+At the end the operator's job is done the way docs/run.md says: every in-doubt
+key is looked up on the server and resolved --sent or --failed, and one more
+run sends what is left. Then every expected message has been received exactly
+once. The outbox is killed the same way from inside (tests/crashing_journey.py).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -35,6 +36,7 @@ KILLS = 12
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 NOW = "2026-03-02T10:00:00+00:00"  # the welcome email of every contact is due, the tips one is not
 SECRET = {"JOURNEY_UNSUBSCRIBE_SECRET": "crash-test-secret-0123456789"}
+CRASHING_JOURNEY = REPO / "tests" / "crashing_journey.py"
 
 
 def _received_keys(server: SmtpServer) -> Counter:
@@ -74,24 +76,18 @@ def test_sigkill_mid_send_never_loses_or_duplicates_a_message(tmp_path, smtp_ser
 
     kills = 0
     in_doubt_after_kill: list[int] = []
-    deadline = time.monotonic() + 45
-    while kills < KILLS and time.monotonic() < deadline:
+    for _ in range(KILLS):  # each run sends at most 80 + a wave: thousands stay due, so every run is killed
         before = len(_unconfirmed(db))
-        target = len(smtp_server.messages) + rng.randint(1, 80)
-        process = _start_run(root, db, smtp_server, connections)
-        while process.poll() is None and len(smtp_server.messages) < target:
-            time.sleep(0.002)
-        if process.poll() is not None:
-            break  # it finished everything before we could kill it
-        time.sleep(rng.choice((0, 0, rng.uniform(0, 0.02))))  # right after a delivery, or anywhere
-        process.send_signal(signal.SIGKILL)
+        crash = smtp_server.kill_sender_at(len(smtp_server.messages) + rng.randint(1, 80),
+                                           delivered=rng.random() < 0.5)
+        process = crash.sender(_start_run(root, db, smtp_server, connections))
         process.wait()
+        assert process.returncode == -signal.SIGKILL, process.stderr.read() if process.stderr else ""
+        process.stderr.close()
         kills += 1
-        time.sleep(0.05)  # let the server finish a DATA it was handling
         in_doubt_after_kill.append(len(_unconfirmed(db)) - before)
 
-    assert kills >= 5, "the runs finished too fast to be killed; raise CONTACTS"
-    assert all(n <= connections for n in in_doubt_after_kill), in_doubt_after_kill
+    assert all(1 <= n <= connections for n in in_doubt_after_kill), in_doubt_after_kill
     print(f"{kills} kills, in doubt after each: {in_doubt_after_kill}")
 
     # Finish the work, then resolve what the crashes left in doubt by asking the server.
@@ -143,23 +139,17 @@ def test_sigkill_with_the_outbox_resends_interrupted_batches_and_leaves_nothing_
     command = [sys.executable, "-m", "runner", "run", "--now", NOW, "--db", str(db), "-q",
                "--transport", f"outbox:{outbox}"]
 
-    kills, interrupted = 0, []
+    interrupted = []
     for n in range(KILLS):
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        if n % 2:  # anywhere: before, within or between batches
-            time.sleep(rng.uniform(0.3, 1.5))
-        else:  # right after a batch's claims were committed, while its files are being written
-            while process.poll() is None and not _unconfirmed(db):
-                time.sleep(0.002)
-            time.sleep(rng.uniform(0, 0.03))
-        if process.poll() is not None:
-            break
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        kills += 1
+        # Kill at the run's message 2-150, before, within or after writing its batch (tests/crashing_journey.py).
+        # Interrupted claims are re-sent first, one by one: from 2 on, each run confirms at least one of them,
+        # so no message is interrupted MAX_SEND_ATTEMPTS times; 12 x 150 < CONTACTS, so every run is killed.
+        at = rng.randint(2, 150)
+        mode = ("claimed", "partial", "written")[n % 3]
+        killed = subprocess.run([sys.executable, str(CRASHING_JOURNEY), *command[3:]], cwd=root,
+                                env={**env, "JOURNEY_CRASH_AT": f"{at}:{mode}"}, capture_output=True, text=True)
+        assert killed.returncode == -signal.SIGKILL, (at, mode, killed.stderr)
         interrupted.append(len(_unconfirmed(db)))
-    assert kills >= 5, "the runs finished too fast to be killed; raise CONTACTS"
     assert max(interrupted) > 1, interrupted  # whole batches were cut off between claim and confirm
 
     finished = journey_cli(command[3:], cwd=root, env=SECRET)
