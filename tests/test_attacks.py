@@ -14,6 +14,12 @@ Every class has its folder and its contract (docs/security.md has the figures):
   two parts with the same text, no line over 998 octets and no raw NUL, and
   the real aiosmtpd server accepts it; a ``refused: true`` case is a
   permanent error before anything is sent.
+- ``webhooks/``: a webhook ``url`` (``{port}`` is a real receiver on
+  127.0.0.1) and the project's ``allow`` networks. Without ``slow`` the URL
+  is refused (a permanent error) and the receiver gets nothing; with
+  ``slow`` the receiver answers too slowly (``headers``: a byte at a time;
+  ``silent``: never) and the attempt ends as a transient error at its 1 s
+  deadline instead of hanging the tick.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
@@ -34,7 +42,8 @@ from smtp_server import SmtpServer
 
 from runner.delivery.message import build_message, clean_header_text
 from runner.delivery.render import RenderedEmail
-from runner.delivery.transports import PermanentError, open_transport
+from runner.delivery.transports import PermanentError, TransientError, open_transport
+from runner.delivery.webhooks import allowed_networks, post_webhook
 from runner.production.ingest import attribute_types, import_contacts, import_events
 from runner.store import open_store
 
@@ -143,3 +152,82 @@ def _sent_through(server: SmtpServer, message) -> bytes:
     finally:
         transport.close()
     return server.messages[-1].data.replace(b"\r\n", b"\n")
+
+
+class SlowReceiver:
+    """A raw HTTP receiver on 127.0.0.1: answers 200 at once, or trickles, or never answers."""
+
+    def __init__(self, mode: str = "fast"):
+        self.mode = mode
+        self.requests = 0
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> SlowReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        self.listener.close()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.recv(65536)
+                    self.requests += 1
+                    self._answer(conn)
+                except OSError:
+                    pass  # the client gave up: what a deadline does
+
+    def _answer(self, conn: socket.socket) -> None:
+        if self.mode == "fast":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        elif self.mode == "headers":  # 20 s of header, a byte every 0.1 s
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            for _ in range(200):
+                if self.stop.wait(0.1):
+                    return
+                conn.sendall(b"a")
+            conn.sendall(b"\r\nContent-Length: 2\r\n\r\nok")
+        else:  # silent: keep the connection open and say nothing
+            self.stop.wait(20)
+
+
+def _webhook_case(case: Path, port: int) -> dict:
+    spec = yaml.safe_load(case.read_text(encoding="utf-8"))
+    return {"allow": [], "slow": None, **spec, "url": spec["url"].replace("{port}", str(port))}
+
+
+@pytest.mark.parametrize("case", _cases("webhooks"), ids=lambda p: p.stem)
+def test_webhook_attack_is_refused_or_cut_off(case: Path):
+    slow = yaml.safe_load(case.read_text(encoding="utf-8")).get("slow")
+    with SlowReceiver(slow or "fast") as receiver:
+        spec = _webhook_case(case, receiver.port)
+        post = {"allow_networks": allowed_networks(spec["allow"]), "timeout": 1.0, "retries": 0}
+        if not slow:
+            with pytest.raises(PermanentError):
+                post_webhook(spec["url"], {"a": 1}, b"secret", "k", **post)
+            assert receiver.requests == 0
+            return
+        with pytest.raises(TransientError, match="within 1s"):
+            post_webhook(spec["url"], {"a": 1}, b"secret", "k", **post)
+        assert receiver.requests == 1
+
+
+def test_the_fast_receiver_is_reached_when_its_network_is_allowed():
+    """The control for the corpus: the same receiver, allowed, answers 200."""
+    with SlowReceiver() as receiver:
+        url = f"http://127.0.0.1:{receiver.port}/hook"
+        assert post_webhook(url, {"a": 1}, b"s", "k", allow_networks=allowed_networks(["127.0.0.0/8"])) == 200
+        assert receiver.requests == 1

@@ -12,9 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from runner.delivery.transports import PermanentError, TransientError
-from runner.delivery.webhooks import post_webhook, sign, verify_signature
+from runner.delivery.webhooks import BlockedAddress, allowed_networks, post_webhook, sign, verify_signature
 
 SECRET = b"crm-shared-secret-0123456789"
+LOCAL = allowed_networks(["127.0.0.1/32"])  # the receivers below listen on loopback
 
 
 class Receiver(ThreadingHTTPServer):
@@ -71,7 +72,7 @@ PAYLOAD = {"contact": {"id": "ada", "email": "ada@example.com"}, "journey": "onb
 
 def test_signed_post(receiver: Receiver) -> None:
     before = int(time.time())
-    status = post_webhook(receiver.url, PAYLOAD, SECRET, "ada:onboarding:1/2/tell_sales")
+    status = post_webhook(receiver.url, PAYLOAD, SECRET, "ada:onboarding:1/2/tell_sales", allow_networks=LOCAL)
     assert status == 200
     [request] = receiver.requests
     assert request["signature_ok"] is True
@@ -86,7 +87,7 @@ def test_signed_post(receiver: Receiver) -> None:
 def test_unicode_key_and_payload(receiver: Receiver) -> None:
     from urllib.parse import unquote
 
-    post_webhook(receiver.url, {"name": "Çağla Şahin", "city": "İstanbul"}, SECRET, "çağla:onboarding:1/1/tell_sales")
+    post_webhook(receiver.url, {"name": "Çağla Şahin", "city": "İstanbul"}, SECRET, "çağla:onboarding:1/1/tell_sales", allow_networks=LOCAL)
     [request] = receiver.requests
     assert request["signature_ok"]
     assert json.loads(request["body"]) == {"name": "Çağla Şahin", "city": "İstanbul"}
@@ -103,14 +104,14 @@ def test_signature_detects_tampering() -> None:
 
 
 def test_unsigned_without_secret(receiver: Receiver) -> None:
-    post_webhook(receiver.url, PAYLOAD, None, "k")
+    post_webhook(receiver.url, PAYLOAD, None, "k", allow_networks=LOCAL)
     assert "X-Journey-Signature" not in receiver.requests[0]["headers"]
 
 
 def test_server_errors_are_retried_with_backoff(receiver: Receiver) -> None:
     receiver.statuses.extend([503, 500])
     sleeps: list[float] = []
-    assert post_webhook(receiver.url, PAYLOAD, SECRET, "k", backoff=0.1, sleep=sleeps.append) == 200
+    assert post_webhook(receiver.url, PAYLOAD, SECRET, "k", allow_networks=LOCAL, backoff=0.1, sleep=sleeps.append) == 200
     assert sleeps == [0.1, 0.2]
     assert len(receiver.requests) == 3
     assert {r["headers"]["Idempotency-Key"] for r in receiver.requests} == {"k"}  # same key every attempt
@@ -120,20 +121,20 @@ def test_gives_up_after_retries(receiver: Receiver) -> None:
     receiver.statuses.extend([502] * 10)
     sleeps: list[float] = []
     with pytest.raises(TransientError, match="502.*gave up after 3 attempts"):
-        post_webhook(receiver.url, PAYLOAD, SECRET, "k", retries=2, backoff=0.01, sleep=sleeps.append)
+        post_webhook(receiver.url, PAYLOAD, SECRET, "k", allow_networks=LOCAL, retries=2, backoff=0.01, sleep=sleeps.append)
     assert len(receiver.requests) == 3 and sleeps == [0.01, 0.02]
 
 
 def test_rate_limit_is_transient(receiver: Receiver) -> None:
     receiver.statuses.extend([429])
-    assert post_webhook(receiver.url, PAYLOAD, SECRET, "k", sleep=lambda _: None) == 200
+    assert post_webhook(receiver.url, PAYLOAD, SECRET, "k", allow_networks=LOCAL, sleep=lambda _: None) == 200
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 422, 302])
 def test_client_errors_and_redirects_are_permanent(receiver: Receiver, status: int) -> None:
     receiver.statuses.append(status)
     with pytest.raises(PermanentError, match=str(status)):
-        post_webhook(receiver.url, PAYLOAD, SECRET, "k", sleep=lambda _: pytest.fail("must not retry"))
+        post_webhook(receiver.url, PAYLOAD, SECRET, "k", allow_networks=LOCAL, sleep=lambda _: pytest.fail("must not retry"))
     assert len(receiver.requests) == 1
 
 
@@ -142,9 +143,62 @@ def test_unreachable_is_transient() -> None:
     url = server.url
     server.server_close()  # nothing listens on that port any more
     with pytest.raises(TransientError, match="unreachable"):
-        post_webhook(url, PAYLOAD, SECRET, "k", retries=1, timeout=2, sleep=lambda _: None)
+        post_webhook(url, PAYLOAD, SECRET, "k", allow_networks=LOCAL, retries=1, timeout=2, sleep=lambda _: None)
 
 
 def test_only_http_urls() -> None:
     with pytest.raises(PermanentError, match="http"):
         post_webhook("file:///etc/passwd", PAYLOAD, SECRET, "k")
+
+
+# ------------------------------------------------------------ through Delivery
+
+
+def _delivery(tmp_path, monkeypatch, allow: list[str] | None):
+    from runner.core.model import Project
+    from runner.delivery.dispatch import Delivery
+
+    monkeypatch.setenv("JOURNEY_UNSUBSCRIBE_SECRET", "s" * 40)
+    raw = {"webhooks": {"allow_networks": allow}} if allow is not None else {}
+    return Delivery(Project(root=tmp_path, raw=raw), "smtp://127.0.0.1:1", connect=False)
+
+
+def _outgoing(url: str, secret_env: str | None = "CRM_SECRET"):
+    from runner.delivery.dispatch import Outgoing
+
+    return Outgoing("ada:j:1/1/hook", "webhook", url, url=url, payload=dict(PAYLOAD), secret_env=secret_env)
+
+
+def test_delivery_reaches_a_private_receiver_only_when_the_project_allows_it(receiver, tmp_path, monkeypatch):
+    monkeypatch.setenv("CRM_SECRET", SECRET.decode())
+    with pytest.raises(BlockedAddress, match="127.0.0.1"):
+        _delivery(tmp_path, monkeypatch, None).deliver(_outgoing(receiver.url))
+    assert receiver.requests == []
+    assert _delivery(tmp_path, monkeypatch, ["127.0.0.1/32"]).deliver(_outgoing(receiver.url)) == "http 200"
+    assert [r["signature_ok"] for r in receiver.requests] == [True]
+
+
+def test_delivery_never_sends_unsigned_when_the_secret_env_is_unset(receiver, tmp_path, monkeypatch):
+    monkeypatch.delenv("CRM_SECRET", raising=False)
+    delivery = _delivery(tmp_path, monkeypatch, ["127.0.0.1/32"])
+    with pytest.raises(TransientError, match=r"\$CRM_SECRET is not set"):
+        delivery.deliver(_outgoing(receiver.url))
+    assert receiver.requests == []
+    assert delivery.deliver(_outgoing(receiver.url, secret_env=None)) == "http 200"  # no secret declared: unsigned
+
+
+def test_a_bad_network_in_the_project_is_an_error_not_a_traceback(tmp_path, monkeypatch):
+    from runner.core.problems import JourneyError
+
+    with pytest.raises(JourneyError, match="allow_networks"):
+        _delivery(tmp_path, monkeypatch, ["not-a-network"])
+
+
+def test_validate_checks_the_allowed_networks(tmp_path):
+    from runner.language.loader import validate
+
+    (tmp_path / "journeys").mkdir()
+    (tmp_path / "project.yaml").write_text(
+        'name: x\nwebhooks:\n  allow_networks:\n    - "10.0.0.0/8"\n    - "10.0.0.0/33"\n', encoding="utf-8")
+    problems = [(p.line, p.code) for p in validate([], root=tmp_path).problems]
+    assert problems == [(5, "project.network")]

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from runner.core.model import EmailStep, Journey, Project, WebhookStep
+from runner.core.problems import JourneyError
 from runner.core.state import Contact
 from runner.delivery.message import MailMessage, build_message
 from runner.delivery.render import Renderer, render_context
 from runner.delivery.transports import PermanentError, TransientError, Transport, open_transport
 from runner.delivery.unsubscribe import is_dev_transport, load_secret, make_token, unsubscribe_url
-from runner.delivery.webhooks import encode_payload, post_webhook
+from runner.delivery.webhooks import allowed_networks, encode_payload, post_webhook
 
 DEFAULT_TRANSPORT = "outbox:outbox"
 
@@ -70,6 +71,11 @@ class Delivery:
         if self.transport is None and connect:
             self.transport = open_transport(transport_url, base_dir=project.root)
         self._outbox = _outbox_dir(transport_url, project.root)
+        webhook_settings = project.raw.get("webhooks") or {}
+        try:
+            self._allowed_networks = allowed_networks(webhook_settings.get("allow_networks") or ())
+        except ValueError as error:
+            raise JourneyError(f"project.yaml webhooks.allow_networks: {error}") from None
 
     def close(self) -> None:
         if self.transport is not None:
@@ -161,7 +167,10 @@ class Delivery:
     def _deliver_webhook(self, outgoing: Outgoing) -> str:
         if not self.dev:
             secret_value = os.environ.get(outgoing.secret_env or "", "")
-            status = post_webhook(outgoing.url, outgoing.payload, secret_value.encode() or None, outgoing.key)
+            if outgoing.secret_env and not secret_value:  # never send unsigned what the receiver expects signed
+                raise TransientError(f"webhook secret ${outgoing.secret_env} is not set; not sending it unsigned")
+            status = post_webhook(outgoing.url, outgoing.payload, secret_value.encode() or None, outgoing.key,
+                                  allow_networks=self._allowed_networks)
             return f"http {status}"
         if self._outbox is not None:
             self._outbox.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ the tracking plan, steps after an ``exit``) is a warning, which
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -625,6 +626,12 @@ def check_project(doc: YamlDocument, project: ProjectContext) -> list[Problem]:
         checker.report(path, "ref.stage", f"`stage: {name}` only makes sense inside a journey")
     _segment_problems(checker, refs, _mapping(data.get("segments")), {}, ["segments"], report_unused=False)
     _score_refs(checker, refs)
+    for index, network in enumerate(_list(_mapping(data.get("webhooks")).get("allow_networks"))):
+        try:
+            ipaddress.ip_network(str(network), strict=False)
+        except ValueError:
+            checker.report(["webhooks", "allow_networks", index], "project.network",
+                           f"`{network}` is not an IP network (write 127.0.0.1/32, 10.0.0.0/8 or fd00::/8)")
     return checker.problems
 
 
