@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "diff": "review:diff",
     "render": "review:render",
     "report": "review:report",
+    "stats": "stats:stats",
 }
 
 

@@ -175,6 +175,78 @@ def m003_event_suppressions(db: Database) -> None:
         WHERE excluded.at < suppressions.at""")
 
 
+# What a decision is counted under besides journey, version, UTC day, step and action: its
+# reason where that names a bounded set (skips, exits, branch cases), a split's variant.
+# Entry, wait and send reasons carry values (changed attributes, until instants) and are
+# not kept apart.
+_DECISION_KEY = """{row}.journey_id, {row}.version, substr({row}.at, 1, 10), coalesce({row}.step, ''), {row}.action,
+    CASE {row}.action WHEN 'skip' THEN {row}.reason WHEN 'exit' THEN {row}.reason WHEN 'branch' THEN {row}.reason
+        WHEN 'split' THEN coalesce(json_extract({row}.detail, '$.variant'), '') WHEN 'holdout' THEN 'holdout'
+        ELSE '' END"""
+# A ledger row is counted under its state (and a skipped send under its reason: late),
+# on the UTC day the engine decided it.
+_SEND_KEY = """{row}.journey_id, {row}.version, substr({row}.scheduled_at, 1, 10), {row}.step_id, {row}.kind,
+    {row}.state, CASE {row}.state WHEN 'skipped' THEN coalesce({row}.error, '') ELSE '' END"""
+ENGAGEMENT_EVENTS = ("email_opened", "email_clicked")
+# An open or click is counted under the journey and step its properties name.
+_ENGAGEMENT_KEY = """coalesce(json_extract({row}.properties, '$.journey'), ''),
+    coalesce(json_extract({row}.properties, '$.step'), ''), {row}.name, substr({row}.at, 1, 10)"""
+_DECISION_COLUMNS = "journey_id, version, day, step, action, detail"
+_SEND_COLUMNS = "journey_id, version, day, step_id, kind, state, detail"
+
+
+def _bump(table: str, columns: str, key: str, row: str, delta: int) -> str:
+    """One upsert adding ``delta`` to the counter row of ``row`` (NEW or OLD)."""
+    return (f"INSERT INTO {table} ({columns}, n) VALUES ({key.format(row=row)}, {delta}) "
+            f"ON CONFLICT DO UPDATE SET n = n + ({delta});")
+
+
+@migrations()
+def m004_stats_counts(db: Database) -> None:
+    """Counters behind ``journey stats``: decisions and ledger rows per journey, version,
+    UTC day, step and outcome, kept by triggers in the same transaction as every write
+    to the journal and the ledger, so they always equal ``count(*)`` over them (a test
+    checks it) while a stats query reads a few thousand rows instead of millions.
+    Existing journals and ledgers are counted once here."""
+    db.execute("""CREATE TABLE decision_counts (
+        journey_id TEXT NOT NULL, version INTEGER NOT NULL, day TEXT NOT NULL,
+        step TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (journey_id, version, day, step, action, detail)
+    ) WITHOUT ROWID""")
+    db.execute("""CREATE TABLE send_counts (
+        journey_id TEXT NOT NULL, version INTEGER NOT NULL, day TEXT NOT NULL,
+        step_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (journey_id, version, day, step_id, kind, state, detail)
+    ) WITHOUT ROWID""")
+    decision = ("decision_counts", _DECISION_COLUMNS, _DECISION_KEY)
+    send = ("send_counts", _SEND_COLUMNS, _SEND_KEY)
+    for source, (table, columns, key) in (("decisions", decision), ("sends", send)):
+        db.execute(f"CREATE TRIGGER {table}_insert AFTER INSERT ON {source} "
+                   f"BEGIN {_bump(table, columns, key, 'NEW', 1)} END")
+        db.execute(f"CREATE TRIGGER {table}_delete AFTER DELETE ON {source} "
+                   f"BEGIN {_bump(table, columns, key, 'OLD', -1)} END")
+        db.execute(f"CREATE TRIGGER {table}_update AFTER UPDATE ON {source} "
+                   f"WHEN ({key.format(row='OLD')}) IS NOT ({key.format(row='NEW')}) "
+                   f"BEGIN {_bump(table, columns, key, 'OLD', -1)} {_bump(table, columns, key, 'NEW', 1)} END")
+        db.execute(f"INSERT INTO {table} ({columns}, n) SELECT {key.format(row=source)}, count(*) "
+                   f"FROM {source} WHERE true GROUP BY {', '.join(f'{i + 1}' for i in range(columns.count(',') + 1))}")
+    # the split outcomes of ``journey stats``: enrollments that reached a split, per
+    # journey, version and variant, conversions read from the index alone
+    db.execute("""CREATE INDEX enrollments_outcomes ON enrollments(journey_id, version, variant, holdout, goal_at, entered_at)
+                  WHERE variant != '{}'""")
+    # opens and clicks per journey and step (``email_opened``/``email_clicked`` carry both)
+    db.execute("""CREATE TABLE engagement_counts (
+        journey_id TEXT NOT NULL, step TEXT NOT NULL, name TEXT NOT NULL, day TEXT NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (journey_id, step, name, day)
+    ) WITHOUT ROWID""")
+    columns, key = "journey_id, step, name, day", _ENGAGEMENT_KEY
+    for trigger, row, delta in (("insert", "NEW", 1), ("delete", "OLD", -1)):
+        db.execute(f"CREATE TRIGGER engagement_counts_{trigger} AFTER {trigger.upper()} ON events "
+                   f"WHEN {row}.name IN {ENGAGEMENT_EVENTS} "
+                   f"BEGIN {_bump('engagement_counts', columns, key, row, delta)} END")
+    db.execute(f"INSERT INTO engagement_counts ({columns}, n) SELECT {key.format(row='events')}, count(*) "
+               f"FROM events WHERE name IN {ENGAGEMENT_EVENTS} GROUP BY 1, 2, 3, 4")
+
 def apply_migrations(db: Database) -> None:
     """Bring ``db`` to the latest schema; safe when several processes open it at once.
 

@@ -855,6 +855,32 @@ class SQLiteStore:
         )
 
 
+    # ------------------------------------------------------------------ stats (runner.production.stats)
+
+    def decision_counts(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]:
+        """Journal decisions per journey, version, step, action and detail (a skip's or
+        exit's reason, a split's variant) on UTC days ``since`` <= day < ``until``."""
+        return self._rows(*stats_query(STATS_DECISIONS_SQL, journey_id, since, until))
+
+    def send_counts(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]:
+        """Ledger rows per journey, version, step, kind, state and detail (a skip's reason)."""
+        return self._rows(*stats_query(STATS_SENDS_SQL, journey_id, since, until))
+
+    def split_outcomes(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]:
+        """Enrollments that reached a split, entered on days ``since`` <= day < ``until``: per
+        journey, version and variants (``{split step: variant}``): enrollments ``n``, of them
+        ``converted`` reached the goal (within its window: the engine records no later goal)."""
+        rows = self._rows(*stats_query(STATS_SPLITS_SQL, journey_id, since, until))
+        for row in rows:
+            row["variant"] = from_json(row["variant"], {})
+        return rows
+
+    def engagement_counts(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]:
+        """``email_opened``/``email_clicked`` events per journey and step (from their
+        properties) on UTC days ``since`` <= day < ``until``."""
+        return self._rows(*stats_query(STATS_ENGAGEMENT_SQL, journey_id, since, until))
+
+
 def open_store(path: str | Path) -> Store:
     """Open (creating and migrating as needed) the SQLite store at ``path``."""
     return SQLiteStore(path)
@@ -908,6 +934,40 @@ ON CONFLICT (id) DO UPDATE SET
     variant = excluded.variant, holdout = excluded.holdout
 """
 
+
+# ``journey stats``: sums over the counters the journal and ledger triggers keep
+# (runner.store.migrations, m003), and index-only reads of enrollments and events.
+# ``:journey`` NULL means every journey; days are UTC 'YYYY-MM-DD', ``:until`` exclusive.
+STATS_DECISIONS_SQL = """
+SELECT journey_id, version, step, action, detail, sum(n) AS n FROM decision_counts
+WHERE true {journey} AND day >= :since AND day < :until
+GROUP BY journey_id, version, step, action, detail HAVING sum(n) != 0
+"""
+STATS_SENDS_SQL = """
+SELECT journey_id, version, step_id, kind, state, detail, sum(n) AS n FROM send_counts
+WHERE true {journey} AND day >= :since AND day < :until
+GROUP BY journey_id, version, step_id, kind, state, detail HAVING sum(n) != 0
+"""
+STATS_SPLITS_SQL = """
+SELECT journey_id, version, variant, count(*) AS n, count(goal_at) AS converted
+FROM enrollments INDEXED BY enrollments_outcomes
+WHERE variant != '{}' AND true {journey}
+  AND entered_at >= :since AND entered_at < :until
+GROUP BY journey_id, version, variant
+"""
+STATS_ENGAGEMENT_SQL = """
+SELECT journey_id, step, name, sum(n) AS n FROM engagement_counts
+WHERE journey_id != '' {journey} AND day >= :since AND day < :until
+GROUP BY journey_id, step, name HAVING sum(n) != 0
+"""
+
+
+def stats_query(template: str, journey_id: str | None, since: str | None, until: str | None) -> tuple[str, dict]:
+    """A stats query and its parameters: one journey or all (the filter is left out rather
+    than written ``:journey IS NULL OR ...``, which keeps SQLite off the index), and a
+    window of days that is open where no bound is given."""
+    sql = template.replace("{journey}", "AND journey_id = :journey" if journey_id is not None else "")
+    return sql, {"journey": journey_id, "since": since or "0000-00-00", "until": until or "9999-99-99"}
 
 def _email_key(attributes: dict[str, Any]) -> str | None:
     email = attributes.get("email")
