@@ -936,7 +936,7 @@ ON CONFLICT (id) DO UPDATE SET
 
 
 # ``journey stats``: sums over the counters the journal and ledger triggers keep
-# (runner.store.migrations, m003), and index-only reads of enrollments and events.
+# (runner.store.migrations, m004), and index-only reads of enrollments and events.
 # ``:journey`` NULL means every journey; days are UTC 'YYYY-MM-DD', ``:until`` exclusive.
 STATS_DECISIONS_SQL = """
 SELECT journey_id, version, step, action, detail, sum(n) AS n FROM decision_counts
