@@ -854,7 +854,6 @@ class SQLiteStore:
             (journey_id,),
         )
 
-
     # ------------------------------------------------------------------ stats (runner.production.stats)
 
     def decision_counts(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]:
