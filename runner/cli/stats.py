@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli.common import DB_OPTION, domain_errors, open_db, project_root
+from runner.cli.common import DB_OPTION, open_db, project_root
 from runner.core.problems import JourneyError
 
 DAY = click.DateTime(formats=["%Y-%m-%d"])
@@ -41,16 +41,15 @@ def stats(journey: str | None, since, until, version: int | None, fmt: str, db_p
     from runner.review.graph import steps_in_file_order
 
     window = Window(journey, version, since and f"{since:%Y-%m-%d}", until and f"{until:%Y-%m-%d}")
-    with domain_errors():
-        if since and until and until <= since:
-            raise JourneyError("--until must be a later day than --since")
-        with open_db(db_path, project_root(), must_exist=True) as store:
-            if not store.deployments():
-                raise JourneyError("nothing is deployed in this database: run `journey deploy` first")
-            deployed = deployed_set(store)
-            journeys = deployed.current + deployed.pinned
-            _check_known(journeys, journey, version)
-            found = journey_stats(store, journeys, window, step_order=steps_in_file_order)
+    if since and until and until <= since:
+        raise JourneyError("--until must be a later day than --since")
+    with open_db(db_path, project_root(), must_exist=True) as store:
+        if not store.deployments():
+            raise JourneyError("nothing is deployed in this database: run `journey deploy` first")
+        deployed = deployed_set(store)
+        journeys = deployed.current + deployed.pinned
+        _check_known(journeys, journey, version)
+        found = journey_stats(store, journeys, window, step_order=steps_in_file_order)
     click.echo(render(found, window, fmt), nl=False)
 
 
