@@ -36,11 +36,14 @@ from runner.collector import collector_paused  # noqa: E402
 from runner.core import engine as engine_module  # noqa: E402
 from runner.core.engine import Engine  # noqa: E402
 from runner.core.state import Contact, ContactState, Event  # noqa: E402
+from runner.core.vocabulary import SEND_ACTIONS  # noqa: E402
 from runner.language.loader import load_project  # noqa: E402
+from runner.simulation.rendering import SendRenderer  # noqa: E402
 from runner.simulation.testcontacts import load_test_contacts  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 DAYS = 90
+FULL_SAMPLE = 2_000  # sends rendered in full to price rendering every send
 
 
 def personas(project_tz: str) -> list[ContactState]:
@@ -85,10 +88,15 @@ class InstantCounter:
 
 
 def run_engine(project, journeys, templates, count: int) -> dict:
+    """The engine alone (the W2 figure); each contact's sends are also rendered once per
+    (step, context shape), timed apart, and the first FULL_SAMPLE sends rendered in full."""
     engine = Engine(project, journeys)
+    per_shape = SendRenderer(project, journeys, once_per_shape=True)
+    full = SendRenderer(project, journeys)
     end = START + timedelta(days=DAYS)
     actions: Counter = Counter()
-    decisions = 0
+    decisions = sends = sampled = failures = 0
+    render_wall = full_wall = render_cpu = full_cpu = 0.0
     with InstantCounter() as instants, collector_paused():  # as runner.simulation.simulate.simulate does
         began, cpu_began = time.perf_counter(), time.process_time()
         for state in synthetic(templates, count):
@@ -96,10 +104,24 @@ def run_engine(project, journeys, templates, count: int) -> dict:
             decisions += len(outcome.decisions)
             for d in outcome.decisions:
                 actions[d.action] += 1
-        wall = time.perf_counter() - began
-        cpu = time.process_time() - cpu_began
+            rendering, render_cpu_began = time.perf_counter(), time.process_time()
+            failures += len(per_shape.failures(outcome.decisions))
+            render_wall += time.perf_counter() - rendering
+            render_cpu += time.process_time() - render_cpu_began
+            if sampled < FULL_SAMPLE:
+                rendering, render_cpu_began = time.perf_counter(), time.process_time()
+                sample = [d for d in outcome.decisions if d.action in SEND_ACTIONS][:FULL_SAMPLE - sampled]
+                full.failures(sample)
+                sampled += len(sample)
+                full_wall += time.perf_counter() - rendering
+                full_cpu += time.process_time() - render_cpu_began
+        sends = actions["send"] + actions["webhook"]
+        wall = time.perf_counter() - began - render_wall - full_wall
+        cpu = time.process_time() - cpu_began - render_cpu - full_cpu
     return {"contacts": count, "wall": wall, "cpu": cpu, "decisions": decisions, "instants": instants.count,
-            "events": decisions + instants.count, "actions": actions}
+            "events": decisions + instants.count, "actions": actions, "sends": sends, "render_wall": render_wall,
+            "render_cpu": render_cpu, "built": per_shape.built, "failures": failures, "sampled": sampled,
+            "full_wall": full_wall, "full_cpu": full_cpu}
 
 
 def run_baseline(events: int, contacts: int) -> tuple[float, float]:
@@ -142,6 +164,13 @@ def main(sizes: list[int]) -> None:
         print(f"         bare heapq loop, same events: wall {baseline:.2f} s, cpu {baseline_cpu:.2f} s -> ratio "
               f"{figures['wall'] / baseline:.1f}x wall, {figures['cpu'] / baseline_cpu:.1f}x cpu")
         print(f"         peak RSS so far: {peak_rss_mib():.0f} MiB")
+        per_send = figures["full_cpu"] / max(figures["sampled"], 1)
+        print(f"         rendering once per (step, context shape), not in the figures above: {figures['built']:,} of "
+              f"{figures['sends']:,} sends built, wall {figures['render_wall']:.2f} s, cpu {figures['render_cpu']:.2f} s "
+              f"({figures['failures']:,} failures); engine + rendering wall "
+              f"{figures['wall'] + figures['render_wall']:.2f} s")
+        print(f"         full rendering, first {figures['sampled']:,} sends: {per_send * 1e3:.2f} cpu-ms/send -> "
+              f"rendering every send would add about {per_send * figures['sends']:.0f} cpu-s")
         top = ", ".join(f"{a} {n:,}" for a, n in figures["actions"].most_common(8))
         print(f"         decisions by action: {top}")
     if len(results) > 1:

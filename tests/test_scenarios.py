@@ -167,3 +167,21 @@ def test_journey_test_fails_on_a_misspelt_step_with_did_you_mean(tmp_path):
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "typo.scenario.yaml:7:36: error[ref.scenario] there is no step `nuge`" in out.stdout
     assert "did you mean `nudge`?" in out.stdout
+
+
+def test_a_send_whose_body_fails_for_a_contact_fails_the_scenario(tmp_path):
+    from test_simulate_cli import body_failure_project
+
+    root = body_failure_project(tmp_path / "p")
+    (root / "s.scenario.yaml").write_text(
+        "name: welcome\ncontacts: c.yaml\nexpect:\n"
+        "  - {contact: withplan, receives: welcome}\n  - {contact: noplan, receives: welcome}\n")
+    out = subprocess.run([sys.executable, "-m", "runner", "test", "s.scenario.yaml", "--junit", "junit.xml"],
+                         cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "FAIL welcome" in out.stdout and "0 of 1 scenarios passed" in out.stdout
+    assert ("send fails in production: contact noplan, step j.welcome at 2026-01-05T02:00:00Z: cannot be rendered: "
+            "templates/plan.html:2: undefined variable") in out.stdout
+    assert "withplan" not in out.stdout.split("send fails in production")[1]
+    failure = ET.parse(root / "junit.xml").getroot().find("testsuite/testcase/failure")
+    assert failure is not None and "1 send(s) cannot be rendered" in failure.get("message")

@@ -96,10 +96,10 @@ def test_subject_render_failure_is_a_failed_send_not_a_crash(tmp_path):
         "contacts:\n  - id: x\n    attributes: {email: x@example.com, first_name: X}\n"
         "    events: [{at: '+1h', event: signed_up}]\n")
     out = journey_cli("simulate", "--contacts", "c.yaml", "--format", "json", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # production would fail that send
     records = json.loads(out.stdout)["events"]
     failed = [r for r in records if r["action"] == "send_failed"]
-    assert [r["step"] for r in failed] == ["boom"] and "cannot be rendered" in failed[0]["reason"]
+    assert [r["step"] for r in failed] == ["boom"] and "cannot be rendered: subject:" in failed[0]["reason"]
     assert [r["subject"] for r in records if r["action"] == "send"] == ["Hello X"]
     assert "Traceback" not in out.stderr
 
@@ -172,3 +172,41 @@ def test_the_same_contacts_as_yaml_and_jsonl_simulate_identically_csv_works_too(
     assert as_yaml.stdout == as_jsonl.stdout
     assert len(json.loads(as_yaml.stdout)["events"]) > 100
     assert json.loads(as_csv.stdout)["contacts"] == json.loads(as_yaml.stdout)["contacts"]
+
+
+BODY_FAILS_FOR_ONE = """\
+<p>Hi {{ contact.first_name }},</p>
+<p>your plan: {{ contact.plan.upper() }}</p>
+"""
+
+
+def body_failure_project(root: Path) -> Path:
+    """A journey whose body template needs `plan`, which contact `noplan` lacks; subjects render for all."""
+    (root / "templates").mkdir(parents=True)
+    (root / "journeys").mkdir()
+    (root / "project.yaml").write_text("name: t\ndefault_timezone: UTC\n")
+    (root / "templates" / "plan.html").write_text(BODY_FAILS_FOR_ONE)
+    (root / "journeys" / "j.yaml").write_text(
+        "id: j\nversion: 1\nname: J\nstages:\n  - id: s\n    entry: {event: signed_up}\n    steps:\n"
+        "      - id: welcome\n        email: {template: plan, subject: \"Hello {{ contact.first_name }}\"}\n")
+    (root / "c.yaml").write_text(
+        "contacts:\n"
+        "  - id: withplan\n    attributes: {email: a@example.com, first_name: A, plan: pro}\n"
+        "    events: [{at: '+1h', event: signed_up}]\n"
+        "  - id: noplan\n    attributes: {email: b@example.com, first_name: B}\n"
+        "    events: [{at: '+2h', event: signed_up}]\n")
+    return root
+
+
+@pytest.mark.parametrize("output_format", ["json", "table", "markdown"])
+def test_a_body_template_failing_for_one_contact_is_a_failed_send_in_every_format(tmp_path, output_format):
+    root = body_failure_project(tmp_path / "p")
+    out = journey_cli("simulate", "--contacts", "c.yaml", "--format", output_format, cwd=root)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "send_failed" in out.stdout and "templates/plan.html:2" in out.stdout
+    assert "error: 1 send(s) cannot be built" in out.stderr
+    assert "contact noplan, step j.welcome" in out.stderr and "templates/plan.html:2: undefined variable" in out.stderr
+    if output_format == "json":
+        records = json.loads(out.stdout)["events"]
+        assert [(r["contact"], r["action"]) for r in records if r["step"] == "welcome"] == [
+            ("withplan", "send"), ("noplan", "send_failed")]

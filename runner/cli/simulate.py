@@ -80,6 +80,11 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
     rendered subject, skips and deferrals with the reason, goals, exits) in
     UTC and the contact's local time, then a summary per journey. The same
     inputs always print the same output.
+
+    Every send is rendered in full (subject, HTML, text) and built as
+    production builds it; one that cannot be (a template failing for that
+    contact) shows as `send_failed` with the template file:line, is listed on
+    stderr, and the exit code is 1.
     """
     from runner.simulation import timeline
     from runner.simulation.simulate import simulate as run_simulation
@@ -102,6 +107,13 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
             click.echo(timeline.to_table(simulation, records, summaries), nl=False)
     except ValueError as error:  # a condition or time the checks let through: a message, never a traceback
         raise JourneyError(str(error)) from None
+    failed = [record for record in records if record.action == "send_failed"]
+    if failed:  # production would record these sends as failed: the output above shows them in place
+        click.echo(f"error: {len(failed)} send(s) cannot be built as production would build them:", err=True)
+        for record in failed:
+            click.echo(f"  contact {record.contact}, step {record.journey}.{record.step} at {timeline.iso(record.at)}: "
+                       f"{record.reason}", err=True)
+        raise SystemExit(1)
 
 
 @click.command()

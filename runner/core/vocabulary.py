@@ -39,5 +39,5 @@ ACTIONS = (
     "update", "send", "webhook", "skip", "defer", "exit", "goal", "migrate", "halt",
 )
 SEND_ACTIONS = ("send", "webhook")  # decisions that deliver something, under an idempotency key
-SEND_FAILED = "send_failed"  # a timeline's send whose subject cannot be rendered (not an engine decision)
+SEND_FAILED = "send_failed"  # a timeline's send or webhook production could not build (not an engine decision)
 TIMELINE_ACTIONS = (*ACTIONS, SEND_FAILED)

@@ -27,6 +27,7 @@ from runner.core.localtime import zone
 from runner.core.model import Journey, Project
 from runner.core.problems import ERROR, JourneyError, Problem
 from runner.language.loader import LoadedProject, load_project
+from runner.simulation.rendering import RenderFailure, SendRenderer
 from runner.simulation.simulate import Simulation, simulate
 from runner.simulation.testcontacts import TestContact, contacts_by_id, load_test_contacts, resolve_time
 
@@ -133,6 +134,7 @@ class ScenarioResult:
     checks: list[Check] = field(default_factory=list)
     error: str | None = None  # the scenario could not run (bad file, unknown contact, ...)
     seconds: float = 0.0
+    render_failures: list[RenderFailure] = field(default_factory=list)  # sends production could not build
 
     @property
     def name(self) -> str:
@@ -140,7 +142,7 @@ class ScenarioResult:
 
     @property
     def passed(self) -> bool:
-        return self.error is None and all(check.passed for check in self.checks)
+        return self.error is None and not self.render_failures and all(check.passed for check in self.checks)
 
     @property
     def failures(self) -> list[Check]:
@@ -254,6 +256,8 @@ def run_scenario(path: Path, loaded: LoadedProject) -> ScenarioResult:
         simulation = simulate(loaded.project, journeys, scenario.contacts, scenario.start, scenario.end)
         checker = ExpectationChecker(scenario, loaded.project, journeys, simulation)
         result.checks = [checker.check(e) for e in scenario.expectations]
+        # every send rendered in full, as production renders it: a template failing for a contact fails here
+        result.render_failures = SendRenderer(loaded.project, journeys).failures(simulation.decisions)
     except JourneyError as error:
         details = "".join(f"\n  {problem}" for problem in error.problems)
         result.error = f"{error}{details}"
@@ -422,6 +426,8 @@ def failure_text(result: ScenarioResult) -> str:
     lines = [f"FAIL {result.name} ({result.path})"]
     if result.error:
         lines.append(f"  cannot run: {result.error}")
+    for failure in result.render_failures:
+        lines.append(f"  send fails in production: {failure.describe()}")
     for check in result.failures:
         e = check.expectation
         lines.append(f"  expected (line {e.line}): {e.describe()}")
@@ -453,10 +459,11 @@ def write_junit(results: Sequence[ScenarioResult], path: Path) -> None:
         if result.error is not None:
             error = ET.SubElement(case, "error", {"message": result.error.splitlines()[0]})
             error.text = result.error
-        elif result.failures:
-            failure = ET.SubElement(case, "failure", {
-                "message": f"{len(result.failures)} of {len(result.checks)} expectations failed",
-            })
+        elif not result.passed:
+            message = f"{len(result.failures)} of {len(result.checks)} expectations failed"
+            if result.render_failures:
+                message += f"; {len(result.render_failures)} send(s) cannot be rendered"
+            failure = ET.SubElement(case, "failure", {"message": message})
             failure.text = failure_text(result)
         out = ET.SubElement(case, "system-out")
         out.text = "\n".join(

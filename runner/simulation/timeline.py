@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from runner.core.engine import Decision
 from runner.core.localtime import zone
-from runner.core.model import Journey, Project
-from runner.core.state import Contact
+from runner.core.model import Project
+from runner.core.vocabulary import SEND_FAILED
 from runner.simulation.simulate import JourneySummary, Simulation, summarize
 
 UTC = UTC
-SIMULATED_UNSUBSCRIBE_TOKEN = "simulated"  # subjects never need a real signed token
 JSON_FORMAT_VERSION = 1
 
 
@@ -52,7 +51,7 @@ class Record:
     version: int
     stage: str | None
     step: str | None
-    action: str  # the engine's action; a send whose subject cannot be rendered becomes send_failed
+    action: str  # the engine's action; a send or webhook that cannot be built becomes send_failed
     reason: str
     key: str | None = None
     subject: str | None = None
@@ -75,43 +74,6 @@ class Record:
         return data
 
 
-class SubjectRenderer:
-    """Renders send subjects like production does; a failure is a reason, not a crash."""
-
-    def __init__(self, project: Project, journeys: Iterable[Journey]):
-        from runner.delivery.render import Renderer
-
-        self.project = project
-        self.journeys = {(j.id, j.version): j for j in journeys}
-        self.renderer = Renderer(project.templates_path)
-
-    def subject(self, decision: Decision, timezone_name: str) -> tuple[str | None, str | None]:
-        """(rendered subject, None) or (None, why it failed)."""
-        from runner.delivery.render import render_context
-        from runner.delivery.unsubscribe import unsubscribe_url
-
-        detail = decision.detail
-        journey = self.journeys.get((decision.journey, decision.version))
-        journey_vars = journey or _JourneyStub(decision.journey, decision.version, decision.journey)
-        contact = Contact(decision.contact, dict(detail.get("attributes") or {}), timezone_name)
-        context = render_context(
-            contact, dict(detail.get("scores") or {}), journey_vars, decision.step or "", self.project,
-            unsubscribe_url(self.project.unsubscribe_url, SIMULATED_UNSUBSCRIBE_TOKEN), decision.at,
-        )
-        try:
-            text = self.renderer.render_string(str(detail.get("subject") or ""), context)
-        except Exception as error:  # noqa: BLE001 - untrusted template: every failure is reported
-            return None, f"subject cannot be rendered: {error}"
-        return " ".join(text.split()), None
-
-
-@dataclass(frozen=True)
-class _JourneyStub:
-    id: str
-    version: int
-    name: str
-
-
 def contact_zones(simulation: Simulation, project: Project) -> dict[str, str]:
     """Each contact's display zone: its own, else the project's default."""
     zones = {}
@@ -128,9 +90,13 @@ def contact_zones(simulation: Simulation, project: Project) -> dict[str, str]:
 def timeline_records(
     simulation: Simulation, project: Project, contact: str | None = None, render_subjects: bool = True,
 ) -> list[Record]:
-    """One record per decision, time-ordered; subjects rendered for sends."""
+    """One record per decision, time-ordered; every send and webhook built as production
+    builds it (``runner.simulation.rendering``): sends show their rendered subject, and
+    one that cannot be built becomes ``send_failed`` with the reason."""
+    from runner.simulation.rendering import SendRenderer
+
     zones = contact_zones(simulation, project)
-    renderer = SubjectRenderer(project, simulation.journeys) if render_subjects else None
+    renderer = SendRenderer(project, simulation.journeys) if render_subjects else None
     records = []
     for decision in simulation.decisions:
         if contact is not None and decision.contact != contact:
@@ -139,10 +105,12 @@ def timeline_records(
         action, reason, subject = decision.action, decision.reason, None
         if action == "send":
             tz_name = str(decision.detail.get("timezone") or tz_name)
-            if renderer is not None:
-                subject, failure = renderer.subject(decision, tz_name)
-                if failure is not None:
-                    action, reason = "send_failed", failure
+        if action in ("send", "webhook") and renderer is not None:
+            outgoing, failure = renderer.build(decision)
+            if failure is not None:
+                action, reason = SEND_FAILED, failure.reason
+            elif decision.action == "send":
+                subject = outgoing.subject
         records.append(Record(
             at=decision.at, local_time=local_iso(decision.at, tz_name), timezone=tz_name,
             contact=decision.contact, journey=decision.journey, version=decision.version,
