@@ -463,7 +463,7 @@ def _contact_from_csv(row: dict[str, str], types: Mapping[str, str]) -> Callable
             _set_dotted(attributes, column, _typed_cell(column, value, types.get(column)))
     _check_email(attributes)
     anonymous_ids = [a.strip() for a in row.get("anonymous_ids", "").split(";") if a.strip()]
-    contact = ContactRow(contact_id, attributes, timezone, anonymous_ids)
+    contact = ContactRow(contact_id, attributes, timezone, anonymous_ids, snapshot=True)
     return lambda batch: batch.contacts.append(contact)
 
 
@@ -502,7 +502,7 @@ def _contact_from_json(obj: dict, types: Mapping[str, str]) -> Callable[[_Batch]
         rows.append(
             EventRow(contact_id, anonymous_id, item["event"], at, properties, str(message_id))
         )
-    contact = ContactRow(contact_id, attributes, timezone, list(anonymous_ids))
+    contact = ContactRow(contact_id, attributes, timezone, list(anonymous_ids), snapshot=True)
 
     def add(batch: _Batch) -> None:
         batch.contacts.append(contact)

@@ -34,6 +34,10 @@ class ContactRow:
 
     ``changed_at`` is when the change happened (an identify call's timestamp);
     a contact that changes becomes due then (default: the import's ``now``).
+    ``snapshot``: the attributes are a source's current values (a contacts
+    import line), applied only where they differ from what imports delivered
+    last time, so values journeys set since are not reverted; otherwise they
+    are changes (identify traits), applied as they are.
     """
 
     id: str
@@ -41,6 +45,7 @@ class ContactRow:
     timezone: str | None = None
     anonymous_ids: list[str] = field(default_factory=list)
     changed_at: datetime | None = None
+    snapshot: bool = False
 
 
 @dataclass(slots=True)

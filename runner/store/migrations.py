@@ -247,6 +247,14 @@ def m004_stats_counts(db: Database) -> None:
     db.execute(f"INSERT INTO engagement_counts ({columns}, n) SELECT {key.format(row='events')}, count(*) "
                f"FROM events WHERE name IN {ENGAGEMENT_EVENTS} GROUP BY 1, 2, 3, 4")
 
+
+@migrations()
+def m005_imported_values(db: Database) -> None:
+    """What contacts imports last delivered per contact, so a re-import changes only
+    what its source changed (``runner.store.sourcevalues``)."""
+    db.execute("ALTER TABLE contacts ADD COLUMN imported TEXT NOT NULL DEFAULT '{}'")
+
+
 def apply_migrations(db: Database) -> None:
     """Bring ``db`` to the latest schema; safe when several processes open it at once.
 

@@ -36,6 +36,7 @@ from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, SUPPRESS
 from runner.store.base import ContactRow, EventRow, Store
 from runner.store.codec import from_db_time, from_json, merge_patch, to_db_time, to_json
 from runner.store.migrations import apply_migrations
+from runner.store.sourcevalues import apply_patch, source_changes
 
 BUSY_TIMEOUT_SECONDS = 30.0
 CACHE_KIB = 32 * 1024  # page cache per connection: bounded, so memory stays flat
@@ -689,22 +690,44 @@ class SQLiteStore:
         now_text = to_db_time(now)
         changed = 0
         links: list[tuple[str, str]] = []
+        rows = list(rows)
         with self.transaction():
+            delivered = self._imported_values([row.id for row in rows if row.snapshot])
             for row in rows:
                 wake = to_db_time(row.changed_at) if row.changed_at else now_text
+                attributes, imported = row.attributes, None
+                if row.snapshot:  # only what the source changed since its last import (runner.store.sourcevalues)
+                    before = delivered.get(row.id, {})
+                    attributes = source_changes(row.attributes, before)
+                    if attributes:
+                        delivered[row.id] = apply_patch(before, row.attributes)
+                        imported = to_json(delivered[row.id])
                 cursor = self.conn.execute(_UPSERT_CONTACT, {
                     "id": row.id,
-                    "email": _email_key(row.attributes),
+                    "email": _email_key(attributes),
                     "timezone": row.timezone,
-                    "attributes": to_json(row.attributes),
+                    "attributes": to_json(attributes),
+                    "imported": imported,
                     "now": now_text,
                     "wake": wake,
                 })
                 changed += cursor.rowcount
+                if imported is not None and not cursor.rowcount:  # the source changed to what a journey had set
+                    self.conn.execute("UPDATE contacts SET imported = ? WHERE id = ?", (imported, row.id))
                 links.extend((anonymous_id, row.id) for anonymous_id in row.anonymous_ids)
             if links:
                 self.link_identities(links, now)
         return changed
+
+    def _imported_values(self, contact_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """What contacts imports last delivered for these contacts (``contacts.imported``)."""
+        found: dict[str, dict[str, Any]] = {}
+        ids = list(dict.fromkeys(contact_ids))
+        for start in range(0, len(ids), LOAD_CHUNK):
+            chunk = ids[start:start + LOAD_CHUNK]
+            found.update((contact_id, from_json(values, {})) for contact_id, values in self.conn.execute(
+                f"SELECT id, imported FROM contacts WHERE id IN ({_marks(chunk)})", chunk))
+        return found
 
     def write_events(self, rows: list[EventRow], now: datetime) -> int:
         """Insert events (``message_id`` deduplicates); returns how many were new.
@@ -900,10 +923,11 @@ WHERE id = (SELECT contact_id FROM identities WHERE anonymous_id = ?)
 """
 
 _UPSERT_CONTACT = """
-INSERT INTO contacts (id, email, timezone, attributes, created_at, updated_at, wake_at, rev)
-VALUES (:id, :email, :timezone, :attributes, :now, :now, :wake, 1)
+INSERT INTO contacts (id, email, timezone, attributes, created_at, updated_at, wake_at, rev, imported)
+VALUES (:id, :email, :timezone, :attributes, :now, :now, :wake, 1, coalesce(:imported, '{}'))
 ON CONFLICT (id) DO UPDATE SET
     attributes = json_patch(contacts.attributes, excluded.attributes),
+    imported = coalesce(:imported, contacts.imported),
     email = lower(json_extract(json_patch(contacts.attributes, excluded.attributes), '$.email')),
     timezone = coalesce(excluded.timezone, contacts.timezone),
     updated_at = excluded.updated_at,
