@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # lets tests import smtp_server
 
 from smtp_server import SmtpServer, TlsFiles  # noqa: E402
 
+REPO = Path(__file__).resolve().parent.parent
 _PRIVATE_TMP = pytest.StashKey[Path]()
 
 
@@ -53,6 +55,18 @@ def nothing_left_behind(pytestconfig: pytest.Config) -> Iterator[None]:
     private = pytestconfig.stash[_PRIVATE_TMP]
     leftovers = sorted(path.name for path in private.iterdir())
     assert not leftovers, f"tests left these in the temporary folder, use tmp_path instead: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package's wheel, built once per run from the checkout (as ``pip wheel .`` would for a user)."""
+    folder = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(folder)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    return next(folder.glob("journey_runner-*.whl"))
 
 
 @pytest.fixture

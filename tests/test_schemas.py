@@ -137,18 +137,13 @@ def test_did_you_mean():
     assert schema.dotted(["stages", 0, "steps", 2, "email"]) == "stages[0].steps[2].email"
 
 
-def test_schemas_load_from_the_built_wheel(tmp_path: Path):
+def test_schemas_load_from_the_built_wheel(tmp_path: Path, built_wheel: Path):
     """The wheel carries schemas/ (through the runner/schemas link) and load_schema finds them there."""
     import subprocess
     import sys
     import zipfile
 
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert build.returncode == 0, build.stderr
-    wheel = next(tmp_path.glob("journey_runner-*.whl"))
+    wheel = built_wheel
     names = zipfile.ZipFile(wheel).namelist()
     assert {f"runner/schemas/{n}.schema.json" for n in SCHEMA_NAMES} <= set(names)
     probe = "from runner.language.resources import load_schema; import runner; print(runner.__file__); print(load_schema('journey')['$id'])"
