@@ -13,9 +13,11 @@ replies to DATA (``server.replies.extend(["451 4.3.0 try later"])``, ``server.rc
 dropping the connection after each accepted message (``drop_after_data``),
 a slow relay (``data_delay=0.05``), a relay that stalls mid-message
 (``hold_after=10``: the 11th DATA waits until ``server.resume.set()``; a
-client waiting there shows as ``server.data_in_progress``), and a sender that
+client waiting there shows as ``server.data_in_progress``), a sender that
 dies at a fixed message (``server.kill_sender_at(25, delivered=True).sender(process)``:
-a deterministic crash point).
+a deterministic crash point), a relay in trouble (``server.outage = "451 4.3.0 busy"``
+answers every DATA so until cleared; ``stop()`` then ``start()`` refuses connections
+meanwhile and comes back on the same port).
 ``server.connections`` counts the TCP connections clients opened.
 """
 
@@ -94,6 +96,8 @@ class _Handler:
     async def _data(self, smtp: SMTP, session: Any, envelope: Any) -> str:
         if self.server.data_delay:
             await asyncio.sleep(self.server.data_delay)  # a slow relay; other sessions go on meanwhile
+        if self.server.outage:
+            return self.server.outage
         while self.server.hold_after is not None and len(self.server.messages) >= self.server.hold_after \
                 and not self.server.resume.is_set():
             await asyncio.sleep(0.005)  # stalled until the test says resume
@@ -185,6 +189,7 @@ class SmtpServer:
     data_delay: float = 0.0  # seconds before answering DATA
     hold_after: int | None = None  # once this many messages are in, DATA waits for ``resume``
     resume: threading.Event = field(default_factory=threading.Event)
+    outage: str | None = None  # while set, the reply to every DATA (a 4xx: the relay is in trouble)
     replies: deque[str] = field(default_factory=deque)  # scripted replies to DATA, in order
     rcpt_replies: deque[str] = field(default_factory=deque)  # scripted replies to RCPT TO
     messages: list[Received] = field(default_factory=list)
@@ -206,8 +211,9 @@ class SmtpServer:
         if self.users is not None:
             kwargs["authenticator"] = self._authenticate
             kwargs["auth_required"] = True
-        for _ in range(5):  # the free port may be taken between probe and bind
-            self.port = free_port()
+        for attempt in range(5):  # the free port may be taken between probe and bind
+            if attempt or not self.port:  # a restart comes back on its port
+                self.port = free_port()
             controller = _CountingController(
                 self, handler=_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs
             )

@@ -4,6 +4,7 @@ send ledger, leases, runs, deployments, suppressions and migrations."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from runner.core.state import (
 )
 from runner.store import EventRow, SQLiteStore, Store, open_store
 from runner.store.base import ContactRow
+from runner.store.codec import to_db_time
 from runner.store.migrations import schema_version
-from runner.store.sqlite import DUE_CONTACTS_SQL, MAX_SEND_ATTEMPTS
+from runner.store.sqlite import DUE_CONTACTS_SQL
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -50,13 +52,13 @@ def test_open_creates_wal_database_with_foreign_keys_and_migrations(tmp_path):
     assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
     assert schema_version(store.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
-        "m005_imported_values"]
+        "m005_imported_values", "m006_send_retries"]
     store.close()
     # reopening applies nothing twice
     again = open_store(path)
     assert schema_version(again.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
-        "m005_imported_values"]
-    assert again.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 5
+        "m005_imported_values", "m006_send_retries"]
+    assert again.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 6
     again.close()
 
 
@@ -78,7 +80,7 @@ def test_a_database_from_the_first_release_is_migrated_and_keeps_its_data(tmp_pa
     old.conn.close()
     store = open_store(path)
     assert schema_version(store.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
-        "m005_imported_values"]
+        "m005_imported_values", "m006_send_retries"]
     assert store.conn.execute("SELECT id FROM contacts").fetchall() == [("ada",)]
     assert store.contact_history("ada") == []
     store.close()
@@ -200,15 +202,31 @@ def test_claim_send_wins_once_and_confirm_records_transport_id(store):
     assert row == ("sent", "<msg-1@acme.test>", 1)
 
 
-def test_transient_failures_are_reclaimed_until_the_attempt_limit(store):
+def test_transient_failures_are_reclaimed_when_their_retry_time_has_come(store):
     run = store.start_run("tick-1", at(0))
     assert store.claim_send(send(), run)
-    for _ in range(MAX_SEND_ATTEMPTS - 1):
-        store.fail_send(send().key, "421 try later", permanent=False)
+    for attempt in range(1, 8):  # no attempt limit: the tick gives up by age (retry.max_age)
+        store.fail_send(send().key, "421 try later", permanent=False, retry_at=at(attempt), failed_at=at(0))
+        assert [row["key"] for row in store.retryable_sends(at(attempt) - timedelta(seconds=1))] == []
+        (row,) = store.retryable_sends(at(attempt))
+        assert (row["attempts"], row["first_failed_at"]) == (attempt, to_db_time(at(0)))
         assert store.claim_send(send(), run)
-    store.fail_send(send().key, "421 try later", permanent=False)
-    assert not store.claim_send(send(), run)
-    assert store.conn.execute("SELECT attempts FROM sends").fetchone()[0] == MAX_SEND_ATTEMPTS
+    assert store.conn.execute("SELECT attempts FROM sends").fetchone()[0] == 8
+
+
+def test_requeue_makes_failed_sends_retryable_at_once_with_a_fresh_age(store):
+    run = store.start_run("tick-1", at(0))
+    for key, minutes in (("k1", 0), ("k2", 30), ("k3", 90)):
+        assert store.claim_send(replace(send(key), at=at(0) + timedelta(minutes=minutes)), run)
+        store.fail_send(key, "550 no", permanent=True)
+    assert store.retryable_sends() == []
+    with pytest.raises(JourneyError, match="not failed: nope"):
+        store.requeue_sends(["k1", "nope"])
+    assert store.requeue_sends(["k1"]) == ["k1"]
+    assert store.requeue_sends(since=at(0) + timedelta(minutes=15), until=at(0) + timedelta(hours=1)) == ["k2"]
+    assert store.requeue_sends(every=True) == ["k1", "k2", "k3"]
+    rows = store.retryable_sends(at(0))
+    assert [(r["key"], r["first_failed_at"]) for r in rows] == [("k1", None), ("k2", None), ("k3", None)]
 
 
 def test_permanent_failure_and_skip_are_never_reclaimed(store):

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "status": "run:status",
     "history": "run:history",
     "resolve": "run:resolve",
+    "requeue": "run:requeue",
     "demo": "demo:demo",
     "graph": "review:graph",
     "diff": "review:diff",

@@ -164,7 +164,8 @@ def format_status(report: dict) -> str:
     if report["failures"]:
         lines.append("recent failures:")
         for row in report["failures"]:
-            retry = "will retry" if row["retryable"] else "permanent"
+            retry = f"will retry from {row['retry_at'] or 'the next run'}" if row["retryable"] else (
+                "permanent; `journey requeue` sends it again")
             lines.append(f"  {row['key']}  ({retry}, {row['attempts']} attempt(s)): {row['error']}")
     if report["in_doubt"]:
         lines.append(f"IN DOUBT ({len(report['in_doubt'])}): claimed but never confirmed (a run died mid-send);")
@@ -255,3 +256,28 @@ def resolve(keys: tuple[str, ...], outcome: str | None, all_sent: bool, all_fail
         done = resolve_sends(store, list(keys), chosen[0], every=every)
     verb = "sent (will not be sent again)" if chosen[0] == "sent" else "failed (the next run sends it again)"
     click.echo(f"resolved {len(done)} send(s) as {verb}")
+
+
+@click.command("requeue")
+@click.argument("keys", nargs=-1)
+@click.option("--since", "since_text", metavar="ISO", help="Failed sends scheduled at or after this instant.")
+@click.option("--until", "until_text", metavar="ISO", help="Failed sends scheduled before this instant.")
+@click.option("--all-failed", is_flag=True, help="Every failed send.")
+@DB_OPTION
+def requeue(keys: tuple[str, ...], since_text: str | None, until_text: str | None, all_failed: bool,
+            db_path: Path | None) -> None:
+    """Send failed sends again: by KEY, by scheduled range (--since/--until), or --all-failed.
+
+    A send fails for good when it cannot be built (a template error), when the
+    relay refuses it (5xx), or when transient failures (relay down, 4xx) last
+    longer than project.yaml `retry.max_age`. Once the cause is fixed, requeue
+    them: the next `journey run` claims and sends each (still at most once),
+    and a transient failure starts a new `retry.max_age`.
+    """
+    if not (keys or since_text or until_text or all_failed):
+        raise UsageError("give the KEY(s) to requeue (see `journey status`), --since/--until, or --all-failed")
+    since = parse_now(since_text) if since_text else None
+    until = parse_now(until_text) if until_text else None
+    with open_db(db_path, project_root(), must_exist=True) as store:
+        done = store.requeue_sends(list(keys), since=since, until=until, every=all_failed)
+    click.echo(f"requeued {len(done)} send(s); the next run sends them")

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +232,23 @@ class ScoreModel:
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How transient delivery failures are retried (project.yaml ``retry``): like a mail
+    queue, with waits doubling from ``first_delay`` up to ``max_delay``, until ``max_age``
+    after the first failure; then the send fails for good."""
+
+    max_age: timedelta = timedelta(days=3)
+    first_delay: timedelta = timedelta(minutes=5)
+    max_delay: timedelta = timedelta(hours=1)
+
+    def delay(self, attempts: int) -> timedelta:
+        """The wait after the ``attempts``-th failed attempt."""
+        if attempts >= 32:  # doubling this often passes any sane max_delay
+            return self.max_delay
+        return min(self.first_delay * 2 ** max(attempts - 1, 0), self.max_delay)
+
+
+@dataclass(frozen=True)
 class Project:
     root: Path
     name: str = "journeys"
@@ -248,6 +265,7 @@ class Project:
     unsubscribe_secret_env: str = "JOURNEY_UNSUBSCRIBE_SECRET"
     catch_up_policy: str = "send_late"
     catch_up_max_lateness: Duration | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     scores: Mapping[str, ScoreModel] = field(default_factory=dict)
     segments: Mapping[str, Condition] = field(default_factory=dict)
     tracking_plan: Mapping[str, Any] = field(default_factory=dict)
@@ -443,6 +461,14 @@ def build_journey(data: Mapping[str, Any], source: str = "") -> Journey:
     )
 
 
+def _retry_policy(data: Mapping[str, Any]) -> RetryPolicy:
+    defaults = RetryPolicy()
+    return RetryPolicy(**{
+        name: parse_duration(data[name]).approx if data.get(name) else getattr(defaults, name)
+        for name in ("max_age", "first_delay", "max_delay")
+    })
+
+
 def build_project(data: Mapping[str, Any] | None, root: Path) -> Project:
     """Build the Project from project.yaml's mapping (None: all defaults)."""
     data = data or {}
@@ -478,6 +504,7 @@ def build_project(data: Mapping[str, Any] | None, root: Path) -> Project:
         unsubscribe_secret_env=unsubscribe.get("secret_env", defaults.unsubscribe_secret_env),
         catch_up_policy=catch_up.get("policy", "send_late"),
         catch_up_max_lateness=parse_duration(catch_up["max_lateness"]) if catch_up.get("max_lateness") else None,
+        retry=_retry_policy(data.get("retry") or {}),
         scores=scores,
         segments={name: compile_condition(spec) for name, spec in (data.get("segments") or {}).items()},
         tracking_plan=data.get("tracking_plan") or {},

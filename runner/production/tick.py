@@ -45,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from runner.core.durations import format_duration
 from runner.core.engine import Decision, Engine
 from runner.core.model import Project
 from runner.core.problems import JourneyError
@@ -136,7 +137,7 @@ class TickReport:
         if not self.ran:
             return f"another run holds the lease ({self.holder}); nothing done"
         parts = [f"{self.contacts} contact(s)"]
-        for name in ("would_send", "sent", "webhooks", "retried", "failed", "retryable", "late",
+        for name in ("would_send", "sent", "webhooks", "retried", "failed", "retryable", "gave_up", "late",
                      "already_claimed", "errors"):
             if self.counts.get(name):
                 parts.append(f"{self.counts[name]} {name.replace('_', ' ')}")
@@ -217,6 +218,7 @@ class Tick:
         self.lease_wait = lease_wait
         self.report = TickReport(now=now, holder=self.holder)
         self.writes = _Writes(store)
+        self.tries: dict[str, tuple[int, datetime]] = {}  # retried sends: (this attempt's number, first failure)
         self._renewed = time.monotonic()
         self.durable_claims = durable_claims
         # An idempotent transport (the outbox) rewrites the same file for the same key, so a
@@ -510,9 +512,7 @@ class Tick:
         """Queue the outcome of one delivery: confirmed, retryable or failed."""
         key = outgoing.key
         if isinstance(result, TransientError):
-            self.report.counts["retryable"] += 1
-            self._say(f"retry later {key}: {result}")
-            self.writes.later(lambda: self.store.fail_send(key, str(result), False))
+            self._retry_later(key, str(result))
         elif isinstance(result, Exception):
             self.report.counts["failed"] += 1
             self._say(f"failed {key}: {result}")
@@ -520,6 +520,23 @@ class Tick:
         else:
             self._count_delivered(outgoing)
             self.writes.later(lambda: self.store.confirm_send(key, result))
+
+    def _retry_later(self, key: str, error: str) -> None:
+        """A transient failure: tried again after the backoff, or failed for good once the
+        send has been failing for the project's ``retry.max_age`` (a mail queue's lifetime)."""
+        attempts, first_failed = self.tries.get(key, (1, self.now))
+        policy = self.runtime.project.retry
+        age = self.now - first_failed
+        if age >= policy.max_age:
+            message = f"gave up after {format_duration(age)} and {attempts} attempt(s): {error}"
+            self.report.counts["gave_up"] += 1
+            self._say(f"gave up {key}: {message}")
+            self.writes.later(partial(self.store.fail_send, key, message, True))
+            return
+        retry_at = self.now + policy.delay(attempts)
+        self.report.counts["retryable"] += 1
+        self._say(f"retry later {key} (from {retry_at.isoformat()}): {error}")
+        self.writes.later(partial(self.store.fail_send, key, error, False, retry_at=retry_at, failed_at=first_failed))
 
     def _count_delivered(self, outgoing: Any) -> None:
         self.report.counts["webhooks" if outgoing.kind == "webhook" else "sent"] += 1
@@ -548,13 +565,15 @@ class Tick:
     # ------------------------------------------------------------ retries
 
     def _retry_failed(self) -> None:
-        """Re-send failures marked retryable (transient errors, in-doubt resolved as not sent)."""
-        for row in self.store.retryable_sends():
+        """Re-send failures marked retryable whose backoff has passed (transient errors,
+        in-doubt sends resolved as not sent, requeued sends)."""
+        for row in self.store.retryable_sends(self.now):
             if self.stop():
                 return
             self._renew()
             record = SendRecord(row["key"], row["contact_id"], row["journey_id"], row["version"],
                                 row["step_id"], from_db_time(row["scheduled_at"]), row["kind"])
+            self.tries[record.key] = (row["attempts"] + 1, from_db_time(row["first_failed_at"]) or self.now)
             late = self.max_lateness is not None and record.at < self.now - self.max_lateness
             if late and self.skip_late:
                 self.writes.later(lambda key=record.key: self.store.fail_send(key, "late (catch-up policy skip)", True))

@@ -255,6 +255,16 @@ def m005_imported_values(db: Database) -> None:
     db.execute("ALTER TABLE contacts ADD COLUMN imported TEXT NOT NULL DEFAULT '{}'")
 
 
+@migrations()
+def m006_send_retries(db: Database) -> None:
+    """Transient failures are retried with backoff until an age, not a number of attempts:
+    when the first failure was (``first_failed_at``) and when to try again (``retry_at``),
+    both on the tick's clock."""
+    db.execute("ALTER TABLE sends ADD COLUMN first_failed_at TEXT")
+    db.execute("ALTER TABLE sends ADD COLUMN retry_at TEXT")
+    db.execute("CREATE INDEX sends_retry ON sends(retry_at) WHERE state = 'failed' AND retryable = 1")
+
+
 def apply_migrations(db: Database) -> None:
     """Bring ``db`` to the latest schema; safe when several processes open it at once.
 

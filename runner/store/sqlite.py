@@ -42,7 +42,6 @@ BUSY_TIMEOUT_SECONDS = 30.0
 CACHE_KIB = 32 * 1024  # page cache per connection: bounded, so memory stays flat
 INTERRUPTED_RESENDABLE = "interrupted before confirmation; sent again (idempotent transport)"
 LOAD_CHUNK = 500  # contacts per batched read; SQLite allows 32,766 parameters per statement
-MAX_SEND_ATTEMPTS = 5  # a transient failure may be re-claimed until this many attempts
 # sends that count as (possibly) delivered; the engine uses them for caps
 COUNTED_SEND_STATES = ("claimed", "sent", "in_doubt")
 
@@ -407,7 +406,8 @@ class SQLiteStore:
 
         The key is unique: only one claim ever wins, except that a transient
         failure (``fail_send(..., permanent=False)``) may be claimed again
-        until ``MAX_SEND_ATTEMPTS``.
+        (the tick retries it when its ``retry_at`` has come, until the project's
+        ``retry.max_age``; then it fails for good).
         """
         return self.claim_sends([record], run_id, resendable=False)[0]
 
@@ -430,12 +430,11 @@ class SQLiteStore:
                    state = 'claimed', claimed_at = excluded.claimed_at,
                    attempts = sends.attempts + 1, run_id = excluded.run_id, error = NULL,
                    retryable = excluded.retryable
-               WHERE sends.state = 'failed' AND sends.retryable = 1
-                 AND sends.attempts < ?""",
+               WHERE sends.state = 'failed' AND sends.retryable = 1""",
             (
                 record.key, record.contact_id, record.journey_id, record.version,
                 record.step_id, record.kind, to_db_time(record.at), to_db_time(_utcnow()),
-                run_id, int(resendable), MAX_SEND_ATTEMPTS,
+                run_id, int(resendable),
             ),
         )
         return cursor.rowcount == 1
@@ -452,12 +451,41 @@ class SQLiteStore:
                 [(now, transport_id, key) for key, transport_id in delivered],
             )
 
-    def fail_send(self, key: str, error: str, permanent: bool) -> None:
+    def fail_send(self, key: str, error: str, permanent: bool, *, retry_at: datetime | None = None,
+                  failed_at: datetime | None = None) -> None:
+        """Record a failed delivery. A transient one (not ``permanent``) is tried again
+        from ``retry_at``; ``failed_at`` is kept as the first failure's time (its age)."""
         with self.transaction():
             self.conn.execute(
-                "UPDATE sends SET state = 'failed', error = ?, retryable = ? WHERE key = ?",
-                (error, 0 if permanent else 1, key),
+                """UPDATE sends SET state = 'failed', error = ?, retryable = ?, retry_at = ?,
+                       first_failed_at = coalesce(first_failed_at, ?) WHERE key = ?""",
+                (error, 0 if permanent else 1, None if permanent else to_db_time(retry_at),
+                 to_db_time(failed_at), key),
             )
+
+    def requeue_sends(self, keys: Iterable[str] = (), *, since: datetime | None = None,
+                      until: datetime | None = None, every: bool = False) -> list[str]:
+        """Failed sends (for good or not) made retryable again, due at once and with a fresh
+        age: those named by ``keys``, scheduled in [``since``, ``until``), or ``every`` one.
+        Returns the keys requeued; a named key that is not failed is an error."""
+        keys = list(keys)
+        with self.transaction():
+            failed = {key for (key,) in self.conn.execute(
+                f"SELECT key FROM sends WHERE state = 'failed' AND key IN ({_marks(keys)})", keys)} if keys else set()
+            missing = [key for key in keys if key not in failed]
+            if missing:
+                raise JourneyError(f"not failed: {', '.join(missing)} (see `journey status`)")
+            chosen = set(failed)
+            if every or since is not None or until is not None:
+                chosen.update(key for (key,) in self.conn.execute(
+                    """SELECT key FROM sends WHERE state = 'failed'
+                       AND (:since IS NULL OR scheduled_at >= :since) AND (:until IS NULL OR scheduled_at < :until)""",
+                    {"since": to_db_time(since), "until": to_db_time(until)}))
+            self.conn.executemany(
+                """UPDATE sends SET retryable = 1, retry_at = NULL, first_failed_at = NULL,
+                       error = 'requeued: ' || coalesce(error, '') WHERE key = ?""",
+                [(key,) for key in chosen])
+        return sorted(chosen)
 
     def skip_send(self, record: SendRecord, reason: str, run_id: str) -> None:
         """Record a send the engine decided not to make (suppressed, capped, holdout)."""
@@ -659,7 +687,8 @@ class SQLiteStore:
                 self.conn.execute("SELECT state, count(*) FROM sends GROUP BY state ORDER BY state")
             ),
             "failures": self._rows(
-                """SELECT key, contact_id, journey_id, step_id, error, attempts, retryable
+                """SELECT key, contact_id, journey_id, step_id, error, attempts, retryable, retry_at,
+                          first_failed_at
                    FROM sends WHERE state = 'failed' ORDER BY claimed_at DESC LIMIT 20"""
             ),
             "in_doubt": self._rows(
@@ -845,12 +874,15 @@ class SQLiteStore:
             if row["finished_at"] is None
         ]
 
-    def retryable_sends(self) -> list[dict]:
-        """Failed sends that ``claim_send`` would let a caller claim again, oldest first."""
+    def retryable_sends(self, now: datetime | None = None) -> list[dict]:
+        """Failed sends that ``claim_send`` would let a caller claim again and whose
+        ``retry_at`` has come by ``now`` (None: all of them), oldest first."""
         return self._rows(
-            """SELECT key, contact_id, journey_id, version, step_id, kind, scheduled_at FROM sends
-               WHERE state = 'failed' AND retryable = 1 AND attempts < ? ORDER BY scheduled_at, key""",
-            (MAX_SEND_ATTEMPTS,),
+            """SELECT key, contact_id, journey_id, version, step_id, kind, scheduled_at, attempts,
+                      first_failed_at FROM sends
+               WHERE state = 'failed' AND retryable = 1 AND (:now IS NULL OR retry_at IS NULL OR retry_at <= :now)
+               ORDER BY scheduled_at, key""",
+            {"now": to_db_time(now)},
         )
 
     def events_after(self, contact_id: str, anonymous_ids: list[str], after_id: int) -> list[tuple[int, str, datetime]]:
