@@ -19,6 +19,9 @@ def test_demo_sends_into_the_outbox_and_a_second_run_sends_nothing_new(tmp_path)
     assert sent == len(emails) > 10
     assert (root / "journey.db").is_file()
     assert "deployments:" in first.stdout and "sends: sent" in first.stdout
+    # the virtual clock: where a `journey run` continues (the last tick was 5 March 00:00)
+    assert "the last tick ran at 2026-03-05T00:00:00Z" in first.stdout
+    assert "`journey run --now 2026-03-05T01:00:00Z`" in first.stdout
 
     second = journey_cli(["demo", "--days", "4"], cwd=root, timeout=300)
     assert second.returncode == 0, second.stderr

@@ -20,8 +20,9 @@ def demo(fresh: bool, days: int, db_path: Path | None) -> None:
 
     Validates the project, creates the database (default journey.db in the
     project), imports examples/data (contacts and a month of events),
-    deploys the journeys and runs hourly production ticks over March 2026.
-    Safe to run twice: the second run sends nothing new.
+    deploys the journeys and runs hourly production ticks over March 2026 on
+    a virtual clock, and prints the `--now` to continue from with `journey
+    run`. Safe to run twice: the second run sends nothing new.
     """
     from datetime import timedelta
 
@@ -41,3 +42,8 @@ def demo(fresh: bool, days: int, db_path: Path | None) -> None:
     if result.outbox is not None:
         count = len(list(result.outbox.glob("*.eml"))) if result.outbox.is_dir() else 0
         click.echo(f"outbox:   {result.outbox} ({count} .eml files)")
+    if result.next_tick is not None:
+        stamp = result.next_tick.strftime("%Y-%m-%dT%H:%M:%SZ")
+        click.echo(f"clock:    virtual; the last tick ran at {result.clock:%Y-%m-%dT%H:%M:%SZ}. Continue with "
+                   f"`journey run --now {stamp}` (and `journey status --now {stamp}`): without --now a tick runs "
+                   "at the system clock and sends everything due since then at once.")

@@ -38,6 +38,13 @@ class DemoResult:
     ticks: int
     counts: dict[str, int] = field(default_factory=dict)
     status: dict = field(default_factory=dict)
+    clock: datetime | None = None  # the virtual instant of the last tick: where a `journey run --now` continues
+    step: timedelta = DEMO_STEP
+
+    @property
+    def next_tick(self) -> datetime | None:
+        """The instant the demo's next hourly tick would run at."""
+        return self.clock + self.step if self.clock is not None else None
 
 
 def run_demo(
@@ -80,11 +87,13 @@ def run_demo(
         runtime = build_runtime(store, tree.project, transport_url)
         totals: dict[str, int] = {}
         ticks = 0
+        clock = None
         try:
             now = start
             while now <= end:
                 report = run_tick(store, runtime, now, lease_wait=30)
                 ticks += 1
+                clock = now
                 for name, value in report.counts.items():
                     totals[name] = totals.get(name, 0) + value
                 if now.hour == 0 and now.day % 7 == 1 or now == end:
@@ -97,4 +106,5 @@ def run_demo(
         status = status_report(store, end)
     finally:
         store.close()
-    return DemoResult(db_path, outbox, contacts.imported, events.imported, result.recorded, ticks, totals, status)
+    return DemoResult(db_path, outbox, contacts.imported, events.imported, result.recorded, ticks, totals, status,
+                      clock, step)
