@@ -86,8 +86,10 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
     contact) shows as `send_failed` with the template file:line, is listed on
     stderr, and the exit code is 1.
     """
+    from runner.review.markdown import simulation_markdown
     from runner.simulation import timeline
     from runner.simulation.simulate import simulate as run_simulation
+    from runner.simulation.simulate import summarize
 
     try:
         begin, end = period(start, days, until)
@@ -102,7 +104,8 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
         if output_format == "json":
             click.echo(timeline.to_json(simulation, records, summaries), nl=False)
         elif output_format == "markdown":
-            click.echo(timeline.to_markdown(simulation, loaded.project, records), nl=False)
+            click.echo(simulation_markdown(simulation, summarize(simulation), simulation.journeys, loaded.project),
+                       nl=False)
         else:
             click.echo(timeline.to_table(simulation, records, summaries), nl=False)
     except ValueError as error:  # a condition or time the checks let through: a message, never a traceback

@@ -281,37 +281,3 @@ def _short_zone(record: Record) -> str:
 
 def _counts(counter: dict[str, int]) -> str:
     return ", ".join(f"{name} {count}" for name, count in counter.items()) or "-"
-
-
-def to_markdown(simulation: Simulation, project: Project, records: Sequence[Record]) -> str:
-    """The review engineer's report when installed (runner.review.markdown), else a plain fallback."""
-    summaries = summarize(simulation)
-    try:
-        from runner.review.markdown import simulation_markdown
-    except ImportError:
-        return fallback_markdown(simulation, records, summaries_for(simulation, records))
-    return simulation_markdown(simulation, summaries, simulation.journeys, project)
-
-
-def fallback_markdown(simulation: Simulation, records: Sequence[Record], summaries: list[dict[str, Any]]) -> str:
-    """A minimal markdown timeline: summary table, then one folded timeline per contact."""
-    lines = [f"## Simulation {iso(simulation.start)} → {iso(simulation.end)}", "",
-             "| journey | entered | sent | goals | exits |", "| --- | --- | --- | --- | --- |"]
-    for item in summaries:
-        lines.append(f"| {item['journey']} v{item['version']} | {item['entered']} | {item['sent_total']} "
-                     f"| {item['goals']} | {_md(_counts(item['exits']))} |")
-    by_contact: dict[str, list[Record]] = {}
-    for record in records:
-        by_contact.setdefault(record.contact, []).append(record)
-    for contact_id in sorted(by_contact):
-        lines += ["", f"<details><summary>{_md(contact_id)}</summary>", "",
-                  "| at (UTC) | local | journey | step | action | detail |", "| --- | --- | --- | --- | --- | --- |"]
-        for record in by_contact[contact_id]:
-            lines.append(f"| {iso(record.at)} | {record.local_time} | {record.journey} | {_md(record.step or '')} "
-                         f"| {record.action} | {_md(_detail(record))} |")
-        lines += ["", "</details>"]
-    return "\n".join(lines) + "\n"
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
