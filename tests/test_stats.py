@@ -8,7 +8,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 import pytest
-from scipy.stats import chi2_contingency
+from scipy.stats import chi2_contingency, fisher_exact
 from test_tick_kit import journey_cli, tiny_project
 
 from runner.core.state import SendRecord
@@ -44,6 +44,14 @@ def test_fisher_exact_on_the_dieting_example():
     """Wikipedia, "Fisher's exact test", example: men 1 of 10 dieting, women 9 of 12... the table
     [[1, 9], [11, 3]] has two-sided p = 0.002759."""
     assert fisher_p(1, 10, 11, 14) == pytest.approx(0.002759, abs=5e-7)
+
+
+def test_fisher_exact_agrees_with_scipy_on_every_small_table_and_a_lopsided_big_one():
+    tables = [(a, n, b, m) for n in range(1, 9) for m in range(1, 9) for a in range(n + 1) for b in range(m + 1)]
+    tables += [(3, 100_000, 0, 100_000), (0, 250_000, 4, 750_000), (12, 40, 0, 3)]
+    for a, n, b, m in tables:
+        expected = fisher_exact([[a, n - a], [b, m - b]]).pvalue
+        assert fisher_p(a, n, b, m) == pytest.approx(expected, rel=1e-6, abs=1e-12), (a, n, b, m)  # logs of huge factorials
 
 
 def test_z_test_on_a_published_example_and_as_pearsons_chi_square():
