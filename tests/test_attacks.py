@@ -20,6 +20,12 @@ Every class has its folder and its contract (docs/security.md has the figures):
   ``slow`` the receiver answers too slowly (``headers``: a byte at a time;
   ``silent``: never) and the attempt ends as a transient error at its 1 s
   deadline instead of hanging the tick.
+- ``templates/``: a template (rendered as a subject would be) that asks for
+  work far beyond the budgets: big-integer arithmetic, widths multiplied by
+  lines, tabs, items or characters, widths taken from arguments. Rendering
+  refuses each with a clear limit error, and checking it (what validate
+  does) finds nothing to fold; both run in a subprocess whose peak memory
+  (``resource.getrusage``) stays within ``PEAK_MIB`` of its start.
 """
 
 from __future__ import annotations
@@ -231,3 +237,54 @@ def test_the_fast_receiver_is_reached_when_its_network_is_allowed():
         url = f"http://127.0.0.1:{receiver.port}/hook"
         assert post_webhook(url, {"a": 1}, b"s", "k", allow_networks=allowed_networks(["127.0.0.0/8"])) == 200
         assert receiver.requests == 1
+
+
+PEAK_MIB = 64  # a refused case allocates next to nothing; each of them once took 0.9-2.9 GB
+_TEMPLATE_PROBE = r"""
+import json, resource, sys
+from pathlib import Path
+from runner.delivery.render import Renderer
+from runner.language.templatecheck import TemplateContext, check_source
+
+mode, folder = sys.argv[1], Path(sys.argv[2])
+renderer = Renderer(folder)
+renderer.render_string("{{ 'warm' ~ 1 }}", {})
+check_source("{{ 'warm' ~ 1 }}", "warm", TemplateContext())
+start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for case in sorted(folder.iterdir()):
+    source = case.read_text(encoding="utf-8")
+    if mode == "render":
+        try:
+            outcome = "rendered " + renderer.render_string(source, {})[:40]
+        except Exception as error:
+            outcome = f"{type(error).__name__}: {error}"
+    else:
+        outcome = "; ".join(p.message for p in check_source(source, case.name, TemplateContext()))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"case": case.name, "outcome": outcome, "grown_mib": (peak - start) // 1024}), flush=True)
+"""
+_LIMIT_WORDS = re.compile(r"size limit|too large|limited to|not allowed|above|more than")
+
+
+def _probe_templates(mode: str) -> list[dict]:
+    run = subprocess.run([sys.executable, "-c", _TEMPLATE_PROBE, mode, str(ATTACKS / "templates")],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return [json.loads(line) for line in run.stdout.splitlines()]
+
+
+def test_template_attacks_are_refused_before_they_allocate():
+    results = _probe_templates("render")
+    assert len(results) == len(_cases("templates")) >= 25
+    for result in results:
+        assert result["outcome"].startswith("RenderError: <string>:1:"), result
+        assert _LIMIT_WORDS.search(result["outcome"]), result
+        assert result["grown_mib"] <= PEAK_MIB, result  # monotonic: the first case over it is the culprit
+
+
+def test_template_attacks_cost_validate_nothing():
+    """Checking a template never evaluates it (Jinja's constant folding used to)."""
+    results = _probe_templates("validate")
+    assert len(results) == len(_cases("templates"))
+    for result in results:
+        assert result["grown_mib"] <= PEAK_MIB, result

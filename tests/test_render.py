@@ -271,3 +271,12 @@ def test_costly_builtins_are_capped_before_running(templates: Path, source: str,
 def test_small_uses_of_capped_builtins_work(templates: Path) -> None:
     out = Renderer(templates).render_string("{{ 'aaa bbb ccc' | wordwrap(4) }}|{{ lipsum(2, html=False) | length > 0 }}", context())
     assert out == "aaa\nbbb\nccc|True"
+
+
+def test_ordinary_widths_joins_and_integer_arithmetic_still_render(tmp_path):
+    """The limits on hostile sizes leave everyday formatting alone."""
+    source = ("{{ '%5.2f' % 3.14159 }}|{{ '{:>6}'.format('ab') }}|{{ 'a\\nb'|indent(2, first=True) }}|"
+              "{{ ['x', 'y']|join(', ') }}|{{ {'a': [1]}|tojson(indent=2)|length }}|{{ 1234 // 100 }}|"
+              "{{ 7 % 3 }}|{{ 2 ** 64 }}|{{ ('\\t').expandtabs(4)|length }}|{{ '%(n)03d'|format(n=7) }}")
+    rendered = Renderer(tmp_path).render_string(source, {})
+    assert rendered == " 3.14|    ab|  a\n  b|x, y|22|12|1|18446744073709551616|4|007"

@@ -12,7 +12,14 @@ HTML autoescaping for ``.html`` files, and two budgets per render:
   stay below it, collections below 100,000 items, integers used as sizes
   (``center``, ``indent``, format widths) below it; ``'x' * 10**9``,
   ``10 ** 10 ** 10`` and ``'%999999999s' % 1`` are refused *before* they
-  allocate. Loops are capped at ``loop_limit`` iterations per render.
+  allocate. Where a size multiplies (``indent`` and ``expandtabs`` by the
+  lines or tabs, ``join`` and ``translate`` by the items or characters, the
+  widths of a whole format string), the product is what is checked; widths
+  taken from arguments (``'%*s'``, ``'{0:{1}}'``) are refused. Loops are
+  capped at ``loop_limit`` iterations per render.
+* **integers** stay below ``MAX_INT_BITS`` (about 2,400 digits) in
+  arithmetic: big-integer ``*``, ``**``, ``//`` and ``%`` cost time no
+  budget check could interrupt (one ``//`` ran 30 s past a 2 s limit).
 
 No threads or signals are used, so a stopped render leaves nothing running.
 Any failure becomes :class:`RenderError` naming the template and line.
@@ -57,6 +64,8 @@ LIPSUM_MAX_PARAGRAPHS = 100
 # Filters whose cost grows faster than their input: smaller input caps keep
 # each call within milliseconds (wordwrap(1) on 1 MiB takes half a minute).
 HEAVY_FILTER_INPUT = {"do_wordwrap": 64 * 1024, "do_urlize": 256 * 1024}
+MAX_INT_BITS = 8192  # operands and results of integer arithmetic (2,466 digits)
+MAX_JSON_INDENT = 64
 _GUARD_FILTER = "_journey_loop_guard"
 
 
@@ -149,6 +158,7 @@ def _current() -> _Budget | None:
 # below the size limit. Other integers (prices, ids, timestamps) are data.
 SIZE_ARGUMENT_FILTERS = frozenset({"do_center", "do_indent", "do_wordwrap", "do_truncate", "do_slice", "do_batch"})
 SIZE_ARGUMENT_STR_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+COUNT_ARGUMENT_FILTERS = frozenset({"do_slice", "do_batch"})  # they build that many lists or items
 
 
 def _check_call(args: tuple, kwargs: dict, *, sizes: bool = False) -> None:
@@ -162,26 +172,72 @@ def _check_call(args: tuple, kwargs: dict, *, sizes: bool = False) -> None:
         budget.check_size(value)
 
 
-_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\d*)(?:\.(\d+))?")
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d+))?")
 
 
 @functools.lru_cache(maxsize=4096)
-def _largest_format_number(fmt: str) -> int:
-    """The largest width/precision in a printf- or str.format-style string (cached: templates reuse them)."""
+def _format_widths(fmt: str) -> int:
+    """All widths and precisions of a printf- or str.format-style string added up
+    (what formatting it may allocate); -1 for a width taken from the arguments."""
     numbers = [n for match in _PERCENT_SPEC.finditer(fmt) for n in match.groups() if n]
     try:
         for _, _, spec, _ in string.Formatter().parse(fmt):
+            if spec and "{" in spec:
+                return -1
             numbers += re.findall(r"\d+", spec or "")
     except ValueError:
         pass  # not a str.format template; Python reports it when it is used as one
-    return max((int(n) for n in numbers), default=0)
+    if "*" in numbers:
+        return -1
+    return sum(int(n) for n in numbers)
 
 
 def _check_format_widths(fmt: Any) -> None:
-    """Refuse printf- and str.format-style widths that would allocate too much."""
+    """Refuse printf- and str.format-style widths that would allocate too much, before formatting."""
     budget = _current()
-    if budget is not None and isinstance(fmt, str):
-        budget.check_int(_largest_format_number(fmt))
+    if budget is None or not isinstance(fmt, str):
+        return
+    if "%" in fmt or "{" in fmt:
+        widths = _format_widths(fmt)
+        if widths < 0:
+            raise LimitExceeded("widths taken from arguments ('%*s', '{0:{1}}') are not allowed in templates")
+        if widths > budget.size_limit:
+            raise LimitExceeded(f"format widths add up to {widths}, above the size limit ({budget.size_limit})")
+
+
+def _check_growth(name: str, text: Any, args: tuple, kwargs: dict) -> None:
+    """Refuse a string method or filter whose result multiplies a size argument
+    (by lines, tabs, items or characters) past the size limit, before it runs."""
+    budget = _current()
+    if budget is None or not isinstance(text, str):
+        return
+    estimate = 0
+    if name in ("indent", "do_indent"):
+        width = kwargs.get("width", args[0] if args else 4)
+        width = len(width) if isinstance(width, str) else width
+        estimate = len(text) + (width if isinstance(width, int) else 0) * (text.count("\n") + 1)
+    elif name == "expandtabs":
+        size = kwargs.get("tabsize", args[0] if args else 8)
+        estimate = len(text) + (size if isinstance(size, int) else 0) * text.count("\t")
+    elif name == "translate" and args and isinstance(args[0], dict):
+        longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+        estimate = len(text) * longest
+    if estimate > budget.size_limit:
+        raise LimitExceeded(f"{name.removeprefix('do_')} would make about {estimate} characters, "
+                            f"above the size limit ({budget.size_limit})")
+
+
+def _bounded_join(separator: str, items: Any) -> list:
+    """The items of a join as a list, refused when joining them would pass the size limit."""
+    budget = _current()
+    items = list(items)
+    if budget is not None:
+        if len(items) > budget.item_limit:
+            raise LimitExceeded(f"joining more than {budget.item_limit} items")
+        estimate = len(separator) * max(len(items) - 1, 0) + _weight(items, budget.size_limit)
+        if estimate > budget.size_limit:
+            raise LimitExceeded(f"join would make about {estimate} characters, above the size limit ({budget.size_limit})")
+    return items
 
 
 def _check_replace(text: Any, old: Any, new: Any) -> None:
@@ -197,8 +253,9 @@ def _guard_filter(func: Callable) -> Callable:
     """Wrap a built-in filter with the call checks (filters bypass ``call``)."""
 
     name = func.__name__
-    special = name in ("do_format", "do_replace") or name in HEAVY_FILTER_INPUT
+    special = name in ("do_format", "do_replace", "do_indent", "do_join", "do_tojson") or name in HEAVY_FILTER_INPUT
     sizes = name in SIZE_ARGUMENT_FILTERS
+    counts = name in COUNT_ARGUMENT_FILTERS
 
     @functools.wraps(func)  # keeps jinja_pass_arg, so context passing still works
     def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -209,10 +266,24 @@ def _guard_filter(func: Callable) -> Callable:
                 _check_format_widths(values[0])
             elif name == "do_replace" and len(values) >= 3:
                 _check_replace(str(values[0]), values[1], values[2])
+            elif name == "do_indent" and values:
+                _check_growth(name, str(values[0]), tuple(values[1:]), kwargs)
+            elif name == "do_join" and values:
+                separator = values[1] if len(values) > 1 else kwargs.get("d", "")
+                args = tuple(a if a is not values[0] else _bounded_join(str(separator), values[0]) for a in args)
+            elif name == "do_tojson":
+                indent = kwargs.get("indent", values[1] if len(values) > 1 else None)
+                if isinstance(indent, int) and indent > MAX_JSON_INDENT:
+                    raise LimitExceeded(f"tojson indent above {MAX_JSON_INDENT}")
             elif values and len(str(values[0])) > HEAVY_FILTER_INPUT.get(name, 1 << 62):
                 raise LimitExceeded(f"input of {name.removeprefix('do_')} longer than {HEAVY_FILTER_INPUT[name]} characters")
-        result = func(*args, **kwargs)
         budget = _current()
+        if counts and budget is not None:
+            plain = [a for a in args if not isinstance(a, (jinja2.runtime.Context, jinja2.Environment, nodes.EvalContext))]
+            for value in plain[1:2]:
+                if isinstance(value, int) and value > budget.item_limit:
+                    raise LimitExceeded(f"{name.removeprefix('do_')} into more than {budget.item_limit} parts")
+        result = func(*args, **kwargs)
         return budget.check_size(result) if budget else result
 
     return guarded
@@ -277,7 +348,7 @@ def _finalize(value: Any) -> Any:
 class GuardedEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox plus the time/size/loop budget hooks described above."""
 
-    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    intercepted_binops = frozenset({"*", "**", "%", "+", "//"})
     code_generator_class = _GuardedCodeGenerator
 
     @staticmethod
@@ -331,12 +402,18 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
         target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
         fmt_self = getattr(target, "__self__", None)
         name = getattr(target, "__name__", "")
-        _check_call(args, kwargs, sizes=isinstance(fmt_self, str) and name in SIZE_ARGUMENT_STR_METHODS)
+        sized = (isinstance(fmt_self, str) and name in SIZE_ARGUMENT_STR_METHODS) or (
+            isinstance(fmt_self, int) and name == "to_bytes")
+        _check_call(args, kwargs, sizes=sized)
         if isinstance(fmt_self, str):
             if name in ("format", "format_map"):
                 _check_format_widths(fmt_self)
             elif name == "replace" and len(args) >= 2:
                 _check_replace(fmt_self, args[0], args[1])
+            elif name in ("expandtabs", "translate"):
+                _check_growth(name, fmt_self, args, kwargs)
+            elif name == "join" and args:
+                args = (_bounded_join(fmt_self, args[0]), *args[1:])
         result = super().call(__context, __obj, *args, **kwargs)
         budget = _current()
         return budget.check_size(result) if budget else result
@@ -350,20 +427,25 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
         return budget.check_size(result) if budget else result
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_binop(budget: _Budget, op: str, left: Any, right: Any) -> None:
-    limit_bits = budget.size_limit * 8
     if op == "*":
         for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and not isinstance(times, bool):
+            if isinstance(seq, (str, list, tuple)) and _is_int(times):
                 if _weight(seq, budget.size_limit) * max(times, 0) > budget.size_limit:
                     raise LimitExceeded(f"repetition larger than the size limit ({budget.size_limit})")
-        if isinstance(left, int) and isinstance(right, int):
-            if left.bit_length() + right.bit_length() > limit_bits:
-                raise LimitExceeded("number too large")
+        if _is_int(left) and _is_int(right) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise LimitExceeded(f"number too large (integers are limited to {MAX_INT_BITS} bits)")
     elif op == "**":
-        if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
-            if left.bit_length() * right > limit_bits:
-                raise LimitExceeded("number too large")
+        if _is_int(left) and _is_int(right) and right > 0 and abs(left) > 1:
+            if left.bit_length() * min(right, MAX_INT_BITS + 1) > MAX_INT_BITS:
+                raise LimitExceeded(f"number too large (integers are limited to {MAX_INT_BITS} bits)")
+    elif op in ("%", "//") and _is_int(left) and _is_int(right):
+        if max(left.bit_length(), right.bit_length()) > MAX_INT_BITS:
+            raise LimitExceeded(f"number too large (integers are limited to {MAX_INT_BITS} bits)")
     elif op == "%":
         _check_format_widths(left)
     elif op == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
