@@ -30,6 +30,7 @@ from typing import Any
 from runner.core.conditions import NOT_SET, Facts, as_instant, get_path, where_matches
 from runner.core.localtime import SendTimes, next_annual, zone
 from runner.core.localtime import next_cron as _next_cron_uncached
+from runner.core.memo import Memo, Stamp
 from runner.core.migration import continuation
 from runner.core.model import Journey, Project, Stage
 from runner.core.reads import JourneyReads, attribute_key
@@ -185,17 +186,17 @@ class _Run(StepRunner):
         self._zones: dict[int, Any] = {}  # id(journey) -> its zone for this contact (see zone_for)
         self._dates: dict[tuple[int, int], tuple] = {}  # date entries' next occurrences (see _next_date)
         self._schedules: dict[int, tuple] = {}  # schedule entries' next fires (see _next_schedule)
-        self._when_holds: dict[str, list] = {}  # score name -> [attribute version, its `when` rules' truths]
+        self._when_holds: dict[str, Stamp] = {}  # score name -> its `when` rules' truths
         self._rule_matches: dict[tuple[str, int], tuple] = {}  # (score, rule index) -> (events seen, matching)
-        self._steady_scores: dict[str, list] = {}  # score name -> its parts while time cannot change them
+        self._steady_scores: dict[str, Memo] = {}  # score name -> its parts while time cannot change them
         self._snapshot: tuple[int, dict] | None = None  # (attribute version, send details' attribute copy)
         self._facts_cache: dict[tuple, Facts] = {}
         # condition results with the inputs they were computed from (see ``condition_memo``)
-        self._memo: dict[tuple, list] = {}
-        # journey -> (inputs seen, instant until which no entry can fire by time alone)
-        self._entries_quiet: dict[tuple[str, int], list] = {}
-        # journey id -> [attribute version, its next time-driven instant], recorded by _entry_wake
-        self._journey_wake: dict[str, list] = {}
+        self._memo: dict[tuple, Memo] = {}
+        # (journey, version, stage) -> the instant until which no entry can fire by time alone
+        self._entries_quiet: dict[tuple[str, int, str | None], Memo] = {}
+        # journey id -> its next time-driven instant, recorded by _entry_wake
+        self._journey_wake: dict[str, Stamp] = {}
         self._unsettled: set[str] = set()  # journeys whose enrollment must be looked at next (see _untouched)
         self.attribute_version = 0  # bumped whenever this run changes attributes or score adjustments
         self._changed_at: dict = {}  # attribute key (see Reads) -> the attribute_version of its last change
@@ -299,28 +300,37 @@ class _Run(StepRunner):
             if event.name in TRAIT_EVENTS and event.properties:
                 traits = {k: v for k, v in event.properties.items() if k != "anonymous_id"}
                 _merge_traits(self.contact.attributes, traits)
-                self._attributes_changed(attribute_key(name) for name in traits)
+                self.invalidate([attribute_key(name) for name in traits])
             reason = SUPPRESSING_EVENTS.get(event.name)
             if reason and event.at <= self.now:
                 self.state.suppress(reason, event.at)
 
-    def _attributes_changed(self, keys: Iterable) -> None:
-        """Record that these attribute keys (see ``Reads``) changed now."""
-        self.attribute_version += 1
-        for key in keys:
-            self._changed_at[key] = self.attribute_version
+    def invalidate(self, changed: Iterable | None = None) -> None:
+        """The one way the run forgets answers (see "Cache inventory" in docs/architecture.md).
 
-    def _attributes_unchanged(self, seen: list, attributes: frozenset) -> bool:
-        """Whether none of ``attributes`` changed since ``seen[0]`` (an attribute version);
-        if so, moves ``seen[0]`` to the current version so the next check is one comparison."""
-        version = seen[0]
+        Always drops what holds for one instant and one set of attributes (scores,
+        the instant's Facts and the segment truths they remember). With ``changed``,
+        the attribute keys (see ``Reads``) changed now: the attribute version moves on,
+        so every versioned record (``Memo``, ``Stamp``) re-checks what it read.
+        """
+        self._score_cache = {}
+        self._facts_cache = {}
+        if changed is not None:
+            self.attribute_version += 1
+            for key in changed:
+                self._changed_at[key] = self.attribute_version
+
+    def _attributes_unchanged(self, seen: Memo | Stamp, attributes: frozenset) -> bool:
+        """Whether none of ``attributes`` changed since ``seen.version``; if so, moves
+        ``seen.version`` to the current version so the next check is one comparison."""
+        version = seen.version
         if version == self.attribute_version:
             return True
         changed_at = self._changed_at
         for key in attributes:
             if changed_at.get(key, -1) > version:
                 return False
-        seen[0] = self.attribute_version
+        seen.version = self.attribute_version
         return True
 
     # ------------------------------------------------------------ facts and scores
@@ -352,13 +362,13 @@ class _Run(StepRunner):
         if hit is not None:
             # most calls: nothing revealed or changed since the answer and it is not due;
             # checked inline, as _inputs_unchanged would (a call costs more than the check)
-            until = hit[4]
-            if hit[0] == self.attribute_version and hit[1] == len(self.revealed_names) \
+            until = hit.until
+            if hit.version == self.attribute_version and hit.position == len(self.revealed_names) \
                     and (until is None or self.now < until):
-                return hit[3]
+                return hit.answer
             if self._inputs_unchanged(hit):
-                return hit[3]
-            reads = hit[2]  # only memoised when known
+                return hit.answer
+            reads = hit.reads  # only memoised when known
         else:
             reads = self.engine.reads(condition, journey)
         if reads is None:
@@ -370,26 +380,26 @@ class _Run(StepRunner):
             hit = self._memo.get(shared)
             if hit is not None and self._inputs_unchanged(hit):
                 self._memo[key] = hit
-                return hit[3]
+                return hit.answer
         answer = condition.evaluate_with_change(self.facts_for(journey, stage, since))
-        self._memo[key] = self._memo[shared] = [self.attribute_version, len(self.revealed_names), reads, answer, answer[1]]
+        self._memo[key] = self._memo[shared] = Memo(self.attribute_version, len(self.revealed_names), reads, answer, answer[1])
         return answer
 
-    def _inputs_unchanged(self, seen: list) -> bool:
-        """Whether nothing a cached answer read has changed: ``seen`` = [attribute version,
-        reveal-log position, Reads, …, valid-until]; moves both past irrelevant changes."""
-        until = seen[-1]
+    def _inputs_unchanged(self, seen: Memo) -> bool:
+        """Whether nothing a remembered answer read has changed and its time has not come;
+        moves its version and reveal-log position past irrelevant changes."""
+        until = seen.until
         if until is not None and self.now >= until:
             return False
         log = self.revealed_names
-        position = seen[1]
+        position = seen.position
         if position < len(log):
-            names = seen[2].events
+            names = seen.reads.events
             for index in range(position, len(log)):
                 if log[index] in names:
                     return False
-            seen[1] = len(log)
-        return seen[0] == self.attribute_version or self._attributes_unchanged(seen, seen[2].attributes)
+            seen.position = len(log)
+        return seen.version == self.attribute_version or self._attributes_unchanged(seen, seen.reads.attributes)
 
     def score(self, name: str) -> float:
         if name not in self._score_cache:
@@ -408,7 +418,7 @@ class _Run(StepRunner):
         if parts is None:
             steady = self._steady_scores.get(name)
             if steady is not None and self._inputs_unchanged(steady):
-                parts = steady[3]
+                parts = steady.answer
             else:
                 parts = self._compute_score_parts(name)
             self._score_cache[key] = parts
@@ -446,7 +456,7 @@ class _Run(StepRunner):
                 constant += rule.points
         reads = self.engine.score_reads(name)
         if not counted and reads is not None:
-            self._steady_scores[name] = [self.attribute_version, len(self.revealed_names), reads, (constant, decaying), None]
+            self._steady_scores[name] = Memo(self.attribute_version, len(self.revealed_names), reads, (constant, decaying), None)
         else:
             self._steady_scores.pop(name, None)
         return constant, decaying
@@ -475,10 +485,10 @@ class _Run(StepRunner):
         attributes = self.engine.score_when_attributes(name)
         known = self._when_holds.get(name)
         if known is not None and attributes is not None and self._attributes_unchanged(known, attributes):
-            return known[1]
+            return known.value
         base = self._make_facts()
         holds = [rule.when.evaluate(base) if not rule.event and rule.when is not None else None for rule in model.rules]
-        self._when_holds[name] = [self.attribute_version, holds]
+        self._when_holds[name] = Stamp(self.attribute_version, holds)
         return holds
 
     def score_change(self, name: str, threshold: float | None = None) -> datetime | None:
@@ -506,8 +516,7 @@ class _Run(StepRunner):
 
     def process(self, instant: datetime, previous: datetime | None) -> None:
         self.now = instant
-        self._score_cache = {}
-        self._facts_cache = {}
+        self.invalidate()
         new_events = self._reveal_until(instant)
         self._apply_event_effects(new_events)
         # from here on, a change is one an update step made at this instant
@@ -523,8 +532,7 @@ class _Run(StepRunner):
             changed_attributes = self._take_attribute_changes()
             if not changed_attributes:
                 break
-            self._score_cache = {}
-            self._facts_cache = {}
+            self.invalidate()
             self._each_journey([], changed_attributes, instant)
         earliest = self._entry_wake()
         if earliest is not self._wake[0]:  # often the very same stamp as at the last instant
@@ -560,7 +568,7 @@ class _Run(StepRunner):
                     if journey.id not in enrollments:  # nothing fired: the look just recorded is fresh
                         quiet = self._entries_quiet.get((journey.id, journey.version, None))
                 if quiet is not None:  # no entry can fire: nothing to decide
-                    self._set_stamp(journey.id, quiet[-1])
+                    self._set_stamp(journey.id, quiet.answer)
                     continue
             self._set_stamp(journey.id, self._journey_wake_now(journey))
 
@@ -568,10 +576,10 @@ class _Run(StepRunner):
         """Record ``journey_id``'s next time-driven instant, as of the current attribute version."""
         stamp = self._journey_wake.get(journey_id)
         if stamp is None:
-            self._journey_wake[journey_id] = [self.attribute_version, wake]
+            self._journey_wake[journey_id] = Stamp(self.attribute_version, wake)
         else:  # in place: stamps are rewritten for every journey at every instant
-            stamp[0] = self.attribute_version
-            stamp[1] = wake
+            stamp.version = self.attribute_version
+            stamp.value = wake
 
     def _untouched(self, journey: Journey, enrollment: Enrollment, new_names: set[str]) -> bool:
         """Whether nothing at this instant can affect this enrollment, so visiting it would
@@ -587,7 +595,7 @@ class _Run(StepRunner):
         stamp = self._journey_wake.get(journey.id)
         if stamp is None or not self._attributes_unchanged(stamp, interest.attributes):
             return False
-        return stamp[1] is None or self.now < stamp[1]
+        return stamp.value is None or self.now < stamp.value
 
     def _enrolled(self, journey, enrollment, new_events, changed, previous) -> None:
         if self._goal_reached(journey, enrollment, new_events):
@@ -651,14 +659,15 @@ class _Run(StepRunner):
         if quiet is not None and self._inputs_unchanged(quiet):
             if not changed or self._watched_unchanged(journey, changed):
                 return []
-            if not quiet[2].stage:
+            if not quiet.reads.stage:
                 return self._fire(journey, self.engine.watching_stages(journey), new_events, changed, previous, current_stage)
         fired = self._fire(journey, journey.stages, new_events, changed, previous, current_stage)
         reads = self.engine.entry_reads(journey)
         if reads is not None:
-            self._entries_quiet[(journey.id, journey.version, current_stage)] = [
-                self.attribute_version, len(self.revealed_names), reads, self._journey_entry_wake(journey, current_stage),
-            ]
+            wake = self._journey_entry_wake(journey, current_stage)  # also the instant the look expires
+            self._entries_quiet[(journey.id, journey.version, current_stage)] = Memo(
+                self.attribute_version, len(self.revealed_names), reads, wake, wake,
+            )
         return fired
 
     def _fire(self, journey, stages, new_events, changed, previous, current_stage) -> list[tuple[Stage, str]]:
@@ -674,9 +683,9 @@ class _Run(StepRunner):
             fired.sort(key=_stage_rank)
         return fired
 
-    def _entries_quiet_now(self, journey, current_stage, changed) -> list | None:
-        """The journey's last full look at its entries, [attribute version, log position, Reads,
-        next time-driven instant], when none of their inputs changed since (see ``_fired_stages``)."""
+    def _entries_quiet_now(self, journey, current_stage, changed) -> Memo | None:
+        """The journey's last full look at its entries (its answer: their next time-driven
+        instant), when none of their inputs changed since (see ``_fired_stages``)."""
         quiet = self._entries_quiet.get((journey.id, journey.version, current_stage))
         if quiet is None or (changed and not self._watched_unchanged(journey, changed)):
             return None
@@ -810,17 +819,17 @@ class _Run(StepRunner):
         stamps = self._journey_wake
         for journey in self.engine.journeys:
             stamp = stamps.get(journey.id)
-            if stamp is None or (stamp[0] != version and not self._stamp_unchanged(journey, stamp)):
+            if stamp is None or (stamp.version != version and not self._stamp_unchanged(journey, stamp)):
                 self._set_stamp(journey.id, self._journey_wake_now(journey))
                 stamp = stamps[journey.id]
-            wake = stamp[1]
+            wake = stamp.value
             if wake is not None and (earliest is None or wake < earliest):
                 earliest = wake
         return earliest
 
-    def _stamp_unchanged(self, journey: Journey, stamp: list) -> bool:
+    def _stamp_unchanged(self, journey: Journey, stamp: Stamp) -> bool:
         """Whether no attribute the journey reads (entries; an enrollment's exits too) changed since ``stamp``."""
-        if stamp[0] == self.attribute_version:
+        if stamp.version == self.attribute_version:
             return True
         enrollment = self.state.enrollments.get(journey.id)
         reads = self.engine.interest(self.engine.journey_for(enrollment)) if enrollment else self.engine.entry_reads(journey)
@@ -838,7 +847,7 @@ class _Run(StepRunner):
         current_stage = enrollment.stage if enrollment else None
         quiet = self._entries_quiet.get((pinned.id, pinned.version, current_stage))
         if quiet is not None and self._inputs_unchanged(quiet):
-            earliest = quiet[-1]
+            earliest = quiet.answer
         else:
             earliest = self._journey_entry_wake(pinned, current_stage)
         if earliest is not None and not earliest > self.now:
@@ -932,15 +941,14 @@ class _Run(StepRunner):
     # ------------------------------------------------------------ decisions
 
     def _decide(self, journey, enrollment, step_id, action, reason, key=None, detail=None) -> None:
-        # _decision inlined: several per contact and instant, and a call costs more than these lines
-        decision = _new_object(Decision)
-        decision.__dict__.update(
-            at=self.now, contact=self.contact.id, journey=journey.id, version=enrollment.version,
-            stage=enrollment.stage, step=step_id, action=action, reason=reason, key=key, detail=detail or {},
-        )
-        self.decisions.append(decision)
+        """Record a decision about ``enrollment`` (its version and stage) at now."""
+        self.decisions.append(_decision(
+            self.now, self.contact.id, journey.id, enrollment.version, enrollment.stage, step_id, action, reason,
+            key, detail or {},
+        ))
 
     def _decide_free(self, journey, stage_id, step_id, action, reason) -> None:
+        """Record a decision about ``journey`` itself (no enrollment: a refused entry) at now."""
         self.decisions.append(_decision(
             self.now, self.contact.id, journey.id, journey.version, stage_id, step_id, action, reason, None, {},
         ))

@@ -268,12 +268,10 @@ class StepRunner:
             for name, points in step.add_score.items():
                 adjust[name] = adjust.get(name, 0) + points
                 changes.append(f"score {name} {points:+g}")
-        self._score_cache = {}  # attribute rules and adjustments may have changed
-        self._facts_cache = {}  # and segment truths remembered on the instant's Facts
         if step.lifecycle_stage:
             self.contact.attributes["lifecycle_stage"] = step.lifecycle_stage
             changes.append(f"lifecycle_stage={step.lifecycle_stage}")
-        self._attributes_changed(
+        self.invalidate(
             [attribute_key(path) for path in step.set] + [("score", name) for name in step.add_score]
             + (["lifecycle_stage"] if step.lifecycle_stage else [])
         )
