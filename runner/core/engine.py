@@ -26,18 +26,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from runner.core.conditions import NOT_SET, Facts, as_instant, get_path, where_matches
-from runner.core.localtime import SendTimes, next_annual, zone
+from runner.core.localtime import SendTimes, next_annual, send_times, zone
 from runner.core.localtime import next_cron as _next_cron_uncached
 from runner.core.memo import Memo, Stamp
 from runner.core.migration import continuation
 from runner.core.model import Journey, Project, Stage
 from runner.core.reads import JourneyReads, attribute_key
 from runner.core.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event
-from runner.core.steps import JSON_SCALARS, StepRunner, iso_text, set_path, snapshot
+from runner.core.steps import JSON_SCALARS, iso_text, run_steps, set_path, snapshot
 from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, TRAIT_EVENTS
 
+_BEFORE_ANY_INSTANT = datetime.min.replace(tzinfo=UTC)  # a run's ``now`` until its first instant
 _NO_NAMES: frozenset[str] = frozenset()  # the new event names of an instant without events
 MAX_SETTLE_PASSES = 5  # journeys re-checking attribute changes made by update steps at one instant
 
@@ -168,8 +170,12 @@ class Engine(JourneyReads):
         return self.versions.get((enrollment.journey_id, enrollment.version)) or self.current[enrollment.journey_id]
 
 
-class _Run(StepRunner):
-    """One ``advance`` call: the engine's working memory for one contact."""
+class _Run:
+    """One ``advance`` call: the engine's working memory for one contact.
+
+    Step execution (``runner.core.steps``) sees it through ``RunState``, the methods
+    and fields listed there; everything else here is the run's own.
+    """
 
     def __init__(self, engine: Engine, state: ContactState):
         self.engine = engine
@@ -205,7 +211,7 @@ class _Run(StepRunner):
         # parsing it at every instant costs more than remembering both)
         self._wake: tuple[datetime | None, str | None] = (None, None)
         self._wake_read: tuple[str | None, datetime | None] = (None, None)
-        self.now: datetime | None = None
+        self.now: datetime = _BEFORE_ANY_INSTANT  # set by process (or view) before anything reads it
         if state.clock is not None:
             self._reveal_until(state.clock, initial=True)
 
@@ -332,6 +338,42 @@ class _Run(StepRunner):
                 return False
         seen.version = self.attribute_version
         return True
+
+    # ------------------------------------------------------------ what steps read (see runner.core.steps.RunState)
+
+    def zone_for(self, journey: Journey) -> ZoneInfo:
+        """The zone ``journey``'s local times are in for this contact (remembered for the run)."""
+        tz = self._zones.get(id(journey))
+        if tz is None:
+            tz = self._zones[id(journey)] = self._zone_for(journey)
+        return tz
+
+    def _zone_for(self, journey: Journey) -> ZoneInfo:
+        settings = journey.settings
+        if settings.timezone and settings.timezone != "contact":
+            return zone(settings.timezone)
+        name = self.contact.timezone or settings.default_timezone or self.project.default_timezone
+        try:
+            return zone(name)
+        except ValueError:
+            return zone(settings.default_timezone or self.project.default_timezone or "UTC")
+
+    def send_times(self, journey: Journey, tz: ZoneInfo) -> SendTimes:
+        """The send window and quiet hours of ``journey`` in zone ``tz`` (kept by the engine:
+        hashing the settings for ``send_times`` at every send costs more than this lookup)."""
+        key = (id(journey), tz.key)
+        times = self.engine.send_times.get(key)
+        if times is None:
+            settings = journey.settings
+            times = self.engine.send_times[key] = send_times(tz, settings.send_window, settings.quiet_hours)
+        return times
+
+    def attribute_snapshot(self) -> dict[str, Any]:
+        """The attributes as they are now, for a send's detail: one copy per attribute version,
+        shared by the sends made while nothing changed them (details are read, not written)."""
+        if self._snapshot is None or self._snapshot[0] != self.attribute_version:
+            self._snapshot = (self.attribute_version, snapshot(self.contact.attributes))
+        return self._snapshot[1]
 
     # ------------------------------------------------------------ facts and scores
 
@@ -602,14 +644,14 @@ class _Run(StepRunner):
             return
         for index, condition in enumerate(journey.exit):
             if self.condition_memo(condition, journey, enrollment.stage, enrollment.entered_at)[0]:
-                self._exit(journey, enrollment, f"exit:{index} {condition.describe()}")
+                self.exit_enrollment(journey, enrollment, f"exit:{index} {condition.describe()}")
                 return
         fired = self._fired_stages(journey, new_events, changed, previous, enrollment.stage)
         moved = False
         if fired:
             stage, reason = fired[0]
             if stage.id != enrollment.stage:
-                self._move(journey, enrollment, stage, reason)
+                self.move_enrollment(journey, enrollment, stage, reason)
                 moved = True
         wait = enrollment.wait
         if not moved and wait is not None and wait.event is not None:
@@ -619,9 +661,9 @@ class _Run(StepRunner):
                 enrollment.cursor = step.on_event
                 enrollment.wait = None
                 enrollment.due_at = self.now
-                self._decide(journey, enrollment, step.id, "event_path", f"{wait.event} happened")
+                self.decide(journey, enrollment, step.id, "event_path", f"{wait.event} happened")
         if enrollment.due_at is not None and enrollment.due_at <= self.now:
-            self._run_steps(journey, enrollment)
+            run_steps(self, journey, enrollment)
 
     def _not_enrolled(self, journey, new_events, changed, previous) -> None:
         fired = self._fired_stages(journey, new_events, changed, previous, None)
@@ -638,8 +680,8 @@ class _Run(StepRunner):
             entered_at=self.now, stage=stage.id, stage_seq=1, cursor=stage.first, status=ACTIVE, due_at=self.now,
         )
         self.state.enrollments[journey.id] = enrollment
-        self._decide(journey, enrollment, None, "enter", reason)
-        self._run_steps(journey, enrollment)
+        self.decide(journey, enrollment, None, "enter", reason)
+        run_steps(self, journey, enrollment)
 
     # ------------------------------------------------------------ entries
 
@@ -890,24 +932,24 @@ class _Run(StepRunner):
         if goal.within is not None and self.now > enrollment.entered_at + goal.within.approx:
             return False
         enrollment.goal_at = self.now
-        self._decide(journey, enrollment, None, "goal", f"{goal.event} within {goal.within or 'any time'}")
+        self.decide(journey, enrollment, None, "goal", f"{goal.event} within {goal.within or 'any time'}")
         if goal.exit_on_goal:
-            self._exit(journey, enrollment, "goal")
+            self.exit_enrollment(journey, enrollment, "goal")
             return True
         return False
 
-    def _exit(self, journey, enrollment, reason: str) -> None:
+    def exit_enrollment(self, journey, enrollment, reason: str) -> None:
         enrollment.status = EXITED
         enrollment.exit_reason = reason
         enrollment.exited_at = self.now
         enrollment.due_at = None
         enrollment.wait = None
         enrollment.cursor = None
-        self._decide(journey, enrollment, None, "exit", reason)
+        self.decide(journey, enrollment, None, "exit", reason)
         self.state.past_enrollments.append(enrollment)
         del self.state.enrollments[enrollment.journey_id]
 
-    def _move(self, journey, enrollment, stage: Stage, reason: str) -> None:
+    def move_enrollment(self, journey, enrollment, stage: Stage, reason: str) -> None:
         old = enrollment.stage
         enrollment.stage = stage.id
         enrollment.stage_seq += 1
@@ -915,7 +957,7 @@ class _Run(StepRunner):
         enrollment.status = ACTIVE
         enrollment.wait = None
         enrollment.due_at = self.now
-        self._decide(journey, enrollment, None, "move", f"{old} -> {stage.id}: {reason}")
+        self.decide(journey, enrollment, None, "move", f"{old} -> {stage.id}: {reason}")
 
     def _migrate(self, journey: Journey) -> None:
         enrollment = self.state.enrollments.get(journey.id)
@@ -936,11 +978,11 @@ class _Run(StepRunner):
             enrollment.wait = None
             enrollment.due_at = self.now
         enrollment.status = ACTIVE if enrollment.cursor else IDLE
-        self._decide(journey, enrollment, enrollment.cursor, "migrate", f"v{old_version} -> v{journey.version} ({migration.strategy})")
+        self.decide(journey, enrollment, enrollment.cursor, "migrate", f"v{old_version} -> v{journey.version} ({migration.strategy})")
 
     # ------------------------------------------------------------ decisions
 
-    def _decide(self, journey, enrollment, step_id, action, reason, key=None, detail=None) -> None:
+    def decide(self, journey, enrollment, step_id, action, reason, key=None, detail=None) -> None:
         """Record a decision about ``enrollment`` (its version and stage) at now."""
         self.decisions.append(_decision(
             self.now, self.contact.id, journey.id, enrollment.version, enrollment.stage, step_id, action, reason,
@@ -955,6 +997,8 @@ class _Run(StepRunner):
 
 
 _new_object = object.__new__
+
+
 def _stage_rank(fired: tuple[Stage, str]) -> tuple[int, int]:
     """Best first: higher stage priority, then file order."""
     return -fired[0].priority, fired[0].index
