@@ -223,23 +223,28 @@ goal: {event: purchased, within: 14d}
 """
 
 
-@pytest.fixture(scope="module")
-def trial(tmp_path_factory):
-    """400 sign-ups split short/long/holdout by the engine; every third contact buys 2 days later."""
+def build_trial(root, contacts: int = 400):
+    """The trial project deployed, ``contacts`` sign-ups split short/long/holdout by the engine,
+    every third buying 2 days later, and two real production ticks."""
     from test_tick_kit import add_signups
 
     from runner.store.base import EventRow
 
-    root = tiny_project(tmp_path_factory.mktemp("trial"), {"trial": TRIAL})
+    root = tiny_project(root, {"trial": TRIAL})
     assert journey_cli(["deploy"], cwd=root).returncode == 0
     with open_store(root / "journey.db") as store:
-        ids = add_signups(store, 400, AT)
+        ids = add_signups(store, contacts, AT)
         store.write_events([EventRow(cid, None, "purchased", datetime(2026, 3, 4, tzinfo=UTC), {}, f"{cid}-buy")
                             for cid in ids[::3]], AT)
     for now in ("2026-03-02T10:00:00Z", "2026-03-05T00:00:00Z"):
         done = journey_cli(["run", "--now", now, "--transport", "outbox:outbox", "-q"], cwd=root)
         assert done.returncode == 0, done.stderr
     return root
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory):
+    return build_trial(tmp_path_factory.mktemp("trial"))
 
 
 def test_stats_compares_the_variants_and_the_holdout(trial):

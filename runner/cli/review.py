@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from runner.cli.common import open_db
 from runner.core.problems import JourneyError, UsageError
 
 DEFAULT_DAYS = 30
@@ -164,6 +165,21 @@ def render(journey: str, step: str | None, contact_id: str | None, contacts_file
     sys.exit(1 if run.failed else 0)
 
 
+def _production(db_path: Path) -> list:
+    """(deployed journey version, its stats) for every version production touched."""
+    from runner.production.deploy import deployed_set
+    from runner.production.stats import journey_stats
+    from runner.review.graph import steps_in_file_order
+
+    with open_db(db_path, must_exist=True) as store:
+        if not store.deployments():
+            raise JourneyError(f"nothing is deployed in {db_path}: run `journey deploy` first")
+        deployed = deployed_set(store)
+        journeys = {(j.id, j.version): j for j in deployed.current + deployed.pinned}
+        found = journey_stats(store, journeys.values(), step_order=steps_in_file_order)
+    return [(journeys[(stats.journey, stats.version)], stats) for stats in found]
+
+
 @click.command("report")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for index.html, its assets and the rendered emails.")
@@ -171,13 +187,19 @@ def render(journey: str, step: str | None, contact_id: str | None, contacts_file
 @click.option("--base", "base_ref", help="Also show what changed since this git ref (e.g. origin/main).")
 @START_OPTION
 @DAYS_OPTION
-def report(out_dir: Path, contacts_file: Path | None, base_ref: str | None, start: str | None, days: int) -> None:
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Also show production figures from this SQLite database, beside the simulated ones: "
+              "counts on every step of each deployed version's diagram, the funnel as a chart, variants "
+              "and holdout with 95% intervals (as `journey stats`).")
+def report(out_dir: Path, contacts_file: Path | None, base_ref: str | None, start: str | None, days: int,
+           db_path: Path | None) -> None:
     """Write a static HTML report for a pull request (opens from disk, no server).
 
     Per journey: its diagram, each test contact's simulated timeline as a
     chart, funnel counts per step and split variant, email previews, and with
-    --base what changed since that ref. Exit code 1 when the project has
-    errors or an email cannot be rendered (the report still shows it).
+    --base what changed since that ref; with --db, what production did with
+    each deployed version. Exit code 1 when the project has errors or an
+    email cannot be rendered (the report still shows it).
     """
     from runner.review.gitbase import compare_with_base
     from runner.review.report import ReportInputs, build_report
@@ -193,7 +215,8 @@ def report(out_dir: Path, contacts_file: Path | None, base_ref: str | None, star
             raise JourneyError("some changed journey files cannot be read", comparison.problems)
         diffs = comparison.diffs
     inputs = ReportInputs(loaded.project, loaded.journeys, contacts, begin if contacts else None,
-                          end if contacts else None, diffs, base_ref)
+                          end if contacts else None, diffs, base_ref,
+                          production=_production(db_path) if db_path is not None else ())
     index, failures = build_report(inputs, out_dir)
     click.echo(f"report written: {index}")
     for failure in failures:

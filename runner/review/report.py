@@ -17,9 +17,12 @@ from html import escape
 from pathlib import Path
 
 from runner.core.model import EmailStep, Journey, Project, SplitStep
+from runner.production.stats import VersionStats
 from runner.review.diff import JourneyDiff
 from runner.review.graph import steps_in_file_order
 from runner.review.mermaid import journey_mermaid
+from runner.review.production import CHART_JS, CHART_SCRIPT, production_section
+from runner.review.production import STYLE as PRODUCTION_STYLE
 from runner.review.renderout import MessageRenderer, RenderedMessage, first_sends, write_message
 from runner.review.svgchart import STYLE as CHART_STYLE
 from runner.review.svgchart import legend_html, timeline_svg
@@ -69,6 +72,8 @@ class ReportInputs:
     diffs: list[JourneyDiff] | None = None  # with --base: what changed
     base_ref: str | None = None
     title: str = ""
+    # with --db: each deployed version of a reported journey, and what production did with it
+    production: Sequence[tuple[Journey, VersionStats]] = ()
 
 
 @dataclass
@@ -77,6 +82,7 @@ class _JourneyData:
     summary: JourneySummary | None
     records: list[Record] = field(default_factory=list)
     previews: list[tuple[RenderedMessage, dict[str, str]]] = field(default_factory=list)
+    production: list[str] = field(default_factory=list)  # one HTML section per deployed version
 
 
 def _funnel(journey: Journey, summary: JourneySummary | None) -> str:
@@ -152,6 +158,7 @@ def _journey_section(data: _JourneyData, diff: JourneyDiff | None, start: dateti
             parts.append("<p>No test contact entered this journey.</p>")
         parts.append("<h3>Funnel</h3>" + _funnel(journey, data.summary))
     parts.append(_previews(data.previews))
+    parts.extend(data.production)
     parts.append("</section>")
     return "".join(parts)
 
@@ -179,6 +186,11 @@ def build_report(inputs: ReportInputs, out: Path) -> tuple[Path, list[RenderedMe
             if record.journey in data:
                 data[record.journey].records.append(record)
         _add_previews(renderer, simulation, data, out)
+    for deployed, stats in inputs.production:
+        if deployed.id in data:
+            data[deployed.id].production.append(production_section(deployed, stats))
+    if inputs.production:
+        shutil.copyfile(ASSETS / CHART_JS, out / "assets" / CHART_JS)
     diffs = {d.journey: d for d in inputs.diffs or []}
     sections = [_journey_section(data[j.id], diffs.get(j.id), start, end) for j in journeys]
     sections += [_removed_section(d) for d in diffs.values() if d.journey not in data]
@@ -215,10 +227,15 @@ def _page(inputs: ReportInputs, journeys: Sequence[Journey], sections: list[str]
                 + (f'; <span class="warning">version not bumped: {escape(", ".join(missing))}</span>' if missing else "")
                 + ".</p>")
     nav = "".join(f'<a href="#j-{escape(j.id)}">{escape(j.id)}</a>' for j in journeys)
+    production = ""
+    if inputs.production:
+        versions = ", ".join(f"{j.id} v{j.version}" for j, _ in inputs.production)
+        period += f" Production figures of the deployed versions: {versions}."
+        production = f'<script src="assets/{CHART_JS}"></script><script>{CHART_SCRIPT}</script>'
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{escape(title)}</title><style>{PAGE_STYLE}{CHART_STYLE}</style></head>"
+        f"<title>{escape(title)}</title><style>{PAGE_STYLE}{CHART_STYLE}{PRODUCTION_STYLE}</style></head>"
         f"<body><header><h1>{escape(title)}</h1></header><main><p>{escape(period)}</p>{base}<nav>{nav}</nav>"
         + "".join(sections)
-        + f'</main><script src="assets/{MERMAID_JS}"></script><script>{BOOT_SCRIPT}</script></body></html>\n'
+        + f'</main>{production}<script src="assets/{MERMAID_JS}"></script><script>{BOOT_SCRIPT}</script></body></html>\n'
     )
