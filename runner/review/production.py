@@ -11,6 +11,7 @@ the page works from ``file://``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from html import escape
 
 from runner.core.model import EmailStep, Journey, WebhookStep
@@ -98,7 +99,7 @@ def _count_line(step: StepFigures, journey: Journey) -> str:
     return text
 
 
-def chart(label: str, labels: list[str], values: list[float], color: str, horizontal: bool = True,
+def chart(label: str, labels: list[str], values: Sequence[float], color: str, horizontal: bool = True,
           height: int | None = None) -> str:
     """A canvas Chart.js draws on load (see ``CHART_SCRIPT``)."""
     spec = {"label": label, "labels": labels, "values": values, "color": color, "horizontal": horizontal}
@@ -149,7 +150,7 @@ def _variants(stats: VersionStats) -> str:
 
 
 def _comparison_row(kind: str, c: Comparison) -> str:
-    if c.difference is None:
+    if c.difference is None or c.low is None or c.high is None or c.p_value is None:
         cells = '<td colspan="4"></td>'
     else:
         cells = (f'<td class="num">{100 * c.difference:+.1f} pts</td>'
