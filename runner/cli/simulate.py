@@ -100,14 +100,13 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
             contacts = [c for c in contacts if c.id == contact_id]
         simulation = run_simulation(loaded.project, loaded.journeys, contacts, begin, end)
         records = timeline.timeline_records(simulation, loaded.project, contact=contact_id)
-        summaries = timeline.summaries_for(simulation, records)
         if output_format == "json":
-            click.echo(timeline.to_json(simulation, records, summaries), nl=False)
-        elif output_format == "markdown":
-            click.echo(simulation_markdown(simulation, summarize(simulation), simulation.journeys, loaded.project),
-                       nl=False)
+            click.echo(timeline.to_json(simulation, records, timeline.summaries_for(simulation, records)), nl=False)
+        elif output_format == "markdown":  # the timeline made above: subjects are not rendered twice
+            click.echo(simulation_markdown(simulation, summarize(simulation), simulation.journeys, loaded.project,
+                                           records=records), nl=False)
         else:
-            click.echo(timeline.to_table(simulation, records, summaries), nl=False)
+            click.echo(timeline.to_table(simulation, records, timeline.summaries_for(simulation, records)), nl=False)
     except ValueError as error:  # a condition or time the checks let through: a message, never a traceback
         raise JourneyError(str(error)) from None
     failed = [record for record in records if record.action == "send_failed"]

@@ -71,8 +71,11 @@ def contact_timeline(contact: str, records: Sequence[Record]) -> str:
 
 
 def simulation_markdown(simulation: Simulation, summaries: Sequence[JourneySummary], journeys: Sequence[Journey],
-                        project: Project, max_bytes: int = MAX_BYTES) -> str:
-    """Summary table, a Mermaid diagram per journey, then per-contact timelines; under ``max_bytes``."""
+                        project: Project, max_bytes: int = MAX_BYTES, records: Sequence[Record] | None = None) -> str:
+    """Summary table, a Mermaid diagram per journey, then per-contact timelines; under ``max_bytes``.
+
+    ``records``: the simulation's timeline when the caller has it (made here otherwise: subjects rendered again).
+    """
     head = [f"## Journey simulation: {iso(simulation.start)} → {iso(simulation.end)}", "",
             f"{len(simulation.states)} test contacts, {len(simulation.decisions)} decisions.", ""]
     head += summary_table(summaries, journeys) + [""]
@@ -81,7 +84,7 @@ def simulation_markdown(simulation: Simulation, summaries: Sequence[JourneySumma
                  journey_mermaid(journey).rstrip("\n"), "```", ""]
     text = "\n".join(head) + "\n"
     by_contact: dict[str, list[Record]] = {}
-    for record in timeline_records(simulation, project):
+    for record in records if records is not None else timeline_records(simulation, project):
         by_contact.setdefault(record.contact, []).append(record)
     if not by_contact:
         return text

@@ -10,8 +10,6 @@ bytes.
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +19,7 @@ from runner.core.engine import Decision
 from runner.core.localtime import zone
 from runner.core.model import Project
 from runner.core.vocabulary import SEND_FAILED
+from runner.simulation import jsontext
 from runner.simulation.simulate import JourneySummary, Simulation, summarize
 
 UTC = UTC
@@ -171,7 +170,7 @@ def to_json(simulation: Simulation, records: Sequence[Record], summaries: list[d
         "events": [record.as_dict() for record in records],
         "summary": summaries,
     }
-    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    return jsontext.dumps(document, indent=2) + "\n"  # json.dumps(indent=2, ensure_ascii=False)'s bytes
 
 
 def _detail(record: Record) -> str:
@@ -201,7 +200,7 @@ def to_table(
         )
     title = (f"Simulation {iso(simulation.start)} -> {iso(simulation.end)}: "
              f"{len(simulation.states)} contacts, {len(simulation.journeys)} journeys, {len(records)} decisions")
-    return _plain_text([title, decisions_table(records), summary_table], width)
+    return _plain_text([title], width) + decisions_text(records, width) + _plain_text([summary_table], width)
 
 
 def history_records(rows: Sequence[dict[str, Any]], timezone_name: str) -> list[Record]:
@@ -243,11 +242,18 @@ def production_outcome(row: dict[str, Any]) -> tuple[str, str]:
 def history_text(contact: str, timezone_name: str, records: Sequence[Record], width: int = 200) -> str:
     """``journey history`` as a table: the contact's production decisions, oldest first."""
     title = f"History of {contact} ({timezone_name}): {len(records)} decision(s) recorded by production ticks"
-    return _plain_text([title, decisions_table(records)], width)
+    return _plain_text([title], width) + decisions_text(records, width)
 
 
-def decisions_table(records: Sequence[Record]) -> Any:
-    """One row per decision: when (UTC and local), who, where, what and why."""
+def decisions_text(records: Sequence[Record], width: int = 200) -> str:
+    """One row per decision: when (UTC and local), who, where, what and why (see ``tabletext``)."""
+    from runner.simulation.tabletext import table_text
+
+    return table_text(decisions_columns, [decision_row(record) for record in records], width)
+
+
+def decisions_columns() -> Any:
+    """The decisions table without rows: its columns."""
     from rich import box
     from rich.table import Table
 
@@ -255,24 +261,20 @@ def decisions_table(records: Sequence[Record]) -> Any:
     for name in ("at (UTC)", "local", "contact", "journey", "stage", "step", "action"):
         table.add_column(name, no_wrap=True)
     table.add_column("detail", overflow="fold", ratio=1)
-    for record in records:
-        table.add_row(
-            iso(record.at), record.local_time[:16].replace("T", " ") + " " + _short_zone(record),
-            record.contact, f"{record.journey} v{record.version}", record.stage or "", record.step or "",
-            record.action, _detail(record),
-        )
     return table
+
+
+def decision_row(record: Record) -> tuple[str, ...]:
+    return (iso(record.at) or "", record.local_time[:16].replace("T", " ") + " " + _short_zone(record),
+            record.contact, f"{record.journey} v{record.version}", record.stage or "", record.step or "",
+            record.action, _detail(record))
 
 
 def _plain_text(renderables: Sequence[Any], width: int) -> str:
     """Rich renderables as plain text without colour codes or trailing spaces."""
-    from rich.console import Console
+    from runner.simulation.tabletext import plain_lines
 
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, force_terminal=False, legacy_windows=False)
-    for renderable in renderables:
-        console.print(renderable)
-    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+    return plain_lines(renderables, width)
 
 
 def _short_zone(record: Record) -> str:
