@@ -24,7 +24,7 @@ from runner.store import EventRow, SQLiteStore, Store, open_store
 from runner.store.base import ContactRow
 from runner.store.codec import to_db_time
 from runner.store.migrations import schema_version
-from runner.store.sqlite import DUE_CONTACTS_SQL
+from runner.store.sqlite import DUE_CONTACTS_SQL, DUE_NEXT_PAGE_SQL
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -52,13 +52,13 @@ def test_open_creates_wal_database_with_foreign_keys_and_migrations(tmp_path):
     assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
     assert schema_version(store.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
-        "m005_imported_values", "m006_send_retries"]
+        "m005_imported_values", "m006_send_retries", "m007_due_keyset"]
     store.close()
     # reopening applies nothing twice
     again = open_store(path)
     assert schema_version(again.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
-        "m005_imported_values", "m006_send_retries"]
-    assert again.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 6
+        "m005_imported_values", "m006_send_retries", "m007_due_keyset"]
+    assert again.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 7
     again.close()
 
 
@@ -80,7 +80,7 @@ def test_a_database_from_the_first_release_is_migrated_and_keeps_its_data(tmp_pa
     old.conn.close()
     store = open_store(path)
     assert schema_version(store.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
-        "m005_imported_values", "m006_send_retries"]
+        "m005_imported_values", "m006_send_retries", "m007_due_keyset"]
     assert store.conn.execute("SELECT id FROM contacts").fetchall() == [("ada",)]
     assert store.contact_history("ada") == []
     store.close()
@@ -150,8 +150,23 @@ def test_due_contacts_uses_the_index_oldest_first(store):
     assert store.due_contacts(at(0), limit=10) == []
     plan = " ".join(row[3] for row in store.conn.execute(
         "EXPLAIN QUERY PLAN " + DUE_CONTACTS_SQL, ("x", 10)))
-    assert "USING INDEX contacts_wake_at" in plan
+    assert "INDEX contacts_due" in plan
     assert "SCAN" not in plan and "TEMP B-TREE" not in plan
+
+
+def test_due_pages_follow_each_other_by_keyset(store):
+    """Each page starts after the previous page's last (wake_at, id): every due contact once, none twice."""
+    wakes = {f"c{n:02d}": at(n % 4) for n in range(10)} | {"later": at(50), "never": None}
+    for name, wake in wakes.items():
+        store.save_contact_state(ContactState(contact=Contact(id=name)), wake_at=wake)
+    pages, cursor = [], None
+    while page := store.due_page(at(10), 3, cursor):
+        pages.append([contact_id for _, contact_id in page])
+        cursor = page[-1]
+    assert [len(page) for page in pages] == [3, 3, 3, 1]
+    assert sum(pages, []) == sorted((n for n, w in wakes.items() if w and w <= at(10)), key=lambda n: (wakes[n], n))
+    plan = " ".join(row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + DUE_NEXT_PAGE_SQL, ("x", "a", "b", 3)))
+    assert "INDEX contacts_due" in plan and "TEMP B-TREE" not in plan
 
 
 def test_save_writes_only_engine_changes_and_keeps_concurrent_imports(store):

@@ -240,7 +240,7 @@ class Tick:
 
     def run(self) -> TickReport:
         if self.dry_run:
-            self._contacts(self.store.due_contacts(self.now, self.limit or 1_000_000_000))
+            self._due_loop()
             return self.report
         if not self._acquire():
             self.report.ran = False
@@ -279,16 +279,23 @@ class Tick:
                     raise
 
     def _due_loop(self) -> None:
+        """Page through the due contacts by keyset (wake_at, id): each due row is read once.
+
+        A contact whose new wake-up is still due and after the cursor comes round
+        again in a later page; ``seen`` keeps it to one visit per tick.
+        """
         seen: set[str] = set()
+        cursor: tuple[str, str] | None = None
         remaining = self.limit
         while remaining is None or remaining > 0:
             if self.stop():
                 self.report.stopped = True
                 return
-            size = BATCH if remaining is None else min(BATCH, remaining)
-            due = [c for c in self.store.due_contacts(self.now, size + len(seen)) if c not in seen][:size]
-            if not due:
+            page = self.store.due_page(self.now, BATCH if remaining is None else min(BATCH, remaining), cursor)
+            if not page:
                 return
+            cursor = page[-1]
+            due = [contact_id for _, contact_id in page if contact_id not in seen]
             seen.update(due)
             self._contacts(due)
             self.writes.now()

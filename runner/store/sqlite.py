@@ -396,8 +396,18 @@ class SQLiteStore:
 
     def due_contacts(self, now: datetime, limit: int) -> list[str]:
         """Contacts whose ``wake_at`` has come, oldest first (an index range scan)."""
-        cursor = self.conn.execute(DUE_CONTACTS_SQL, (to_db_time(now), limit))
-        return [contact_id for (contact_id,) in cursor]
+        return [contact_id for _, contact_id in self.due_page(now, limit)]
+
+    def due_page(self, now: datetime, limit: int, after: tuple[str, str] | None = None) -> list[tuple[str, str]]:
+        """The next ``limit`` due contacts after the cursor ``after``, as (wake_at, id) keys in order.
+
+        Keyset pagination: the last key of a page is the next page's cursor, so a
+        tick reading all that is due reads each row once (an index range scan on
+        (wake_at, id), never an OFFSET or a growing LIMIT).
+        """
+        if after is None:
+            return self.conn.execute(DUE_FIRST_PAGE_SQL, (to_db_time(now), limit)).fetchall()
+        return self.conn.execute(DUE_NEXT_PAGE_SQL, (to_db_time(now), after[0], after[1], limit)).fetchall()
 
     # ------------------------------------------------------------------ send ledger
 
@@ -940,7 +950,10 @@ def open_store(path: str | Path) -> Store:
     return SQLiteStore(path)
 
 
-DUE_CONTACTS_SQL = "SELECT id FROM contacts WHERE wake_at <= ? ORDER BY wake_at LIMIT ?"
+DUE_FIRST_PAGE_SQL = "SELECT wake_at, id FROM contacts WHERE wake_at <= ? ORDER BY wake_at, id LIMIT ?"
+DUE_NEXT_PAGE_SQL = ("SELECT wake_at, id FROM contacts WHERE wake_at <= ? AND (wake_at, id) > (?, ?) "
+                     "ORDER BY wake_at, id LIMIT ?")
+DUE_CONTACTS_SQL = DUE_FIRST_PAGE_SQL
 
 # events only ever move wake_at earlier; skipping no-op writes keeps backfills cheap
 _CREATE_OR_WAKE_CONTACT = """
