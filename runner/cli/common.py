@@ -40,15 +40,17 @@ def project_root() -> Path:
 
 
 @contextmanager
-def open_db(db_path: Path | None, root: Path | None = None, *, must_exist: bool = False) -> Iterator[Store]:
+def open_db(db_path: Path | None, root: Path | None = None, *, must_exist: bool = False,
+            read_only: bool = False) -> Iterator[Store]:
     """The store at ``--db`` / ``JOURNEY_DB`` / project.yaml ``database`` (found from ``root``,
-    else the working directory), closed afterwards."""
+    else the working directory), closed afterwards. ``read_only``: a command that only
+    looks, and must work on a database it may not write (implies ``must_exist``)."""
     from runner.store import open_store, resolve_db_path
 
     path = resolve_db_path(db_path, start=root)
-    if must_exist and not path.exists():
+    if (must_exist or read_only) and not path.exists():
         raise JourneyError(f"no database at {path}: run `journey deploy` (or `journey demo`) first")
-    store = open_store(path)
+    store = open_store(path, read_only=read_only)
     try:
         yield store
     finally:

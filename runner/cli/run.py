@@ -93,7 +93,7 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
     emit = None if quiet else click.echo
     if fsync is None:
         fsync = durable_by_default(url, os.environ.get("JOURNEY_FSYNC"))
-    with open_db(db_path, root, must_exist=dry_run) as store:
+    with open_db(db_path, root, must_exist=dry_run, read_only=dry_run) as store:
         runtime = build_runtime(store, project, url, dry_run=dry_run)
         try:
             if interval is not None:
@@ -129,7 +129,7 @@ def status(fmt: str, now_text: str | None, db_path: Path | None) -> None:
     from runner.production.tick import status_report
 
     now = parse_now(now_text)
-    with open_db(db_path, project_root(), must_exist=True) as store:
+    with open_db(db_path, project_root(), read_only=True) as store:
         report = status_report(store, now)
     if fmt == "json":
         click.echo(json.dumps(report, indent=2, default=str))
@@ -203,7 +203,7 @@ def history(contact: str, journey_id: str | None, fmt: str, db_path: Path | None
 
     root = project_root()
     settings = load_project_settings(root)
-    with open_db(db_path, root, must_exist=True) as store:
+    with open_db(db_path, root, read_only=True) as store:
         state = _known_contact(store, contact)
         rows = store.contact_history(contact, journey_id)
     zone_name = state.contact.timezone or settings.default_timezone or "UTC"

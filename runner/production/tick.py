@@ -649,6 +649,13 @@ def _journey(engine: Engine, decision: Decision):
     return engine.versions.get((decision.journey, decision.version)) or engine.current[decision.journey]
 
 
+def dead_lease_holders(store: Store) -> list[str]:
+    """The tick lease's holder when it is a process on this host that is gone (killed,
+    crashed): its claims are in doubt now, not when its lease expires."""
+    holder = store.lease_holder(LEASE_NAME)
+    return [holder] if holder and _dead_local_holder(holder) else []
+
+
 def _dead_local_holder(holder: str) -> bool:
     """True when the lease holder is a process on this host that no longer exists."""
     host, _, rest = holder.partition(":")
@@ -681,11 +688,15 @@ def _is_zombie(pid: int) -> bool:
 def status_report(store: Store, now: datetime) -> dict:
     """Everything ``journey status`` shows: the store's summary plus the deployments.
 
-    Claimed sends of runs that are gone are marked ``in_doubt`` first, so a
-    crash shows up here even before the next tick.
+    Claimed sends of runs that are gone (a dead process holding the lease
+    included) are marked ``in_doubt`` first, so a crash shows up here at once,
+    before the next tick. A read-only store is only read: they are listed as
+    in doubt without being marked.
     """
-    store.in_doubt_sends(now)
+    in_doubt = store.in_doubt_sends(now, gone_holders=dead_lease_holders(store), mark=not store.read_only)
     summary = store.status_summary(now)
+    summary["in_doubt"] = [{k: row[k] for k in ("key", "contact_id", "journey_id", "step_id", "claimed_at", "run_id")}
+                           for row in in_doubt]
     summary["deployments"] = [
         {k: row[k] for k in ("journey_id", "version", "content_hash", "deployed_at")}
         for row in store.deployments()
@@ -698,7 +709,7 @@ def resolve_sends(store: Store, keys: list[str], outcome: str, *, every: bool = 
                   now: datetime | None = None) -> list[str]:
     """Settle in-doubt sends: ``sent`` (delivered: never send again) or ``failed``
     (not delivered: the next tick sends it again). ``every``: all in-doubt sends."""
-    in_doubt = {row["key"] for row in store.in_doubt_sends(now or wall_clock())}
+    in_doubt = {row["key"] for row in store.in_doubt_sends(now or wall_clock(), gone_holders=dead_lease_holders(store))}
     targets = sorted(in_doubt) if every else list(keys)
     unknown = [key for key in targets if key not in in_doubt]
     if unknown:

@@ -290,6 +290,11 @@ def apply_migrations(db: Database) -> None:
     db.conn.execute("COMMIT")
 
 
+def pending_migrations(db: Database) -> list[str]:
+    """Names of the migrations ``db`` still needs (reads only)."""
+    return [migration.name for migration in migrations.pending(db)]
+
+
 def schema_version(db: Database) -> list[str]:
     """Names of the applied migrations, oldest first."""
     return [migration.name for migration in migrations.applied(db)]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from sqlite_utils import Database
 
@@ -35,7 +36,7 @@ from runner.core.state import (
 from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, SUPPRESSION_REASONS
 from runner.store.base import ContactRow, EventRow, Store
 from runner.store.codec import from_db_time, from_json, merge_patch, to_db_time, to_json
-from runner.store.migrations import apply_migrations
+from runner.store.migrations import apply_migrations, pending_migrations
 from runner.store.sourcevalues import apply_patch, source_changes
 
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -65,10 +66,11 @@ class _Snapshot:
 class SQLiteStore:
     """The production store; see ``runner.store.base.Store`` for the contract."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
         try:
-            conn = sqlite3.connect(
+            conn = _connect_read_only(self.path) if read_only else sqlite3.connect(
                 str(self.path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
             )
         except sqlite3.Error as error:
@@ -83,13 +85,22 @@ class SQLiteStore:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             conn.execute("PRAGMA synchronous = FULL")  # power-safe until a caller relaxes it
-            self.db.enable_wal()
-            apply_migrations(self.db)
+            if read_only:
+                pending = pending_migrations(self.db)
+            else:
+                self.db.enable_wal()
+                apply_migrations(self.db)
         except sqlite3.DatabaseError as error:
             conn.close()
             raise JourneyError(
                 f"{self.path} is not a journey-runner database ({error})"
             ) from error
+        if read_only and pending:
+            conn.close()
+            raise JourneyError(
+                f"{self.path} needs migrating ({', '.join(pending)} pending) but is opened read-only: "
+                "run a command that writes (`journey run`, `journey deploy`) with write access first"
+            )
 
     def close(self) -> None:
         self.conn.close()
@@ -510,26 +521,36 @@ class SQLiteStore:
                 ),
             )
 
-    def in_doubt_sends(self, now: datetime | None = None) -> list[dict]:
+    def in_doubt_sends(self, now: datetime | None = None, *, gone_holders: Iterable[str] = (),
+                       mark: bool = True) -> list[dict]:
         """Sends claimed by runs that finished or died without confirming them.
 
         A run is alive while it is unfinished and its holder still holds an
-        unexpired lease; claims of other runs are marked ``in_doubt`` here
-        (the transport may or may not have delivered them) and listed.
-        Resendable claims (an idempotent transport) are not in doubt: they
-        become retryable failures, and the next tick sends them again.
+        unexpired lease, unless the holder is in ``gone_holders`` (a process
+        known to be dead: its lease has not expired yet); claims of other runs
+        are marked ``in_doubt`` here (the transport may or may not have
+        delivered them) and listed. Resendable claims (an idempotent transport)
+        are not in doubt: they become retryable failures, and the next tick
+        sends them again. ``mark=False`` lists the same sends and writes nothing
+        (a read-only database).
         """
-        now_text = to_db_time(now or _utcnow())
-        with self.transaction():
-            self.conn.execute(
-                """UPDATE sends SET
-                       state = CASE retryable WHEN 1 THEN 'failed' ELSE 'in_doubt' END,
-                       error = CASE retryable WHEN 1 THEN ? ELSE error END
-                   WHERE state = 'claimed' AND NOT EXISTS (
+        gone = list(gone_holders)
+        alive = f"""EXISTS (
                        SELECT 1 FROM runs JOIN leases ON leases.holder = runs.holder
                        WHERE runs.id = sends.run_id AND runs.finished_at IS NULL
-                         AND leases.expires_at > ?)""",
-                (INTERRUPTED_RESENDABLE, now_text),
+                         AND leases.expires_at > ? AND leases.holder NOT IN ({_marks(gone)}))"""
+        params = (to_db_time(now or _utcnow()), *gone)
+        if not mark:
+            return self._rows(
+                f"""SELECT * FROM sends WHERE state = 'in_doubt' OR (state = 'claimed' AND retryable = 0
+                    AND NOT {alive}) ORDER BY claimed_at, key""", params)
+        with self.transaction():
+            self.conn.execute(
+                f"""UPDATE sends SET
+                       state = CASE retryable WHEN 1 THEN 'failed' ELSE 'in_doubt' END,
+                       error = CASE retryable WHEN 1 THEN ? ELSE error END
+                   WHERE state = 'claimed' AND NOT {alive}""",
+                (INTERRUPTED_RESENDABLE, *params),
             )
             return self._rows(
                 "SELECT * FROM sends WHERE state = 'in_doubt' ORDER BY claimed_at, key"
@@ -945,9 +966,27 @@ class SQLiteStore:
         return self._rows(*stats_query(STATS_ENGAGEMENT_SQL, journey_id, since, until))
 
 
-def open_store(path: str | Path) -> Store:
-    """Open (creating and migrating as needed) the SQLite store at ``path``."""
-    return SQLiteStore(path)
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write. A WAL database needs its ``-shm`` file; where that
+    cannot be created (a read-only folder or mount, no writer running) the file is read
+    as immutable, which is what it is from here."""
+    base = f"file:{quote(str(path.absolute()))}?mode=ro"
+    conn = sqlite3.connect(base, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+    return sqlite3.connect(base + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+
+
+def open_store(path: str | Path, *, read_only: bool = False) -> Store:
+    """Open (creating and migrating as needed) the SQLite store at ``path``.
+
+    ``read_only``: for commands that only look (status, dry runs, history): the
+    file is opened read-only, nothing is created, switched or migrated (a
+    database that needs migrating is a clear error)."""
+    return SQLiteStore(path, read_only=read_only)
 
 
 DUE_FIRST_PAGE_SQL = "SELECT wake_at, id FROM contacts WHERE wake_at <= ? ORDER BY wake_at, id LIMIT ?"
