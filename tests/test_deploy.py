@@ -225,3 +225,38 @@ def test_plan_shows_where_mapped_and_pinned_contacts_continue(tmp_path):
     assert [(m.version, m.step, m.to_version, m.to_step, m.outcome) for m in item.continuations] == [
         (1, "tips", 1, "tips", "pinned")]
     store.close()
+
+
+TWO_STAGES = """\
+id: welcome
+version: 1
+name: Welcome
+stages:
+  - id: main
+    entry: {event: signed_up}
+    steps:
+      - id: hello
+        email: {template: hello, subject: "Hello"}
+  - id: upgraded
+    entry: {event: upgraded}
+    steps:
+      - id: tips
+        email: {template: tips, subject: "Tips"}
+"""
+
+
+def test_plan_warns_that_contacts_whose_stage_is_done_restart_it(tmp_path):
+    root = tiny_project(tmp_path / "p", journeys={"welcome": TWO_STAGES})
+    store = open_store(tmp_path / "j.db")
+    _deploy(store, root)
+    add_signups(store, 2, AT)
+    run_tick(store, build_runtime(store, load_working_tree(root).project, f"outbox:{tmp_path / 'o'}"),
+             AT + timedelta(hours=1))  # hello sent: idle in `main`, waiting for `upgraded`
+    _write(root, TWO_STAGES.replace("version: 1", "version: 2") + "migration: {from: 1, map: {hello: tips}}\n")
+    (item,) = make_plan(store, load_working_tree(root).journeys).journeys
+    assert [(m.stage, m.step, m.contacts, m.to_step, m.outcome) for m in item.continuations] == [
+        ("main", None, 2, "hello", "restart")]
+    (warning,) = item.warnings
+    assert "restarts 2 contact(s) at v1 main/(stage done)" in warning
+    assert "the map names `hello`, which they have passed (their stage is done)" in warning
+    store.close()

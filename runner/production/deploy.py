@@ -332,10 +332,11 @@ def _restart_warnings(journey: Journey, moves: list[InFlightMove], by_version: d
         passed = _mapped_steps_passed(rebuild(row), migration.step_map, move) if row else []
         if passed:
             names = ", ".join(f"`{step}`" for step in passed)
-            next_step = f"`{move.step}`" if move.step else "nothing (their stage is done)"
-            text += f"; the map names {names}, which they have passed (their next step is {next_step})"
             if move.step:
-                text += f": map `{move.step}` instead"
+                text += (f"; the map names {names}, which they have passed (their next step is `{move.step}`): "
+                         f"map `{move.step}` instead")
+            else:
+                text += f"; the map names {names}, which they have passed (their stage is done)"
         else:
             text += f"; `{move.step or '(stage done)'}` is not in the map"
         warnings.append(text)
