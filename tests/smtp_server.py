@@ -97,6 +97,8 @@ class _Handler:
         if self.server.data_delay:
             await asyncio.sleep(self.server.data_delay)  # a slow relay; other sessions go on meanwhile
         if self.server.outage:
+            with self.server.lock:
+                self.server.refused += 1
             return self.server.outage
         while self.server.hold_after is not None and len(self.server.messages) >= self.server.hold_after \
                 and not self.server.resume.is_set():
@@ -190,6 +192,7 @@ class SmtpServer:
     hold_after: int | None = None  # once this many messages are in, DATA waits for ``resume``
     resume: threading.Event = field(default_factory=threading.Event)
     outage: str | None = None  # while set, the reply to every DATA (a 4xx: the relay is in trouble)
+    refused: int = 0  # messages answered with ``outage``
     replies: deque[str] = field(default_factory=deque)  # scripted replies to DATA, in order
     rcpt_replies: deque[str] = field(default_factory=deque)  # scripted replies to RCPT TO
     messages: list[Received] = field(default_factory=list)

@@ -15,6 +15,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from smtp_server import SmtpServer
 from test_tick_kit import TINY_PROJECT, add_signups, journey_cli, tiny_project
 
@@ -160,3 +161,31 @@ def test_past_max_age_a_send_fails_visibly_and_requeue_brings_it_back(tmp_path):
     received = _received(server)
     assert set(received) == _keys(ids) and max(received.values()) == 1
     assert {state for state, _, _ in _ledger(db).values()} == {"sent"}
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_a_run_stops_trying_a_relay_that_is_down_and_the_next_run_sends_everything(tmp_path, monkeypatch,
+                                                                                   connections):
+    """Three transient failures in a row: the run's other emails are not handed to the relay
+    (each a transient failure with its backoff), so an outage costs a tick three attempts
+    (one wave with a pool), not one per message."""
+    monkeypatch.setenv(*next(iter(SECRET.items())))
+    root, db, ids = _project(tmp_path)
+    store = open_store(db)
+    with SmtpServer() as server:
+        server.outage = BUSY
+        url = server.url(retries=0, connections=connections)
+        runtime = build_runtime(store, load_working_tree(root).project, url)
+        down = run_tick(store, runtime, AT + timedelta(hours=1))
+        assert down.counts["retryable"] == 40 and server.refused == max(3, connections)
+        assert any(line.startswith("relay down:") for line in down.lines)
+        failures = {error for (error,) in store.conn.execute("SELECT error FROM sends")}
+        assert BUSY in str(failures) and any(error.startswith("not tried: the relay failed 3 times")
+                                             for error in failures)
+        server.outage = None
+        back = run_tick(store, runtime, AT + timedelta(hours=2))
+        runtime.delivery.close()
+    store.close()
+    assert back.counts["retried"] == 40 and back.counts["sent"] == 40
+    received = _received(server)
+    assert set(received) == _keys(ids) and max(received.values()) == 1

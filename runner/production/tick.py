@@ -61,6 +61,7 @@ LEASE_NAME = "tick"
 LEASE_TTL = timedelta(minutes=2)
 RENEW_EVERY = 30.0  # seconds; well inside the TTL
 BATCH = 200  # contacts per due query; the lease is renewed and stop requests honoured between batches
+RELAY_DOWN_AFTER = 3  # transient email failures in a row after which a run stops trying the relay
 SEEN_EVENTS = "tick:seen_event_id"  # engine memory key: highest event row id this contact has been given
 
 
@@ -219,6 +220,8 @@ class Tick:
         self.report = TickReport(now=now, holder=self.holder)
         self.writes = _Writes(store)
         self.tries: dict[str, tuple[int, datetime]] = {}  # retried sends: (this attempt's number, first failure)
+        self.transient_streak = 0  # transient email failures in a row (see _watch_relay)
+        self.relay_down: str | None = None
         self._renewed = time.monotonic()
         self.durable_claims = durable_claims
         # An idempotent transport (the outbox) rewrites the same file for the same key, so a
@@ -483,18 +486,46 @@ class Tick:
         outgoing = self._build(decision, journey)
         if outgoing is None:
             return
-        try:
-            result: str | Exception = self.runtime.delivery.deliver(outgoing)
-        except (TransientError, PermanentError) as error:
-            result = error
+        if outgoing.kind == "email" and self.relay_down:
+            result: str | Exception = TransientError(f"not tried: {self.relay_down}")
+        else:
+            try:
+                result = self.runtime.delivery.deliver(outgoing)
+            except (TransientError, PermanentError) as error:
+                result = error
+        self._watch_relay(outgoing, result)
         self._record(outgoing, result)
+
+    def _watch_relay(self, outgoing: Any, result: str | Exception) -> None:
+        """After RELAY_DOWN_AFTER transient email failures in a row (nothing delivered between),
+        the relay is taken as down for the rest of this run: its emails are not tried (each a
+        transient failure, retried with the backoff), so an outage costs a tick seconds, not
+        the transport's timeouts and retries for every message."""
+        if outgoing.kind != "email" or self.relay_down:
+            return
+        if not isinstance(result, TransientError):
+            self.transient_streak = 0
+            return
+        self.transient_streak += 1
+        if self.transient_streak >= RELAY_DOWN_AFTER:
+            self.relay_down = f"the relay failed {self.transient_streak} times in a row in this run ({result})"
+            self._say(f"relay down: {self.relay_down}; the other emails wait for their retry")
 
     def _send_all(self, claimed: list[tuple[Decision, Any]]) -> None:
         """Build every claimed message, then hand them to the transport together."""
         built = [outgoing for decision, journey in claimed
                  if (outgoing := self._build(decision, journey)) is not None]
         delivered: list[tuple[str, str]] = []
-        for outgoing, result in zip(built, self.runtime.delivery.deliver_all(built), strict=True):
+        results: list[str | Exception]
+        if self.relay_down:
+            emails = [o for o in built if o.kind == "email"]
+            others = [o for o in built if o.kind != "email"]
+            not_tried: list[str | Exception] = [TransientError(f"not tried: {self.relay_down}") for _ in emails]
+            built, results = emails + others, not_tried + self.runtime.delivery.deliver_all(others)
+        else:
+            results = self.runtime.delivery.deliver_all(built)
+        for outgoing, result in zip(built, results, strict=True):
+            self._watch_relay(outgoing, result)
             if isinstance(result, Exception):
                 self._record(outgoing, result)
             else:
