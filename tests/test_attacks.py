@@ -26,12 +26,19 @@ Every class has its folder and its contract (docs/security.md has the figures):
   refuses each with a clear limit error, and checking it (what validate
   does) finds nothing to fold; both run in a subprocess whose peak memory
   (``resource.getrusage``) stays within ``PEAK_MIB`` of its start.
+- ``files/``: a change to a small valid project (``make``: a path ->
+  ``symlink``, ``fifo``, ``text`` or ``size``; ``{outside}`` is a folder
+  beside the project holding ``smtp.env`` with a password). ``journey
+  validate`` exits 1 with the ``expect`` code, never hangs, never shows a
+  traceback or the password; a template case also fails to render (no
+  password in the error) and ``journey simulate`` stops the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import socket
 import subprocess
@@ -45,9 +52,10 @@ from pathlib import Path
 import pytest
 import yaml
 from smtp_server import SmtpServer
+from test_tick_kit import tiny_project
 
 from runner.delivery.message import build_message, clean_header_text
-from runner.delivery.render import RenderedEmail
+from runner.delivery.render import RenderedEmail, Renderer, RenderError
 from runner.delivery.transports import PermanentError, TransientError, open_transport
 from runner.delivery.webhooks import allowed_networks, post_webhook
 from runner.production.ingest import attribute_types, import_contacts, import_events
@@ -288,3 +296,63 @@ def test_template_attacks_cost_validate_nothing():
     assert len(results) == len(_cases("templates"))
     for result in results:
         assert result["grown_mib"] <= PEAK_MIB, result
+
+
+PASSWORD = "hunter2-smtp-password"
+
+
+def _files_case(case: Path, tmp_path: Path) -> tuple[Path, dict]:
+    spec = yaml.safe_load(case.read_text(encoding="utf-8"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "smtp.env").write_text(f"SMTP_PASSWORD={PASSWORD}\n", encoding="utf-8")
+    (outside / "x.html").write_text(PASSWORD, encoding="utf-8")
+    root = tiny_project(tmp_path / "project")
+    (outside / "project.yaml").write_text((root / "project.yaml").read_text(), encoding="utf-8")
+    (outside / "journey.yaml").write_text((root / "journeys" / "welcome.yaml").read_text().replace(
+        "id: welcome", "id: other"), encoding="utf-8")
+    for name, how in spec["make"].items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        if "symlink" in how:
+            path.symlink_to(how["symlink"].replace("{outside}", str(outside)).replace("{project}", str(root)))
+        elif "fifo" in how:
+            os.mkfifo(path)
+        elif "size" in how:
+            with path.open("wb") as handle:
+                handle.truncate(how["size"])
+        else:
+            path.write_text(how["text"], encoding="utf-8")
+    return root, spec
+
+
+def _journey(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEY_")}
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)  # a FIFO read used to hang here for ever
+
+
+@pytest.mark.parametrize("case", _cases("files"), ids=lambda p: p.stem)
+def test_file_attack_is_refused_with_a_diagnostic(case: Path, tmp_path: Path):
+    root, spec = _files_case(case, tmp_path)
+    result = _journey("validate", cwd=root)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"[{spec['expect']}]" in output, output
+    assert PASSWORD not in output and "Traceback" not in output
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text("contacts:\n  - id: ada\n    attributes: {email: ada@example.com, first_name: Ada}\n"
+                        "    events: [{at: '+0d 10:00', event: signed_up}]\n", encoding="utf-8")
+    simulated = _journey("simulate", "--contacts", str(contacts), "--days", "2", cwd=root)
+    assert simulated.returncode != 0 and PASSWORD not in simulated.stdout + simulated.stderr
+    assert "Traceback" not in simulated.stderr
+    if any(name.startswith("templates/") for name in spec["make"]):
+        renderer = Renderer(root / "templates")
+        for template in ("hello", "tips"):
+            try:
+                rendered = renderer.render_email(template, "s", {"contact": {"first_name": "Ada"}, "unsubscribe_url": "u"})
+            except RenderError as error:
+                assert PASSWORD not in str(error)
+            else:
+                assert PASSWORD not in rendered.html + rendered.text

@@ -57,6 +57,7 @@ from runner.delivery.htmltext import (
     split_marked,
     text_fits,
 )
+from runner.language.projectfiles import UnsafeFile, read_inside
 
 HTML_EXTENSIONS = (".html", ".htm")
 MAX_ITEMS = 100_000  # list/dict size cap (Jinja's sandbox caps range() at the same)
@@ -453,6 +454,33 @@ def _check_binop(budget: _Budget, op: str, left: Any, right: Any) -> None:
             raise LimitExceeded(f"sum larger than the size limit ({budget.size_limit})")
 
 
+class ProjectTemplateLoader(jinja2.BaseLoader):
+    """Templates from the project's folder, read as validate reads them: names
+    relative to the folder (no ``..``), regular files inside it once links are
+    resolved, bounded in size; ``sources`` (name -> text), when given, are
+    rendered instead of the files (what was deployed)."""
+
+    def __init__(self, folder: Path, sources: dict[str, str] | None = None):
+        self.folder = Path(folder)
+        self.sources = sources
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        pieces = jinja2.loaders.split_template_path(template)
+        path = os.path.normpath(os.path.join(self.folder, *pieces))
+        if self.sources is not None:
+            name = "/".join(pieces)
+            if name not in self.sources:
+                raise jinja2.TemplateNotFound(template)
+            return self.sources[name], path, lambda: True
+        if not os.path.lexists(path):
+            raise jinja2.TemplateNotFound(template)
+        try:
+            source = read_inside(Path(path), self.folder).decode("utf-8-sig")
+        except UnsafeFile as unsafe:
+            raise jinja2.TemplateError(str(unsafe)) from None
+        return source, path, lambda: True
+
+
 def _locate(exc: BaseException, name: str, filename: str | None, templates_dir: Path) -> tuple[str, str | None, int | None]:
     """(template name, file, line) of the innermost template frame; included templates count."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
@@ -481,13 +509,14 @@ class Renderer:
         time_limit: float = 2.0,
         size_limit: int = 1 << 20,
         loop_limit: int = 1_000_000,
+        sources: dict[str, str] | None = None,
     ):
         self.templates_dir = Path(templates_dir)
         self.time_limit = time_limit
         self.size_limit = size_limit
         self.loop_limit = loop_limit
         self.env = GuardedEnvironment(
-            loader=jinja2.FileSystemLoader(self.templates_dir),
+            loader=ProjectTemplateLoader(self.templates_dir, sources),
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(HTML_EXTENSIONS, default_for_string=False, default=False),
             auto_reload=False,  # templates are deployed code; compile each once per renderer

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from runner.collector import collector_paused
 from runner.core.problems import ERROR, JourneyError, Problem
 from runner.language import schema, semantics, templatecheck
-from runner.language.yamlsource import YamlDocument, load_file
+from runner.language.projectfiles import UnsafeFile, home_of, read_inside
+from runner.language.yamlsource import YamlDocument, load_bytes
 
 if TYPE_CHECKING:
     from runner.core.model import Journey, Project
@@ -58,13 +59,18 @@ def find_project_root(start: Path | None = None) -> Path:
     of journeys with all project settings at their defaults).
     """
     here = Path(start) if start is not None else Path.cwd()
-    here = here.resolve()
+    here = _real(here)
     if here.is_file() or not here.exists():
         here = here.parent
     for folder in (here, *here.parents):
         if (folder / PROJECT_FILE).is_file():
             return folder
     return Path.cwd()
+
+
+def _real(path: Path) -> Path:
+    """``path`` with links resolved as far as they go (a link loop is left as it is, not an error)."""
+    return Path(os.path.realpath(path))
 
 
 def display_name(path: Path) -> str:
@@ -113,7 +119,7 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
             found.append(path)
     unique: dict[Path, Path] = {}
     for path in found:
-        unique.setdefault(path.resolve(), path)
+        unique.setdefault(_real(path), path)
     return list(unique.values())
 
 
@@ -140,7 +146,7 @@ class _Load:
         if not path.is_file():
             return
         self.checked.append(path)
-        doc, problems = load_file(path, display_name(path))
+        doc, problems = self._load_yaml(path)
         if doc is not None:
             problems += schema.check(doc, "project")
             data = doc.data
@@ -163,19 +169,28 @@ class _Load:
 
     def file(self, path: Path) -> None:
         kind = kind_of(path)
-        if kind == "project" and path.resolve() == (self.root / PROJECT_FILE).resolve():
+        if kind == "project" and _real(path) == _real(self.root / PROJECT_FILE):
             return  # already read as this project's file
         if kind == "template":
             self.template(path)
             return
         self.checked.append(path)
-        doc, problems = load_file(path, display_name(path))
+        doc, problems = self._load_yaml(path)
         if doc is not None:
             problems += schema.check(doc, kind)
             problems += self._semantics(kind, doc, path)
         if kind == "journey" and doc is not None:
             self.journey_docs.append((path, doc, problems))
         self.problems += problems
+
+    def _load_yaml(self, path: Path) -> tuple[YamlDocument | None, list[Problem]]:
+        """Parse a YAML file of the project, read only if it is a regular file inside it."""
+        name = display_name(path)
+        try:
+            raw = read_inside(path, home_of(path, self.root))
+        except UnsafeFile as unsafe:
+            return None, [Problem(name, 1, 1, unsafe.code, str(unsafe))]
+        return load_bytes(raw, name)
 
     def _semantics(self, kind: str, doc: YamlDocument, path: Path) -> list[Problem]:
         if kind == "journey":
@@ -196,10 +211,10 @@ class _Load:
         if not self.scenarios:
             return
         ids = {doc.data.get("id") for _, doc, _ in self.journey_docs}
-        loaded = {path.resolve() for path, _, _ in self.journey_docs}
+        loaded = {_real(path) for path, _, _ in self.journey_docs}
         for path in expand_paths([self.journeys_dir()]):
-            if kind_of(path) == "journey" and path.resolve() not in loaded:
-                doc, _ = load_file(path)
+            if kind_of(path) == "journey" and _real(path) not in loaded:
+                doc, _ = self._load_yaml(path)
                 if doc is not None:
                     ids.add(doc.data.get("id"))
                     self.other_journey_docs.append(doc)
@@ -245,12 +260,13 @@ class _Load:
         return problems
 
     def template(self, path: Path) -> None:
-        resolved = path.resolve()
+        resolved = _real(path)
         if resolved in self.checked_templates:
             return
         self.checked_templates.add(resolved)
         self.checked.append(path)
-        self.problems += templatecheck.check_file(path, display_name(path), self.template_context)
+        self.problems += templatecheck.check_file(path, display_name(path), self.template_context,
+                                                  root=home_of(path, self.templates_dir))
 
     def journey_ids(self) -> None:
         self.problems += semantics.check_journey_ids([doc for _, doc, _ in self.journey_docs])

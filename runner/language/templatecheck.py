@@ -10,19 +10,21 @@ are only parsed (in Jinja's sandboxed environment).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, meta, nodes, pass_context
+from jinja2 import TemplateNotFound, TemplateSyntaxError, meta, nodes, pass_context
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from runner.core.problems import ERROR, WARNING, Problem
+from runner.language.projectfiles import UnsafeFile, read_inside, resolve_inside
 from runner.language.schema import did_you_mean
 from runner.language.semantics import BUILTIN_ATTRIBUTES
-from runner.language.yamlsource import MAX_BYTES
 
 # What runner.delivery.render.render_context provides, and the keys of its small mappings.
 CONTEXT: dict[str, frozenset[str] | None] = {
@@ -108,10 +110,30 @@ def check_source(source: str, file: str, context: TemplateContext, *, line: int 
     ]
     if context.templates_dir is not None:
         for name, lineno in includes:
-            if not _exists(context.templates_dir / name):
-                problems.append(Problem(file, line + lineno - 1, col, "template.missing",
-                                        f"included template `{name}` not found in {context.templates_dir.name}/"))
+            why = include_problem(context.templates_dir, name)
+            if why is not None:
+                problems.append(Problem(file, line + lineno - 1, col, "template.missing", why))
     return problems
+
+
+def include_problem(templates_dir: Path, name: str) -> str | None:
+    """Why ``{% include name %}`` would fail at render, or None: the name is looked up
+    as Jinja's loader does (relative to the templates folder, no ``..``) and must be a
+    regular file inside the folder."""
+    try:
+        pieces = split_template_path(name)
+    except TemplateNotFound:
+        return f"included template `{name}` cannot be named with `..`; names are relative to {templates_dir.name}/"
+    path = templates_dir.joinpath(*pieces)
+    if not os.path.lexists(path):
+        return f"included template `{name}` not found in {templates_dir.name}/"
+    try:
+        real = resolve_inside(path, templates_dir)
+        if not real.is_file():
+            return f"included template `{name}` is not a regular file"
+    except (UnsafeFile, OSError) as error:
+        return f"included template `{name}`: {error}"
+    return None
 
 
 def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list[tuple[str, int]]]:
@@ -130,6 +152,7 @@ def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list
         return line + (getattr(node, "lineno", 1) or 1) - 1, col
 
     undeclared = meta.find_undeclared_variables(tree) - set(CONTEXT) - set(env.globals) - context.extra_names
+    undeclared -= _defined_in_branches(tree)
     for name_node in tree.find_all(nodes.Name):
         if name_node.ctx == "load" and name_node.name in undeclared:
             undeclared.discard(name_node.name)  # report each name once, at its first use
@@ -146,6 +169,39 @@ def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list
         if isinstance(node.template, nodes.Const) and isinstance(node.template.value, str)
     ]
     return problems, includes
+
+
+_SCOPES = (nodes.For, nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.With, nodes.Block, nodes.Scope)
+
+
+def _defined_in_branches(tree: nodes.Node) -> set[str]:
+    """Names that ``{% set %}``, a macro or an import defines inside an ``{% if %}``.
+
+    Jinja's own analysis counts them as undeclared (the branch may not run),
+    but the template renders whenever it does (``{% if vip %}{% set hi =
+    'Dear' %}{% else %}{% set hi = 'Hi' %}{% endif %}{{ hi }}``), so
+    validate does not call them errors; a name read where no branch set it
+    is still an undefined-variable error at render.
+    """
+    names: set[str] = set()
+
+    def visit(node: nodes.Node, in_branch: bool) -> None:
+        for child in node.iter_child_nodes():
+            if in_branch:
+                if isinstance(child, (nodes.Assign, nodes.AssignBlock)):
+                    targets = [child.target, *child.target.find_all(nodes.Name)]
+                    names.update(t.name for t in targets if isinstance(t, nodes.Name) and t.ctx == "store")
+                elif isinstance(child, nodes.Macro):
+                    names.add(child.name)
+                elif isinstance(child, nodes.Import):
+                    names.add(child.target)
+                elif isinstance(child, nodes.FromImport):
+                    names.update(n if isinstance(n, str) else n[1] for n in child.names)
+            # an if's branches share the scope around them; a loop, macro or block has its own
+            visit(child, isinstance(child, nodes.If) or (in_branch and not isinstance(child, _SCOPES)))
+
+    visit(tree, False)
+    return names
 
 
 def _chains(tree: nodes.Node) -> Iterator[tuple[nodes.Node, list[str]]]:
@@ -219,14 +275,13 @@ def _check_contact(parts: list[str], file: str, where: tuple[int, int], context:
     return []
 
 
-def check_file(path: Path, file: str, context: TemplateContext) -> list[Problem]:
-    """Problems of one template file (read safely: size, binary, encoding)."""
+def check_file(path: Path, file: str, context: TemplateContext, *, root: Path | None = None) -> list[Problem]:
+    """Problems of one template file, read safely: a regular file inside ``root`` (default:
+    its own folder) once links are resolved, bounded in size, not binary, UTF-8."""
     try:
-        raw = path.read_bytes()
-    except OSError as error:
-        return [Problem(file, 1, 1, "file.unreadable", f"cannot read the template: {error.strerror or error}")]
-    if len(raw) > MAX_BYTES:
-        return [Problem(file, 1, 1, "file.too-large", f"the template is {len(raw):,} bytes; the limit is {MAX_BYTES:,}")]
+        raw = read_inside(path, root if root is not None else path.parent)
+    except UnsafeFile as unsafe:
+        return [Problem(file, 1, 1, unsafe.code, str(unsafe))]
     if b"\x00" in raw[:8192]:
         return [Problem(file, 1, 1, "file.binary", "this is a binary file, not a template")]
     try:
@@ -238,13 +293,6 @@ def check_file(path: Path, file: str, context: TemplateContext) -> list[Problem]
     return check_source(source, file, context)
 
 
-def _exists(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
-
-
 def template_files(folder: Path) -> list[Path]:
     """Every template file under ``folder``, sorted."""
     try:
@@ -252,4 +300,5 @@ def template_files(folder: Path) -> list[Path]:
             return []
     except (OSError, ValueError):  # a folder name nobody could create
         return []
-    return sorted(p for p in folder.rglob("*") if p.suffix in TEMPLATE_SUFFIXES and p.is_file())
+    # not only regular files: a FIFO, device or link loop named like a template gets its diagnostic
+    return sorted(p for p in folder.rglob("*") if p.suffix in TEMPLATE_SUFFIXES and not p.is_dir())

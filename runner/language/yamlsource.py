@@ -431,10 +431,15 @@ def load_file(path: Path, file: str | None = None) -> tuple[YamlDocument | None,
         return None, [Problem(name, 1, 1, "file.unreadable", f"cannot read the file: {error.strerror or error}")]
     if len(raw) > MAX_BYTES:  # grew between stat and read
         return None, [Problem(name, 1, 1, "file.too-large", f"the file is over {MAX_BYTES:,} bytes")]
-    text, problems = _decode(raw, name)
+    return load_bytes(raw, name)
+
+
+def load_bytes(raw: bytes, file: str) -> tuple[YamlDocument | None, list[Problem]]:
+    """Decode and parse a file's bytes already read (safely, by the caller)."""
+    text, problems = _decode(raw, file)
     if text is None:
         return None, problems
-    return parse_text(text, name)
+    return parse_text(text, file)
 
 
 def _at(file: str, mark: Any, code: str, message: str, hint: str | None = None) -> Problem:
