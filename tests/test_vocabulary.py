@@ -117,3 +117,10 @@ def test_journeys_may_use_every_built_in_event_undeclared_and_declared_ones_are_
     problems = [p for p in validate(root=root).problems if p.file.endswith("builtins.yaml")]
     assert [(p.code, p.message) for p in problems] == [
         ("plan.property", "event `page_viewed` has no property `pth` in the tracking plan; did you mean `path`?")]
+
+
+@pytest.mark.parametrize("page", ["language.md", "validate.md"])
+def test_the_docs_list_exactly_the_built_in_attributes(page):
+    text = " ".join((ROOT / "docs" / page).read_text().split())
+    listed = text.split("Built-in attributes", 1)[1].split(".", 1)[0].split(";", 1)[0]
+    assert set(re.findall(r"`([a-z_]+)`", listed)) == vocabulary.BUILTIN_ATTRIBUTES
