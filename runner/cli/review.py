@@ -26,9 +26,10 @@ def _period(start: str | None, days: int) -> tuple[datetime, datetime]:
 
     begin = DEFAULT_START
     if start:
-        begin = as_instant(start)
-        if begin is None:
+        instant = as_instant(start)
+        if instant is None:
             raise UsageError(f"--start: '{start}' is not an ISO 8601 time (e.g. 2026-03-02T00:00:00Z)")
+        begin = instant
     if days <= 0:
         raise UsageError("--days must be positive")
     return begin, begin + timedelta(days=days)
@@ -150,6 +151,7 @@ def render(journey: str, step: str | None, contact_id: str | None, contacts_file
     if step is not None and step not in chosen.steps:
         raise UsageError(f"no step '{step}' in {chosen.id} (email steps: {', '.join(s.id for s in chosen.email_steps())})")
     if out_dir is None:
+        assert step is not None and contact_id is not None  # refused above without --out
         result = renderer.render(chosen, step, contact_id)
         if result.error:
             raise JourneyError(f"{chosen.id}.{step} for {contact_id}: {result.error}")

@@ -141,6 +141,7 @@ class Delivery:
         if outgoing.kind == "email":
             if self.transport is None:
                 raise TransientError("no transport open")
+            assert outgoing.message is not None  # build() gives every email its message
             return self.transport.send(outgoing.message)
         return self._deliver_webhook(outgoing)
 

@@ -146,9 +146,10 @@ def captures_output(env: jinja2.Environment, name: str, seen: set[str] | None = 
     if any(n.name in _CAPTURING_NAMES for n in tree.find_all(nodes.Name)):
         return True
     for node in tree.find_all((nodes.Extends, nodes.Include)):
-        if not isinstance(node.template, nodes.Const) or not isinstance(node.template.value, str):
+        template = node.template  # type: ignore[attr-defined]  # both node types have .template
+        if not isinstance(template, nodes.Const) or not isinstance(template.value, str):
             return True
-        if captures_output(env, node.template.value, seen):
+        if captures_output(env, template.value, seen):
             return True
     return False
 
@@ -257,9 +258,9 @@ def _slot_places(skeleton: str, count: int, *, for_text: bool) -> frozenset[int]
         if for_text and any(_ENTITY_BEFORE.search(text) for text in texts):
             return None
         for name, value in element.attrib.items():
-            if _PLACEHOLDER.search(name):
+            if _PLACEHOLDER.search(str(name)):  # str already (parsed from text); lxml's types allow bytes
                 return None
-            slots = [int(n) for n in _PLACEHOLDER.findall(value)]
+            slots = [int(n) for n in _PLACEHOLDER.findall(str(value))]
             if slots and (name.lower() in _LAYOUT_ATTRIBUTES or "[" in styles):
                 return None
             found += slots

@@ -391,7 +391,7 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
         token = _budget.set(self.compile_budget())
         unmarked = marking.set(None)  # constants folded now must not keep a render's value marks
         try:
-            return super().compile(source, name, filename, raw=raw, defer_init=defer_init)
+            return super().compile(source, name, filename, raw=raw, defer_init=defer_init)  # type: ignore[call-overload]
         finally:
             marking.reset(unmarked)
             _budget.reset(token)

@@ -57,13 +57,18 @@ IDLE_CHECK_SECONDS = 5.0
 
 
 class OutgoingMail(Protocol):
-    """A finished message (``runner.delivery.message.MailMessage``) as transports see it."""
+    """A finished message (``runner.delivery.message.MailMessage``) as transports see it (read-only)."""
 
-    sender: str  # envelope sender
-    recipient: str  # envelope recipient
-    key_header: str  # the idempotency key, header-encoded
-    message_id: str
-    subject: str
+    @property
+    def sender(self) -> str: ...  # envelope sender
+    @property
+    def recipient(self) -> str: ...  # envelope recipient
+    @property
+    def key_header(self) -> str: ...  # the idempotency key, header-encoded
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
 
     def as_bytes(self) -> bytes:
         """The message with ``\\n`` line endings (files)."""

@@ -89,7 +89,7 @@ class _Attempt:
         except socket.gaierror as exc:
             raise OSError(f"cannot resolve {host}: {exc.strerror}") from None
         for *_, sockaddr in infos:  # every address: a name must not mix public and private ones
-            check_address(host, ipaddress.ip_address(sockaddr[0].partition("%")[0]), self.allowed)
+            check_address(host, ipaddress.ip_address(str(sockaddr[0]).partition("%")[0]), self.allowed)
         family, kind, proto, _, sockaddr = infos[0]
         sock = socket.socket(family, kind, proto)
         try:
@@ -149,7 +149,7 @@ class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
 
     def https_open(self, req: urllib.request.Request) -> Any:
         return self.do_open(functools.partial(_CheckedHTTPSConnection, attempt=self.attempt), req,
-                            context=self._context)
+                            context=self._context)  # type: ignore[attr-defined]  # urllib's own; typeshed omits it
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -232,12 +232,12 @@ def _post_once(url: str, body: bytes, secret: bytes | None, key: str, timeout: f
             raise TransientError(f"webhook {url} answered {status} {reason}") from None
         raise PermanentError(f"webhook {url} answered {status} {reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # refused, DNS, TLS, timeout, cut off
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, BlockedAddress):
-            raise reason from None
+        cause = getattr(exc, "reason", exc)
+        if isinstance(cause, BlockedAddress):
+            raise cause from None
         if time.monotonic() >= attempt.deadline:
-            reason = f"no complete answer within {timeout:g}s"
-        raise TransientError(f"webhook {url} unreachable: {reason}") from None
+            cause = f"no complete answer within {timeout:g}s"
+        raise TransientError(f"webhook {url} unreachable: {cause}") from None
     finally:
         attempt.finish()
     if not 200 <= status < 300:

@@ -164,8 +164,8 @@ class _Load:
 
     def journeys_dir(self) -> Path:
         data = self.project_data or {}
-        folder = data.get("journeys") if isinstance(data.get("journeys"), str) else "journeys"
-        return self.root / folder
+        folder = data.get("journeys")
+        return self.root / (folder if isinstance(folder, str) else "journeys")
 
     def file(self, path: Path) -> None:
         kind = kind_of(path)

@@ -18,7 +18,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -111,6 +111,21 @@ def _show(value: Any) -> str:
 Explained = tuple[tuple, Problem]
 
 
+def _schema_of(error: ValidationError) -> dict[str, Any]:
+    """The subschema that failed: a mapping in our Draft-07 schemas (the stubs also allow a bool)."""
+    return cast(dict[str, Any], error.schema)
+
+
+def _value_of(error: ValidationError) -> Any:
+    """The failing keyword's value in the schema (the stubs add "unset", which a raised error never has)."""
+    return error.validator_value
+
+
+def _instance_of(error: ValidationError) -> Any:
+    """The value that failed (the stubs add "unset", which a raised error never has)."""
+    return error.instance
+
+
 def _explain(error: ValidationError, doc: YamlDocument) -> list[Explained]:
     path = list(error.absolute_path)
     kind = error.validator
@@ -120,8 +135,8 @@ def _explain(error: ValidationError, doc: YamlDocument) -> list[Explained]:
     if "propertyNames" in schema_path:
         return [_property_name_problem(error, doc, path)]
     if kind == "additionalProperties":
-        allowed = _keys_for_kind(error.schema, error.instance) or sorted(error.schema.get("properties", {}))
-        extras = [key for key in error.instance if key not in error.schema.get("properties", {})]
+        allowed = _keys_for_kind(_schema_of(error), _instance_of(error)) or sorted(_schema_of(error).get("properties", {}))
+        extras = [key for key in _instance_of(error) if key not in _schema_of(error).get("properties", {})]
         return [
             (("unknown", tuple(path), key, did_you_mean(key, allowed)),
              doc.problem(path + [key], "schema.unknown-key",
@@ -130,9 +145,9 @@ def _explain(error: ValidationError, doc: YamlDocument) -> list[Explained]:
             for key in extras
         ]
     if kind == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else str(error.validator_value)
+        missing = error.message.split("'")[1] if "'" in error.message else str(_value_of(error))
         if "then" in schema_path and missing == "id":
-            action = next((k for k in error.instance if k not in ("if", "id")), "this")
+            action = next((k for k in _instance_of(error) if k not in ("if", "id")), "this")
             article = "an" if action[0] in "aeiou" else "a"
             message = f"{article} `{action}` step needs an `id` (in {where})"
         else:
@@ -141,21 +156,21 @@ def _explain(error: ValidationError, doc: YamlDocument) -> list[Explained]:
     if kind == "type":
         return [(("type", tuple(path)), _type_problem(error, doc, path))]
     if kind == "enum":
-        choices = [str(c) for c in error.validator_value]
+        choices = [str(c) for c in _value_of(error)]
         return [(("enum", tuple(path)), doc.problem(
             path, "schema.enum",
-            f"`{_show(error.instance)}` is not allowed for {where}; use one of: {', '.join(choices)}"
-            f"{_suggest(str(error.instance), choices)}"))]
+            f"`{_show(_instance_of(error))}` is not allowed for {where}; use one of: {', '.join(choices)}"
+            f"{_suggest(str(_instance_of(error)), choices)}"))]
     if kind == "pattern":
-        explanation = error.schema.get("description", f"it must match {error.validator_value}")
+        explanation = _schema_of(error).get("description", f"it must match {_value_of(error)}")
         return [(("pattern", tuple(path)), doc.problem(
-            path, "schema.pattern", f"`{_show(error.instance)}` is not valid for {where}: {explanation}"))]
+            path, "schema.pattern", f"`{_show(_instance_of(error))}` is not valid for {where}: {explanation}"))]
     if kind in ("oneOf", "anyOf"):
         return _alternatives_problem(error, doc, path)
     if kind == "dependencies":
         own, needs = next(
-            ((k, v) for k, v in error.validator_value.items()
-             if k in error.instance and any(n not in error.instance for n in v)),
+            ((k, v) for k, v in _value_of(error).items()
+             if k in _instance_of(error) and any(n not in _instance_of(error) for n in v)),
             ("this key", []),
         )
         return [(("dependency", tuple(path), own), doc.problem(
@@ -165,12 +180,12 @@ def _explain(error: ValidationError, doc: YamlDocument) -> list[Explained]:
         bound = {"minimum": "at least", "maximum": "at most",
                  "exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}[kind]
         return [((kind, tuple(path)), doc.problem(
-            path, "schema.range", f"{where} must be {bound} {error.validator_value} (got {_show(error.instance)})"))]
+            path, "schema.range", f"{where} must be {bound} {_value_of(error)} (got {_show(_instance_of(error))})"))]
     if kind in ("minItems", "minLength", "minProperties"):
         return [((kind, tuple(path)), doc.problem(path, "schema.empty", f"{where} must not be empty", key=True))]
     if kind == "maxItems":
         return [((kind, tuple(path)), doc.problem(
-            path, "schema.too-many", f"{where} takes at most {error.validator_value} items"))]
+            path, "schema.too-many", f"{where} takes at most {_value_of(error)} items"))]
     if kind == "uniqueItems":
         return [((kind, tuple(path)), doc.problem(path, "schema.duplicate", f"{where} lists the same value twice"))]
     return [((kind, tuple(path)), doc.problem(path, f"schema.{kind}", f"{where}: {error.message}"))]
@@ -181,36 +196,36 @@ def _allowed_hint(allowed: Sequence[str]) -> str:
 
 
 def _property_name_problem(error: ValidationError, doc: YamlDocument, path: list) -> Explained:
-    key = error.instance
+    key = _instance_of(error)
     where = dotted(path)
     if error.validator == "enum":
-        allowed = [str(k) for k in error.validator_value]
+        allowed = [str(k) for k in _value_of(error)]
         kind = allowed[0]
         return (("not-here", tuple(path), key), doc.problem(
             path + [key], "schema.unknown-key",
             f"`{key}` cannot be used together with `{kind}` (in {where}){_suggest(key, allowed)}",
             hint=_allowed_hint(allowed), key=True))
-    explanation = error.schema.get("description", "")
+    explanation = _schema_of(error).get("description", "")
     return (("name", tuple(path), key), doc.problem(
         path + [key], "schema.pattern", f"`{key}` is not a valid name in {where}: {explanation}", key=True))
 
 
 def _type_problem(error: ValidationError, doc: YamlDocument, path: list) -> Problem:
-    expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    expected = _value_of(error) if isinstance(_value_of(error), list) else [_value_of(error)]
     wanted = " or ".join(_SCHEMA_TYPES.get(t, t) for t in expected)
-    got = _JSON_TYPES.get(type(error.instance), type(error.instance).__name__)
+    got = _JSON_TYPES.get(type(_instance_of(error)), type(_instance_of(error)).__name__)
     hint = None
-    description = error.schema.get("description", "")
-    if "string" in expected and isinstance(error.instance, (int, float)) and "duration" in description.lower():
-        hint = f"add a unit, e.g. {error.instance}d"
+    description = _schema_of(error).get("description", "")
+    if "string" in expected and isinstance(_instance_of(error), (int, float)) and "duration" in description.lower():
+        hint = f"add a unit, e.g. {_instance_of(error)}d"
     elif "string" in expected and "HH:MM" in description:
         hint = 'quote times of day: "09:00"'
-    elif isinstance(error.instance, str) and ("integer" in expected or "number" in expected):
+    elif isinstance(_instance_of(error), str) and ("integer" in expected or "number" in expected):
         hint = "remove the quotes around the number"
-    elif "object" in expected and isinstance(error.instance, str):
+    elif "object" in expected and isinstance(_instance_of(error), str):
         hint = "write it as `key: value` lines indented below, or {key: value}"
     where = dotted(path)
-    shown = f'"{_show(error.instance)}"' if isinstance(error.instance, str) else _show(error.instance)
+    shown = f'"{_show(_instance_of(error))}"' if isinstance(_instance_of(error), str) else _show(_instance_of(error))
     return doc.problem(path, "schema.type", f"{where} must be {wanted}, not {got} ({shown})",
                        hint=hint)
 
@@ -227,13 +242,13 @@ def _discriminators(alternatives: list[dict]) -> list[str] | None:
 
 def _alternatives_problem(error: ValidationError, doc: YamlDocument, path: list) -> list[Explained]:
     where = dotted(path)
-    alternatives = error.validator_value
+    alternatives = _value_of(error)
     keys = _discriminators(alternatives)
-    if keys is not None and isinstance(error.instance, dict):
-        present = [key for key in keys if key in error.instance]
+    if keys is not None and isinstance(_instance_of(error), dict):
+        present = [key for key in keys if key in _instance_of(error)]
         options = ", ".join(f"`{k}`" for k in keys)
         if not present:
-            nearest = _nearest_kind(error.schema, keys, error.instance)
+            nearest = _nearest_kind(_schema_of(error), keys, _instance_of(error))
             lacks = f"; it has none (`{nearest}` seems to be missing)" if nearest else "; it has none"
             return [(("one-of-none", tuple(path)), doc.problem(
                 path, "schema.one-of", f"{where} needs exactly one of {options}{lacks}"))]
@@ -242,23 +257,23 @@ def _alternatives_problem(error: ValidationError, doc: YamlDocument, path: list)
             f"{where} takes exactly one of {options}; it has {' and '.join(f'`{k}`' for k in present)}",
             hint="keep one of them, or split it into separate items", key=True))]
     # Typed alternatives: explain the one whose type fits the value, if exactly one does.
-    fitting = [i for i, alternative in enumerate(alternatives) if _type_fits(alternative, error.instance)]
+    fitting = [i for i, alternative in enumerate(alternatives) if _type_fits(alternative, _instance_of(error))]
     if len(fitting) == 1:
         inner = [e for e in error.context if e.relative_schema_path and e.relative_schema_path[0] == fitting[0]]
         if inner:
             results: list[Explained] = []
-            description = error.schema.get("description")
+            description = _schema_of(error).get("description")
             for sub in inner:
                 for key, problem in _explain(sub, doc):
                     if description and problem.hint is None:  # say what else would be accepted
                         problem = replace(problem, hint=description)
                     results.append((key, problem))
             return results
-    description = error.schema.get("description")
+    description = _schema_of(error).get("description")
     nearest = best_match(error.context) if error.context else None
     detail = f" ({nearest.message})" if nearest is not None and len(nearest.message) < 120 else ""
-    message = (f"`{_show(error.instance)}` is not valid for {where}: {description}" if description
-               else f"`{_show(error.instance)}` is not valid for {where}{detail}")
+    message = (f"`{_show(_instance_of(error))}` is not valid for {where}: {description}" if description
+               else f"`{_show(_instance_of(error))}` is not valid for {where}{detail}")
     return [(("alternatives", tuple(path)), doc.problem(path, "schema.one-of", message))]
 
 

@@ -164,9 +164,9 @@ def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list
     for node, chain in _chains(tree):
         problems.extend(_check_chain(chain, file, at(node), context))
     includes = [
-        (node.template.value, node.lineno)
+        (node.template.value, node.lineno)  # type: ignore[attr-defined]  # all four node types have .template
         for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))
-        if isinstance(node.template, nodes.Const) and isinstance(node.template.value, str)
+        if isinstance(node.template, nodes.Const) and isinstance(node.template.value, str)  # type: ignore[attr-defined]
     ]
     return problems, includes
 
@@ -223,9 +223,9 @@ def _chains(tree: nodes.Node) -> Iterator[tuple[nodes.Node, list[str]]]:
             current = current.node
         if chain and isinstance(current, nodes.Name) and current.ctx == "load":
             found.append((node, [current.name] + chain[::-1]))
-    for node, chain in found:
-        if id(node) not in inner:
-            yield node, chain
+    for read, chain in found:
+        if id(read) not in inner:
+            yield read, chain
 
 
 def _check_chain(chain: list[str], file: str, where: tuple[int, int], context: TemplateContext) -> list[Problem]:

@@ -91,7 +91,8 @@ class _NodeLoader(Composer, CParser):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _TooDeep(self.peek_event().start_mark)
+                event = self.peek_event()
+                raise _TooDeep(event.start_mark if event is not None else None)
             return compose(anchor)
         finally:
             self._depth -= 1
@@ -305,6 +306,7 @@ class _Builder:
         try:
             if isinstance(node, SequenceNode):
                 return [self.build(item, depth + 1, via_alias) for item in node.value]
+            assert isinstance(node, MappingNode)  # the composer makes scalars, sequences and mappings only
             return self._mapping(node, depth, via_alias)
         finally:
             self._open.discard(id(node))

@@ -109,7 +109,8 @@ def deployed_set(store: Store) -> DeployedSet:
     for row in rows:
         if row["journey_id"] not in newest or row["version"] > newest[row["journey_id"]]["version"]:
             newest[row["journey_id"]] = row
-    current, pinned = [], []
+    current: list[Journey] = []
+    pinned: list[Journey] = []
     for row in rows:
         journey = rebuild(row)
         (current if newest[row["journey_id"]] is row else pinned).append(journey)
@@ -285,7 +286,7 @@ def _plan_one(store: Store, journey: Journey, newest: dict | None, by_version: d
     removed = sorted(set(old_steps) - set(new_steps))
     changed = sorted(s for s in set(old_steps) & set(new_steps) if _own(old_steps[s]) != _own(new_steps[s]))
     counts = in_flight_by_step(store, journey.id)
-    at_steps = {}
+    at_steps: dict[str, int] = {}
     for (_version, step), n in counts.items():
         if step is not None and (step in removed or step in changed):
             at_steps[step] = at_steps.get(step, 0) + n
@@ -372,7 +373,8 @@ def deploy(store: Store, journeys: list[Journey], now: datetime) -> DeployResult
             [Problem(_source(journeys, p.journey), 1, 1, "deploy.version", f"journey `{p.journey}`: {p.message}")
              for p in plan.refused],
         )
-    recorded, unchanged = [], []
+    recorded: list[tuple[str, int]] = []
+    unchanged: list[tuple[str, int]] = []
     with store.transaction():
         for journey in sorted(journeys, key=lambda j: j.id):
             new = store.record_deployment(journey.id, journey.version, journey.content_hash,

@@ -551,9 +551,10 @@ def _segment_event(obj: dict) -> Callable[[_Batch], None]:
     if kind == "alias":
         name, properties = "alias", {}
     elif kind == "track":
-        name = obj.get("event")
-        if not isinstance(name, str) or not name.strip():
+        event = obj.get("event")
+        if not isinstance(event, str) or not event.strip():
             raise BadLine("track needs an 'event' name", "import.field")
+        name = event
         properties = _object(obj.get("properties"), "properties")
     elif kind in PAGE_EVENTS:
         name = PAGE_EVENTS[kind]

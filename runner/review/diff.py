@@ -220,7 +220,7 @@ def _quoted_arrow(old: Any, new: Any) -> str:
 
 
 def _split_changes(label: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
-    def weights(body: Mapping[str, Any]) -> dict[str, Any]:
+    def weights(body: Mapping[str, Any]) -> dict[Any, Any]:
         return {v.get("name"): v.get("weight") for v in _list(body.get("variants")) if isinstance(v, Mapping)}
 
     before, after = weights(old), weights(new)
@@ -337,7 +337,8 @@ def _stage_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Chang
     changes = []
     for stage_id, spec in after.items():
         if stage_id not in before:
-            steps = len(spec.get("steps")) if isinstance(spec.get("steps"), list) else 0
+            listed = spec.get("steps")
+            steps = len(listed) if isinstance(listed, list) else 0
             changes.append(Change("stages", ADDED, f"stage {stage_id}",
                                   f"stage {stage_id} added: enters {describe.entry_text(spec.get('entry'))} ({steps} steps)",
                                   None, spec.get("entry")))
@@ -401,6 +402,7 @@ def diff_journeys(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
     journey_id = str((new or old or {}).get("id", "?"))
     if old is None or new is None:
         present = new if new is not None else old
+        assert present is not None  # compared only when one side has the journey
         return JourneyDiff(
             journey_id, ADDED if old is None else REMOVED,
             old_version=old.get("version") if old else None, new_version=new.get("version") if new else None,

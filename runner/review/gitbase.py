@@ -137,6 +137,7 @@ def version_bump_problems(root: Path | None, base_ref: str) -> list[Problem]:
         if not result.version_missing:
             continue
         document = comparison.documents[result.journey]
+        assert result.old_version is not None  # a version can only be missing from a journey the base has
         problems.append(document.problem(
             ["version"], "journey.version-not-bumped",
             f"journey `{result.journey}` changed since {base_ref} but its version is still {result.new_version}",

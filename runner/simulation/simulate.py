@@ -102,7 +102,7 @@ def _reason_kind(reason: str) -> str:
     return reason.split(":")[0].split(" (")[0]
 
 
-def ledger(decisions: Iterable[Decision]) -> list[tuple[str, str, str, int, str, str]]:
+def ledger(decisions: Iterable[Decision]) -> list[tuple[str | None, str, str, int, str | None, str]]:
     """The send ledger a run produces: (key, contact, journey, version, step, scheduled at)."""
     rows = [
         (d.key, d.contact, d.journey, d.version, d.step, d.at.isoformat())

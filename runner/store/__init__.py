@@ -41,20 +41,13 @@ def resolve_db_path(cli_value: str | Path | None, start: Path | None = None) -> 
 
 
 def _project_root(start: Path) -> Path | None:
+    from runner.language.loader import find_project_root  # the loader owns project discovery
+
     try:
-        from runner.language.loader import find_project_root  # the loader owns project discovery
-    except ImportError:
-        find_project_root = None
-    if find_project_root is not None:
-        try:
-            found = find_project_root(start)
-        except JourneyError:
-            return None
-        return Path(found) if found else None
-    for folder in (start, *start.parents):
-        if (folder / PROJECT_FILE).is_file():
-            return folder
-    return None
+        found = find_project_root(start)
+    except JourneyError:
+        return None
+    return Path(found) if found else None
 
 
 def _project_database(project_file: Path) -> str | None:
