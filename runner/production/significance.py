@@ -124,6 +124,7 @@ def sentence(comparison: Comparison) -> str:
     if not c.enough:
         return (f"not enough contacts yet to tell ({c.contacts_a} in {c.a}, {c.contacts_b} in {c.b}; "
                 f"{c.conversions_a + c.conversions_b} conversions)")
+    assert c.difference is not None and c.low is not None and c.high is not None  # set whenever enough
     points, low, high = (100 * value for value in (c.difference, c.low, c.high))
     interval = f"95% CI {low:.1f}–{high:.1f}"
     if low > 0:

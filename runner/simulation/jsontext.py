@@ -31,17 +31,17 @@ def _encode(value: Any, level: int, indent: int) -> str:
     inner = "\n" + " " * (indent * (level + 1))
     outer = "\n" + " " * (indent * level)
     is_dict = isinstance(value, dict)
-    items = value.values() if is_dict else value
+    items = value.values() if isinstance(value, dict) else value
     if is_dict and set(map(type, value)) != {str}:
         # json turns other keys into strings its own way: let it, then indent
         return json.dumps(value, indent=indent, ensure_ascii=False).replace("\n", outer)
-    if not is_dict and all(map(_flat_dict, value)):
+    if not isinstance(value, dict) and all(map(_flat_dict, value)):
         return _flat_dicts(value, inner, outer, indent)
     opening, closing = ("{", "}") if is_dict else ("[", "]")
     if set(map(type, items)) <= _SCALARS:
         compact = _compact(value)
         return opening + inner + compact[1:-1].replace("\n", inner) + outer + closing
-    if is_dict:
+    if isinstance(value, dict):
         parts = [_scalar(key) + ": " + _encode(item, level + 1, indent)
                  for key, item in value.items()]
     else:

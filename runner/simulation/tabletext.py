@@ -70,9 +70,9 @@ def _written(table: Table, rows: Sequence[Sequence[str]], width: int) -> str | N
             or len(columns) < 2 or any(c.justify != "left" or c.vertical != "top" or c.width or c.min_width or c.max_width
                    for c in columns):
         return None
-    shown = [_shown(row) for row in rows]
-    if any(row is None for row in shown):
-        return None
+    shown = [row for row in map(_shown, rows) if row is not None]
+    if len(shown) < len(rows):
+        return None  # a cell that is not plain text
     console = console_for(width)
     proxy = Table(*[_copy(column) for column in columns], box=table.box, pad_edge=False, expand=table.expand,
                   show_header=True)
@@ -83,7 +83,7 @@ def _written(table: Table, rows: Sequence[Sequence[str]], width: int) -> str | N
     spaces = [(0 if i == 0 else 1, 0 if i == last else 1) for i in range(len(columns))]
     inner = [w - left - right for w, (left, right) in zip(widths, spaces, strict=True)]
     for column, room in zip(columns, inner, strict=True):
-        if column.no_wrap and any(_width(row[column._index]) > room for row in shown):  # type: ignore[index]
+        if column.no_wrap and any(_width(row[column._index]) > room for row in shown):
             return None  # rich would cut the cell: leave it to rich
     headers = [c.header if isinstance(c.header, str) else "" for c in columns]
     if any(_width(header) > room for header, room in zip(headers, inner, strict=True)):
@@ -94,10 +94,10 @@ def _written(table: Table, rows: Sequence[Sequence[str]], width: int) -> str | N
     simple = " " + "   ".join(f"{{:<{room}}}" for room in inner[:-1]) + "   {}"
     folding = [(i, inner[i]) for i, column in enumerate(columns) if not column.no_wrap]
     for row in shown:
-        if "".join(row).isascii() and all(len(row[i]) <= room for i, room in folding):  # type: ignore[index]
-            lines.append(simple.format(*row).rstrip())  # type: ignore[misc]
+        if "".join(row).isascii() and all(len(row[i]) <= room for i, room in folding):
+            lines.append(simple.format(*row).rstrip())
         else:
-            lines += _row_lines(row, columns, inner, spaces, console)  # type: ignore[arg-type]
+            lines += _row_lines(row, columns, inner, spaces, console)
     lines.append("")
     return "".join(line + "\n" for line in lines)
 
