@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 
+@overload
+def to_db_time(value: datetime) -> str: ...
+@overload
+def to_db_time(value: None) -> None: ...
+@overload
+def to_db_time(value: datetime | None) -> str | None: ...
 def to_db_time(value: datetime | None) -> str | None:
     """Aware datetime -> fixed-width UTC text; naive datetimes are a bug, not data."""
     if value is None:
@@ -22,7 +28,14 @@ def to_db_time(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+@overload
+def from_db_time(value: str) -> datetime: ...
+@overload
+def from_db_time(value: None) -> None: ...
+@overload
+def from_db_time(value: str | None) -> datetime | None: ...
 def from_db_time(value: str | None) -> datetime | None:
+    """Stored text -> aware datetime; NULL stays None (the overloads tell mypy a NOT NULL column gives a datetime)."""
     if value is None:
         return None
     return datetime.fromisoformat(value)

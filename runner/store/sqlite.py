@@ -808,7 +808,7 @@ class SQLiteStore:
             if row.contact_id is not None:
                 if at < contact_wake.get(row.contact_id, "~"):
                     contact_wake[row.contact_id] = at
-            elif at < anonymous_wake.get(row.anonymous_id, "~"):
+            elif row.anonymous_id is not None and at < anonymous_wake.get(row.anonymous_id, "~"):
                 anonymous_wake[row.anonymous_id] = at
         suppressing = [row for row in rows if row.name in SUPPRESSING_EVENTS]
         with self.transaction():
