@@ -157,3 +157,51 @@ def test_bounces_stored_before_the_fix_become_suppressions_when_the_database_is_
         ("anon-1", "bounced", "2026-03-06T10:00:00.000000+00:00", "event:b2"),
     ]
     store.close()
+
+
+# ---------------------------------------------------------------- retries of failed sends
+
+
+def _retry_setup(tmp_path: Path, journeys: dict[str, str] | None = None, project: str = TINY_PROJECT):
+    from test_tick_kit import add_signups
+
+    root = tiny_project(tmp_path / "project", journeys=journeys, project=project)
+    store = open_store(tmp_path / "journey.db")
+    tree = load_working_tree(root)
+    deploy(store, tree.journeys, START)
+    add_signups(store, 1, SIGNUP)
+    runtime = build_runtime(store, tree.project, f"outbox:{tmp_path / 'outbox'}")
+    run_tick(store, runtime, SIGNUP + timedelta(minutes=5))
+    (key,) = [key for (key,) in store.conn.execute("SELECT key FROM sends")]
+    store.fail_send(key, "relay down", False, retry_at=SIGNUP + timedelta(minutes=10))  # a transient failure
+    return store, runtime, key
+
+
+def _unsubscribe(store, at: datetime) -> None:
+    from runner.store.base import EventRow
+
+    store.write_events([EventRow("c00000", None, "unsubscribed", at, {}, f"u-{at:%d%H%M}")], SIGNUP)
+
+
+@pytest.mark.parametrize("unsubscribed_after, expected", [(timedelta(days=3), ("sent", None)),
+                                                          (timedelta(minutes=30), ("failed", "suppressed"))])
+def test_a_retried_email_is_refused_only_by_a_suppression_in_effect_when_it_is_retried(
+        tmp_path, unsubscribed_after, expected):
+    """An unsubscribe imported ahead of its time does not stop a retry due before it; one in effect does."""
+    store, runtime, key = _retry_setup(tmp_path)
+    _unsubscribe(store, SIGNUP + unsubscribed_after)
+    run_tick(store, runtime, SIGNUP + timedelta(hours=1))
+    assert store.conn.execute("SELECT state, error FROM sends WHERE key = ?", (key,)).fetchone() == expected
+    store.close()
+
+
+def test_a_webhook_is_retried_for_a_suppressed_contact_as_the_engine_sends_it(tmp_path):
+    """Suppressions stop emails, not CRM hand-offs: the engine decides the webhook, so its retry goes out too."""
+    handoff = ("id: handoff\nversion: 1\nname: Handoff\nstages:\n  - id: main\n    entry: {event: signed_up}\n"
+               "    steps:\n      - id: tell_sales\n        webhook: {url: \"https://crm.tiny.test/hooks/lead\"}\n")
+    store, runtime, key = _retry_setup(tmp_path, journeys={"handoff": handoff})
+    _unsubscribe(store, SIGNUP - timedelta(days=1))
+    assert store.is_suppressed("c00000") == "unsubscribed"
+    run_tick(store, runtime, SIGNUP + timedelta(hours=1))
+    assert store.conn.execute("SELECT state, attempts FROM sends WHERE key = ?", (key,)).fetchone() == ("sent", 2)
+    store.close()

@@ -620,7 +620,8 @@ class Tick:
             journey = self.runtime.engine.versions.get((record.journey_id, record.version))
             if journey is None or record.step_id not in journey.steps:
                 continue
-            if self.store.is_suppressed(record.contact_id):
+            # an email is not retried to a contact suppressed by now (webhooks are not suppressed, as in the engine)
+            if record.kind == "email" and self.store.is_suppressed(record.contact_id, self.now):
                 self.writes.later(lambda key=record.key: self.store.fail_send(key, "suppressed", True))
                 continue
             state = self.store.load_contact_state(record.contact_id)

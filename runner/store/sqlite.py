@@ -675,8 +675,9 @@ class SQLiteStore:
             "SELECT contact_id, email, reason, at, source FROM suppressions ORDER BY at, target"
         )
 
-    def is_suppressed(self, contact_id: str) -> str | None:
-        """The suppression reason for a contact (by id, anonymous ids or email), or None."""
+    def is_suppressed(self, contact_id: str, at: datetime | None = None) -> str | None:
+        """The suppression reason for a contact (by id, anonymous ids or email), or None;
+        with ``at``, only a suppression already in effect at that instant counts."""
         rows = self._rows("SELECT lower(email) AS email_key FROM contacts WHERE id = ?", (contact_id,))
         anonymous_ids = [
             r[0]
@@ -686,7 +687,9 @@ class SQLiteStore:
         ]
         row = rows[0] if rows else {"email_key": None}
         found = self._earliest_suppressions({contact_id: row}, {contact_id: anonymous_ids}).get(contact_id)
-        return found[0] if found else None
+        if found is None or (at is not None and found[1] > at):
+            return None
+        return found[0]
 
     # ------------------------------------------------------------------ status
 
