@@ -28,6 +28,7 @@ from test_tick_kit import REPO, add_signups, journey_cli, tiny_project
 from runner.delivery.message import journey_key
 from runner.production.deploy import deploy, load_working_tree
 from runner.production.tick import StoreWriteFailed, build_runtime, run_tick
+from runner.production.worker import StopFlag, run_loop
 from runner.store import open_store
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -158,6 +159,11 @@ class _FillingStore:
     def __getattr__(self, name):
         return getattr(self._store, name)
 
+    def free(self) -> None:
+        """Space is back: the file may grow again."""
+        self._store.conn.execute("PRAGMA max_page_count = 1073741823")
+        self._full.clear()
+
     def transaction(self, durable: bool = False):
         if self._full.is_set() and not self._capped:
             self._capped = True
@@ -196,3 +202,45 @@ def test_a_full_disk_mid_tick_stops_the_run_and_the_next_run_after_cleanup_loses
         assert final.returncode == 0, final.stderr
         runs = _assert_consistent(db, server, ids)
     assert sum(runs.values()) == 3 and runs.get("ok", 0) >= 2
+
+
+def test_a_worker_survives_a_tick_that_could_not_write_and_the_next_tick_sends_the_rest(tmp_path, monkeypatch):
+    """`journey run --every`: the failed tick is reported and the worker ticks again."""
+    monkeypatch.setenv("JOURNEY_UNSUBSCRIBE_SECRET", SECRET["JOURNEY_UNSUBSCRIBE_SECRET"])
+    root, db, ids = _project(tmp_path)
+    full = threading.Event()
+    errors: list[str] = []
+    reports = []
+    with SmtpServer(hold_after=10) as server:
+        store = _FillingStore(open_store(db), full)
+        runtime = build_runtime(store, load_working_tree(root).project, server.url(retries=0))
+        stop = StopFlag()
+
+        def fill_the_disk_then_answer() -> None:
+            _wait_until(lambda: server.data_in_progress == 1, "the tick waits for the relay's answer")
+            full.set()
+            server.resume.set()
+
+        def failed(message: str) -> None:
+            errors.append(message)
+            store.free()
+
+        def ticked(report) -> None:
+            reports.append(report)
+            stop.set()
+
+        filler = threading.Thread(target=fill_the_disk_then_answer)
+        filler.start()
+        ticks = run_loop(store, runtime, timedelta(0), stop=stop, clock=lambda: NOW, on_tick=ticked,
+                         on_error=failed)
+        filler.join()
+        runtime.delivery.close()
+        store.close()
+        assert ticks == 2 and len(errors) == 1 and "database or disk is full" in errors[0]
+        # the second tick sent what the first could not: every message is in, once
+        assert reports[0].counts["sent"] > 0 and sorted(_received(server).values()) == [1] * CONTACTS
+        _settle_in_doubt(root, db, server)
+        final = journey_cli(_run_args(db, server), cwd=root, env=SECRET)
+        assert final.returncode == 0, final.stderr
+        runs = _assert_consistent(db, server, ids)
+    assert runs.get("failed") == 1

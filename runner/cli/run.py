@@ -101,7 +101,8 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
                 with stop_on_signals(flag):
                     ticks = run_loop(store, runtime, interval, stop=flag, limit=limit, emit=emit,
                                      durable_claims=fsync,
-                                     on_tick=lambda report: click.echo(_summary_line(report)))
+                                     on_tick=lambda report: click.echo(_summary_line(report)),
+                                     on_error=lambda message: click.echo(f"error: {message}", err=True))
                 click.echo(f"stopped after {ticks} tick(s)")
                 return
             report = run_tick(store, runtime, now, limit=limit, dry_run=dry_run, emit=emit,

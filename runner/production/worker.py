@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from runner.production.tick import Runtime, TickReport, run_tick, wall_clock
+from runner.production.tick import Runtime, StoreWriteFailed, TickReport, run_tick, wall_clock
 from runner.store.base import Store
 
 
@@ -62,16 +62,26 @@ def run_loop(
     on_tick: Callable[[TickReport], None] | None = None,
     emit: Callable[[str], None] | None = None,
     durable_claims: bool = False,
+    on_error: Callable[[str], None] | None = None,
 ) -> int:
-    """Tick every ``every`` until ``stop`` is set; returns the number of ticks run."""
+    """Tick every ``every`` until ``stop`` is set; returns the number of ticks run.
+
+    A tick that could not write (a lock held too long, a full disk) stopped with
+    what it committed intact; the worker reports it (``on_error``) and ticks again
+    at the next interval instead of exiting."""
     ticks = 0
     while not stop():
         started = time.monotonic()
         runtime.refresh(store)
-        report = run_tick(store, runtime, clock(), limit=limit, stop=stop, emit=emit, lease_wait=0,
-                          durable_claims=durable_claims)
+        try:
+            report = run_tick(store, runtime, clock(), limit=limit, stop=stop, emit=emit, lease_wait=0,
+                              durable_claims=durable_claims)
+        except StoreWriteFailed as error:
+            report = None
+            if on_error is not None:
+                on_error(str(error))
         ticks += 1
-        if on_tick is not None:
+        if on_tick is not None and report is not None:
             on_tick(report)
         # a steady cadence: the next tick starts ``every`` after this one started
         if stop.wait(max(0.0, every.total_seconds() - (time.monotonic() - started))):
