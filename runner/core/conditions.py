@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -58,7 +58,7 @@ class Facts:
     events: Mapping[str, list[Event]]
     segments: Mapping[str, Condition] = field(default_factory=dict)
     score: Callable[[str], float] = lambda name: 0.0
-    score_change: Callable[[str, float | None], datetime | None] = lambda name, threshold=None: None
+    score_change: Callable[[str, float | None], datetime | None] = lambda name, threshold: None
     stage: str | None = None
     since: datetime | None = None  # ignore events before this (exit conditions)
     depth: int = 0
@@ -87,7 +87,7 @@ def get_path(attributes: Mapping[str, Any], path: str, contact: Contact | None =
         return contact.id
     if "." not in path:  # hot path: a plain name that is not set
         return NOT_SET
-    value: Any = attributes
+    value = attributes
     for part in path.split("."):
         # dict first: isinstance against typing.Mapping goes through the ABC machinery (slow)
         if (isinstance(value, dict) or isinstance(value, Mapping)) and part in value:
@@ -179,9 +179,10 @@ def _ordered(compare: Callable[[Any, Any], bool]):
     def check(value: Any, expected: Any, now: datetime) -> bool:
         left, right = _number(value), _number(expected)
         if left is None or right is None:
-            left, right = as_instant(value), as_instant(expected)
-            if left is None or right is None:
+            left_at, right_at = as_instant(value), as_instant(expected)
+            if left_at is None or right_at is None:
                 return False
+            return compare(left_at, right_at)
         return compare(left, right)
     return check
 
@@ -246,6 +247,7 @@ def _prepare(op: str, expected: Any) -> Callable[[Any, datetime], bool]:
         # a number to compare with: a value that is not a number fails, as in _ordered
         # (a number is never an instant, so its fallback to instants cannot succeed)
         compare, right = _ORDER[op], _number(expected)
+        assert right is not None  # checked just above
 
         def ordered(value: Any, now: datetime) -> bool:
             kind = type(value)
@@ -575,7 +577,7 @@ class EventCount(Condition):
         self.name, self.where, self.count, self.within = name, where, count, within
         self.deps = Deps(events=frozenset([name]), timed=within is not None)
 
-    def matching(self, facts: Facts) -> list[Event]:
+    def matching(self, facts: Facts) -> Sequence[Event]:
         """The events that count (read-only: it may be the facts' own list)."""
         # events_named copies; without `since` the visible list itself will do
         found = facts.events.get(self.name, ()) if facts.since is None else facts.events_named(self.name)
@@ -611,7 +613,7 @@ class EventCount(Condition):
         matching = self.matching(facts)
         return self._flip(matching, self.count.matches(len(matching), facts.now), facts.now)
 
-    def _flip(self, matching: list[Event], holds: bool, now: datetime) -> datetime | None:
+    def _flip(self, matching: Sequence[Event], holds: bool, now: datetime) -> datetime | None:
         """``next_change`` for the events in the window and the answer they give now."""
         window = self.within.approx
         instants = sorted(e.at for e in matching)
