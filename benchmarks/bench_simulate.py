@@ -10,7 +10,8 @@ persist them).
 
 Figures: wall time, engine events/s where *events = decisions + processed
 instants* (an instant is one ``process`` call: a moment with work for one
-contact), peak RSS, and the ratio to a bare ``heapq`` event loop that pops the
+contact), the peak RSS of the engine's process and of the bare loop's (run in a
+process of its own, so neither counts the other's heap), and the ratio to a bare ``heapq`` event loop that pops the
 same number of events with a trivial handler, timed in the same run. Run for
 10k and 100k contacts to see that cost grows linearly.
 
@@ -21,8 +22,11 @@ same number of events with a trivial handler, timed in the same run. Run for
 from __future__ import annotations
 
 import heapq
+import json
+import os
 import random
 import resource
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -143,6 +147,23 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def run_baseline_apart(events: int, contacts: int) -> tuple[float, float, float]:
+    """``run_baseline`` in a process of its own: (wall, cpu, that process's peak RSS in MiB).
+
+    Its heap (millions of queued tuples) must not count as the engine's memory,
+    nor the engine's as its own: each side's peak is its own process's.
+    """
+    process = subprocess.Popen([sys.executable, __file__, "--bare", str(events), str(contacts)],
+                               stdout=subprocess.PIPE, text=True)
+    output = process.stdout.read() if process.stdout else ""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"the bare loop failed ({process.returncode})")
+    wall, cpu = json.loads(output)
+    return wall, cpu, usage.ru_maxrss / 1024
+
+
 def main(sizes: list[int]) -> None:
     loaded = load_project(ROOT)
     if not loaded.ok:
@@ -152,7 +173,8 @@ def main(sizes: list[int]) -> None:
     results = []
     for count in sizes:
         figures = run_engine(loaded.project, loaded.journeys, templates, count)
-        baseline, baseline_cpu = run_baseline(figures["events"], count)
+        engine_peak = peak_rss_mib()  # this process has run nothing else that large
+        baseline, baseline_cpu, baseline_peak = run_baseline_apart(figures["events"], count)
         figures["baseline"] = baseline
         results.append(figures)
         rate = figures["events"] / figures["wall"]
@@ -163,7 +185,8 @@ def main(sizes: list[int]) -> None:
               "the machine may be shared: cpu time is the steadier figure")
         print(f"         bare heapq loop, same events: wall {baseline:.2f} s, cpu {baseline_cpu:.2f} s -> ratio "
               f"{figures['wall'] / baseline:.1f}x wall, {figures['cpu'] / baseline_cpu:.1f}x cpu")
-        print(f"         peak RSS so far: {peak_rss_mib():.0f} MiB")
+        print(f"         peak RSS, each side in its own process: engine {engine_peak:.0f} MiB (this process, "
+              f"sizes so far), bare loop {baseline_peak:.0f} MiB")
         per_send = figures["full_cpu"] / max(figures["sampled"], 1)
         print(f"         rendering once per (step, context shape), not in the figures above: {figures['built']:,} of "
               f"{figures['sends']:,} sends built, wall {figures['render_wall']:.2f} s, cpu {figures['render_cpu']:.2f} s "
@@ -182,4 +205,7 @@ def main(sizes: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [10_000, 100_000])
+    if sys.argv[1:2] == ["--bare"]:  # the bare loop alone, for run_baseline_apart
+        print(json.dumps(run_baseline(int(sys.argv[2]), int(sys.argv[3]))))
+    else:
+        main([int(a) for a in sys.argv[1:]] or [10_000, 100_000])

@@ -25,7 +25,9 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -45,7 +47,7 @@ from runner.core.state import Contact  # noqa: E402
 from runner.delivery.message import build_message  # noqa: E402
 from runner.delivery.render import Renderer, render_context  # noqa: E402
 from runner.production.deploy import deploy, load_working_tree  # noqa: E402
-from runner.production.tick import build_runtime, run_tick  # noqa: E402
+from runner.production.tick import Tick, build_runtime, run_tick  # noqa: E402
 from runner.store import open_store  # noqa: E402
 
 ONE_EMAIL = """\
@@ -94,27 +96,78 @@ def idle(size: int, folder: Path) -> dict[str, float]:
 # ---------------------------------------------------------------- (b) busy
 
 
-def busy_tick(sends: int, folder: Path, transport: str) -> dict[str, float]:
-    root = tiny_project(folder / f"busy-{transport}", journeys={"onboarding": ONE_EMAIL})
+def busy_tick(sends: int, folder: Path, transport: str, smtp_port: int | None = None, run: int = 0,
+              durable: bool = False) -> dict[str, float]:
+    name = f"busy-{transport}-{run}-{durable}"
+    root = tiny_project(folder / name, journeys={"onboarding": ONE_EMAIL})
     tree = load_working_tree(root)
-    store = open_store(folder / f"busy-{transport}.db")
+    store = open_store(folder / f"{name}.db")
     at = NOW - timedelta(minutes=5)
     add_signups(store, sends, at)
     deploy(store, tree.journeys, at)
-    runtime = build_runtime(store, tree.project, f"outbox:{folder / f'outbox-{transport}'}")
+    url = f"smtp://127.0.0.1:{smtp_port}?retries=0" if transport == "smtp" else f"outbox:{folder / f'outbox-{name}'}"
+    runtime = build_runtime(store, tree.project, url)
     if transport == "null":
         runtime.delivery.transport = _CountingTransport()  # keeps nothing: no growing heap to slow the GC
 
     def tick():
         started = time.perf_counter()
-        report = run_tick(store, runtime, NOW)
+        report = run_tick(store, runtime, NOW, durable_claims=durable)
         return report, time.perf_counter() - started
 
     report, seconds = tick()
     assert report.counts["sent"] == sends, report.counts
     decisions = sum(v for k, v in report.counts.items() if k.startswith("decision:"))
+    runtime.delivery.close()
     store.close()
     return {"seconds": seconds, "per_s": sends / seconds, "decisions_per_s": decisions / seconds}
+
+
+def repeated(runs: int, work) -> dict[str, float]:
+    """``work(run)`` ``runs`` times (each on fresh data): the best run's figures plus min/median seconds."""
+    results = [work(run) for run in range(runs)]
+    best = min(results, key=lambda r: r["seconds"])
+    return {**best, "min": best["seconds"], "median": statistics.median(r["seconds"] for r in results)}
+
+
+# ---------------------------------------------------------------- (d) due scale
+
+
+def due_scale(due: int, folder: Path, *, full: bool) -> dict[str, float]:
+    """``due`` contacts due at once: rows the due loop reads, and the cost per send.
+
+    ``full``: a whole tick with the null transport (engine, render, ledger). Otherwise
+    only the due loop's paging (the part that was quadratic), with each batch's
+    contacts handed to a no-op: what a catch-up of that size reads from the index.
+    """
+    root = tiny_project(folder / f"due-{due}", journeys={"onboarding": ONE_EMAIL})
+    tree = load_working_tree(root)
+    store = open_store(folder / f"due-{due}.db")
+    at = NOW - timedelta(minutes=5)
+    add_signups(store, due, at)
+    deploy(store, tree.journeys, at)
+    runtime = build_runtime(store, tree.project, f"outbox:{folder / 'due-outbox'}")
+    runtime.delivery.transport = _CountingTransport()
+    rows = 0
+    original = store.due_page
+
+    def counting_page(*args, **kwargs):
+        nonlocal rows
+        page = original(*args, **kwargs)
+        rows += len(page)
+        return page
+
+    store.due_page = counting_page
+    tick = Tick(store, runtime, NOW)
+    if not full:
+        tick._contacts = lambda contact_ids: None  # the paging alone
+    began = time.perf_counter()
+    report = tick.run()
+    seconds = time.perf_counter() - began
+    if full:
+        assert report.counts["sent"] == due, report.counts
+    store.close()
+    return {"due": due, "rows": rows, "seconds": seconds, "us_per": seconds / due * 1e6}
 
 
 def busy_peak(sends: int, folder: Path) -> float:
@@ -147,12 +200,12 @@ class _CountingTransport:
         pass
 
 
-def bare(sends: int, folder: Path) -> dict[str, float]:
+def bare(sends: int, folder: Path, run: int = 0) -> dict[str, float]:
     """The same rendering and database work, by hand: no engine, no state, no ledger choreography."""
-    root = tiny_project(folder / "bare", journeys={"onboarding": ONE_EMAIL})
+    root = tiny_project(folder / f"bare-{run}", journeys={"onboarding": ONE_EMAIL})
     project = load_working_tree(root).project
     renderer = Renderer(project.templates_path)
-    conn = sqlite3.connect(folder / "bare.db", isolation_level=None)
+    conn = sqlite3.connect(folder / f"bare-{run}.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("CREATE TABLE sends (key TEXT PRIMARY KEY, state TEXT, transport_id TEXT)")
@@ -179,15 +232,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--sends", type=int, default=10_000)
-    parser.add_argument("--only", choices=["idle", "busy"], help="run one part only")
+    parser.add_argument("--runs", type=int, default=3, help="busy ticks per transport (min and median printed)")
+    parser.add_argument("--due", default="1000,10000,100000",
+                        help="(d) due counts ticked in full (null transport)")
+    parser.add_argument("--due-paging", default="1000,100000,1000000", help="(d) due counts for the paging alone")
+    parser.add_argument("--only", choices=["idle", "busy", "due"], help="run one part only")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        if args.only != "busy":
+        if args.only in (None, "idle"):
             idle_part(sizes, folder)
-        if args.only != "idle":
-            busy_part(args.sends, folder)
+        if args.only in (None, "busy"):
+            busy_part(args.sends, folder, args.runs)
+        if args.only in (None, "due"):
+            due_part([int(n) for n in args.due.split(",") if n], [int(n) for n in args.due_paging.split(",") if n],
+                     folder)
 
 
 def idle_part(sizes: list[int], folder: Path) -> None:
@@ -206,19 +266,45 @@ def idle_part(sizes: list[int], folder: Path) -> None:
     print()
 
 
-def busy_part(sends: int, folder: Path) -> None:
-    print(f"(b) tick with {sends} due sends")
-    base = bare(sends, folder)
-    null = busy_tick(sends, folder, "null")
-    outbox = busy_tick(sends, folder, "outbox")
+def busy_part(sends: int, folder: Path, runs: int) -> None:
+    from bench_smtp import free_port, start_server
+
+    print(f"(b) tick with {sends} due sends, {runs} runs each on fresh data: the best run (min and median seconds)")
+    base = repeated(runs, lambda run: bare(sends, folder, run))
+    null = repeated(runs, lambda run: busy_tick(sends, folder, "null", run=run))
+    outbox = repeated(runs, lambda run: busy_tick(sends, folder, "outbox", run=run))
+    os.environ.setdefault("JOURNEY_UNSUBSCRIBE_SECRET", "bench-secret-0123456789abcdef")
+    port = free_port()
+    server = start_server(port, 0.0)  # aiosmtpd in its own process, dropping what it receives
+    try:
+        smtp = repeated(runs, lambda run: busy_tick(sends, folder, "smtp", smtp_port=port, run=run))
+        fsynced = repeated(runs, lambda run: busy_tick(sends, folder, "smtp", smtp_port=port, run=run, durable=True))
+    finally:
+        server.kill()
+        server.wait()
     peak = busy_peak(sends, folder)
-    print(f"{'':>28} {'seconds':>8} {'sends/s':>8} {'decisions/s':>12} {'/bare':>6}")
-    print(f"{'bare render+build+SQLite':>28} {base['seconds']:>8.2f} {base['per_s']:>8.0f} {'':>12} {1:>6.2f}")
-    for name, r in (("tick, null transport", null), ("tick, outbox transport", outbox)):
-        print(f"{name:>28} {r['seconds']:>8.2f} {r['per_s']:>8.0f} {r['decisions_per_s']:>12.0f} "
-              f"{r['seconds'] / base['seconds']:>6.2f}")
+    print(f"{'':>30} {'min s':>7} {'median s':>9} {'sends/s':>8} {'decisions/s':>12} {'/bare':>6}")
+    print(f"{'bare render+build+SQLite':>30} {base['min']:>7.2f} {base['median']:>9.2f} {base['per_s']:>8.0f} "
+          f"{'':>12} {1:>6.2f}")
+    for name, r in (("tick, null transport", null), ("tick, outbox transport", outbox),
+                    ("tick, smtp:// one connection", smtp), ("same, claims fsynced (CLI)", fsynced)):
+        print(f"{name:>30} {r['min']:>7.2f} {r['median']:>9.2f} {r['per_s']:>8.0f} {r['decisions_per_s']:>12.0f} "
+              f"{r['min'] / base['min']:>6.2f}")
+    print(f"smtp one connection / outbox: {smtp['per_s'] / outbox['per_s']:.2f}x sends/s (target >= 0.8)")
     print(f"(c) peak Python memory of the busy tick: {peak:.1f} MiB for {sends} sends "
           f"(targets: >= 10000 steps/s, tick/bare <= 2.5)")
+    print()
+
+
+def due_part(full: list[int], paging: list[int], folder: Path) -> None:
+    print("(d) many due at once (a catch-up): rows read by the due loop and cost per contact")
+    print(f"{'due':>9} {'what':>22} {'rows read':>10} {'seconds':>8} {'us/contact':>11}")
+    for due in full:
+        r = due_scale(due, folder, full=True)
+        print(f"{due:>9} {'whole tick, null':>22} {r['rows']:>10} {r['seconds']:>8.2f} {r['us_per']:>11.1f}", flush=True)
+    for due in paging:
+        r = due_scale(due, folder, full=False)
+        print(f"{due:>9} {'due paging alone':>22} {r['rows']:>10} {r['seconds']:>8.2f} {r['us_per']:>11.2f}", flush=True)
 
 
 if __name__ == "__main__":

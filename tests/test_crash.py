@@ -45,10 +45,20 @@ def _received_keys(server: SmtpServer) -> Counter:
 
 
 def _unconfirmed(db) -> list[str]:
+    """Claims never confirmed (the outbox's: sent again by the next run)."""
+    return _keys(db, "state IN ('claimed', 'in_doubt')")
+
+
+def _handed_over_unconfirmed(db) -> list[str]:
+    """Sends a crash may have left in doubt: handed to the transport, never confirmed (a batch's
+    queued claims not yet handed over are not: the next run sends them)."""
+    return _keys(db, "state = 'in_doubt' OR (state = 'claimed' AND retryable = 0)")
+
+
+def _keys(db, where: str) -> list[str]:
     store = open_store(db)
     try:
-        return [key for (key,) in store.conn.execute(
-            "SELECT key FROM sends WHERE state IN ('claimed', 'in_doubt') ORDER BY key")]
+        return [key for (key,) in store.conn.execute(f"SELECT key FROM sends WHERE {where} ORDER BY key")]
     finally:
         store.close()
 
@@ -77,7 +87,7 @@ def test_sigkill_mid_send_never_loses_or_duplicates_a_message(tmp_path, smtp_ser
     kills = 0
     in_doubt_after_kill: list[int] = []
     for _ in range(KILLS):  # each run sends at most 80 + a wave: thousands stay due, so every run is killed
-        before = len(_unconfirmed(db))
+        before = len(_handed_over_unconfirmed(db))
         crash = smtp_server.kill_sender_at(len(smtp_server.messages) + rng.randint(1, 80),
                                            delivered=rng.random() < 0.5)
         process = crash.sender(_start_run(root, db, smtp_server, connections))
@@ -85,7 +95,7 @@ def test_sigkill_mid_send_never_loses_or_duplicates_a_message(tmp_path, smtp_ser
         assert process.returncode == -signal.SIGKILL, process.stderr.read() if process.stderr else ""
         process.stderr.close()
         kills += 1
-        in_doubt_after_kill.append(len(_unconfirmed(db)) - before)
+        in_doubt_after_kill.append(len(_handed_over_unconfirmed(db)) - before)
 
     assert all(1 <= n <= connections for n in in_doubt_after_kill), in_doubt_after_kill
     print(f"{kills} kills, in doubt after each: {in_doubt_after_kill}")

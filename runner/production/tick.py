@@ -40,6 +40,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -230,7 +231,11 @@ class Tick:
         transport = runtime.delivery.transport if runtime.delivery is not None else None
         self.resendable = bool(getattr(transport, "idempotent", False))
         self.wave = int(getattr(transport, "size", 1))  # a TransportPool sends this many at once
-        self.batched = not dry_run and (self.resendable or self.wave > 1)
+        # One connection to a transport that is not idempotent (plain SMTP, console, webhooks):
+        # the batch is claimed at once but *queued* (a crash leaves those claims to be sent
+        # again), and each send is marked as handed over just before its transport call.
+        self.queued = not self.resendable and self.wave == 1
+        self.batched = not dry_run
         if not dry_run:
             # WAL + NORMAL: every commit survives a killed process; only an OS crash or power
             # loss can undo the last commits. ``durable_claims`` fsyncs each claim (see _Writes.now).
@@ -430,7 +435,7 @@ class Tick:
             claims += [(ready[0], decision, ready[1]) for decision, ready in prepared if ready is not None]
             saves.append((state, outcome.wake_at))
             decisions.extend(outcome.decisions)
-        size = len(claims) if self.resendable else self.wave
+        size = len(claims) if (self.resendable or self.queued) else self.wave
         for start in range(0, len(claims), max(size, 1)):
             self._renew()
             self._claim_and_send(claims[start:start + size])
@@ -439,12 +444,48 @@ class Tick:
 
     def _claim_and_send(self, wave: list[tuple[SendRecord, Decision, Any]]) -> None:
         won = self.writes.now(lambda: self.store.claim_sends([record for record, _, _ in wave], self.report.run_id,
-                                                              resendable=self.resendable),
+                                                              resendable=self.resendable or self.queued),
                               durable=self.durable_claims)
         claimed = [(decision, journey) for (_, decision, journey), ok in zip(wave, won, strict=True) if ok]
         if len(claimed) < len(wave):
             self.report.counts["already_claimed"] += len(wave) - len(claimed)
-        self._send_all(claimed)
+        if self.queued:
+            self._send_each(claimed)
+        else:
+            self._send_all(claimed)
+
+    def _send_each(self, claimed: list[tuple[Decision, Any]]) -> None:
+        """Queued claims, one message in flight at a time.
+
+        Each is marked as handed to the transport in a commit (with the previous
+        send's outcome) just before the call, so a crash leaves at most that one in
+        doubt; the batch's claims not handed over yet are sent again by the next run.
+        The transport works in a thread while the next message is built: the relay's
+        round trips overlap the rendering instead of adding to it.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="journey-send") as sender:
+            in_flight: tuple[Any, Future] | None = None
+            for decision, journey in claimed:
+                self._renew()
+                outgoing = self._build(decision, journey)
+                if in_flight is not None:
+                    self._settle(*in_flight)
+                    in_flight = None
+                if outgoing is None:
+                    continue
+                self.writes.now(lambda key=outgoing.key: self.store.mark_handed_over(key),
+                                durable=self.durable_claims)
+                in_flight = (outgoing, sender.submit(self.runtime.delivery.deliver, outgoing))
+            if in_flight is not None:
+                self._settle(*in_flight)
+
+    def _settle(self, outgoing: Any, sending: Future) -> None:
+        """Wait for one delivery and queue its outcome."""
+        try:
+            result: str | Exception = sending.result()
+        except (TransientError, PermanentError) as error:
+            result = error
+        self._record(outgoing, result)
 
     # ------------------------------------------------------------ sends
 

@@ -41,7 +41,8 @@ from runner.store.sourcevalues import apply_patch, source_changes
 
 BUSY_TIMEOUT_SECONDS = 30.0
 CACHE_KIB = 32 * 1024  # page cache per connection: bounded, so memory stays flat
-INTERRUPTED_RESENDABLE = "interrupted before confirmation; sent again (idempotent transport)"
+INTERRUPTED_RESENDABLE = ("interrupted before confirmation; sent again "
+                          "(an idempotent transport, or never handed to the transport)")
 LOAD_CHUNK = 500  # contacts per batched read; SQLite allows 32,766 parameters per statement
 # sends that count as (possibly) delivered; the engine uses them for caps
 COUNTED_SEND_STATES = ("claimed", "sent", "in_doubt")
@@ -459,6 +460,12 @@ class SQLiteStore:
             ),
         )
         return cursor.rowcount == 1
+
+    def mark_handed_over(self, key: str) -> None:
+        """A queued claim (``claim_sends(..., resendable=True)``) is about to go to a transport
+        that is not idempotent: from now on a crash leaves it in doubt, not to be sent again."""
+        with self.transaction():
+            self.conn.execute("UPDATE sends SET retryable = 0 WHERE key = ? AND state = 'claimed'", (key,))
 
     def confirm_send(self, key: str, transport_id: str) -> None:
         self.confirm_sends([(key, transport_id)])
