@@ -473,6 +473,9 @@ class Tick:
                     in_flight = None
                 if outgoing is None:
                     continue
+                if outgoing.kind == "email" and self.relay_down:  # not tried: nothing handed over
+                    self._record(outgoing, TransientError(f"not tried: {self.relay_down}"))
+                    continue
                 self.writes.now(lambda key=outgoing.key: self.store.mark_handed_over(key),
                                 durable=self.durable_claims)
                 in_flight = (outgoing, sender.submit(self.runtime.delivery.deliver, outgoing))
@@ -485,6 +488,7 @@ class Tick:
             result: str | Exception = sending.result()
         except (TransientError, PermanentError) as error:
             result = error
+        self._watch_relay(outgoing, result)
         self._record(outgoing, result)
 
     # ------------------------------------------------------------ sends
