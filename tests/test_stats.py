@@ -98,6 +98,9 @@ def assert_counters_match(path):
     assert grouped(db, "SELECT journey_id, version, day, step_id, kind, state, detail, n FROM send_counts WHERE n != 0") == grouped(db, """
         SELECT journey_id, version, substr(scheduled_at, 1, 10), step_id, kind, state,
                CASE state WHEN 'skipped' THEN error ELSE '' END, count(*) FROM sends GROUP BY 1, 2, 3, 4, 5, 6, 7""")
+    assert grouped(db, "SELECT journey_id, version, day, variant, converted, n FROM split_counts WHERE n != 0") == grouped(db, """
+        SELECT journey_id, version, substr(entered_at, 1, 10), variant, goal_at IS NOT NULL, count(*)
+        FROM enrollments WHERE variant != '{}' GROUP BY 1, 2, 3, 4, 5""")
     assert grouped(db, "SELECT journey_id, step, name, day, n FROM engagement_counts WHERE n != 0") == grouped(db, """
         SELECT json_extract(properties, '$.journey'), json_extract(properties, '$.step'), name, substr(at, 1, 10),
                count(*) FROM events WHERE name IN ('email_opened', 'email_clicked') GROUP BY 1, 2, 3, 4""")
@@ -130,6 +133,17 @@ def fill(store):
          ("c3", "2026-03-03T00:00:00.000000+00:00", "split", "holdout", "bucket 3 < holdout 10", '{"variant":"holdout"}'),
          ("c1", "2026-03-03T10:00:00.000000+00:00", "welcome", "skip", "suppressed: bounced", "{}"),
          ("c1", "2026-03-04T10:00:00.000000+00:00", None, "exit", "goal", "{}")])
+    store.conn.execute("INSERT OR IGNORE INTO contacts (id, created_at, updated_at) VALUES ('c2', 'x', 'x'), ('c3', 'x', 'x')")
+    store.conn.executemany(
+        """INSERT INTO enrollments (id, contact_id, journey_id, version, stage, status, entered_at, variant, holdout)
+           VALUES (?, ?, 'j', 1, 's', 'active', ?, ?, ?)""",
+        [("c1:j:1", "c1", "2026-03-02T09:30:00.000000+00:00", "{}", 0),
+         ("c2:j:1", "c2", "2026-03-02T09:30:00.000000+00:00", '{"split":"A"}', 0),
+         ("c3:j:1", "c3", "2026-03-03T00:00:00.000000+00:00", '{"split":"holdout"}', 1)])
+    store.conn.execute("""UPDATE enrollments SET variant = '{"split":"A"}' WHERE id = 'c1:j:1'""")  # reaches the split
+    store.conn.execute("UPDATE enrollments SET goal_at = '2026-03-04T10:00:00.000000+00:00', status = 'exited' "
+                       "WHERE id = 'c1:j:1'")  # converts
+    store.conn.execute("UPDATE enrollments SET stage = 't' WHERE id = 'c2:j:1'")  # no counted change
 
 
 def test_counters_equal_the_journal_ledger_and_events_after_every_kind_of_write(tmp_path):
@@ -140,6 +154,7 @@ def test_counters_equal_the_journal_ledger_and_events_after_every_kind_of_write(
         store.conn.execute("DELETE FROM sends WHERE key = 'c0:j:1/1/welcome'")  # pruning keeps them equal too
         store.conn.execute("DELETE FROM decisions WHERE action = 'exit'")
         store.conn.execute("DELETE FROM events WHERE message_id = 'm-email_opened-0'")
+        store.conn.execute("DELETE FROM enrollments WHERE id = 'c3:j:1'")
         assert_counters_match(path)
         rows = {(r["state"], r["detail"]): r["n"] for r in store.send_counts("j", None, None)}
         assert rows == {("sent", ""): 3, ("failed", ""): 1, ("in_doubt", ""): 1, ("skipped", "late"): 1}
@@ -149,15 +164,16 @@ def test_the_migration_counts_a_journal_written_before_it(tmp_path):
     path = tmp_path / "journey.db"
     with open_store(path) as store:
         fill(store)
-        for table in ("decision_counts", "send_counts", "engagement_counts"):  # back to the schema of m002
+        for table in ("decision_counts", "send_counts", "engagement_counts", "split_counts"):  # as before m004
             store.conn.execute(f"DROP TABLE {table}")
             for change in ("insert", "update", "delete"):
                 store.conn.execute(f"DROP TRIGGER IF EXISTS {table}_{change}")
-        store.conn.execute("DROP INDEX enrollments_outcomes")
-        store.conn.execute("DELETE FROM schema_migrations WHERE name = 'm004_stats_counts'")
+        store.conn.execute("DELETE FROM schema_migrations WHERE name IN ('m004_stats_counts', 'm008_split_counts')")
     with open_store(path) as store:  # migrates again: counts what is there
-        assert [m.name for m in migrations.applied(store.db)][-1] == "m004_stats_counts"
+        assert {"m004_stats_counts", "m008_split_counts"} <= {m.name for m in migrations.applied(store.db)}
         assert store.decision_counts("j", None, None)
+        assert {(tuple(r["variant"].items()), r["n"], r["converted"]) for r in store.split_outcomes("j", None, None)} == {
+            ((("split", "A"),), 2, 1), ((("split", "holdout"),), 1, 0)}
     assert_counters_match(path)
 
 
@@ -176,7 +192,7 @@ def test_window_and_journey_filters(tmp_path):
 
 # ---------------------------------------------------------------- query plans
 
-BIG_TABLES = ("decisions", "sends", "enrollments", "events", "contacts")
+BIG_TABLES = ("decisions", "sends", "enrollments", "events", "contacts")  # grow with contacts and time
 
 
 @pytest.mark.parametrize("template", [STATS_DECISIONS_SQL, STATS_SENDS_SQL, STATS_SPLITS_SQL, STATS_ENGAGEMENT_SQL],

@@ -273,6 +273,40 @@ def m007_due_keyset(db: Database) -> None:
     db.execute("DROP INDEX IF EXISTS contacts_wake_at")
 
 
+
+# An enrollment that reached a split is counted under its journey, version, UTC day of
+# entry, variants and whether it reached the goal; one that reached none is not counted.
+_SPLIT_KEY = """{row}.journey_id, {row}.version, substr({row}.entered_at, 1, 10), {row}.variant,
+    {row}.goal_at IS NOT NULL"""
+_SPLIT_COLUMNS = "journey_id, version, day, variant, converted"
+
+
+def _bump_split(row: str, delta: int) -> str:
+    return (f"INSERT INTO split_counts ({_SPLIT_COLUMNS}, n) SELECT {_SPLIT_KEY.format(row=row)}, {delta} "
+            f"WHERE {row}.variant != '{{}}' ON CONFLICT DO UPDATE SET n = n + ({delta});")
+
+
+@migrations()
+def m008_split_counts(db: Database) -> None:
+    """Split outcomes of ``journey stats`` as counters too (per journey, version, day of
+    entry, variants, converted), kept by triggers on ``enrollments`` like those of m004:
+    reading them costs the same with a thousand enrollments or a million. Replaces the
+    covering index ``enrollments_outcomes``, which every stats call read end to end."""
+    db.execute("""CREATE TABLE split_counts (
+        journey_id TEXT NOT NULL, version INTEGER NOT NULL, day TEXT NOT NULL, variant TEXT NOT NULL,
+        converted INTEGER NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (journey_id, version, day, variant, converted)
+    ) WITHOUT ROWID""")
+    db.execute(f"CREATE TRIGGER split_counts_insert AFTER INSERT ON enrollments BEGIN {_bump_split('NEW', 1)} END")
+    db.execute(f"CREATE TRIGGER split_counts_delete AFTER DELETE ON enrollments BEGIN {_bump_split('OLD', -1)} END")
+    db.execute(f"CREATE TRIGGER split_counts_update AFTER UPDATE ON enrollments "
+               f"WHEN ({_SPLIT_KEY.format(row='OLD')}) IS NOT ({_SPLIT_KEY.format(row='NEW')}) "
+               f"BEGIN {_bump_split('OLD', -1)} {_bump_split('NEW', 1)} END")
+    db.execute(f"INSERT INTO split_counts ({_SPLIT_COLUMNS}, n) SELECT {_SPLIT_KEY.format(row='enrollments')}, "
+               "count(*) FROM enrollments WHERE variant != '{}' GROUP BY 1, 2, 3, 4, 5")
+    db.execute("DROP INDEX IF EXISTS enrollments_outcomes")
+
+
 def apply_migrations(db: Database) -> None:
     """Bring ``db`` to the latest schema; safe when several processes open it at once.
 

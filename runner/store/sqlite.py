@@ -1052,8 +1052,8 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
-# ``journey stats``: sums over the counters the journal and ledger triggers keep
-# (runner.store.migrations, m004), and index-only reads of enrollments and events.
+# ``journey stats``: sums over the counters that triggers on the journal, the ledger, the
+# events and the enrollments keep (runner.store.migrations, m004 and m008).
 # ``:journey`` NULL means every journey; days are UTC 'YYYY-MM-DD', ``:until`` exclusive.
 STATS_DECISIONS_SQL = """
 SELECT journey_id, version, step, action, detail, sum(n) AS n FROM decision_counts
@@ -1066,11 +1066,9 @@ WHERE true {journey} AND day >= :since AND day < :until
 GROUP BY journey_id, version, step_id, kind, state, detail HAVING sum(n) != 0
 """
 STATS_SPLITS_SQL = """
-SELECT journey_id, version, variant, count(*) AS n, count(goal_at) AS converted
-FROM enrollments INDEXED BY enrollments_outcomes
-WHERE variant != '{}' AND true {journey}
-  AND entered_at >= :since AND entered_at < :until
-GROUP BY journey_id, version, variant
+SELECT journey_id, version, variant, sum(n) AS n, sum(CASE WHEN converted THEN n ELSE 0 END) AS converted
+FROM split_counts WHERE true {journey} AND day >= :since AND day < :until
+GROUP BY journey_id, version, variant HAVING sum(n) != 0
 """
 STATS_ENGAGEMENT_SQL = """
 SELECT journey_id, step, name, sum(n) AS n FROM engagement_counts
