@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runner.core.build import build_journey
 from runner.core.engine import Decision, Engine
-from runner.core.model import Journey, Project, build_journey, build_project
+from runner.core.model import Journey, Project, build_project
 from runner.core.state import Contact, ContactState, Event
 
 UTC = UTC

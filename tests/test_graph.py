@@ -10,7 +10,7 @@ import pytest
 import yaml
 from test_report_project import TRIAL_JOURNEY, run_journey, write_trial_project
 
-from runner.core.model import build_journey
+from runner.core.build import build_journey
 from runner.review.dot import journey_dot
 from runner.review.graph import build_graph, safe_id
 from runner.review.mermaid import escape, journey_mermaid

@@ -33,9 +33,10 @@ from runner.core.localtime import SendTimes, next_annual, send_times, zone
 from runner.core.localtime import next_cron as _next_cron_uncached
 from runner.core.memo import Memo, Stamp
 from runner.core.migration import continuation
-from runner.core.model import Journey, Project, Stage
+from runner.core.model import Journey, Project, Stage, Step
 from runner.core.reads import JourneyReads, attribute_key
 from runner.core.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event
+from runner.core.stepkinds import STEP_KINDS
 from runner.core.steps import JSON_SCALARS, iso_text, run_steps, set_path, snapshot
 from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, TRAIT_EVENTS
 
@@ -340,6 +341,10 @@ class _Run:
         return True
 
     # ------------------------------------------------------------ what steps read (see runner.core.steps.RunState)
+
+    def execute(self, journey: Journey, enrollment: Enrollment, step: Step) -> bool:
+        """Run one step by its kind (``runner.core.stepkinds``); True to continue, False when it waits."""
+        return STEP_KINDS[step.kind].execute(self, journey, enrollment, step)
 
     def zone_for(self, journey: Journey) -> ZoneInfo:
         """The zone ``journey``'s local times are in for this contact (remembered for the run)."""

@@ -1,11 +1,8 @@
 """The journey model: frozen objects built once from schema-valid YAML mappings.
 
-Step lists nest (``wait_for`` paths, ``branch`` cases, ``split`` variants). The
-builder flattens every stage into a small program: each step knows the id of
-the step that runs after it, so an enrollment's position is one step id (its
-cursor) and a path that ends simply continues after the step that opened it.
-Steps without an ``id`` (plain waits) get a positional one, ``stage.2`` or
-``stage.3.on_event.0``.
+Journeys are built by ``runner.core.build.build_journey`` (steps come from
+the step-kind registry, ``runner.core.stepkinds``); projects, settings and
+entries here.
 """
 
 from __future__ import annotations
@@ -286,7 +283,8 @@ def content_hash(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _days(names) -> frozenset[int] | None:
+def weekday_set(names: Any) -> frozenset[int] | None:
+    """Weekday names (mon, tue, …) as numbers 0-6; None (every day) when none are given."""
     if not names:
         return None
     return frozenset(WEEKDAYS.index(name) for name in names)
@@ -295,14 +293,14 @@ def _days(names) -> frozenset[int] | None:
 def _range(spec: Mapping[str, Any] | None) -> TimeRange | None:
     if not spec:
         return None
-    return TimeRange(parse_hhmm(spec["from"]), parse_hhmm(spec["to"]), _days(spec.get("days")))
+    return TimeRange(parse_hhmm(spec["from"]), parse_hhmm(spec["to"]), weekday_set(spec.get("days")))
 
 
 def _cap(spec: Mapping[str, Any] | None) -> Cap | None:
     return Cap(int(spec["max"]), parse_duration(spec["per"])) if spec else None
 
 
-def _condition(spec) -> Condition | None:
+def condition_or_none(spec: Any) -> Condition | None:
     return compile_condition(spec) if spec is not None else None
 
 
@@ -326,7 +324,7 @@ def build_settings(spec: Mapping[str, Any] | None) -> Settings:
 
 
 def build_entry(spec: Mapping[str, Any]) -> Entry:
-    if_ = _condition(spec.get("if"))
+    if_ = condition_or_none(spec.get("if"))
     if "event" in spec:
         return Entry("event", event=spec["event"], where=compile_where(spec.get("where")), if_=if_)
     if "segment" in spec:
@@ -350,117 +348,6 @@ def build_entry(spec: Mapping[str, Any]) -> Entry:
     raise JourneyError(f"unknown entry with keys {sorted(spec)}")
 
 
-class _StageBuilder:
-    """Flattens one stage's nested step lists into steps with ``next`` pointers."""
-
-    ACTIONS = ("email", "wait", "wait_until", "wait_for", "branch", "split", "update", "webhook", "exit")
-
-    def __init__(self, stage_id: str, steps: dict[str, Step]):
-        self.stage_id = stage_id
-        self.steps = steps
-
-    def build(self, specs: list, path: str, after: str | None) -> str | None:
-        """Build a step list; return the id of its first step (or ``after`` if empty)."""
-        ids = [self._step_id(spec, f"{path}.{i}" if path else str(i)) for i, spec in enumerate(specs)]
-        following = after
-        for index in range(len(specs) - 1, -1, -1):
-            self._build_step(specs[index], ids[index], following, f"{path}.{index}" if path else str(index))
-            following = ids[index]
-        return following
-
-    def _step_id(self, spec: Mapping[str, Any], position: str) -> str:
-        return spec.get("id") or f"{self.stage_id}.{position}"
-
-    def _build_step(self, spec: Mapping[str, Any], step_id: str, after: str | None, position: str) -> None:
-        if step_id in self.steps:
-            raise JourneyError(f"step id '{step_id}' is used twice")
-        kind = next((key for key in self.ACTIONS if key in spec), None)
-        if kind is None:
-            raise JourneyError(f"step '{step_id}' has no action (one of {', '.join(self.ACTIONS)})")
-        common = dict(
-            id=step_id, kind=kind, stage=self.stage_id, next=after, if_=_condition(spec.get("if")),
-        )
-        body = spec[kind]
-        if kind == "email":
-            step: Step = EmailStep(
-                **common, template=body["template"], subject=body.get("subject", ""),
-                sender=body.get("from"), reply_to=body.get("reply_to"), text_template=body.get("text_template"),
-            )
-        elif kind == "wait":
-            step = WaitStep(**common, duration=parse_duration(body))
-        elif kind == "wait_until":
-            step = WaitUntilStep(**common, at=parse_hhmm(body["time"]), days=_days(body.get("days")))
-        elif kind == "wait_for":
-            on_event = self.build(spec.get("on_event") or [], f"{position}.on_event", after)
-            on_timeout = self.build(spec.get("on_timeout") or [], f"{position}.on_timeout", after)
-            step = WaitForStep(
-                **common, event=body["event"], where=compile_where(body.get("where")),
-                timeout=parse_duration(body["timeout"]), on_event=on_event, on_timeout=on_timeout,
-            )
-        elif kind == "branch":
-            cases = tuple(
-                (compile_condition(case["if"]), self.build(case.get("steps") or [], f"{position}.case{i}", after))
-                for i, case in enumerate(body.get("cases") or [])
-            )
-            otherwise = self.build(body.get("else") or [], f"{position}.else", after)
-            step = BranchStep(**common, cases=cases, otherwise=otherwise)
-        elif kind == "split":
-            variants = tuple(
-                Variant(v["name"], int(v["weight"]), self.build(v.get("steps") or [], f"{position}.{v['name']}", after))
-                for v in body["variants"]
-            )
-            step = SplitStep(**common, variants=variants, holdout=int(body.get("holdout", 0)))
-        elif kind == "update":
-            step = UpdateStep(
-                **common, set=dict(body.get("set") or {}), add_score=dict(body.get("add_score") or {}),
-                move_to=body.get("stage"), lifecycle_stage=body.get("lifecycle_stage"),
-            )
-        elif kind == "webhook":
-            step = WebhookStep(**common, url=body["url"], payload=body.get("payload"), secret_env=body.get("secret_env"))
-        else:
-            step = ExitStep(**common, reason=str(body) if body not in (None, True) else "exit_step")
-        self.steps[step_id] = step
-
-
-def build_journey(data: Mapping[str, Any], source: str = "") -> Journey:
-    """Build a Journey from a schema-valid mapping; JourneyError for what only this can see."""
-    steps: dict[str, Step] = {}
-    stages = []
-    for index, spec in enumerate(data["stages"]):
-        first = _StageBuilder(spec["id"], steps).build(list(spec.get("steps") or []), "", None)
-        stages.append(Stage(
-            id=spec["id"], name=spec.get("name", spec["id"]), priority=int(spec.get("priority", 0)),
-            entry=build_entry(spec["entry"]), first=first, index=index,
-        ))
-    goal_spec = data.get("goal")
-    goal = None
-    if goal_spec:
-        goal = Goal(
-            event=goal_spec["event"], where=compile_where(goal_spec.get("where")),
-            within=parse_duration(goal_spec["within"]) if goal_spec.get("within") else None,
-            exit_on_goal=bool(goal_spec.get("exit_on_goal", True)),
-        )
-    migration_spec = data.get("migration")
-    migration = None
-    if migration_spec:
-        migration = Migration(
-            from_version=int(migration_spec["from"]),
-            strategy="map" if migration_spec.get("map") else migration_spec.get("strategy", "restart"),
-            step_map=dict(migration_spec.get("map") or {}),
-        )
-    return Journey(
-        id=data["id"], version=int(data["version"]), name=data.get("name", data["id"]),
-        settings=build_settings(data.get("settings")),
-        stages=tuple(stages), steps=steps,
-        segments={name: compile_condition(spec) for name, spec in (data.get("segments") or {}).items()},
-        exit=tuple(compile_condition(spec) for spec in data.get("exit") or []),
-        goal=goal, migration=migration,
-        description=data.get("description", ""), owner=data.get("owner", ""),
-        lifecycle=tuple(data.get("lifecycle") or ()), source=source,
-        content_hash=content_hash(data), raw=data,
-    )
-
-
 def _retry_policy(data: Mapping[str, Any]) -> RetryPolicy:
     defaults = RetryPolicy()
     return RetryPolicy(**{
@@ -481,7 +368,7 @@ def build_project(data: Mapping[str, Any] | None, root: Path) -> Project:
             ScoreRule(
                 points=float(rule["points"]), event=rule.get("event"), where=compile_where(rule.get("where")),
                 within=parse_duration(rule["within"]) if rule.get("within") else None,
-                when=_condition(rule.get("when")),
+                when=condition_or_none(rule.get("when")),
             )
             for rule in spec.get("rules") or []
         )

@@ -26,6 +26,7 @@ from runner.core.model import (
     Project,
     SplitStep,
     Stage,
+    Step,
     UpdateStep,
     WaitForStep,
     WaitStep,
@@ -71,6 +72,7 @@ class RunState(Protocol):
                key: str | None = None, detail: Mapping[str, Any] | None = None) -> None: ...
     def exit_enrollment(self, journey: Journey, enrollment: Enrollment, reason: str) -> None: ...
     def move_enrollment(self, journey: Journey, enrollment: Enrollment, stage: Stage, reason: str) -> None: ...
+    def execute(self, journey: Journey, enrollment: Enrollment, step: Step) -> bool: ...
 
 
 def run_steps(run: RunState, journey: Journey, enrollment: Enrollment) -> None:
@@ -93,11 +95,12 @@ def run_steps(run: RunState, journey: Journey, enrollment: Enrollment) -> None:
             run.decide(journey, enrollment, step.id, "skip", f"condition false: {step.if_.describe()}")
             enrollment.cursor = step.next
             continue
-        if not execute(run, journey, enrollment, step):
+        if not run.execute(journey, enrollment, step):
             return  # waiting
     run.decide(journey, enrollment, enrollment.cursor, "halt", "too many steps without a wait (a stage-move loop?)")
     enrollment.cursor = None
     enrollment.status = IDLE
+
 
 def _stage_done(run: RunState, journey: Journey, enrollment: Enrollment) -> None:
     if len(journey.stages) == 1:
@@ -106,43 +109,50 @@ def _stage_done(run: RunState, journey: Journey, enrollment: Enrollment) -> None
         enrollment.status = IDLE
         enrollment.due_at = None
 
-def execute(run: RunState, journey, enrollment, step) -> bool:
-    """Run one step; True to continue with the next, False when the enrollment now waits."""
-    if isinstance(step, EmailStep):
-        return _email(run, journey, enrollment, step, run.zone_for(journey))
-    if isinstance(step, WaitStep):
-        until = add_duration(run.now, step.duration, run.zone_for(journey))
-        return _wait(run, journey, enrollment, step, until, f"wait {step.duration}")
-    if isinstance(step, WaitUntilStep):
-        until = next_local_time(run.now, step.at, step.days, run.zone_for(journey))
-        return _wait(run, journey, enrollment, step, until, f"until {step.at:%H:%M} local")
-    if isinstance(step, WaitForStep):
-        timeout = add_duration(run.now, step.timeout, run.zone_for(journey))
-        enrollment.wait = Wait(until=timeout, event=step.event, step=step.id)
-        enrollment.due_at = timeout
-        run.decide(journey, enrollment, step.id, "wait_for", f"{step.event} or timeout {step.timeout}",
-                     detail={"until": iso_text(timeout)})
-        return False
-    if isinstance(step, BranchStep):
-        facts = run.facts_for(journey, enrollment.stage)
-        for index, (condition, first) in enumerate(step.cases):
-            if condition.evaluate(facts):
-                run.decide(journey, enrollment, step.id, "branch", f"case {index}: {condition.describe()}")
-                enrollment.cursor = first
-                return True
-        run.decide(journey, enrollment, step.id, "branch", "else")
-        enrollment.cursor = step.otherwise
-        return True
-    if isinstance(step, SplitStep):
-        return _split(run, journey, enrollment, step)
-    if isinstance(step, UpdateStep):
-        return _update(run, journey, enrollment, step)
-    if isinstance(step, WebhookStep):
-        return _webhook(run, journey, enrollment, step)
-    if isinstance(step, ExitStep):
-        run.exit_enrollment(journey, enrollment, step.reason)
-        return False
-    raise AssertionError(f"unknown step kind {step.kind}")  # pragma: no cover
+# ---------------------------------------------------------------- the built-in kinds' executors
+# Each takes (run, journey, enrollment, step) and returns True to continue with the
+# next step, False when the enrollment now waits (see ``runner.core.stepkinds``).
+
+
+def execute_email(run: RunState, journey: Journey, enrollment: Enrollment, step: EmailStep) -> bool:
+    return _email(run, journey, enrollment, step, run.zone_for(journey))
+
+
+def execute_wait(run: RunState, journey: Journey, enrollment: Enrollment, step: WaitStep) -> bool:
+    until = add_duration(run.now, step.duration, run.zone_for(journey))
+    return _wait(run, journey, enrollment, step, until, f"wait {step.duration}")
+
+
+def execute_wait_until(run: RunState, journey: Journey, enrollment: Enrollment, step: WaitUntilStep) -> bool:
+    until = next_local_time(run.now, step.at, step.days, run.zone_for(journey))
+    return _wait(run, journey, enrollment, step, until, f"until {step.at:%H:%M} local")
+
+
+def execute_wait_for(run: RunState, journey: Journey, enrollment: Enrollment, step: WaitForStep) -> bool:
+    timeout = add_duration(run.now, step.timeout, run.zone_for(journey))
+    enrollment.wait = Wait(until=timeout, event=step.event, step=step.id)
+    enrollment.due_at = timeout
+    run.decide(journey, enrollment, step.id, "wait_for", f"{step.event} or timeout {step.timeout}",
+               detail={"until": iso_text(timeout)})
+    return False
+
+
+def execute_branch(run: RunState, journey: Journey, enrollment: Enrollment, step: BranchStep) -> bool:
+    facts = run.facts_for(journey, enrollment.stage)
+    for index, (condition, first) in enumerate(step.cases):
+        if condition.evaluate(facts):
+            run.decide(journey, enrollment, step.id, "branch", f"case {index}: {condition.describe()}")
+            enrollment.cursor = first
+            return True
+    run.decide(journey, enrollment, step.id, "branch", "else")
+    enrollment.cursor = step.otherwise
+    return True
+
+
+def execute_exit(run: RunState, journey: Journey, enrollment: Enrollment, step: ExitStep) -> bool:
+    run.exit_enrollment(journey, enrollment, step.reason)
+    return False
+
 
 def _wait(run: RunState, journey, enrollment, step, until: datetime, reason: str) -> bool:
     enrollment.cursor = step.next
@@ -156,16 +166,19 @@ def _wait(run: RunState, journey, enrollment, step, until: datetime, reason: str
     run.decide(journey, enrollment, step.id, "wait", reason, detail={"until": iso_text(until)})
     return False
 
+
 def _defer(run: RunState, journey, enrollment, step, until: datetime, reason: str) -> bool:
     enrollment.due_at = until
     enrollment.wait = Wait(until=until)
     run.decide(journey, enrollment, step.id, "defer", reason, detail={"until": iso_text(until)})
     return False
 
+
 def _skip(run: RunState, journey, enrollment, step, reason: str) -> bool:
     run.decide(journey, enrollment, step.id, "skip", reason)
     enrollment.cursor = step.next
     return True
+
 
 def _email(run: RunState, journey, enrollment, step: EmailStep, tz) -> bool:
     settings = journey.settings
@@ -200,6 +213,7 @@ def _email(run: RunState, journey, enrollment, step: EmailStep, tz) -> bool:
     enrollment.cursor = step.next
     return True
 
+
 def _cap_free_at(run: RunState, journey: Journey) -> tuple[datetime, str] | None:
     """When a send over a frequency cap could go out, or None when no cap is reached
     (the journey's cap first, then the project's)."""
@@ -216,6 +230,7 @@ def _cap_free_at(run: RunState, journey: Journey) -> tuple[datetime, str] | None
             return free_at, f"project {cap.max} per {cap.per}"
     return None
 
+
 def _cap_reached(run: RunState, cap, journey_id: str | None) -> datetime | None:
     """When the oldest email counting against ``cap`` (of ``journey_id``, or of every
     journey) leaves its window, if ``cap.max`` of them are in it now; None otherwise."""
@@ -229,7 +244,8 @@ def _cap_reached(run: RunState, cap, journey_id: str | None) -> datetime | None:
     recent.sort()
     return recent[len(recent) - cap.max] + cap.per.approx
 
-def _split(run: RunState, journey, enrollment, step: SplitStep) -> bool:
+
+def execute_split(run: RunState, journey: Journey, enrollment: Enrollment, step: SplitStep) -> bool:
     bucket = split_bucket(run.contact.id, journey.id, step.id)
     if bucket < step.holdout:
         enrollment.holdout = True
@@ -251,7 +267,8 @@ def _split(run: RunState, journey, enrollment, step: SplitStep) -> bool:
     enrollment.cursor = chosen.first
     return True
 
-def _update(run: RunState, journey, enrollment, step: UpdateStep) -> bool:
+
+def execute_update(run: RunState, journey: Journey, enrollment: Enrollment, step: UpdateStep) -> bool:
     changes = []
     for path, value in step.set.items():
         set_path(run.contact.attributes, path, value)
@@ -275,7 +292,8 @@ def _update(run: RunState, journey, enrollment, step: UpdateStep) -> bool:
         run.move_enrollment(journey, enrollment, journey.stage(step.move_to), f"update step {step.id}")
     return True
 
-def _webhook(run: RunState, journey, enrollment, step: WebhookStep) -> bool:
+
+def execute_webhook(run: RunState, journey: Journey, enrollment: Enrollment, step: WebhookStep) -> bool:
     if enrollment.holdout:
         return _skip(run, journey, enrollment, step, "holdout")
     key = send_key(enrollment, step.id)
@@ -287,8 +305,6 @@ def _webhook(run: RunState, journey, enrollment, step: WebhookStep) -> bool:
     })
     enrollment.cursor = step.next
     return True
-
-
 
 
 _ISO_TEXTS: dict[datetime, str] = {}  # UTC instant -> its isoformat() (see iso_text)

@@ -228,7 +228,7 @@ class _Load:
         Skipped while any journey of the project cannot be built: its errors
         come first, and its steps are unknown.
         """
-        from runner.core.model import build_journey
+        from runner.core.build import build_journey
         from runner.language.scenariorefs import check_references
 
         if not self.scenarios:
@@ -300,7 +300,8 @@ def example_files(root: Path) -> list[Path]:
 
 
 def _load_project(root: Path | None, paths: Sequence[Path], templates: bool | None, examples: bool) -> LoadedProject:
-    from runner.core.model import build_journey, build_project
+    from runner.core.build import build_journey
+    from runner.core.model import build_project
 
     if root is None:
         root = find_project_root(Path(paths[0]) if paths else None)

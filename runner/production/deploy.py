@@ -24,12 +24,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from runner.core.build import build_journey
 from runner.core.migration import continuation
-from runner.core.model import Journey, Project, build_journey
+from runner.core.model import Journey, Project
 from runner.core.problems import JourneyError, Problem
+from runner.core.stepkinds import STEP_KINDS
 from runner.store.base import Store
 
-_ACTIONS = ("email", "wait", "wait_until", "wait_for", "branch", "split", "update", "webhook", "exit")
+_ACTIONS = tuple(STEP_KINDS)  # the step kinds, in the order the builder looks for their key
 _PATH_KEYS = ("steps", "on_event", "on_timeout", "else")
 
 

@@ -44,7 +44,7 @@ def select_journey(loaded: LoadedProject, name: str) -> Journey:
 
 
 def journey_from_document(document: YamlDocument) -> Journey:
-    from runner.core.model import build_journey
+    from runner.core.build import build_journey
 
     try:
         return build_journey(document.data, document.file)
