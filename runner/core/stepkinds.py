@@ -66,6 +66,7 @@ class DiagramStyle:
     mermaid_style: str = "fill:#ffffff,stroke:#9aa0a6"
     dot_shape: str = "box"
     dot_fill: str = "#ffffff"
+    dot_style: str = "filled"
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,10 @@ for _kind in (
     StepKind("email", _build_email, execute_email,
              DiagramStyle(('["', '"]'), "fill:#fff8e1,stroke:#f9a825", "box", "#fff8e1")),
     StepKind("wait", lambda body, spec, common, nested: WaitStep(**common, duration=parse_duration(body)), execute_wait,
-             DiagramStyle(_LIGHT, "fill:#f1f3f4,stroke:#9aa0a6", "box", "#f1f3f4"), needs_id=False),
+             DiagramStyle(_LIGHT, "fill:#f1f3f4,stroke:#9aa0a6", "box", "#f1f3f4", "rounded,filled"), needs_id=False),
     StepKind("wait_until",
              lambda body, spec, common, nested: WaitUntilStep(**common, at=parse_hhmm(body["time"]), days=weekday_set(body.get("days"))),
-             execute_wait_until, DiagramStyle(_LIGHT, "fill:#f1f3f4,stroke:#9aa0a6", "box", "#f1f3f4"), needs_id=False),
+             execute_wait_until, DiagramStyle(_LIGHT, "fill:#f1f3f4,stroke:#9aa0a6", "box", "#f1f3f4", "rounded,filled"), needs_id=False),
     StepKind("wait_for", _build_wait_for, execute_wait_for,
              DiagramStyle(('{{"', '"}}'), "fill:#f3e8fd,stroke:#9334e6", "hexagon", "#f3e8fd")),
     StepKind("branch", _build_branch, execute_branch,

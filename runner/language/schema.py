@@ -14,6 +14,7 @@ need — runs only on files that have problems.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -25,6 +26,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
 from runner.core.problems import Problem
+from runner.core.stepkinds import STEP_KINDS, registered_schemas
 from runner.language.resources import SCHEMA_NAMES, load_schema
 from runner.language.yamlsource import YamlDocument
 
@@ -38,23 +40,57 @@ _SCHEMA_TYPES = {
 }
 
 
-@cache
 def validator(name: str) -> Draft7Validator:
-    """A compiled Draft-07 validator for ``schemas/<name>.schema.json`` (cached)."""
+    """A compiled Draft-07 validator for ``schemas/<name>.schema.json`` and the registered step kinds (cached)."""
+    return _validator(name, _added_kinds(name))
+
+
+def _added_kinds(name: str) -> tuple[str, ...]:
+    """The step kinds registered beyond the built-in ones that the schema ``name`` must accept (a cache key)."""
+    return tuple(sorted(registered_schemas())) if name == "journey" else ()
+
+
+def schema_with_kinds(name: str) -> dict[str, Any]:
+    """The schema ``name``; the journey schema also accepts every registered step kind's body.
+
+    A kind added after the built-in ones (``runner.core.stepkinds``) brings the
+    JSON Schema of its body: it becomes a step property, one more choice of the
+    step's ``oneOf``, and needs an ``id`` when the kind says so.
+    """
+    schema = load_schema(name)
+    added = registered_schemas() if name == "journey" else {}
+    if not added:
+        return schema
+    schema = copy.deepcopy(schema)
+    step = schema["definitions"]["step"]
+    for kind_name, body in added.items():
+        step["properties"][kind_name] = dict(body)
+        step["oneOf"].append({"required": [kind_name]})
+        if STEP_KINDS[kind_name].needs_id:
+            step["allOf"].append({"if": {"required": [kind_name]}, "then": {"required": ["id"]}})
+    return schema
+
+
+@cache
+def _validator(name: str, added_kinds: tuple[str, ...]) -> Draft7Validator:
     registry: Registry = Registry()
     for other in SCHEMA_NAMES:
-        schema = load_schema(other)
+        schema = schema_with_kinds(other)
         registry = registry.with_resource(schema["$id"], Resource.from_contents(schema))
-    return Draft7Validator(load_schema(name), registry=registry)
+    return Draft7Validator(schema_with_kinds(name), registry=registry)
+
+
+def _fast_validator(name: str) -> Any:
+    return _fast_validator_for(name, _added_kinds(name))
 
 
 @cache
-def _fast_validator(name: str) -> Any:
+def _fast_validator_for(name: str, added_kinds: tuple[str, ...]) -> Any:
     try:
         import jsonschema_rs
     except ImportError:  # optional speed-up: the Python validator alone gives the same answers
         return None
-    return jsonschema_rs.Draft7Validator(load_schema(name))
+    return jsonschema_rs.Draft7Validator(schema_with_kinds(name))
 
 
 def is_valid(data: Any, schema_name: str) -> bool:
@@ -327,7 +363,7 @@ def _type_fits(alternative: dict, instance: Any) -> bool:
 
 def _definition(name: str) -> dict:
     for schema_name in SCHEMA_NAMES:
-        definitions = load_schema(schema_name).get("definitions", {})
+        definitions = schema_with_kinds(schema_name).get("definitions", {})
         if name in definitions:
             return definitions[name]
     return {}

@@ -24,6 +24,7 @@ from zoneinfo import available_timezones
 from croniter import croniter
 
 from runner.core.problems import ERROR, WARNING, Problem
+from runner.core.stepkinds import STEP_KINDS
 from runner.core.vocabulary import BUILTIN_ATTRIBUTES, BUILTIN_EVENTS
 from runner.language.schema import did_you_mean, dotted
 from runner.language.yamlsource import YamlDocument
@@ -407,6 +408,10 @@ class _JourneyChecker(_Checker):
                 exited_at = index
 
     def _action(self, step: dict, here: PathList) -> None:
+        for name, kind in STEP_KINDS.items():  # what a kind checks itself, beyond its schema
+            if kind.check is not None and name in step:
+                for message in kind.check(step[name]):
+                    self.report(here + [name], f"step.{name}", message)
         email = _mapping(step.get("email"))
         if isinstance(email.get("template"), str):
             self.templates.append((here + ["email", "template"], email["template"], "html"))

@@ -9,18 +9,12 @@ subject line cannot break out of its label.
 from __future__ import annotations
 
 from runner.core.model import Journey
+from runner.core.stepkinds import STEP_KINDS
 from runner.review.graph import JourneyGraph, Node, build_graph
 
-_SHAPES = {
-    "entry": "cds", "email": "box", "wait": "box", "wait_until": "box", "wait_for": "hexagon",
-    "branch": "diamond", "split": "hexagon", "update": "parallelogram", "webhook": "box3d",
-    "exit": "doublecircle", "end": "ellipse", "goal": "doublecircle", "rule": "note",
-}
-_FILLS = {
-    "entry": "#e8f0fe", "email": "#fff8e1", "wait": "#f1f3f4", "wait_until": "#f1f3f4", "wait_for": "#f3e8fd",
-    "branch": "#f3e8fd", "split": "#fce8e6", "update": "#e6f4ea", "webhook": "#e6f4ea", "exit": "#fce8e6",
-    "end": "#ffffff", "goal": "#e6f4ea", "rule": "#fce8e6",
-}
+# nodes that are not steps (steps draw as their kind says: runner.core.stepkinds)
+_SHAPES = {"entry": "cds", "end": "ellipse", "goal": "doublecircle", "rule": "note"}
+_FILLS = {"entry": "#e8f0fe", "end": "#ffffff", "goal": "#e6f4ea", "rule": "#fce8e6"}
 
 
 def quote(text: str) -> str:
@@ -32,9 +26,12 @@ def quote(text: str) -> str:
 
 def _node(node: Node) -> str:
     label = quote("\n".join(" ".join(line.split()) for line in node.lines))
-    shape = _SHAPES.get(node.kind, "box")
-    style = "rounded,filled" if node.kind in ("wait", "wait_until") else "filled"
-    return f'{node.id} [label={label}, shape={shape}, style="{style}", fillcolor="{_FILLS.get(node.kind, "#ffffff")}"];'
+    kind = STEP_KINDS.get(node.kind)
+    if kind is not None:
+        shape, style, fill = kind.style.dot_shape, kind.style.dot_style, kind.style.dot_fill
+    else:
+        shape, style, fill = _SHAPES.get(node.kind, "box"), "filled", _FILLS.get(node.kind, "#ffffff")
+    return f'{node.id} [label={label}, shape={shape}, style="{style}", fillcolor="{fill}"];'
 
 
 def graph_dot(graph: JourneyGraph) -> str:

@@ -26,6 +26,7 @@ from runner.core.model import (
     WaitUntilStep,
     WebhookStep,
 )
+from runner.core.stepkinds import STEP_KINDS
 from runner.review import describe
 
 
@@ -119,8 +120,11 @@ def _children(spec: Mapping[str, Any], position: str) -> Iterator[tuple[str, Any
 
 
 def _step_lines(step: Step, spec: Mapping[str, Any]) -> list[str]:
-    """What a step does, in a few short lines."""
-    if isinstance(step, EmailStep):
+    """What a step does, in a few short lines (as its kind describes it, else the built-in wording)."""
+    kind = STEP_KINDS.get(step.kind)
+    if kind is not None and kind.describe is not None:
+        lines = kind.describe(step, spec)
+    elif isinstance(step, EmailStep):
         lines = [f"email {step.id}", f"subject: {step.subject}", f"template: {step.template}"]
     elif isinstance(step, WaitStep):
         lines = [f"wait {step.duration}"]

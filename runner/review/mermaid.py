@@ -11,6 +11,7 @@ Mermaid entity code (``#quot;``, ``#35;``), and every node id comes from
 from __future__ import annotations
 
 from runner.core.model import Journey
+from runner.core.stepkinds import STEP_KINDS
 from runner.review.graph import JourneyGraph, Node, build_graph
 
 # character -> Mermaid entity code (decoded by Mermaid back to the character)
@@ -21,33 +22,15 @@ _ENTITIES = {
 _TRANSLATE = str.maketrans(_ENTITIES)
 MAX_LINE = 80  # longer label lines are cut with an ellipsis: diagrams are for overview
 
-# node kind -> (opening, closing) of its Mermaid shape
+# node kind -> (opening, closing) of its Mermaid shape; steps draw as their kind says (runner.core.stepkinds)
 _SHAPES = {
     "entry": ('>"', '"]'),
-    "email": ('["', '"]'),
-    "wait": ('(["', '"])'),
-    "wait_until": ('(["', '"])'),
-    "wait_for": ('{{"', '"}}'),
-    "branch": ('{"', '"}'),
-    "split": ('{{"', '"}}'),
-    "update": ('[/"', '"/]'),
-    "webhook": ('[["', '"]]'),
-    "exit": ('(("', '"))'),
     "end": ('(["', '"])'),
     "goal": ('(("', '"))'),
     "rule": ('["', '"]'),
 }
 _STYLES = {
     "entry": "fill:#e8f0fe,stroke:#1a73e8",
-    "email": "fill:#fff8e1,stroke:#f9a825",
-    "wait": "fill:#f1f3f4,stroke:#9aa0a6",
-    "wait_until": "fill:#f1f3f4,stroke:#9aa0a6",
-    "wait_for": "fill:#f3e8fd,stroke:#9334e6",
-    "branch": "fill:#f3e8fd,stroke:#9334e6",
-    "split": "fill:#fce8e6,stroke:#d93025",
-    "update": "fill:#e6f4ea,stroke:#1e8e3e",
-    "webhook": "fill:#e6f4ea,stroke:#1e8e3e",
-    "exit": "fill:#fce8e6,stroke:#d93025",
     "end": "fill:#ffffff,stroke:#9aa0a6",
     "goal": "fill:#e6f4ea,stroke:#1e8e3e",
     "rule": "fill:#fce8e6,stroke:#d93025",
@@ -67,7 +50,8 @@ def _label(lines: list[str]) -> str:
 
 
 def _node(node: Node) -> str:
-    opening, closing = _SHAPES.get(node.kind, ('["', '"]'))
+    kind = STEP_KINDS.get(node.kind)
+    opening, closing = kind.style.mermaid_shape if kind else _SHAPES.get(node.kind, ('["', '"]'))
     return f"{node.id}{opening}{_label(node.lines)}{closing}"
 
 
@@ -90,7 +74,8 @@ def graph_mermaid(graph: JourneyGraph) -> str:
         out.append(f"  {edge.source} {arrow}{label} {edge.target}")
     used = sorted({node.kind for node in graph.nodes.values()})
     for kind in used:
-        out.append(f"  classDef k_{kind} {_STYLES.get(kind, 'fill:#fff')}")
+        step_kind = STEP_KINDS.get(kind)
+        out.append(f"  classDef k_{kind} {step_kind.style.mermaid_style if step_kind else _STYLES.get(kind, 'fill:#fff')}")
     for kind in used:
         ids = ",".join(node.id for node in graph.nodes.values() if node.kind == kind)
         out.append(f"  class {ids} k_{kind}")
