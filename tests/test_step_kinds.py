@@ -23,8 +23,8 @@ from runner.core.steps import RunState, send_key
 from runner.language.loader import load_project, validate
 from runner.review.dot import journey_dot
 from runner.review.mermaid import journey_mermaid
-from runner.simulation.simulate import simulate
 from runner.simulation import testcontacts
+from runner.simulation.simulate import simulate
 
 HOSTILE = Path(__file__).parent / "hostile"
 START = datetime(2026, 3, 2, tzinfo=UTC)
