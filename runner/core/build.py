@@ -37,7 +37,7 @@ class _StageBuilder:
         self.stage_id = stage_id
         self.steps = steps
 
-    def build(self, specs: list, path: str, after: str | None) -> str | None:
+    def build(self, specs: list[Any], path: str, after: str | None) -> str | None:
         """Build a step list; return the id of its first step (or ``after`` if empty)."""
         ids = [self._step_id(spec, f"{path}.{i}" if path else str(i)) for i, spec in enumerate(specs)]
         following = after

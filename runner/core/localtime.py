@@ -14,11 +14,24 @@ from __future__ import annotations
 import bisect
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
 from runner.core.durations import Duration
+
+
+class LocalRange(Protocol):
+    """A local time range (``runner.core.model.TimeRange``): from ``start`` to ``end`` on ``days`` (0 = Monday)."""
+
+    @property
+    def start(self) -> time: ...
+    @property
+    def end(self) -> time: ...
+    @property
+    def days(self) -> frozenset[int] | None: ...
+    def __hash__(self) -> int: ...  # answers are remembered per range (frozen dataclasses hash)
 
 UTC = UTC
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -95,12 +108,12 @@ OUTSIDE_WINDOW = "outside send window"
 QUIET_HOURS = "quiet hours"
 
 
-def sendable(at: datetime, tz: ZoneInfo, window, quiet) -> bool:
+def sendable(at: datetime, tz: ZoneInfo, window: LocalRange | None, quiet: LocalRange | None) -> bool:
     """Whether ``at`` is inside the send window and outside quiet hours (local time)."""
     return closed_reason(at.astimezone(tz), window, quiet) is None
 
 
-def closed_reason(local: datetime, window, quiet) -> str | None:
+def closed_reason(local: datetime, window: LocalRange | None, quiet: LocalRange | None) -> str | None:
     """Why no send may go out at ``local`` (a time in the contact's zone): ``OUTSIDE_WINDOW``,
     ``QUIET_HOURS``, or None when one may. The window is checked first."""
     moment = local.time()  # naive: datetime.time() drops the zone
@@ -117,7 +130,7 @@ def closed_reason(local: datetime, window, quiet) -> str | None:
     return None
 
 
-def next_sendable(at: datetime, tz: ZoneInfo, window, quiet) -> datetime:
+def next_sendable(at: datetime, tz: ZoneInfo, window: LocalRange | None, quiet: LocalRange | None) -> datetime:
     """The first instant >= ``at`` at which a send is allowed.
 
     Candidates are ``at`` itself and the local instants where a window opens or
@@ -143,7 +156,8 @@ def next_sendable(at: datetime, tz: ZoneInfo, window, quiet) -> datetime:
 
 
 @lru_cache(maxsize=4096)
-def _sendable_openings(day: date, tz: ZoneInfo, window, quiet) -> tuple[datetime, tuple[datetime, ...]]:
+def _sendable_openings(day: date, tz: ZoneInfo, window: LocalRange | None,
+                       quiet: LocalRange | None) -> tuple[datetime, tuple[datetime, ...]]:
     """A local day's midnight and the instants on it where the window opens or quiet hours
     end, those at which a send is allowed. The same few days and zones come up for every
     contact deferred, so they are remembered."""
@@ -171,7 +185,7 @@ class SendTimes:
 
     MAX_SPANS = 100_000  # a long-running process starts afresh beyond this
 
-    def __init__(self, tz: ZoneInfo, window, quiet):
+    def __init__(self, tz: ZoneInfo, window: LocalRange | None, quiet: LocalRange | None) -> None:
         self.tz, self.window, self.quiet = tz, window, quiet
         # local times of day where the answer may change (midnight: the weekday)
         self.edges = sorted({time(0)} | {t for r in (window, quiet) if r is not None for t in (r.start, r.end)})
@@ -221,7 +235,7 @@ class SendTimes:
 
 
 @lru_cache(maxsize=1024)
-def send_times(tz: ZoneInfo, window, quiet) -> SendTimes:
+def send_times(tz: ZoneInfo, window: LocalRange | None, quiet: LocalRange | None) -> SendTimes:
     """The one ``SendTimes`` of a zone, send window and quiet hours (so answers are shared)."""
     return SendTimes(tz, window, quiet)
 

@@ -15,7 +15,7 @@ from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
-from runner.core.conditions import Condition, compile_condition, compile_where
+from runner.core.conditions import Condition, Matcher, compile_condition, compile_where
 from runner.core.durations import Duration, parse_duration
 from runner.core.localtime import WEEKDAYS, parse_hhmm
 from runner.core.problems import JourneyError
@@ -63,7 +63,7 @@ class Settings:
 class Entry:
     kind: str  # event | segment | condition | attribute_changed | date | schedule
     event: str | None = None
-    where: tuple = ()
+    where: tuple[tuple[str, Matcher], ...] = ()
     condition: Condition | None = None  # segment/condition entries (segment compiled as a reference)
     attribute: str | None = None  # attribute_changed / date
     to: Any = None
@@ -110,7 +110,7 @@ class WaitUntilStep(Step):
 @dataclass(frozen=True)
 class WaitForStep(Step):
     event: str = ""
-    where: tuple = ()
+    where: tuple[tuple[str, Matcher], ...] = ()
     timeout: Duration = Duration()
     on_event: str | None = None  # first step of the path (None: continue after)
     on_timeout: str | None = None
@@ -168,7 +168,7 @@ class Stage:
 @dataclass(frozen=True)
 class Goal:
     event: str
-    where: tuple = ()
+    where: tuple[tuple[str, Matcher], ...] = ()
     within: Duration | None = None
     exit_on_goal: bool = True
 
@@ -216,7 +216,7 @@ class Journey:
 class ScoreRule:
     points: float
     event: str | None = None
-    where: tuple = ()
+    where: tuple[tuple[str, Matcher], ...] = ()
     within: Duration | None = None
     when: Condition | None = None
 
@@ -242,7 +242,8 @@ class RetryPolicy:
         """The wait after the ``attempts``-th failed attempt."""
         if attempts >= 32:  # doubling this often passes any sane max_delay
             return self.max_delay
-        return min(self.first_delay * 2 ** max(attempts - 1, 0), self.max_delay)
+        delay: timedelta = self.first_delay * 2 ** max(attempts - 1, 0)
+        return min(delay, self.max_delay)
 
 
 @dataclass(frozen=True)

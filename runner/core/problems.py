@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict, dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 ERROR = "error"
 WARNING = "warning"
@@ -27,7 +27,7 @@ class Problem:
     severity: str = ERROR
     hint: str | None = None  # how to fix it, when there is more to say
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def __str__(self) -> str:

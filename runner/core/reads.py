@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from runner.core.conditions import Condition
 from runner.core.model import Journey, Project, Stage, WaitForStep
-
-_UNKNOWN = object()  # not looked up yet, in caches where None is an answer
 
 
 @dataclass(frozen=True)
@@ -22,12 +21,17 @@ class Reads:
     visible, or these attributes changing (top-level names; ``("score", name)`` for a
     score's manual adjustments)."""
 
-    events: frozenset = frozenset()
-    attributes: frozenset = frozenset()
+    events: frozenset[str] = frozenset()
+    attributes: frozenset[AttributeKey] = frozenset()
     stage: bool = False  # reads the enrollment's stage
 
     def __or__(self, other: Reads) -> Reads:
         return Reads(self.events | other.events, self.attributes | other.attributes, self.stage or other.stage)
+
+
+# what a change is tracked by: a top-level attribute name, or ("score", name) for adjustments
+AttributeKey = str | tuple[str, str]
+_UNKNOWN = Reads(frozenset({"\x00not looked up yet"}))  # by identity, in caches where None is an answer
 
 
 def attribute_key(path: str) -> str:
@@ -43,7 +47,7 @@ class JourneyReads:
     only on the journeys and the project, never on a contact.
     """
 
-    def __init__(self, project: Project, segments: Mapping[tuple[str, int], Mapping]):
+    def __init__(self, project: Project, segments: Mapping[tuple[str, int], Mapping[str, Condition]]) -> None:
         self.project = project
         self.segments = segments  # (journey id, version) -> its segments merged over the project's
         # scores that time alone can only lower (event points >= 0 expire or decay; `when` rules
@@ -60,7 +64,7 @@ class JourneyReads:
         self._entry_reads: dict[tuple[int, str, int], Reads | None] = {}
         self._interest: dict[tuple[int, str, int], Reads | None] = {}
         self._watches: dict[tuple[int, str, int], frozenset[str]] = {}
-        self._score_when: dict[str, frozenset | None] = {}
+        self._score_when: dict[str, frozenset[AttributeKey] | None] = {}
         self._score_reads: dict[str, Reads | None] = {}
 
     def entry_reads(self, journey: Journey) -> Reads | None:
@@ -80,6 +84,7 @@ class JourneyReads:
             if entry.event:
                 reads |= Reads(events=frozenset([entry.event]))
             if entry.kind == "date":
+                assert entry.attribute is not None  # a date entry names its attribute
                 reads |= Reads(attributes=frozenset([attribute_key(entry.attribute)]))
             if entry.condition is not None:
                 found = self.reads(entry.condition, journey)
@@ -119,11 +124,12 @@ class JourneyReads:
         watched = self._watches.get(key)
         if watched is None:
             watched = self._watches[key] = frozenset(
-                stage.entry.attribute for stage in journey.stages if stage.entry.kind == "attribute_changed"
+                stage.entry.attribute for stage in journey.stages
+                if stage.entry.kind == "attribute_changed" and stage.entry.attribute is not None
             )
         return watched
 
-    def reads(self, condition, journey: Journey) -> Reads | None:
+    def reads(self, condition: Condition, journey: Journey) -> Reads | None:
         """Every event name and attribute ``condition`` reads, through segments and scores (None: unknown).
 
         A condition's truth can only change when one of these events becomes
@@ -137,11 +143,13 @@ class JourneyReads:
             reads = self._reads[key] = self._resolve_reads(condition, self.segments[(journey.id, journey.version)])
         return reads
 
-    def _resolve_reads(self, condition, segments) -> Reads | None:
+    def _resolve_reads(self, condition: Condition, segments: Mapping[str, Condition]) -> Reads | None:
         names: set[str] = set()
-        attributes: set = set()
+        attributes: set[AttributeKey] = set()
         stage = False
-        pending, seen_segments, seen_scores = [condition], set(), set()
+        pending = [condition]
+        seen_segments: set[str] = set()
+        seen_scores: set[str] = set()
         while pending:
             deps = pending.pop().deps
             names |= deps.events
@@ -163,20 +171,21 @@ class JourneyReads:
                         pending.append(rule.when)
         return Reads(frozenset(names), frozenset(attributes), stage)
 
-    def score_when_attributes(self, name: str) -> frozenset | None:
+    def score_when_attributes(self, name: str) -> frozenset[AttributeKey] | None:
         """The attributes a score's ``when`` rules read, when they read nothing else (None otherwise)."""
         if name not in self._score_when:
-            keys: set[str] | None = set()
+            keys: set[AttributeKey] = set()
             model = self.project.scores.get(name)
             for rule in model.rules if model else ():
                 if rule.event or rule.when is None:
                     continue
                 deps = rule.when.deps
                 if deps.events or deps.segments or deps.scores or deps.stage or deps.timed:
-                    keys = None
+                    self._score_when[name] = None
                     break
                 keys.update(attribute_key(path) for path in deps.attributes)
-            self._score_when[name] = frozenset(keys) if keys is not None else None
+            else:
+                self._score_when[name] = frozenset(keys)
         return self._score_when[name]
 
     def score_reads(self, name: str) -> Reads | None:

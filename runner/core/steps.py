@@ -20,6 +20,7 @@ from runner.core.conditions import Facts
 from runner.core.localtime import SendTimes, add_duration, next_local_time
 from runner.core.model import (
     BranchStep,
+    Cap,
     EmailStep,
     ExitStep,
     Journey,
@@ -79,7 +80,8 @@ def run_steps(run: RunState, journey: Journey, enrollment: Enrollment) -> None:
     enrollment.due_at = None
     if enrollment.wait is not None and enrollment.wait.event is not None:
         # a wait_for whose timeout came: take the timeout path
-        step = journey.steps[enrollment.wait.step]
+        step = journey.steps[enrollment.wait.step or ""]
+        assert isinstance(step, WaitForStep)  # only a wait_for waits for an event
         enrollment.wait = None
         enrollment.cursor = step.on_timeout
         run.decide(journey, enrollment, step.id, "timeout_path", f"no {step.event} within {step.timeout}")
@@ -154,7 +156,7 @@ def execute_exit(run: RunState, journey: Journey, enrollment: Enrollment, step: 
     return False
 
 
-def _wait(run: RunState, journey, enrollment, step, until: datetime, reason: str) -> bool:
+def _wait(run: RunState, journey: Journey, enrollment: Enrollment, step: Step, until: datetime, reason: str) -> bool:
     enrollment.cursor = step.next
     if until <= run.now:
         # wait_until at exactly its local time: nothing to wait for. Blocking here would
@@ -167,20 +169,20 @@ def _wait(run: RunState, journey, enrollment, step, until: datetime, reason: str
     return False
 
 
-def _defer(run: RunState, journey, enrollment, step, until: datetime, reason: str) -> bool:
+def _defer(run: RunState, journey: Journey, enrollment: Enrollment, step: Step, until: datetime, reason: str) -> bool:
     enrollment.due_at = until
     enrollment.wait = Wait(until=until)
     run.decide(journey, enrollment, step.id, "defer", reason, detail={"until": iso_text(until)})
     return False
 
 
-def _skip(run: RunState, journey, enrollment, step, reason: str) -> bool:
+def _skip(run: RunState, journey: Journey, enrollment: Enrollment, step: Step, reason: str) -> bool:
     run.decide(journey, enrollment, step.id, "skip", reason)
     enrollment.cursor = step.next
     return True
 
 
-def _email(run: RunState, journey, enrollment, step: EmailStep, tz) -> bool:
+def _email(run: RunState, journey: Journey, enrollment: Enrollment, step: EmailStep, tz: ZoneInfo) -> bool:
     settings = journey.settings
     if enrollment.holdout:
         return _skip(run, journey, enrollment, step, "holdout")
@@ -231,7 +233,7 @@ def _cap_free_at(run: RunState, journey: Journey) -> tuple[datetime, str] | None
     return None
 
 
-def _cap_reached(run: RunState, cap, journey_id: str | None) -> datetime | None:
+def _cap_reached(run: RunState, cap: Cap, journey_id: str | None) -> datetime | None:
     """When the oldest email counting against ``cap`` (of ``journey_id``, or of every
     journey) leaves its window, if ``cap.max`` of them are in it now; None otherwise."""
     start = run.now - cap.per.approx
@@ -242,7 +244,8 @@ def _cap_reached(run: RunState, cap, journey_id: str | None) -> datetime | None:
     if len(recent) < cap.max:
         return None
     recent.sort()
-    return recent[len(recent) - cap.max] + cap.per.approx
+    oldest: datetime = recent[len(recent) - cap.max]
+    return oldest + cap.per.approx
 
 
 def execute_split(run: RunState, journey: Journey, enrollment: Enrollment, step: SplitStep) -> bool:
@@ -325,7 +328,7 @@ def iso_text(at: datetime) -> str:
     return text
 
 
-def set_path(attributes: dict, path: str, value: Any) -> None:
+def set_path(attributes: dict[str, Any], path: str, value: Any) -> None:
     parts = path.split(".")
     target = attributes
     for part in parts[:-1]:
@@ -339,7 +342,7 @@ def set_path(attributes: dict, path: str, value: Any) -> None:
 JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def snapshot(attributes: Mapping[str, Any]) -> dict:
+def snapshot(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """A deep-enough copy of the attributes as they are at the decision."""
     return {k: _snapshot_value(v) for k, v in attributes.items()}
 
