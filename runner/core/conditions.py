@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import bisect
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from runner.core.durations import parse_duration
+from runner.core.durations import Duration, parse_duration
 from runner.core.state import Contact, Event
 
 UTC = UTC
@@ -158,13 +158,16 @@ class Matcher:
         return f"{self.op} {self.expected!r}"
 
 
-def _duration(text: Any):
+Check = Callable[[Any, Any, datetime], bool]  # (value, expected, now) -> whether the operator holds
+
+
+def _duration(text: Any) -> Duration:
     """``parse_duration``, remembered: matchers ask for the same few texts at every evaluation."""
     return _remembered_duration(text) if isinstance(text, (str, int)) else parse_duration(text)
 
 
 @lru_cache(maxsize=1024)
-def _remembered_duration(text: str | int):
+def _remembered_duration(text: str | int) -> Duration:
     return parse_duration(text)
 
 
@@ -174,7 +177,7 @@ def _contains(value: Any, expected: Any, now: datetime) -> bool:
     return isinstance(value, (list, tuple, set)) and expected in value
 
 
-def _ordered(compare: Callable[[Any, Any], bool]):
+def _ordered(compare: Callable[[Any, Any], bool]) -> Check:
     """A gt/gte/lt/lte check: numbers compare as numbers, else dates and datetimes as instants."""
     def check(value: Any, expected: Any, now: datetime) -> bool:
         left, right = _number(value), _number(expected)
@@ -187,7 +190,7 @@ def _ordered(compare: Callable[[Any, Any], bool]):
     return check
 
 
-def _instants(compare: Callable[[Any, Any], bool]):
+def _instants(compare: Callable[[Any, Any], bool]) -> Check:
     """A before/after check between two instants (False when either is not a date)."""
     def check(value: Any, expected: Any, now: datetime) -> bool:
         left, right = as_instant(value), as_instant(expected)
@@ -197,20 +200,20 @@ def _instants(compare: Callable[[Any, Any], bool]):
     return check
 
 
-def _age(older: bool):
+def _age(older: bool) -> Check:
     """An older_than/newer_than check: ``now`` against the value plus the duration."""
     def check(value: Any, expected: Any, now: datetime) -> bool:
         instant = as_instant(value)
         if instant is None:
             return False
-        boundary = instant + _duration(expected).approx
+        boundary: datetime = instant + _duration(expected).approx
         return now > boundary if older else now <= boundary
     return check
 
 
 # operator -> check(value, expected, now) for a value that is set (see Matcher.matches;
 # ``_prepare`` has faster equivalents of the commonest ones)
-_CHECKS: dict[str, Callable[[Any, Any, datetime], bool]] = {
+_CHECKS: dict[str, Check] = {
     "equals": lambda value, expected, now: value == expected,
     "not_equals": lambda value, expected, now: value != expected,
     "in": lambda value, expected, now: value in expected,
@@ -289,7 +292,7 @@ def _prepare(op: str, expected: Any) -> Callable[[Any, datetime], bool]:
     return generic
 
 
-_ORDER = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
           "before": operator.lt, "after": operator.gt}
 
 
@@ -374,30 +377,30 @@ class Condition:
         raise NotImplementedError
 
 
-def _earliest(instants) -> datetime | None:
+def _earliest(instants: Iterable[datetime | None]) -> datetime | None:
     found = [i for i in instants if i is not None]
     return min(found) if found else None
 
 
 class AllOf(Condition):
-    def __init__(self, parts: list[Condition]):
+    def __init__(self, parts: list[Condition]) -> None:
         self.parts = parts
         self.deps = _union(parts)
         self._timed = _may_change_with_time(self.deps)  # asked at every next_change
 
-    def evaluate(self, facts):
+    def evaluate(self, facts: Facts) -> bool:
         for part in self.parts:  # a loop, not all(generator): hot in every segment
             if not part.evaluate(facts):
                 return False
         return True
 
-    def explain(self, facts):
+    def explain(self, facts: Facts) -> Explanation:
         children = [part.explain(facts) for part in self.parts]
         return Explanation(all(c.holds for c in children), "all of", children)
 
     _settles_when = False  # all: a part that stays false keeps the whole false
 
-    def next_change(self, facts):
+    def next_change(self, facts: Facts) -> datetime | None:
         if not self._timed:
             return None  # hot in the engine's wake-up search: skip parts that cannot change
         changes = []
@@ -410,7 +413,7 @@ class AllOf(Condition):
             changes.append(change)
         return _earliest(changes)
 
-    def evaluate_with_change(self, facts):
+    def evaluate_with_change(self, facts: Facts) -> tuple[bool, datetime | None]:
         """One walk: each part's truth and change together (``next_change`` alone re-evaluates parts).
 
         The answer is ``settles_when`` as soon as one part has that truth (the
@@ -431,59 +434,59 @@ class AllOf(Condition):
             changes.append(change)
         return holds, _earliest(changes)
 
-    def describe(self):
+    def describe(self) -> str:
         return "all of (" + "; ".join(p.describe() for p in self.parts) + ")"
 
 
 class AnyOf(AllOf):
     _settles_when = True  # any: a part that stays true keeps the whole true
 
-    def evaluate(self, facts):
+    def evaluate(self, facts: Facts) -> bool:
         for part in self.parts:
             if part.evaluate(facts):
                 return True
         return False
 
-    def explain(self, facts):
+    def explain(self, facts: Facts) -> Explanation:
         children = [part.explain(facts) for part in self.parts]
         return Explanation(any(c.holds for c in children), "any of", children)
 
-    def describe(self):
+    def describe(self) -> str:
         return "any of (" + "; ".join(p.describe() for p in self.parts) + ")"
 
 
 class Not(Condition):
-    def __init__(self, part: Condition):
+    def __init__(self, part: Condition) -> None:
         self.part = part
         self.deps = part.deps
         self._timed = _may_change_with_time(self.deps)
 
-    def evaluate(self, facts):
+    def evaluate(self, facts: Facts) -> bool:
         return not self.part.evaluate(facts)
 
-    def explain(self, facts):
+    def explain(self, facts: Facts) -> Explanation:
         child = self.part.explain(facts)
         return Explanation(not child.holds, "not", [child])
 
-    def next_change(self, facts):
+    def next_change(self, facts: Facts) -> datetime | None:
         if not self._timed:
             return None
         return self.part.next_change(facts)
 
-    def evaluate_with_change(self, facts):
+    def evaluate_with_change(self, facts: Facts) -> tuple[bool, datetime | None]:
         if not self._timed:
             return not self.part.evaluate(facts), None
         holds, change = self.part.evaluate_with_change(facts)
         return not holds, change
 
-    def describe(self):
+    def describe(self) -> str:
         return f"not ({self.part.describe()})"
 
 
 class SegmentRef(Condition):
     MAX_DEPTH = 32  # references are checked for cycles at load time; this is a last guard
 
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         self.name = name
         self.deps = Deps(segments=frozenset([name]))
 
@@ -495,7 +498,7 @@ class SegmentRef(Condition):
         except KeyError:
             raise ConditionError(f"unknown segment '{self.name}'") from None
 
-    def evaluate(self, facts):
+    def evaluate(self, facts: Facts) -> bool:
         known = facts.memo.get(self.name)
         if known is not None:
             return known
@@ -510,7 +513,7 @@ class SegmentRef(Condition):
         facts.memo[self.name] = value
         return value
 
-    def explain(self, facts):
+    def explain(self, facts: Facts) -> Explanation:
         target = self._target(facts)
         facts.depth += 1
         try:
@@ -519,7 +522,7 @@ class SegmentRef(Condition):
             facts.depth -= 1
         return Explanation(child.holds, f"segment {self.name}", [child])
 
-    def next_change(self, facts):
+    def next_change(self, facts: Facts) -> datetime | None:
         target = self._target(facts)
         facts.depth += 1
         try:
@@ -527,7 +530,7 @@ class SegmentRef(Condition):
         finally:
             facts.depth -= 1
 
-    def evaluate_with_change(self, facts):
+    def evaluate_with_change(self, facts: Facts) -> tuple[bool, datetime | None]:
         known = facts.memo.get(self.name)
         if known is not None:
             return known, self.next_change(facts)
@@ -540,40 +543,41 @@ class SegmentRef(Condition):
         facts.memo[self.name] = value
         return value, change
 
-    def describe(self):
+    def describe(self) -> str:
         return f"segment {self.name}"
 
 
 class AttributeIs(Condition):
-    def __init__(self, path: str, matcher: Matcher):
+    def __init__(self, path: str, matcher: Matcher) -> None:
         self.path, self.matcher = path, matcher
         self.deps = Deps(attributes=frozenset([path]), timed=matcher.op in ("older_than", "newer_than"))
 
-    def evaluate(self, facts):
+    def evaluate(self, facts: Facts) -> bool:
         contact = facts.contact  # facts.attribute(), inlined: the commonest leaf of every segment
         return self.matcher.matches(get_path(contact.attributes, self.path, contact), facts.now)
 
-    def explain(self, facts):
+    def explain(self, facts: Facts) -> Explanation:
         value = facts.attribute(self.path)
         shown = "not set" if value is NOT_SET else repr(value)
         holds = self.matcher.matches(value, facts.now)
         return Explanation(holds, f"{self.describe()} (is {shown})")
 
-    def next_change(self, facts):
+    def next_change(self, facts: Facts) -> datetime | None:
         return self.matcher.next_change(facts.attribute(self.path), facts.now)
 
-    def evaluate_with_change(self, facts):
+    def evaluate_with_change(self, facts: Facts) -> tuple[bool, datetime | None]:
         value = facts.attribute(self.path)
         return self.matcher.matches(value, facts.now), self.matcher.next_change(value, facts.now)
 
-    def describe(self):
+    def describe(self) -> str:
         return f"{self.path} {self.matcher.describe()}"
 
 
 class EventCount(Condition):
     """The event happened a number of times (default: at least once), optionally within a window."""
 
-    def __init__(self, name: str, where, count: Matcher, within):
+    def __init__(self, name: str, where: tuple[tuple[str, Matcher], ...], count: Matcher,
+                 within: Duration | None) -> None:
         self.name, self.where, self.count, self.within = name, where, count, within
         self.deps = Deps(events=frozenset([name]), timed=within is not None)
 
@@ -588,7 +592,7 @@ class EventCount(Condition):
             found = [e for e in found if where_matches(self.where, e)]
         return found
 
-    def evaluate(self, facts):
+    def evaluate(self, facts: Facts) -> bool:
         if self.within is None and not self.where:  # a plain count: no list to build
             found = facts.events.get(self.name, ())
             count = len(found)
@@ -597,11 +601,11 @@ class EventCount(Condition):
             return self.count.matches(count, facts.now)
         return self.count.matches(len(self.matching(facts)), facts.now)
 
-    def explain(self, facts):
+    def explain(self, facts: Facts) -> Explanation:
         n = len(self.matching(facts))
         return Explanation(self.count.matches(n, facts.now), f"{self.describe()} (happened {n} times)")
 
-    def next_change(self, facts):
+    def next_change(self, facts: Facts) -> datetime | None:
         """The instant the answer flips as events age out of the window (None: never by time).
 
         Events leave the window oldest first, so after the i-th has left the count is
@@ -615,7 +619,8 @@ class EventCount(Condition):
 
     def _flip(self, matching: Sequence[Event], holds: bool, now: datetime) -> datetime | None:
         """``next_change`` for the events in the window and the answer they give now."""
-        window = self.within.approx
+        assert self.within is not None  # only counts within a window change by time
+        window: timedelta = self.within.approx
         instants = sorted(e.at for e in matching)
         count = len(instants)
         for left, at in enumerate(instants, start=1):
@@ -623,14 +628,14 @@ class EventCount(Condition):
                 return at + window
         return None
 
-    def evaluate_with_change(self, facts):
+    def evaluate_with_change(self, facts: Facts) -> tuple[bool, datetime | None]:
         if self.within is None:
             return self.evaluate(facts), None
         matching = self.matching(facts)  # once for both answers
         holds = self.count.matches(len(matching), facts.now)
         return holds, self._flip(matching, holds, facts.now)
 
-    def describe(self):
+    def describe(self) -> str:
         text = f"event {self.name}"
         if self.where:
             text += " where " + ", ".join(f"{k} {m.describe()}" for k, m in self.where)
@@ -641,33 +646,33 @@ class EventCount(Condition):
 
 
 class ScoreIs(Condition):
-    def __init__(self, name: str, matcher: Matcher):
+    def __init__(self, name: str, matcher: Matcher) -> None:
         self.name, self.matcher = name, matcher
         self.deps = Deps(scores=frozenset([name]))
 
-    def evaluate(self, facts):
+    def evaluate(self, facts: Facts) -> bool:
         return self.matcher.matches(facts.score(self.name), facts.now)
 
-    def explain(self, facts):
+    def explain(self, facts: Facts) -> Explanation:
         value = facts.score(self.name)
         return Explanation(self.matcher.matches(value, facts.now), f"{self.describe()} (is {value:g})")
 
-    def next_change(self, facts):
+    def next_change(self, facts: Facts) -> datetime | None:
         return facts.score_change(self.name, _number(self.matcher.expected))
 
-    def describe(self):
+    def describe(self) -> str:
         return f"score {self.name} {self.matcher.describe()}"
 
 
 class InStage(Condition):
-    def __init__(self, stage: str):
+    def __init__(self, stage: str) -> None:
         self.stage = stage
         self.deps = Deps(stage=True)
 
-    def evaluate(self, facts):
+    def evaluate(self, facts: Facts) -> bool:
         return facts.stage == self.stage
 
-    def describe(self):
+    def describe(self) -> str:
         return f"in stage {self.stage}"
 
 
@@ -683,7 +688,7 @@ def _union(parts: list[Condition]) -> Deps:
     return deps
 
 
-def _single_operator(spec: Mapping[str, Any], allowed, what: str) -> Matcher:
+def _single_operator(spec: Mapping[str, Any], allowed: Iterable[str], what: str) -> Matcher:
     ops = [key for key in spec if key in allowed]
     if len(ops) != 1:
         raise ConditionError(f"{what} needs exactly one operator of {', '.join(allowed)}")
