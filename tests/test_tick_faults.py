@@ -106,7 +106,9 @@ def test_sigkill_mid_message_leaves_one_send_in_doubt_and_every_contact_consiste
     root, db, ids = _project(tmp_path)
     with SmtpServer(hold_after=10) as server:
         process = _start_run(root, db, server)
-        _wait_until(lambda: server.data_in_progress == 1, "the run waits for the relay's answer")
+        # the held 11th message (any message is in DATA for a while: the count tells which)
+        _wait_until(lambda: len(server.messages) >= 10 and server.data_in_progress == 1,
+                    "the run waits for the relay's answer")
         process.kill()
         process.wait()
         server.resume.set()
@@ -128,7 +130,9 @@ def test_a_database_lock_held_35_seconds_stops_the_run_visibly_and_loses_nothing
     root, db, ids = _project(tmp_path)
     with SmtpServer(hold_after=10) as server:
         process = _start_run(root, db, server)
-        _wait_until(lambda: server.data_in_progress == 1, "the run waits for the relay's answer")
+        # the held 11th message (any message is in DATA for a while: the count tells which)
+        _wait_until(lambda: len(server.messages) >= 10 and server.data_in_progress == 1,
+                    "the run waits for the relay's answer")
         other = sqlite3.connect(db, timeout=60, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # another connection takes the write lock ...
         server.resume.set()
