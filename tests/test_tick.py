@@ -328,3 +328,44 @@ def test_in_a_batched_tick_a_contact_that_fails_stays_due_and_the_others_are_sen
 
     monkeypatch.setattr(tick_module, "_journey", real_journey)
     assert run_tick(store, runtime, AT + timedelta(hours=1)).counts["sent"] == 1
+
+
+def test_production_renders_the_templates_deployed_not_what_the_files_hold_later(tmp_path):
+    """A template swapped for a link to a secret after deploy is not what goes out."""
+    from runner.language.templatecheck import read_templates
+
+    root = tiny_project(tmp_path / "project")
+    store = open_store(tmp_path / "journey.db")
+    tree = load_working_tree(root)
+    deploy(store, tree.journeys, AT, read_templates(root / "templates"))
+    secret = tmp_path / "environ"
+    secret.write_text("JOURNEY_UNSUBSCRIBE_SECRET=the-real-secret", encoding="utf-8")
+    (root / "templates" / "hello.html").unlink()
+    (root / "templates" / "hello.html").symlink_to(secret)
+    (root / "templates" / "tips.html").write_text("<p>edited after deploy</p>", encoding="utf-8")
+    add_signups(store, 1, AT)
+    runtime = _runtime(store, tree, tmp_path)
+    run_tick(store, runtime, AT + timedelta(days=2))
+    bodies = [p.read_text() for p in sorted((tmp_path / "outbox").glob("*.eml"))]
+    assert len(bodies) == 2 and not any("the-real-secret" in b or "edited after deploy" in b for b in bodies)
+    assert any("Hi C00000!" in b for b in bodies)
+    # a new deploy of the edited tip is what the next ticks render (a worker's runtime refreshes)
+    (root / "templates" / "hello.html").unlink()
+    (root / "templates" / "hello.html").write_text("<p>Hello again {{ contact.first_name }}</p>", encoding="utf-8")
+    deploy(store, tree.journeys, AT, read_templates(root / "templates"))
+    runtime.refresh(store)
+    assert runtime.delivery.renderer.render_email("tips", "s", {"contact": {}, "unsubscribe_url": "u"}).html \
+        .startswith("<html><head></head><body><p>edited after deploy</p>")
+
+
+def test_without_deployed_templates_the_files_are_read_as_validate_reads_them(tmp_path):
+    """A database deployed before templates were recorded renders the files, never a link out."""
+    root, store, tree = _setup(tmp_path)
+    assert store.deployed_templates() is None
+    (root / "templates" / "hello.html").unlink()
+    (root / "templates" / "hello.html").symlink_to("/proc/self/environ")
+    add_signups(store, 1, AT)
+    report = run_tick(store, _runtime(store, tree, tmp_path), AT + timedelta(hours=1))
+    assert report.counts["sent"] == 0
+    assert list((tmp_path / "outbox").glob("*.eml")) == []
+    assert "outside" in _sends(store)["c00000:welcome:1/1/hello"][1]

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from runner.cli.common import DB_OPTION, open_db, project_root
+from runner.core.problems import JourneyError
 
 FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                              show_default=True)
@@ -50,14 +51,21 @@ def deploy(fmt: str, db_path: Path | None) -> None:
     From now on `journey run` runs these versions. Contacts in flight stay on
     the version they entered unless the new version declares a `migration`.
     A journey whose content changed but whose `version` did not is refused,
-    and then nothing is recorded.
+    and then nothing is recorded. The templates are recorded too: production
+    renders them as deployed, whatever the files hold later.
     """
+    from runner.language.projectfiles import UnsafeFile
+    from runner.language.templatecheck import read_templates
     from runner.production.deploy import deploy as record
     from runner.production.deploy import load_working_tree
 
     tree = load_working_tree(project_root())
+    try:
+        templates = read_templates(tree.project.templates_path)
+    except UnsafeFile as unsafe:
+        raise JourneyError(f"deploy refused; nothing was recorded: {unsafe}") from None
     with open_db(db_path, tree.root) as store:
-        result = record(store, tree.journeys, datetime.now(UTC))
+        result = record(store, tree.journeys, datetime.now(UTC), templates)
     if fmt == "json":
         click.echo(json.dumps({
             "recorded": [{"journey": j, "version": v} for j, v in result.recorded],

@@ -61,10 +61,11 @@ class Delivery:
     """Renders and delivers decisions for one project through one transport."""
 
     def __init__(self, project: Project, transport_url: str, *, transport: Transport | None = None,
-                 connect: bool = True):
+                 connect: bool = True, templates: dict[str, str] | None = None):
         self.project = project
         self.transport_url = transport_url
-        self.renderer = Renderer(project.templates_path)
+        self.templates = templates  # the deployed sources; None: the files (checked as validate reads them)
+        self.renderer = Renderer(project.templates_path, sources=templates)
         self.secret = load_secret(project.unsubscribe_secret_env, transport_url=transport_url)
         self.dev = is_dev_transport(transport_url)
         self.transport = transport

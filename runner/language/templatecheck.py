@@ -302,3 +302,15 @@ def template_files(folder: Path) -> list[Path]:
         return []
     # not only regular files: a FIFO, device or link loop named like a template gets its diagnostic
     return sorted(p for p in folder.rglob("*") if p.suffix in TEMPLATE_SUFFIXES and not p.is_dir())
+
+
+def read_templates(folder: Path) -> dict[str, str]:
+    """Every template under ``folder`` (name relative to it -> text), read safely;
+    :class:`UnsafeFile` for the first one that may not be read."""
+    templates: dict[str, str] = {}
+    for path in template_files(folder):
+        try:
+            templates[path.relative_to(folder).as_posix()] = read_inside(path, folder).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise UnsafeFile("file.encoding", f"{path} is not UTF-8") from None
+    return templates

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from runner.core.problems import JourneyError
+from runner.language.templatecheck import read_templates
 from runner.production.deploy import deploy, load_working_tree
 from runner.production.tick import build_runtime, run_tick, status_report
 
@@ -82,7 +83,7 @@ def run_demo(
         events = ingest.import_events(store, events_file, now=start)
         say(f"imported {contacts.imported} contacts ({contacts.duplicates} already stored), "
             f"{events.imported} events ({events.duplicates} already stored)")
-        result = deploy(store, tree.journeys, datetime.now(UTC))
+        result = deploy(store, tree.journeys, datetime.now(UTC), read_templates(tree.project.templates_path))
         say("deployed " + (", ".join(f"{j} v{v}" for j, v in result.recorded) or "nothing new (already deployed)"))
         runtime = build_runtime(store, tree.project, transport_url)
         totals: dict[str, int] = {}

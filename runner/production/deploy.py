@@ -362,8 +362,12 @@ class DeployResult:
     plan: Plan
 
 
-def deploy(store: Store, journeys: list[Journey], now: datetime) -> DeployResult:
+def deploy(store: Store, journeys: list[Journey], now: datetime,
+           templates: dict[str, str] | None = None) -> DeployResult:
     """Record every journey version that is not deployed yet; all or nothing.
+
+    ``templates`` (name -> source, see ``templatecheck.read_templates``) become
+    the deployed templates production renders, whatever the files hold later.
 
     Refused (JourneyError, nothing recorded) when a journey's content changed
     but its version did not, or its version went backwards.
@@ -382,6 +386,8 @@ def deploy(store: Store, journeys: list[Journey], now: datetime) -> DeployResult
             new = store.record_deployment(journey.id, journey.version, journey.content_hash,
                                           journey_content(journey), now)
             (recorded if new else unchanged).append((journey.id, journey.version))
+        if templates is not None:
+            store.record_templates(templates, now)
     return DeployResult(recorded, unchanged, plan)
 
 

@@ -52,7 +52,7 @@ from runner.core.model import Project
 from runner.core.problems import JourneyError
 from runner.core.state import ContactState, SendRecord
 from runner.delivery.dispatch import Delivery, step_detail
-from runner.delivery.render import RenderError
+from runner.delivery.render import Renderer, RenderError
 from runner.delivery.transports import PermanentError, TransientError
 from runner.production.deploy import DeployedSet, deployed_set
 from runner.store.base import Store
@@ -105,6 +105,11 @@ class Runtime:
         if latest.signature != self.deployed.signature:
             self.deployed = latest
             self.engine = Engine(self.project, latest.current, pinned=latest.pinned)
+        if self.delivery is not None:
+            templates = store.deployed_templates()
+            if templates != self.delivery.templates:  # templates deployed since: render those
+                self.delivery.templates = templates
+                self.delivery.renderer = Renderer(self.project.templates_path, sources=templates)
 
 
 def build_runtime(store: Store, project: Project, transport_url: str | None, *, dry_run: bool = False) -> Runtime:
@@ -115,7 +120,7 @@ def build_runtime(store: Store, project: Project, transport_url: str | None, *, 
     engine = Engine(project, deployed.current, pinned=deployed.pinned)
     delivery = None
     if transport_url is not None:
-        delivery = Delivery(project, transport_url, connect=not dry_run)
+        delivery = Delivery(project, transport_url, connect=not dry_run, templates=store.deployed_templates())
     return Runtime(project, deployed, engine, delivery)
 
 

@@ -307,6 +307,14 @@ def m008_split_counts(db: Database) -> None:
     db.execute("DROP INDEX IF EXISTS enrollments_outcomes")
 
 
+@migrations()
+def m009_deployed_templates(db: Database) -> None:
+    """The templates as ``journey deploy`` read them: production renders what was
+    validated and deployed, not whatever the files hold (or link to) at send time."""
+    db.execute("""CREATE TABLE deployed_templates (
+        name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, content TEXT NOT NULL, deployed_at TEXT NOT NULL)""")
+
+
 def apply_migrations(db: Database) -> None:
     """Bring ``db`` to the latest schema; safe when several processes open it at once.
 

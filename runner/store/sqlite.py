@@ -9,6 +9,7 @@ the WAL switch.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import sqlite3
 import uuid
@@ -646,6 +647,24 @@ class SQLiteStore:
 
     def deployments(self) -> list[dict]:
         return self._rows("SELECT * FROM deployments ORDER BY journey_id, version")
+
+    def record_templates(self, templates: dict[str, str], now: datetime) -> bool:
+        """Make ``templates`` (name -> source) the deployed set; True if it changed."""
+        wanted = {name: hashlib.sha256(source.encode()).hexdigest() for name, source in templates.items()}
+        with self.transaction():
+            current = dict(self.conn.execute("SELECT name, sha256 FROM deployed_templates").fetchall())
+            if current == wanted:
+                return False
+            self.conn.execute("DELETE FROM deployed_templates")
+            self.conn.executemany(
+                "INSERT INTO deployed_templates (name, sha256, content, deployed_at) VALUES (?, ?, ?, ?)",
+                [(name, wanted[name], source, to_db_time(now)) for name, source in sorted(templates.items())])
+            return True
+
+    def deployed_templates(self) -> dict[str, str] | None:
+        """The deployed templates (name -> source); None if no deploy ever recorded them."""
+        rows = self.conn.execute("SELECT name, content FROM deployed_templates").fetchall()
+        return dict(rows) if rows else None
 
     def deployed(self, journey_id: str, version: int) -> dict | None:
         rows = self._rows(
