@@ -39,6 +39,7 @@ CASES = [
     ("set-inside-macro-read-outside", "{% macro m() %}{% set inner = 1 %}{% endmacro %}{{ inner }}", False),
     ("plain-set", "{% set hi = 'Hi' %}{{ hi }}", True),
     ("undefined", "{{ greeting }}", False),
+    ("unknown-filter", "{{ contact.first_name|de- fault('friend') }}", False),  # a traceback in validate before
     ("loop-variable", "{% for i in [1, 2] %}{{ loop.index }}{% endfor %}", True),
 ]
 

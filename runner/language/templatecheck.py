@@ -17,7 +17,7 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateNotFound, TemplateSyntaxError, meta, nodes, pass_context
+from jinja2 import TemplateAssertionError, TemplateNotFound, TemplateSyntaxError, meta, nodes, pass_context
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -151,7 +151,11 @@ def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list
     def at(node: nodes.Node) -> tuple[int, int]:
         return line + (getattr(node, "lineno", 1) or 1) - 1, col
 
-    undeclared = meta.find_undeclared_variables(tree) - set(CONTEXT) - set(env.globals) - context.extra_names
+    try:
+        undeclared = meta.find_undeclared_variables(tree) - set(CONTEXT) - set(env.globals) - context.extra_names
+    except TemplateAssertionError as error:  # an unknown filter or test: compiling it for render fails the same way
+        return [Problem(file, line + (error.lineno or 1) - 1, col, "template.syntax",
+                        f"template syntax error: {error.message}")], []
     undeclared -= _defined_in_branches(tree)
     for name_node in tree.find_all(nodes.Name):
         if name_node.ctx == "load" and name_node.name in undeclared:
