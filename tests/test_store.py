@@ -60,7 +60,7 @@ def test_open_creates_wal_database_with_foreign_keys_and_migrations(tmp_path):
     assert schema_version(again.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
         "m005_imported_values", "m006_send_retries", "m007_due_keyset", "m008_split_counts",
         "m009_deployed_templates"]
-    assert again.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 8
+    assert again.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 9
     again.close()
 
 
