@@ -64,6 +64,12 @@ def _wait_until(condition, what: str, timeout: float = 120) -> None:
         time.sleep(0.01)
 
 
+def _handed_over(db) -> int:
+    """Sends marked as handed to the transport (confirmed or not)."""
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM sends WHERE retryable = 0 AND state IN ('claimed', 'sent')").fetchone()[0]
+
+
 def _received(server: SmtpServer) -> Counter:
     with server.lock:
         return Counter(journey_key(item.message) for item in server.messages)
@@ -186,7 +192,8 @@ def test_a_full_disk_mid_tick_stops_the_run_and_the_next_run_after_cleanup_loses
         runtime = build_runtime(store, project, server.url(retries=0))
 
         def fill_the_disk_then_answer() -> None:
-            _wait_until(lambda: server.data_in_progress == 1, "the tick waits for the relay's answer")
+            _wait_until(lambda: len(server.messages) >= 10 and server.data_in_progress == 1,
+                        "the tick waits for the relay's answer")  # the held 11th message
             full.set()
             server.resume.set()
 
@@ -197,7 +204,9 @@ def test_a_full_disk_mid_tick_stops_the_run_and_the_next_run_after_cleanup_loses
         filler.join()
         runtime.delivery.close()
         store.close()
-        assert len(_received(server)) == 11  # no message went out after a write failed
+        # no message went out without its hand-over mark committed first (marks rewrite a row in
+        # place, so the capped file takes them; the batch's save, with new rows, is what fails)
+        assert len(_received(server)) == _handed_over(db) >= 11
 
         again = journey_cli(_run_args(db, server), cwd=root, env=SECRET)  # space is back
         assert again.returncode == 0, again.stderr
@@ -221,7 +230,8 @@ def test_a_worker_survives_a_tick_that_could_not_write_and_the_next_tick_sends_t
         stop = StopFlag()
 
         def fill_the_disk_then_answer() -> None:
-            _wait_until(lambda: server.data_in_progress == 1, "the tick waits for the relay's answer")
+            _wait_until(lambda: len(server.messages) >= 10 and server.data_in_progress == 1,
+                        "the tick waits for the relay's answer")  # the held 11th message
             full.set()
             server.resume.set()
 
@@ -241,8 +251,8 @@ def test_a_worker_survives_a_tick_that_could_not_write_and_the_next_tick_sends_t
         runtime.delivery.close()
         store.close()
         assert ticks == 2 and len(errors) == 1 and "database or disk is full" in errors[0]
-        # the second tick sent what the first could not: every message is in, once
-        assert reports[0].counts["sent"] > 0 and sorted(_received(server).values()) == [1] * CONTACTS
+        # the second tick finished what the first could not: every message is in, once
+        assert reports and sorted(_received(server).values()) == [1] * CONTACTS
         _settle_in_doubt(root, db, server)
         final = journey_cli(_run_args(db, server), cwd=root, env=SECRET)
         assert final.returncode == 0, final.stderr
