@@ -22,19 +22,20 @@ from __future__ import annotations
 import bisect
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from runner.core.conditions import NOT_SET, Facts, as_instant, get_path, where_matches
+from runner.core.conditions import NOT_SET, Condition, Facts, as_instant, get_path, where_matches
 from runner.core.localtime import SendTimes, next_annual, send_times, zone
 from runner.core.localtime import next_cron as _next_cron_uncached
 from runner.core.memo import Memo, Stamp
 from runner.core.migration import continuation
-from runner.core.model import Journey, Project, Stage, Step
-from runner.core.reads import JourneyReads, attribute_key
+from runner.core.model import Entry, Journey, Project, ScoreModel, ScoreRule, Stage, Step, WaitForStep
+from runner.core.reads import AttributeKey, JourneyReads, Reads, attribute_key
 from runner.core.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event
 from runner.core.stepkinds import STEP_KINDS
 from runner.core.steps import JSON_SCALARS, iso_text, run_steps, set_path, snapshot
@@ -43,6 +44,7 @@ from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, TRAIT_EV
 _BEFORE_ANY_INSTANT = datetime.min.replace(tzinfo=UTC)  # a run's ``now`` until its first instant
 _NO_NAMES: frozenset[str] = frozenset()  # the new event names of an instant without events
 MAX_SETTLE_PASSES = 5  # journeys re-checking attribute changes made by update steps at one instant
+T = TypeVar("T")  # what a Memo or Stamp remembers
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class _CronSpans:
         self.fires: dict[tuple[str, str], list[datetime]] = {}  # sorted fire instants per (cron, zone)
         self.lows: dict[tuple[str, str, datetime], datetime] = {}  # (cron, zone, fire) -> lowest ``after`` known
 
-    def next(self, expression: str, after: datetime, tz) -> datetime:
+    def next(self, expression: str, after: datetime, tz: ZoneInfo) -> datetime:
         key = (expression, tz.key)
         fires = self.fires.setdefault(key, [])
         index = bisect.bisect_right(fires, after)
@@ -108,7 +110,7 @@ class _CronSpans:
 _cron_spans = _CronSpans()
 
 
-def next_cron(expression: str, after: datetime, tz) -> datetime:
+def next_cron(expression: str, after: datetime, tz: ZoneInfo) -> datetime:
     """The first cron fire strictly after ``after`` (``runner.core.localtime.next_cron``, span-cached)."""
     return _cron_spans.next(expression, after, tz)
 
@@ -116,7 +118,7 @@ def next_cron(expression: str, after: datetime, tz) -> datetime:
 class Engine(JourneyReads):
     """Decides what happens to contacts; holds the journeys, no state of its own."""
 
-    def __init__(self, project: Project, journeys: Sequence[Journey], pinned: Iterable[Journey] = ()):
+    def __init__(self, project: Project, journeys: Sequence[Journey], pinned: Iterable[Journey] = ()) -> None:
         self.project = project
         # higher priority first: it wins a shared frequency cap and ties
         self.journeys = sorted(journeys, key=lambda j: (-j.settings.priority, j.id))
@@ -130,11 +132,12 @@ class Engine(JourneyReads):
         super().__init__(project, self.segments)  # what journeys read (runner.core.reads)
         self.send_times: dict[tuple[int, str], SendTimes] = {}  # (id(journey), zone) -> see _Run._send_times
         # attributes that `attribute_changed` entries watch
-        self.watched_attributes = [
+        # cast: build_entry gives every attribute_changed entry its attribute (mypy cannot see the kind)
+        self.watched_attributes = cast(list[str], [
             stage.entry.attribute
             for journey in self.journeys for stage in journey.stages
             if stage.entry.kind == "attribute_changed"
-        ]
+        ])
 
     # ------------------------------------------------------------ public
 
@@ -178,7 +181,7 @@ class _Run:
     and fields listed there; everything else here is the run's own.
     """
 
-    def __init__(self, engine: Engine, state: ContactState):
+    def __init__(self, engine: Engine, state: ContactState) -> None:
         self.engine = engine
         self.project = engine.project
         self.state = state
@@ -189,24 +192,26 @@ class _Run:
         self.visible: dict[str, list[Event]] = {}
         self.revealed_names: list[str] = []  # names of events in the order they became visible
         self.revealed = 0  # state.events[:revealed] are visible or known-invisible
-        self._score_cache: dict = {}  # name -> score, ("parts", name) -> (constant, decaying)
-        self._zones: dict[int, Any] = {}  # id(journey) -> its zone for this contact (see zone_for)
-        self._dates: dict[tuple[int, int], tuple] = {}  # date entries' next occurrences (see _next_date)
-        self._schedules: dict[int, tuple] = {}  # schedule entries' next fires (see _next_schedule)
-        self._when_holds: dict[str, Stamp] = {}  # score name -> its `when` rules' truths
-        self._rule_matches: dict[tuple[str, int], tuple] = {}  # (score, rule index) -> (events seen, matching)
-        self._steady_scores: dict[str, Memo] = {}  # score name -> its parts while time cannot change them
-        self._snapshot: tuple[int, dict] | None = None  # (attribute version, send details' attribute copy)
-        self._facts_cache: dict[tuple, Facts] = {}
+        self._scores: dict[str, float] = {}  # name -> score now
+        self._score_parts_now: dict[str, tuple[float, float]] = {}  # name -> (constant, decaying) now
+        self._zones: dict[int, ZoneInfo] = {}  # id(journey) -> its zone for this contact (see zone_for)
+        # date entries' next occurrences: (attribute value, local year, after, occurrence) (see _next_date)
+        self._dates: dict[tuple[int, int], tuple[Any, int, datetime, datetime]] = {}
+        self._schedules: dict[int, tuple[datetime, datetime]] = {}  # schedule entries' (after, next fire) (see _next_schedule)
+        self._when_holds: dict[str, Stamp[list[bool | None]]] = {}  # score name -> its `when` rules' truths
+        self._rule_matches: dict[tuple[str, int], tuple[int, list[Event]]] = {}  # (score, rule index) -> (events seen, matching)
+        self._steady_scores: dict[str, Memo[tuple[float, float]]] = {}  # score name -> its parts while time cannot change them
+        self._snapshot: tuple[int, dict[str, Any]] | None = None  # (attribute version, send details' attribute copy)
+        self._facts_cache: dict[tuple[str, int, str | None, datetime | None], Facts] = {}
         # condition results with the inputs they were computed from (see ``condition_memo``)
-        self._memo: dict[tuple, Memo] = {}
+        self._memo: dict[tuple[Condition, str, int, str | None, datetime | None], Memo[tuple[bool, datetime | None]]] = {}
         # (journey, version, stage) -> the instant until which no entry can fire by time alone
-        self._entries_quiet: dict[tuple[str, int, str | None], Memo] = {}
+        self._entries_quiet: dict[tuple[str, int, str | None], Memo[datetime | None]] = {}
         # journey id -> its next time-driven instant, recorded by _entry_wake
-        self._journey_wake: dict[str, Stamp] = {}
+        self._journey_wake: dict[str, Stamp[datetime | None]] = {}
         self._unsettled: set[str] = set()  # journeys whose enrollment must be looked at next (see _untouched)
         self.attribute_version = 0  # bumped whenever this run changes attributes or score adjustments
-        self._changed_at: dict = {}  # attribute key (see Reads) -> the attribute_version of its last change
+        self._changed_at: dict[Hashable, int] = {}  # attribute key (see Reads) -> the attribute_version of its last change
         self._remembered_version = -1  # attribute_version when watched attributes were last remembered
         # the entry wake-up last written to memory and last read back from it (formatting and
         # parsing it at every instant costs more than remembering both)
@@ -244,7 +249,7 @@ class _Run:
             if entry_wake != self._wake_read[0]:
                 self._wake_read = (entry_wake, as_instant(entry_wake))
             wake = self._wake_read[1]
-            if (clock is None or wake > clock) and (earliest is None or wake < earliest):
+            if wake is not None and (clock is None or wake > clock) and (earliest is None or wake < earliest):
                 earliest = wake
         return earliest
 
@@ -312,7 +317,7 @@ class _Run:
             if reason and event.at <= self.now:
                 self.state.suppress(reason, event.at)
 
-    def invalidate(self, changed: Iterable | None = None) -> None:
+    def invalidate(self, changed: Iterable[Hashable] | None = None) -> None:
         """The one way the run forgets answers (see "Cache inventory" in docs/architecture.md).
 
         Always drops what holds for one instant and one set of attributes (scores,
@@ -320,14 +325,15 @@ class _Run:
         the attribute keys (see ``Reads``) changed now: the attribute version moves on,
         so every versioned record (``Memo``, ``Stamp``) re-checks what it read.
         """
-        self._score_cache = {}
+        self._scores = {}
+        self._score_parts_now = {}
         self._facts_cache = {}
         if changed is not None:
             self.attribute_version += 1
             for key in changed:
                 self._changed_at[key] = self.attribute_version
 
-    def _attributes_unchanged(self, seen: Memo | Stamp, attributes: frozenset) -> bool:
+    def _attributes_unchanged(self, seen: Memo[T] | Stamp[T], attributes: frozenset[AttributeKey]) -> bool:
         """Whether none of ``attributes`` changed since ``seen.version``; if so, moves
         ``seen.version`` to the current version so the next check is one comparison."""
         version = seen.version
@@ -382,7 +388,8 @@ class _Run:
 
     # ------------------------------------------------------------ facts and scores
 
-    def _make_facts(self, stage: str | None = None, since: datetime | None = None, segments=None) -> Facts:
+    def _make_facts(self, stage: str | None = None, since: datetime | None = None,
+                    segments: Mapping[str, Condition] | None = None) -> Facts:
         # positional: keyword arguments cost more than the rest of the call
         return Facts(self.contact, self.now, self.visible, self.project.segments if segments is None else segments,
                      self.score, self.score_change, stage, since)
@@ -395,7 +402,8 @@ class _Run:
             facts = self._facts_cache[key] = self._make_facts(stage, since, self.engine.segments[key[:2]])
         return facts
 
-    def condition_memo(self, condition, journey: Journey, stage: str | None, since: datetime | None = None):
+    def condition_memo(self, condition: Condition, journey: Journey, stage: str | None,
+                       since: datetime | None = None) -> tuple[bool, datetime | None]:
         """(holds, next_change) of a condition at ``now``, recomputed only when an input changed.
 
         Inputs: the events it reads (any of those names revealed since), the attributes
@@ -406,6 +414,7 @@ class _Run:
         # the condition itself, not id(): conditions hash and compare by identity, one call less
         key = (condition, journey.id, journey.version, stage, since)
         hit = self._memo.get(key)
+        reads: Reads | None
         if hit is not None:
             # most calls: nothing revealed or changed since the answer and it is not due;
             # checked inline, as _inputs_unchanged would (a call costs more than the check)
@@ -432,7 +441,7 @@ class _Run:
         self._memo[key] = self._memo[shared] = Memo(self.attribute_version, len(self.revealed_names), reads, answer, answer[1])
         return answer
 
-    def _inputs_unchanged(self, seen: Memo) -> bool:
+    def _inputs_unchanged(self, seen: Memo[T]) -> bool:
         """Whether nothing a remembered answer read has changed and its time has not come;
         moves its version and reveal-log position past irrelevant changes."""
         until = seen.until
@@ -449,10 +458,10 @@ class _Run:
         return seen.version == self.attribute_version or self._attributes_unchanged(seen, seen.reads.attributes)
 
     def score(self, name: str) -> float:
-        if name not in self._score_cache:
+        if name not in self._scores:
             constant, decaying = self._score_parts(name)
-            self._score_cache[name] = round(constant + decaying, 6)
-        return self._score_cache[name]
+            self._scores[name] = round(constant + decaying, 6)
+        return self._scores[name]
 
     def _score_parts(self, name: str) -> tuple[float, float]:
         """(points that do not decay, points from events that decay) at ``now`` (cached for the instant).
@@ -460,15 +469,14 @@ class _Run:
         Parts that no event counted in are kept across instants (see ``_compute_score_parts``)
         until an event the score reads is revealed or an attribute it reads changes.
         """
-        key = ("parts", name)
-        parts = self._score_cache.get(key)
+        parts = self._score_parts_now.get(name)
         if parts is None:
             steady = self._steady_scores.get(name)
             if steady is not None and self._inputs_unchanged(steady):
                 parts = steady.answer
             else:
                 parts = self._compute_score_parts(name)
-            self._score_cache[key] = parts
+            self._score_parts_now[name] = parts
         return parts
 
     def _compute_score_parts(self, name: str) -> tuple[float, float]:
@@ -508,12 +516,13 @@ class _Run:
             self._steady_scores.pop(name, None)
         return constant, decaying
 
-    def _rule_events(self, name: str, index: int, rule) -> Sequence[Event]:
+    def _rule_events(self, name: str, index: int, rule: ScoreRule) -> Sequence[Event]:
         """The visible events a score's event rule counts (its ``where`` applied), in order.
 
         Remembered until another event of that name becomes visible (visible lists
         only ever grow), so a page-view filter is not re-run at every instant.
         """
+        assert rule.event is not None  # asked for event rules only (see _compute_score_parts)
         bucket = self.visible.get(rule.event, ())
         if not rule.where:
             return bucket
@@ -522,7 +531,7 @@ class _Run:
             known = self._rule_matches[(name, index)] = (len(bucket), [e for e in bucket if where_matches(rule.where, e)])
         return known[1]
 
-    def _score_when_holds(self, name: str, model) -> list[bool | None]:
+    def _score_when_holds(self, name: str, model: ScoreModel) -> list[bool | None]:
         """Per rule of a score, whether its ``when`` condition holds now (None: not a ``when`` rule).
 
         Kept while none of the attributes they read changes, when those conditions
@@ -590,13 +599,14 @@ class _Run:
         if self.state.clock is None or self.state.clock < instant:
             self.state.clock = instant
 
-    def _each_journey(self, new_events, changed_attributes, previous) -> None:
+    def _each_journey(self, new_events: list[Event], changed_attributes: Mapping[str, tuple[Any, Any]],
+                      previous: datetime | None) -> None:
         """Look at every journey at this instant; stamp each one looked at with its next wake-up.
 
         The stamp is taken right after the look, while its inputs are fresh;
         ``_entry_wake`` retakes it if a later journey changed an attribute it reads.
         """
-        new_names = {event.name for event in new_events} if new_events else _NO_NAMES
+        new_names: AbstractSet[str] = {event.name for event in new_events} if new_events else _NO_NAMES
         enrollments = self.state.enrollments
         for journey in self.engine.journeys:
             enrollment = enrollments.get(journey.id)
@@ -628,7 +638,7 @@ class _Run:
             stamp.version = self.attribute_version
             stamp.value = wake
 
-    def _untouched(self, journey: Journey, enrollment: Enrollment, new_names: set[str]) -> bool:
+    def _untouched(self, journey: Journey, enrollment: Enrollment, new_names: AbstractSet[str]) -> bool:
         """Whether nothing at this instant can affect this enrollment, so visiting it would
         decide nothing: it is not due, no event it reads arrived, no attribute changed
         since its last look, and none of its time-driven instants has come."""
@@ -644,7 +654,8 @@ class _Run:
             return False
         return stamp.value is None or self.now < stamp.value
 
-    def _enrolled(self, journey, enrollment, new_events, changed, previous) -> None:
+    def _enrolled(self, journey: Journey, enrollment: Enrollment, new_events: list[Event],
+                  changed: Mapping[str, tuple[Any, Any]], previous: datetime | None) -> None:
         if self._goal_reached(journey, enrollment, new_events):
             return
         for index, condition in enumerate(journey.exit):
@@ -660,7 +671,9 @@ class _Run:
                 moved = True
         wait = enrollment.wait
         if not moved and wait is not None and wait.event is not None:
+            assert wait.step is not None  # a wait for an event names its wait_for step
             step = journey.steps[wait.step]
+            assert isinstance(step, WaitForStep)  # only a wait_for waits for an event
             answer = next((e for e in new_events if e.name == wait.event and (not step.where or where_matches(step.where, e))), None)
             if answer is not None:
                 enrollment.cursor = step.on_event
@@ -670,7 +683,8 @@ class _Run:
         if enrollment.due_at is not None and enrollment.due_at <= self.now:
             run_steps(self, journey, enrollment)
 
-    def _not_enrolled(self, journey, new_events, changed, previous) -> None:
+    def _not_enrolled(self, journey: Journey, new_events: list[Event], changed: Mapping[str, tuple[Any, Any]],
+                      previous: datetime | None) -> None:
         fired = self._fired_stages(journey, new_events, changed, previous, None)
         if not fired:
             return
@@ -690,7 +704,8 @@ class _Run:
 
     # ------------------------------------------------------------ entries
 
-    def _fired_stages(self, journey, new_events, changed, previous, current_stage) -> list[tuple[Stage, str]]:
+    def _fired_stages(self, journey: Journey, new_events: list[Event], changed: Mapping[str, tuple[Any, Any]],
+                      previous: datetime | None, current_stage: str | None) -> list[tuple[Stage, str]]:
         """Stages whose entry fires now, best first (priority, then file order).
 
         Edge-triggered entries remember their last truth value per journey and
@@ -717,9 +732,11 @@ class _Run:
             )
         return fired
 
-    def _fire(self, journey, stages, new_events, changed, previous, current_stage) -> list[tuple[Stage, str]]:
+    def _fire(self, journey: Journey, stages: Iterable[Stage], new_events: list[Event],
+              changed: Mapping[str, tuple[Any, Any]], previous: datetime | None,
+              current_stage: str | None) -> list[tuple[Stage, str]]:
         """Which of ``stages`` have an entry firing now, best first (priority, then file order)."""
-        fired = []
+        fired: list[tuple[Stage, str]] = []
         for stage in stages:
             if not new_events and stage.entry.kind == "event":
                 continue  # an event entry fires only on a new event
@@ -730,7 +747,8 @@ class _Run:
             fired.sort(key=_stage_rank)
         return fired
 
-    def _entries_quiet_now(self, journey, current_stage, changed) -> Memo | None:
+    def _entries_quiet_now(self, journey: Journey, current_stage: str | None,
+                           changed: Mapping[str, tuple[Any, Any]]) -> Memo[datetime | None] | None:
         """The journey's last full look at its entries (its answer: their next time-driven
         instant), when none of their inputs changed since (see ``_fired_stages``)."""
         quiet = self._entries_quiet.get((journey.id, journey.version, current_stage))
@@ -738,7 +756,7 @@ class _Run:
             return None
         return quiet if self._inputs_unchanged(quiet) else None
 
-    def _journey_entry_wake(self, journey, current_stage) -> datetime | None:
+    def _journey_entry_wake(self, journey: Journey, current_stage: str | None) -> datetime | None:
         """The first instant after now at which one of the journey's entries could fire by time alone."""
         now = self.now
         earliest = None
@@ -750,6 +768,7 @@ class _Run:
             elif kind == "schedule":
                 wake = self._next_schedule(entry, journey, now)
             elif kind == "segment" or kind == "condition":
+                assert entry.condition is not None  # build_entry compiles it for these kinds
                 wake = self.condition_memo(entry.condition, journey, current_stage)[1]
             else:
                 continue
@@ -757,7 +776,8 @@ class _Run:
                 earliest = wake
         return earliest
 
-    def _entry_fires(self, journey, stage, new_events, changed, previous, current_stage) -> str | None:
+    def _entry_fires(self, journey: Journey, stage: Stage, new_events: list[Event], changed: Mapping[str, tuple[Any, Any]],
+                     previous: datetime | None, current_stage: str | None) -> str | None:
         entry = stage.entry
         kind = entry.kind
         reason = None
@@ -768,6 +788,7 @@ class _Run:
                     break
         elif kind == "segment" or kind == "condition":
             key = f"edge:{journey.id}:{stage.id}"
+            assert entry.condition is not None  # build_entry compiles it for these kinds
             holds = self.condition_memo(entry.condition, journey, current_stage)[0]
             was = self.memory.get(key, False)
             self.memory[key] = holds
@@ -775,6 +796,7 @@ class _Run:
                 reason = f"{entry.condition.describe()} became true"
         elif kind == "attribute_changed":
             if entry.attribute in changed:
+                assert entry.attribute is not None  # build_entry gives this kind its attribute
                 old, new = changed[entry.attribute]
                 if (not entry.has_to or new == entry.to) and (not entry.has_from or old == entry.from_):
                     reason = f"{entry.attribute} changed from {old!r} to {new!r}"
@@ -789,12 +811,12 @@ class _Run:
             return None
         return reason
 
-    def _entry_zone(self, entry, journey):
+    def _entry_zone(self, entry: Entry, journey: Journey) -> ZoneInfo:
         if entry.timezone and entry.timezone != "contact":
             return zone(entry.timezone)
         return self.zone_for(journey)
 
-    def _next_schedule(self, entry, journey, after: datetime) -> datetime:
+    def _next_schedule(self, entry: Entry, journey: Journey, after: datetime) -> datetime:
         """The schedule entry's first fire strictly after ``after``.
 
         Remembered per entry as a span, like ``_CronSpans`` but without its shared
@@ -804,11 +826,12 @@ class _Run:
         known = self._schedules.get(id(entry))
         if known is not None and known[0] <= after < known[1]:
             return known[1]
+        assert entry.cron is not None  # build_entry gives a schedule entry its expression
         fire = next_cron(entry.cron, after, self._entry_zone(entry, journey))
         self._schedules[id(entry)] = (after, fire)
         return fire
 
-    def _next_date(self, entry, journey, after: datetime | None) -> datetime | None:
+    def _next_date(self, entry: Entry, journey: Journey, after: datetime | None) -> datetime | None:
         """The date entry's first occurrence after ``after``.
 
         Remembered per entry: the same answer holds for any ``after`` from the one
@@ -818,6 +841,7 @@ class _Run:
         """
         if after is None:
             return None
+        assert entry.attribute is not None  # build_entry gives a date entry its attribute
         value = get_path(self.contact.attributes, entry.attribute)
         tz = self.zone_for(journey)
         year = after.astimezone(tz).year
@@ -845,7 +869,7 @@ class _Run:
         if self.attribute_version == self._remembered_version:
             return {}  # in this run attributes change only through the engine, which counts it
         seen = self.memory.setdefault("attributes", {})
-        changed = {}
+        changed: dict[str, tuple[Any, Any]] = {}
         for path in self.engine.watched_attributes:
             value = _jsonable(get_path(self.contact.attributes, path))
             if path in seen and seen[path] != value:
@@ -874,7 +898,7 @@ class _Run:
                 earliest = wake
         return earliest
 
-    def _stamp_unchanged(self, journey: Journey, stamp: Stamp) -> bool:
+    def _stamp_unchanged(self, journey: Journey, stamp: Stamp[datetime | None]) -> bool:
         """Whether no attribute the journey reads (entries; an enrollment's exits too) changed since ``stamp``."""
         if stamp.version == self.attribute_version:
             return True
@@ -917,6 +941,7 @@ class _Run:
             return True
         if policy.policy == "after":
             last = max(e.entered_at for e in past)
+            assert policy.after is not None  # build_settings reads `after` for this policy
             return self.now >= last + policy.after.approx
         return False
 
@@ -927,7 +952,7 @@ class _Run:
 
     # ------------------------------------------------------------ goals, exits, moves, migrations
 
-    def _goal_reached(self, journey, enrollment, new_events) -> bool:
+    def _goal_reached(self, journey: Journey, enrollment: Enrollment, new_events: list[Event]) -> bool:
         goal = journey.goal
         if goal is None or enrollment.goal_at is not None or not new_events:
             return False
@@ -943,7 +968,7 @@ class _Run:
             return True
         return False
 
-    def exit_enrollment(self, journey, enrollment, reason: str) -> None:
+    def exit_enrollment(self, journey: Journey, enrollment: Enrollment, reason: str) -> None:
         enrollment.status = EXITED
         enrollment.exit_reason = reason
         enrollment.exited_at = self.now
@@ -954,7 +979,7 @@ class _Run:
         self.state.past_enrollments.append(enrollment)
         del self.state.enrollments[enrollment.journey_id]
 
-    def move_enrollment(self, journey, enrollment, stage: Stage, reason: str) -> None:
+    def move_enrollment(self, journey: Journey, enrollment: Enrollment, stage: Stage, reason: str) -> None:
         old = enrollment.stage
         enrollment.stage = stage.id
         enrollment.stage_seq += 1
@@ -987,14 +1012,15 @@ class _Run:
 
     # ------------------------------------------------------------ decisions
 
-    def decide(self, journey, enrollment, step_id, action, reason, key=None, detail=None) -> None:
+    def decide(self, journey: Journey, enrollment: Enrollment, step_id: str | None, action: str, reason: str,
+               key: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
         """Record a decision about ``enrollment`` (its version and stage) at now."""
         self.decisions.append(_decision(
             self.now, self.contact.id, journey.id, enrollment.version, enrollment.stage, step_id, action, reason,
             key, detail or {},
         ))
 
-    def _decide_free(self, journey, stage_id, step_id, action, reason) -> None:
+    def _decide_free(self, journey: Journey, stage_id: str | None, step_id: str | None, action: str, reason: str) -> None:
         """Record a decision about ``journey`` itself (no enrollment: a refused entry) at now."""
         self.decisions.append(_decision(
             self.now, self.contact.id, journey.id, journey.version, stage_id, step_id, action, reason, None, {},
@@ -1009,7 +1035,8 @@ def _stage_rank(fired: tuple[Stage, str]) -> tuple[int, int]:
     return -fired[0].priority, fired[0].index
 
 
-def _decision(at, contact, journey, version, stage, step, action, reason, key, detail) -> Decision:
+def _decision(at: datetime, contact: str, journey: str, version: int, stage: str | None, step: str | None,
+              action: str, reason: str, key: str | None, detail: Mapping[str, Any]) -> Decision:
     """A Decision built without the frozen dataclass ``__init__`` (one ``object.__setattr__``
     per field): the engine makes one per decision, several per contact and instant.
     Equal, field for field, to ``Decision(at, contact, …)``."""
@@ -1021,7 +1048,7 @@ def _decision(at, contact, journey, version, stage, step, action, reason, key, d
     return decision
 
 
-def _merge_traits(attributes: dict, traits: Mapping[str, Any]) -> None:
+def _merge_traits(attributes: dict[str, Any], traits: Mapping[str, Any]) -> None:
     """Apply identify traits as a JSON merge patch (RFC 7386), as the store does.
 
     Nested objects merge (``{meddic: {champion: …}}`` keeps ``meddic.metrics``),

@@ -17,18 +17,20 @@ them as small and as fast to read as the positional lists they replace.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Generic, TypeVar
 
 from runner.core.reads import Reads
 
+T = TypeVar("T")  # what the record remembers
 
-class Memo:
+
+class Memo(Generic[T]):
     """An answer, valid while no event it reads is revealed, no attribute it reads changes
     and ``until`` (if any) has not come."""
 
     __slots__ = ("version", "position", "reads", "answer", "until")
 
-    def __init__(self, version: int, position: int, reads: Reads, answer: Any, until: datetime | None) -> None:
+    def __init__(self, version: int, position: int, reads: Reads, answer: T, until: datetime | None) -> None:
         self.version = version  # the run's attribute version when last found valid
         self.position = position  # the reveal-log position when last found valid
         self.reads = reads  # the events and attributes the answer read
@@ -36,11 +38,11 @@ class Memo:
         self.until = until  # the answer may change by time alone at this instant
 
 
-class Stamp:
+class Stamp(Generic[T]):
     """A value as of an attribute version; whoever reads it checks what changed since."""
 
     __slots__ = ("version", "value")
 
-    def __init__(self, version: int, value: Any) -> None:
+    def __init__(self, version: int, value: T) -> None:
         self.version = version
         self.value = value
