@@ -10,7 +10,7 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -235,7 +235,7 @@ def _known_contact(store: Store, contact: str) -> ContactState:
 @click.option("--all-sent", is_flag=True, help="Resolve every in-doubt send as sent.")
 @click.option("--all-failed", is_flag=True, help="Resolve every in-doubt send as failed (re-sent next run).")
 @DB_OPTION
-def resolve(keys: tuple[str, ...], outcome: str | None, all_sent: bool, all_failed: bool,
+def resolve(keys: tuple[str, ...], outcome: Literal["sent", "failed"] | None, all_sent: bool, all_failed: bool,
             db_path: Path | None) -> None:
     """Settle in-doubt sends (claimed, never confirmed: a run died mid-send).
 
@@ -245,7 +245,8 @@ def resolve(keys: tuple[str, ...], outcome: str | None, all_sent: bool, all_fail
     """
     from runner.production.tick import resolve_sends
 
-    chosen = [flag for flag in (outcome, "sent" if all_sent else None, "failed" if all_failed else None) if flag]
+    chosen: list[Literal["sent", "failed"]] = [
+        flag for flag in (outcome, "sent" if all_sent else None, "failed" if all_failed else None) if flag]
     if len(chosen) != 1:
         raise UsageError("give exactly one of --sent, --failed, --all-sent, --all-failed")
     every = all_sent or all_failed

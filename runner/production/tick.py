@@ -44,14 +44,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from runner.core.durations import format_duration
-from runner.core.engine import Decision, Engine
-from runner.core.model import Project
+from runner.core.engine import Decision, Engine, Outcome
+from runner.core.model import Journey, Project
 from runner.core.problems import JourneyError
 from runner.core.state import ContactState, SendRecord
-from runner.delivery.dispatch import Delivery, step_detail
+from runner.delivery.dispatch import Delivery, Outgoing, step_detail
 from runner.delivery.render import Renderer, RenderError
 from runner.delivery.transports import PermanentError, TransientError
 from runner.production.deploy import DeployedSet, deployed_set
@@ -249,6 +249,22 @@ class Tick:
         self.max_lateness = project.catch_up_max_lateness.approx if project.catch_up_max_lateness else None
         self.skip_late = project.catch_up_policy == "skip"
 
+    @property
+    def _delivery(self) -> Delivery:
+        """The delivery pipeline; only a dry run goes without one (checked in ``__init__``)."""
+        delivery = self.runtime.delivery
+        if delivery is None:
+            raise JourneyError("a tick that sends needs a transport")
+        return delivery
+
+    @property
+    def _run_id(self) -> str:
+        """This run's row in the runs table: the ledger is written only once it is started."""
+        run_id = self.report.run_id
+        if run_id is None:
+            raise JourneyError("the ledger is written only by a started run")
+        return run_id
+
     # ------------------------------------------------------------ driver
 
     def run(self) -> TickReport:
@@ -379,7 +395,7 @@ class Tick:
         except Exception:  # noqa: BLE001 - reported per contact by _advance
             return {}
 
-    def _advanced(self, contact_ids: list[str], loaded: dict[str, ContactState]) -> Iterator[tuple[str, ContactState, Any]]:
+    def _advanced(self, contact_ids: list[str], loaded: dict[str, ContactState]) -> Iterator[tuple[str, ContactState, Outcome]]:
         """(contact id, state, engine outcome) for each contact that could be advanced."""
         for contact_id in contact_ids:
             self._renew()
@@ -387,7 +403,7 @@ class Tick:
             if advanced is not None:
                 yield contact_id, *advanced
 
-    def _advance(self, contact_id: str, loaded: dict[str, ContactState]) -> tuple[ContactState, Any] | None:
+    def _advance(self, contact_id: str, loaded: dict[str, ContactState]) -> tuple[ContactState, Outcome] | None:
         """Run the engine on the contact up to ``now``; None (reported) when its data is bad.
 
         A contact that fails stays due (retried next tick); the tick goes on.
@@ -427,7 +443,7 @@ class Tick:
         the states (with their decisions) are saved in the batch's closing commit,
         after all their claims.
         """
-        claims: list[tuple[SendRecord, Decision, Any]] = []
+        claims: list[tuple[SendRecord, Decision, Journey]] = []
         saves: list[tuple[ContactState, datetime | None]] = []
         decisions: list[Decision] = []
         for contact_id, state, outcome in self._advanced(contact_ids, loaded):
@@ -447,8 +463,8 @@ class Tick:
         if saves:
             self.writes.later(lambda: self.store.save_contact_states(saves, decisions, self.report.run_id))
 
-    def _claim_and_send(self, wave: list[tuple[SendRecord, Decision, Any]]) -> None:
-        won = self.writes.now(lambda: self.store.claim_sends([record for record, _, _ in wave], self.report.run_id,
+    def _claim_and_send(self, wave: list[tuple[SendRecord, Decision, Journey]]) -> None:
+        won = self.writes.now(lambda: self.store.claim_sends([record for record, _, _ in wave], self._run_id,
                                                               resendable=self.resendable or self.queued),
                               durable=self.durable_claims)
         claimed = [(decision, journey) for (_, decision, journey), ok in zip(wave, won, strict=True) if ok]
@@ -459,7 +475,7 @@ class Tick:
         else:
             self._send_all(claimed)
 
-    def _send_each(self, claimed: list[tuple[Decision, Any]]) -> None:
+    def _send_each(self, claimed: list[tuple[Decision, Journey]]) -> None:
         """Queued claims, one message in flight at a time.
 
         Each is marked as handed to the transport in a commit (with the previous
@@ -469,7 +485,7 @@ class Tick:
         round trips overlap the rendering instead of adding to it.
         """
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="journey-send") as sender:
-            in_flight: tuple[Any, Future] | None = None
+            in_flight: tuple[Outgoing, Future[str]] | None = None
             for decision, journey in claimed:
                 self._renew()
                 outgoing = self._build(decision, journey)
@@ -481,13 +497,12 @@ class Tick:
                 if outgoing.kind == "email" and self.relay_down:  # not tried: nothing handed over
                     self._record(outgoing, TransientError(f"not tried: {self.relay_down}"))
                     continue
-                self.writes.now(lambda key=outgoing.key: self.store.mark_handed_over(key),
-                                durable=self.durable_claims)
-                in_flight = (outgoing, sender.submit(self.runtime.delivery.deliver, outgoing))
+                self.writes.now(partial(self.store.mark_handed_over, outgoing.key), durable=self.durable_claims)
+                in_flight = (outgoing, sender.submit(self._delivery.deliver, outgoing))
             if in_flight is not None:
                 self._settle(*in_flight)
 
-    def _settle(self, outgoing: Any, sending: Future) -> None:
+    def _settle(self, outgoing: Outgoing, sending: Future[str]) -> None:
         """Wait for one delivery and queue its outcome."""
         try:
             result: str | Exception = sending.result()
@@ -498,18 +513,18 @@ class Tick:
 
     # ------------------------------------------------------------ sends
 
-    def _prepare(self, decision: Decision) -> tuple[SendRecord, Any] | None:
+    def _prepare(self, decision: Decision) -> tuple[SendRecord, Journey] | None:
         """The ledger record and journey of a send, or None when it is not to be sent
         (too late under the catch-up policy: recorded as skipped; a dry run: reported)."""
         kind = "webhook" if decision.action == "webhook" else "email"
-        record = SendRecord(decision.key, decision.contact, decision.journey, decision.version,
-                            decision.step, decision.at, kind)
+        record = SendRecord(_send_key(decision), decision.contact, decision.journey, decision.version,
+                            _send_step(decision), decision.at, kind)
         late = self.max_lateness is not None and decision.at < self.now - self.max_lateness
         if late and self.skip_late:
             self.report.counts["late"] += 1
             self._say(f"skip {decision.key}: late ({decision.at.isoformat()})")
             if not self.dry_run:
-                self.writes.later(lambda: self.store.skip_send(record, "late", self.report.run_id))
+                self.writes.later(lambda: self.store.skip_send(record, "late", self._run_id))
             return None
         journey = _journey(self.runtime.engine, decision)
         if self.dry_run:
@@ -529,10 +544,10 @@ class Tick:
 
     def _claim(self, record: SendRecord) -> bool:
         """One claim, committed (with everything queued before it) before the transport is called."""
-        return self.writes.now(lambda: self.store.claim_sends([record], self.report.run_id, resendable=self.resendable),
+        return self.writes.now(lambda: self.store.claim_sends([record], self._run_id, resendable=self.resendable),
                                durable=self.durable_claims)[0]
 
-    def _send(self, decision: Decision, journey: Any) -> None:
+    def _send(self, decision: Decision, journey: Journey) -> None:
         outgoing = self._build(decision, journey)
         if outgoing is None:
             return
@@ -540,13 +555,13 @@ class Tick:
             result: str | Exception = TransientError(f"not tried: {self.relay_down}")
         else:
             try:
-                result = self.runtime.delivery.deliver(outgoing)
+                result = self._delivery.deliver(outgoing)
             except (TransientError, PermanentError) as error:
                 result = error
         self._watch_relay(outgoing, result)
         self._record(outgoing, result)
 
-    def _watch_relay(self, outgoing: Any, result: str | Exception) -> None:
+    def _watch_relay(self, outgoing: Outgoing, result: str | Exception) -> None:
         """After RELAY_DOWN_AFTER transient email failures in a row (nothing delivered between),
         the relay is taken as down for the rest of this run: its emails are not tried (each a
         transient failure, retried with the backoff), so an outage costs a tick seconds, not
@@ -561,7 +576,7 @@ class Tick:
             self.relay_down = f"the relay failed {self.transient_streak} times in a row in this run ({result})"
             self._say(f"relay down: {self.relay_down}; the other emails wait for their retry")
 
-    def _send_all(self, claimed: list[tuple[Decision, Any]]) -> None:
+    def _send_all(self, claimed: list[tuple[Decision, Journey]]) -> None:
         """Build every claimed message, then hand them to the transport together."""
         built = [outgoing for decision, journey in claimed
                  if (outgoing := self._build(decision, journey)) is not None]
@@ -571,9 +586,9 @@ class Tick:
             emails = [o for o in built if o.kind == "email"]
             others = [o for o in built if o.kind != "email"]
             not_tried: list[str | Exception] = [TransientError(f"not tried: {self.relay_down}") for _ in emails]
-            built, results = emails + others, not_tried + self.runtime.delivery.deliver_all(others)
+            built, results = emails + others, not_tried + self._delivery.deliver_all(others)
         else:
-            results = self.runtime.delivery.deliver_all(built)
+            results = self._delivery.deliver_all(built)
         for outgoing, result in zip(built, results, strict=True):
             self._watch_relay(outgoing, result)
             if isinstance(result, Exception):
@@ -584,19 +599,20 @@ class Tick:
         if delivered:
             self.writes.later(lambda: self.store.confirm_sends(delivered))
 
-    def _build(self, decision: Decision, journey: Any) -> Any:
+    def _build(self, decision: Decision, journey: Journey) -> Outgoing | None:
         """The message or webhook body; None (the failure recorded) when it cannot be built."""
+        key = _send_key(decision)
         try:
-            return self.runtime.delivery.build(decision, journey)
+            return self._delivery.build(decision, journey)
         except Exception as error:  # noqa: BLE001 - untrusted templates/data: nothing was sent, record why
             message = str(error) if isinstance(error, (RenderError, JourneyError, PermanentError)) else (
                 f"{type(error).__name__}: {error}")
             self.report.counts["failed"] += 1
             self._say(f"failed {decision.key}: {message}")
-            self.writes.later(lambda: self.store.fail_send(decision.key, message, True))
+            self.writes.later(lambda: self.store.fail_send(key, message, True))
             return None
 
-    def _record(self, outgoing: Any, result: str | Exception) -> None:
+    def _record(self, outgoing: Outgoing, result: str | Exception) -> None:
         """Queue the outcome of one delivery: confirmed, retryable or failed."""
         key = outgoing.key
         if isinstance(result, TransientError):
@@ -626,10 +642,10 @@ class Tick:
         self._say(f"retry later {key} (from {retry_at.isoformat()}): {error}")
         self.writes.later(partial(self.store.fail_send, key, error, False, retry_at=retry_at, failed_at=first_failed))
 
-    def _count_delivered(self, outgoing: Any) -> None:
+    def _count_delivered(self, outgoing: Outgoing) -> None:
         self.report.counts["webhooks" if outgoing.kind == "webhook" else "sent"] += 1
 
-    def _dry(self, decision: Decision, journey: Any) -> None:
+    def _dry(self, decision: Decision, journey: Journey) -> None:
         self.report.counts["would_send"] += 1
         if self.runtime.delivery is None:
             self._say(f"would {decision.action} {decision.key} at {decision.at.isoformat()}")
@@ -664,7 +680,7 @@ class Tick:
             self.tries[record.key] = (row["attempts"] + 1, from_db_time(row["first_failed_at"]) or self.now)
             late = self.max_lateness is not None and record.at < self.now - self.max_lateness
             if late and self.skip_late:
-                self.writes.later(lambda key=record.key: self.store.fail_send(key, "late (catch-up policy skip)", True))
+                self.writes.later(partial(self.store.fail_send, record.key, "late (catch-up policy skip)", True))
                 self.report.counts["late"] += 1
                 continue
             journey = self.runtime.engine.versions.get((record.journey_id, record.version))
@@ -672,7 +688,7 @@ class Tick:
                 continue
             # an email is not retried to a contact suppressed by now (webhooks are not suppressed, as in the engine)
             if record.kind == "email" and self.store.is_suppressed(record.contact_id, self.now):
-                self.writes.later(lambda key=record.key: self.store.fail_send(key, "suppressed", True))
+                self.writes.later(partial(self.store.fail_send, record.key, "suppressed", True))
                 continue
             state = self.store.load_contact_state(record.contact_id)
             decision = Decision(
@@ -721,14 +737,28 @@ def late_arrivals(store: Store, state: ContactState) -> None:
     state.sends = [s for s in state.sends if state.clock is not None and s.at <= state.clock]
 
 
-def current_scores(engine: Engine, state: ContactState) -> dict:
+def current_scores(engine: Engine, state: ContactState) -> dict[str, Any]:
     """Scores at the contact's clock (for re-rendering a retried send)."""
     view = engine.view(state, state.clock or wall_clock())
     return {name: view.score(name) for name in engine.project.scores}
 
 
-def _journey(engine: Engine, decision: Decision):
+def _journey(engine: Engine, decision: Decision) -> Journey:
     return engine.versions.get((decision.journey, decision.version)) or engine.current[decision.journey]
+
+
+def _send_key(decision: Decision) -> str:
+    """A send's ledger key: the engine gives one to every send and webhook it decides."""
+    if decision.key is None:
+        raise JourneyError(f"a {decision.action} decision without a key: {decision}")
+    return decision.key
+
+
+def _send_step(decision: Decision) -> str:
+    """The step a send belongs to: every send and webhook is decided by one."""
+    if decision.step is None:
+        raise JourneyError(f"a {decision.action} decision without a step: {decision}")
+    return decision.step
 
 
 def dead_lease_holders(store: Store) -> list[str]:
@@ -787,7 +817,7 @@ def status_report(store: Store, now: datetime) -> dict:
     return summary
 
 
-def resolve_sends(store: Store, keys: list[str], outcome: str, *, every: bool = False,
+def resolve_sends(store: Store, keys: list[str], outcome: Literal["sent", "failed"], *, every: bool = False,
                   now: datetime | None = None) -> list[str]:
     """Settle in-doubt sends: ``sent`` (delivered: never send again) or ``failed``
     (not delivered: the next tick sends it again). ``every``: all in-doubt sends."""
