@@ -219,6 +219,8 @@ class Tick:
         self.now = now
         self.limit = limit
         self.dry_run = dry_run
+        if not dry_run and runtime.delivery is None:
+            raise JourneyError("a tick that sends needs a transport: build its runtime with a transport URL")
         self.stop = stop or (lambda: False)
         self.emit = emit
         self.holder = holder or holder_name()
