@@ -12,21 +12,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from test_tick_kit import TEMPLATES, TINY_PROJECT, add_signups, journey_cli, tiny_project
-
-from runner.production.deploy import deploy, load_working_tree
-from runner.store import open_store
+from test_tick_kit import TEMPLATES, TINY_PROJECT, deployed_tiny_project, journey_cli
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
 
 def _project(tmp_path: Path, **kwargs) -> tuple[Path, Path]:
-    root = tiny_project(tmp_path / "project", **kwargs)
-    db = tmp_path / "journey.db"
-    store = open_store(db)
-    add_signups(store, 1, AT)
-    deploy(store, load_working_tree(root).journeys, AT)
-    store.close()
+    root, db, _ = deployed_tiny_project(tmp_path, 1, AT, **kwargs)
     return root, db
 
 

@@ -23,10 +23,7 @@ from pathlib import Path
 
 import pytest
 from smtp_server import SmtpServer
-from test_tick_kit import REPO, add_signups, journey_cli, tiny_project
-
-from runner.production.deploy import deploy, load_working_tree
-from runner.store import open_store
+from test_tick_kit import REPO, deployed_tiny_project, journey_cli, tiny_project
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 NOW = "2026-03-02T10:00:00Z"
@@ -34,12 +31,7 @@ SECRET = {"JOURNEY_UNSUBSCRIBE_SECRET": "operator-secret-0123456789"}
 
 
 def _project(tmp_path: Path, contacts: int = 10) -> tuple[Path, Path]:
-    root = tiny_project(tmp_path / "project")
-    db = tmp_path / "journey.db"
-    store = open_store(db)
-    add_signups(store, contacts, AT)
-    deploy(store, load_working_tree(root).journeys, AT)
-    store.close()
+    root, db, _ = deployed_tiny_project(tmp_path, contacts, AT)
     return root, db
 
 

@@ -12,11 +12,10 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from test_tick_kit import REPO, add_signups, journey_cli, tiny_project
+from test_tick_kit import REPO, deployed_tiny_project, journey_cli, tiny_project
 
 from runner.core.state import SendRecord
 from runner.delivery.message import journey_key
-from runner.production.deploy import deploy, load_working_tree
 from runner.store import open_store
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -25,12 +24,7 @@ SECRET = {"JOURNEY_UNSUBSCRIBE_SECRET": "run-cli-test-secret-0123456789"}
 
 
 def _project(tmp_path: Path, contacts: int = 3) -> tuple[Path, Path]:
-    root = tiny_project(tmp_path / "project")
-    db = tmp_path / "journey.db"
-    store = open_store(db)
-    add_signups(store, contacts, AT)
-    deploy(store, load_working_tree(root).journeys, AT)
-    store.close()
+    root, db, _ = deployed_tiny_project(tmp_path, contacts, AT)
     return root, db
 
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 from smtp_server import SmtpServer
-from test_tick_kit import REPO, add_signups, journey_cli, tiny_project
+from test_tick_kit import REPO, deployed_tiny_project, journey_cli
 
 from runner.delivery.message import journey_key
-from runner.production.deploy import deploy, load_working_tree
+from runner.production.deploy import load_working_tree
 from runner.production.tick import StoreWriteFailed, build_runtime, run_tick
 from runner.production.worker import StopFlag, run_loop
 from runner.store import open_store
@@ -38,13 +38,7 @@ SECRET = {"JOURNEY_UNSUBSCRIBE_SECRET": "tick-faults-secret-0123456789"}
 
 
 def _project(tmp_path: Path) -> tuple[Path, Path, list[str]]:
-    root = tiny_project(tmp_path / "project")
-    db = tmp_path / "journey.db"
-    store = open_store(db)
-    ids = add_signups(store, CONTACTS, AT)
-    deploy(store, load_working_tree(root).journeys, AT)
-    store.close()
-    return root, db, ids
+    return deployed_tiny_project(tmp_path, CONTACTS, AT)
 
 
 def _run_args(db: Path, server: SmtpServer) -> list[str]:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from runner.core.state import ContactState
 
@@ -145,3 +146,18 @@ def add_signups(store, count: int, at: datetime, prefix: str = "c", event: str =
     )
     store.write_events([EventRow(cid, None, event, at, {}, f"{cid}-{event}-{at.isoformat()}") for cid in ids], at)
     return ids
+
+
+def deployed_tiny_project(tmp_path: Path, contacts: int, at: datetime, **project: Any) -> tuple[Path, Path, list[str]]:
+    """``tiny_project`` (``project``: its keyword arguments) deployed at ``at`` into ``tmp_path/journey.db``,
+    with ``contacts`` signups at ``at``: (project root, database, contact ids)."""
+    from runner.production.deploy import deploy, load_working_tree
+    from runner.store import open_store
+
+    root = tiny_project(tmp_path / "project", **project)
+    db = tmp_path / "journey.db"
+    store = open_store(db)
+    ids = add_signups(store, contacts, at)
+    deploy(store, load_working_tree(root).journeys, at)
+    store.close()
+    return root, db, ids
