@@ -80,6 +80,6 @@ def test_the_lock_pins_every_dependency_within_its_range():
 def test_the_lock_check_sees_a_new_dependency_and_a_raised_floor():
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     lock = LOCK.read_text(encoding="utf-8")
-    grown = pyproject.replace('dependencies = [\n', 'dependencies = [\n  "prometheus-client>=0.20",\n  "click>=99",\n', 1)
+    grown = pyproject.replace('dependencies = [\n', 'dependencies = [\n  "journey-runner-not-a-package>=1.0",\n  "click>=99",\n', 1)
     assert lock_problems(grown, lock) == [
-        "prometheus-client>=0.20 is not locked", f"click>=99 is locked at {_pins(lock)['click']}, outside its range"]
+        "journey-runner-not-a-package>=1.0 is not locked", f"click>=99 is locked at {_pins(lock)['click']}, outside its range"]
