@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -61,9 +62,12 @@ def parse_now(text: str | None) -> datetime:
               "cause a resend (default: JOURNEY_FSYNC if set, else on for SMTP and off for outbox/console, "
               "where a repeated key rewrites the same file).")
 @click.option("--quiet", "-q", is_flag=True, help="Only the summary line.")
+@click.option("--log-format", "log_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: lines for a terminal; json: one JSON object per line (one per tick with its counts), "
+              "for a log collector. Both mask email addresses, tokens and secrets.")
 @DB_OPTION
 def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | None,
-        transport_url: str | None, lease_wait: float, fsync: bool | None, quiet: bool,
+        transport_url: str | None, lease_wait: float, fsync: bool | None, quiet: bool, log_format: str,
         db_path: Path | None) -> None:
     """Run one production tick: advance due contacts and send what is due.
 
@@ -73,6 +77,7 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
     """
     from runner.core.durations import parse_duration
     from runner.delivery.dispatch import durable_by_default, resolve_transport_url
+    from runner.production.jsonlog import environment_secrets
     from runner.production.tick import build_runtime, run_tick
     from runner.production.worker import StopFlag, run_loop, stop_on_signals
 
@@ -90,7 +95,8 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
     root = project_root()
     project = load_project_settings(root)
     url = resolve_transport_url(transport_url, project)
-    emit = None if quiet else click.echo
+    log = RunLog(log_format, secrets=environment_secrets(os.environ, [project.unsubscribe_secret_env], [url]))
+    emit = None if quiet else log.line
     if fsync is None:
         fsync = durable_by_default(url, os.environ.get("JOURNEY_FSYNC"))
     with open_db(db_path, root, must_exist=dry_run, read_only=dry_run) as store:
@@ -100,22 +106,71 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
                 flag = StopFlag()
                 with stop_on_signals(flag):
                     ticks = run_loop(store, runtime, interval, stop=flag, limit=limit, emit=emit,
-                                     durable_claims=fsync,
-                                     on_tick=lambda report: click.echo(_summary_line(report)),
-                                     on_error=lambda message: click.echo(f"error: {message}", err=True))
-                click.echo(f"stopped after {ticks} tick(s)")
+                                     durable_claims=fsync, on_tick=log.tick, on_error=log.error)
+                log.stopped(ticks)
                 return
             report = run_tick(store, runtime, now, limit=limit, dry_run=dry_run, emit=emit,
                               lease_wait=lease_wait, durable_claims=fsync)
         finally:
             if runtime.delivery is not None:
                 runtime.delivery.close()
-    click.echo(_summary_line(report))
+    log.tick(report)
 
 
 def _summary_line(report: Any) -> str:
     prefix = "dry run" if report.run_id is None and report.ran else f"run {report.run_id}"
     return f"{prefix} at {report.now.isoformat()}: {report.summary()}"
+
+
+class RunLog:
+    """What ``journey run`` writes, as text lines or JSON objects (``--log-format``), redacted either way."""
+
+    def __init__(self, fmt: str, *, secrets: list[str]):
+        import logging
+
+        from runner.production.jsonlog import Redactor, configure
+
+        self.json = fmt == "json"
+        self.redactor = Redactor(secrets)
+        self.logger = logging.getLogger("journey.run")
+        if self.json:
+            configure("json", secrets=secrets, stream=sys.stdout)
+
+    def line(self, text: str) -> None:
+        """A line the tick says (a failure, a retry, a dry run's would-send)."""
+        if self.json:
+            from runner.production.jsonlog import log_event
+
+            log_event(self.logger, text)
+        else:
+            click.echo(self.redactor.text(text))
+
+    def tick(self, report: Any) -> None:
+        """One line per tick with its counts."""
+        if self.json:
+            from runner.production.jsonlog import log_event, tick_fields
+
+            log_event(self.logger, "tick", **tick_fields(report))
+        else:
+            click.echo(self.redactor.text(_summary_line(report)))
+
+    def error(self, message: str) -> None:
+        if self.json:
+            import logging
+
+            from runner.production.jsonlog import log_event
+
+            log_event(self.logger, f"error: {message}", logging.ERROR)
+        else:
+            click.echo(self.redactor.text(f"error: {message}"), err=True)
+
+    def stopped(self, ticks: int) -> None:
+        if self.json:
+            from runner.production.jsonlog import log_event
+
+            log_event(self.logger, "stopped", ticks=ticks)
+        else:
+            click.echo(f"stopped after {ticks} tick(s)")
 
 
 # ---------------------------------------------------------------- status

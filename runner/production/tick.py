@@ -139,6 +139,7 @@ class TickReport:
     counts: Counter = field(default_factory=Counter)
     lines: list[str] = field(default_factory=list)  # dry run: what would happen
     stopped: bool = False  # a stop request ended it between batches
+    seconds: float | None = None  # how long the tick took (wall clock), set by run_tick
 
     def summary(self) -> str:
         if not self.ran:
@@ -711,7 +712,10 @@ class Tick:
 
 def run_tick(store: Store, runtime: Runtime, now: datetime, **options: Any) -> TickReport:
     """One tick (see ``Tick``); ``options``: limit, dry_run, stop, emit, holder, lease_wait."""
-    return Tick(store, runtime, now, **options).run()
+    started = time.monotonic()
+    report = Tick(store, runtime, now, **options).run()
+    report.seconds = time.monotonic() - started
+    return report
 
 
 def late_arrivals(store: Store, state: ContactState) -> None:

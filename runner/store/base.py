@@ -60,6 +60,22 @@ class EventRow:
     message_id: str
 
 
+@dataclass(slots=True)
+class ProductionCounters:
+    """What ``/metrics`` reports from the database, for every process that wrote to it.
+
+    Each figure must come from an index or a counter table: a scrape every few
+    seconds may not read the contacts, enrollments, journal or ledger row by row.
+    """
+
+    ticks: dict[str, int]  # runs per status (running, ok, stopped, failed)
+    decisions: dict[str, int]  # journal decisions per action (send, skip, exit, ...)
+    sends: dict[str, int]  # ledger rows per state (claimed, sent, failed, skipped, in_doubt)
+    due: int  # contacts whose wake-up has come (the due backlog)
+    oldest_due_at: datetime | None  # the earliest wake-up that has come (None: nothing due)
+    in_doubt: int  # sends claimed and never confirmed by a run that is gone
+
+
 @runtime_checkable
 class Store(Protocol):
     path: Path  # where the data lives, named in messages (a file for SQLite)
@@ -134,6 +150,14 @@ class Store(Protocol):
     def send_counts(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]: ...
     def split_outcomes(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]: ...
     def engagement_counts(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]: ...
+
+    # --- what a running service reports (runner.serve.health, runner.serve.metrics) ---
+    # ``production_counters``: read at every scrape, so only from indexes and counter tables
+    # (SQLite: run_counts (m010), decision_counts and send_counts (m004), the due index on
+    # contacts(wake_at, id), sends(state)); cost must not grow with contacts or enrollments.
+    def production_counters(self, now: datetime) -> ProductionCounters: ...
+    def pending_migrations(self) -> list[str]: ...  # names not applied yet (empty: schema current)
+    def lease(self, name: str) -> dict | None: ...  # {"holder", "expires_at" (datetime)} or None
 
     # --- bulk ingestion (runner.production.ingest) ---
     def transaction(self, durable: bool = False) -> AbstractContextManager[None]: ...

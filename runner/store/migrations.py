@@ -315,6 +315,19 @@ def m009_deployed_templates(db: Database) -> None:
         name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, content TEXT NOT NULL, deployed_at TEXT NOT NULL)""")
 
 
+@migrations()
+def m010_run_counts(db: Database) -> None:
+    """Ticks per status (running, ok, stopped, failed), kept by triggers on ``runs`` like the
+    counters of m004: ``/metrics`` reads a handful of rows however many ticks ran."""
+    db.execute("CREATE TABLE run_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
+    bump = "INSERT INTO run_counts (status, n) VALUES ({row}.status, {delta}) ON CONFLICT DO UPDATE SET n = n + ({delta});"
+    db.execute(f"CREATE TRIGGER run_counts_insert AFTER INSERT ON runs BEGIN {bump.format(row='NEW', delta=1)} END")
+    db.execute(f"CREATE TRIGGER run_counts_delete AFTER DELETE ON runs BEGIN {bump.format(row='OLD', delta=-1)} END")
+    db.execute("CREATE TRIGGER run_counts_update AFTER UPDATE OF status ON runs WHEN OLD.status IS NOT NEW.status "
+               f"BEGIN {bump.format(row='OLD', delta=-1)} {bump.format(row='NEW', delta=1)} END")
+    db.execute("INSERT INTO run_counts (status, n) SELECT status, count(*) FROM runs GROUP BY status")
+
+
 def apply_migrations(db: Database) -> None:
     """Bring ``db`` to the latest schema; safe when several processes open it at once.
 

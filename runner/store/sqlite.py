@@ -35,7 +35,7 @@ from runner.core.state import (
     Wait,
 )
 from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, SUPPRESSION_REASONS
-from runner.store.base import ContactRow, EventRow, Store
+from runner.store.base import ContactRow, EventRow, ProductionCounters, Store
 from runner.store.codec import from_db_time, from_json, merge_patch, to_db_time, to_json
 from runner.store.migrations import apply_migrations, pending_migrations
 from runner.store.sourcevalues import apply_patch, source_changes
@@ -969,6 +969,31 @@ class SQLiteStore:
             (journey_id,),
         )
 
+    # ------------------------------------------------------------------ service health and metrics
+
+    def production_counters(self, now: datetime) -> ProductionCounters:
+        """Counts for ``/metrics``: counter tables kept by triggers, and two index ranges
+        (what is due, what is in doubt). Cost grows with days and steps, not contacts."""
+        now_text = to_db_time(now)
+        due, oldest = self.conn.execute(METRICS_DUE_SQL, (now_text,)).fetchone()
+        return ProductionCounters(
+            ticks=dict(self.conn.execute(METRICS_RUNS_SQL).fetchall()),
+            decisions=dict(self.conn.execute(METRICS_DECISIONS_SQL).fetchall()),
+            sends=dict(self.conn.execute(METRICS_SENDS_SQL).fetchall()),
+            due=due,
+            oldest_due_at=from_db_time(oldest),
+            in_doubt=self.conn.execute(METRICS_IN_DOUBT_SQL).fetchone()[0],
+        )
+
+    def pending_migrations(self) -> list[str]:
+        """Migrations this database still needs (a process with older code opened it)."""
+        return pending_migrations(self.db)
+
+    def lease(self, name: str) -> dict | None:
+        """The lease ``name``: who holds it and until when (expired or not), or None."""
+        row = self.conn.execute("SELECT holder, expires_at FROM leases WHERE name = ?", (name,)).fetchone()
+        return {"holder": row[0], "expires_at": from_db_time(row[1])} if row else None
+
     # ------------------------------------------------------------------ stats (runner.production.stats)
 
     def decision_counts(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]:
@@ -1070,6 +1095,14 @@ ON CONFLICT (id) DO UPDATE SET
     variant = excluded.variant, holdout = excluded.holdout
 """
 
+
+# ``/metrics``: counter tables (m004, m010) read whole (a few rows per day and step), the due
+# backlog as a range of the (wake_at, id) index, in-doubt sends through sends(state).
+METRICS_RUNS_SQL = "SELECT status, n FROM run_counts WHERE n != 0"
+METRICS_DECISIONS_SQL = "SELECT action, sum(n) FROM decision_counts GROUP BY action HAVING sum(n) != 0"
+METRICS_SENDS_SQL = "SELECT state, sum(n) FROM send_counts GROUP BY state HAVING sum(n) != 0"
+METRICS_DUE_SQL = "SELECT count(*), min(wake_at) FROM contacts WHERE wake_at <= ?"
+METRICS_IN_DOUBT_SQL = "SELECT count(*) FROM sends WHERE state = 'in_doubt'"
 
 # ``journey stats``: sums over the counters that triggers on the journal, the ledger, the
 # events and the enrollments keep (runner.store.migrations, m004 and m008).
