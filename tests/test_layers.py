@@ -20,7 +20,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "runner"
 
 # Lowest first; a module may import modules of its own layer and of the layers before it.
-LAYERS = ["base", "core", "language", "delivery", "simulation", "store", "production", "review", "cli"]
+LAYERS = ["base", "core", "language", "delivery", "simulation", "store", "production", "serve", "review", "cli"]
 # Modules directly in runner/: the package itself and small helpers every layer may use; __main__ is the CLI.
 TOP_LEVEL = {"runner": "base", "runner.collector": "base", "runner.__main__": "cli"}
 

@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "render": "review:render",
     "report": "review:report",
     "stats": "stats:stats",
+    "serve": "serve:serve",
 }
 
 

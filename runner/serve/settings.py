@@ -1,0 +1,120 @@
+"""The service's configuration, read once at start: project.yaml's ``serve:`` section and the environment.
+
+Handlers never read files or the environment themselves: everything they need is here,
+frozen, so a request costs no project reload. Concerns that need settings of their own
+add a small nested dataclass (``settings.events``, ``settings.worker``, …).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runner.core.durations import parse_duration
+from runner.core.model import Project
+from runner.core.problems import JourneyError
+from runner.delivery.unsubscribe import load_secret
+from runner.production.deploy import load_project_file
+
+WRITE_KEYS_ENV = "JOURNEY_WRITE_KEYS"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_EVERY = "60s"
+
+
+@dataclass(frozen=True)
+class EventLimits:
+    """Segment's HTTP Tracking API limits (32 KB an event, 500 KB a batch), and the
+    decompressed size a gzip body may reach before it is refused (a gzip bomb gets 413)."""
+
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    max_body_bytes: int = 512 * 1024  # any request body, compressed or not, after decompression
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """``--worker``: the tick loop inside the service (as ``journey run --every``)."""
+
+    every: timedelta = timedelta(seconds=60)
+    transport_url: str | None = None  # None: JOURNEY_TRANSPORT, project.yaml, outbox:outbox
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    project_root: Path
+    project: Project
+    db: str  # a SQLite path (or a database URL, once a backend for it exists)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    write_keys: tuple[bytes, ...] = ()
+    unsubscribe_secret: bytes | None = None  # None: not configured (a real transport without the env var)
+    events: EventLimits = field(default_factory=EventLimits)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+
+    def accepts_write_key(self, key: str) -> bool:
+        """Is ``key`` one of the write keys? Every key is compared, in constant time."""
+        given = key.encode("utf-8", "surrogatepass")
+        matched = False
+        for known in self.write_keys:
+            matched |= hmac.compare_digest(given, known)
+        return matched
+
+
+def load_settings(project_root: Path, db: str | Path | None, environ: Mapping[str, str],
+                  *, host: str | None = None, port: int | None = None) -> ServeSettings:
+    """Settings from project.yaml (``serve:``: host, port, every) and the environment
+    (``JOURNEY_WRITE_KEYS``, the unsubscribe secret, ``JOURNEY_DB``); ``host``/``port``
+    (the command line) win over project.yaml."""
+    from runner.delivery.dispatch import resolve_transport_url
+    from runner.store import resolve_db_path
+
+    root = Path(project_root)
+    project = load_project_file(root)
+    section = _serve_section(root / "project.yaml")
+    transport_url = resolve_transport_url(None, project)
+    try:
+        secret: bytes | None = load_secret(project.unsubscribe_secret_env, transport_url=transport_url,
+                                           environ=environ)
+    except JourneyError:
+        secret = None
+    every_text = str(section.get("every", DEFAULT_EVERY))
+    try:
+        every = parse_duration(every_text).approx
+    except ValueError as error:
+        raise JourneyError(f"project.yaml serve.every: {error}") from None
+    if every.total_seconds() <= 0:
+        raise JourneyError("project.yaml serve.every must be a positive duration (e.g. 60s)")
+    if db is None and environ.get("JOURNEY_DB"):
+        db = environ["JOURNEY_DB"]
+    return ServeSettings(
+        project_root=root,
+        project=project,
+        db=str(db) if db is not None and "://" in str(db) else str(resolve_db_path(db, start=root)),
+        host=host or str(section.get("host", DEFAULT_HOST)),
+        port=port if port is not None else int(section.get("port", DEFAULT_PORT)),
+        write_keys=parse_write_keys(environ.get(WRITE_KEYS_ENV, "")),
+        unsubscribe_secret=secret,
+        worker=WorkerSettings(every=every, transport_url=transport_url),
+    )
+
+
+def parse_write_keys(text: str) -> tuple[bytes, ...]:
+    """``JOURNEY_WRITE_KEYS``: comma-separated; blanks around a key are dropped."""
+    return tuple(key.strip().encode("utf-8") for key in text.split(",") if key.strip())
+
+
+def _serve_section(path: Path) -> dict[str, Any]:
+    """project.yaml's ``serve:`` mapping (validated by the project schema; empty when absent)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise JourneyError(f"{path} cannot be read ({error}); run `journey validate`") from None
+    section = data.get("serve") if isinstance(data, dict) else None
+    return section if isinstance(section, dict) else {}
