@@ -12,14 +12,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from runner.serve.metrics import RejectionLog
 from runner.serve.settings import ServeSettings
 from runner.serve.storeaccess import StoreAccess
 from runner.store.base import Store
 
 # the modules whose routes the service serves, each with ``routes(settings)``
-CONCERNS: tuple[str, ...] = ()
+CONCERNS: tuple[str, ...] = ("runner.serve.health", "runner.serve.metrics")
 
 
 def collect_routes(settings: ServeSettings) -> list[BaseRoute]:
@@ -51,7 +53,8 @@ def build_app(settings: ServeSettings, *, open_store: Callable[[], Store] | None
         finally:
             access.close()
 
-    app = Starlette(routes=collect_routes(settings), lifespan=lifespan)
+    app = Starlette(routes=collect_routes(settings), lifespan=lifespan,
+                    middleware=[Middleware(RejectionLog)])  # one log line per rejected request
     app.state.settings = settings
     app.state.store_access = access
     return app

@@ -20,8 +20,11 @@ from types import FrameType
 import uvicorn
 
 from runner.core.problems import JourneyError
+from runner.production.jsonlog import log_event, tick_fields
+from runner.production.tick import TickReport
 from runner.production.worker import StopFlag
 from runner.serve.app import build_app
+from runner.serve.metrics import LOGGER, tick_finished
 from runner.serve.settings import ServeSettings
 
 GRACEFUL_SECONDS = 30  # a request still running after this is cut off at shutdown
@@ -50,7 +53,8 @@ def serve(settings: ServeSettings, *, worker: bool = False, log: Callable[[str],
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(build_app(settings), lifespan="on", log_level=os.environ.get("JOURNEY_LOG_LEVEL", "warning"),
-                            timeout_graceful_shutdown=GRACEFUL_SECONDS, access_log=False, server_header=False)
+                            timeout_graceful_shutdown=GRACEFUL_SECONDS, access_log=False, server_header=False,
+                            log_config=None)  # uvicorn's own lines go through runner.serve.logs (JSON, redacted)
     server = uvicorn.Server(config)
     ticks = TickThread(settings, log, on_fatal=lambda: setattr(server, "should_exit", True)) if worker else None
     flag = ticks.flag if ticks is not None else StopFlag()
@@ -100,6 +104,12 @@ class TickThread:
 
         settings = self.settings
         url = settings.worker.transport_url or "outbox:outbox"
+
+        def ticked(report: TickReport) -> None:
+            """The tick's duration into /metrics, its counts into one log line."""
+            tick_finished(report)
+            log_event(LOGGER, "tick", **tick_fields(report))
+
         try:
             store = open_store(settings.db)
         except JourneyError as error:
@@ -111,9 +121,7 @@ class TickThread:
             try:
                 run_loop(store, runtime, settings.worker.every, stop=self.flag,
                          durable_claims=durable_by_default(url, os.environ.get("JOURNEY_FSYNC")),
-                         on_tick=lambda report: self.log(f"run {report.run_id} at {report.now.isoformat()}: "
-                                                         f"{report.summary()}"),
-                         on_error=lambda message: self.log(f"error: {message}"))
+                         on_tick=ticked, on_error=lambda message: self.log(f"error: {message}"))
             finally:
                 if runtime.delivery is not None:
                     runtime.delivery.close()

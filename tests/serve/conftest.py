@@ -9,6 +9,7 @@ for clients that speak real HTTP (the Segment and RudderStack SDKs, slow clients
 from __future__ import annotations
 
 import base64
+import json
 import os
 import select
 import subprocess
@@ -123,6 +124,8 @@ def serve_process(serve_project: ServeProject) -> Iterator[Callable[..., ServePr
         ready, _, _ = select.select([process.stdout], [], [], 60)
         line = process.stdout.readline() if ready else ""
         assert "listening on " in line, f"journey serve did not start: {line!r} {process.stderr.read() if not ready else ''}"
+        if line.startswith("{"):  # --log-format json, the default when stdout is a pipe
+            line = json.loads(line)["message"]
         return ServeProcess(process, line.split("listening on ", 1)[1].split()[0])
 
     yield start

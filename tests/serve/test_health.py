@@ -1,0 +1,44 @@
+"""``GET /healthz`` and ``GET /readyz``: the process answers; the database answers, its schema is current, the lease."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+from runner.store import open_store
+
+
+def test_healthz_answers_without_the_database(client):
+    answer = client.get("/healthz")
+    assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+
+
+def test_readyz_is_ready_on_a_current_database_and_shows_the_tick_lease(client, serve_project):
+    answer = client.get("/readyz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ready", "database": "ok", "migrations": "current", "lease": None}
+
+    store = open_store(serve_project.db)  # a worker elsewhere takes the tick lease, then dies holding it
+    past = datetime.now(UTC) - timedelta(minutes=10)
+    assert store.acquire_lease("tick", "host-b:4242:w1", timedelta(minutes=5), past)
+    store.close()
+    lease = client.get("/readyz").json()["lease"]
+    assert lease["holder"] == "host-b:4242:w1" and lease["expired"] is True
+    assert datetime.fromisoformat(lease["expires_at"]) < datetime.now(UTC)
+
+
+def test_readyz_is_503_with_the_reason_when_a_migration_is_pending(client, serve_project):
+    with sqlite3.connect(serve_project.db) as conn:  # the database restored from an older backup
+        conn.execute("DELETE FROM schema_migrations WHERE name = 'm010_run_counts'")
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["status"] == "not ready" and "m010_run_counts" in answer.json()["reason"]
+    assert client.get("/healthz").status_code == 200  # alive all the same: a restart would migrate it
+
+
+def test_readyz_is_503_when_the_database_cannot_be_read(client, serve_project):
+    with sqlite3.connect(serve_project.db) as conn:  # a damaged or foreign database under the service
+        conn.execute("DROP TABLE leases")
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json() == {"status": "not ready", "reason": "the database cannot be read (OperationalError)"}
