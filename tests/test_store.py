@@ -23,6 +23,7 @@ from runner.core.state import (
 from runner.store import EventRow, SQLiteStore, Store, open_store
 from runner.store.base import ContactRow
 from runner.store.codec import to_db_time
+from runner.store.errors import StoreConstraint
 from runner.store.migrations import schema_version
 from runner.store.sqlite import DUE_CONTACTS_SQL, DUE_NEXT_PAGE_SQL
 
@@ -361,7 +362,7 @@ def test_failed_save_leaves_previous_state(store):
     broken = store.load_contact_state("ada")
     broken.enrollments["onboarding"].status = "bogus"  # violates the CHECK constraint
     broken.clock = at(99)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreConstraint, match="CHECK constraint failed"):
         store.save_contact_state(broken, wake_at=at(100))
     assert store.load_contact_state("ada").clock == at(2)
     assert store.due_contacts(at(72), 10) == ["ada"]

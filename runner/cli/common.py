@@ -7,7 +7,6 @@ its problems, one ``error:`` line, its exit code, never a traceback.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,19 +16,40 @@ import click
 from runner.core.problems import JourneyError
 from runner.store.base import Store
 
+
+class DatabaseLocation(click.ParamType):
+    """``--db``: a SQLite file path or a ``postgresql://`` URL, kept as text (a ``Path`` would fold
+    the URL's ``//``). ``must_exist``: a file that is not there is a usage error, as click's paths."""
+
+    name = "database"
+
+    def __init__(self, must_exist: bool = False):
+        self.must_exist = must_exist
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from runner.store.errors import is_url
+
+        text = str(value)
+        if not is_url(text) and Path(text).is_dir():
+            self.fail(f"{text!r} is a directory, not a database file", param, ctx)
+        if self.must_exist and not is_url(text) and not Path(text).exists():
+            self.fail(f"{text!r} does not exist", param, ctx)
+        return text
+
+
 DB_OPTION = click.option(
-    "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite database (default: JOURNEY_DB, then project.yaml 'database', then journey.db).",
+    "--db", "db_path", type=DatabaseLocation(), metavar="PATH|URL",
+    help="SQLite file, or postgresql://user@host/dbname (default: JOURNEY_DB, then project.yaml 'database', "
+         "then journey.db).",
 )
 
 
 def as_domain_error(error: Exception) -> JourneyError:
     """Any exception a command let through, as the domain error the user sees: a database
-    error says so; anything else is a bug to report, never a traceback."""
+    failure is a ``StoreError`` (a ``JourneyError``) and says so; anything else is a bug to
+    report, never a traceback."""
     if isinstance(error, JourneyError):
         return error
-    if isinstance(error, sqlite3.Error):
-        return JourneyError(f"database error: {error}")
     return JourneyError(f"internal error ({type(error).__name__}: {error}); please report it")
 
 
@@ -40,17 +60,18 @@ def project_root() -> Path:
 
 
 @contextmanager
-def open_db(db_path: Path | None, root: Path | None = None, *, must_exist: bool = False,
+def open_db(db_path: str | Path | None, root: Path | None = None, *, must_exist: bool = False,
             read_only: bool = False) -> Iterator[Store]:
     """The store at ``--db`` / ``JOURNEY_DB`` / project.yaml ``database`` (found from ``root``,
     else the working directory), closed afterwards. ``read_only``: a command that only
-    looks, and must work on a database it may not write (implies ``must_exist``)."""
-    from runner.store import open_store, resolve_db_path
+    looks, and must work on a database it may not write (implies ``must_exist``; a server
+    database that was never migrated says so when it opens)."""
+    from runner.store.location import exists, open_store, resolve_db
 
-    path = resolve_db_path(db_path, start=root)
-    if (must_exist or read_only) and not path.exists():
-        raise JourneyError(f"no database at {path}: run `journey deploy` (or `journey demo`) first")
-    store = open_store(path, read_only=read_only)
+    location = resolve_db(db_path, start=root)
+    if (must_exist or read_only) and not exists(location):
+        raise JourneyError(f"no database at {location}: run `journey deploy` (or `journey demo`) first")
+    store = open_store(location, read_only=read_only)
     try:
         yield store
     finally:

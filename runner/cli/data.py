@@ -8,7 +8,6 @@ code (0 all imported, 1 bad lines or bad input, 2 usage error).
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from runner.cli.common import DB_OPTION, open_db
 from runner.core.problems import JourneyError
 from runner.core.vocabulary import MANUAL, SUPPRESSION_REASONS
 from runner.store.base import Store
+from runner.store.errors import StoreError
 
 SHOWN_PROBLEMS = 50  # bad lines printed; a wrong file should not flood the terminal
 
@@ -54,7 +54,7 @@ def _tracking_plan_types() -> dict[str, str]:
     return ingest.attribute_types(plan) if isinstance(plan, dict) else {}
 
 
-def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path: Path | None,
+def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path: str | None,
                 now_text: str | None) -> None:
     from runner.cli.run import parse_now
     from runner.production import ingest
@@ -66,8 +66,8 @@ def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path
         importer = ingest.import_contacts if kind == "contacts" else ingest.import_events
         with open_db(db_path) as store, _progress(path, f"importing {kind}") as progress:
             result = importer(store, path, format=format, strict=strict, now=now, progress=progress, **options)
-    except sqlite3.Error as error:  # locked past the busy timeout, disk full, …
-        raise JourneyError(f"database error: {error}; batches committed before it are kept") from None
+    except StoreError as error:  # locked past the busy timeout, disk full, no server, …
+        raise type(error)(f"{_without_prefix(error)}; batches committed before it are kept") from None
     for problem in result.bad[:SHOWN_PROBLEMS]:
         click.echo(str(problem), err=True)
     if result.bad_lines > SHOWN_PROBLEMS:
@@ -82,6 +82,11 @@ def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path
         summary += f", {result.bad_lines} bad lines"
     click.echo(summary)
     sys.exit(0 if result.ok else 1)
+
+
+def _without_prefix(error: StoreError) -> str:
+    """The message a ``StoreError`` was made with (its constructor adds ``database error:``)."""
+    return str(error).removeprefix("database error: ")
 
 
 FILE_ARGUMENT = click.argument(
@@ -117,7 +122,7 @@ def contacts() -> None:
 @STRICT_OPTION
 @_now_option("contacts new or changed by the import are due at this instant")
 @DB_OPTION
-def contacts_import(file: Path, format: str | None, strict: bool, now_text: str | None, db_path: Path | None) -> None:
+def contacts_import(file: Path, format: str | None, strict: bool, now_text: str | None, db_path: str | None) -> None:
     """Upsert contacts from FILE (CSV: id,email,timezone,… or JSONL).
 
     Other CSV columns become attributes (meddic.metrics nests). Re-importing
@@ -138,7 +143,7 @@ def events() -> None:
 @_now_option("recorded as the time contacts were created and anonymous ids linked; events make their "
              "contact due at their own timestamps")
 @DB_OPTION
-def events_import(file: Path, format: str | None, strict: bool, now_text: str | None, db_path: Path | None) -> None:
+def events_import(file: Path, format: str | None, strict: bool, now_text: str | None, db_path: str | None) -> None:
     """Import events from FILE (Segment JSONL: track, identify, alias, page; or CSV).
 
     Events are deduplicated by messageId; each makes its contact due so the
@@ -160,7 +165,7 @@ def suppress() -> None:
 @click.option("--unknown-contact", is_flag=True,
               help="Accept a contact id the database does not hold (yet); without it that is an error.")
 @DB_OPTION
-def suppress_add(email_or_id: str, reason: str, unknown_contact: bool, db_path: Path | None) -> None:
+def suppress_add(email_or_id: str, reason: str, unknown_contact: bool, db_path: str | None) -> None:
     """Suppress EMAIL_OR_ID (an email address with @, else a known contact id).
 
     An address must be a valid addr-spec (a@b.example); a contact id must be
@@ -195,7 +200,7 @@ def _suppression_target(store: Store, value: str, unknown_contact: bool) -> str:
 @suppress.command("remove")
 @click.argument("email_or_id")
 @DB_OPTION
-def suppress_remove(email_or_id: str, db_path: Path | None) -> None:
+def suppress_remove(email_or_id: str, db_path: str | None) -> None:
     """Lift the suppression of EMAIL_OR_ID (exit 1 if it was not suppressed)."""
     with open_db(db_path) as store:
         removed = store.remove_suppression(email_or_id)
@@ -210,7 +215,7 @@ def suppress_remove(email_or_id: str, db_path: Path | None) -> None:
     "--format", "format", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 @DB_OPTION
-def suppress_list(format: str, db_path: Path | None) -> None:
+def suppress_list(format: str, db_path: str | None) -> None:
     """List suppressed contacts and addresses."""
     with open_db(db_path) as store:
         rows = store.suppressions()

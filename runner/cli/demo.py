@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from runner.cli.common import DB_OPTION, project_root
@@ -15,7 +13,7 @@ from runner.cli.run import format_status
 @click.option("--days", type=click.IntRange(1, 31), default=31, show_default=True,
               help="Run only the first DAYS days of the month (a quicker look).")
 @DB_OPTION
-def demo(fresh: bool, days: int, db_path: Path | None) -> None:
+def demo(fresh: bool, days: int, db_path: str | None) -> None:
     """Run the sample month end to end, emails into ./outbox.
 
     Validates the project, creates the database (default journey.db in the
@@ -27,11 +25,10 @@ def demo(fresh: bool, days: int, db_path: Path | None) -> None:
     from datetime import timedelta
 
     from runner.production.demo import DEMO_START, run_demo
-    from runner.store import resolve_db_path
+    from runner.store import resolve_db
 
     root = project_root()
-    path = resolve_db_path(db_path, start=root)
-    result = run_demo(root, path, fresh=fresh, end=DEMO_START + timedelta(days=days), say=click.echo)
+    result = run_demo(root, resolve_db(db_path, start=root), fresh=fresh, end=DEMO_START + timedelta(days=days), say=click.echo)
     click.echo("")
     click.echo(format_status(result.status))
     click.echo("")

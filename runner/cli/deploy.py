@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
@@ -23,7 +22,7 @@ FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["text", "json
 @click.command("plan")
 @FORMAT_OPTION
 @DB_OPTION
-def plan(fmt: str, db_path: Path | None) -> None:
+def plan(fmt: str, db_path: str | None) -> None:
     """Show what deploying the working tree would change.
 
     Journeys added/removed, steps added/removed/changed, how many in-flight
@@ -45,7 +44,7 @@ def plan(fmt: str, db_path: Path | None) -> None:
 @click.command("deploy")
 @FORMAT_OPTION
 @DB_OPTION
-def deploy(fmt: str, db_path: Path | None) -> None:
+def deploy(fmt: str, db_path: str | None) -> None:
     """Record the working tree's journey versions in the database.
 
     From now on `journey run` runs these versions. Contacts in flight stay on

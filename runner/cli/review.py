@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from runner.cli.common import open_db
+from runner.cli.common import DatabaseLocation, open_db
 from runner.core.problems import JourneyError, UsageError
 
 DEFAULT_DAYS = 30
@@ -167,7 +167,7 @@ def render(journey: str, step: str | None, contact_id: str | None, contacts_file
     sys.exit(1 if run.failed else 0)
 
 
-def _production(db_path: Path) -> list:
+def _production(db_path: str) -> list:
     """(deployed journey version, its stats) for every version production touched."""
     from runner.production.deploy import deployed_set
     from runner.production.stats import journey_stats
@@ -175,7 +175,7 @@ def _production(db_path: Path) -> list:
 
     with open_db(db_path, must_exist=True) as store:
         if not store.deployments():
-            raise JourneyError(f"nothing is deployed in {db_path}: run `journey deploy` first")
+            raise JourneyError(f"nothing is deployed in {store.location}: run `journey deploy` first")
         deployed = deployed_set(store)
         journeys = {(j.id, j.version): j for j in deployed.current + deployed.pinned}
         found = journey_stats(store, journeys.values(), step_order=steps_in_file_order)
@@ -189,12 +189,12 @@ def _production(db_path: Path) -> list:
 @click.option("--base", "base_ref", help="Also show what changed since this git ref (e.g. origin/main).")
 @START_OPTION
 @DAYS_OPTION
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Also show production figures from this SQLite database, beside the simulated ones: "
-              "counts on every step of each deployed version's diagram, the funnel as a chart, variants "
+@click.option("--db", "db_path", type=DatabaseLocation(must_exist=True), metavar="PATH|URL",
+              help="Also show production figures from this database (a SQLite file or a postgresql:// URL), "
+              "beside the simulated ones: counts on every step of each deployed version's diagram, the funnel as a chart, variants "
               "and holdout with 95% intervals (as `journey stats`).")
 def report(out_dir: Path, contacts_file: Path | None, base_ref: str | None, start: str | None, days: int,
-           db_path: Path | None) -> None:
+           db_path: str | None) -> None:
     """Write a static HTML report for a pull request (opens from disk, no server).
 
     Per journey: its diagram, each test contact's simulated timeline as a

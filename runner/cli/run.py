@@ -68,7 +68,7 @@ def parse_now(text: str | None) -> datetime:
 @DB_OPTION
 def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | None,
         transport_url: str | None, lease_wait: float, fsync: bool | None, quiet: bool, log_format: str,
-        db_path: Path | None) -> None:
+        db_path: str | None) -> None:
     """Run one production tick: advance due contacts and send what is due.
 
     Only DEPLOYED journey versions run (see `journey deploy`). Every send is
@@ -180,7 +180,7 @@ class RunLog:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--now", "now_text", metavar="ISO", help="Count what is due at this instant (default: now).")
 @DB_OPTION
-def status(fmt: str, now_text: str | None, db_path: Path | None) -> None:
+def status(fmt: str, now_text: str | None, db_path: str | None) -> None:
     """Show deployments, enrollments, what is due, runs, sends, failures, in-doubt sends, suppressions."""
     from runner.production.tick import status_report
 
@@ -248,7 +248,7 @@ def format_status(report: dict) -> str:
 @click.option("--journey", "journey_id", metavar="ID", help="Only this journey's decisions.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @DB_OPTION
-def history(contact: str, journey_id: str | None, fmt: str, db_path: Path | None) -> None:
+def history(contact: str, journey_id: str | None, fmt: str, db_path: str | None) -> None:
     """Show every decision production ticks made for CONTACT, oldest first, with its reason.
 
     The same records as `journey simulate` prints for a test contact (without
@@ -280,7 +280,7 @@ def _known_contact(store: Store, contact: str) -> ContactState:
     try:
         return store.load_contact_state(contact)
     except KeyError:
-        raise JourneyError(f"no contact {contact!r} in {store.path} (see `journey contacts import`)") from None
+        raise JourneyError(f"no contact {contact!r} in {store.location} (see `journey contacts import`)") from None
 
 
 @click.command("resolve")
@@ -291,7 +291,7 @@ def _known_contact(store: Store, contact: str) -> ContactState:
 @click.option("--all-failed", is_flag=True, help="Resolve every in-doubt send as failed (re-sent next run).")
 @DB_OPTION
 def resolve(keys: tuple[str, ...], outcome: Literal["sent", "failed"] | None, all_sent: bool, all_failed: bool,
-            db_path: Path | None) -> None:
+            db_path: str | None) -> None:
     """Settle in-doubt sends (claimed, never confirmed: a run died mid-send).
 
     Check your mail server's log or the outbox for each KEY (it is the
@@ -322,7 +322,7 @@ def resolve(keys: tuple[str, ...], outcome: Literal["sent", "failed"] | None, al
 @click.option("--all-failed", is_flag=True, help="Every failed send.")
 @DB_OPTION
 def requeue(keys: tuple[str, ...], since_text: str | None, until_text: str | None, all_failed: bool,
-            db_path: Path | None) -> None:
+            db_path: str | None) -> None:
     """Send failed sends again: by KEY, by scheduled range (--since/--until), or --all-failed.
 
     A send fails for good when it cannot be built (a template error), when the

@@ -6,8 +6,6 @@ A thin shell over ``runner.production.stats`` (the figures) and
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from runner.cli.common import DB_OPTION, open_db, project_root
@@ -24,7 +22,7 @@ DAY = click.DateTime(formats=["%Y-%m-%d"])
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "csv"]), default="table",
               show_default=True)
 @DB_OPTION
-def stats(journey: str | None, since, until, version: int | None, fmt: str, db_path: Path | None) -> None:
+def stats(journey: str | None, since, until, version: int | None, fmt: str, db_path: str | None) -> None:
     """Show what production did with each deployed journey version (all, or JOURNEY).
 
     The funnel: entered, how often each step ran (and its share of the

@@ -31,7 +31,7 @@ EVENTS_FILE = Path("examples/data/events.jsonl")
 
 @dataclass
 class DemoResult:
-    db_path: Path
+    db_path: str  # where the database is, safe to print (a URL without its password)
     outbox: Path | None
     imported_contacts: int
     imported_events: int
@@ -50,7 +50,7 @@ class DemoResult:
 
 def run_demo(
     root: Path,
-    db_path: Path,
+    db_path: str | Path,
     *,
     fresh: bool = False,
     transport_url: str = DEMO_TRANSPORT,
@@ -62,11 +62,14 @@ def run_demo(
     """Run the demo (see the module doc); ``say`` receives progress lines."""
     from runner.delivery.dispatch import _outbox_dir
     from runner.production import ingest
-    from runner.store import open_store
+    from runner.store import is_url, open_store, redacted
 
     tree = load_working_tree(root)
     say(f"validated {len(tree.journeys)} journeys in {root}")
     outbox = _outbox_dir(transport_url, tree.root)
+    if fresh and is_url(str(db_path)):
+        raise JourneyError(f"--fresh deletes a SQLite file; {redacted(db_path)} is a server database: "
+                           "drop its schema yourself, or leave --fresh out")
     if fresh:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db_path}{suffix}").unlink(missing_ok=True)
@@ -107,5 +110,5 @@ def run_demo(
         status = status_report(store, end)
     finally:
         store.close()
-    return DemoResult(db_path, outbox, contacts.imported, events.imported, result.recorded, ticks, totals, status,
+    return DemoResult(store.location, outbox, contacts.imported, events.imported, result.recorded, ticks, totals, status,
                       clock, step)

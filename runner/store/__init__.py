@@ -1,60 +1,27 @@
-"""Persistent runner state: the ``Store`` interface and its SQLite implementation.
+"""Persistent runner state: the ``Store`` interface, its backends and how one is chosen.
 
-``resolve_db_path`` is the one place that decides which database a command
-uses: ``--db``, else ``JOURNEY_DB``, else the project's ``database`` key,
-else ``journey.db``.
+``resolve_db`` is the one place that decides which database a command uses:
+``--db``, else ``JOURNEY_DB``, else the project's ``database`` key, else
+``journey.db``; ``open_store`` opens it (a ``postgresql://`` URL: PostgreSQL;
+anything else: a SQLite file). Failures raise the ``StoreError`` family.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import yaml
-
-from runner.core.problems import JourneyError
 from runner.store.base import ContactRow, EventRow, Store
-from runner.store.sqlite import SQLiteStore, open_store
+from runner.store.errors import StoreError, StoreUnavailable, is_url, redacted
+from runner.store.location import DEFAULT_DB, open_store, resolve_db
+from runner.store.sqlite import SQLiteStore
 
-__all__ = ["ContactRow", "EventRow", "SQLiteStore", "Store", "open_store", "resolve_db_path"]
-
-DEFAULT_DB = "journey.db"
-PROJECT_FILE = "project.yaml"
+__all__ = ["DEFAULT_DB", "ContactRow", "EventRow", "SQLiteStore", "Store", "StoreError", "is_url", "open_store",
+           "redacted", "resolve_db", "resolve_db_path"]
 
 
 def resolve_db_path(cli_value: str | Path | None, start: Path | None = None) -> Path:
-    """The database path: ``--db``, ``JOURNEY_DB``, project.yaml ``database``, ``journey.db``.
-
-    A relative ``database`` in project.yaml is relative to the project root
-    (the folder holding project.yaml), so commands work from any subfolder.
-    """
-    if cli_value:
-        return Path(cli_value)
-    from_env = os.environ.get("JOURNEY_DB")
-    if from_env:
-        return Path(from_env)
-    root = _project_root(start or Path.cwd())
-    if root is None:
-        return Path(DEFAULT_DB)
-    database = _project_database(root / PROJECT_FILE)
-    return root / (database or DEFAULT_DB)
-
-
-def _project_root(start: Path) -> Path | None:
-    from runner.language.loader import find_project_root  # the loader owns project discovery
-
-    try:
-        found = find_project_root(start)
-    except JourneyError:
-        return None
-    return Path(found) if found else None
-
-
-def _project_database(project_file: Path) -> str | None:
-    """The ``database`` key of project.yaml; a broken file is the validator's business."""
-    try:
-        data = yaml.safe_load(project_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
-    value = data.get("database") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and value else None
+    """``resolve_db`` for callers that need a SQLite file (a URL is a clear error)."""
+    location = resolve_db(cli_value, start)
+    if is_url(location):
+        raise StoreUnavailable(f"{redacted(location)} is a server database, not a file: this needs a SQLite file")
+    return Path(location)

@@ -1,7 +1,9 @@
 """The store interface the runner talks to (a ``typing.Protocol``).
 
-Production uses ``SQLiteStore``; a server database can take over by
-implementing the same methods with the same guarantees:
+Two backends implement it, chosen by location (``runner.store.location``):
+``SQLiteStore`` (a file) and the PostgreSQL store (a ``postgresql://`` URL).
+Each keeps the same guarantees, held by one contract suite over both
+(``tests/store_contract/``):
 
 - ``save_contact_state`` is one transaction and never hides outside changes
   (imports) that happened after ``load_contact_state``;
@@ -11,7 +13,8 @@ implementing the same methods with the same guarantees:
 - ``due_contacts`` answers from an index on ``wake_at`` (cost grows with
   what is due, not with what is enrolled).
 
-All datetimes are timezone-aware UTC.
+All datetimes are timezone-aware UTC. A failing database raises the
+``runner.store.errors.StoreError`` family, never a driver's own exception.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from runner.core.state import ContactState, SendRecord
@@ -78,7 +80,7 @@ class ProductionCounters:
 
 @runtime_checkable
 class Store(Protocol):
-    path: Path  # where the data lives, named in messages (a file for SQLite)
+    location: str  # where the data lives, safe to print: a file path, or a URL without its password (redacted)
     read_only: bool  # opened only to look (status, dry runs, history): nothing may be written
 
     # --- contact state (engine I/O) ---

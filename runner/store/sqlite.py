@@ -37,8 +37,18 @@ from runner.core.state import (
 from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, SUPPRESSION_REASONS
 from runner.store.base import ContactRow, EventRow, ProductionCounters, Store
 from runner.store.codec import from_db_time, from_json, merge_patch, to_db_time, to_json
+from runner.store.errors import (
+    MigrationError,
+    StoreBusy,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreReadOnly,
+    StoreUnavailable,
+)
 from runner.store.migrations import apply_migrations, pending_migrations
 from runner.store.sourcevalues import apply_patch, source_changes
+from runner.store.sqliteerrors import translate, translating
 
 BUSY_TIMEOUT_SECONDS = 30.0
 CACHE_KIB = 32 * 1024  # page cache per connection: bounded, so memory stays flat
@@ -65,18 +75,23 @@ class _Snapshot:
     enrollment_rows: dict[str, dict[str, Any]]  # as stored: unchanged enrollments are not rewritten
 
 
+@translating
 class SQLiteStore:
-    """The production store; see ``runner.store.base.Store`` for the contract."""
+    """The production store; see ``runner.store.base.Store`` for the contract.
+
+    Every public method raises the ``StoreError`` family, never ``sqlite3.Error``
+    (``runner.store.sqliteerrors.translating``)."""
 
     def __init__(self, path: str | Path, *, read_only: bool = False):
         self.path = Path(path)
+        self.location = str(path)
         self.read_only = read_only
         try:
             conn = _connect_read_only(self.path) if read_only else sqlite3.connect(
                 str(self.path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
             )
         except sqlite3.Error as error:
-            raise JourneyError(f"cannot open database {self.path}: {error}") from error
+            raise StoreUnavailable(f"cannot open database {self.path}: {error}") from error
         self.conn = conn
         self.db = Database(conn)
         self._snapshots: dict[str, _Snapshot] = {}
@@ -92,14 +107,12 @@ class SQLiteStore:
             else:
                 self.db.enable_wal()
                 apply_migrations(self.db)
-        except sqlite3.DatabaseError as error:
+        except sqlite3.Error as error:
             conn.close()
-            raise JourneyError(
-                f"{self.path} is not a journey-runner database ({error})"
-            ) from error
+            raise _opening_error(error, self.path) from error
         if read_only and pending:
             conn.close()
-            raise JourneyError(
+            raise MigrationError(
                 f"{self.path} needs migrating ({', '.join(pending)} pending) but is opened read-only: "
                 "run a command that writes (`journey run`, `journey deploy`) with write access first"
             )
@@ -1018,6 +1031,15 @@ class SQLiteStore:
         """``email_opened``/``email_clicked`` events per journey and step (from their
         properties) on UTC days ``since`` <= day < ``until``."""
         return self._rows(*stats_query(STATS_ENGAGEMENT_SQL, journey_id, since, until))
+
+
+def _opening_error(error: sqlite3.Error, path: Path) -> StoreError:
+    """Why a file could not be opened as a store: busy, full and unwritable say so; anything
+    else (not SQLite, damaged, another application's tables) is not a journey-runner database."""
+    translated = translate(error, path)
+    if type(translated) in (StoreBusy, StoreFull, StoreReadOnly, StoreUnavailable):
+        return translated
+    return StoreCorrupt(f"{path} is not a journey-runner database ({error})")
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
