@@ -76,11 +76,22 @@ class ImportResult:
 
 
 class BadLine(Exception):
-    """One line that cannot be imported; the message says why."""
+    """One line that cannot be imported; the message says why, ``field`` names the key at fault."""
 
-    def __init__(self, message: str, code: str = "import.invalid"):
+    def __init__(self, message: str, code: str = "import.invalid", field: str | None = None):
         super().__init__(message)
         self.code = code
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRows:
+    """What one Segment call stores: its event, an identity link (anonymous id, user id) when
+    it names both, and the identify traits (applied only if the event is new)."""
+
+    event: EventRow
+    link: tuple[str, str] | None
+    identify: ContactRow | None
 
 
 class _StrictAbort(Exception):
@@ -167,17 +178,8 @@ class _Importer:
         batch, self.batch = self.batch, _Batch()
         if not batch.lines:
             return
-        store, now = self.store, self.now
-        with store.transaction():
-            guarded = [mid for mid, _ in batch.guarded_contacts]
-            seen = store.existing_message_ids(guarded) if guarded else set()
-            contacts = batch.contacts + [
-                row for mid, row in batch.guarded_contacts if mid not in seen
-            ]
-            changed = store.write_contacts(contacts, now) if contacts else 0
-            if batch.links:
-                store.link_identities(batch.links, now)
-            inserted = store.write_events(batch.events, now) if batch.events else 0  # suppressing events suppress
+        changed, inserted = _write_rows(self.store, batch.contacts, batch.links, batch.events,
+                                        batch.guarded_contacts, self.now)
         if self.counting == "events":
             duplicates = len(batch.events) - inserted
         else:
@@ -318,7 +320,7 @@ def _json_objects(path: Path, progress: Progress | None) -> Iterator[tuple[int, 
         if isinstance(text, BadLine):
             yield number, text
             continue
-        value = _json_value(text, "invalid JSON")
+        value = json_value(text, "invalid JSON")
         if isinstance(value, BadLine):
             yield number, value
             continue
@@ -332,7 +334,7 @@ def _refuse_constant(name: str) -> Any:
     raise BadLine(f"{name} is not a number JSON allows (use null or a finite number)", "import.json")
 
 
-def _json_value(text: str, what: str) -> Any:
+def json_value(text: str, what: str) -> Any:
     """Parse one JSON text, or a BadLine saying why not.
 
     Beyond syntax: NaN and Infinity (not JSON, and they break comparisons),
@@ -536,24 +538,31 @@ def _skip(batch: _Batch) -> None:
 
 
 def _segment_event(obj: dict) -> Callable[[_Batch], None]:
-    """Map one Segment call (track, identify, alias, page, screen) to store rows."""
+    return _add_rows(parse_segment(obj))
+
+
+def parse_segment(obj: dict) -> SegmentRows:
+    """Map one Segment call (track, identify, alias, page, screen) to store rows; BadLine says
+    what is wrong (``field``: the offending key). The one mapping of both ``journey events
+    import`` and the events API (``runner.serve.events``)."""
     kind = obj.get("type") or ("track" if "event" in obj else None)
     user_id = _identifier(obj.get("userId"))
     anonymous_id = _identifier(obj.get("anonymousId"))
     if kind == "alias":
         previous_id = _identifier(obj.get("previousId")) or anonymous_id
         if user_id is None or previous_id is None:
-            raise BadLine("alias needs 'userId' and 'previousId'", "import.field")
+            raise BadLine("alias needs 'userId' and 'previousId'", "import.field",
+                          "userId" if user_id is None else "previousId")
         anonymous_id = previous_id
     if user_id is None and anonymous_id is None:
-        raise BadLine("needs 'userId' or 'anonymousId'", "import.field")
+        raise BadLine("needs 'userId' or 'anonymousId'", "import.field", "userId")
     at = _instant(_first_present(obj, "timestamp", "originalTimestamp", "sentAt", "receivedAt"), "timestamp")
     if kind == "alias":
         name, properties = "alias", {}
     elif kind == "track":
         event = obj.get("event")
         if not isinstance(event, str) or not event.strip():
-            raise BadLine("track needs an 'event' name", "import.field")
+            raise BadLine("track needs an 'event' name", "import.field", "event")
         name = event
         properties = _object(obj.get("properties"), "properties")
     elif kind in PAGE_EVENTS:
@@ -566,12 +575,12 @@ def _segment_event(obj: dict) -> Callable[[_Batch], None]:
         properties = _object(obj.get("traits"), "traits")
     else:
         raise BadLine(
-            f"unknown type {kind!r}; use track, identify, alias, page or screen", "import.field"
+            f"unknown type {kind!r}; use track, identify, alias, page or screen", "import.field", "type"
         )
     message_id = _identifier(obj.get("messageId")) or _derived_id(
         user_id, anonymous_id, name, at, properties
     )
-    return _event_effect(user_id, anonymous_id, name, at, properties, message_id, obj)
+    return _event_rows(user_id, anonymous_id, name, at, properties, message_id, obj)
 
 
 def _csv_event(row: dict[str, str]) -> Callable[[_Batch], None]:
@@ -585,7 +594,7 @@ def _csv_event(row: dict[str, str]) -> Callable[[_Batch], None]:
     at = _instant(row.get("timestamp", "").strip() or None, "timestamp")
     properties: dict[str, Any] = {}
     if row.get("properties", "").strip():
-        properties = _json_value(row["properties"], "'properties' is not valid JSON")
+        properties = json_value(row["properties"], "'properties' is not valid JSON")
         if isinstance(properties, BadLine):
             raise properties
         properties = _object(properties, "properties")
@@ -595,10 +604,10 @@ def _csv_event(row: dict[str, str]) -> Callable[[_Batch], None]:
     message_id = row.get("message_id", "").strip() or _derived_id(
         user_id, anonymous_id, name, at, properties
     )
-    return _event_effect(user_id, anonymous_id, name, at, properties, message_id, {})
+    return _add_rows(_event_rows(user_id, anonymous_id, name, at, properties, message_id, {}))
 
 
-def _event_effect(
+def _event_rows(
     user_id: str | None,
     anonymous_id: str | None,
     name: str,
@@ -606,7 +615,7 @@ def _event_effect(
     properties: dict[str, Any],
     message_id: str,
     segment: dict,
-) -> Callable[[_Batch], None]:
+) -> SegmentRows:
     """Store rows for one event: the event, a link when both ids are given, and
     (only if the event is new) identify traits. The store records the suppressions
     of new suppressing events itself."""
@@ -614,20 +623,48 @@ def _event_effect(
     identify: ContactRow | None = None
     if name == "identify" and user_id is not None:
         traits = dict(properties)
-        timezone = traits.pop("timezone", None) or (segment.get("context") or {}).get("timezone")
+        timezone = traits.pop("timezone", None) or _object(segment.get("context"), "context").get("timezone")
         identify = ContactRow(
-            user_id, traits, _timezone(timezone) if timezone else None, changed_at=at
+            user_id, traits, _timezone(timezone, "traits.timezone") if timezone else None, changed_at=at
         )
-        _check_email(traits)
+        _check_email(traits, "traits.email")
+    link = (anonymous_id, user_id) if user_id is not None and anonymous_id is not None else None
+    return SegmentRows(event, link, identify)
 
+
+def _add_rows(rows: SegmentRows) -> Callable[[_Batch], None]:
     def add(batch: _Batch) -> None:
-        batch.events.append(event)
-        if user_id is not None and anonymous_id is not None:
-            batch.links.append((anonymous_id, user_id))
-        if identify is not None:
-            batch.guarded_contacts.append((message_id, identify))
+        batch.events.append(rows.event)
+        if rows.link is not None:
+            batch.links.append(rows.link)
+        if rows.identify is not None:
+            batch.guarded_contacts.append((rows.event.message_id, rows.identify))
 
     return add
+
+
+def write_segment_rows(store: Store, rows: list[SegmentRows], now: datetime) -> int:
+    """Write parsed Segment calls in one transaction; returns how many events were new
+    (a message id already stored is a duplicate: its identify traits are not applied again)."""
+    links = [row.link for row in rows if row.link is not None]
+    guarded = [(row.event.message_id, row.identify) for row in rows if row.identify is not None]
+    return _write_rows(store, [], links, [row.event for row in rows], guarded, now)[1]
+
+
+def _write_rows(store: Store, contacts: list[ContactRow], links: list[tuple[str, str]], events: list[EventRow],
+                guarded: list[tuple[str, ContactRow]], now: datetime) -> tuple[int, int]:
+    """Contacts, identity links, events, and the identify traits of events not stored yet, in one
+    transaction: (contacts new or changed, events new)."""
+    with store.transaction():
+        seen = store.existing_message_ids([mid for mid, _ in guarded]) if guarded else set()
+        # two identify calls with one message id in the same write apply their traits once
+        fresh = {mid: row for mid, row in guarded if mid not in seen}
+        contacts = contacts + list(fresh.values())
+        changed = store.write_contacts(contacts, now) if contacts else 0
+        if links:
+            store.link_identities(links, now)
+        inserted = store.write_events(events, now) if events else 0  # suppressing events suppress
+    return changed, inserted
 
 
 # ---------------------------------------------------------------------- field helpers
@@ -662,19 +699,19 @@ def _first_present(obj: dict, *keys: str) -> Any:
 def _instant(value: Any, where: str) -> datetime:
     """An ISO 8601 instant with an offset (or Z), as aware UTC."""
     if not isinstance(value, str) or not value.strip():
-        raise BadLine(f"missing {where} (ISO 8601 with an offset, e.g. 2026-03-02T09:30:00Z)", "import.timestamp")
+        raise BadLine(f"missing {where} (ISO 8601 with an offset, e.g. 2026-03-02T09:30:00Z)", "import.timestamp", where)
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise BadLine(f"{where} {value!r} is not an ISO 8601 date-time", "import.timestamp") from None
+        raise BadLine(f"{where} {_shown(value)} is not an ISO 8601 date-time", "import.timestamp", where) from None
     if parsed.tzinfo is None:
-        raise BadLine(f"{where} {value!r} needs a UTC offset (Z or +03:00)", "import.timestamp")
+        raise BadLine(f"{where} {_shown(value)} needs a UTC offset (Z or +03:00)", "import.timestamp", where)
     try:
         instant = parsed.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
         instant = None
     if instant is None or not EARLIEST <= instant < LATEST:
-        raise BadLine(f"{where} {value!r} is outside {EARLIEST.year}-{LATEST.year - 1}", "import.timestamp")
+        raise BadLine(f"{where} {_shown(value)} is outside {EARLIEST.year}-{LATEST.year - 1}", "import.timestamp", where)
     return instant
 
 
@@ -682,7 +719,7 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise BadLine(f"'{where}' must be an object", "import.field")
+        raise BadLine(f"'{where}' must be an object", "import.field", where)
     return dict(value)
 
 
@@ -695,9 +732,9 @@ def _known_zone(name: str) -> bool:
     return True
 
 
-def _timezone(value: Any) -> str:
+def _timezone(value: Any, field: str = "timezone") -> str:
     if not isinstance(value, str) or not _known_zone(value.strip()):
-        raise BadLine(f"unknown time zone {value!r} (use an IANA name like Europe/Istanbul)", "import.timezone")
+        raise BadLine(f"unknown time zone {_shown(value)} (use an IANA name like Europe/Istanbul)", "import.timezone", field)
     return value.strip()
 
 
@@ -726,10 +763,16 @@ def _check_types(attributes: Mapping[str, Any], types: Mapping[str, str], prefix
             raise BadLine(f"attribute '{path}': {json.dumps(value)[:60]} is not {article} {kind}", "import.field")
 
 
-def _check_email(attributes: dict[str, Any]) -> None:
+def _check_email(attributes: dict[str, Any], field: str = "email") -> None:
     email = attributes.get("email")
     if email is not None and (not isinstance(email, str) or not EMAIL.match(email)):
-        raise BadLine(f"invalid email address {email!r}", "import.email")
+        raise BadLine(f"invalid email address {_shown(email)}", "import.email", field)
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value as an error message quotes it: its repr, cut short (inputs may be huge)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
