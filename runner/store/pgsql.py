@@ -1,0 +1,220 @@
+"""The SQL of the PostgreSQL store that is longer than a line (``runner.store.postgres``).
+
+Each statement says the same as its SQLite twin in ``runner.store.sqlite``;
+what differs is PostgreSQL's spelling: ``= ANY(%s)`` for ``IN (...)`` lists,
+``least`` for SQLite's two-argument ``min``, ``IS DISTINCT FROM`` for ``IS NOT``,
+``journey_merge_patch`` for ``json_patch``, typed parameters where a NULL test
+needs one, ``NULLS FIRST``/``LAST`` where SQLite sorts NULL as the smallest value.
+"""
+
+from __future__ import annotations
+
+DUE_FIRST_PAGE = ("SELECT wake_at, id FROM contacts WHERE wake_at <= %s "
+                  "ORDER BY wake_at, id LIMIT %s")
+DUE_NEXT_PAGE = ("SELECT wake_at, id FROM contacts WHERE wake_at <= %s AND (wake_at, id) > (%s::timestamptz, %s) "
+                 "ORDER BY wake_at, id LIMIT %s")
+
+# events only ever move wake_at earlier; the conflicting row is locked even when the
+# WHERE skips the update, so a concurrent save of that contact waits or is waited for
+CREATE_OR_WAKE_CONTACTS = """
+INSERT INTO contacts (id, created_at, updated_at, wake_at)
+SELECT id, %(now)s, %(now)s, wake FROM unnest(%(ids)s::text[], %(wakes)s::timestamptz[]) AS t(id, wake) ORDER BY id
+ON CONFLICT (id) DO UPDATE SET wake_at = excluded.wake_at
+WHERE contacts.wake_at IS NULL OR excluded.wake_at < contacts.wake_at
+"""
+LOCK_LINKED_CONTACT = """
+SELECT id FROM contacts WHERE id = (SELECT contact_id FROM identities WHERE anonymous_id = %s) FOR UPDATE
+"""
+WAKE_CONTACT = "UPDATE contacts SET wake_at = %s WHERE id = %s AND (wake_at IS NULL OR wake_at > %s)"
+
+UPSERT_CONTACT = """
+INSERT INTO contacts (id, email, timezone, attributes, created_at, updated_at, wake_at, rev, imported)
+VALUES (%(id)s, %(email)s, %(timezone)s, %(attributes)s::jsonb, %(now)s, %(now)s, %(wake)s, 1,
+        coalesce(%(imported)s::jsonb, '{}'))
+ON CONFLICT (id) DO UPDATE SET
+    attributes = journey_merge_patch(contacts.attributes, excluded.attributes),
+    imported = coalesce(%(imported)s::jsonb, contacts.imported),
+    email = lower(journey_merge_patch(contacts.attributes, excluded.attributes)->>'email'),
+    timezone = coalesce(excluded.timezone, contacts.timezone),
+    updated_at = excluded.updated_at,
+    wake_at = least(coalesce(contacts.wake_at, excluded.wake_at), excluded.wake_at),
+    rev = contacts.rev + 1
+WHERE journey_merge_patch(contacts.attributes, excluded.attributes) IS DISTINCT FROM contacts.attributes
+   OR coalesce(excluded.timezone, contacts.timezone) IS DISTINCT FROM contacts.timezone
+RETURNING id
+"""
+
+INSERT_CONTACT = """
+INSERT INTO contacts (id, email, timezone, attributes, created_at, updated_at, wake_at, clock, memory, enrollment_seq)
+VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::json, %s)
+"""
+UPDATE_CONTACT = """
+UPDATE contacts SET
+    attributes = journey_merge_patch(attributes, %(patch)s::jsonb),
+    email = lower(journey_merge_patch(attributes, %(patch)s::jsonb)->>'email'),
+    timezone = %(timezone)s, clock = %(clock)s, memory = %(memory)s::json,
+    enrollment_seq = %(seq)s, wake_at = %(wake)s, updated_at = %(now)s
+WHERE id = %(id)s
+"""
+
+# Only rows above the id seen at load: a range of the events' id, empty unless something arrived.
+FIRST_EVENT_SINCE = """
+WITH ids(value) AS (SELECT %(id)s::text UNION ALL SELECT anonymous_id FROM identities WHERE contact_id = %(id)s)
+SELECT min(at) FROM events
+WHERE id > %(after)s AND (contact_id IN (SELECT value FROM ids) OR anonymous_id IN (SELECT value FROM ids))
+"""
+
+ENROLLMENT_COLUMNS = ("id", "contact_id", "journey_id", "version", "stage", "stage_seq", "cursor", "status",
+                      "wait", "due_at", "entered_at", "exited_at", "exit_reason", "goal_at", "variant", "holdout")
+UPSERT_ENROLLMENT = f"""
+INSERT INTO enrollments ({", ".join(ENROLLMENT_COLUMNS)})
+VALUES ({", ".join(f"%({column})s" for column in ENROLLMENT_COLUMNS)})
+ON CONFLICT (id) DO UPDATE SET
+    version = excluded.version, stage = excluded.stage, stage_seq = excluded.stage_seq,
+    cursor = excluded.cursor, status = excluded.status, wait = excluded.wait,
+    due_at = excluded.due_at, exited_at = excluded.exited_at,
+    exit_reason = excluded.exit_reason, goal_at = excluded.goal_at,
+    variant = excluded.variant, holdout = excluded.holdout
+"""
+
+DECISION_COLUMNS = ("contact_id", "at", "journey_id", "version", "stage", "step", "action", "reason", "key",
+                    "detail", "run_id")
+# one statement for a whole batch: the journal's counters are kept per statement
+INSERT_DECISIONS = f"""
+INSERT INTO decisions ({", ".join(DECISION_COLUMNS)})
+SELECT contact_id, at, journey_id, version, stage, step, action, reason, key, detail::json, run_id
+FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::integer[], %s::text[], %s::text[], %s::text[],
+            %s::text[], %s::text[], %s::text[], %s::text[])
+     WITH ORDINALITY AS d({", ".join(DECISION_COLUMNS)}, ord)
+ORDER BY ord
+"""
+
+CONTACT_HISTORY = """
+SELECT d.at, d.contact_id, d.journey_id, d.version, d.stage, d.step, d.action, d.reason, d.key,
+       d.detail, d.run_id, s.state AS send_state, s.error AS send_error, s.retryable AS send_retryable
+FROM decisions AS d
+LEFT JOIN sends AS s ON s.key = d.key AND d.action IN ('send', 'webhook')
+WHERE d.contact_id = %(contact)s AND (%(journey)s::text IS NULL OR d.journey_id = %(journey)s)
+ORDER BY d.at, d.id
+"""
+
+CLAIM_SEND = """
+INSERT INTO sends (key, contact_id, journey_id, version, step_id, kind, scheduled_at, state, claimed_at,
+                   attempts, run_id, retryable)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 'claimed', %s, 1, %s, %s)
+ON CONFLICT (key) DO UPDATE SET
+    state = 'claimed', claimed_at = excluded.claimed_at,
+    attempts = sends.attempts + 1, run_id = excluded.run_id, error = NULL,
+    retryable = excluded.retryable
+WHERE sends.state = 'failed' AND sends.retryable = 1
+RETURNING key
+"""
+
+SKIP_SEND = """
+INSERT INTO sends (key, contact_id, journey_id, version, step_id, kind, scheduled_at, state, error, run_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 'skipped', %s, %s)
+ON CONFLICT DO NOTHING
+"""
+
+# a run is alive while unfinished and its holder holds an unexpired lease (not known gone)
+RUN_ALIVE = """EXISTS (
+    SELECT 1 FROM runs JOIN leases ON leases.holder = runs.holder
+    WHERE runs.id = sends.run_id AND runs.finished_at IS NULL
+      AND leases.expires_at > %(now)s AND leases.holder <> ALL(%(gone)s::text[]))"""
+IN_DOUBT_LIST = f"""
+SELECT * FROM sends WHERE state = 'in_doubt' OR (state = 'claimed' AND retryable = 0 AND NOT {RUN_ALIVE})
+ORDER BY claimed_at, key
+"""
+IN_DOUBT_MARK = f"""
+UPDATE sends SET
+    state = CASE retryable WHEN 1 THEN 'failed' ELSE 'in_doubt' END,
+    error = CASE retryable WHEN 1 THEN %(resendable)s ELSE error END
+WHERE state = 'claimed' AND NOT {RUN_ALIVE}
+"""
+
+REQUEUE_RANGE = """
+SELECT key FROM sends WHERE state = 'failed'
+AND (%(since)s::timestamptz IS NULL OR scheduled_at >= %(since)s)
+AND (%(until)s::timestamptz IS NULL OR scheduled_at < %(until)s)
+"""
+REQUEUE = """
+UPDATE sends SET retryable = 1, retry_at = NULL, first_failed_at = NULL,
+    error = 'requeued: ' || coalesce(error, '') WHERE key = %s
+"""
+
+ACQUIRE_LEASE = """
+INSERT INTO leases (name, holder, expires_at) VALUES (%s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE leases.expires_at <= %s OR leases.holder = excluded.holder
+"""
+
+UPSERT_SUPPRESSION = """
+INSERT INTO suppressions (target, contact_id, email, reason, at, source) VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, at = excluded.at, source = excluded.source
+"""
+# the earliest suppression of a target is kept, as the engine keeps it
+EVENT_SUPPRESSION = """
+INSERT INTO suppressions (target, contact_id, email, reason, at, source) VALUES (%s, %s, NULL, %s, %s, %s)
+ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, at = excluded.at, source = excluded.source
+WHERE excluded.at < suppressions.at
+"""
+
+STATUS_ENROLLMENTS = """
+SELECT journey_id, version, stage, cursor AS step, status, count(*) AS contacts,
+       sum((due_at <= %(now)s)::integer) AS due
+FROM enrollments WHERE status <> 'exited'
+GROUP BY journey_id, version, stage, cursor, status
+ORDER BY journey_id, version, stage, cursor NULLS FIRST, status
+"""
+STATUS_EXITS = """
+SELECT journey_id, exit_reason, count(*) AS contacts FROM enrollments
+WHERE status = 'exited' GROUP BY journey_id, exit_reason ORDER BY journey_id, exit_reason NULLS FIRST
+"""
+STATUS_FAILURES = """
+SELECT key, contact_id, journey_id, step_id, error, attempts, retryable, retry_at, first_failed_at
+FROM sends WHERE state = 'failed' ORDER BY claimed_at DESC NULLS LAST LIMIT 20
+"""
+
+# Events arrive through a temporary table filled by COPY, then one INSERT … ON CONFLICT
+# DO NOTHING keeps the new ones in input order (ids follow it, as SQLite's rowids do).
+EVENTS_STAGE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS journey_events_in (
+    ord BIGINT, contact_id TEXT, anonymous_id TEXT, name TEXT, at TIMESTAMPTZ, properties JSONB, message_id TEXT
+) ON COMMIT DELETE ROWS
+"""
+EVENTS_COPY = ("COPY journey_events_in (ord, contact_id, anonymous_id, name, at, properties, message_id) "
+               "FROM STDIN")
+EVENTS_INSERT = """
+INSERT INTO events (contact_id, anonymous_id, name, at, properties, message_id)
+SELECT contact_id, anonymous_id, name, at, properties, message_id FROM journey_events_in ORDER BY ord
+ON CONFLICT DO NOTHING
+"""
+
+# ``journey stats``: sums over the counters the triggers keep (runner.store.pgmigrations).
+STATS_DECISIONS = """
+SELECT journey_id, version, step, action, detail, sum(n)::bigint AS n FROM decision_counts
+WHERE true {journey} AND day >= %(since)s AND day < %(until)s
+GROUP BY journey_id, version, step, action, detail HAVING sum(n) <> 0
+"""
+STATS_SENDS = """
+SELECT journey_id, version, step_id, kind, state, detail, sum(n)::bigint AS n FROM send_counts
+WHERE true {journey} AND day >= %(since)s AND day < %(until)s
+GROUP BY journey_id, version, step_id, kind, state, detail HAVING sum(n) <> 0
+"""
+STATS_SPLITS = """
+SELECT journey_id, version, variant, sum(n)::bigint AS n,
+       sum(CASE WHEN converted = 1 THEN n ELSE 0 END)::bigint AS converted
+FROM split_counts WHERE true {journey} AND day >= %(since)s AND day < %(until)s
+GROUP BY journey_id, version, variant HAVING sum(n) <> 0
+"""
+STATS_ENGAGEMENT = """
+SELECT journey_id, step, name, sum(n)::bigint AS n FROM engagement_counts
+WHERE journey_id <> '' {journey} AND day >= %(since)s AND day < %(until)s
+GROUP BY journey_id, step, name HAVING sum(n) <> 0
+"""
+
+
+def stats_query(template: str, journey_id: str | None, since: str | None, until: str | None) -> tuple[str, dict]:
+    """A stats query and its parameters (as ``runner.store.sqlite.stats_query``)."""
+    sql = template.replace("{journey}", "AND journey_id = %(journey)s" if journey_id is not None else "")
+    return sql, {"journey": journey_id, "since": since or "0000-00-00", "until": until or "9999-99-99"}

@@ -1,0 +1,904 @@
+"""``PostgresStore``: the runner's state in one PostgreSQL database (psycopg 3 and a pool).
+
+The scale-out backend: any number of ``journey run`` and ``journey serve``
+processes on any number of machines share one database. Same contract as
+``SQLiteStore`` (``runner.store.base``), same answers (the contract tests and
+``journey status``/``journey stats`` agree); what differs is how the guarantees
+are kept when writers really run at once:
+
+- a save locks its contacts (``SELECT … FOR UPDATE``, in id order) before it
+  reads what changed since the load, so an import waits for the save or the save
+  sees the import; ingestion (events, contacts, identity links) is serialised by
+  a transaction-level advisory lock, so event ids are handed out in commit order
+  and "events above the id seen at load" never misses one;
+- a claim is ``INSERT … ON CONFLICT DO … RETURNING``: exactly one caller wins;
+- a batch load reads in one ``REPEATABLE READ`` snapshot;
+- the due query is an index range scan on ``contacts_due (wake_at, id)``.
+
+The location is a URL: ``postgresql://user@host:5432/db?schema=name`` (``schema``:
+the tables' schema, default ``public``, created if missing; ``pool_min``/
+``pool_max``: connection pool bounds, default 1 and 4; every other parameter is
+libpq's). A thread uses one connection for a whole ``transaction()``; calls
+outside one borrow a pooled connection per call, so one store can serve the
+threads of ``journey serve``. All datetimes are timezone-aware UTC; rows handed to
+callers carry instants as the same fixed-width UTC text SQLite stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.adapt import AdaptersMap
+from psycopg.types.json import set_json_loads
+from psycopg_pool import ConnectionPool
+
+from runner.core.problems import JourneyError
+from runner.core.state import EXITED, Contact, ContactState, Event, SendRecord
+from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, SUPPRESSION_REASONS
+from runner.store import pgsql
+from runner.store.base import ContactRow, EventRow
+from runner.store.codec import merge_patch, to_db_time, to_json
+from runner.store.pgmigrations import apply_migrations, pending_migrations
+from runner.store.sourcevalues import apply_patch, source_changes
+from runner.store.sqlite import (
+    COUNTED_SEND_STATES,
+    INTERRUPTED_RESENDABLE,
+    _decision_row,
+    _email_key,
+    _enrollment_from_row,
+    _enrollment_to_row,
+    _same_row,
+    _suppression_target,
+)
+
+CONNECT_TIMEOUT_SECONDS = 10
+LOCK_TIMEOUT = "30s"  # as SQLite's busy timeout: a lock held longer is an error, not a hang
+POOL_MIN, POOL_MAX = 1, 4
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_OUR_PARAMETERS = ("schema", "pool_min", "pool_max")
+
+
+def _sorted_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return dict(sorted(pairs))
+
+
+def _loads(data: str | bytes) -> Any:
+    """JSON with keys in sorted order at every level, as SQLite hands back what ``to_json`` wrote
+    (``jsonb`` keeps its own key order)."""
+    return json.loads(data, object_pairs_hook=_sorted_object)
+
+
+ADAPTERS = AdaptersMap(psycopg.adapters)
+set_json_loads(_loads, ADAPTERS)
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresLocation:
+    """What a ``postgresql://`` URL names: libpq's connection string, the schema, the pool bounds."""
+
+    conninfo: str
+    schema: str
+    pool_min: int
+    pool_max: int
+    shown: str  # for messages: no password
+
+
+def parse_location(url: str) -> PostgresLocation:
+    """Split our parameters (``schema``, ``pool_min``, ``pool_max``) off a URL; the rest is libpq's."""
+    parts = urlsplit(url)
+    ours = {name: value for name, value in parse_qsl(parts.query) if name in _OUR_PARAMETERS}
+    theirs = [(name, value) for name, value in parse_qsl(parts.query) if name not in _OUR_PARAMETERS]
+    schema = ours.get("schema", "public")
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise JourneyError(f"schema {schema!r} in the database URL: use letters, digits and _ "
+                           "(starting with a letter or _), at most 63 characters")
+    try:
+        pool_min = int(ours.get("pool_min", POOL_MIN))
+        pool_max = int(ours.get("pool_max", max(POOL_MAX, pool_min)))
+    except ValueError as error:
+        raise JourneyError(f"pool_min/pool_max in the database URL must be whole numbers ({error})") from None
+    if not 0 <= pool_min <= pool_max or pool_max < 1:
+        raise JourneyError("pool_min/pool_max in the database URL: need 0 <= pool_min <= pool_max and pool_max >= 1")
+    conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment))
+    netloc = parts.netloc
+    if "@" in netloc and ":" in netloc.rpartition("@")[0]:
+        netloc = netloc.rpartition("@")[0].partition(":")[0] + ":***@" + netloc.rpartition("@")[2]
+    shown_query = urlencode([(n, "***" if n.lower() == "password" else v) for n, v in parse_qsl(parts.query)])
+    shown = urlunsplit((parts.scheme, netloc, parts.path, shown_query, parts.fragment))
+    return PostgresLocation(conninfo, schema, pool_min, pool_max, shown)
+
+
+def _connect_options(location: PostgresLocation, read_only: bool) -> str:
+    options = [f"-c search_path={location.schema}", "-c TimeZone=UTC", f"-c lock_timeout={LOCK_TIMEOUT}"]
+    if read_only:
+        options.append("-c default_transaction_read_only=on")
+    return " ".join(options)
+
+
+def _shaped(value: Any) -> Any:
+    """A column value as SQLite's store hands it out: instants as UTC text, JSON as compact text."""
+    if isinstance(value, datetime):
+        return to_db_time(value)
+    if isinstance(value, dict | list):
+        return to_json(value)
+    return value
+
+
+def _time_text(value: datetime | None) -> str | None:
+    return None if value is None else to_db_time(value)
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """What ``load_contact_state`` saw, so ``save_contact_state`` writes only the engine's changes."""
+
+    rev: int
+    attributes: dict[str, Any]
+    timezone: str | None
+    last_event_id: int  # events with a higher id arrived after the load
+    anonymous_ids: list[str]
+    enrollment_rows: dict[str, dict[str, Any]]  # SQLite-shaped: unchanged enrollments are not rewritten
+
+
+class PostgresStore:
+    """The scale-out store; see ``runner.store.base.Store`` for the contract and the module doc."""
+
+    def __init__(self, url: str, *, read_only: bool = False, pool_min: int | None = None,
+                 pool_max: int | None = None):
+        where = parse_location(url)
+        self.location = where.shown
+        self.path = Path(where.shown)  # the Store protocol names data by a path; messages use ``location``
+        self.schema = where.schema
+        self.read_only = read_only
+        self._snapshots: dict[str, _Snapshot] = {}
+        self._local = threading.local()
+        self._power_safe = True
+        kwargs = {"autocommit": True, "context": ADAPTERS, "options": _connect_options(where, read_only),
+                  "connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        self._migrate(where.conninfo, kwargs)
+        low = where.pool_min if pool_min is None else pool_min
+        high = max(low, 1, where.pool_max if pool_max is None else pool_max)
+        self.pool = ConnectionPool(where.conninfo, min_size=low, max_size=high, kwargs=kwargs, open=False,
+                                   name=f"journey-{self.schema}", timeout=60)
+        self.pool.open(wait=low > 0, timeout=CONNECT_TIMEOUT_SECONDS * 2)
+
+    def _migrate(self, conninfo: str, kwargs: dict[str, Any]) -> None:
+        """Check the server answers, then bring the schema up to date (or, read-only, check it is)."""
+        try:
+            conn = psycopg.connect(conninfo, **kwargs)
+        except psycopg.Error as error:
+            raise JourneyError(f"cannot open database {self.location}: {str(error).strip()}") from None
+        with conn:
+            if self.read_only:
+                pending = pending_migrations(conn)
+                if pending:
+                    raise JourneyError(
+                        f"{self.location} needs migrating ({', '.join(pending)} pending) but is opened read-only: "
+                        "run a command that writes (`journey run`, `journey deploy`) with write access first")
+            else:
+                apply_migrations(conn, self.schema)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ connections and transactions
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The thread's connection inside ``transaction()``, else one borrowed from the pool."""
+        pinned = getattr(self._local, "conn", None)
+        if pinned is not None:
+            yield pinned
+            return
+        with self.pool.connection() as conn:
+            yield conn
+
+    def set_commit_durability(self, power_safe: bool) -> None:
+        """How durable a commit is by default: ``synchronous_commit`` on (power-safe) or off
+        (a crash of the database server can lose the last commits, never corrupt them)."""
+        self._power_safe = power_safe
+
+    @contextmanager
+    def transaction(self, durable: bool = False) -> Iterator[None]:
+        """A write transaction on this thread's connection; nested calls become savepoints.
+
+        A nested block that fails rolls back only itself; the outermost block commits
+        or rolls back everything. ``durable``: this commit waits for the WAL flush
+        whatever ``set_commit_durability`` says (a send claim before the transport call).
+        """
+        pinned = getattr(self._local, "conn", None)
+        if pinned is not None:
+            with pinned.transaction():
+                yield
+            return
+        with self.pool.connection() as conn:
+            self._local.conn = conn
+            try:
+                with conn.transaction():
+                    self._synchronous(conn, self._power_safe or durable)
+                    yield
+            finally:
+                self._local.conn = None
+
+    @staticmethod
+    def _synchronous(conn: psycopg.Connection[Any], on: bool) -> None:
+        """``synchronous_commit`` for this transaction (a pooled connection remembers its setting)."""
+        if getattr(conn, "journey_synchronous", True) != on:
+            conn.execute(f"SET synchronous_commit = {'on' if on else 'off'}")
+            conn.journey_synchronous = on  # type: ignore[attr-defined]
+
+    @contextmanager
+    def _snapshot_read(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection reading one consistent snapshot (inside a caller's transaction: that one)."""
+        pinned = getattr(self._local, "conn", None)
+        if pinned is not None:
+            yield pinned
+            return
+        with self.pool.connection() as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self._local.conn = conn
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+                conn.execute("COMMIT")
+
+    def _rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        """Rows as dicts, shaped as SQLite's store returns them (instants as text, JSON as text)."""
+        with self._connection() as conn:
+            cursor = conn.execute(sql, params)
+            names = [column.name for column in cursor.description or ()]
+            return [{name: _shaped(value) for name, value in zip(names, row, strict=True)} for row in cursor]
+
+    def _one(self, sql: str, params: Any = None) -> Any:
+        with self._connection() as conn:
+            row = conn.execute(sql, params).fetchone()
+            return row[0] if row else None
+
+    def _ingest_lock(self, conn: psycopg.Connection[Any]) -> None:
+        """Serialise ingestion (events, contacts, links) in this schema until the transaction ends:
+        event ids are then handed out in commit order (see the module doc)."""
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"journey-runner ingest {self.schema}",))
+
+    # ------------------------------------------------------------------ contact state
+
+    def load_contact_state(self, contact_id: str) -> ContactState:
+        """Contact, its events (also those under its anonymous ids), enrollments, sends."""
+        states = self.load_contact_states([contact_id])
+        if contact_id not in states:
+            raise KeyError(contact_id)
+        return states[contact_id]
+
+    def load_contact_states(self, contact_ids: list[str]) -> dict[str, ContactState]:
+        """``load_contact_state`` for a batch: one query per table, in one snapshot. Unknown ids are left out."""
+        ids = list(dict.fromkeys(contact_ids))
+        if not ids:
+            return {}
+        with self._snapshot_read() as conn:
+            return self._load(conn, ids)
+
+    def _load(self, conn: psycopg.Connection[Any], ids: list[str]) -> dict[str, ContactState]:
+        rows = {row[0]: row for row in conn.execute(
+            "SELECT id, attributes, timezone, clock, memory, enrollment_seq, rev, lower(email) "
+            "FROM contacts WHERE id = ANY(%s)", (ids,))}
+        found = list(rows)
+        anonymous: dict[str, list[str]] = {contact_id: [] for contact_id in rows}
+        for contact_id, anonymous_id in conn.execute(
+                "SELECT contact_id, anonymous_id FROM identities WHERE contact_id = ANY(%s) "
+                "ORDER BY linked_at, anonymous_id", (found,)):
+            anonymous[contact_id].append(anonymous_id)
+        owners: dict[str, list[str]] = defaultdict(list)
+        for contact_id, anonymous_ids in anonymous.items():
+            for some_id in (contact_id, *anonymous_ids):
+                owners[some_id].append(contact_id)
+        events = self._events_of(conn, owners)
+        sends = self._sends_of(conn, found)
+        emails = {contact_id: row[7] for contact_id, row in rows.items()}
+        suppressed = self._earliest_suppressions(conn, emails, anonymous)
+        enrollment_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        cursor = conn.execute("SELECT * FROM enrollments WHERE contact_id = ANY(%s) ORDER BY entered_at, id", (found,))
+        names = [column.name for column in cursor.description or ()]
+        for values in cursor:
+            row = {name: _shaped(value) for name, value in zip(names, values, strict=True)}
+            enrollment_rows[row["contact_id"]].append(row)
+        last_event_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]  # type: ignore[index]
+        states = {}
+        for contact_id, (_, attributes, timezone, clock, memory, seq, rev, _email) in rows.items():
+            state = ContactState(
+                contact=Contact(id=contact_id, attributes=attributes, timezone=timezone,
+                                anonymous_ids=anonymous[contact_id]),
+                events=events.get(contact_id, []),
+                sends=sends.get(contact_id, []),
+                suppressed=suppressed[contact_id][0] if contact_id in suppressed else None,
+                suppressed_at=suppressed[contact_id][1] if contact_id in suppressed else None,
+                clock=clock,
+                memory=memory,
+                enrollment_seq=seq,
+            )
+            for enrollment in map(_enrollment_from_row, enrollment_rows[contact_id]):
+                if enrollment.status == EXITED:
+                    state.past_enrollments.append(enrollment)
+                else:
+                    state.enrollments[enrollment.journey_id] = enrollment
+            self._snapshots[contact_id] = _Snapshot(
+                rev=rev, attributes=_loads(to_json(attributes)), timezone=timezone, last_event_id=last_event_id,
+                anonymous_ids=list(anonymous[contact_id]),
+                enrollment_rows={r["id"]: r for r in enrollment_rows[contact_id]},
+            )
+            states[contact_id] = state
+        return states
+
+    def _events_of(self, conn: psycopg.Connection[Any], owners: dict[str, list[str]]) -> dict[str, list[Event]]:
+        """Events under any of the ids, in time order, per owning contact."""
+        ids = list(owners)
+        cursor = conn.execute(
+            """SELECT name, at, properties, message_id, contact_id, anonymous_id FROM events
+               WHERE contact_id = ANY(%s) OR anonymous_id = ANY(%s) ORDER BY at, id""", (ids, ids))
+        found: dict[str, list[Event]] = defaultdict(list)
+        for name, at, properties, message_id, owner, anonymous_id in cursor:
+            event = Event(name=name, at=at, properties=properties, message_id=message_id,
+                          anonymous_id=anonymous_id if owner is None or name in IDENTITY_EVENTS else None)
+            for contact_id in dict.fromkeys([*owners.get(owner, ()), *owners.get(anonymous_id, ())]):
+                found[contact_id].append(event)
+        return found
+
+    def _sends_of(self, conn: psycopg.Connection[Any], contact_ids: list[str]) -> dict[str, list[SendRecord]]:
+        cursor = conn.execute(
+            """SELECT key, contact_id, journey_id, version, step_id, scheduled_at, kind FROM sends
+               WHERE contact_id = ANY(%s) AND state = ANY(%s) ORDER BY scheduled_at, key""",
+            (contact_ids, list(COUNTED_SEND_STATES)))
+        found: dict[str, list[SendRecord]] = defaultdict(list)
+        for key, contact_id, journey_id, version, step, at, kind in cursor:
+            found[contact_id].append(SendRecord(key=key, contact_id=contact_id, journey_id=journey_id,
+                                                version=version, step_id=step, at=at, kind=kind))
+        return found
+
+    def _earliest_suppressions(self, conn: psycopg.Connection[Any], emails: dict[str, str | None],
+                               anonymous: dict[str, list[str]]) -> dict[str, tuple[str, datetime]]:
+        """The earliest suppression of each contact (by its id, an anonymous id, or its email)."""
+        ids = [some_id for contact_id in emails for some_id in (contact_id, *anonymous[contact_id])]
+        keys = sorted({email for email in emails.values() if email is not None})
+        suppressions = conn.execute(
+            "SELECT contact_id, email, reason, at FROM suppressions "
+            "WHERE contact_id = ANY(%s) OR email = ANY(%s) ORDER BY at", (ids, keys)).fetchall()
+        found: dict[str, tuple[str, datetime]] = {}
+        for contact_id, email_key in emails.items():
+            mine = {contact_id, *anonymous[contact_id]}
+            for target_id, email, reason, at in suppressions:
+                if target_id in mine or (email is not None and email == email_key):
+                    found[contact_id] = (reason, at)
+                    break
+        return found
+
+    def save_contact_state(self, state: ContactState, wake_at: datetime | None,
+                           decisions: Iterable[Any] = (), run_id: str | None = None) -> None:
+        """Write the engine's result in one transaction (see ``save_contact_states``)."""
+        self.save_contact_states([(state, wake_at)], decisions, run_id)
+
+    def save_contact_states(self, results: list[tuple[ContactState, datetime | None]],
+                            decisions: Iterable[Any] = (), run_id: str | None = None) -> None:
+        """The engine's results and their decisions in one transaction.
+
+        The contacts are locked first (in id order: two savers never deadlock), then
+        what changed since the load is read: an import touched the contact (``rev``
+        moved) or stored events for it; then the earlier wake-up wins, so nothing
+        imported meanwhile is lost. Attributes are written as a merge patch of what
+        the engine changed.
+        """
+        now = datetime.now(UTC)
+        with self.transaction():
+            conn = self._local.conn
+            ids = sorted({state.contact.id for state, _ in results})
+            current = {row[0]: row for row in conn.execute(
+                "SELECT id, rev, attributes, timezone, wake_at FROM contacts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                (ids,))}
+            newest_event = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+            for state, wake_at in results:
+                self._save(conn, state, wake_at, now, newest_event, current.get(state.contact.id))
+            rows = [_decision_row(decision, run_id) for decision in decisions]
+            if rows:
+                conn.execute(pgsql.INSERT_DECISIONS, [[row[name] for row in rows] for name in pgsql.DECISION_COLUMNS])
+
+    def _save(self, conn: psycopg.Connection[Any], state: ContactState, wake_at: datetime | None, now: datetime,
+              newest_event: int, current: tuple[Any, ...] | None) -> None:
+        """One contact of ``save_contact_states`` (inside its transaction, its row locked)."""
+        contact = state.contact
+        snapshot = self._snapshots.pop(contact.id, None)
+        wake = wake_at
+        if current is None:
+            conn.execute(pgsql.INSERT_CONTACT, (
+                contact.id, _email_key(contact.attributes), contact.timezone, to_json(contact.attributes),
+                now, now, wake, state.clock, to_json(state.memory), state.enrollment_seq))
+        else:
+            _, rev, attributes, timezone, current_wake = current
+            before = snapshot.attributes if snapshot else attributes
+            if contact.timezone != (snapshot.timezone if snapshot else timezone):
+                timezone = contact.timezone
+            if snapshot is not None:
+                for outside in (
+                    current_wake if snapshot.rev != rev else None,
+                    self._first_event_since(conn, contact.id, snapshot.last_event_id)
+                    if newest_event > snapshot.last_event_id else None,
+                ):
+                    if outside is not None:
+                        wake = min(wake, outside) if wake else outside
+            conn.execute(pgsql.UPDATE_CONTACT, {
+                "patch": to_json(merge_patch(before, contact.attributes)), "timezone": timezone,
+                "clock": state.clock, "memory": to_json(state.memory), "seq": state.enrollment_seq,
+                "wake": wake, "now": now, "id": contact.id})
+        if snapshot is None or contact.anonymous_ids != snapshot.anonymous_ids:
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO identities (anonymous_id, contact_id, linked_at) VALUES (%s, %s, %s) "
+                    "ON CONFLICT DO NOTHING",
+                    [(anonymous_id, contact.id, now) for anonymous_id in contact.anonymous_ids])
+        stored = snapshot.enrollment_rows if snapshot else {}
+        rows = [_enrollment_to_row(e) for e in (*state.past_enrollments, *state.enrollments.values())]
+        changed = [row for row in rows if not _same_row(stored.get(row["id"]), row)]
+        if changed:
+            with conn.cursor() as cursor:
+                cursor.executemany(pgsql.UPSERT_ENROLLMENT, changed)
+
+    def _first_event_since(self, conn: psycopg.Connection[Any], contact_id: str, last_event_id: int) -> datetime | None:
+        """Earliest time of the contact's events recorded after ``last_event_id``."""
+        row = conn.execute(pgsql.FIRST_EVENT_SINCE, {"after": last_event_id, "id": contact_id}).fetchone()
+        return row[0] if row else None
+
+    def contact_history(self, contact_id: str, journey_id: str | None = None) -> list[dict[str, Any]]:
+        """The contact's journal, oldest first (optionally one journey's); ``at`` as a UTC datetime,
+        with what the ledger says became of each send (``send_state``, ``send_error``, ``send_retryable``)."""
+        with self._connection() as conn:
+            cursor = conn.execute(pgsql.CONTACT_HISTORY, {"contact": contact_id, "journey": journey_id})
+            names = [column.name for column in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def due_contacts(self, now: datetime, limit: int) -> list[str]:
+        """Contacts whose ``wake_at`` has come, oldest first (an index range scan)."""
+        return [contact_id for _, contact_id in self.due_page(now, limit)]
+
+    def due_page(self, now: datetime, limit: int, after: tuple[str, str] | None = None) -> list[tuple[str, str]]:
+        """The next ``limit`` due contacts after the cursor ``after``, as (wake_at text, id) keys in order:
+        keyset pagination on the index ``contacts_due (wake_at, id)``."""
+        with self._connection() as conn:
+            if after is None:
+                rows = conn.execute(pgsql.DUE_FIRST_PAGE, (now, limit)).fetchall()
+            else:
+                rows = conn.execute(pgsql.DUE_NEXT_PAGE, (now, after[0], after[1], limit)).fetchall()
+        return [(to_db_time(wake), contact_id) for wake, contact_id in rows]
+
+    # ------------------------------------------------------------------ send ledger
+
+    def claim_send(self, record: SendRecord, run_id: str) -> bool:
+        """Claim a send before calling the transport; False means never send it (see SQLiteStore)."""
+        return self.claim_sends([record], run_id, resendable=False)[0]
+
+    def claim_sends(self, records: list[SendRecord], run_id: str, *, resendable: bool) -> list[bool]:
+        """Claim several sends in one transaction; each wins only if its key is new (or a retryable failure)."""
+        claimed_at = datetime.now(UTC)
+        with self.transaction():
+            conn = self._local.conn
+            won = []
+            for record in records:
+                row = conn.execute(pgsql.CLAIM_SEND, (
+                    record.key, record.contact_id, record.journey_id, record.version, record.step_id, record.kind,
+                    record.at, claimed_at, run_id, int(resendable))).fetchone()
+                won.append(row is not None)
+            return won
+
+    def mark_handed_over(self, key: str) -> None:
+        """A queued claim is about to go to a transport that is not idempotent: a crash now leaves it in doubt."""
+        with self.transaction(), self._connection() as conn:
+            conn.execute("UPDATE sends SET retryable = 0 WHERE key = %s AND state = 'claimed'", (key,))
+
+    def confirm_send(self, key: str, transport_id: str) -> None:
+        self.confirm_sends([(key, transport_id)])
+
+    def confirm_sends(self, delivered: list[tuple[str, str]]) -> None:
+        """``confirm_send`` for many (key, transport id) pairs in one transaction."""
+        now = datetime.now(UTC)
+        with self.transaction(), self._connection() as conn, conn.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE sends SET state = 'sent', sent_at = %s, transport_id = %s, error = NULL WHERE key = %s",
+                [(now, transport_id, key) for key, transport_id in delivered])
+
+    def fail_send(self, key: str, error: str, permanent: bool, *, retry_at: datetime | None = None,
+                  failed_at: datetime | None = None) -> None:
+        """Record a failed delivery; a transient one is tried again from ``retry_at``."""
+        with self.transaction(), self._connection() as conn:
+            conn.execute(
+                """UPDATE sends SET state = 'failed', error = %s, retryable = %s, retry_at = %s,
+                       first_failed_at = coalesce(first_failed_at, %s) WHERE key = %s""",
+                (error, 0 if permanent else 1, None if permanent else retry_at, failed_at, key))
+
+    def requeue_sends(self, keys: Iterable[str] = (), *, since: datetime | None = None,
+                      until: datetime | None = None, every: bool = False) -> list[str]:
+        """Failed sends made retryable again, due at once and with a fresh age (see SQLiteStore)."""
+        keys = list(keys)
+        with self.transaction(), self._connection() as conn:
+            failed = {key for (key,) in conn.execute(
+                "SELECT key FROM sends WHERE state = 'failed' AND key = ANY(%s)", (keys,))} if keys else set()
+            missing = [key for key in keys if key not in failed]
+            if missing:
+                raise JourneyError(f"not failed: {', '.join(missing)} (see `journey status`)")
+            chosen = set(failed)
+            if every or since is not None or until is not None:
+                chosen.update(key for (key,) in conn.execute(pgsql.REQUEUE_RANGE, {"since": since, "until": until}))
+            with conn.cursor() as cursor:
+                cursor.executemany(pgsql.REQUEUE, [(key,) for key in sorted(chosen)])
+        return sorted(chosen)
+
+    def skip_send(self, record: SendRecord, reason: str, run_id: str) -> None:
+        """Record a send the engine decided not to make (suppressed, capped, holdout)."""
+        with self.transaction(), self._connection() as conn:
+            conn.execute(pgsql.SKIP_SEND, (record.key, record.contact_id, record.journey_id, record.version,
+                                           record.step_id, record.kind, record.at, reason, run_id))
+
+    def in_doubt_sends(self, now: datetime | None = None, *, gone_holders: Iterable[str] = (),
+                       mark: bool = True) -> list[dict]:
+        """Sends claimed by runs that finished or died without confirming them (see SQLiteStore)."""
+        params = {"now": now or datetime.now(UTC), "gone": list(gone_holders), "resendable": INTERRUPTED_RESENDABLE}
+        if not mark:
+            return self._rows(pgsql.IN_DOUBT_LIST, params)
+        with self.transaction():
+            self._local.conn.execute(pgsql.IN_DOUBT_MARK, params)
+            return self._rows("SELECT * FROM sends WHERE state = 'in_doubt' ORDER BY claimed_at, key")
+
+    def resolve_in_doubt(self, key: str, outcome: Literal["sent", "failed"]) -> None:
+        """An operator's verdict on an in-doubt send: delivered, or not (may be retried)."""
+        if outcome not in ("sent", "failed"):
+            raise JourneyError(f"outcome must be 'sent' or 'failed', not {outcome!r}")
+        if outcome == "sent":
+            sql = ("UPDATE sends SET state = 'sent', sent_at = coalesce(sent_at, claimed_at) "
+                   "WHERE key = %s AND state = 'in_doubt'")
+        else:
+            sql = ("UPDATE sends SET state = 'failed', retryable = 1, error = 'resolved as not sent' "
+                   "WHERE key = %s AND state = 'in_doubt'")
+        with self.transaction(), self._connection() as conn:
+            if conn.execute(sql, (key,)).rowcount != 1:
+                raise JourneyError(f"no in-doubt send with key {key!r}")
+
+    # ------------------------------------------------------------------ leases and runs
+
+    def acquire_lease(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        """Take the lease if it is free, expired, or already ours (one atomic upsert)."""
+        with self.transaction(), self._connection() as conn:
+            return conn.execute(pgsql.ACQUIRE_LEASE, (name, holder, now + ttl, now)).rowcount == 1
+
+    def renew_lease(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        """Extend our lease; False if it expired and someone else took it."""
+        with self.transaction(), self._connection() as conn:
+            return conn.execute("UPDATE leases SET expires_at = %s WHERE name = %s AND holder = %s",
+                                (now + ttl, name, holder)).rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.transaction(), self._connection() as conn:
+            conn.execute("DELETE FROM leases WHERE name = %s AND holder = %s", (name, holder))
+
+    def start_run(self, holder: str, now: datetime) -> str:
+        run_id = f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        with self.transaction(), self._connection() as conn:
+            conn.execute("INSERT INTO runs (id, holder, started_at, status) VALUES (%s, %s, %s, 'running')",
+                         (run_id, holder, now))
+        return run_id
+
+    def finish_run(self, run_id: str, counts: dict, status: str, now: datetime) -> None:
+        with self.transaction(), self._connection() as conn:
+            conn.execute("UPDATE runs SET finished_at = %s, counts = %s::json, status = %s WHERE id = %s",
+                         (now, to_json(counts), status, run_id))
+
+    # ------------------------------------------------------------------ deployments
+
+    def record_deployment(self, journey_id: str, version: int, content_hash: str, content: str,
+                          now: datetime) -> bool:
+        """Record a deployed journey version; True if new, False if already deployed as is.
+        Changed content under the same version is refused (in-flight contacts are pinned to it)."""
+        with self.transaction(), self._connection() as conn:
+            inserted = conn.execute(
+                """INSERT INTO deployments (journey_id, version, content_hash, content, deployed_at)
+                   VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+                (journey_id, version, content_hash, content, now)).rowcount
+            if inserted:
+                return True
+            existing = self.deployed(journey_id, version)
+            if existing is not None and existing["content_hash"] != content_hash:
+                raise JourneyError(f"journey {journey_id!r} version {version} is already deployed with "
+                                   "different content; bump its version")
+            return False
+
+    def deployments(self) -> list[dict]:
+        return self._rows("SELECT * FROM deployments ORDER BY journey_id, version")
+
+    def record_templates(self, templates: dict[str, str], now: datetime) -> bool:
+        """Make ``templates`` (name -> source) the deployed set; True if it changed."""
+        wanted = {name: hashlib.sha256(source.encode()).hexdigest() for name, source in templates.items()}
+        with self.transaction(), self._connection() as conn:
+            conn.execute("LOCK TABLE deployed_templates IN SHARE ROW EXCLUSIVE MODE")  # two deploys: one after the other
+            current = dict(conn.execute("SELECT name, sha256 FROM deployed_templates").fetchall())
+            if current == wanted:
+                return False
+            conn.execute("DELETE FROM deployed_templates")
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO deployed_templates (name, sha256, content, deployed_at) VALUES (%s, %s, %s, %s)",
+                    [(name, wanted[name], source, now) for name, source in sorted(templates.items())])
+            return True
+
+    def deployed_templates(self) -> dict[str, str] | None:
+        """The deployed templates (name -> source); None if no deploy ever recorded them."""
+        with self._connection() as conn:
+            rows = conn.execute("SELECT name, content FROM deployed_templates").fetchall()
+        return dict(rows) if rows else None
+
+    def deployed(self, journey_id: str, version: int) -> dict | None:
+        rows = self._rows("SELECT * FROM deployments WHERE journey_id = %s AND version = %s", (journey_id, version))
+        return rows[0] if rows else None
+
+    # ------------------------------------------------------------------ suppressions
+
+    def add_suppression(self, contact_or_email: str, reason: str, source: str, now: datetime) -> None:
+        """Suppress a contact id or an email address (case-insensitive)."""
+        if reason not in SUPPRESSION_REASONS:
+            raise JourneyError(f"unknown suppression reason {reason!r}; use one of {', '.join(SUPPRESSION_REASONS)}")
+        target, contact_id, email = _suppression_target(contact_or_email)
+        with self.transaction(), self._connection() as conn:
+            conn.execute(pgsql.UPSERT_SUPPRESSION, (target, contact_id, email, reason, now, source))
+
+    def remove_suppression(self, contact_or_email: str) -> bool:
+        target, _, _ = _suppression_target(contact_or_email)
+        with self.transaction(), self._connection() as conn:
+            return conn.execute("DELETE FROM suppressions WHERE target = %s", (target,)).rowcount == 1
+
+    def suppressions(self) -> list[dict]:
+        return self._rows("SELECT contact_id, email, reason, at, source FROM suppressions ORDER BY at, target")
+
+    def is_suppressed(self, contact_id: str, at: datetime | None = None) -> str | None:
+        """The suppression reason for a contact (by id, anonymous ids or email), or None;
+        with ``at``, only a suppression already in effect at that instant counts."""
+        with self._connection() as conn:
+            email = conn.execute("SELECT lower(email) FROM contacts WHERE id = %s", (contact_id,)).fetchone()
+            anonymous_ids = [anonymous_id for (anonymous_id,) in conn.execute(
+                "SELECT anonymous_id FROM identities WHERE contact_id = %s", (contact_id,))]
+            found = self._earliest_suppressions(conn, {contact_id: email[0] if email else None},
+                                                {contact_id: anonymous_ids}).get(contact_id)
+        if found is None or (at is not None and found[1] > at):
+            return None
+        return found[0]
+
+    # ------------------------------------------------------------------ status
+
+    def status_summary(self, now: datetime) -> dict:
+        """Counts for ``journey status``, shaped exactly as SQLiteStore's."""
+        with self._snapshot_read():
+            one = self._one
+            return {
+                "contacts": one("SELECT count(*) FROM contacts"),
+                "due_contacts": one("SELECT count(*) FROM contacts WHERE wake_at <= %s", (now,)),
+                "next_wake_at": _time_text(one("SELECT min(wake_at) FROM contacts WHERE wake_at > %s", (now,))),
+                "enrollments": self._rows(pgsql.STATUS_ENROLLMENTS, {"now": now}),
+                "exits": self._rows(pgsql.STATUS_EXITS),
+                "sends": {row["state"]: row["n"] for row in self._rows(
+                    "SELECT state, count(*) AS n FROM sends GROUP BY state ORDER BY state")},
+                "failures": self._rows(pgsql.STATUS_FAILURES),
+                "in_doubt": self._rows("SELECT key, contact_id, journey_id, step_id, claimed_at, run_id "
+                                       "FROM sends WHERE state = 'in_doubt' ORDER BY claimed_at"),
+                "suppressions": {row["reason"]: row["n"] for row in self._rows(
+                    "SELECT reason, count(*) AS n FROM suppressions GROUP BY reason ORDER BY reason")},
+                "runs": [{**row, "counts": _loads(row["counts"])}
+                         for row in self._rows("SELECT * FROM runs ORDER BY started_at DESC LIMIT 10")],
+                "leases": self._rows("SELECT * FROM leases ORDER BY name"),
+            }
+
+    # ------------------------------------------------------------------ bulk ingestion
+
+    def write_contacts(self, rows: Iterable[ContactRow], now: datetime) -> int:
+        """Upsert contacts, merging attributes (RFC 7396); returns how many were new or changed.
+
+        The upserts go out pipelined (``executemany``), one round trip per batch. A
+        contact that is new or changed becomes due at ``changed_at`` (or ``now``).
+        """
+        rows = list(rows)
+        params = []
+        delivered_ids: list[str] = []
+        with self.transaction():
+            conn = self._local.conn
+            self._ingest_lock(conn)
+            delivered = self._imported_values(conn, [row.id for row in rows if row.snapshot])
+            for row in rows:
+                attributes, imported = row.attributes, None
+                if row.snapshot:  # only what the source changed since its last import (runner.store.sourcevalues)
+                    before = delivered.get(row.id, {})
+                    attributes = source_changes(row.attributes, before)
+                    if attributes:
+                        delivered[row.id] = apply_patch(before, row.attributes)
+                        imported = to_json(delivered[row.id])
+                        delivered_ids.append(row.id)
+                params.append({"id": row.id, "email": _email_key(attributes), "timezone": row.timezone,
+                               "attributes": to_json(attributes), "imported": imported, "now": now,
+                               "wake": row.changed_at or now})
+            changed = 0
+            if params:
+                with conn.cursor() as cursor:
+                    cursor.executemany(pgsql.UPSERT_CONTACT, params, returning=True)
+                    while True:
+                        changed += len(cursor.fetchall())
+                        if not cursor.nextset():
+                            break
+            if delivered_ids:  # the source changed to what a journey had set: remember what it delivered
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "UPDATE contacts SET imported = %s::jsonb WHERE id = %s AND imported IS DISTINCT FROM %s::jsonb",
+                        [(to_json(delivered[cid]), cid, to_json(delivered[cid])) for cid in dict.fromkeys(delivered_ids)])
+            links = [(anonymous_id, row.id) for row in rows for anonymous_id in row.anonymous_ids]
+            if links:
+                self.link_identities(links, now)
+        return changed
+
+    def _imported_values(self, conn: psycopg.Connection[Any], contact_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """What contacts imports last delivered for these contacts (``contacts.imported``)."""
+        if not contact_ids:
+            return {}
+        return dict(conn.execute("SELECT id, imported FROM contacts WHERE id = ANY(%s)",
+                                 (list(dict.fromkeys(contact_ids)),)).fetchall())
+
+    def write_events(self, rows: list[EventRow], now: datetime) -> int:
+        """Insert events (``message_id`` deduplicates); returns how many were new.
+
+        The rows go in by ``COPY`` into a temporary table, then one ``INSERT … ON
+        CONFLICT DO NOTHING`` in input order. Contacts named by ``contact_id`` are
+        created if unknown; each event makes its contact due at the event's time,
+        also through an already linked anonymous id.
+        """
+        contact_wake: dict[str, datetime] = {}
+        anonymous_wake: dict[str, datetime] = {}
+        for row in rows:
+            if row.contact_id is not None:
+                if row.contact_id not in contact_wake or row.at < contact_wake[row.contact_id]:
+                    contact_wake[row.contact_id] = row.at
+            elif row.anonymous_id is not None and (row.anonymous_id not in anonymous_wake
+                                                   or row.at < anonymous_wake[row.anonymous_id]):
+                anonymous_wake[row.anonymous_id] = row.at
+        suppressing = [row for row in rows if row.name in SUPPRESSING_EVENTS]
+        with self.transaction():
+            conn = self._local.conn
+            self._ingest_lock(conn)
+            if contact_wake:
+                ids = sorted(contact_wake)
+                conn.execute(pgsql.CREATE_OR_WAKE_CONTACTS,
+                             {"now": now, "ids": ids, "wakes": [contact_wake[cid] for cid in ids]})
+            if suppressing:  # before the insert: only events new to the store suppress
+                self._record_suppressions(conn, suppressing)
+            conn.execute(pgsql.EVENTS_STAGE)
+            conn.execute("TRUNCATE journey_events_in")
+            with conn.cursor() as cursor, cursor.copy(pgsql.EVENTS_COPY) as copy:
+                for number, row in enumerate(rows):
+                    copy.write_row((number, row.contact_id, row.anonymous_id, row.name, to_db_time(row.at),
+                                    to_json(row.properties), row.message_id))
+            inserted = conn.execute(pgsql.EVENTS_INSERT).rowcount
+            for anonymous_id in sorted(anonymous_wake):
+                at = anonymous_wake[anonymous_id]
+                locked = conn.execute(pgsql.LOCK_LINKED_CONTACT, (anonymous_id,)).fetchone()
+                if locked:  # a second statement: it sees a save that committed while we waited
+                    conn.execute(pgsql.WAKE_CONTACT, (at, locked[0], at))
+        return inserted
+
+    def _record_suppressions(self, conn: psycopg.Connection[Any], rows: list[EventRow]) -> None:
+        """Suppressions for suppressing events the store does not hold yet, effective at each event's time."""
+        seen = self.existing_message_ids([row.message_id for row in rows])
+        with conn.cursor() as cursor:
+            cursor.executemany(pgsql.EVENT_SUPPRESSION, [
+                (f"contact:{target}", target, SUPPRESSING_EVENTS[row.name], row.at, f"event:{row.message_id}")
+                for row in rows
+                if row.message_id not in seen and (target := row.contact_id or row.anonymous_id)])
+
+    def link_identities(self, links: Iterable[tuple[str, str]], now: datetime) -> None:
+        """Link anonymous ids to contacts (the first link wins) and wake each contact
+        at its anonymous past, so earlier visits count from now on."""
+        with self.transaction():
+            conn = self._local.conn
+            self._ingest_lock(conn)
+            for anonymous_id, contact_id in links:
+                conn.execute("INSERT INTO contacts (id, created_at, updated_at) VALUES (%s, %s, %s) "
+                             "ON CONFLICT DO NOTHING", (contact_id, now, now))
+                linked = conn.execute("INSERT INTO identities (anonymous_id, contact_id, linked_at) "
+                                      "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                                      (anonymous_id, contact_id, now)).rowcount
+                if linked:
+                    conn.execute(
+                        """UPDATE contacts SET wake_at = least(coalesce(wake_at, earliest.at), earliest.at),
+                               rev = rev + 1
+                           FROM (SELECT min(at) AS at FROM events WHERE anonymous_id = %s) AS earliest
+                           WHERE contacts.id = %s AND earliest.at IS NOT NULL""", (anonymous_id, contact_id))
+
+    def existing_message_ids(self, message_ids: list[str]) -> set[str]:
+        """Which of these message ids are stored already (to apply identify/unsubscribe once)."""
+        if not message_ids:
+            return set()
+        with self._connection() as conn:
+            return {mid for (mid,) in conn.execute("SELECT message_id FROM events WHERE message_id = ANY(%s)",
+                                                   (message_ids,))}
+
+    # ------------------------------------------------------------------ production ticks (runner.production.tick)
+
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease ``name`` (expired or not), or None."""
+        return self._one("SELECT holder FROM leases WHERE name = %s", (name,))  # type: ignore[no-any-return]
+
+    def unfinished_runs(self, recent: int = 50) -> list[dict]:
+        """Runs among the ``recent`` newest that never finished (index on started_at: constant cost)."""
+        return [row for row in self._rows(
+            "SELECT id, holder, started_at, finished_at FROM runs ORDER BY started_at DESC LIMIT %s", (recent,))
+            if row["finished_at"] is None]
+
+    def retryable_sends(self, now: datetime | None = None) -> list[dict]:
+        """Failed sends ``claim_send`` would let a caller claim again, whose ``retry_at`` has come by ``now``."""
+        return self._rows(
+            """SELECT key, contact_id, journey_id, version, step_id, kind, scheduled_at, attempts, first_failed_at
+               FROM sends WHERE state = 'failed' AND retryable = 1
+                 AND (%(now)s::timestamptz IS NULL OR retry_at IS NULL OR retry_at <= %(now)s)
+               ORDER BY scheduled_at, key""", {"now": now})
+
+    def events_after(self, contact_id: str, anonymous_ids: list[str], after_id: int) -> list[tuple[int, str, datetime]]:
+        """(row id, message id, at) of the contact's events stored after row ``after_id``."""
+        ids = [contact_id, *anonymous_ids]
+        with self._connection() as conn:
+            return [(row_id, message_id, at) for row_id, message_id, at in conn.execute(
+                "SELECT id, message_id, at FROM events WHERE (contact_id = ANY(%s) OR anonymous_id = ANY(%s)) "
+                "AND id > %s", (ids, ids, after_id))]
+
+    def wake_at(self, contact_id: str) -> datetime | None:
+        """The instant the contact is due (None: not due at all)."""
+        return self._one("SELECT wake_at FROM contacts WHERE id = %s", (contact_id,))  # type: ignore[no-any-return]
+
+    def in_flight_by_step(self, journey_id: str) -> list[dict]:
+        """Enrollments not exited in a journey, per version, stage and next step."""
+        return self._rows(
+            """SELECT version, stage, cursor AS step, count(*) AS contacts FROM enrollments
+               WHERE journey_id = %s AND status <> 'exited' GROUP BY version, stage, cursor""", (journey_id,))
+
+    # ------------------------------------------------------------------ stats (runner.production.stats)
+
+    def decision_counts(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]:
+        """Journal decisions per journey, version, step, action and detail on UTC days in [since, until)."""
+        return self._rows(*pgsql.stats_query(pgsql.STATS_DECISIONS, journey_id, since, until))
+
+    def send_counts(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]:
+        """Ledger rows per journey, version, step, kind, state and detail."""
+        return self._rows(*pgsql.stats_query(pgsql.STATS_SENDS, journey_id, since, until))
+
+    def split_outcomes(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]:
+        """Enrollments that reached a split, per journey, version and variants, and how many converted."""
+        rows = self._rows(*pgsql.stats_query(pgsql.STATS_SPLITS, journey_id, since, until))
+        for row in rows:
+            row["variant"] = _loads(row["variant"])
+        return rows
+
+    def engagement_counts(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]:
+        """``email_opened``/``email_clicked`` events per journey and step on UTC days in [since, until)."""
+        return self._rows(*pgsql.stats_query(pgsql.STATS_ENGAGEMENT, journey_id, since, until))
+
+
+def open_postgres_store(url: str, *, read_only: bool = False) -> PostgresStore:
+    """Open (creating the schema and migrating as needed) the PostgreSQL store at ``url``.
+
+    ``read_only``: for commands that only look: every transaction is read-only and
+    nothing is migrated (a schema that needs migrating is a clear error)."""
+    return PostgresStore(url, read_only=read_only)
