@@ -267,7 +267,6 @@ ENGAGEMENT_COUNTS = Counter("engagement_counts", "events", "journey_id, step, na
                             _ENGAGEMENT_FILTER, ("INSERT", "DELETE"))
 SPLIT_COUNTS = Counter("split_counts", "enrollments", "journey_id, version, day, variant, converted", SPLIT_KEY,
                        _SPLIT_FILTER)
-COUNTERS = (DECISION_COUNTS, SEND_COUNTS, ENGAGEMENT_COUNTS, SPLIT_COUNTS)
 
 M004_STATS_COUNTS = [
     f"""CREATE TABLE decision_counts (
@@ -312,6 +311,13 @@ M009_DEPLOYED_TEMPLATES = [
         name {T} PRIMARY KEY, sha256 {T} NOT NULL, content TEXT NOT NULL, deployed_at TIMESTAMPTZ NOT NULL)""",
 ]
 
+RUN_COUNTS = Counter("run_counts", "runs", "status", "status")
+
+M010_RUN_COUNTS = [
+    f"CREATE TABLE run_counts (status {T} PRIMARY KEY, n BIGINT NOT NULL)",
+    *RUN_COUNTS.statements(),
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_decisions", M002_DECISIONS),
@@ -322,6 +328,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m007_due_keyset", M007_DUE_KEYSET),
     ("m008_split_counts", M008_SPLIT_COUNTS),
     ("m009_deployed_templates", M009_DEPLOYED_TEMPLATES),
+    ("m010_run_counts", M010_RUN_COUNTS),
 ]
 
 _MIGRATIONS_TABLE = f"""CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -190,6 +190,14 @@ SELECT contact_id, anonymous_id, name, at, properties, message_id FROM journey_e
 ON CONFLICT DO NOTHING
 """
 
+# ``/metrics``: counter tables read whole, the due backlog as a range of the (wake_at, id) index,
+# in-doubt sends through sends(state).
+METRICS_RUNS = "SELECT status, n FROM run_counts WHERE n <> 0"
+METRICS_DECISIONS = "SELECT action, sum(n)::bigint FROM decision_counts GROUP BY action HAVING sum(n) <> 0"
+METRICS_SENDS = "SELECT state, sum(n)::bigint FROM send_counts GROUP BY state HAVING sum(n) <> 0"
+METRICS_DUE = "SELECT count(*), min(wake_at) FROM contacts WHERE wake_at <= %s"
+METRICS_IN_DOUBT = "SELECT count(*) FROM sends WHERE state = 'in_doubt'"
+
 # ``journey stats``: sums over the counters the triggers keep (runner.store.pgmigrations).
 STATS_DECISIONS = """
 SELECT journey_id, version, step, action, detail, sum(n)::bigint AS n FROM decision_counts

@@ -48,10 +48,9 @@ from psycopg_pool import ConnectionPool
 from runner.core.problems import JourneyError
 from runner.core.state import EXITED, Contact, ContactState, Event, SendRecord
 from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, SUPPRESSION_REASONS
-from runner.store import pgsql
-from runner.store.base import ContactRow, EventRow
+from runner.store import pgmigrations, pgsql
+from runner.store.base import ContactRow, EventRow, ProductionCounters
 from runner.store.codec import merge_patch, to_db_time, to_json
-from runner.store.pgmigrations import apply_migrations, pending_migrations
 from runner.store.sourcevalues import apply_patch, source_changes
 from runner.store.sqlite import (
     COUNTED_SEND_STATES,
@@ -183,13 +182,13 @@ class PostgresStore:
             raise JourneyError(f"cannot open database {self.location}: {str(error).strip()}") from None
         with conn:
             if self.read_only:
-                pending = pending_migrations(conn)
+                pending = pgmigrations.pending_migrations(conn)
                 if pending:
                     raise JourneyError(
                         f"{self.location} needs migrating ({', '.join(pending)} pending) but is opened read-only: "
                         "run a command that writes (`journey run`, `journey deploy`) with write access first")
             else:
-                apply_migrations(conn, self.schema)
+                pgmigrations.apply_migrations(conn, self.schema)
 
     def close(self) -> None:
         self.pool.close()
@@ -268,6 +267,16 @@ class PostgresStore:
             cursor = conn.execute(sql, params)
             names = [column.name for column in cursor.description or ()]
             return [{name: _shaped(value) for name, value in zip(names, row, strict=True)} for row in cursor]
+
+    def _write(self, sql: str, params: Any = None) -> int:
+        """One statement that writes, committed on its own (autocommit: no BEGIN/COMMIT round trips)
+        unless a ``transaction()`` is open on this thread; returns the rows it changed."""
+        pinned = getattr(self._local, "conn", None)
+        if pinned is not None:
+            return int(pinned.execute(sql, params).rowcount)
+        with self.pool.connection() as conn:
+            self._synchronous(conn, self._power_safe)
+            return int(conn.execute(sql, params).rowcount)
 
     def _one(self, sql: str, params: Any = None) -> Any:
         with self._connection() as conn:
@@ -506,8 +515,7 @@ class PostgresStore:
 
     def mark_handed_over(self, key: str) -> None:
         """A queued claim is about to go to a transport that is not idempotent: a crash now leaves it in doubt."""
-        with self.transaction(), self._connection() as conn:
-            conn.execute("UPDATE sends SET retryable = 0 WHERE key = %s AND state = 'claimed'", (key,))
+        self._write("UPDATE sends SET retryable = 0 WHERE key = %s AND state = 'claimed'", (key,))
 
     def confirm_send(self, key: str, transport_id: str) -> None:
         self.confirm_sends([(key, transport_id)])
@@ -523,11 +531,10 @@ class PostgresStore:
     def fail_send(self, key: str, error: str, permanent: bool, *, retry_at: datetime | None = None,
                   failed_at: datetime | None = None) -> None:
         """Record a failed delivery; a transient one is tried again from ``retry_at``."""
-        with self.transaction(), self._connection() as conn:
-            conn.execute(
-                """UPDATE sends SET state = 'failed', error = %s, retryable = %s, retry_at = %s,
-                       first_failed_at = coalesce(first_failed_at, %s) WHERE key = %s""",
-                (error, 0 if permanent else 1, None if permanent else retry_at, failed_at, key))
+        self._write(
+            """UPDATE sends SET state = 'failed', error = %s, retryable = %s, retry_at = %s,
+                   first_failed_at = coalesce(first_failed_at, %s) WHERE key = %s""",
+            (error, 0 if permanent else 1, None if permanent else retry_at, failed_at, key))
 
     def requeue_sends(self, keys: Iterable[str] = (), *, since: datetime | None = None,
                       until: datetime | None = None, every: bool = False) -> list[str]:
@@ -548,9 +555,8 @@ class PostgresStore:
 
     def skip_send(self, record: SendRecord, reason: str, run_id: str) -> None:
         """Record a send the engine decided not to make (suppressed, capped, holdout)."""
-        with self.transaction(), self._connection() as conn:
-            conn.execute(pgsql.SKIP_SEND, (record.key, record.contact_id, record.journey_id, record.version,
-                                           record.step_id, record.kind, record.at, reason, run_id))
+        self._write(pgsql.SKIP_SEND, (record.key, record.contact_id, record.journey_id, record.version,
+                                      record.step_id, record.kind, record.at, reason, run_id))
 
     def in_doubt_sends(self, now: datetime | None = None, *, gone_holders: Iterable[str] = (),
                        mark: bool = True) -> list[dict]:
@@ -558,9 +564,8 @@ class PostgresStore:
         params = {"now": now or datetime.now(UTC), "gone": list(gone_holders), "resendable": INTERRUPTED_RESENDABLE}
         if not mark:
             return self._rows(pgsql.IN_DOUBT_LIST, params)
-        with self.transaction():
-            self._local.conn.execute(pgsql.IN_DOUBT_MARK, params)
-            return self._rows("SELECT * FROM sends WHERE state = 'in_doubt' ORDER BY claimed_at, key")
+        self._write(pgsql.IN_DOUBT_MARK, params)
+        return self._rows("SELECT * FROM sends WHERE state = 'in_doubt' ORDER BY claimed_at, key")
 
     def resolve_in_doubt(self, key: str, outcome: Literal["sent", "failed"]) -> None:
         """An operator's verdict on an in-doubt send: delivered, or not (may be retried)."""
@@ -580,30 +585,25 @@ class PostgresStore:
 
     def acquire_lease(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
         """Take the lease if it is free, expired, or already ours (one atomic upsert)."""
-        with self.transaction(), self._connection() as conn:
-            return conn.execute(pgsql.ACQUIRE_LEASE, (name, holder, now + ttl, now)).rowcount == 1
+        return self._write(pgsql.ACQUIRE_LEASE, (name, holder, now + ttl, now)) == 1
 
     def renew_lease(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
         """Extend our lease; False if it expired and someone else took it."""
-        with self.transaction(), self._connection() as conn:
-            return conn.execute("UPDATE leases SET expires_at = %s WHERE name = %s AND holder = %s",
-                                (now + ttl, name, holder)).rowcount == 1
+        return self._write("UPDATE leases SET expires_at = %s WHERE name = %s AND holder = %s",
+                           (now + ttl, name, holder)) == 1
 
     def release_lease(self, name: str, holder: str) -> None:
-        with self.transaction(), self._connection() as conn:
-            conn.execute("DELETE FROM leases WHERE name = %s AND holder = %s", (name, holder))
+        self._write("DELETE FROM leases WHERE name = %s AND holder = %s", (name, holder))
 
     def start_run(self, holder: str, now: datetime) -> str:
         run_id = f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        with self.transaction(), self._connection() as conn:
-            conn.execute("INSERT INTO runs (id, holder, started_at, status) VALUES (%s, %s, %s, 'running')",
-                         (run_id, holder, now))
+        self._write("INSERT INTO runs (id, holder, started_at, status) VALUES (%s, %s, %s, 'running')",
+                    (run_id, holder, now))
         return run_id
 
     def finish_run(self, run_id: str, counts: dict, status: str, now: datetime) -> None:
-        with self.transaction(), self._connection() as conn:
-            conn.execute("UPDATE runs SET finished_at = %s, counts = %s::json, status = %s WHERE id = %s",
-                         (now, to_json(counts), status, run_id))
+        self._write("UPDATE runs SET finished_at = %s, counts = %s::json, status = %s WHERE id = %s",
+                    (now, to_json(counts), status, run_id))
 
     # ------------------------------------------------------------------ deployments
 
@@ -664,8 +664,7 @@ class PostgresStore:
 
     def remove_suppression(self, contact_or_email: str) -> bool:
         target, _, _ = _suppression_target(contact_or_email)
-        with self.transaction(), self._connection() as conn:
-            return conn.execute("DELETE FROM suppressions WHERE target = %s", (target,)).rowcount == 1
+        return self._write("DELETE FROM suppressions WHERE target = %s", (target,)) == 1
 
     def suppressions(self) -> list[dict]:
         return self._rows("SELECT contact_id, email, reason, at, source FROM suppressions ORDER BY at, target")
@@ -873,6 +872,33 @@ class PostgresStore:
         return self._rows(
             """SELECT version, stage, cursor AS step, count(*) AS contacts FROM enrollments
                WHERE journey_id = %s AND status <> 'exited' GROUP BY version, stage, cursor""", (journey_id,))
+
+    # ------------------------------------------------------------------ service health and metrics
+
+    def production_counters(self, now: datetime) -> ProductionCounters:
+        """Counts for ``/metrics``: counter tables kept by triggers, and two index ranges
+        (what is due, what is in doubt). Cost grows with days and steps, not contacts."""
+        with self._snapshot_read() as conn:
+            due, oldest = conn.execute(pgsql.METRICS_DUE, (now,)).fetchone() or (0, None)
+            return ProductionCounters(
+                ticks=dict(conn.execute(pgsql.METRICS_RUNS).fetchall()),
+                decisions=dict(conn.execute(pgsql.METRICS_DECISIONS).fetchall()),
+                sends=dict(conn.execute(pgsql.METRICS_SENDS).fetchall()),
+                due=due,
+                oldest_due_at=oldest,
+                in_doubt=self._one(pgsql.METRICS_IN_DOUBT),
+            )
+
+    def pending_migrations(self) -> list[str]:
+        """Migrations this schema still needs (a process with older code opened it)."""
+        with self._connection() as conn:
+            return pgmigrations.pending_migrations(conn)
+
+    def lease(self, name: str) -> dict | None:
+        """The lease ``name``: who holds it and until when (expired or not), or None."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT holder, expires_at FROM leases WHERE name = %s", (name,)).fetchone()
+        return {"holder": row[0], "expires_at": row[1]} if row else None
 
     # ------------------------------------------------------------------ stats (runner.production.stats)
 
