@@ -1,0 +1,283 @@
+"""Events per second through ``journey serve``: ``/v1/batch`` and ``/v1/track`` against bare endpoints.
+
+Three processes on loopback, one after another in the same run: the server under test,
+and a load generator (asyncio, raw HTTP/1.1 keep-alive connections, pre-built requests,
+each with its own ``messageId`` so nothing is deduplicated away). Two servers are measured
+with the same load:
+
+* ours: ``journey serve`` itself (a real subprocess: write-key check, size limits, the
+  Segment parser shared with ``journey events import``, the store thread's group commit,
+  the rejection log middleware);
+* bare: uvicorn + Starlette, the same stack, with two endpoints that only ``json.loads`` the
+  body and write the same rows with the same ``Store.write_events`` in one transaction on the
+  event loop (same database schema and commit durability) before answering.
+
+Figures: batch events/s (100 events a request), track requests/s with p50/p99 latency, and
+ours/bare ratios. Targets (issue 11): batch >= 20,000 events/s, track >= 2,000 requests/s
+with p99 <= 50 ms, each at least 1/1.5 of its bare endpoint.
+
+``--memory``: 1,000,000 events through ``/v1/batch`` of ``journey serve``, its RSS sampled
+every 100,000 events (VmRSS from /proc): memory must stay flat.
+
+Run: ``.venv/bin/python benchmarks/bench_serve.py [--batch-events 100000] [--track-requests 20000]
+[--memory]``. Needs nothing beyond the test extras (uvicorn, starlette); Linux for the RSS figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+WRITE_KEY = "wk_bench_0123456789abcdef"
+AUTH = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+SAMPLE_PARTS = ("project.yaml", "journeys", "templates")
+
+
+# ---------------------------------------------------------------- the bare server
+
+
+def bare_app(db: str):  # type: ignore[no-untyped-def]
+    """uvicorn + Starlette, two endpoints: parse the JSON, write the rows, commit, answer."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from runner.store import open_store
+    from runner.store.base import EventRow
+
+    store = open_store(db)
+
+    def row(call: dict) -> EventRow:
+        at = datetime.fromisoformat(call["timestamp"].replace("Z", "+00:00"))
+        return EventRow(call.get("userId"), call.get("anonymousId"), call["event"], at,
+                        call.get("properties") or {}, call["messageId"])
+
+    def write(rows: list[EventRow]) -> Response:
+        with store.transaction():
+            store.write_events(rows, datetime.now(UTC))
+        return Response(b'{"success":true}', media_type="application/json")
+
+    async def batch(request: Request) -> Response:
+        return write([row(call) for call in json.loads(await request.body())["batch"]])
+
+    async def track(request: Request) -> Response:
+        return write([row(json.loads(await request.body()))])
+
+    return Starlette(routes=[Route("/v1/batch", batch, methods=["POST"]), Route("/v1/track", track, methods=["POST"])])
+
+
+def run_bare(db: str) -> None:
+    """The bare server's process: print the port once listening."""
+    import uvicorn
+
+    from runner.serve.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    uvicorn.Server(uvicorn.Config(bare_app(db), log_level="warning", access_log=False, log_config=None)).run(
+        sockets=[sock])
+
+
+# ---------------------------------------------------------------- the load generator
+
+
+def track_call(n: int, tag: str) -> dict:
+    return {"type": "track", "userId": f"u{n % 5000:05d}", "event": "page_viewed", "messageId": f"{tag}-{n}",
+            "timestamp": "2026-03-02T09:00:00Z", "properties": {"path": f"/pricing/{n % 7}", "plan": "team"}}
+
+
+def request_bytes(path: str, body: bytes) -> bytes:
+    head = (f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {AUTH}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+def build_requests(kind: str, count: int, per_batch: int, tag: str) -> list[bytes]:
+    if kind == "track":
+        return [request_bytes("/v1/track", json.dumps(track_call(n, tag)).encode()) for n in range(count)]
+    return [request_bytes("/v1/batch", json.dumps(
+        {"batch": [track_call(n * per_batch + i, tag) for i in range(per_batch)]}).encode()) for n in range(count)]
+
+
+async def _connection(port: int, queue: list[bytes], latencies: list[float], errors: list[str]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while queue:
+            payload = queue.pop()
+            started = time.perf_counter()
+            writer.write(payload)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            body = await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if not head.startswith(b"HTTP/1.1 200"):
+                errors.append((head.split(b"\r\n", 1)[0] + b" " + body[:200]).decode(errors="replace"))
+    finally:
+        writer.close()
+
+
+async def _load(port: int, requests: list[bytes], connections: int) -> dict:
+    queue = list(reversed(requests))
+    latencies: list[float] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(_connection(port, queue, latencies, errors) for _ in range(connections)))
+    seconds = time.perf_counter() - started
+    ordered = sorted(latencies)
+    return {"requests": len(latencies), "seconds": seconds, "errors": len(errors), "first_error": errors[:1],
+            "p50_ms": 1000 * statistics.median(ordered),
+            "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]}
+
+
+def run_load(port: int, kind: str, count: int, per_batch: int, connections: int, tag: str) -> None:
+    """The load generator's process: build every request first, then send them; print the figures as JSON."""
+    requests = build_requests(kind, count, per_batch, tag)
+    print(json.dumps(asyncio.run(_load(port, requests, connections))), flush=True)
+
+
+# ---------------------------------------------------------------- the driver
+
+
+def project_copy(folder: Path) -> Path:
+    """The sample project (its project.yaml is all the server reads) in ``folder``."""
+    for part in SAMPLE_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, folder / part)
+        else:
+            shutil.copy2(source, folder / part)
+    return folder
+
+
+def start(args: list[str], cwd: Path) -> tuple[subprocess.Popen, int]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "JOURNEY_WRITE_KEYS": WRITE_KEY}
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], 60)
+    line = process.stdout.readline() if ready else ""
+    if line.startswith("{"):
+        line = json.loads(line)["message"]
+    if "listening on " not in line:
+        process.kill()
+        raise SystemExit(f"server did not start: {line!r} {process.stderr.read() if process.stderr else ''}")
+    url = line.split("listening on ", 1)[1].split()[0]
+    for stream in (process.stdout, process.stderr):  # drained, so a chatty server never blocks on a full pipe
+        threading.Thread(target=stream.read, daemon=True).start()
+    return process, int(url.rsplit(":", 1)[1])
+
+
+def load(port: int, kind: str, count: int, per_batch: int, connections: int, tag: str) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--load", str(port), kind, str(count), str(per_batch),
+                             str(connections), tag], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def ours(folder: Path, db: Path) -> tuple[subprocess.Popen, int]:
+    return start([sys.executable, "-m", "runner", "serve", "--port", "0", "--db", str(db), "--log-format", "json"],
+                 project_copy(folder))
+
+
+def measure(server: str, port: int, args: argparse.Namespace) -> dict:
+    load(port, "batch", 20, 100, 4, f"{server}-warm")  # connections, caches, the first pages of the file
+    batch = load(port, "batch", args.batch_events // 100, 100, args.connections, f"{server}-b")
+    track = load(port, "track", args.track_requests, 1, args.connections, f"{server}-t")
+    return {"batch": batch, "track": track}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch-events", type=int, default=100_000)
+    parser.add_argument("--track-requests", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--memory", action="store_true", help="1M events through /v1/batch, RSS every 100k")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as temp:
+        folder = Path(temp)
+        if args.memory:
+            memory(folder)
+            return
+        figures = {}
+        for server in ("bare", "ours"):
+            if server == "bare":
+                db = folder / "bare.db"
+                process, port = start([sys.executable, __file__, "--bare", str(db)], folder)
+            else:
+                process, port = ours(folder / "ours", folder / "ours.db")
+            try:
+                figures[server] = measure(server, port, args)
+            finally:
+                process.terminate()
+                process.communicate(timeout=60)
+        report(figures)
+
+
+def report(figures: dict) -> None:
+    def per_second(run: dict, unit: int) -> float:
+        return run["requests"] * unit / run["seconds"]
+
+    rows = []
+    for server in ("bare", "ours"):
+        batch, track = figures[server]["batch"], figures[server]["track"]
+        rows.append((server, per_second(batch, 100), batch["p99_ms"], per_second(track, 1), track["p50_ms"],
+                     track["p99_ms"], batch["errors"] + track["errors"]))
+    print(f"{'server':<6} {'batch ev/s':>11} {'batch p99':>10} {'track req/s':>12} {'p50 ms':>8} {'p99 ms':>8} errors")
+    for name, batch_rate, batch_p99, track_rate, p50, p99, errors in rows:
+        print(f"{name:<6} {batch_rate:>11,.0f} {batch_p99:>10.1f} {track_rate:>12,.0f} {p50:>8.2f} {p99:>8.2f} {errors}")
+    bare, ours_row = rows
+    print(f"bare/ours: batch {bare[1] / ours_row[1]:.2f}x, track {bare[3] / ours_row[3]:.2f}x "
+          "(target: each <= 1.5x; batch >= 20,000 ev/s, track >= 2,000 req/s with p99 <= 50 ms)")
+    for server in ("bare", "ours"):
+        for kind in ("batch", "track"):
+            if figures[server][kind]["errors"]:
+                print(f"{server} {kind}: first error {figures[server][kind]['first_error']}")
+
+
+def memory(folder: Path) -> None:
+    process, port = ours(folder / "ours", folder / "ours.db")
+    try:
+        load(port, "batch", 20, 100, 4, "warm")
+        samples = [(0, rss_kib(process.pid))]
+        for step in range(10):
+            load(port, "batch", 1000, 100, 16, f"m{step}")
+            samples.append(((step + 1) * 100_000, rss_kib(process.pid)))
+        for events, kib in samples:
+            print(f"{events:>9,} events  RSS {kib / 1024:7.1f} MiB")
+        print(f"growth from 100k to 1M events: {(samples[-1][1] - samples[1][1]) / 1024:.1f} MiB")
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--bare":
+        run_bare(sys.argv[2])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--load":
+        port, kind, count, per_batch, connections, tag = sys.argv[2:8]
+        run_load(int(port), kind, int(count), int(per_batch), int(connections), tag)
+    else:
+        main()
