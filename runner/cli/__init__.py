@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "contacts": "data:contacts",
     "events": "data:events",
     "suppress": "data:suppress",
+    "bounces": "bounces:bounces",
     "plan": "deploy:plan",
     "deploy": "deploy:deploy",
     "run": "run:run",

@@ -228,7 +228,8 @@ def suppress_list(format: str, db_path: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("contact / email", "reason", "since", "source", box=None)
+    table = Table("contact / email", "reason", "since", "source", "detail", box=None)
     for row in rows:
-        table.add_row(row["email"] or row["contact_id"], row["reason"], row["at"], row["source"])
+        table.add_row(row["email"] or row["contact_id"], row["reason"], row["at"], row["source"],
+                      row.get("detail") or "")
     Console(soft_wrap=True).print(table)

@@ -255,7 +255,8 @@ def history(contact: str, journey_id: str | None, fmt: str, db_path: str | None)
     rendered subjects): entries, stage moves, waits, sends, skips and
     deferrals with their reason, exits and goals.
     """
-    from runner.simulation.timeline import history_records, history_text
+    from runner.production.bounces import suppression_of
+    from runner.simulation.timeline import history_records, history_text, iso
 
     root = project_root()
     settings = load_project_settings(root)
@@ -268,12 +269,20 @@ def history(contact: str, journey_id: str | None, fmt: str, db_path: str | None)
     except ValueError:  # an unknown zone in contact data: show UTC rather than fail
         zone_name = "UTC"
         records = history_records(rows, zone_name)
+    suppression = suppression_of(state)
     if fmt == "json":
         document = {"format": 1, "contact": contact, "timezone": zone_name,
                     "events": [{**record.as_dict(), "run_id": row["run_id"]} for record, row in zip(records, rows, strict=True)]}
+        if suppression is not None:
+            document["suppression"] = {"reason": suppression.reason, "at": iso(suppression.at),
+                                       "detail": suppression.detail}
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
     click.echo(history_text(contact, zone_name, records), nl=False)
+    if suppression is not None:
+        since = f" since {iso(suppression.at)}" if suppression.at else ""
+        detail = f" ({suppression.detail})" if suppression.detail else ""
+        click.echo(f"suppressed{since}: {suppression.reason}{detail}")
 
 
 def _known_contact(store: Store, contact: str) -> ContactState:

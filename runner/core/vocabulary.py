@@ -18,11 +18,14 @@ SUPPRESSING_EVENTS = {"unsubscribed": "unsubscribed", "email_bounced": "bounced"
 # --- events with no effect of their own that journeys may use without declaring them
 
 DELIVERY_EVENTS = ("email_sent", "email_delivered", "email_opened", "email_clicked")  # as the email provider reports them
+# a transient delivery failure (runner.core.bounces): counted; the one over the soft-bounce limit is
+# recorded with an ``email_bounced`` event at its instant
+SOFT_BOUNCED = "email_soft_bounced"
 RESUBSCRIBED = "resubscribed"  # an event like any other; `journey suppress remove` lifts a suppression
 PAGE_EVENTS = {"page": "page_viewed", "screen": "screen_viewed"}  # what Segment page/screen calls are stored as
 
 BUILTIN_EVENTS = frozenset({
-    *IDENTITY_EVENTS, *SUPPRESSING_EVENTS, *DELIVERY_EVENTS, RESUBSCRIBED, *PAGE_EVENTS.values(),
+    *IDENTITY_EVENTS, *SUPPRESSING_EVENTS, *DELIVERY_EVENTS, SOFT_BOUNCED, RESUBSCRIBED, *PAGE_EVENTS.values(),
 })
 BUILTIN_ATTRIBUTES = frozenset({"id", "email", "timezone", "lifecycle_stage", "anonymous_ids"})
 

@@ -24,6 +24,8 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
+from runner.core.bounces import ADDRESS_SOURCE
+from runner.core.bounces import describe as describe_bounce
 from runner.core.problems import JourneyError
 from runner.core.state import (
     EXITED,
@@ -710,9 +712,31 @@ class SQLiteStore:
             return cursor.rowcount == 1
 
     def suppressions(self) -> list[dict]:
-        return self._rows(
-            "SELECT contact_id, email, reason, at, source FROM suppressions ORDER BY at, target"
+        """Every suppression, oldest first; ``detail`` says which bounce or complaint made it
+        (``hard_bounce: 5.1.1 …``, runner.core.bounces) when an event did, else None."""
+        rows = self._rows(
+            """SELECT s.contact_id, s.email, s.reason, s.at, s.source, e.properties AS detail
+               FROM suppressions s LEFT JOIN events e
+                 ON s.source LIKE 'event:%' AND e.message_id = substr(s.source, 7)
+               ORDER BY s.at, s.target"""
         )
+        for row in rows:
+            row["detail"] = describe_bounce(from_json(row["detail"], {})) if row["detail"] else None
+            if row["source"].startswith(ADDRESS_SOURCE):  # an address no contact has (runner.production.bounces)
+                row["source"], row["detail"] = ADDRESS_SOURCE.rstrip(":"), row["source"][len(ADDRESS_SOURCE):]
+        return rows
+
+    def contacts_by_email(self, emails: list[str]) -> dict[str, list[str]]:
+        """The contact ids stored under each address (case-insensitive; lower-cased keys)."""
+        keys = sorted({email.lower() for email in emails})
+        found: dict[str, list[str]] = defaultdict(list)
+        for start in range(0, len(keys), LOAD_CHUNK):
+            chunk = keys[start:start + LOAD_CHUNK]
+            for contact_id, email in self.conn.execute(
+                f"SELECT id, email FROM contacts WHERE email IN ({_marks(chunk)}) ORDER BY id", chunk
+            ):
+                found[email].append(contact_id)
+        return dict(found)
 
     def is_suppressed(self, contact_id: str, at: datetime | None = None) -> str | None:
         """The suppression reason for a contact (by id, anonymous ids or email), or None;
