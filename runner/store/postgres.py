@@ -61,6 +61,7 @@ from runner.store.sqlite import (
     _enrollment_to_row,
     _same_row,
     _suppression_target,
+    suppression_details,
 )
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -667,7 +668,23 @@ class PostgresStore:
         return self._write("DELETE FROM suppressions WHERE target = %s", (target,)) == 1
 
     def suppressions(self) -> list[dict]:
-        return self._rows("SELECT contact_id, email, reason, at, source FROM suppressions ORDER BY at, target")
+        """Every suppression, oldest first, with the bounce's ``detail`` (as SQLiteStore.suppressions)."""
+        return suppression_details(self._rows(
+            """SELECT s.contact_id, s.email, s.reason, s.at, s.source, e.properties AS detail
+               FROM suppressions s LEFT JOIN events e
+                 ON s.source LIKE 'event:%%' AND e.message_id = substr(s.source, 7)
+               ORDER BY s.at, s.target"""))
+
+    def contacts_by_email(self, emails: list[str]) -> dict[str, list[str]]:
+        """The contact ids stored under each address (case-insensitive; lower-cased keys)."""
+        found: dict[str, list[str]] = defaultdict(list)
+        keys = sorted({email.lower() for email in emails})
+        if keys:
+            with self._connection() as conn:
+                for contact_id, email in conn.execute(
+                        "SELECT id, email FROM contacts WHERE email = ANY(%s) ORDER BY id", (keys,)):
+                    found[email].append(contact_id)
+        return dict(found)
 
     def is_suppressed(self, contact_id: str, at: datetime | None = None) -> str | None:
         """The suppression reason for a contact (by id, anonymous ids or email), or None;

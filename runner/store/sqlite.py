@@ -720,11 +720,7 @@ class SQLiteStore:
                  ON s.source LIKE 'event:%' AND e.message_id = substr(s.source, 7)
                ORDER BY s.at, s.target"""
         )
-        for row in rows:
-            row["detail"] = describe_bounce(from_json(row["detail"], {})) if row["detail"] else None
-            if row["source"].startswith(ADDRESS_SOURCE):  # an address no contact has (runner.production.bounces)
-                row["source"], row["detail"] = ADDRESS_SOURCE.rstrip(":"), row["source"][len(ADDRESS_SOURCE):]
-        return rows
+        return suppression_details(rows)
 
     def contacts_by_email(self, emails: list[str]) -> dict[str, list[str]]:
         """The contact ids stored under each address (case-insensitive; lower-cased keys)."""
@@ -1181,6 +1177,17 @@ def stats_query(template: str, journey_id: str | None, since: str | None, until:
     window of days that is open where no bound is given."""
     sql = template.replace("{journey}", "AND journey_id = :journey" if journey_id is not None else "")
     return sql, {"journey": journey_id, "since": since or "0000-00-00", "until": until or "9999-99-99"}
+
+def suppression_details(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Suppression rows whose ``detail`` column holds the suppressing event's properties (JSON
+    text) with ``detail`` as the bounce's description (runner.core.bounces), else None; an
+    address's bounce suppression (source ``bounce:<detail>``) gets source ``bounce``. Both stores."""
+    for row in rows:
+        row["detail"] = describe_bounce(from_json(row["detail"], {})) if row["detail"] else None
+        if row["source"].startswith(ADDRESS_SOURCE):  # an address no contact has (runner.production.bounces)
+            row["source"], row["detail"] = ADDRESS_SOURCE.rstrip(":"), row["source"][len(ADDRESS_SOURCE):]
+    return rows
+
 
 def _email_key(attributes: dict[str, Any]) -> str | None:
     email = attributes.get("email")
