@@ -70,6 +70,8 @@ def test_redactor_masks_addresses_tokens_credentials_and_given_secrets():
         assert secret not in masked, secret
     assert redactor.value({"traits": {"email": "bo@example.org", "n": 3}, "ids": ["x@y.io"]}) == {
         "traits": {"email": "b***@example.org", "n": 3}, "ids": ["x***@y.io"]}
+    assert redactor.text("GET /contacts/grace+ops@navy.example.mil?email=o.b@x.io") == (
+        "GET /contacts/g***@navy.example.mil?email=o***@x.io")
     assert redactor.text("run 20260302T100000Z-1a2b3c4d: 3 sent, 0 failed") == (
         "run 20260302T100000Z-1a2b3c4d: 3 sent, 0 failed")  # ordinary lines pass unchanged
 

@@ -25,7 +25,9 @@ LOGGER = "journey"
 FORMATS = ("json", "text")
 MASK = "[redacted]"
 
-_EMAIL = re.compile(r"([A-Za-z0-9!#$%&'*+/=?^_`{|}~-])[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+# the local part as people write it (not every character RFC 5322 allows: "/", "=" or "?" before an
+# address in a path or a query string stay visible, the address itself does not)
+_EMAIL = re.compile(r"([A-Za-z0-9_%+-])[A-Za-z0-9._%+'-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 # an unsubscribe token (runner.delivery.unsubscribe): base64url payload "." 43-character HMAC-SHA256
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 _QUERY_SECRET = re.compile(r"(?i)\b(token|key|secret|signature|password|write_?key)=[^&\s\"']+")
