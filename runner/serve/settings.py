@@ -50,7 +50,7 @@ class WorkerSettings:
 class ServeSettings:
     project_root: Path
     project: Project
-    db: str  # a SQLite path (or a database URL, once a backend for it exists)
+    db: str  # a SQLite path or a postgresql:// URL (runner.store.resolve_db)
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     write_keys: tuple[bytes, ...] = ()
@@ -73,7 +73,7 @@ def load_settings(project_root: Path, db: str | Path | None, environ: Mapping[st
     (``JOURNEY_WRITE_KEYS``, the unsubscribe secret, ``JOURNEY_DB``); ``host``/``port``
     (the command line) win over project.yaml."""
     from runner.delivery.dispatch import resolve_transport_url
-    from runner.store import resolve_db_path
+    from runner.store import resolve_db
 
     root = Path(project_root)
     project = load_project_file(root)
@@ -91,12 +91,10 @@ def load_settings(project_root: Path, db: str | Path | None, environ: Mapping[st
         raise JourneyError(f"project.yaml serve.every: {error}") from None
     if every.total_seconds() <= 0:
         raise JourneyError("project.yaml serve.every must be a positive duration (e.g. 60s)")
-    if db is None and environ.get("JOURNEY_DB"):
-        db = environ["JOURNEY_DB"]
     return ServeSettings(
         project_root=root,
         project=project,
-        db=str(db) if db is not None and "://" in str(db) else str(resolve_db_path(db, start=root)),
+        db=resolve_db(db or environ.get("JOURNEY_DB"), start=root),
         host=host or str(section.get("host", DEFAULT_HOST)),
         port=port if port is not None else int(section.get("port", DEFAULT_PORT)),
         write_keys=parse_write_keys(environ.get(WRITE_KEYS_ENV, "")),
