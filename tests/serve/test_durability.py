@@ -89,6 +89,7 @@ def test_sigterm_lets_a_request_in_flight_finish(serve_process, serve_project):
     async def slow_upload() -> int:
         async def body():
             yield b'{"userId": "late", "event": "clicked", '
+            await asyncio.sleep(1)  # the server has read the headers: the request is in flight
             server.process.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.5)
             yield b'"messageId": "in-flight"}'
