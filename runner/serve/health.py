@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from runner.production.tick import LEASE_NAME
 from runner.serve.settings import ServeSettings
 from runner.store.base import Store
+from runner.store.errors import StoreError
 
 READY_TIMEOUT_SECONDS = 2.0  # a readiness probe that waits longer than this has its answer: not ready
 
@@ -51,6 +52,8 @@ async def readyz(request: Request) -> JSONResponse:
             request.app.state.store_access.read(lambda store: _readiness(store, now)), READY_TIMEOUT_SECONDS)
     except TimeoutError:
         return _not_ready(f"the database did not answer within {READY_TIMEOUT_SECONDS:g} s")
+    except StoreError as error:  # its message says what failed, passwords redacted
+        return _not_ready(f"the database cannot be read ({error})")
     except Exception as error:  # noqa: BLE001 - any failure to read is the answer: not ready
         return _not_ready(f"the database cannot be read ({type(error).__name__})")
     if found["pending_migrations"]:
