@@ -1,0 +1,166 @@
+"""What only the PostgreSQL store has to prove: its migrations under a lock, its schema from the
+URL, its due query on the index, and the guarantees that hold when writers really run at once
+(a claim won once across connections, a save that never hides an import that raced it).
+
+The backend-neutral behaviour is the contract suite's; these run on a real server, each test in
+its own schema (tests/pgkit.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pgkit
+import pytest
+
+from runner.core.problems import JourneyError
+from runner.core.state import SendRecord
+from runner.store.base import ContactRow, EventRow
+from runner.store.pgmigrations import MIGRATIONS
+from runner.store.postgres import open_postgres_store, parse_location
+
+NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def url():
+    yield from pgkit.fresh_schema_url()
+
+
+def test_two_processes_opening_a_new_schema_at_once_migrate_it_once(url):
+    opener = "import sys; from runner.store.postgres import open_postgres_store; open_postgres_store(sys.argv[1]).close()"
+    processes = [subprocess.Popen([sys.executable, "-c", opener, url], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    errors = [process.communicate(timeout=60)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], errors
+    applied = pgkit.sql(url, "SELECT name FROM schema_migrations ORDER BY id")
+    assert [name for (name,) in applied] == [name for name, _ in MIGRATIONS]  # each once, in order
+    with open_postgres_store(url, read_only=True) as store:
+        assert store.pending_migrations() == []
+
+
+def test_the_schema_comes_from_the_url_and_two_schemas_do_not_see_each_other(url):
+    other = url.replace("schema=", "schema=x")
+    try:
+        with open_postgres_store(url) as one, open_postgres_store(other) as two:
+            one.write_contacts([ContactRow("ada", {"email": "ada@example.com"})], NOW)
+            assert one.status_summary(NOW)["contacts"] == 1
+            assert two.status_summary(NOW)["contacts"] == 0
+        assert pgkit.sql(url, "SELECT id FROM contacts") == [("ada",)]
+    finally:
+        pgkit.sql(url, f'DROP SCHEMA IF EXISTS "{other.rpartition("schema=")[2]}" CASCADE')
+
+
+def test_a_bad_schema_name_or_pool_size_is_a_clear_error():
+    with pytest.raises(JourneyError, match="schema 'a;drop'"):
+        parse_location("postgresql://postgres@127.0.0.1/postgres?schema=a;drop")
+    with pytest.raises(JourneyError, match="pool_min/pool_max"):
+        parse_location("postgresql://postgres@127.0.0.1/postgres?pool_max=0")
+    where = parse_location("postgresql://ada:secret@127.0.0.1/postgres?schema=s1&pool_max=8&sslmode=disable")
+    assert (where.schema, where.pool_max) == ("s1", 8)
+    assert "secret" not in where.shown and "schema" not in where.conninfo and "sslmode=disable" in where.conninfo
+
+
+def test_read_only_refuses_a_schema_that_needs_migrating_and_refuses_writes(url):
+    with pytest.raises(JourneyError, match="needs migrating"):
+        open_postgres_store(url, read_only=True)
+    open_postgres_store(url).close()
+    with open_postgres_store(url, read_only=True) as store, pytest.raises(Exception, match="read-only"):
+        store.add_suppression("ada", "manual", "test", NOW)
+
+
+def test_the_due_query_reads_the_due_index(url):
+    with open_postgres_store(url) as store:
+        store.write_contacts([ContactRow(f"c{i:05}", {}, changed_at=NOW + timedelta(minutes=i)) for i in range(3000)],
+                             NOW)
+        pgkit.sql(url, "ANALYZE contacts")
+        assert [cid for _, cid in store.due_page(NOW + timedelta(minutes=2), 10)] == ["c00000", "c00001", "c00002"]
+        page = store.due_page(NOW + timedelta(minutes=5), 2, after=("2026-03-02T09:01:00.000000+00:00", "c00001"))
+        assert [cid for _, cid in page] == ["c00002", "c00003"]
+    for sql in ("SELECT wake_at, id FROM contacts WHERE wake_at <= now() ORDER BY wake_at, id LIMIT 200",
+                "SELECT wake_at, id FROM contacts WHERE wake_at <= now() AND (wake_at, id) > (now(), 'c1') "
+                "ORDER BY wake_at, id LIMIT 200"):
+        plan = "\n".join(line for (line,) in pgkit.sql(url, "EXPLAIN " + sql))
+        assert "contacts_due" in plan and "Sort" not in plan, plan
+
+
+def _record(key: str) -> SendRecord:
+    return SendRecord(key=key, contact_id="ada", journey_id="welcome", version=1, step_id="hello", at=NOW)
+
+
+def test_a_send_is_claimed_once_by_racing_stores(url):
+    stores = [open_postgres_store(url) for _ in range(4)]
+    wins: list[bool] = []
+    barrier = threading.Barrier(len(stores))
+
+    def claim(store) -> None:
+        barrier.wait()
+        wins.extend(store.claim_sends([_record(f"k{i}") for i in range(50)], "run-1", resendable=False))
+
+    threads = [threading.Thread(target=claim, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    assert wins.count(True) == 50 and len(wins) == 200
+
+
+def test_an_import_racing_a_save_is_never_hidden(url):
+    """The contact is loaded, an event arrives (committed by another connection) before the
+    engine's result is saved with a later wake-up: the save keeps the event's earlier one."""
+    with open_postgres_store(url) as tick, open_postgres_store(url) as importer:
+        importer.write_contacts([ContactRow("ada", {"plan": "free"})], NOW)
+        state = tick.load_contact_state("ada")
+        importer.write_events([EventRow("ada", None, "purchased", NOW + timedelta(hours=1), {}, "m-1")],
+                              NOW + timedelta(hours=1))
+        importer.write_contacts([ContactRow("ada", {"plan": "pro"})], NOW + timedelta(hours=1))
+        state.contact.attributes["score"] = 3  # the engine's own change
+        tick.save_contact_state(state, NOW + timedelta(days=7))
+        assert tick.wake_at("ada") == NOW  # the import's wake-up (its earliest) survives the save
+        assert tick.load_contact_state("ada").contact.attributes == {"plan": "pro", "score": 3}
+
+
+def test_a_save_waits_for_an_import_holding_the_contact_then_sees_it(url):
+    with open_postgres_store(url) as tick, open_postgres_store(url) as importer:
+        importer.write_contacts([ContactRow("ada", {})], NOW)
+        state = tick.load_contact_state("ada")
+        started, saved = threading.Event(), threading.Event()
+        with importer.transaction():
+            importer.write_events([EventRow("ada", None, "purchased", NOW + timedelta(hours=2), {}, "m-2")], NOW)
+
+            def save() -> None:
+                started.set()
+                tick.save_contact_state(state, NOW + timedelta(days=7))
+                saved.set()
+
+            thread = threading.Thread(target=save)
+            thread.start()
+            started.wait()
+            assert not saved.wait(0.5)  # the contact's row is the import's until it commits
+        thread.join(10)
+        assert saved.is_set()
+        assert tick.wake_at("ada") == NOW + timedelta(hours=2)  # the save saw the event: due at its time
+
+
+def test_counters_equal_the_rows_they_count(url):
+    """The statement-level triggers keep decision, send and engagement counters equal to count(*)."""
+    with open_postgres_store(url) as store:
+        store.write_events([EventRow("ada", None, "email_opened", NOW, {"journey": "j", "step": "s"}, f"o{i}")
+                            for i in range(5)], NOW)
+        assert store.claim_sends([_record("k1"), _record("k2")], "run-1", resendable=False) == [True, True]
+        store.confirm_sends([("k1", "id-1")])
+        store.fail_send("k2", "refused", permanent=True)
+        sends = {(row["state"], row["n"]) for row in store.send_counts(None, None, None)}
+        assert sends == {("sent", 1), ("failed", 1)}
+        assert store.engagement_counts("j", None, None) == [{"journey_id": "j", "step": "s", "name": "email_opened",
+                                                              "n": 5}]
+        counted = pgkit.sql(url, "SELECT state, sum(n)::int FROM send_counts GROUP BY state HAVING sum(n) <> 0 "
+                                 "EXCEPT SELECT state, count(*)::int FROM sends GROUP BY state")
+        assert counted == []
