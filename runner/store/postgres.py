@@ -128,7 +128,7 @@ def _connect_options(location: PostgresLocation, read_only: bool) -> str:
     return " ".join(options)
 
 
-def _shaped(value: Any) -> Any:
+def shaped(value: Any) -> Any:
     """A column value as SQLite's store hands it out: instants as UTC text, JSON as compact text."""
     if isinstance(value, datetime):
         return to_db_time(value)
@@ -267,7 +267,7 @@ class PostgresStore:
         with self._connection() as conn:
             cursor = conn.execute(sql, params)
             names = [column.name for column in cursor.description or ()]
-            return [{name: _shaped(value) for name, value in zip(names, row, strict=True)} for row in cursor]
+            return [{name: shaped(value) for name, value in zip(names, row, strict=True)} for row in cursor]
 
     def _write(self, sql: str, params: Any = None) -> int:
         """One statement that writes, committed on its own (autocommit: no BEGIN/COMMIT round trips)
@@ -328,7 +328,7 @@ class PostgresStore:
         cursor = conn.execute("SELECT * FROM enrollments WHERE contact_id = ANY(%s) ORDER BY entered_at, id", (found,))
         names = [column.name for column in cursor.description or ()]
         for values in cursor:
-            row = {name: _shaped(value) for name, value in zip(names, values, strict=True)}
+            row = {name: shaped(value) for name, value in zip(names, values, strict=True)}
             enrollment_rows[row["contact_id"]].append(row)
         last_event_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]  # type: ignore[index]
         states = {}
