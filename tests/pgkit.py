@@ -26,17 +26,6 @@ def is_url(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))
 
 
-def open_location(location: str):
-    """The store at a file path or a PostgreSQL URL."""
-    if is_url(location):
-        from runner.store.postgres import open_postgres_store
-
-        return open_postgres_store(location)
-    from runner.store import open_store
-
-    return open_store(location)
-
-
 def schema_url(schema: str) -> str:
     """The store URL of ``schema`` on the test server."""
     return f"{SERVER}{'&' if '?' in SERVER else '?'}schema={schema}"

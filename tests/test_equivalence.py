@@ -144,7 +144,7 @@ def test_hourly_ticks_send_exactly_what_the_simulation_sends(tmp_path, monkeypat
         expected = ledger(sim.decisions)
         assert len(expected) > 40  # the personas exercise every journey
         location = str(tmp_path / "journey.db") if backend == "sqlite" else request.getfixturevalue("postgresql")
-        store = pgkit.open_location(location)
+        store = open_store(location)
         ingest.import_contacts(store, write_lines(tmp_path / "contacts.jsonl", contact_lines(states)), now=START)
         deploy(store, tree.journeys, START)
         runtime = build_runtime(store, tree.project, _transport_url(transport, tmp_path, server))

@@ -64,6 +64,9 @@ def test_a_bad_schema_name_or_pool_size_is_a_clear_error():
     where = parse_location("postgresql://ada:secret@127.0.0.1/postgres?schema=s1&pool_max=8&sslmode=disable")
     assert (where.schema, where.pool_max) == ("s1", 8)
     assert "secret" not in where.shown and "schema" not in where.conninfo and "sslmode=disable" in where.conninfo
+    assert parse_location("postgresql://h/d?prepare_threshold=none").prepare_threshold is None
+    with pytest.raises(JourneyError, match="prepare_threshold"):
+        parse_location("postgresql://h/d?prepare_threshold=soon")
 
 
 def test_read_only_refuses_a_schema_that_needs_migrating_and_refuses_writes(url):

@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "render": "review:render",
     "report": "review:report",
     "stats": "stats:stats",
+    "db": "db:db",
     "serve": "serve:serve",
 }
 

@@ -51,6 +51,8 @@ from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, SUPPRESS
 from runner.store import pgmigrations, pgsql
 from runner.store.base import ContactRow, EventRow, ProductionCounters
 from runner.store.codec import merge_patch, to_db_time, to_json
+from runner.store.errors import MigrationError, redacted
+from runner.store.pgerrors import translate, translating
 from runner.store.sourcevalues import apply_patch, source_changes
 from runner.store.sqlite import (
     COUNTED_SEND_STATES,
@@ -68,7 +70,7 @@ CONNECT_TIMEOUT_SECONDS = 10
 LOCK_TIMEOUT = "30s"  # as SQLite's busy timeout: a lock held longer is an error, not a hang
 POOL_MIN, POOL_MAX = 1, 4
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_OUR_PARAMETERS = ("schema", "pool_min", "pool_max")
+_OUR_PARAMETERS = ("schema", "pool_min", "pool_max", "prepare_threshold")
 
 
 def _sorted_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -94,6 +96,7 @@ class PostgresLocation:
     pool_min: int
     pool_max: int
     shown: str  # for messages: no password
+    prepare_threshold: int | None = 5  # psycopg's default; None: never prepare (PgBouncer, transaction mode)
 
 
 def parse_location(url: str) -> PostgresLocation:
@@ -112,13 +115,13 @@ def parse_location(url: str) -> PostgresLocation:
         raise JourneyError(f"pool_min/pool_max in the database URL must be whole numbers ({error})") from None
     if not 0 <= pool_min <= pool_max or pool_max < 1:
         raise JourneyError("pool_min/pool_max in the database URL: need 0 <= pool_min <= pool_max and pool_max >= 1")
+    threshold = ours.get("prepare_threshold", "5")
+    if threshold.lower() != "none" and not threshold.isdigit():
+        raise JourneyError(f"prepare_threshold in the database URL: a whole number or none, not {threshold!r}")
     conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment))
-    netloc = parts.netloc
-    if "@" in netloc and ":" in netloc.rpartition("@")[0]:
-        netloc = netloc.rpartition("@")[0].partition(":")[0] + ":***@" + netloc.rpartition("@")[2]
-    shown_query = urlencode([(n, "***" if n.lower() == "password" else v) for n, v in parse_qsl(parts.query)])
-    shown = urlunsplit((parts.scheme, netloc, parts.path, shown_query, parts.fragment))
-    return PostgresLocation(conninfo, schema, pool_min, pool_max, shown)
+    shown = redacted(url)
+    return PostgresLocation(conninfo, schema, pool_min, pool_max, shown,
+                            None if threshold.lower() == "none" else int(threshold))
 
 
 def _connect_options(location: PostgresLocation, read_only: bool) -> str:
@@ -153,8 +156,12 @@ class _Snapshot:
     enrollment_rows: dict[str, dict[str, Any]]  # SQLite-shaped: unchanged enrollments are not rewritten
 
 
+@translating
 class PostgresStore:
-    """The scale-out store; see ``runner.store.base.Store`` for the contract and the module doc."""
+    """The scale-out store; see ``runner.store.base.Store`` for the contract and the module doc.
+
+    Every public method raises the ``StoreError`` family, never ``psycopg.Error``
+    (``runner.store.pgerrors.translating``)."""
 
     def __init__(self, url: str, *, read_only: bool = False, pool_min: int | None = None,
                  pool_max: int | None = None):
@@ -167,29 +174,40 @@ class PostgresStore:
         self._local = threading.local()
         self._power_safe = True
         kwargs = {"autocommit": True, "context": ADAPTERS, "options": _connect_options(where, read_only),
-                  "connect_timeout": CONNECT_TIMEOUT_SECONDS}
+                  "connect_timeout": CONNECT_TIMEOUT_SECONDS, "prepare_threshold": where.prepare_threshold}
         self._migrate(where.conninfo, kwargs)
         low = where.pool_min if pool_min is None else pool_min
         high = max(low, 1, where.pool_max if pool_max is None else pool_max)
         self.pool = ConnectionPool(where.conninfo, min_size=low, max_size=high, kwargs=kwargs, open=False,
                                    name=f"journey-{self.schema}", timeout=60)
-        self.pool.open(wait=low > 0, timeout=CONNECT_TIMEOUT_SECONDS * 2)
+        try:
+            self.pool.open(wait=low > 0, timeout=CONNECT_TIMEOUT_SECONDS * 2)
+        except Exception as error:  # the pool's own timeout or the driver's: the server went away
+            self.pool.close()
+            raise translate(error, self.location) from error
 
     def _migrate(self, conninfo: str, kwargs: dict[str, Any]) -> None:
         """Check the server answers, then bring the schema up to date (or, read-only, check it is)."""
         try:
             conn = psycopg.connect(conninfo, **kwargs)
         except psycopg.Error as error:
-            raise JourneyError(f"cannot open database {self.location}: {str(error).strip()}") from None
+            raise translate(error, self.location) from None
         with conn:
             if self.read_only:
-                pending = pgmigrations.pending_migrations(conn)
+                try:
+                    pending = pgmigrations.pending_migrations(conn)
+                except psycopg.Error as error:
+                    raise translate(error, self.location) from error
                 if pending:
-                    raise JourneyError(
+                    raise MigrationError(
                         f"{self.location} needs migrating ({', '.join(pending)} pending) but is opened read-only: "
                         "run a command that writes (`journey run`, `journey deploy`) with write access first")
-            else:
+                return
+            try:
                 pgmigrations.apply_migrations(conn, self.schema)
+            except psycopg.Error as error:
+                raise MigrationError(f"cannot bring {self.location} up to date ({str(error).strip()}): "
+                                     "check that the user may create tables in the schema") from error
 
     def close(self) -> None:
         self.pool.close()
