@@ -21,7 +21,8 @@ from runner.serve.storeaccess import StoreAccess
 from runner.store.base import Store
 
 # the modules whose routes the service serves, each with ``routes(settings)``
-CONCERNS: tuple[str, ...] = ("runner.serve.events", "runner.serve.health", "runner.serve.metrics")
+CONCERNS: tuple[str, ...] = ("runner.serve.events", "runner.serve.health", "runner.serve.metrics",
+                             "runner.serve.providers")
 
 
 def collect_routes(settings: ServeSettings) -> list[BaseRoute]:

@@ -21,6 +21,7 @@ from runner.core.model import Project
 from runner.core.problems import JourneyError
 from runner.delivery.unsubscribe import load_secret
 from runner.production.deploy import load_project_file
+from runner.serve.bouncesettings import BounceSettings, load_bounce_settings
 
 WRITE_KEYS_ENV = "JOURNEY_WRITE_KEYS"
 DEFAULT_HOST = "127.0.0.1"
@@ -57,6 +58,7 @@ class ServeSettings:
     unsubscribe_secret: bytes | None = None  # None: not configured (a real transport without the env var)
     events: EventLimits = field(default_factory=EventLimits)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    bounces: BounceSettings = field(default_factory=BounceSettings)  # the provider webhooks (runner.serve.providers)
 
     def accepts_write_key(self, key: str) -> bool:
         """Is ``key`` one of the write keys? Every key is compared, in constant time."""
@@ -100,6 +102,7 @@ def load_settings(project_root: Path, db: str | Path | None, environ: Mapping[st
         write_keys=parse_write_keys(environ.get(WRITE_KEYS_ENV, "")),
         unsubscribe_secret=secret,
         worker=WorkerSettings(every=every, transport_url=transport_url),
+        bounces=load_bounce_settings(project.raw, environ),
     )
 
 
