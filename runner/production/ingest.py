@@ -572,7 +572,10 @@ def parse_segment(obj: dict) -> SegmentRows:
             properties.setdefault("name", obj["name"])
     elif kind == "identify":
         name = "identify"
-        properties = _object(obj.get("traits"), "traits")
+        if obj.get("traits") is None and isinstance(obj.get("context"), dict) and "traits" in obj["context"]:
+            properties = _object(obj["context"]["traits"], "context.traits")  # RudderStack's SDKs send them there
+        else:
+            properties = _object(obj.get("traits"), "traits")
     else:
         raise BadLine(
             f"unknown type {kind!r}; use track, identify, alias, page or screen", "import.field", "type"

@@ -17,9 +17,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -74,13 +76,12 @@ class LiveServer:
     server: uvicorn.Server
 
 
-@pytest.fixture
-def live_server(serve_settings: ServeSettings) -> Iterator[LiveServer]:
-    """A real uvicorn serving the app on a free port (in a thread; stopped and joined afterwards)."""
+@contextmanager
+def serving(app: Any) -> Iterator[tuple[str, uvicorn.Server]]:
+    """A real uvicorn serving ``app`` on a free 127.0.0.1 port, in a thread: (base URL, server)."""
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(build_app(serve_settings), lifespan="on", log_level="warning", access_log=False,
-                            timeout_keep_alive=5)
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False, timeout_keep_alive=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -89,11 +90,18 @@ def live_server(serve_settings: ServeSettings) -> Iterator[LiveServer]:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", port, serve_settings, server)
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+@pytest.fixture
+def live_server(serve_settings: ServeSettings) -> Iterator[LiveServer]:
+    """The app served by a real uvicorn on a free port (in a thread; stopped and joined afterwards)."""
+    with serving(build_app(serve_settings)) as (url, server):
+        yield LiveServer(url, int(url.rsplit(":", 1)[1]), serve_settings, server)
 
 
 @dataclass
