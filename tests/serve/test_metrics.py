@@ -95,3 +95,37 @@ def test_the_worker_observes_its_ticks_and_logs_one_json_line_each(serve_process
         runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
     assert sum(tick.get("sent", 0) for tick in ticks) == sent and len(ticks) == runs  # one line per tick
     assert "@example.com" not in out
+
+
+def test_metrics_and_readiness_on_postgresql(pg_url, serve_project, tmp_path):
+    from datetime import timedelta
+
+    from starlette.testclient import TestClient
+    from test_tick_kit import add_signups
+
+    from runner.production.deploy import deploy, load_working_tree
+    from runner.production.tick import build_runtime, run_tick
+    from runner.serve.app import build_app
+    from runner.serve.settings import load_settings
+    from runner.store import open_store
+
+    from .conftest import DEPLOYED_AT
+
+    store = open_store(pg_url)
+    try:
+        add_signups(store, 3, DEPLOYED_AT)
+        deploy(store, load_working_tree(serve_project.root).journeys, DEPLOYED_AT)
+        settings = load_settings(serve_project.root, pg_url, {"JOURNEY_WRITE_KEYS": "k-123456"}, port=0)
+        with TestClient(build_app(settings)) as client:
+            assert client.get("/readyz").json()["status"] == "ready"
+            before = scrape(client.get)
+            assert before[("journey_due_contacts", ())] == 3 and before[("journey_database_up", ())] == 1
+            runtime = build_runtime(store, settings.project, f"outbox:{tmp_path / 'outbox'}")
+            run_tick(store, runtime, DEPLOYED_AT + timedelta(minutes=1))
+            runtime.delivery.close()
+            after = scrape(client.get)
+        assert after[("journey_ticks_total", (("status", "ok"),))] == 1
+        assert after[("journey_sends", (("state", "sent"),))] == 3
+        assert after[("journey_decisions_total", (("action", "send"),))] == 3
+    finally:
+        store.close()
