@@ -11,15 +11,24 @@ contrast, in the same run:
 
 Targets: due_contacts <= 20 ms per query, growth 10k -> 1M <= 1.5x.
 
-    .venv/bin/python benchmarks/bench_tick_idle.py [--sizes 10000,1000000]
+With ``--postgresql [URL]`` (default ``JOURNEY_TEST_PG``, else the local server) the same
+rows go into a PostgreSQL schema of their own (by ``COPY``; dropped afterwards) and the
+table gets a PostgreSQL row: ``due_contacts`` through the pooled store, a whole idle
+``run_tick`` (lease, run row, in-doubt check, due page, finish: what an idle
+``journey run --every`` pays per tick), the primary-key floor, and the due query with
+index scans switched off. Targets: the idle tick <= 20 ms at 1M, growth <= 1.5x.
+
+    .venv/bin/python benchmarks/bench_tick_idle.py [--sizes 10000,1000000] [--postgresql [URL]]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,10 +95,81 @@ def measure(size: int, folder: Path) -> dict[str, float]:
     return result
 
 
+def populate_postgresql(url: str, count: int) -> None:
+    """The same contacts and enrollments as ``populate``, by COPY into the store's schema."""
+    import psycopg
+
+    from runner.store.postgres import parse_location
+
+    where = parse_location(url)
+    created, now = NOW - timedelta(days=1), NOW
+    with psycopg.connect(where.conninfo, autocommit=True) as conn:
+        conn.execute(f'SET search_path = "{where.schema}"')
+        with conn.transaction(), conn.cursor() as cursor:
+            with cursor.copy("COPY contacts (id, email, attributes, created_at, updated_at, wake_at, clock) "
+                             "FROM STDIN") as copy:
+                for i in range(count):
+                    wake = NOW + timedelta(minutes=1 + (i * 7919) % (30 * 24 * 60))
+                    copy.write_row((f"c{i}", f"c{i}@example.com", "{}", created, created, wake, now))
+            with cursor.copy("COPY enrollments (id, contact_id, journey_id, version, stage, cursor, status, due_at, "
+                             "entered_at) FROM STDIN") as copy:
+                for i in range(count):
+                    wake = NOW + timedelta(minutes=1 + (i * 7919) % (30 * 24 * 60))
+                    copy.write_row((f"c{i}:onboarding:1", f"c{i}", "onboarding", 3, "education", "nurture",
+                                    "active", wake, created))
+        conn.execute("ANALYZE contacts")
+        conn.execute("ANALYZE enrollments")
+
+
+def measure_postgresql(size: int, server: str, folder: Path) -> dict[str, float]:
+    import psycopg
+
+    from runner.production.deploy import deploy, load_working_tree
+    from runner.production.tick import build_runtime, run_tick
+    from runner.store.postgres import open_postgres_store, parse_location
+
+    schema = f"bench_idle_{uuid.uuid4().hex[:8]}"
+    url = f"{server}{'&' if '?' in server else '?'}schema={schema}"
+    store = open_postgres_store(url)
+    try:
+        built = time.perf_counter()
+        populate_postgresql(url, size)
+        build_s = time.perf_counter() - built
+        assert store.due_contacts(NOW, 500) == []
+        tree = load_working_tree(Path(__file__).resolve().parent.parent)
+        deploy(store, tree.journeys, NOW)
+        runtime = build_runtime(store, tree.project, f"outbox:{folder / 'outbox'}")
+        forced = psycopg.connect(parse_location(url).conninfo, autocommit=True)
+        forced.execute(f'SET search_path = "{schema}"; SET enable_indexscan = off; SET enable_bitmapscan = off; '
+                       "SET enable_indexonlyscan = off")
+        scan_sql = "SELECT wake_at, id FROM contacts WHERE wake_at <= %s ORDER BY wake_at, id LIMIT 500"
+        result = {
+            "build_s": build_s,
+            "due": per_query_ms(lambda: store.due_contacts(NOW, 500), 500),
+            "tick": per_query_ms(lambda: run_tick(store, runtime, NOW), 20),
+            "bare": per_query_ms(lambda: store.wake_at("c1"), 500),
+            "scan": per_query_ms(lambda: forced.execute(scan_sql, (NOW,)).fetchall(), 3),
+        }
+        forced.close()
+        if runtime.delivery is not None:
+            runtime.delivery.close()
+    finally:
+        store.close()
+        with psycopg.connect(parse_location(url).conninfo, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,1000000")
-    sizes = [int(s) for s in parser.parse_args().sizes.split(",")]
+    parser.add_argument("--postgresql", nargs="?", const=os.environ.get(
+        "JOURNEY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"), metavar="URL")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.postgresql:
+        postgresql(sizes, args.postgresql)
+        return
     print(f"{'contacts':>9} {'due ms':>8} {'bare ms':>8} {'due/bare':>9} {'no-index ms':>12} "
           f"{'build s':>8}")
     results = {}
@@ -102,6 +182,23 @@ def main() -> None:
         small, large = results[sizes[0]], results[sizes[-1]]
         print(f"growth {sizes[0]} -> {sizes[-1]}: due_contacts {large['due'] / small['due']:.2f}x "
               f"(target <= 1.5x), bare {large['bare'] / small['bare']:.2f}x, "
+              f"no-index {large['scan'] / small['scan']:.1f}x")
+
+
+def postgresql(sizes: list[int], server: str) -> None:
+    print(f"PostgreSQL {server}")
+    print(f"{'contacts':>9} {'due ms':>8} {'idle tick ms':>13} {'bare ms':>8} {'due/bare':>9} {'no-index ms':>12} "
+          f"{'build s':>8}")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            r = results[size] = measure_postgresql(size, server, Path(tmp))
+            print(f"{size:>9} {r['due']:>8.4f} {r['tick']:>13.2f} {r['bare']:>8.4f} {r['due'] / r['bare']:>9.2f} "
+                  f"{r['scan']:>12.2f} {r['build_s']:>8.1f}", flush=True)
+    if len(sizes) > 1:
+        small, large = results[sizes[0]], results[sizes[-1]]
+        print(f"growth {sizes[0]} -> {sizes[-1]}: due_contacts {large['due'] / small['due']:.2f}x, idle tick "
+              f"{large['tick'] / small['tick']:.2f}x (target <= 1.5x), bare {large['bare'] / small['bare']:.2f}x, "
               f"no-index {large['scan'] / small['scan']:.1f}x")
 
 
