@@ -13,19 +13,26 @@ Prints events/s, the wall-time ratio runner/baseline (target <= 3), the
 CPU-time ratio (steadier on a busy machine) and each process's peak RSS
 (resource.getrusage), which must stay flat as the input grows.
 
-    .venv/bin/python benchmarks/bench_import.py [--sizes 100000,1000000]
+    .venv/bin/python benchmarks/bench_import.py [--sizes 100000,1000000] [--postgresql [URL]]
+
+``--postgresql`` (default URL ``JOURNEY_TEST_PG``, else the local server) runs the same
+comparison on PostgreSQL: ``import_events`` into the PostgreSQL store against a bare
+``COPY`` of the same parsed rows into the same events table, each in a fresh schema.
+Targets there: >= 100,000 events/s at 1M, <= 3x the bare COPY.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -84,31 +91,70 @@ def run_baseline(source: Path, db: Path) -> int:
     return total
 
 
+def run_baseline_postgresql(source: Path, url: str) -> int:
+    """The least a PostgreSQL importer must do: parse each line and COPY the rows into the
+    events table of a migrated schema (same columns, indexes and unique message id), a
+    transaction per batch."""
+    import psycopg
+
+    from runner.store.postgres import open_postgres_store, parse_location
+
+    open_postgres_store(url).close()  # the same schema, indexes and triggers
+    where = parse_location(url)
+    total = 0
+    with psycopg.connect(where.conninfo, autocommit=True) as conn, source.open(encoding="utf-8") as handle:
+        conn.execute(f'SET search_path = "{where.schema}"')
+        rows: list[tuple] = []
+
+        def flush() -> None:
+            with conn.transaction(), conn.cursor() as cursor, cursor.copy(
+                    "COPY events (contact_id, anonymous_id, name, at, properties, message_id) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+        for line in handle:
+            o = json.loads(line)
+            rows.append((o["userId"], None, o["event"], o["timestamp"], json.dumps(o["properties"]), o["messageId"]))
+            if len(rows) == BATCH:
+                flush()
+                total += len(rows)
+                rows = []
+        if rows:
+            flush()
+            total += len(rows)
+    return total
+
+
 def run_runner(source: Path, db: Path) -> int:
     from runner.production.ingest import import_events
     from runner.store import open_store
 
-    with open_store(db) as store:
+    store = open_store(str(db))
+    try:
         result = import_events(store, source)
+    finally:
+        store.close()
     assert not result.bad, result.bad[:3]
     return result.imported
 
 
-def worker(kind: str, source: Path, db: Path) -> None:
+def worker(kind: str, source: Path, db) -> None:
     def cpu() -> float:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
 
     started, started_cpu = time.perf_counter(), cpu()
-    count = (run_baseline if kind == "baseline" else run_runner)(source, db)
+    runners = {"baseline": run_baseline, "runner": run_runner, "pg-baseline": run_baseline_postgresql,
+               "pg-runner": run_runner}
+    count = runners[kind](source, db)
     elapsed, cpu_seconds = time.perf_counter() - started, cpu() - started_cpu
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"count": count, "seconds": elapsed, "cpu": cpu_seconds,
                       "peak_mib": peak_kib / 1024}))
 
 
-def measure(kind: str, source: Path, folder: Path) -> dict:
-    db = folder / f"{kind}.db"
+def measure(kind: str, source: Path, folder: Path, server: str | None = None) -> dict:
+    db = folder / f"{kind}.db" if server is None else f"{server}{'&' if '?' in server else '?'}schema={_schema(kind)}"
     out = subprocess.run(
         [sys.executable, __file__, "--worker", kind, str(source), str(db)],
         capture_output=True, text=True, check=True,
@@ -120,10 +166,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "SOURCE", "DB"))
+    parser.add_argument("--postgresql", nargs="?", const=os.environ.get(
+        "JOURNEY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"), metavar="URL")
     args = parser.parse_args()
     if args.worker:
         kind, source, db = args.worker
-        worker(kind, Path(source), Path(db))
+        worker(kind, Path(source), db if kind.startswith("pg-") else Path(db))
+        return
+    if args.postgresql:
+        postgresql([int(s) for s in args.sizes.split(",")], args.postgresql)
         return
     print(f"{'events':>9} {'baseline ev/s':>14} {'runner ev/s':>12} {'ratio':>6} "
           f"{'cpu ratio':>10} {'base MiB':>9} {'runner MiB':>11}")
@@ -140,6 +191,40 @@ def main() -> None:
             print(f"{size:>9} {size / base['seconds']:>14,.0f} {size / ours['seconds']:>12,.0f} "
                   f"{ratio:>6.2f} {cpu_ratio:>10.2f} {base['peak_mib']:>9.1f} "
                   f"{ours['peak_mib']:>11.1f}", flush=True)
+
+
+_SCHEMAS: dict[str, str] = {}
+
+
+def _schema(kind: str) -> str:
+    return _SCHEMAS.setdefault(kind, f"bench_import_{kind.replace('-', '_')}_{uuid.uuid4().hex[:8]}")
+
+
+def postgresql(sizes: list[int], server: str) -> None:
+    """The same comparison on PostgreSQL: ``import_events`` into a PostgresStore against a bare
+    COPY of the same rows, each in a fresh schema (dropped afterwards)."""
+    import psycopg
+
+    print(f"PostgreSQL {server}")
+    print(f"{'events':>9} {'COPY ev/s':>10} {'runner ev/s':>12} {'ratio':>6} {'cpu ratio':>10} "
+          f"{'base MiB':>9} {'runner MiB':>11}")
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            source = folder / "events.jsonl"
+            generate(source, size)
+            try:
+                base = measure("pg-baseline", source, folder, server)
+                ours = measure("pg-runner", source, folder, server)
+            finally:
+                with psycopg.connect(server, autocommit=True) as admin:
+                    for schema in _SCHEMAS.values():
+                        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                _SCHEMAS.clear()
+            assert base["count"] == ours["count"] == size, (base, ours)
+            print(f"{size:>9} {size / base['seconds']:>10,.0f} {size / ours['seconds']:>12,.0f} "
+                  f"{ours['seconds'] / base['seconds']:>6.2f} {ours['cpu'] / base['cpu']:>10.2f} "
+                  f"{base['peak_mib']:>9.1f} {ours['peak_mib']:>11.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ DUE_NEXT_PAGE = ("SELECT wake_at, id FROM contacts WHERE wake_at <= %s AND (wake
 # WHERE skips the update, so a concurrent save of that contact waits or is waited for
 CREATE_OR_WAKE_CONTACTS = """
 INSERT INTO contacts (id, created_at, updated_at, wake_at)
-SELECT id, %(now)s, %(now)s, wake FROM unnest(%(ids)s::text[], %(wakes)s::timestamptz[]) AS t(id, wake) ORDER BY id
+SELECT contact_id, %(now)s, %(now)s, min(at) FROM journey_events_in WHERE contact_id IS NOT NULL
+GROUP BY contact_id ORDER BY contact_id
 ON CONFLICT (id) DO UPDATE SET wake_at = excluded.wake_at
 WHERE contacts.wake_at IS NULL OR excluded.wake_at < contacts.wake_at
 """
@@ -175,8 +176,9 @@ SELECT key, contact_id, journey_id, step_id, error, attempts, retryable, retry_a
 FROM sends WHERE state = 'failed' ORDER BY claimed_at DESC NULLS LAST LIMIT 20
 """
 
-# Events arrive through a temporary table filled by COPY, then one INSERT … ON CONFLICT
-# DO NOTHING keeps the new ones in input order (ids follow it, as SQLite's rowids do).
+# Events arrive through a temporary table filled by COPY (CREATE_OR_WAKE_CONTACTS reads it
+# too), then one INSERT … ON CONFLICT DO NOTHING keeps the new ones in input order (ids
+# follow it, as SQLite's rowids do).
 EVENTS_STAGE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS journey_events_in (
     ord BIGINT, contact_id TEXT, anonymous_id TEXT, name TEXT, at TIMESTAMPTZ, properties JSONB, message_id TEXT

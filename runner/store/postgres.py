@@ -796,36 +796,30 @@ class PostgresStore:
     def write_events(self, rows: list[EventRow], now: datetime) -> int:
         """Insert events (``message_id`` deduplicates); returns how many were new.
 
-        The rows go in by ``COPY`` into a temporary table, then one ``INSERT … ON
-        CONFLICT DO NOTHING`` in input order. Contacts named by ``contact_id`` are
-        created if unknown; each event makes its contact due at the event's time,
-        also through an already linked anonymous id.
+        The rows go in by ``COPY`` into a temporary table; from there one statement
+        creates or wakes their contacts (each at its earliest event) and one ``INSERT
+        … ON CONFLICT DO NOTHING`` stores the new events in input order. Contacts named
+        by ``contact_id`` are created if unknown; each event makes its contact due at the
+        event's time, also through an already linked anonymous id.
         """
-        contact_wake: dict[str, datetime] = {}
         anonymous_wake: dict[str, datetime] = {}
         for row in rows:
-            if row.contact_id is not None:
-                if row.contact_id not in contact_wake or row.at < contact_wake[row.contact_id]:
-                    contact_wake[row.contact_id] = row.at
-            elif row.anonymous_id is not None and (row.anonymous_id not in anonymous_wake
-                                                   or row.at < anonymous_wake[row.anonymous_id]):
+            if row.contact_id is None and row.anonymous_id is not None and (
+                    row.anonymous_id not in anonymous_wake or row.at < anonymous_wake[row.anonymous_id]):
                 anonymous_wake[row.anonymous_id] = row.at
         suppressing = [row for row in rows if row.name in SUPPRESSING_EVENTS]
         with self.transaction():
             conn = self._local.conn
             self._ingest_lock(conn)
-            if contact_wake:
-                ids = sorted(contact_wake)
-                conn.execute(pgsql.CREATE_OR_WAKE_CONTACTS,
-                             {"now": now, "ids": ids, "wakes": [contact_wake[cid] for cid in ids]})
-            if suppressing:  # before the insert: only events new to the store suppress
-                self._record_suppressions(conn, suppressing)
             conn.execute(pgsql.EVENTS_STAGE)
             conn.execute("TRUNCATE journey_events_in")
             with conn.cursor() as cursor, cursor.copy(pgsql.EVENTS_COPY) as copy:
                 for number, row in enumerate(rows):
-                    copy.write_row((number, row.contact_id, row.anonymous_id, row.name, to_db_time(row.at),
+                    copy.write_row((number, row.contact_id, row.anonymous_id, row.name, row.at,
                                     to_json(row.properties), row.message_id))
+            conn.execute(pgsql.CREATE_OR_WAKE_CONTACTS, {"now": now})
+            if suppressing:  # before the insert: only events new to the store suppress
+                self._record_suppressions(conn, suppressing)
             inserted = conn.execute(pgsql.EVENTS_INSERT).rowcount
             for anonymous_id in sorted(anonymous_wake):
                 at = anonymous_wake[anonymous_id]
