@@ -24,7 +24,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
@@ -41,6 +48,8 @@ REJECTED_KEY = "journey.rejected"  # in the ASGI scope: the reason a handler gav
 LOGGER = logging.getLogger("journey.serve")
 
 # --- this process -----------------------------------------------------------------------------
+
+disable_created_metrics()  # no ``*_created`` series: a scrape shows what operators read, nothing else
 
 PROCESS = CollectorRegistry(auto_describe=True)
 EVENTS_RECEIVED = Counter("journey_events_received", "Events accepted by this process, by type "
