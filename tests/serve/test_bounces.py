@@ -25,7 +25,7 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from runner.production.deploy import load_working_tree
@@ -40,7 +40,11 @@ PAYLOADS = Path(__file__).parent / "payloads"
 TOPIC = "arn:aws:sns:us-west-2:123456789012:MyTopic"
 CERT_URL = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem"
 MAILGUN_KEY = "key-test-mailgun-signing-0123456789"
-PEOPLE = {"jane": "jane@example.com", "richard": "Richard@example.com", "alice": "alice@example.com"}
+PEOPLE = {"jane": "jane@example.com", "richard": "Richard@example.com", "alice": "alice@example.com",
+          "sam": "example@test.com"}
+SENDGRID_KEY = ec.generate_private_key(ec.SECP256R1())
+SENDGRID_PUBLIC = base64.b64encode(SENDGRID_KEY.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
 
 
 def _certificate(key: rsa.RSAPrivateKey, days: int = 30) -> bytes:
@@ -82,7 +86,7 @@ def serve_settings(serve_project, https):
     store.write_contacts([ContactRow(cid, {"email": email}) for cid, email in PEOPLE.items()], datetime.now(UTC))
     store.close()
     environ = {"JOURNEY_SES_TOPIC_ARNS": f"{TOPIC}, arn:aws:sns:eu-west-1:123456789012:Other",
-               "JOURNEY_MAILGUN_SIGNING_KEY": MAILGUN_KEY}
+               "JOURNEY_MAILGUN_SIGNING_KEY": MAILGUN_KEY, "JOURNEY_SENDGRID_VERIFICATION_KEY": SENDGRID_PUBLIC}
     settings = load_settings(serve_project.root, serve_project.db, environ, host="127.0.0.1", port=0)
     return dataclasses.replace(settings, bounces=dataclasses.replace(settings.bounces, fetch=https))
 
@@ -307,6 +311,80 @@ def test_a_mailgun_token_reused_for_another_event_is_refused_a_retry_counts_once
     assert set(suppressions(serve_project.db)) == {"alice"}
 
 
+# ---------------------------------------------------------------- SendGrid
+
+
+def sendgrid(names: list[str], *, key: ec.EllipticCurvePrivateKey = SENDGRID_KEY, at: float | None = None,
+             **changes) -> tuple[bytes, dict[str, str]]:
+    """SendGrid's documented sample events (each its own sg_event_id), signed as SendGrid signs a post."""
+    events = []
+    for n, name in enumerate(names):
+        event = json.loads((PAYLOADS / "sendgrid" / f"{name}.json").read_text())
+        events.append({**event, "sg_event_id": f"{name}-{n}-{event['sg_event_id']}", **changes})
+    body = json.dumps(events).encode()
+    timestamp = str(int(at if at is not None else time.time()))
+    signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return body, {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+                  "X-Twilio-Email-Event-Webhook-Timestamp": timestamp, "Content-Type": "application/json"}
+
+
+def test_the_sendgrid_verifier_accepts_sendgrids_own_test_vector():
+    from runner.serve.bouncesettings import load_bounce_settings
+    from runner.serve.providers.common import Refused
+    from runner.serve.providers.sendgrid import verify
+
+    key = load_bounce_settings({}, {"JOURNEY_SENDGRID_VERIFICATION_KEY": (
+        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu"
+        "/1FwCM/QmGUhA==")}).sendgrid_key
+    signature = "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0="
+    payload = b'{"category":"example_payload","event":"test_event","message_id":"message_id"}'
+    signed_at = datetime.fromtimestamp(1588788367, UTC)
+    verify(key, payload, signature, "1588788367", signed_at)  # no exception: SendGrid's signature holds
+    for bad in (payload.replace(b"test_event", b"bounce"), payload + b" "):
+        with pytest.raises(Refused):
+            verify(key, bad, signature, "1588788367", signed_at)
+    with pytest.raises(Refused, match="too old"):
+        verify(key, payload, signature, "1588788367", signed_at + timedelta(days=2))
+
+
+def test_sendgrid_bounces_and_spam_reports_from_the_documented_samples(client, serve_project):
+    body, headers = sendgrid(["delivered", "deferred", "blocked", "blocked", "spamreport", "bounce"])
+    answer = client.post("/webhooks/sendgrid", content=body, headers=headers)
+    assert answer.status_code == 200 and answer.json() == {"success": True, "recorded": 4, "duplicates": 0}
+    assert client.post("/webhooks/sendgrid", content=body, headers=headers).json()["duplicates"] == 4
+    # two blocks (soft: under the limit), then the spam report and the bounce at one instant: the first recorded stays
+    assert suppressions(serve_project.db)["sam"] == ("complained", "2017-12-15T00:59:29", "complaint (sendgrid)")
+    store = open_store(serve_project.db)
+    names = sorted(event.name for event in store.load_contact_state("sam").events)
+    store.close()
+    assert names == ["email_bounced", "email_complained", "email_soft_bounced", "email_soft_bounced"]
+
+
+@pytest.mark.parametrize("case", ["other key", "tampered", "old timestamp", "no headers", "not configured"])
+def test_a_sendgrid_post_not_signed_by_our_key_gets_403_and_changes_nothing(client, serve_project, case):
+    before = event_count(serve_project.db)
+    body, headers = sendgrid(["bounce"], key=ec.generate_private_key(ec.SECP256R1()) if case == "other key"
+                             else SENDGRID_KEY, at=time.time() - 3 * 86400 if case == "old timestamp" else None)
+    if case == "tampered":
+        body = body.replace(b"example@test.com", b"jane@example.com")
+    if case == "no headers":
+        headers = {}
+    target = client
+    if case == "not configured":
+        from starlette.testclient import TestClient
+
+        from runner.serve.app import build_app
+
+        settings = client.app.state.settings
+        target = TestClient(build_app(dataclasses.replace(
+            settings, bounces=dataclasses.replace(settings.bounces, sendgrid_key=None))))
+    answer = target.post("/webhooks/sendgrid", content=body, headers=headers)
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["code"] == {"old timestamp": "stale_timestamp", "not configured": "not_configured"}.get(
+        case, "bad_signature")
+    assert event_count(serve_project.db) == before and suppressions(serve_project.db) == {}
+
+
 # ---------------------------------------------------------------- end to end, over real HTTP
 
 
@@ -337,3 +415,7 @@ def test_settings_read_the_environment_and_project_rule():
     assert (settings.rule.limit, str(settings.rule.within)) == (5, "3d")
     assert settings.ses_topic_arns == frozenset({"a", "b"}) and settings.mailgun_signing_key == b"k"
     assert BounceSettings().ses_topic_arns == frozenset() and BounceSettings().mailgun_signing_key is None
+    from runner.core.problems import JourneyError
+
+    with pytest.raises(JourneyError, match="JOURNEY_SENDGRID_VERIFICATION_KEY is not an elliptic-curve public key"):
+        load_bounce_settings({}, {"JOURNEY_SENDGRID_VERIFICATION_KEY": "bm90IGEga2V5"})

@@ -44,8 +44,8 @@ def endpoint(handler: Handler) -> Handler:
     return answer
 
 
-async def json_body(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """The body as a JSON object, refused past ``limit`` bytes (413) or when it is no JSON object (400)."""
+async def raw_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body's bytes, refused past ``limit`` (413) without reading further."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise Refused(413, "too_large", f"the body is larger than {limit} bytes")
@@ -56,8 +56,14 @@ async def json_body(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, 
         if size > limit:
             raise Refused(413, "too_large", f"the body is larger than {limit} bytes")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_body(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The body as a JSON object, refused past ``limit`` bytes (413) or when it is no JSON object (400)."""
+    body = await raw_body(request, limit)
     try:
-        document = json.loads(b"".join(chunks))
+        document = json.loads(body)
     except (ValueError, RecursionError):
         raise Refused(400, "invalid_json", "the body is not JSON") from None
     if not isinstance(document, dict):
