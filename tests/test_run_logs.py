@@ -95,3 +95,33 @@ def test_structured_fields_are_redacted_and_handlers_are_not_doubled():
     document = json.loads(lines[0])
     assert document["reason"] == "bad key [redacted]" and document["user"] == {"email": "e***@example.net"}
     assert document["path"] == "/v1/track" and document["logger"] == "journey.test"
+
+
+def test_the_json_worker_logs_each_tick_and_its_stop(tmp_path):
+    import os
+    import select
+    import signal
+    import subprocess
+    import sys
+
+    from test_tick_kit import REPO
+
+    root, db, _ = deployed_tiny_project(tmp_path, 2, AT)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "JOURNEY_UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET}
+    worker = subprocess.Popen([sys.executable, "-m", "runner", "run", "--every", "1s", "--db", str(db),
+                               "--log-format", "json"], cwd=root, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([worker.stdout], [], [], 60)
+        first = json.loads(worker.stdout.readline()) if ready else None
+        assert first is not None and first["message"] == "tick" and first["contacts"] == 2
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[-1]["message"] == "stopped" and lines[-1]["ticks"] == 1 + sum(
+        line["message"] == "tick" for line in lines)
+    assert "@example.com" not in out.replace("***@example.com", "")

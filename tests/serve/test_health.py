@@ -44,3 +44,33 @@ def test_readyz_is_503_when_the_database_cannot_be_read(client, serve_project):
     assert answer.json()["status"] == "not ready"
     assert answer.json()["reason"].startswith("the database cannot be read (database error: ")
     assert "leases" in answer.json()["reason"]
+
+
+def test_a_stuck_database_makes_readyz_503_within_its_timeout_while_healthz_answers(live_server, serve_project):
+    import threading
+    import time
+
+    import httpx
+
+    from .conftest import basic_auth
+
+    holder = sqlite3.connect(serve_project.db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock (a long import, a stuck tick)
+    answers: dict[str, int] = {}
+    event = threading.Thread(target=lambda: answers.setdefault("event", httpx.post(
+        f"{live_server.url}/v1/track", headers=basic_auth(), timeout=60,
+        json={"userId": "c00000", "event": "opened_app", "messageId": "stuck-1"}).status_code))
+    event.start()  # its write waits for the lock on the store's thread; everything queued behind it waits too
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        ready = httpx.get(f"{live_server.url}/readyz", timeout=30)
+        assert ready.status_code == 503 and "did not answer within 2 s" in ready.json()["reason"]
+        assert time.monotonic() - started < 10
+        assert httpx.get(f"{live_server.url}/healthz", timeout=5).status_code == 200
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    event.join(timeout=60)
+    assert answers["event"] == 200  # the event waited for the lock and was stored
+    assert httpx.get(f"{live_server.url}/readyz", timeout=10).status_code == 200
