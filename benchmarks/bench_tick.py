@@ -16,10 +16,15 @@
     Targets: >= 10k steps/s, tick / bare <= 2.5.
 (c) peak Python memory (tracemalloc) of each; it should not grow with the
     number of enrollments.
+(d) a catch-up: 1k to 1M contacts due at once, each ticked whole (engine,
+    rendering, ledger, journal; null transport) and the due loop's paging
+    alone; rows read, us per send and the ratio to the first row, with the
+    machine's load average (a 1M whole tick takes tens of minutes here).
 
 Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/bench_tick.py [--sizes 10000,1000000] [--sends 10000]
+    .venv/bin/python benchmarks/bench_tick.py --only due --due 1k,10k,100k,1m --due-paging 1k,1m
 """
 
 from __future__ import annotations
@@ -140,12 +145,15 @@ def due_scale(due: int, folder: Path, *, full: bool) -> dict[str, float]:
     only the due loop's paging (the part that was quadratic), with each batch's
     contacts handed to a no-op: what a catch-up of that size reads from the index.
     """
-    root = tiny_project(folder / f"due-{due}", journeys={"onboarding": ONE_EMAIL})
+    began = time.perf_counter()
+    name = f"due-{due}-{'whole' if full else 'paging'}"
+    root = tiny_project(folder / name, journeys={"onboarding": ONE_EMAIL})
     tree = load_working_tree(root)
-    store = open_store(folder / f"due-{due}.db")
+    store = open_store(folder / f"{name}.db")
     at = NOW - timedelta(minutes=5)
     add_signups(store, due, at)
     deploy(store, tree.journeys, at)
+    setup = time.perf_counter() - began
     runtime = build_runtime(store, tree.project, f"outbox:{folder / 'due-outbox'}")
     runtime.delivery.transport = _CountingTransport()
     rows = 0
@@ -161,13 +169,17 @@ def due_scale(due: int, folder: Path, *, full: bool) -> dict[str, float]:
     tick = Tick(store, runtime, NOW)
     if not full:
         tick._contacts = lambda contact_ids: None  # the paging alone
-    began = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    began, cpu_began = time.perf_counter(), time.process_time()
     report = tick.run()
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu_began
     if full:
         assert report.counts["sent"] == due, report.counts
     store.close()
-    return {"due": due, "rows": rows, "seconds": seconds, "us_per": seconds / due * 1e6}
+    for path in folder.glob(f"{name}.db*"):
+        path.unlink()  # a 1M-contact database is gigabytes
+    return {"due": due, "rows": rows, "seconds": seconds, "cpu_us_per": cpu / due * 1e6, "setup": setup,
+            "load_before": load_before, "load_after": os.getloadavg()[0]}
 
 
 def busy_peak(sends: int, folder: Path) -> float:
@@ -233,9 +245,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--sends", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3, help="busy ticks per transport (min and median printed)")
-    parser.add_argument("--due", default="1000,10000,100000",
-                        help="(d) due counts ticked in full (null transport)")
-    parser.add_argument("--due-paging", default="1000,100000,1000000", help="(d) due counts for the paging alone")
+    parser.add_argument("--due", default="1k,10k,100k",
+                        help="(d) due counts ticked whole (null transport): 1k,10k,100k,1m")
+    parser.add_argument("--due-paging", default="1k,100k,1m", help="(d) due counts for the paging alone")
     parser.add_argument("--only", choices=["idle", "busy", "due"], help="run one part only")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -246,8 +258,14 @@ def main() -> None:
         if args.only in (None, "busy"):
             busy_part(args.sends, folder, args.runs)
         if args.only in (None, "due"):
-            due_part([int(n) for n in args.due.split(",") if n], [int(n) for n in args.due_paging.split(",") if n],
-                     folder)
+            due_part(counts(args.due), counts(args.due_paging), folder)
+
+
+def counts(text: str) -> list[int]:
+    """``1k,10k,1m`` (or plain numbers) as integers."""
+    scale = {"k": 1_000, "m": 1_000_000}
+    return [int(item[:-1]) * scale[item[-1]] if item[-1] in scale else int(item)
+            for item in text.lower().replace("_", "").split(",") if item]
 
 
 def idle_part(sizes: list[int], folder: Path) -> None:
@@ -297,14 +315,18 @@ def busy_part(sends: int, folder: Path, runs: int) -> None:
 
 
 def due_part(full: list[int], paging: list[int], folder: Path) -> None:
-    print("(d) many due at once (a catch-up): rows read by the due loop and cost per contact")
-    print(f"{'due':>9} {'what':>22} {'rows read':>10} {'seconds':>8} {'us/contact':>11}")
-    for due in full:
-        r = due_scale(due, folder, full=True)
-        print(f"{due:>9} {'whole tick, null':>22} {r['rows']:>10} {r['seconds']:>8.2f} {r['us_per']:>11.1f}", flush=True)
-    for due in paging:
-        r = due_scale(due, folder, full=False)
-        print(f"{due:>9} {'due paging alone':>22} {r['rows']:>10} {r['seconds']:>8.2f} {r['us_per']:>11.2f}", flush=True)
+    print("(d) many due at once (a catch-up): rows read by the due loop and the cost per send (CPU time of\n"
+          "    this process: on a shared machine wall time follows the load), each row once")
+    print(f"{'due':>9} {'what':>22} {'rows read':>10} {'setup s':>8} {'wall s':>8} {'cpu us/send':>12} "
+          f"{'/first':>7} {'load':>11}")
+    for what, sizes, whole in (("whole tick, null", full, True), ("due paging alone", paging, False)):
+        first = None
+        for due in sizes:
+            r = due_scale(due, folder, full=whole)
+            first = first or r["cpu_us_per"]
+            load = f"{r['load_before']:.1f}-{r['load_after']:.1f}"
+            print(f"{due:>9} {what:>22} {r['rows']:>10} {r['setup']:>8.1f} {r['seconds']:>8.2f} "
+                  f"{r['cpu_us_per']:>12.1f} {r['cpu_us_per'] / first:>7.2f} {load:>11}", flush=True)
 
 
 if __name__ == "__main__":
