@@ -27,10 +27,10 @@ from typing import Any
 from runner.core.model import EmailStep, Journey, Project, WebhookStep
 from runner.core.problems import JourneyError
 from runner.core.state import Contact
-from runner.delivery.message import MailMessage, build_message
+from runner.delivery.message import MailMessage, MessageDraft, draft_message
 from runner.delivery.render import Renderer, render_context
 from runner.delivery.transports import PermanentError, TransientError, Transport, open_transport
-from runner.delivery.unsubscribe import is_dev_transport, load_secret, make_token, unsubscribe_url
+from runner.delivery.unsubscribe import UnsubscribeLinks, is_dev_transport, load_secret, make_token
 from runner.delivery.webhooks import allowed_networks, encode_payload, post_webhook
 
 DEFAULT_TRANSPORT = "outbox:outbox"
@@ -52,6 +52,7 @@ class Outgoing:
     to: str
     subject: str = ""
     message: MailMessage | None = None
+    draft: MessageDraft | None = None  # ``Delivery.draft``: the message before its bodies are encoded
     url: str = ""
     payload: dict = field(default_factory=dict)
     secret_env: str | None = None
@@ -72,6 +73,7 @@ class Delivery:
         if self.transport is None and connect:
             self.transport = open_transport(transport_url, base_dir=project.root)
         self._outbox = _outbox_dir(transport_url, project.root)
+        self._unsubscribe_url = UnsubscribeLinks(project.unsubscribe_url)
         webhook_settings = project.raw.get("webhooks") or {}
         try:
             self._allowed_networks = allowed_networks(webhook_settings.get("allow_networks") or ())
@@ -90,15 +92,24 @@ class Delivery:
         Raises ``RenderError`` for a broken template and ``InvalidAddress`` for
         an unusable address: both are permanent for this send.
         """
+        outgoing = self.draft(decision, journey)
+        if outgoing.draft is not None:
+            outgoing.message, outgoing.draft = outgoing.draft.finish(), None
+        return outgoing
+
+    def draft(self, decision: Any, journey: Journey) -> Outgoing:
+        """What ``build`` makes, but an email's message left as a draft (``Outgoing.draft``):
+        rendered, its headers built and checked, its bodies not yet MIME-encoded. Fails
+        exactly when ``build`` fails; ``journey simulate`` stops here."""
         detail = decision.detail
         contact = Contact(decision.contact, dict(detail.get("attributes") or {}), detail.get("timezone"))
-        unsubscribe = unsubscribe_url(self.project.unsubscribe_url, make_token(self.secret, decision.contact, journey.id))
+        unsubscribe = self._unsubscribe_url(make_token(self.secret, decision.contact, journey.id))
         context = render_context(contact, detail.get("scores") or {}, journey, decision.step, self.project,
                                  unsubscribe, decision.at)
         if decision.action == "webhook":
             return self._webhook(decision, journey, context)
         rendered = self.renderer.render_email(detail["template"], detail["subject"], context, detail.get("text_template"))
-        message = build_message(
+        draft = draft_message(
             rendered,
             to=str(detail.get("to") or ""),
             sender=detail.get("from") or self.project.sender,
@@ -109,7 +120,7 @@ class Delivery:
             unsubscribe_mailto=self.project.unsubscribe_mailto,
             date=decision.at,
         )
-        return Outgoing(decision.key, "email", str(detail.get("to") or ""), rendered.subject, message)
+        return Outgoing(decision.key, "email", str(detail.get("to") or ""), rendered.subject, draft=draft)
 
     def _webhook(self, decision: Any, journey: Journey, context: dict) -> Outgoing:
         detail = decision.detail

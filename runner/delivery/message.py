@@ -28,7 +28,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy, utils
 from email.header import Header
 from email.headerregistry import Address
@@ -151,6 +151,18 @@ def _parse_address(value: str, role: str) -> Mailbox:
     return Mailbox(clean_header_text(name), addr_spec)
 
 
+@functools.lru_cache(maxsize=256)  # the project's sender and reply-to, on every message
+def _header_value(mailbox: Mailbox) -> str:
+    return mailbox.header_value()
+
+
+@functools.lru_cache(maxsize=4096)  # many contacts are sent to at the same instant (send windows)
+def _date_header(wall_time: datetime, offset: timedelta | None) -> str:
+    """``utils.format_datetime`` of an aware date, keyed on what it prints: the wall time and
+    the offset (equal instants in other zones print differently, so the instant is no key)."""
+    return utils.format_datetime(wall_time.replace(tzinfo=timezone(offset or timedelta(0))))
+
+
 def message_id_for(idempotency_key: str, domain: str) -> str:
     """The same key always gives the same Message-ID."""
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
@@ -187,6 +199,53 @@ def build_message(
     date: datetime,
 ) -> MailMessage:
     """A multipart/alternative message (text, then HTML) with RFC 8058 one-click unsubscribe."""
+    return draft_message(
+        rendered, to=to, sender=sender, reply_to=reply_to, idempotency_key=idempotency_key, list_id=list_id,
+        unsubscribe_url=unsubscribe_url, unsubscribe_mailto=unsubscribe_mailto, date=date,
+    ).finish()
+
+
+@dataclass(frozen=True)
+class MessageDraft:
+    """A message with every header written and checked, before its bodies are MIME-encoded.
+
+    Everything that can refuse a message happens in :func:`draft_message`;
+    :meth:`finish` only encodes, so ``journey simulate`` (which shows whether a
+    send can be built, not its bytes) stops at the draft.
+    """
+
+    head: bytes  # the header lines up to MIME-Version, each ending in LINESEP
+    text: str
+    html: str
+    sender: str
+    recipient: str
+    key: str
+    message_id: str
+    subject: str
+
+    def finish(self, boundary: str | None = None) -> MailMessage:
+        """The message's bytes (``boundary``: a given one, for tests; random otherwise)."""
+        parts = [_text_part(self.text, "plain"), _text_part(self.html, "html")]
+        boundary = boundary or _boundary(parts)
+        lines = [f'Content-Type: multipart/alternative;{LINESEP} boundary="{boundary}"', "",
+                 f"--{boundary}", parts[0], f"--{boundary}", parts[1], f"--{boundary}--", ""]
+        data = self.head + LINESEP.join(lines).encode("ascii")
+        return MailMessage(data, self.sender, self.recipient, self.key, self.message_id, self.subject)
+
+
+def draft_message(
+    rendered: RenderedEmail,
+    *,
+    to: str,
+    sender: str,
+    reply_to: str | None,
+    idempotency_key: str,
+    list_id: str,
+    unsubscribe_url: str,
+    unsubscribe_mailto: str | None,
+    date: datetime,
+) -> MessageDraft:
+    """The headers of :func:`build_message`'s message, built and checked, and its bodies."""
     if date.tzinfo is None:
         raise ValueError("date must be timezone-aware")
     sender_box = parse_address(sender, role="sender")
@@ -194,12 +253,12 @@ def build_message(
     domain = sender_box.domain
     subject = clean_header_text(rendered.subject)
     message_id = message_id_for(idempotency_key, domain)
-    headers = [("From", sender_box.header_value()), ("To", recipient.header_value())]
+    headers = [("From", _header_value(sender_box)), ("To", recipient.header_value())]
     if reply_to:
-        headers.append(("Reply-To", parse_address(reply_to, role="reply-to").header_value()))
+        headers.append(("Reply-To", _header_value(parse_address(reply_to, role="reply-to"))))
     headers += [
         ("Subject", _text_header("Subject", subject)),
-        ("Date", utils.format_datetime(date)),
+        ("Date", _date_header(date.replace(tzinfo=None), date.utcoffset())),
         # URLs and keys are written whole: folding would break a URL a client must follow.
         ("Message-ID", message_id),
         ("List-Id", list_id_header(list_id, domain)),
@@ -208,18 +267,18 @@ def build_message(
     if unsubscribe_url.lower().startswith("https://"):
         # RFC 8058 one-click only applies to an HTTPS URI.
         headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    parts = [_text_part(rendered.text, "plain"), _text_part(rendered.html, "html")]
-    boundary = _boundary(parts)
     headers += [
         (KEY_HEADER, encode_key(idempotency_key)),  # the outbox names files after it
         ("MIME-Version", "1.0"),
-        ("Content-Type", f'multipart/alternative;{LINESEP} boundary="{boundary}"'),
     ]
     lines = [f"{name}: {value}" for name, value in headers]
-    _check_header_lines(lines)
-    lines += ["", f"--{boundary}", parts[0], f"--{boundary}", parts[1], f"--{boundary}--", ""]
-    data = LINESEP.join(lines).encode("ascii")
-    return MailMessage(data, sender_box.addr_spec, recipient.addr_spec, idempotency_key, message_id, subject)
+    _check_header_lines(lines)  # the Content-Type line finish() adds is short: it always fits
+    for body in (rendered.text, rendered.html):
+        if not body.isascii():
+            body.encode("utf-8")  # a lone surrogate fails here, as it would in finish()
+    head = (LINESEP.join(lines) + LINESEP).encode("ascii")
+    return MessageDraft(head, rendered.text, rendered.html, sender_box.addr_spec, recipient.addr_spec,
+                        idempotency_key, message_id, subject)
 
 
 def _list_unsubscribe(url: str, mailto: str | None) -> str:

@@ -3,7 +3,8 @@
 A body template that fails for one contact (an attribute it lacks, a filter
 given ``None``) makes production record that send as failed; a simulation
 that rendered only subjects showed it as sent. ``SendRenderer`` builds each
-send and webhook with production's own code (``Delivery.build``: the
+send and webhook with production's own code (``Delivery.draft``, all of
+``Delivery.build`` but the MIME encoding of the bodies: the
 sandboxed renderer of ``runner.delivery.render``, the message builder, the
 same context), with the development unsubscribe secret and no transport, and
 turns every failure into a ``RenderFailure`` naming the contact, the step
@@ -72,6 +73,10 @@ class SendRenderer:
     def build(self, decision: Decision) -> tuple[Any, RenderFailure | None]:
         """(the Outgoing production would deliver, None) or (None, why it cannot be built).
 
+        An email's Outgoing holds its message as a draft (``Delivery.draft``): rendered,
+        headers built and checked, bodies not MIME-encoded (nothing is delivered). It
+        fails exactly where production's ``Delivery.build`` fails.
+
         With ``once_per_shape`` a send whose shape was already built returns
         (None, None) when that one succeeded.
         """
@@ -87,7 +92,7 @@ class SendRenderer:
         else:
             self.built += 1
             try:
-                outgoing = self.delivery.build(decision, journey)
+                outgoing = self.delivery.draft(decision, journey)
             except Exception as error:  # noqa: BLE001 - untrusted templates and data: production records it as failed
                 failure = self._describe(decision, error)
         if self.once_per_shape:
