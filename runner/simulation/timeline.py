@@ -97,6 +97,7 @@ def timeline_records(
     zones = contact_zones(simulation, project)
     renderer = SendRenderer(project, simulation.journeys) if render_subjects else None
     records = []
+    local_times: dict[tuple[datetime, str], str] = {}  # contacts share instants (send windows, schedules)
     for decision in simulation.decisions:
         if contact is not None and decision.contact != contact:
             continue
@@ -110,8 +111,11 @@ def timeline_records(
                 action, reason = SEND_FAILED, failure.reason
             elif decision.action == "send":
                 subject = outgoing.subject
+        local_time = local_times.get((decision.at, tz_name))
+        if local_time is None:
+            local_time = local_times[decision.at, tz_name] = local_iso(decision.at, tz_name)
         records.append(Record(
-            at=decision.at, local_time=local_iso(decision.at, tz_name), timezone=tz_name,
+            at=decision.at, local_time=local_time, timezone=tz_name,
             contact=decision.contact, journey=decision.journey, version=decision.version,
             stage=decision.stage, step=decision.step, action=action, reason=reason, key=decision.key,
             subject=subject, until=_until(decision), variant=decision.detail.get("variant"),
