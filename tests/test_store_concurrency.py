@@ -113,7 +113,8 @@ def test_two_processes_opening_a_new_database_migrate_once(tmp_path):
         applied = [name for (name,) in store.conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
     assert applied == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
         "m005_imported_values", "m006_send_retries", "m007_due_keyset", "m008_split_counts",
-        "m009_deployed_templates", "m010_run_counts"]  # each exactly once
+        "m009_deployed_templates", "m010_run_counts",
+        "m011_contact_leases"]  # each exactly once
 
 
 def test_event_imported_while_the_engine_works_is_not_lost(tmp_path):

@@ -61,14 +61,17 @@ def parse_now(text: str | None) -> datetime:
               help="fsync every send claim before the transport call, so even a power loss cannot "
               "cause a resend (default: JOURNEY_FSYNC if set, else on for SMTP and off for outbox/console, "
               "where a repeated key rewrites the same file).")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Run N worker processes sharing the due work (contact leases, no global lease), "
+              "so a busy tick uses N cores; with --every each keeps ticking (a worker that dies is replaced).")
 @click.option("--quiet", "-q", is_flag=True, help="Only the summary line.")
 @click.option("--log-format", "log_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: lines for a terminal; json: one JSON object per line (one per tick with its counts), "
               "for a log collector. Both mask email addresses, tokens and secrets.")
 @DB_OPTION
 def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | None,
-        transport_url: str | None, lease_wait: float, fsync: bool | None, quiet: bool, log_format: str,
-        db_path: str | None) -> None:
+        transport_url: str | None, lease_wait: float, fsync: bool | None, workers: int | None, quiet: bool,
+        log_format: str, db_path: str | None) -> None:
     """Run one production tick: advance due contacts and send what is due.
 
     Only DEPLOYED journey versions run (see `journey deploy`). Every send is
@@ -83,6 +86,8 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
 
     if every and (dry_run or now_text):
         raise UsageError("--every cannot be combined with --dry-run or --now")
+    if workers and dry_run:
+        raise UsageError("--workers cannot be combined with --dry-run (a dry run claims nothing to share)")
     interval = None
     if every:
         try:
@@ -101,6 +106,14 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
         fsync = durable_by_default(url, os.environ.get("JOURNEY_FSYNC"))
     with open_db(db_path, root, must_exist=dry_run, read_only=dry_run) as store:
         runtime = build_runtime(store, project, url, dry_run=dry_run)
+        if workers:
+            if runtime.delivery is not None:  # each worker builds its own: this one checked there is something to run
+                runtime.delivery.close()
+            from runner.store.location import resolve_db  # each worker opens the same database itself
+
+            _run_workers(workers, resolve_db(db_path, start=root), root, url, now=None if interval else now,
+                         every=interval, limit=limit, fsync=fsync, quiet=quiet)
+            return
         try:
             if interval is not None:
                 flag = StopFlag()
@@ -115,6 +128,25 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
             if runtime.delivery is not None:
                 runtime.delivery.close()
     log.tick(report)
+
+
+def _run_workers(count: int, db: str, root: Path, url: str, *, now: datetime | None, every: Any,
+                 limit: int | None, fsync: bool, quiet: bool) -> None:
+    """``--workers N``: the pool in runner.production.pool. A worker that failed or died is an error
+    of a single tick; a looping pool replaces it and says so."""
+    from runner.production.pool import WorkerPlan, run_workers
+    from runner.production.worker import StopFlag, stop_on_signals
+
+    plan = WorkerPlan(db=db, root=str(root), transport_url=url, now=now, every=every, limit=limit,
+                      durable_claims=fsync, quiet=quiet)
+    flag = StopFlag()
+    with stop_on_signals(flag):
+        result = run_workers(plan, count, stop=flag,
+                             on_report=lambda worker, line: click.echo(f"[worker {worker}] {line}"),
+                             on_failure=lambda what: click.echo(f"error: {what}", err=True) if every else None)
+    click.echo(f"{count} worker(s): {result.summary()}")
+    if result.failures and every is None:
+        raise JourneyError("; ".join(result.failures))
 
 
 def _summary_line(report: Any) -> str:

@@ -59,6 +59,7 @@ from runner.store.base import Store
 from runner.store.codec import from_db_time
 
 LEASE_NAME = "tick"
+WORKER_LEASE_PREFIX = "worker:"  # a shared worker's own lease: "worker:" + its holder name
 LEASE_TTL = timedelta(minutes=2)
 RENEW_EVERY = 30.0  # seconds; well inside the TTL
 BATCH = 200  # contacts per due query; the lease is renewed and stop requests honoured between batches
@@ -214,7 +215,7 @@ class Tick:
     def __init__(self, store: Store, runtime: Runtime, now: datetime, *, limit: int | None = None,
                  dry_run: bool = False, stop: Callable[[], bool] | None = None,
                  emit: Callable[[str], None] | None = None, holder: str | None = None,
-                 lease_wait: float = 5.0, durable_claims: bool = False):
+                 lease_wait: float = 5.0, durable_claims: bool = False, shared: bool = False):
         self.store = store
         self.runtime = runtime
         self.now = now
@@ -226,12 +227,17 @@ class Tick:
         self.emit = emit
         self.holder = holder or holder_name()
         self.lease_wait = lease_wait
+        # shared: one of many workers. No global lease: the worker holds a lease of its own
+        # (what tells the others it is alive) and shares the due work through contact leases.
+        self.shared = shared
+        self.lease_name = f"{WORKER_LEASE_PREFIX}{self.holder}" if shared else LEASE_NAME
         self.report = TickReport(now=now, holder=self.holder)
         self.writes = _Writes(store)
         self.tries: dict[str, tuple[int, datetime]] = {}  # retried sends: (this attempt's number, first failure)
         self.transient_streak = 0  # transient email failures in a row (see _watch_relay)
         self.relay_down: str | None = None
         self._renewed = time.monotonic()
+        self._claimed = False  # contacts were leased to this run (see _finish)
         self.durable_claims = durable_claims
         # An idempotent transport (the outbox) rewrites the same file for the same key, so a
         # whole batch can be claimed in one commit and a crash's unconfirmed claims re-sent;
@@ -274,14 +280,18 @@ class Tick:
         if self.dry_run:
             self._due_loop()
             return self.report
-        if not self._acquire():
+        if not self.shared and not self._acquire():
             self.report.ran = False
             self.report.holder = self._lease_holder()
             return self.report
         try:
+            if self.shared:
+                self.store.acquire_lease(self.lease_name, self.holder, LEASE_TTL, wall_clock())
+                self._renewed = time.monotonic()
             self.report.run_id = self.store.start_run(self.holder, wall_clock())
+            gone = self._free_dead_holders()
             self._close_dead_runs()
-            self.store.in_doubt_sends(wall_clock())  # claims of dead runs become in_doubt
+            self.store.in_doubt_sends(wall_clock(), gone_holders=gone)  # claims of dead runs become in_doubt
             self._retry_failed()
             self._due_loop()
             self.writes.now()
@@ -305,7 +315,9 @@ class Tick:
                 raise
         finally:
             try:
-                self.store.release_lease(LEASE_NAME, self.holder)
+                if self._claimed:  # a failed batch's leases (a finished one released its own)
+                    self.store.release_contacts(self.holder)
+                self.store.release_lease(self.lease_name, self.holder)
             except Exception:
                 if not quietly:
                     raise
@@ -314,7 +326,10 @@ class Tick:
         """Page through the due contacts by keyset (wake_at, id): each due row is read once.
 
         A contact whose new wake-up is still due and after the cursor comes round
-        again in a later page; ``seen`` keeps it to one visit per tick.
+        again in a later page; ``seen`` keeps it to one visit per tick. A run that
+        writes claims each page (contact leases, see ``Store.claim_due``): contacts
+        another worker holds are passed over, and the page's leases are released in
+        the commit that saves its states.
         """
         seen: set[str] = set()
         cursor: tuple[str, str] | None = None
@@ -323,24 +338,41 @@ class Tick:
             if self.stop():
                 self.report.stopped = True
                 return
-            page = self.store.due_page(self.now, BATCH if remaining is None else min(BATCH, remaining), cursor)
+            size = BATCH if remaining is None else min(BATCH, remaining)
+            page = self._page(size, cursor)
             if not page:
                 return
             cursor = page[-1]
             due = [contact_id for _, contact_id in page if contact_id not in seen]
             seen.update(due)
             self._contacts(due)
-            self.writes.now()
+            if not self.dry_run:  # committed with the next page's claim (or at the end of the run)
+                leased = [contact_id for _, contact_id in page]
+                self.writes.later(partial(self.store.release_contacts, self.holder, leased))
             if remaining is not None:
                 remaining -= len(due)
+            if len(page) < size:  # a short page is the last: nothing more is due
+                return
             self._renew(force=True)
 
+    def _page(self, size: int, cursor: tuple[str, str] | None) -> list[tuple[str, str]]:
+        """The next page of due contacts: read (a dry run), or claimed for this run."""
+        if self.dry_run:
+            return self.store.due_page(self.now, size, cursor)
+        page: list[tuple[str, str]] = self.writes.now(
+            lambda: self.store.claim_due(self.now, self.holder, size, LEASE_TTL, cursor))
+        self._claimed = self._claimed or bool(page)
+        return page
+
     def _renew(self, force: bool = False) -> None:
-        """Extend the lease after a batch, and within one when a batch is slow (slow SMTP)."""
+        """Extend the lease after a batch, and within one when a batch is slow (slow SMTP):
+        then the contacts in hand too, so no other worker takes them over meanwhile."""
         if self.dry_run or (not force and time.monotonic() - self._renewed < RENEW_EVERY):
             return
-        if not self.store.renew_lease(LEASE_NAME, self.holder, LEASE_TTL, wall_clock()):
+        if not self.store.renew_lease(self.lease_name, self.holder, LEASE_TTL, wall_clock()):
             raise LeaseLost("lost the tick lease to another run; stopping (nothing is sent twice)")
+        if not force:
+            self.store.renew_contacts(self.holder, LEASE_TTL)
         self._renewed = time.monotonic()
 
     # ------------------------------------------------------------ lease
@@ -353,16 +385,27 @@ class Tick:
                 return True
             holder = self._lease_holder()
             if holder and _dead_local_holder(holder):
-                self.store.release_lease(LEASE_NAME, holder)  # its process is gone: take over now
+                self.store.release_contacts(holder)  # its process is gone: take over now
+                self.store.release_lease(LEASE_NAME, holder)
                 continue
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.2)
 
+    def _free_dead_holders(self) -> list[str]:
+        """Holders that are processes on this host that are gone (a killed worker): their
+        leases and contacts are free now, not when the leases expire. Returns them."""
+        gone = [holder for holder in self.store.lease_holders() if _dead_local_holder(holder)]
+        for holder in gone:
+            self.store.release_contacts(holder)
+            self.store.release_lease(f"{WORKER_LEASE_PREFIX}{holder}", holder)
+        return gone
+
     def _close_dead_runs(self) -> None:
-        """Runs left 'running' by a process that died: we hold the lease, so they are gone."""
+        """Runs left 'running' whose holder holds no live lease any more: they are gone."""
+        alive = set(self.store.lease_holders(wall_clock()))
         for run in self.store.unfinished_runs():
-            if run["holder"] != self.holder:
+            if run["holder"] != self.holder and run["holder"] not in alive:
                 self.store.finish_run(run["id"], {}, "died", wall_clock())
 
     def _lease_holder(self) -> str | None:
@@ -768,10 +811,9 @@ def _send_step(decision: Decision) -> str:
 
 
 def dead_lease_holders(store: Store) -> list[str]:
-    """The tick lease's holder when it is a process on this host that is gone (killed,
-    crashed): its claims are in doubt now, not when its lease expires."""
-    holder = store.lease_holder(LEASE_NAME)
-    return [holder] if holder and _dead_local_holder(holder) else []
+    """Lease holders (the tick's, each worker's) that are processes on this host that are
+    gone (killed, crashed): their claims are in doubt now, not when their leases expire."""
+    return [holder for holder in store.lease_holders() if _dead_local_holder(holder)]
 
 
 def _dead_local_holder(holder: str) -> bool:

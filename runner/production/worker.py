@@ -63,19 +63,21 @@ def run_loop(
     emit: Callable[[str], None] | None = None,
     durable_claims: bool = False,
     on_error: Callable[[str], None] | None = None,
+    shared: bool = False,
 ) -> int:
     """Tick every ``every`` until ``stop`` is set; returns the number of ticks run.
 
     A tick that could not write (a lock held too long, a full disk) stopped with
     what it committed intact; the worker reports it (``on_error``) and ticks again
-    at the next interval instead of exiting."""
+    at the next interval instead of exiting. ``shared``: one of several workers sharing
+    the due work (``runner.production.pool``), no global lease."""
     ticks = 0
     while not stop():
         started = time.monotonic()
         runtime.refresh(store)
         try:
             report = run_tick(store, runtime, clock(), limit=limit, stop=stop, emit=emit, lease_wait=0,
-                              durable_claims=durable_claims)
+                              durable_claims=durable_claims, shared=shared)
         except StoreWriteFailed as error:
             report = None
             if on_error is not None:

@@ -328,6 +328,18 @@ def m010_run_counts(db: Database) -> None:
     db.execute("INSERT INTO run_counts (status, n) SELECT status, count(*) FROM runs GROUP BY status")
 
 
+@migrations()
+def m011_contact_leases(db: Database) -> None:
+    """Per-contact leases: a worker claims a page of due contacts (holder and expiry), so
+    several workers share the due work and a contact is advanced by one at a time; a
+    killed worker's contacts are free again when their lease expires. The partial index
+    holds only contacts in flight, so renewing or releasing a worker's leases costs what
+    it has in hand, whatever is enrolled."""
+    db.execute("ALTER TABLE contacts ADD COLUMN lease_holder TEXT")
+    db.execute("ALTER TABLE contacts ADD COLUMN lease_until TEXT")
+    db.execute("CREATE INDEX contacts_leased ON contacts(lease_holder) WHERE lease_holder IS NOT NULL")
+
+
 def apply_migrations(db: Database) -> None:
     """Bring ``db`` to the latest schema; safe when several processes open it at once.
 

@@ -318,6 +318,13 @@ M010_RUN_COUNTS = [
     *RUN_COUNTS.statements(),
 ]
 
+# per-contact leases of workers sharing the due work (runner.store.migrations.m011_contact_leases)
+M011_CONTACT_LEASES = [
+    f"ALTER TABLE contacts ADD COLUMN lease_holder {T}",
+    "ALTER TABLE contacts ADD COLUMN lease_until TIMESTAMPTZ",
+    "CREATE INDEX contacts_leased ON contacts(lease_holder) WHERE lease_holder IS NOT NULL",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_decisions", M002_DECISIONS),
@@ -329,6 +336,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m008_split_counts", M008_SPLIT_COUNTS),
     ("m009_deployed_templates", M009_DEPLOYED_TEMPLATES),
     ("m010_run_counts", M010_RUN_COUNTS),
+    ("m011_contact_leases", M011_CONTACT_LEASES),
 ]
 
 _MIGRATIONS_TABLE = f"""CREATE TABLE IF NOT EXISTS schema_migrations (

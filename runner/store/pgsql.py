@@ -13,6 +13,18 @@ DUE_FIRST_PAGE = ("SELECT wake_at, id FROM contacts WHERE wake_at <= %s "
                   "ORDER BY wake_at, id LIMIT %s")
 DUE_NEXT_PAGE = ("SELECT wake_at, id FROM contacts WHERE wake_at <= %s AND (wake_at, id) > (%s::timestamptz, %s) "
                  "ORDER BY wake_at, id LIMIT %s")
+# the due keyset page less what another holder has leased (unexpired), leased to the caller;
+# SKIP LOCKED: two workers claiming at once take different rows instead of queueing.
+# Expiry is the database server's clock, the one clock every host shares.
+CLAIM_DUE = """
+WITH picked AS (
+    SELECT id FROM contacts WHERE wake_at <= %(now)s {keyset}
+      AND (lease_holder IS NULL OR lease_holder = %(holder)s OR lease_until <= now())
+    ORDER BY wake_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+UPDATE contacts SET lease_holder = %(holder)s, lease_until = now() + %(ttl)s
+FROM picked WHERE contacts.id = picked.id
+RETURNING contacts.wake_at, contacts.id
+"""
 
 # events only ever move wake_at earlier; the conflicting row is locked even when the
 # WHERE skips the update, so a concurrent save of that contact waits or is waited for

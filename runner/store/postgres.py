@@ -513,6 +513,46 @@ class PostgresStore:
                 rows = conn.execute(pgsql.DUE_NEXT_PAGE, (now, after[0], after[1], limit)).fetchall()
         return [(to_db_time(wake), contact_id) for wake, contact_id in rows]
 
+    # ------------------------------------------------------------------ contact leases (many workers)
+
+    def claim_due(self, now: datetime, holder: str, limit: int, lease_ttl: timedelta,
+                  after: tuple[str, str] | None = None) -> list[tuple[str, str]]:
+        """Lease the next ``limit`` due contacts after ``after`` to ``holder`` (see SQLiteStore):
+        ``SELECT … FOR UPDATE SKIP LOCKED`` and the lease columns, in one statement."""
+        params: dict[str, Any] = {"now": now, "holder": holder, "limit": limit, "ttl": lease_ttl}
+        keyset = ""
+        if after is not None:
+            keyset = "AND (wake_at, id) > (%(after_wake)s::timestamptz, %(after_id)s)"
+            params.update(after_wake=after[0], after_id=after[1])
+        sql = pgsql.CLAIM_DUE.format(keyset=keyset)
+        pinned = getattr(self._local, "conn", None)
+        if pinned is not None:  # inside the caller's transaction
+            rows = pinned.execute(sql, params).fetchall()
+        else:
+            with self.pool.connection() as conn:  # autocommit: one statement, one commit
+                self._synchronous(conn, self._power_safe)
+                rows = conn.execute(sql, params).fetchall()
+        return sorted((to_db_time(wake), contact_id) for wake, contact_id in rows)
+
+    def renew_contacts(self, holder: str, lease_ttl: timedelta) -> int:
+        """Extend every contact lease ``holder`` has (the partial index: what it holds)."""
+        return self._write("UPDATE contacts SET lease_until = now() + %s WHERE lease_holder = %s", (lease_ttl, holder))
+
+    def release_contacts(self, holder: str, contact_ids: Iterable[str] | None = None) -> None:
+        """Free ``holder``'s leases on ``contact_ids`` (None: all it has)."""
+        if contact_ids is None:
+            self._write("UPDATE contacts SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = %s",
+                        (holder,))
+            return
+        self._write("UPDATE contacts SET lease_holder = NULL, lease_until = NULL "
+                    "WHERE lease_holder = %s AND id = ANY(%s)", (holder, list(contact_ids)))
+
+    def lease_holders(self, now: datetime | None = None) -> list[str]:
+        """Holders of named leases (the tick's, each worker's): unexpired at ``now``, or all."""
+        return [row["holder"] for row in self._rows(
+            "SELECT DISTINCT holder FROM leases WHERE %(now)s::timestamptz IS NULL OR expires_at > %(now)s "
+            "ORDER BY holder", {"now": now})]
+
     # ------------------------------------------------------------------ send ledger
 
     def claim_send(self, record: SendRecord, run_id: str) -> bool:

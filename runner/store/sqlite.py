@@ -437,6 +437,56 @@ class SQLiteStore:
             return self.conn.execute(DUE_FIRST_PAGE_SQL, (to_db_time(now), limit)).fetchall()
         return self.conn.execute(DUE_NEXT_PAGE_SQL, (to_db_time(now), after[0], after[1], limit)).fetchall()
 
+    # ------------------------------------------------------------------ contact leases (many workers)
+
+    def claim_due(self, now: datetime, holder: str, limit: int, lease_ttl: timedelta,
+                  after: tuple[str, str] | None = None) -> list[tuple[str, str]]:
+        """Lease the next ``limit`` due contacts after the cursor ``after`` to ``holder``
+        for ``lease_ttl`` of wall-clock time; returns their (wake_at, id) keys in order.
+
+        ``due_page`` with a lease: contacts another holder leased (unexpired) are passed
+        over, so workers sharing the due index never advance one contact at once, and a
+        killed worker's contacts are claimable again once its lease expires. One short
+        ``BEGIN IMMEDIATE`` (an ``UPDATE … RETURNING`` over a keyset range of the due index):
+        rows read grow with what is due and in flight, not with what is enrolled.
+        """
+        wall = _utcnow()
+        params: dict[str, Any] = {"now": to_db_time(now), "holder": holder, "limit": limit,
+                                  "wall": to_db_time(wall), "until": to_db_time(wall + lease_ttl)}
+        keyset = ""
+        if after is not None:
+            keyset = "AND (wake_at, id) > (:after_wake, :after_id)"
+            params.update(after_wake=after[0], after_id=after[1])
+        with self.transaction():
+            rows = self.conn.execute(CLAIM_DUE_SQL.format(keyset=keyset), params).fetchall()
+        return sorted(rows)
+
+    def renew_contacts(self, holder: str, lease_ttl: timedelta) -> int:
+        """Extend every contact lease ``holder`` has (a slow batch keeps its contacts)."""
+        with self.transaction():
+            return self.conn.execute(
+                "UPDATE contacts SET lease_until = ? WHERE lease_holder = ?",
+                (to_db_time(_utcnow() + lease_ttl), holder)).rowcount
+
+    def release_contacts(self, holder: str, contact_ids: Iterable[str] | None = None) -> None:
+        """Free ``holder``'s leases on ``contact_ids`` (None: all it has; its process is gone)."""
+        with self.transaction():
+            if contact_ids is None:
+                self.conn.execute("UPDATE contacts SET lease_holder = NULL, lease_until = NULL "
+                                  "WHERE lease_holder = ?", (holder,))
+                return
+            ids = list(contact_ids)
+            for start in range(0, len(ids), LOAD_CHUNK):
+                chunk = ids[start:start + LOAD_CHUNK]
+                self.conn.execute(f"UPDATE contacts SET lease_holder = NULL, lease_until = NULL "
+                                  f"WHERE lease_holder = ? AND id IN ({_marks(chunk)})", (holder, *chunk))
+
+    def lease_holders(self, now: datetime | None = None) -> list[str]:
+        """Holders of named leases (the tick's, each worker's): unexpired at ``now``, or all."""
+        return [holder for (holder,) in self.conn.execute(
+            "SELECT DISTINCT holder FROM leases WHERE ? IS NULL OR expires_at > ? ORDER BY holder",
+            (to_db_time(now), to_db_time(now)))]
+
     # ------------------------------------------------------------------ send ledger
 
     def claim_send(self, record: SendRecord, run_id: str) -> bool:
@@ -1089,6 +1139,14 @@ DUE_FIRST_PAGE_SQL = "SELECT wake_at, id FROM contacts WHERE wake_at <= ? ORDER 
 DUE_NEXT_PAGE_SQL = ("SELECT wake_at, id FROM contacts WHERE wake_at <= ? AND (wake_at, id) > (?, ?) "
                      "ORDER BY wake_at, id LIMIT ?")
 DUE_CONTACTS_SQL = DUE_FIRST_PAGE_SQL
+# the due keyset page of ``due_page``, less what another holder has leased, leased to :holder
+CLAIM_DUE_SQL = """
+UPDATE contacts SET lease_holder = :holder, lease_until = :until
+WHERE id IN (SELECT id FROM contacts WHERE wake_at <= :now {keyset}
+             AND (lease_holder IS NULL OR lease_holder = :holder OR lease_until <= :wall)
+             ORDER BY wake_at, id LIMIT :limit)
+RETURNING wake_at, id
+"""
 
 # events only ever move wake_at earlier; skipping no-op writes keeps backfills cheap
 _CREATE_OR_WAKE_CONTACT = """
