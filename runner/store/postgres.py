@@ -41,7 +41,8 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg.adapt import AdaptersMap
+from psycopg.adapt import AdaptersMap, Dumper, PyFormat
+from psycopg.types.datetime import DatetimeBinaryDumper, DatetimeDumper
 from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
@@ -49,7 +50,7 @@ from runner.core.problems import JourneyError
 from runner.core.state import EXITED, Contact, ContactState, Event, SendRecord
 from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, SUPPRESSION_REASONS
 from runner.store import pgmigrations, pgsql
-from runner.store.base import ContactRow, EventRow, ProductionCounters
+from runner.store.base import ContactRow, EventRow, ProductionCounters, Store
 from runner.store.codec import merge_patch, to_db_time, to_json
 from runner.store.errors import MigrationError, redacted
 from runner.store.pgerrors import translate, translating
@@ -83,8 +84,23 @@ def _loads(data: str | bytes) -> Any:
     return json.loads(data, object_pairs_hook=_sorted_object)
 
 
+def _aware_only(base: type[Dumper]) -> type[Dumper]:
+    """``base`` refusing a naive datetime, as ``to_db_time`` does for SQLite (PostgreSQL would
+    take it as the session's zone: a silent shift, not data)."""
+
+    class AwareDumper(base):  # type: ignore[valid-type, misc]
+        def upgrade(self, obj: datetime, format: PyFormat) -> Dumper:
+            if obj.tzinfo is None or obj.utcoffset() is None:
+                raise ValueError(f"naive datetime {obj!r}: the store only keeps aware UTC instants")
+            return super().upgrade(obj, format)  # type: ignore[no-any-return]
+
+    return AwareDumper
+
+
 ADAPTERS = AdaptersMap(psycopg.adapters)
 set_json_loads(_loads, ADAPTERS)
+ADAPTERS.register_dumper(datetime, _aware_only(DatetimeDumper))
+ADAPTERS.register_dumper(datetime, _aware_only(DatetimeBinaryDumper))
 
 
 @dataclass(frozen=True, slots=True)
@@ -855,7 +871,7 @@ class PostgresStore:
             conn.execute("TRUNCATE journey_events_in")
             with conn.cursor() as cursor, cursor.copy(pgsql.EVENTS_COPY) as copy:
                 for number, row in enumerate(rows):
-                    copy.write_row((number, row.contact_id, row.anonymous_id, row.name, row.at,
+                    copy.write_row((number, row.contact_id, row.anonymous_id, row.name, to_db_time(row.at),
                                     to_json(row.properties), row.message_id))
             conn.execute(pgsql.CREATE_OR_WAKE_CONTACTS, {"now": now})
             if suppressing:  # before the insert: only events new to the store suppress
@@ -991,7 +1007,7 @@ class PostgresStore:
         return self._rows(*pgsql.stats_query(pgsql.STATS_ENGAGEMENT, journey_id, since, until))
 
 
-def open_postgres_store(url: str, *, read_only: bool = False) -> PostgresStore:
+def open_postgres_store(url: str, *, read_only: bool = False) -> Store:
     """Open (creating the schema and migrating as needed) the PostgreSQL store at ``url``.
 
     ``read_only``: for commands that only look: every transaction is read-only and
