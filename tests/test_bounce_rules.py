@@ -35,14 +35,8 @@ RULE = SoftBounceRule(limit=3, within=parse_duration("7d"))
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     """The same rules on both stores: a SQLite file, a fresh PostgreSQL schema (skipped loudly without a server)."""
-    if request.param == "sqlite":
-        store = open_store(tmp_path / "journey.db")
-    else:
-        from pgkit import fresh_schema_url, open_location
-
-        urls = fresh_schema_url()
-        store = open_location(next(urls))
-        request.addfinalizer(lambda: next(urls, None))
+    location = tmp_path / "journey.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    store = open_store(location)
     store.write_contacts([ContactRow("ada", {"email": "Ada@Example.com"}), ContactRow("bob", {"email": "bob@example.com"}),
                           ContactRow("bob2", {"email": "bob@example.com"})], T0)
     yield store
@@ -143,3 +137,50 @@ def test_a_dry_run_says_what_it_would_do_and_stores_nothing(store):
     outcome = record_bounces(store, [soft(n, T0 + timedelta(hours=n)) for n in range(3)], RULE, T0, dry_run=True)
     assert (outcome.counted, outcome.suppressed) == (3, ["ada"])
     assert store.load_contact_state("ada").events == [] and store.suppressions() == []
+
+
+@pytest.mark.parametrize("soft_bounces", [2, 3])
+def test_soft_bounces_suppress_in_simulate_as_in_production(tmp_path, soft_bounces):
+    """One engine: three soft bounces between hello and tips skip tips in a simulation and in
+    hourly production ticks fed by the webhook path; two do not."""
+    import json
+
+    from test_tick_kit import tiny_project
+
+    from runner.production.deploy import deploy, load_working_tree
+    from runner.production.tick import build_runtime, run_tick
+    from runner.simulation.simulate import simulate
+    from runner.simulation.testcontacts import load_test_contacts
+
+    signup = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    times = [signup + timedelta(hours=2 * n + 2) for n in range(soft_bounces)]
+    root = tiny_project(tmp_path / "project")
+    contact = {"id": "ada", "timezone": "UTC", "attributes": {"email": "ada@example.com", "first_name": "Ada"}}
+    events = [{"event": "signed_up", "at": signup.isoformat()}] + [
+        {"event": "email_soft_bounced", "at": at.isoformat()} for at in times]
+    (root / "contacts.yaml").write_text(json.dumps({"contacts": [{**contact, "events": events}]}))
+    tree = load_working_tree(root)
+    end = signup + timedelta(days=3)
+    simulation = simulate(tree.project, tree.journeys, load_test_contacts(root / "contacts.yaml"), signup, end)
+    simulated = sorted((d.step, d.action, d.reason) for d in simulation.decisions if d.action in ("send", "skip"))
+
+    store = open_store(tmp_path / "journey.db")
+    store.write_contacts([ContactRow("ada", contact["attributes"], timezone="UTC")], signup)
+    from runner.store.base import EventRow
+
+    store.write_events([EventRow("ada", None, "signed_up", signup, {}, "signup")], signup)
+    deploy(store, tree.journeys, signup)
+    runtime = build_runtime(store, tree.project, f"outbox:{tmp_path / 'outbox'}")
+    for hour in range(int((end - signup) / timedelta(hours=1)) + 1):
+        now = signup + timedelta(hours=hour)
+        arrived = [soft(n, at) for n, at in enumerate(times) if now - timedelta(hours=1) < at <= now]
+        if arrived:
+            record_bounces(store, arrived, RULE, now)
+        run_tick(store, runtime, now)
+    produced = sorted((row["step"], row["action"], row["reason"]) for row in store.contact_history("ada")
+                      if row["action"] in ("send", "skip"))
+    store.close()
+    assert produced == simulated
+    tips = [decision for decision in simulated if decision[0] == "tips"]
+    assert tips == ([("tips", "skip", "suppressed: bounced")] if soft_bounces == 3 else
+                    [("tips", "send", tips[0][2])])
