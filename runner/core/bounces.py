@@ -12,7 +12,8 @@ the same whichever way it arrives:
 
 Each report is stored as an event (``email_bounced``, ``email_soft_bounced``,
 ``email_complained``) under the provider's id for it, so a provider's retry or
-a re-imported file is recognised and counts once.
+a re-imported file is recognised and counts once. The engine applies the soft
+rule to ``email_soft_bounced`` events itself (simulate decides as production).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
+from runner.core.bounces import EVENT_OF, HARD, rule_from_project
 from runner.core.conditions import NOT_SET, Condition, Facts, as_instant, get_path, where_matches
 from runner.core.localtime import SendTimes, next_annual, send_times, zone
 from runner.core.localtime import next_cron as _next_cron_uncached
@@ -39,7 +40,7 @@ from runner.core.reads import AttributeKey, JourneyReads, Reads, attribute_key
 from runner.core.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event
 from runner.core.stepkinds import STEP_KINDS
 from runner.core.steps import JSON_SCALARS, iso_text, run_steps, set_path, snapshot
-from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, TRAIT_EVENTS
+from runner.core.vocabulary import IDENTITY_EVENTS, SOFT_BOUNCED, SUPPRESSING_EVENTS, TRAIT_EVENTS
 
 _BEFORE_ANY_INSTANT = datetime.min.replace(tzinfo=UTC)  # a run's ``now`` until its first instant
 _NO_NAMES: frozenset[str] = frozenset()  # the new event names of an instant without events
@@ -120,6 +121,7 @@ class Engine(JourneyReads):
 
     def __init__(self, project: Project, journeys: Sequence[Journey], pinned: Iterable[Journey] = ()) -> None:
         self.project = project
+        self.soft_bounces = rule_from_project(project.raw)  # when soft bounces suppress (bounces.soft)
         # higher priority first: it wins a shared frequency cap and ties
         self.journeys = sorted(journeys, key=lambda j: (-j.settings.priority, j.id))
         self.versions = {(j.id, j.version): j for j in list(pinned) + list(journeys)}
@@ -316,6 +318,15 @@ class _Run:
             reason = SUPPRESSING_EVENTS.get(event.name)
             if reason and event.at <= self.now:
                 self.state.suppress(reason, event.at)
+            elif event.name == SOFT_BOUNCED and event.at <= self.now:
+                self._count_soft_bounce(event)
+
+    def _count_soft_bounce(self, event: Event) -> None:
+        """The soft bounce that makes ``bounces.soft`` limit within its window suppresses from its
+        instant, as a bounce (runner.core.bounces; production also records it as an event)."""
+        soft = self.visible.get(SOFT_BOUNCED, ())
+        if self.engine.soft_bounces.reached((e.at for e in soft), event.at) is not None:
+            self.state.suppress(SUPPRESSING_EVENTS[EVENT_OF[HARD]], event.at)
 
     def invalidate(self, changed: Iterable[Hashable] | None = None) -> None:
         """The one way the run forgets answers (see "Cache inventory" in docs/architecture.md).

@@ -18,8 +18,8 @@ SUPPRESSING_EVENTS = {"unsubscribed": "unsubscribed", "email_bounced": "bounced"
 # --- events with no effect of their own that journeys may use without declaring them
 
 DELIVERY_EVENTS = ("email_sent", "email_delivered", "email_opened", "email_clicked")  # as the email provider reports them
-# a transient delivery failure (runner.core.bounces): counted; the one over the soft-bounce limit is
-# recorded with an ``email_bounced`` event at its instant
+# a transient delivery failure (runner.core.bounces): counted; the one that reaches project.yaml's
+# bounces.soft limit suppresses from its instant (reason "bounced"), in the engine and in the store
 SOFT_BOUNCED = "email_soft_bounced"
 RESUBSCRIBED = "resubscribed"  # an event like any other; `journey suppress remove` lifts a suppression
 PAGE_EVENTS = {"page": "page_viewed", "screen": "screen_viewed"}  # what Segment page/screen calls are stored as
