@@ -1,0 +1,63 @@
+"""Suppressions: by contact id, by address (any case) and through a linked anonymous id;
+a suppressing event suppresses once, from its own time."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.core.problems import JourneyError
+from runner.store.base import ContactRow, EventRow
+
+from .kit import at, instant
+
+
+def test_suppression_by_id_email_and_anonymous_id(store):
+    store.write_contacts([ContactRow("ada", {"email": "Ada@Example.com"}, anonymous_ids=["anon-1"]),
+                          ContactRow("bob", {"email": "bob@example.com"}),
+                          ContactRow("cem", {})], at(0))
+    store.add_suppression("ADA@example.COM", "bounced", "cli", at(1))
+    store.add_suppression("bob", "complained", "cli", at(1))
+    store.add_suppression("anon-1", "unsubscribed", "event:x", at(2))
+    assert store.is_suppressed("ada") == "bounced"
+    assert store.is_suppressed("bob") == "complained"
+    assert store.is_suppressed("cem") is None and store.is_suppressed("nobody") is None
+    assert store.load_contact_state("bob").suppressed == "complained"
+    assert store.remove_suppression("ada@example.com")
+    assert store.is_suppressed("ada") == "unsubscribed"  # still, through its anonymous id
+    assert not store.remove_suppression("ada@example.com")
+    with pytest.raises(JourneyError, match="unknown suppression reason"):
+        store.add_suppression("cem", "annoyed", "cli", at(3))
+    with pytest.raises(JourneyError):
+        store.add_suppression("  ", "manual", "cli", at(3))
+    assert {s["reason"] for s in store.suppressions()} == {"complained", "unsubscribed"}
+
+
+def test_a_suppression_applies_from_its_instant(store):
+    store.write_contacts([ContactRow("ada", {"email": "ada@example.com"})], at(0))
+    store.add_suppression("ada", "manual", "cli", at(5))
+    assert store.is_suppressed("ada", at(4)) is None
+    assert store.is_suppressed("ada", at(5)) == "manual"
+    state = store.load_contact_state("ada")
+    assert (state.suppressed, state.suppressed_at) == ("manual", at(5))
+
+
+def test_suppressing_events_suppress_once_at_their_time(store):
+    store.write_contacts([ContactRow("ada", {"email": "ada@example.com"})], at(0))
+    store.write_events([EventRow("ada", None, "email_bounced", at(3), {"journey": "j", "step": "s"}, "b1")], at(4))
+    assert store.is_suppressed("ada") == "bounced"
+    (row,) = store.suppressions()
+    assert (row["contact_id"], row["reason"], row["source"], instant(row["at"])) == ("ada", "bounced", "event:b1", at(3))
+    assert store.remove_suppression("ada")  # an operator lifts it
+    store.write_events([EventRow("ada", None, "email_bounced", at(3), {}, "b1")], at(5))  # the same export again
+    assert store.is_suppressed("ada") is None  # a replay does not suppress again
+    store.write_events([EventRow("ada", None, "unsubscribed", at(6), {}, "u1")], at(6))
+    assert store.is_suppressed("ada") == "unsubscribed"
+
+
+def test_the_same_address_on_two_contacts_is_suppressed_for_both(store):
+    store.write_contacts([ContactRow("ada", {"email": "shared@example.com"}),
+                          ContactRow("ada2", {"email": "SHARED@example.com"})], at(0))
+    store.add_suppression("shared@example.com", "complained", "cli", at(1))
+    assert store.is_suppressed("ada") == store.is_suppressed("ada2") == "complained"
+    assert store.contacts_by_email(["Shared@Example.com", "none@example.com"]) == {
+        "shared@example.com": ["ada", "ada2"]}
