@@ -10,7 +10,7 @@ import pytest
 from runner.core.state import Contact, ContactState
 from runner.store.base import ContactRow, EventRow
 
-from .kit import at, blank, decision, full_state, known_gap, send
+from .kit import at, blank, decision, full_state, send
 
 
 def test_a_saved_state_loads_back_whole(store):
@@ -63,8 +63,7 @@ def test_a_batched_load_equals_loading_each_contact_alone(store):
     assert [s.key for s in batch["c0001"].sends] == ["k1"]
 
 
-def test_naive_datetimes_are_refused(store, request):
-    known_gap(request, "postgresql", "a naive datetime is taken as the session's zone instead of refused")
+def test_naive_datetimes_are_refused(store):
     with pytest.raises(ValueError, match="naive"):
         store.due_contacts(datetime(2026, 3, 2), 10)
 
