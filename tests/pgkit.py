@@ -1,56 +1,36 @@
-"""A real PostgreSQL for tests: one schema per test, dropped afterwards.
-
-The server is ``JOURNEY_TEST_PG`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``).
-Where none answers, the tests that need it are skipped with one loud reason, unless
-``JOURNEY_REQUIRE_PG`` is set (CI): then they fail.
+"""PostgreSQL helpers of the backend tests, on top of ``tests/pg.py`` (the server, the loud skip,
+``JOURNEY_REQUIRE_PG``): a fresh schema per fixture, and SQL in a store's schema for what the
+Store protocol does not show (the ledger's own rows, query plans, the migrations table).
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
-import pytest
-
-SERVER = os.environ.get("JOURNEY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _admin():
-    import psycopg
-
-    return psycopg.connect(SERVER, autocommit=True, connect_timeout=5)
+import pg
 
 
 def is_url(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))
 
 
-def schema_url(schema: str) -> str:
-    """The store URL of ``schema`` on the test server."""
-    return f"{SERVER}{'&' if '?' in SERVER else '?'}schema={schema}"
-
-
 def fresh_schema_url() -> Iterator[str]:
-    """A URL naming a schema no one uses (created by the store on open), dropped afterwards."""
+    """A URL naming a schema no one uses (created by the store on open), dropped afterwards;
+    skipped (or failed, with JOURNEY_REQUIRE_PG) loudly where no server answers."""
+    pg.need_server()
+    schema = pg.fresh_schema()
     try:
-        admin = _admin()
-    except Exception as error:  # noqa: BLE001 - any failure to reach the server means the same
-        if os.environ.get("JOURNEY_REQUIRE_PG"):
-            pytest.fail(f"PostgreSQL at {SERVER} is required (JOURNEY_REQUIRE_PG) but does not answer: {error}")
-        pytest.skip(f"NO POSTGRESQL at {SERVER} ({error}): PostgreSQL tests skipped")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    try:
-        yield schema_url(schema)
+        yield pg.schema_url(schema)
     finally:
-        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.close()
+        pg.drop_schema(schema)
 
 
 def sql(url: str, statement: str, params: tuple = ()) -> list[tuple]:
-    """Run one statement in the schema of ``url`` (for what the Store protocol does not show)."""
+    """Run one statement in the schema of ``url``."""
+    import psycopg
+
     schema = url.rpartition("schema=")[2]
-    with _admin() as conn:
+    with psycopg.connect(pg.server(), autocommit=True, connect_timeout=pg.CONNECT_TIMEOUT) as conn:
         conn.execute(f'SET search_path = "{schema}"')
         cursor = conn.execute(statement, params)
         return cursor.fetchall() if cursor.description else []

@@ -3,7 +3,7 @@ URL, its due query on the index, and the guarantees that hold when writers reall
 (a claim won once across connections, a save that never hides an import that raced it).
 
 The backend-neutral behaviour is the contract suite's; these run on a real server, each test in
-its own schema (tests/pgkit.py).
+its own schema (tests/pg.py, tests/pgkit.py).
 """
 
 from __future__ import annotations
