@@ -54,10 +54,10 @@ def test_raw_message_has_both_parts_and_a_valid_unsubscribe_token(project: Path)
     message = message_from_string(result.stdout, policy=policy.default)
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
     assert message["X-Journey-Key"] == "ann:trial:1/1/welcome"
-    assert verify_token(DEV_SECRET, token_of(message)) == ("ann", "trial")
+    assert verify_token(DEV_SECRET, token_of(message)) == ("ann", "trial", "marketing")  # the default topic
     signed = run_journey(["render", "trial", "welcome", "--contact", "ann", "--eml"], project,
                          env={"JOURNEY_UNSUBSCRIBE_SECRET": SECRET})
-    assert verify_token(SECRET.encode(), token_of(message_from_string(signed.stdout, policy=policy.default))) == ("ann", "trial")
+    assert verify_token(SECRET.encode(), token_of(message_from_string(signed.stdout, policy=policy.default))) == ("ann", "trial", "marketing")
 
 
 def test_render_builds_the_same_bytes_as_the_production_delivery(project: Path) -> None:

@@ -48,15 +48,15 @@ def test_open_creates_wal_database_with_foreign_keys_and_migrations(tmp_path):
     assert schema_version(store.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
         "m005_imported_values", "m006_send_retries", "m007_due_keyset", "m008_split_counts",
         "m009_deployed_templates", "m010_run_counts",
-        "m011_contact_leases"]
+        "m011_contact_leases", "m012_topic_opt_outs"]
     store.close()
     # reopening applies nothing twice
     again = open_store(path)
     assert schema_version(again.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
         "m005_imported_values", "m006_send_retries", "m007_due_keyset", "m008_split_counts",
         "m009_deployed_templates", "m010_run_counts",
-        "m011_contact_leases"]
-    assert again.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 11
+        "m011_contact_leases", "m012_topic_opt_outs"]
+    assert again.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 12
     again.close()
 
 
@@ -80,7 +80,7 @@ def test_a_database_from_the_first_release_is_migrated_and_keeps_its_data(tmp_pa
     assert schema_version(store.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
         "m005_imported_values", "m006_send_retries", "m007_due_keyset", "m008_split_counts",
         "m009_deployed_templates", "m010_run_counts",
-        "m011_contact_leases"]
+        "m011_contact_leases", "m012_topic_opt_outs"]
     assert store.conn.execute("SELECT id FROM contacts").fetchall() == [("ada",)]
     assert store.contact_history("ada") == []
     store.close()

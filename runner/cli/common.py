@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from runner.core.problems import JourneyError
+from runner.core.vocabulary import ALL_TOPICS
 from runner.store.base import Store
 
 
@@ -76,3 +77,10 @@ def open_db(db_path: str | Path | None, root: Path | None = None, *, must_exist:
         yield store
     finally:
         store.close()
+
+
+def what_it_stops(topic: str | None) -> str:
+    """A suppression stops every email; an unsubscribe, marketing topics (one or all)."""
+    if topic is None:
+        return "every email"
+    return "all marketing topics" if topic == ALL_TOPICS else f"topic {topic}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli.common import DB_OPTION, open_db
+from runner.cli.common import DB_OPTION, open_db, what_it_stops
 from runner.core.problems import JourneyError
 from runner.core.vocabulary import MANUAL, SUPPRESSION_REASONS
 from runner.store.base import Store
@@ -154,7 +154,7 @@ def events_import(file: Path, format: str | None, strict: bool, now_text: str | 
 
 @click.group()
 def suppress() -> None:
-    """Stop all email to a contact or address (unsubscribes, bounces, complaints)."""
+    """Stop email to a contact or address (bounces, complaints: all; unsubscribes: marketing)."""
 
 
 @suppress.command("add")
@@ -228,8 +228,9 @@ def suppress_list(format: str, db_path: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("contact / email", "reason", "since", "source", "detail", box=None)
+    table = Table("contact / email", "reason", "stops", "since", "source", "detail", box=None)
     for row in rows:
-        table.add_row(row["email"] or row["contact_id"], row["reason"], row["at"], row["source"],
-                      row.get("detail") or "")
+        table.add_row(row["email"] or row["contact_id"], row["reason"], what_it_stops(row["topic"]), row["at"],
+                      row["source"], row.get("detail") or "")
     Console(soft_wrap=True).print(table)
+

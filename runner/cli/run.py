@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import click
 
-from runner.cli.common import DB_OPTION, open_db, project_root
+from runner.cli.common import DB_OPTION, open_db, project_root, what_it_stops
 from runner.core.problems import JourneyError, UsageError
 from runner.core.state import ContactState
 from runner.store.base import Store
@@ -295,6 +295,7 @@ def history(contact: str, journey_id: str | None, fmt: str, db_path: str | None)
     with open_db(db_path, root, read_only=True) as store:
         state = _known_contact(store, contact)
         rows = store.contact_history(contact, journey_id)
+        opt_outs = [row for row in store.suppressions(contact) if row["topic"] is not None]
     zone_name = state.contact.timezone or settings.default_timezone or "UTC"
     try:
         records = history_records(rows, zone_name)
@@ -304,7 +305,8 @@ def history(contact: str, journey_id: str | None, fmt: str, db_path: str | None)
     suppression = suppression_of(state)
     if fmt == "json":
         document = {"format": 1, "contact": contact, "timezone": zone_name,
-                    "events": [{**record.as_dict(), "run_id": row["run_id"]} for record, row in zip(records, rows, strict=True)]}
+                    "events": [{**record.as_dict(), "run_id": row["run_id"]} for record, row in zip(records, rows, strict=True)],
+                    "opt_outs": opt_outs}
         if suppression is not None:
             document["suppression"] = {"reason": suppression.reason, "at": iso(suppression.at),
                                        "detail": suppression.detail}
@@ -315,6 +317,8 @@ def history(contact: str, journey_id: str | None, fmt: str, db_path: str | None)
         since = f" since {iso(suppression.at)}" if suppression.at else ""
         detail = f" ({suppression.detail})" if suppression.detail else ""
         click.echo(f"suppressed{since}: {suppression.reason}{detail}")
+    for row in opt_outs:  # unsubscribes: what they stop, and where they came from
+        click.echo(f"unsubscribed since {row['at']}: {what_it_stops(row['topic'])} (source {row['source']})")
 
 
 def _known_contact(store: Store, contact: str) -> ContactState:

@@ -40,7 +40,15 @@ from runner.core.reads import AttributeKey, JourneyReads, Reads, attribute_key
 from runner.core.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event
 from runner.core.stepkinds import STEP_KINDS
 from runner.core.steps import JSON_SCALARS, iso_text, run_steps, set_path, snapshot
-from runner.core.vocabulary import IDENTITY_EVENTS, SOFT_BOUNCED, SUPPRESSING_EVENTS, TRAIT_EVENTS
+from runner.core.vocabulary import (
+    IDENTITY_EVENTS,
+    RESUBSCRIBED,
+    SOFT_BOUNCED,
+    SUPPRESSING_EVENTS,
+    TRAIT_EVENTS,
+    UNSUBSCRIBED,
+    event_topic,
+)
 
 _BEFORE_ANY_INSTANT = datetime.min.replace(tzinfo=UTC)  # a run's ``now`` until its first instant
 _NO_NAMES: frozenset[str] = frozenset()  # the new event names of an instant without events
@@ -317,7 +325,12 @@ class _Run:
                 self.invalidate([attribute_key(name) for name in traits])
             reason = SUPPRESSING_EVENTS.get(event.name)
             if reason and event.at <= self.now:
-                self.state.suppress(reason, event.at)
+                if reason == UNSUBSCRIBED:  # an opt-out: stops marketing topics, not transactional ones
+                    self.state.opt_out(event_topic(event.properties), event.at)
+                else:
+                    self.state.suppress(reason, event.at)
+            elif event.name == RESUBSCRIBED and "topic" in event.properties and event.at <= self.now:
+                self.state.opt_in(event_topic(event.properties), event.at)
             elif event.name == SOFT_BOUNCED and event.at <= self.now:
                 self._count_soft_bounce(event)
 

@@ -94,6 +94,7 @@ class EmailStep(Step):
     sender: str | None = None
     reply_to: str | None = None
     text_template: str | None = None
+    topic: str | None = None  # subscription topic; None: the project's default_topic
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,24 @@ class RetryPolicy:
         return min(delay, self.max_delay)
 
 
+MARKETING = "marketing"  # Topic.kind: stopped by an unsubscribe
+TRANSACTIONAL = "transactional"  # Topic.kind: not stopped by an unsubscribe (only by bounces, complaints, manual)
+DEFAULT_TOPIC = "marketing"  # always declared; the default ``default_topic`` (email steps naming no topic)
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A subscription topic (project.yaml ``topics``): what a contact can opt out of."""
+
+    name: str
+    kind: str = MARKETING
+    description: str = ""
+
+    @property
+    def marketing(self) -> bool:
+        return self.kind != TRANSACTIONAL
+
+
 @dataclass(frozen=True)
 class Project:
     root: Path
@@ -267,11 +286,19 @@ class Project:
     scores: Mapping[str, ScoreModel] = field(default_factory=dict)
     segments: Mapping[str, Condition] = field(default_factory=dict)
     tracking_plan: Mapping[str, Any] = field(default_factory=dict)
+    topics: Mapping[str, Topic] = field(default_factory=lambda: {DEFAULT_TOPIC: Topic(DEFAULT_TOPIC)})
+    default_topic: str = DEFAULT_TOPIC
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def templates_path(self) -> Path:
         return self.root / self.templates_dir
+
+    def topic(self, name: str | None) -> Topic:
+        """The topic an email step sends under (its own, else the default). A name the
+        project does not declare (``journey validate`` refuses it) counts as marketing."""
+        name = name or self.default_topic
+        return self.topics.get(name) or Topic(name)
 
 
 
@@ -357,6 +384,16 @@ def _retry_policy(data: Mapping[str, Any]) -> RetryPolicy:
     })
 
 
+def build_topics(spec: Mapping[str, Any] | None) -> dict[str, Topic]:
+    """project.yaml ``topics``; the default ``marketing`` topic always exists, so email
+    steps that name no topic keep working when a project starts declaring topics."""
+    topics = {DEFAULT_TOPIC: Topic(DEFAULT_TOPIC)}
+    for name, body in (spec or {}).items():
+        body = body or {}
+        topics[name] = Topic(name, body.get("kind", MARKETING), body.get("description", ""))
+    return topics
+
+
 def build_project(data: Mapping[str, Any] | None, root: Path) -> Project:
     """Build the Project from project.yaml's mapping (None: all defaults)."""
     data = data or {}
@@ -396,5 +433,7 @@ def build_project(data: Mapping[str, Any] | None, root: Path) -> Project:
         scores=scores,
         segments={name: compile_condition(spec) for name, spec in (data.get("segments") or {}).items()},
         tracking_plan=data.get("tracking_plan") or {},
+        topics=build_topics(data.get("topics")),
+        default_topic=data.get("default_topic", defaults.default_topic),
         raw=data,
     )

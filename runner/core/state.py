@@ -108,6 +108,8 @@ class ContactState:
     sends: list[SendRecord] = field(default_factory=list)
     suppressed: str | None = None  # reason (runner.core.vocabulary.SUPPRESSION_REASONS) or None
     suppressed_at: datetime | None = None  # from when (None: from the start); emails before it still go
+    # topic opt-outs (unsubscribes): topic, or "*" for every marketing topic -> from when (None: from the start)
+    opt_outs: dict[str, datetime | None] = field(default_factory=dict)
     clock: datetime | None = None
     memory: dict[str, Any] = field(default_factory=dict)
     enrollment_seq: int = 0
@@ -122,3 +124,42 @@ class ContactState:
         if self.suppressed is None or (self.suppressed_at is not None and self.suppressed_at > at):
             return None
         return self.suppressed
+
+    def opt_out(self, topic: str, at: datetime | None) -> None:
+        """Record an unsubscribe from ``topic`` ("*": every marketing topic) effective
+        from ``at``; the earliest one is kept, as for suppressions."""
+        since = self.opt_outs.get(topic, at)
+        if topic not in self.opt_outs or (since is not None and (at is None or at < since)):
+            self.opt_outs[topic] = at
+
+    def opt_in(self, topic: str, at: datetime) -> None:
+        """Lift the opt-out of ``topic`` ("*": the unsubscribe from everything) from ``at`` on."""
+        since = self.opt_outs.get(topic, at)
+        if topic in self.opt_outs and (since is None or since <= at):
+            del self.opt_outs[topic]
+
+    def opted_out(self, topic: str, at: datetime) -> bool:
+        """Whether ``topic`` itself is opted out at ``at`` (not counting "*")."""
+        if topic not in self.opt_outs:
+            return False
+        since = self.opt_outs[topic]
+        return since is None or since <= at
+
+    def email_stop(self, topic: str, marketing: bool, at: datetime) -> str | None:
+        """Why an email of ``topic`` may not go at ``at`` (the earliest stop in effect), or None.
+
+        A suppression (bounce, complaint, manual) stops every email; an unsubscribe,
+        from one topic or from all ("*"), stops marketing topics only.
+        """
+        stops: list[tuple[datetime | None, str]] = []
+        reason = self.suppressed_by(at)
+        if reason is not None and (marketing or reason != "unsubscribed"):  # "unsubscribed": stored before topics
+            stops.append((self.suppressed_at, f"suppressed: {reason}"))
+        if marketing:
+            if self.opted_out("*", at):
+                stops.append((self.opt_outs["*"], "suppressed: unsubscribed"))
+            if topic != "*" and self.opted_out(topic, at):
+                stops.append((self.opt_outs[topic], f"suppressed: unsubscribed from {topic}"))
+        if not stops:
+            return None
+        return min(stops, key=lambda stop: (stop[0] is not None, stop[0] or at))[1]

@@ -111,7 +111,8 @@ def registered_schemas() -> dict[str, Mapping[str, Any]]:
 
 def _build_email(body: Any, spec: Mapping[str, Any], common: dict[str, Any], nested: NestedSteps) -> Step:
     return EmailStep(**common, template=body["template"], subject=body.get("subject", ""), sender=body.get("from"),
-                     reply_to=body.get("reply_to"), text_template=body.get("text_template"))
+                     reply_to=body.get("reply_to"), text_template=body.get("text_template"),
+                     topic=body.get("topic"))
 
 
 def _build_wait_for(body: Any, spec: Mapping[str, Any], common: dict[str, Any], nested: NestedSteps) -> Step:

@@ -186,9 +186,10 @@ def _email(run: RunState, journey: Journey, enrollment: Enrollment, step: EmailS
     settings = journey.settings
     if enrollment.holdout:
         return _skip(run, journey, enrollment, step, "holdout")
-    suppressed = run.state.suppressed_by(run.now)
-    if suppressed:
-        return _skip(run, journey, enrollment, step, f"suppressed: {suppressed}")
+    topic = run.project.topic(step.topic)
+    stopped = run.state.email_stop(topic.name, topic.marketing, run.now)
+    if stopped:
+        return _skip(run, journey, enrollment, step, stopped)
     if not run.contact.attributes.get("email"):
         return _skip(run, journey, enrollment, step, "no email address")
     if settings.send_window is not None or settings.quiet_hours is not None:

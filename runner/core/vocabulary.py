@@ -8,6 +8,8 @@ docs (docs/data.md, docs/simulate.md) list exactly these names.
 
 from __future__ import annotations
 
+from typing import Any
+
 # --- events with an effect of their own
 
 IDENTITY_EVENTS = ("identify", "alias")  # link an anonymous id to the contact from their instant
@@ -21,7 +23,7 @@ DELIVERY_EVENTS = ("email_sent", "email_delivered", "email_opened", "email_click
 # a transient delivery failure (runner.core.bounces): counted; the one that reaches project.yaml's
 # bounces.soft limit suppresses from its instant (reason "bounced"), in the engine and in the store
 SOFT_BOUNCED = "email_soft_bounced"
-RESUBSCRIBED = "resubscribed"  # an event like any other; `journey suppress remove` lifts a suppression
+RESUBSCRIBED = "resubscribed"  # with a ``topic`` property: lifts that topic's opt-out; else an event like any other
 PAGE_EVENTS = {"page": "page_viewed", "screen": "screen_viewed"}  # what Segment page/screen calls are stored as
 
 BUILTIN_EVENTS = frozenset({
@@ -29,10 +31,19 @@ BUILTIN_EVENTS = frozenset({
 })
 BUILTIN_ATTRIBUTES = frozenset({"id", "email", "timezone", "lifecycle_stage", "anonymous_ids"})
 
-# --- suppressions
+# --- suppressions and topic opt-outs
 
 MANUAL = "manual"
+UNSUBSCRIBED = "unsubscribed"  # the one reason that stops only marketing topics: an opt-out, not a suppression
 SUPPRESSION_REASONS = (*SUPPRESSING_EVENTS.values(), MANUAL)
+ALL_TOPICS = "*"  # the opt-out of an unsubscribe from everything: every marketing topic
+
+
+def event_topic(properties: dict[str, Any]) -> str:
+    """The topic an ``unsubscribed``/``resubscribed`` event names (its ``topic``
+    property); ``*`` (every marketing topic) when it names none."""
+    topic = properties.get("topic")
+    return topic if isinstance(topic, str) and topic else ALL_TOPICS
 
 # --- decisions
 

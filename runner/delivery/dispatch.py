@@ -27,6 +27,7 @@ from typing import Any
 from runner.core.model import EmailStep, Journey, Project, WebhookStep
 from runner.core.problems import JourneyError
 from runner.core.state import Contact
+from runner.core.vocabulary import ALL_TOPICS
 from runner.delivery.message import MailMessage, MessageDraft, draft_message
 from runner.delivery.render import Renderer, render_context
 from runner.delivery.transports import PermanentError, TransientError, Transport, open_transport
@@ -103,7 +104,8 @@ class Delivery:
         exactly when ``build`` fails; ``journey simulate`` stops here."""
         detail = decision.detail
         contact = Contact(decision.contact, dict(detail.get("attributes") or {}), detail.get("timezone"))
-        unsubscribe = self._unsubscribe_url(make_token(self.secret, decision.contact, journey.id))
+        unsubscribe = self._unsubscribe_url(make_token(
+            self.secret, decision.contact, journey.id, self.unsubscribe_topic(journey, decision.step)))
         context = render_context(contact, detail.get("scores") or {}, journey, decision.step, self.project,
                                  unsubscribe, decision.at)
         if decision.action == "webhook":
@@ -121,6 +123,13 @@ class Delivery:
             date=decision.at,
         )
         return Outgoing(decision.key, "email", str(detail.get("to") or ""), rendered.subject, draft=draft)
+
+    def unsubscribe_topic(self, journey: Journey, step_id: str | None) -> str:
+        """What the email's unsubscribe link stops: its own marketing topic; from a
+        transactional email (which an unsubscribe cannot stop), every marketing topic."""
+        step = journey.steps.get(step_id) if step_id else None
+        topic = self.project.topic(step.topic if isinstance(step, EmailStep) else None)
+        return topic.name if topic.marketing else ALL_TOPICS
 
     def _webhook(self, decision: Any, journey: Journey, context: dict) -> Outgoing:
         detail = decision.detail

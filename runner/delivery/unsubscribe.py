@@ -1,9 +1,17 @@
-"""Signed unsubscribe tokens: who unsubscribes from which list, unforgeable.
+"""Signed unsubscribe tokens: who unsubscribes from which topic, unforgeable.
 
-A token is ``<payload>.<mac>``, both base64url without padding: the payload is
-the JSON array ``[contact_id, list_id]`` and the mac is HMAC-SHA256 over a
-versioned prefix plus the payload. Tokens do not expire: an unsubscribe link
-must keep working for as long as the email sits in an inbox.
+A token is ``v2.<payload>.<mac>``, base64url without padding: the payload is
+the JSON array ``[contact_id, list_id, topic]`` (the topic the email was sent
+under, or ``*`` for every marketing topic) and the mac is HMAC-SHA256 over a
+versioned prefix plus the payload. Tokens from before topics,
+``<payload>.<mac>`` with ``[contact_id, list_id]`` and the v1 prefix, stay
+valid and mean ``*`` (an unsubscribe then stopped everything). Tokens do not
+expire: an unsubscribe link must keep working for as long as the email sits
+in an inbox.
+
+The link is the project's ``unsubscribe.url`` with ``?token=…``;
+:func:`unsubscribe_url` builds it at send time and :func:`unsubscribe_path`
+gives the path ``journey serve`` answers it on, from the same setting.
 
 The key comes from the environment variable the project names
 (``unsubscribe.secret_env``, default ``JOURNEY_UNSUBSCRIBE_SECRET``). When it
@@ -22,19 +30,31 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from runner.core.problems import JourneyError
+from runner.core.vocabulary import ALL_TOPICS
 
 DEFAULT_SECRET_ENV = "JOURNEY_UNSUBSCRIBE_SECRET"
 DEV_SECRET = b"journey-runner-dev-secret-not-for-production"
 MIN_SECRET_BYTES = 16
-_DOMAIN = b"journey-unsubscribe:v1:"  # binds the mac to this use and format version
+_DOMAIN = b"journey-unsubscribe:v1:"  # binds the mac to this use and format version (tokens before topics)
+_DOMAIN_V2 = b"journey-unsubscribe:v2:"  # [contact_id, list_id, topic]
+_V2 = "v2"
 _DEV_TRANSPORTS = ("outbox:", "console", "memory")
 
 
 class InvalidToken(JourneyError):
     """The token was forged, altered or truncated."""
+
+
+class UnsubscribeToken(NamedTuple):
+    """What a verified token grants: ``contact_id`` may unsubscribe from ``topic`` ("*": all marketing)."""
+
+    contact_id: str
+    list_id: str
+    topic: str
 
 
 def _b64encode(data: bytes) -> str:
@@ -45,37 +65,52 @@ def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(secret: bytes, payload: bytes) -> bytes:
-    return hmac.digest(secret, _DOMAIN + payload, hashlib.sha256)
+def _mac(secret: bytes, payload: bytes, domain: bytes = _DOMAIN_V2) -> bytes:
+    return hmac.digest(secret, domain + payload, hashlib.sha256)
 
 
 # json.dumps(value, separators=(",", ":"), ensure_ascii=False), without a new encoder per call
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def make_token(secret: bytes, contact_id: str, list_id: str) -> str:
-    """A url-safe token that proves the bearer may unsubscribe ``contact_id`` from ``list_id``."""
-    payload = _COMPACT_JSON.encode([contact_id, list_id]).encode()
-    return f"{_b64encode(payload)}.{_b64encode(_mac(secret, payload))}"
+def make_token(secret: bytes, contact_id: str, list_id: str, topic: str = ALL_TOPICS) -> str:
+    """A url-safe token that proves the bearer may unsubscribe ``contact_id`` from ``topic``
+    (``list_id``: the journey the email came from, for the record)."""
+    payload = _COMPACT_JSON.encode([contact_id, list_id, topic]).encode()
+    return f"{_V2}.{_b64encode(payload)}.{_b64encode(_mac(secret, payload))}"
 
 
-def verify_token(secret: bytes, token: str) -> tuple[str, str]:
-    """Return ``(contact_id, list_id)``; raise :class:`InvalidToken` unless the mac matches."""
+def verify_token(secret: bytes, token: str) -> UnsubscribeToken:
+    """What ``token`` grants; raise :class:`InvalidToken` unless its mac matches (compared in
+    constant time). A token from before topics grants ``*``."""
     try:
-        encoded_payload, encoded_mac = token.split(".")
-        payload = _b64decode(encoded_payload)
-        mac = _b64decode(encoded_mac)
+        parts = token.split(".")
+        if len(parts) == 3 and parts[0] == _V2:
+            domain, width = _DOMAIN_V2, 3
+        elif len(parts) == 2:
+            domain, width = _DOMAIN, 2  # a token from before topics
+        else:
+            raise ValueError("not a token")
+        payload = _b64decode(parts[-2])
+        mac = _b64decode(parts[-1])
     except (ValueError, AttributeError, binascii.Error):
         raise InvalidToken("malformed unsubscribe token") from None
-    if not hmac.compare_digest(mac, _mac(secret, payload)):
+    if not hmac.compare_digest(mac, _mac(secret, payload, domain)):
         raise InvalidToken("unsubscribe token signature does not match")
     try:
-        contact_id, list_id = json.loads(payload)
+        fields = json.loads(payload)
     except (ValueError, TypeError):
         raise InvalidToken("malformed unsubscribe token payload") from None
-    if not isinstance(contact_id, str) or not isinstance(list_id, str):
+    if width == 2 and isinstance(fields, list) and len(fields) == 2:
+        fields = [*fields, ALL_TOPICS]
+    if not isinstance(fields, list) or len(fields) != 3 or not all(isinstance(f, str) for f in fields):
         raise InvalidToken("malformed unsubscribe token payload")
-    return contact_id, list_id
+    return UnsubscribeToken(*fields)
+
+
+def unsubscribe_path(base_url: str) -> str:
+    """The path the unsubscribe link (``base_url`` plus its token) is served on."""
+    return urlsplit(base_url).path or "/"
 
 
 def unsubscribe_url(base_url: str, token: str) -> str:

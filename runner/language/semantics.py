@@ -23,6 +23,7 @@ from zoneinfo import available_timezones
 
 from croniter import croniter
 
+from runner.core.model import DEFAULT_TOPIC
 from runner.core.problems import ERROR, WARNING, Problem
 from runner.core.stepkinds import STEP_KINDS
 from runner.core.vocabulary import BUILTIN_ATTRIBUTES, BUILTIN_EVENTS
@@ -74,6 +75,7 @@ class ProjectContext:
     attributes: dict[str, Any] | None = None  # tracking plan; None = not declared, nothing to check
     events: dict[str, Any] | None = None
     templates_dir: Path | None = None
+    topics: set[str] = field(default_factory=lambda: {DEFAULT_TOPIC})  # subscription topics email steps may name
 
     @classmethod
     def from_data(cls, data: Any, templates_dir: Path | None) -> ProjectContext:
@@ -87,6 +89,7 @@ class ProjectContext:
             attributes=attributes if isinstance(attributes, dict) else None,
             events=events if isinstance(events, dict) else None,
             templates_dir=templates_dir,
+            topics={DEFAULT_TOPIC, *(name for name in _mapping(data.get("topics")) if isinstance(name, str))},
         )
 
 
@@ -164,6 +167,13 @@ class _Checker:
         kind = declaration if isinstance(declaration, str) else _mapping(declaration).get("type")
         if expect_date and isinstance(kind, str) and kind not in _DATE_TYPES:
             self.report(path, "plan.type", f"`{name}` is declared as {kind}; a date entry needs a date or datetime")
+
+    def check_topic(self, path: PathList, name: str) -> None:
+        if name not in self.project.topics:
+            suggestion = did_you_mean(name, sorted(self.project.topics))
+            extra = f"; did you mean `{suggestion}`?" if suggestion else ""
+            self.report(path, "ref.topic", f"unknown topic `{name}`{extra}",
+                        hint=f"declare it under `topics:` in project.yaml (declared: {', '.join(sorted(self.project.topics))})")
 
     def check_event(self, path: PathList, name: Any, where: Any = None, where_path: PathList | None = None) -> None:
         if not isinstance(name, str) or self.project.events is None:
@@ -413,6 +423,8 @@ class _JourneyChecker(_Checker):
                 for message in kind.check(step[name]):
                     self.report(here + [name], f"step.{name}", message)
         email = _mapping(step.get("email"))
+        if isinstance(email.get("topic"), str):
+            self.check_topic(here + ["email", "topic"], email["topic"])
         if isinstance(email.get("template"), str):
             self.templates.append((here + ["email", "template"], email["template"], "html"))
         if isinstance(email.get("text_template"), str):
@@ -631,6 +643,7 @@ def check_project(doc: YamlDocument, project: ProjectContext) -> list[Problem]:
         checker.report(path, "ref.stage", f"`stage: {name}` only makes sense inside a journey")
     _segment_problems(checker, refs, _mapping(data.get("segments")), {}, ["segments"], report_unused=False)
     _score_refs(checker, refs)
+    _default_topic(checker, data)
     for index, network in enumerate(_list(_mapping(data.get("webhooks")).get("allow_networks"))):
         try:
             ipaddress.ip_network(str(network), strict=False)
@@ -638,6 +651,20 @@ def check_project(doc: YamlDocument, project: ProjectContext) -> list[Problem]:
             checker.report(["webhooks", "allow_networks", index], "project.network",
                            f"`{network}` is not an IP network (write 127.0.0.1/32, 10.0.0.0/8 or fd00::/8)")
     return checker.problems
+
+
+def _default_topic(checker: _Checker, data: dict) -> None:
+    """``default_topic`` names a declared marketing topic: a transactional default would
+    let every unnamed email past an unsubscribe."""
+    name = data.get("default_topic")
+    if not isinstance(name, str):
+        return
+    if name not in checker.project.topics:
+        checker.check_topic(["default_topic"], name)
+    elif _mapping(_mapping(data.get("topics")).get(name)).get("kind") == "transactional":
+        checker.report(["default_topic"], "project.topic",
+                       f"default_topic `{name}` is transactional: emails that name no topic would ignore unsubscribes",
+                       hint="make the default a marketing topic; name transactional topics on their steps")
 
 
 def check_contacts(doc: YamlDocument) -> list[Problem]:

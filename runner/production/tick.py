@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 from runner.core.durations import format_duration
 from runner.core.engine import Decision, Engine, Outcome
-from runner.core.model import Journey, Project
+from runner.core.model import EmailStep, Journey, Project
 from runner.core.problems import JourneyError
 from runner.core.state import ContactState, SendRecord
 from runner.delivery.dispatch import Delivery, Outgoing, step_detail
@@ -732,11 +732,15 @@ class Tick:
             journey = self.runtime.engine.versions.get((record.journey_id, record.version))
             if journey is None or record.step_id not in journey.steps:
                 continue
-            # an email is not retried to a contact suppressed by now (webhooks are not suppressed, as in the engine)
-            if record.kind == "email" and self.store.is_suppressed(record.contact_id, self.now):
-                self.writes.later(partial(self.store.fail_send, record.key, "suppressed", True))
-                continue
             state = self.store.load_contact_state(record.contact_id)
+            # an email is not retried to a contact suppressed (or unsubscribed from its marketing
+            # topic) by now; webhooks are not suppressed, as in the engine
+            if record.kind == "email":
+                step = journey.steps[record.step_id]
+                topic = self.runtime.project.topic(step.topic if isinstance(step, EmailStep) else None)
+                if state.email_stop(topic.name, topic.marketing, self.now):
+                    self.writes.later(partial(self.store.fail_send, record.key, "suppressed", True))
+                    continue
             decision = Decision(
                 at=record.at, contact=record.contact_id, journey=record.journey_id, version=record.version,
                 stage=None, step=record.step_id, action="webhook" if record.kind == "webhook" else "send",

@@ -73,8 +73,20 @@ def explain_contact(
     return ContactExplanation(
         contact=contact.id, at=at, timezone=state.contact.timezone or project.default_timezone,
         attributes=dict(state.contact.attributes), scores={name: run.score(name) for name in sorted(project.scores)},
-        suppressed=state.suppressed_by(max(at, start)), segments=segments, journeys=views,
+        suppressed=_suppressed(state, max(at, start)), segments=segments, journeys=views,
     )
+
+
+def _suppressed(state: ContactState, at: datetime) -> str | None:
+    """The suppression in effect (every email stops), else an unsubscribe from everything
+    (marketing stops), else the topics opted out of; None when email flows."""
+    reason = state.suppressed_by(at)
+    if reason is not None:
+        return reason
+    if state.opted_out("*", at):
+        return "unsubscribed"
+    topics = sorted(topic for topic in state.opt_outs if state.opted_out(topic, at))
+    return f"unsubscribed from {', '.join(topics)}" if topics else None
 
 
 def _facts_source(engine: Engine, state: ContactState, at: datetime) -> ContactView:
@@ -142,7 +154,8 @@ def explanation_lines(result: ContactExplanation) -> list[str]:
     """The explanation as indented text (✓ holds, ✗ does not)."""
     lines = [f"{result.contact} at {iso(result.at)} ({result.timezone})"]
     if result.suppressed:
-        lines.append(f"  suppressed: {result.suppressed} (no email is sent)")
+        stops = "marketing topics stop" if result.suppressed.startswith("unsubscribed") else "no email is sent"
+        lines.append(f"  suppressed: {result.suppressed} ({stops})")
     if result.scores:
         lines.append("  scores: " + ", ".join(f"{k} {v:g}" for k, v in result.scores.items()))
     lines.append("")

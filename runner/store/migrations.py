@@ -340,6 +340,17 @@ def m011_contact_leases(db: Database) -> None:
     db.execute("CREATE INDEX contacts_leased ON contacts(lease_holder) WHERE lease_holder IS NOT NULL")
 
 
+@migrations()
+def m012_topic_opt_outs(db: Database) -> None:
+    """Unsubscribes become topic opt-outs. ``topic`` names what an unsubscribe stops
+    ('*': every marketing topic); NULL is a suppression (bounce, complaint, manual),
+    which stops every email. An unsubscribe recorded before topics existed becomes the
+    opt-out of every marketing topic under a target of its own (``topic:*:contact:…``),
+    so a later bounce of the same contact is kept beside it, not merged into it."""
+    db.execute("ALTER TABLE suppressions ADD COLUMN topic TEXT")
+    db.execute("UPDATE suppressions SET topic = '*', target = 'topic:*:' || target WHERE reason = 'unsubscribed'")
+
+
 def apply_migrations(db: Database) -> None:
     """Bring ``db`` to the latest schema; safe when several processes open it at once.
 

@@ -36,7 +36,15 @@ from runner.core.state import (
     SendRecord,
     Wait,
 )
-from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, SUPPRESSION_REASONS
+from runner.core.vocabulary import (
+    ALL_TOPICS,
+    IDENTITY_EVENTS,
+    RESUBSCRIBED,
+    SUPPRESSING_EVENTS,
+    SUPPRESSION_REASONS,
+    UNSUBSCRIBED,
+    event_topic,
+)
 from runner.store.base import ContactRow, EventRow, ProductionCounters, Store
 from runner.store.codec import from_db_time, from_json, merge_patch, to_db_time, to_json
 from runner.store.errors import (
@@ -218,7 +226,7 @@ class SQLiteStore:
                 owners[some_id].append(contact_id)
         events = self._events_of(owners)
         sends = self._sends_of(list(rows))
-        suppressed = self._earliest_suppressions(rows, anonymous)
+        suppressed, opt_outs = self._suppressions_of(rows, anonymous)
         enrollment_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in self._rows(f"SELECT * FROM enrollments WHERE contact_id IN ({_marks(rows)}) "
                               "ORDER BY entered_at, id", list(rows)):
@@ -233,6 +241,7 @@ class SQLiteStore:
                 sends=sends.get(contact_id, []),
                 suppressed=suppressed[contact_id][0] if contact_id in suppressed else None,
                 suppressed_at=suppressed[contact_id][1] if contact_id in suppressed else None,
+                opt_outs=opt_outs.get(contact_id, {}),
                 clock=from_db_time(row["clock"]),
                 memory=from_json(row["memory"], {}),
                 enrollment_seq=row["enrollment_seq"],
@@ -291,26 +300,30 @@ class SQLiteStore:
                                          step_id=step, at=from_db_time(at), kind=kind))
         return found
 
-    def _earliest_suppressions(
+    def _suppressions_of(
         self, rows: dict[str, dict[str, Any]], anonymous: dict[str, list[str]]
-    ) -> dict[str, tuple[str, datetime]]:
-        """The earliest suppression of each contact (by its id, an anonymous id, or its
-        email): its reason and the instant it takes effect."""
+    ) -> tuple[dict[str, tuple[str, datetime]], dict[str, dict[str, datetime | None]]]:
+        """Each contact's earliest suppression (by its id, an anonymous id, or its email):
+        its reason and the instant it takes effect; and its topic opt-outs (topic -> the
+        earliest instant), which stop marketing topics only."""
         ids = [some_id for contact_id in rows for some_id in (contact_id, *anonymous[contact_id])]
         emails = sorted({row["email_key"] for row in rows.values() if row["email_key"] is not None})
         found: dict[str, tuple[str, datetime]] = {}
+        opt_outs: dict[str, dict[str, datetime | None]] = {}
         suppressions = self.conn.execute(
-            f"""SELECT contact_id, email, reason, at FROM suppressions
+            f"""SELECT contact_id, email, reason, at, topic FROM suppressions
                 WHERE contact_id IN ({_marks(ids)}) OR email IN ({_marks(emails)}) ORDER BY at""",
             (*ids, *emails),
         ).fetchall()
         for contact_id, row in rows.items():
             mine = {contact_id, *anonymous[contact_id]}
-            for target_id, email, reason, at in suppressions:
+            for target_id, email, reason, at, topic in suppressions:
                 if target_id in mine or (email is not None and email == row["email_key"]):
-                    found[contact_id] = (reason, from_db_time(at))
-                    break
-        return found
+                    if topic is not None:
+                        opt_outs.setdefault(contact_id, {}).setdefault(topic, from_db_time(at))
+                    elif contact_id not in found:
+                        found[contact_id] = (reason, from_db_time(at))
+        return found, opt_outs
 
     def save_contact_state(self, state: ContactState, wake_at: datetime | None,
                            decisions: Iterable[Any] = (), run_id: str | None = None) -> None:
@@ -740,36 +753,47 @@ class SQLiteStore:
     # ------------------------------------------------------------------ suppressions
 
     def add_suppression(self, contact_or_email: str, reason: str, source: str, now: datetime) -> None:
-        """Suppress a contact id or an email address (case-insensitive)."""
+        """Suppress a contact id or an email address (case-insensitive). Reason
+        ``unsubscribed`` records the opt-out of every marketing topic ("*") instead:
+        transactional email still goes."""
         if reason not in SUPPRESSION_REASONS:
             raise JourneyError(
                 f"unknown suppression reason {reason!r}; use one of {', '.join(SUPPRESSION_REASONS)}"
             )
-        target, contact_id, email = _suppression_target(contact_or_email)
+        topic = ALL_TOPICS if reason == UNSUBSCRIBED else None
+        target, contact_id, email = _suppression_target(contact_or_email, topic)
         with self.transaction():
             self.conn.execute(
-                """INSERT INTO suppressions (target, contact_id, email, reason, at, source)
-                   VALUES (?, ?, ?, ?, ?, ?)
+                """INSERT INTO suppressions (target, contact_id, email, reason, at, source, topic)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (target) DO UPDATE SET reason = excluded.reason,
                        at = excluded.at, source = excluded.source""",
-                (target, contact_id, email, reason, to_db_time(now), source),
+                (target, contact_id, email, reason, to_db_time(now), source, topic),
             )
 
     def remove_suppression(self, contact_or_email: str) -> bool:
+        """Lift every suppression and topic opt-out of a contact id or an address."""
         target, _, _ = _suppression_target(contact_or_email)
         with self.transaction():
-            cursor = self.conn.execute("DELETE FROM suppressions WHERE target = ?", (target,))
-            return cursor.rowcount == 1
+            cursor = self.conn.execute(
+                "DELETE FROM suppressions WHERE target = :t OR (topic IS NOT NULL AND target = 'topic:' || topic || ':' || :t)",
+                {"t": target})
+            return cursor.rowcount > 0
 
-    def suppressions(self) -> list[dict]:
-        """Every suppression, oldest first; ``detail`` says which bounce or complaint made it
-        (``hard_bounce: 5.1.1 …``, runner.core.bounces) when an event did, else None."""
+    def suppressions(self, contact_id: str | None = None) -> list[dict]:
+        """Every suppression and topic opt-out, oldest first; with ``contact_id``, that contact's
+        (by its id, its anonymous ids or its address). ``topic``: None for a suppression (every
+        email stops), the topic of an unsubscribe ("*": every marketing topic); ``detail`` says
+        which bounce or complaint made it (``hard_bounce: 5.1.1 …``, runner.core.bounces) when
+        an event did, else None."""
         rows = self._rows(
-            """SELECT s.contact_id, s.email, s.reason, s.at, s.source, e.properties AS detail
+            """SELECT s.contact_id, s.email, s.reason, s.at, s.source, s.topic, e.properties AS detail
                FROM suppressions s LEFT JOIN events e
                  ON s.source LIKE 'event:%' AND e.message_id = substr(s.source, 7)
-               ORDER BY s.at, s.target"""
-        )
+               WHERE :c IS NULL OR s.contact_id = :c
+                  OR s.contact_id IN (SELECT anonymous_id FROM identities WHERE contact_id = :c)
+                  OR s.email = (SELECT lower(email) FROM contacts WHERE id = :c)
+               ORDER BY s.at, s.target""", {"c": contact_id})
         return suppression_details(rows)
 
     def contacts_by_email(self, emails: list[str]) -> dict[str, list[str]]:
@@ -795,7 +819,11 @@ class SQLiteStore:
             )
         ]
         row = rows[0] if rows else {"email_key": None}
-        found = self._earliest_suppressions({contact_id: row}, {contact_id: anonymous_ids}).get(contact_id)
+        hard, opt_outs = self._suppressions_of({contact_id: row}, {contact_id: anonymous_ids})
+        found = hard.get(contact_id)
+        every = opt_outs.get(contact_id, {}).get(ALL_TOPICS)
+        if every is not None and (found is None or every < found[1]):
+            found = (UNSUBSCRIBED, every)  # the unsubscribe from every marketing topic
         if found is None or (at is not None and found[1] > at):
             return None
         return found[0]
@@ -922,7 +950,8 @@ class SQLiteStore:
                     contact_wake[row.contact_id] = at
             elif row.anonymous_id is not None and at < anonymous_wake.get(row.anonymous_id, "~"):
                 anonymous_wake[row.anonymous_id] = at
-        suppressing = [row for row in rows if row.name in SUPPRESSING_EVENTS]
+        suppressing = [row for row in rows if row.name in SUPPRESSING_EVENTS
+                       or (row.name == RESUBSCRIBED and "topic" in row.properties)]
         with self.transaction():
             self.conn.executemany(
                 _CREATE_OR_WAKE_CONTACT,
@@ -941,26 +970,34 @@ class SQLiteStore:
         return inserted
 
     def _record_suppressions(self, rows: list[EventRow]) -> None:
-        """Suppressions for the suppressing events (``unsubscribed``, ``email_bounced``,
-        ``email_complained``) the store does not hold yet, effective at each event's time.
+        """Suppressions for the suppressing events (``email_bounced``, ``email_complained``)
+        and topic opt-outs for ``unsubscribed`` events (their ``topic``, else "*") the
+        store does not hold yet, effective at each event's time; a ``resubscribed`` event
+        naming a topic lifts that topic's opt-out made at or before it.
 
         They are written once, when the event first arrives: a replayed export
         does not re-suppress someone an operator resubscribed. The earliest
         suppression of a target is kept, as the engine keeps it.
         """
         seen = self.existing_message_ids([row.message_id for row in rows])
-        self.conn.executemany(
-            """INSERT INTO suppressions (target, contact_id, email, reason, at, source)
-               VALUES (?, ?, NULL, ?, ?, ?)
-               ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, at = excluded.at,
-                   source = excluded.source
-               WHERE excluded.at < suppressions.at""",
-            [
-                (f"contact:{target}", target, SUPPRESSING_EVENTS[row.name], to_db_time(row.at), f"event:{row.message_id}")
-                for row in rows
-                if row.message_id not in seen and (target := row.contact_id or row.anonymous_id)
-            ],
-        )
+        for row in sorted(rows, key=lambda row: row.at):  # in time order: an opt-out, then its lifting
+            who = row.contact_id or row.anonymous_id
+            if row.message_id in seen or not who:
+                continue
+            if row.name == RESUBSCRIBED:
+                self.conn.execute("DELETE FROM suppressions WHERE target = ? AND at <= ?",
+                                  (_suppression_target(who, event_topic(row.properties))[0], to_db_time(row.at)))
+                continue
+            reason = SUPPRESSING_EVENTS[row.name]
+            topic = event_topic(row.properties) if reason == UNSUBSCRIBED else None
+            self.conn.execute(
+                """INSERT INTO suppressions (target, contact_id, email, reason, at, source, topic)
+                   VALUES (?, ?, NULL, ?, ?, ?, ?)
+                   ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, at = excluded.at,
+                       source = excluded.source
+                   WHERE excluded.at < suppressions.at""",
+                (_suppression_target(who, topic)[0], who, reason, to_db_time(row.at), f"event:{row.message_id}", topic),
+            )
 
     def link_identities(self, links: Iterable[tuple[str, str]], now: datetime) -> None:
         """Link anonymous ids to contacts (the first link wins) and wake each contact
@@ -1252,14 +1289,17 @@ def _email_key(attributes: dict[str, Any]) -> str | None:
     return email.lower() if isinstance(email, str) else None
 
 
-def _suppression_target(contact_or_email: str) -> tuple[str, str | None, str | None]:
-    """(target key, contact_id, email): anything with an ``@`` is an email address."""
+def _suppression_target(contact_or_email: str, topic: str | None = None) -> tuple[str, str | None, str | None]:
+    """(target key, contact_id, email): anything with an ``@`` is an email address.
+    A topic opt-out has a target of its own (``topic:<topic>:contact:<id>``), beside
+    the contact's suppression (``contact:<id>``)."""
     value = contact_or_email.strip()
     if not value:
         raise JourneyError("give a contact id or an email address to suppress")
+    prefix = f"topic:{topic}:" if topic is not None else ""
     if "@" in value:
-        return f"email:{value.lower()}", None, value.lower()
-    return f"contact:{value}", value, None
+        return f"{prefix}email:{value.lower()}", None, value.lower()
+    return f"{prefix}contact:{value}", value, None
 
 
 _INSERT_DECISION = """

@@ -58,7 +58,8 @@ def test_a_batched_load_equals_loading_each_contact_alone(store):
     batch = store.load_contact_states([*ids, "nobody"])
     assert sorted(batch) == ids  # unknown ids are left out
     assert batch == {cid: store.load_contact_state(cid) for cid in ids}
-    assert batch["c0005"].suppressed == "bounced" and batch["c0010"].suppressed == "unsubscribed"
+    assert batch["c0005"].suppressed == "bounced" and batch["c0010"].suppressed is None
+    assert batch["c0010"].opt_outs == {"*": now}  # an unsubscribe is the opt-out of every marketing topic
     assert [e.name for e in batch["c0000"].events] == ["page_viewed", "signed_up"]
     assert [s.key for s in batch["c0001"].sends] == ["k1"]
 
