@@ -173,9 +173,10 @@ def test_suppress_list_and_history_show_opt_outs_with_reason_and_source(tmp_path
     history = journey_cli(["history", "ada", "--db", db], cwd=root)
     assert history.returncode == 0, history.stderr
     assert "suppressed: unsubscribed from newsletter" in history.stdout  # the skip
-    assert "unsubscribed (unsubscribed): topic newsletter from 2026-03-02T09:30" in history.stdout
+    assert "unsubscribed since 2026-03-02T09:30:00.000000+00:00: topic newsletter (source event:unsubscribed-" in history.stdout
     document = json.loads(journey_cli(["history", "ada", "--format", "json", "--db", db], cwd=root).stdout)
-    assert [(r["reason"], r["topic"]) for r in document["suppressions"]] == [("unsubscribed", "newsletter")]
+    assert [(r["reason"], r["topic"]) for r in document["opt_outs"]] == [("unsubscribed", "newsletter")]
+    assert "suppression" not in document  # an unsubscribe is not a suppression: receipts still go
     removed = journey_cli(["suppress", "remove", "ada", "--db", db], cwd=root)
     assert removed.returncode == 0, removed.stderr  # lifting a contact's suppression lifts its topic opt-outs too
     assert journey_cli(["suppress", "list", "--db", db], cwd=root).stdout.strip() == "no suppressions"
