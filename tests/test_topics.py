@@ -78,10 +78,16 @@ def _simulated(root: Path, events: list[dict]) -> tuple[list[str], list[tuple[st
             [(d.step, d.reason) for d in result.decisions if d.action == "skip"])
 
 
-def _production(tmp_path: Path, root: Path, events: list[dict]):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path: Path) -> str:
+    """Where production keeps its state: a SQLite file, or a fresh schema on the test PostgreSQL."""
+    return str(tmp_path / "journey.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+def _production(tmp_path: Path, root: Path, events: list[dict], database: str | None = None):
     """Hourly production ticks over the day, each event imported in the hour it happens."""
     tree = load_working_tree(root)
-    store = open_store(tmp_path / "journey.db")
+    store = open_store(database or tmp_path / "journey.db")
     ingest.import_contacts(store, write_lines(tmp_path / "contacts.jsonl", [json.dumps(CONTACT)]), now=START)
     deploy(store, tree.journeys, START)
     runtime = build_runtime(store, tree.project, f"outbox:{tmp_path / 'outbox'}")
@@ -100,9 +106,9 @@ def _production(tmp_path: Path, root: Path, events: list[dict]):
 
 
 def _produced(store) -> tuple[list[str], list[tuple[str, str]]]:
-    sent = [key.rsplit("/", 1)[1] for (key,) in store.conn.execute(
-        "SELECT key FROM sends WHERE state = 'sent' ORDER BY scheduled_at")]
-    skipped = [(row["step"], row["reason"]) for row in store.contact_history("ada") if row["action"] == "skip"]
+    history = store.contact_history("ada")
+    sent = [row["step"] for row in history if row["action"] == "send" and row["send_state"] == "sent"]
+    skipped = [(row["step"], row["reason"]) for row in history if row["action"] == "skip"]
     return sent, skipped
 
 
@@ -131,14 +137,43 @@ SCENARIOS = {
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_topic_opt_outs_stop_the_same_emails_in_simulate_and_in_production(tmp_path, name):
+def test_topic_opt_outs_stop_the_same_emails_in_simulate_and_in_production(tmp_path, name, database):
     events, sent, skipped = SCENARIOS[name]
     root = tiny_project(tmp_path / "project", journeys={"series": SERIES}, project=PROJECT)
     signup = [_event("signed_up", SIGNUP)]
     assert _simulated(root, signup + events) == (sent, skipped)
-    store = _production(tmp_path, root, signup + events)
+    store = _production(tmp_path, root, signup + events, database)
     assert _produced(store) == (sent, skipped)
     store.close()
+
+
+def test_opt_outs_are_recorded_listed_and_lifted_alike_by_both_stores(database):
+    """What the unsubscribe link and the CLI rely on, on SQLite and on PostgreSQL: an event's
+    topic opt-out, per contact; a resubscribe lifts it; ``unsubscribed`` by hand means "*";
+    a bounce beside them; removing a contact's suppression lifts its opt-outs too."""
+    from runner.store.base import ContactRow, EventRow
+
+    store = open_store(database)
+    try:
+        store.write_contacts([ContactRow("ada", {"email": "Ada@Example.com"}), ContactRow("bob", {})], START)
+        store.write_events([EventRow("ada", None, "unsubscribed", SIGNUP, {"topic": "newsletter"}, "u1"),
+                            EventRow("bob", None, "unsubscribed", SIGNUP, {}, "u2")], START)
+        assert sorted((r["contact_id"], r["topic"]) for r in store.suppressions()) == [("ada", "newsletter"), ("bob", "*")]
+        assert [r["topic"] for r in store.suppressions("ada")] == ["newsletter"]
+        assert store.load_contact_state("ada").opt_outs == {"newsletter": SIGNUP}
+        store.write_events([EventRow("ada", None, "resubscribed", SIGNUP + timedelta(hours=1),
+                                     {"topic": "newsletter"}, "r1")], START)
+        assert store.suppressions("ada") == [] and store.load_contact_state("ada").opt_outs == {}
+        store.add_suppression("ada@example.com", "unsubscribed", "cli", SIGNUP)
+        store.add_suppression("ada", "bounced", "cli", SIGNUP + timedelta(hours=2))
+        state = store.load_contact_state("ada")
+        assert (state.opt_outs, state.suppressed) == ({"*": SIGNUP}, "bounced")
+        assert [(r["reason"], r["topic"]) for r in store.suppressions("ada")] == [("unsubscribed", "*"), ("bounced", None)]
+        assert store.is_suppressed("ada", END) == "unsubscribed" and store.is_suppressed("bob", END) == "unsubscribed"
+        assert store.remove_suppression("bob") and store.suppressions("bob") == []
+        assert not store.remove_suppression("bob")
+    finally:
+        store.close()
 
 
 def test_each_email_carries_an_unsubscribe_link_for_its_own_topic(tmp_path):

@@ -325,6 +325,13 @@ M011_CONTACT_LEASES = [
     "CREATE INDEX contacts_leased ON contacts(lease_holder) WHERE lease_holder IS NOT NULL",
 ]
 
+# as SQLite's m012: unsubscribes become topic opt-outs ('*': every marketing topic) under targets
+# of their own; NULL topic: a suppression, which stops every email
+M012_TOPIC_OPT_OUTS = [
+    f"ALTER TABLE suppressions ADD COLUMN topic {T}",
+    "UPDATE suppressions SET topic = '*', target = 'topic:*:' || target WHERE reason = 'unsubscribed'",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_decisions", M002_DECISIONS),
@@ -337,6 +344,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m009_deployed_templates", M009_DEPLOYED_TEMPLATES),
     ("m010_run_counts", M010_RUN_COUNTS),
     ("m011_contact_leases", M011_CONTACT_LEASES),
+    ("m012_topic_opt_outs", M012_TOPIC_OPT_OUTS),
 ]
 
 _MIGRATIONS_TABLE = f"""CREATE TABLE IF NOT EXISTS schema_migrations (

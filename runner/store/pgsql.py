@@ -162,12 +162,12 @@ WHERE leases.expires_at <= %s OR leases.holder = excluded.holder
 """
 
 UPSERT_SUPPRESSION = """
-INSERT INTO suppressions (target, contact_id, email, reason, at, source) VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO suppressions (target, contact_id, email, reason, at, source, topic) VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, at = excluded.at, source = excluded.source
 """
 # the earliest suppression of a target is kept, as the engine keeps it
 EVENT_SUPPRESSION = """
-INSERT INTO suppressions (target, contact_id, email, reason, at, source) VALUES (%s, %s, NULL, %s, %s, %s)
+INSERT INTO suppressions (target, contact_id, email, reason, at, source, topic) VALUES (%s, %s, NULL, %s, %s, %s, %s)
 ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, at = excluded.at, source = excluded.source
 WHERE excluded.at < suppressions.at
 """

@@ -48,7 +48,15 @@ from psycopg_pool import ConnectionPool
 
 from runner.core.problems import JourneyError
 from runner.core.state import EXITED, Contact, ContactState, Event, SendRecord
-from runner.core.vocabulary import IDENTITY_EVENTS, SUPPRESSING_EVENTS, SUPPRESSION_REASONS
+from runner.core.vocabulary import (
+    ALL_TOPICS,
+    IDENTITY_EVENTS,
+    RESUBSCRIBED,
+    SUPPRESSING_EVENTS,
+    SUPPRESSION_REASONS,
+    UNSUBSCRIBED,
+    event_topic,
+)
 from runner.store import pgmigrations, pgsql
 from runner.store.base import ContactRow, EventRow, ProductionCounters, Store
 from runner.store.codec import merge_patch, to_db_time, to_json
@@ -64,6 +72,7 @@ from runner.store.sqlite import (
     _enrollment_to_row,
     _same_row,
     _suppression_target,
+    stops_of,
     suppression_details,
 )
 
@@ -357,7 +366,7 @@ class PostgresStore:
         events = self._events_of(conn, owners)
         sends = self._sends_of(conn, found)
         emails = {contact_id: row[7] for contact_id, row in rows.items()}
-        suppressed = self._earliest_suppressions(conn, emails, anonymous)
+        suppressed, opt_outs = self._suppressions_of(conn, emails, anonymous)
         enrollment_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         cursor = conn.execute("SELECT * FROM enrollments WHERE contact_id = ANY(%s) ORDER BY entered_at, id", (found,))
         names = [column.name for column in cursor.description or ()]
@@ -374,6 +383,7 @@ class PostgresStore:
                 sends=sends.get(contact_id, []),
                 suppressed=suppressed[contact_id][0] if contact_id in suppressed else None,
                 suppressed_at=suppressed[contact_id][1] if contact_id in suppressed else None,
+                opt_outs=opt_outs.get(contact_id, {}),
                 clock=clock,
                 memory=memory,
                 enrollment_seq=seq,
@@ -416,22 +426,17 @@ class PostgresStore:
                                                 version=version, step_id=step, at=at, kind=kind))
         return found
 
-    def _earliest_suppressions(self, conn: psycopg.Connection[Any], emails: dict[str, str | None],
-                               anonymous: dict[str, list[str]]) -> dict[str, tuple[str, datetime]]:
-        """The earliest suppression of each contact (by its id, an anonymous id, or its email)."""
+    def _suppressions_of(self, conn: psycopg.Connection[Any], emails: dict[str, str | None],
+                         anonymous: dict[str, list[str]]
+                         ) -> tuple[dict[str, tuple[str, datetime]], dict[str, dict[str, datetime | None]]]:
+        """Each contact's earliest suppression and its topic opt-outs (as SQLiteStore's)."""
         ids = [some_id for contact_id in emails for some_id in (contact_id, *anonymous[contact_id])]
         keys = sorted({email for email in emails.values() if email is not None})
         suppressions = conn.execute(
-            "SELECT contact_id, email, reason, at FROM suppressions "
+            "SELECT contact_id, email, reason, at, topic FROM suppressions "
             "WHERE contact_id = ANY(%s) OR email = ANY(%s) ORDER BY at", (ids, keys)).fetchall()
-        found: dict[str, tuple[str, datetime]] = {}
-        for contact_id, email_key in emails.items():
-            mine = {contact_id, *anonymous[contact_id]}
-            for target_id, email, reason, at in suppressions:
-                if target_id in mine or (email is not None and email == email_key):
-                    found[contact_id] = (reason, at)
-                    break
-        return found
+        whose = {contact_id: ({contact_id, *anonymous[contact_id]}, email_key) for contact_id, email_key in emails.items()}
+        return stops_of(whose, suppressions)
 
     def save_contact_state(self, state: ContactState, wake_at: datetime | None,
                            decisions: Iterable[Any] = (), run_id: str | None = None) -> None:
@@ -730,24 +735,31 @@ class PostgresStore:
     # ------------------------------------------------------------------ suppressions
 
     def add_suppression(self, contact_or_email: str, reason: str, source: str, now: datetime) -> None:
-        """Suppress a contact id or an email address (case-insensitive)."""
+        """Suppress a contact id or an email address (case-insensitive); ``unsubscribed`` is the
+        opt-out of every marketing topic (as SQLiteStore.add_suppression)."""
         if reason not in SUPPRESSION_REASONS:
             raise JourneyError(f"unknown suppression reason {reason!r}; use one of {', '.join(SUPPRESSION_REASONS)}")
-        target, contact_id, email = _suppression_target(contact_or_email)
+        topic = ALL_TOPICS if reason == UNSUBSCRIBED else None
+        target, contact_id, email = _suppression_target(contact_or_email, topic)
         with self.transaction(), self._connection() as conn:
-            conn.execute(pgsql.UPSERT_SUPPRESSION, (target, contact_id, email, reason, now, source))
+            conn.execute(pgsql.UPSERT_SUPPRESSION, (target, contact_id, email, reason, now, source, topic))
 
     def remove_suppression(self, contact_or_email: str) -> bool:
+        """Lift every suppression and topic opt-out of a contact id or an address."""
         target, _, _ = _suppression_target(contact_or_email)
-        return self._write("DELETE FROM suppressions WHERE target = %s", (target,)) == 1
+        return self._write("DELETE FROM suppressions WHERE target = %(t)s "
+                           "OR (topic IS NOT NULL AND target = 'topic:' || topic || ':' || %(t)s)", {"t": target}) > 0
 
-    def suppressions(self) -> list[dict]:
-        """Every suppression, oldest first, with the bounce's ``detail`` (as SQLiteStore.suppressions)."""
+    def suppressions(self, contact_id: str | None = None) -> list[dict]:
+        """Every suppression and topic opt-out, oldest first (as SQLiteStore.suppressions)."""
         return suppression_details(self._rows(
-            """SELECT s.contact_id, s.email, s.reason, s.at, s.source, e.properties AS detail
+            """SELECT s.contact_id, s.email, s.reason, s.at, s.source, s.topic, e.properties AS detail
                FROM suppressions s LEFT JOIN events e
                  ON s.source LIKE 'event:%%' AND e.message_id = substr(s.source, 7)
-               ORDER BY s.at, s.target"""))
+               WHERE %(c)s::text IS NULL OR s.contact_id = %(c)s
+                  OR s.contact_id IN (SELECT anonymous_id FROM identities WHERE contact_id = %(c)s)
+                  OR s.email = (SELECT lower(email) FROM contacts WHERE id = %(c)s)
+               ORDER BY s.at, s.target""", {"c": contact_id}))
 
     def contacts_by_email(self, emails: list[str]) -> dict[str, list[str]]:
         """The contact ids stored under each address (case-insensitive; lower-cased keys)."""
@@ -767,8 +779,12 @@ class PostgresStore:
             email = conn.execute("SELECT lower(email) FROM contacts WHERE id = %s", (contact_id,)).fetchone()
             anonymous_ids = [anonymous_id for (anonymous_id,) in conn.execute(
                 "SELECT anonymous_id FROM identities WHERE contact_id = %s", (contact_id,))]
-            found = self._earliest_suppressions(conn, {contact_id: email[0] if email else None},
-                                                {contact_id: anonymous_ids}).get(contact_id)
+            hard, opt_outs = self._suppressions_of(conn, {contact_id: email[0] if email else None},
+                                                   {contact_id: anonymous_ids})
+        found = hard.get(contact_id)
+        every = opt_outs.get(contact_id, {}).get(ALL_TOPICS)
+        if every is not None and (found is None or every < found[1]):
+            found = (UNSUBSCRIBED, every)  # the unsubscribe from every marketing topic
         if found is None or (at is not None and found[1] > at):
             return None
         return found[0]
@@ -863,7 +879,8 @@ class PostgresStore:
             if row.contact_id is None and row.anonymous_id is not None and (
                     row.anonymous_id not in anonymous_wake or row.at < anonymous_wake[row.anonymous_id]):
                 anonymous_wake[row.anonymous_id] = row.at
-        suppressing = [row for row in rows if row.name in SUPPRESSING_EVENTS]
+        suppressing = [row for row in rows if row.name in SUPPRESSING_EVENTS
+                       or (row.name == RESUBSCRIBED and "topic" in row.properties)]
         with self.transaction():
             conn = self._local.conn
             self._ingest_lock(conn)
@@ -885,13 +902,21 @@ class PostgresStore:
         return inserted
 
     def _record_suppressions(self, conn: psycopg.Connection[Any], rows: list[EventRow]) -> None:
-        """Suppressions for suppressing events the store does not hold yet, effective at each event's time."""
+        """Suppressions and topic opt-outs for the events the store does not hold yet, and a
+        ``resubscribed`` topic's opt-out lifted (as SQLiteStore._record_suppressions)."""
         seen = self.existing_message_ids([row.message_id for row in rows])
-        with conn.cursor() as cursor:
-            cursor.executemany(pgsql.EVENT_SUPPRESSION, [
-                (f"contact:{target}", target, SUPPRESSING_EVENTS[row.name], row.at, f"event:{row.message_id}")
-                for row in rows
-                if row.message_id not in seen and (target := row.contact_id or row.anonymous_id)])
+        for row in sorted(rows, key=lambda row: row.at):  # in time order: an opt-out, then its lifting
+            who = row.contact_id or row.anonymous_id
+            if row.message_id in seen or not who:
+                continue
+            if row.name == RESUBSCRIBED:
+                conn.execute("DELETE FROM suppressions WHERE target = %s AND at <= %s",
+                             (_suppression_target(who, event_topic(row.properties))[0], row.at))
+                continue
+            reason = SUPPRESSING_EVENTS[row.name]
+            topic = event_topic(row.properties) if reason == UNSUBSCRIBED else None
+            conn.execute(pgsql.EVENT_SUPPRESSION, (_suppression_target(who, topic)[0], who, reason, row.at,
+                                                   f"event:{row.message_id}", topic))
 
     def link_identities(self, links: Iterable[tuple[str, str]], now: datetime) -> None:
         """Link anonymous ids to contacts (the first link wins) and wake each contact

@@ -308,22 +308,14 @@ class SQLiteStore:
         earliest instant), which stop marketing topics only."""
         ids = [some_id for contact_id in rows for some_id in (contact_id, *anonymous[contact_id])]
         emails = sorted({row["email_key"] for row in rows.values() if row["email_key"] is not None})
-        found: dict[str, tuple[str, datetime]] = {}
-        opt_outs: dict[str, dict[str, datetime | None]] = {}
         suppressions = self.conn.execute(
             f"""SELECT contact_id, email, reason, at, topic FROM suppressions
                 WHERE contact_id IN ({_marks(ids)}) OR email IN ({_marks(emails)}) ORDER BY at""",
             (*ids, *emails),
         ).fetchall()
-        for contact_id, row in rows.items():
-            mine = {contact_id, *anonymous[contact_id]}
-            for target_id, email, reason, at, topic in suppressions:
-                if target_id in mine or (email is not None and email == row["email_key"]):
-                    if topic is not None:
-                        opt_outs.setdefault(contact_id, {}).setdefault(topic, from_db_time(at))
-                    elif contact_id not in found:
-                        found[contact_id] = (reason, from_db_time(at))
-        return found, opt_outs
+        whose = {contact_id: ({contact_id, *anonymous[contact_id]}, row["email_key"]) for contact_id, row in rows.items()}
+        return stops_of(whose, [(target_id, email, reason, from_db_time(at), topic)
+                                for target_id, email, reason, at, topic in suppressions])
 
     def save_contact_state(self, state: ContactState, wake_at: datetime | None,
                            decisions: Iterable[Any] = (), run_id: str | None = None) -> None:
@@ -1272,6 +1264,24 @@ def stats_query(template: str, journey_id: str | None, since: str | None, until:
     window of days that is open where no bound is given."""
     sql = template.replace("{journey}", "AND journey_id = :journey" if journey_id is not None else "")
     return sql, {"journey": journey_id, "since": since or "0000-00-00", "until": until or "9999-99-99"}
+
+def stops_of(contacts: dict[str, tuple[set[str], str | None]], rows: list[tuple[Any, ...]]
+             ) -> tuple[dict[str, tuple[str, datetime]], dict[str, dict[str, datetime | None]]]:
+    """Split suppression rows ``(contact_id, email, reason, at, topic)``, oldest first, among
+    ``contacts`` (id -> (its ids, anonymous ones included; its lower-cased address)): each
+    contact's earliest suppression (reason, at), and its topic opt-outs (topic -> the earliest
+    instant). Both stores."""
+    found: dict[str, tuple[str, datetime]] = {}
+    opt_outs: dict[str, dict[str, datetime | None]] = {}
+    for contact_id, (ids, email_key) in contacts.items():
+        for target_id, email, reason, at, topic in rows:
+            if target_id in ids or (email is not None and email == email_key):
+                if topic is not None:
+                    opt_outs.setdefault(contact_id, {}).setdefault(topic, at)
+                elif contact_id not in found:
+                    found[contact_id] = (reason, at)
+    return found, opt_outs
+
 
 def suppression_details(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Suppression rows whose ``detail`` column holds the suppressing event's properties (JSON
