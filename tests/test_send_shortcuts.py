@@ -38,7 +38,7 @@ from runner.delivery.message import (
     parse_address,
 )
 from runner.delivery.render import RenderedEmail, Renderer, RenderError
-from runner.delivery.unsubscribe import _DOMAIN, UnsubscribeLinks, make_token, unsubscribe_url
+from runner.delivery.unsubscribe import _DOMAIN_V2, UnsubscribeLinks, make_token, unsubscribe_url
 from runner.language.loader import load_project
 from runner.simulation import timeline
 from runner.simulation.rendering import SendRenderer
@@ -163,11 +163,11 @@ def test_unsubscribe_links_are_the_plain_url(base):
         assert links(token) == unsubscribe_url(base, token)
 
 
-def plain_token(secret: bytes, contact: str, journey: str) -> str:
-    """make_token as it was: a JSON encoder per call and hmac.new."""
-    payload = json.dumps([contact, journey], separators=(",", ":"), ensure_ascii=False).encode()
-    mac = hmac.new(secret, _DOMAIN + payload, hashlib.sha256).digest()
-    return f"{_b64(payload)}.{_b64(mac)}"
+def plain_token(secret: bytes, contact: str, journey: str, topic: str = "*") -> str:
+    """make_token as it was: a JSON encoder per call and hmac.new (v2: the topic in the payload)."""
+    payload = json.dumps([contact, journey, topic], separators=(",", ":"), ensure_ascii=False).encode()
+    mac = hmac.new(secret, _DOMAIN_V2 + payload, hashlib.sha256).digest()
+    return f"v2.{_b64(payload)}.{_b64(mac)}"
 
 
 def outcome(work, *args):
