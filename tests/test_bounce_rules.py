@@ -104,6 +104,18 @@ def test_soft_bounces_suppress_at_the_one_over_the_limit_whatever_the_order_and_
     assert events == ["email_bounced", "email_soft_bounced", "email_soft_bounced", "email_soft_bounced"]
 
 
+def test_after_an_operator_lifts_it_only_soft_bounces_counted_anew_suppress_again(store):
+    record_bounces(store, [soft(n, T0 + timedelta(hours=n)) for n in range(4)], RULE, T0)  # the 4th: already suppressed
+    assert [row["at"][:19] for row in store.suppressions()] == ["2026-03-02T11:00:00"]
+    assert sorted(event.name for event in store.load_contact_state("ada").events).count("email_bounced") == 1
+    store.remove_suppression("ada")
+    later = T0 + timedelta(days=60)
+    assert record_bounces(store, [soft(10, later)], RULE, T0).suppressed == []  # one new: the old ones are 2 months old
+    outcome = record_bounces(store, [soft(11, later + timedelta(hours=1)), soft(12, later + timedelta(hours=2))], RULE, T0)
+    assert outcome.suppressed == ["ada"]
+    assert [row["at"][:19] for row in store.suppressions()] == ["2026-05-01T11:00:00"]
+
+
 def test_soft_bounces_spread_wider_than_the_window_do_not_suppress(store):
     record_bounces(store, [soft(n, T0 + timedelta(days=5 * n)) for n in range(5)], RULE, T0)
     assert store.is_suppressed("ada") is None

@@ -122,9 +122,12 @@ def _owners(store: Store, reports: list[Bounce]) -> dict[str, list[str]]:
 
 
 def _soft_limit_rows(states: dict[str, ContactState], new_rows: list[EventRow], rule: SoftBounceRule) -> list[EventRow]:
-    """An ``email_bounced`` event at the soft bounce that reaches the limit, for each contact
-    whose new soft bounces reach it (and who has no such event yet). Its id is the contact and
-    the instant, so recording the same reports again derives nothing new."""
+    """An ``email_bounced`` event at the first soft bounce, from the earliest new one on, that makes
+    the limit within the window, for each contact not suppressed by then. New reports late for
+    their instant (out of order) still suppress at the instant the limit was reached; a contact an
+    operator lifted the suppression of is suppressed again only by soft bounces counted anew, as
+    the engine does. Its id is the contact and the instant: recording the same reports again
+    derives nothing new."""
     soft_name = EVENT_OF[SOFT]
     incoming: dict[str, list[EventRow]] = defaultdict(list)
     for row in new_rows:
@@ -134,13 +137,15 @@ def _soft_limit_rows(states: dict[str, ContactState], new_rows: list[EventRow], 
     for contact_id, arrived in sorted(incoming.items()):
         state = states.get(contact_id)
         stored = [event for event in state.events if event.name == soft_name] if state else []
-        times = [event.at for event in stored] + [row.at for row in arrived]
-        reached = rule.first_reached(times)
+        times = sorted({event.at for event in stored} | {row.at for row in arrived})
+        earliest_new = min(row.at for row in arrived)
+        reached = next(((at, count) for at in times if at >= earliest_new
+                        and (count := rule.reached(times, at)) is not None), None)
         if reached is None:
             continue
         at, count = reached
-        if state is not None and any(event.properties.get("bounce") == SOFT_LIMIT for event in state.events):
-            continue
+        if state is not None and state.suppressed_by(at) is not None:
+            continue  # already suppressed then: nothing to add
         last = next((row.properties for row in arrived if row.at == at), None) or next(
             (event.properties for event in stored if event.at == at), {})
         properties = {"bounce": SOFT_LIMIT, "count": count, "within": str(rule.within), "recipient": last.get("recipient"),
