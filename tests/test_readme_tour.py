@@ -6,16 +6,25 @@ line of "A short tour" as a real shell command, with ``journey`` on the PATH.
 Each must exit 0 without a traceback, and nothing absurd may happen: the
 production tick after the demo must not catch up months of emails at once,
 and the contact whose history the tour shows must have one.
+
+Then "Production as a service", as one shell script (its server runs in the background
+and is stopped by the block's own last line), on a free port instead of 8000: the service
+must get ready, take the events (curl and Segment's own client), honour the unsubscribe
+click and show the figures in ``/metrics``; its log is JSON lines.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+from smtp_server import free_port
 from test_tick_kit import REPO, copy_sample
 
 README = REPO / "README.md"
@@ -52,10 +61,33 @@ def fresh_copy(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     shim = shims / "journey"
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runner "$@"\n', encoding="utf-8")
     shim.chmod(0o755)
-    env = {**os.environ, "PATH": f"{shims}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(REPO)}
+    # `source .venv/bin/activate`: this interpreter's pip and python first
+    path = os.pathsep.join([str(shims), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "PYTHONPATH": str(REPO)}
     env.pop("GITHUB_ACTIONS", None)
     env.pop("JOURNEY_TRANSPORT", None)
     return root, env
+
+
+def service_script(text: str, port: int) -> str:
+    """The bash block of "Production as a service", on ``port`` instead of 8000."""
+    section = text.split("## Production as a service", 1)[1]
+    return "\n".join(bash_blocks(section)[0]).replace("8000", str(port))
+
+
+def run_service_tour(text: str, root: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The block as one script (``bash -e``: the first failing line stops it); the server it
+    starts in the background is killed with the script's process group if a line failed."""
+    script = subprocess.Popen(["bash", "-e", "-c", service_script(text, free_port())], cwd=root, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = script.communicate(timeout=300)
+    finally:
+        try:
+            os.killpg(script.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(script.args, script.returncode, out, err)
 
 
 def run_line(line: str, root: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -95,3 +127,17 @@ def test_the_readme_tour_runs_in_order_on_a_fresh_copy(tmp_path):
     assert recorded and int(recorded.group(1)) > 0, history
     assert " send " in history
     assert emails(root) - after_demo < 10
+
+    service = run_service_tour(text, root, env)
+    assert service.returncode == 0, f"{service.stdout}\n{service.stderr}"
+    assert '"status":"ready"' in service.stdout and "Traceback" not in service.stderr
+    figures = dict(line.rsplit(" ", 1) for line in service.stdout.splitlines() if line.startswith("journey_"))
+    assert float(figures['journey_events_received_total{type="identify"}']) == 1
+    assert float(figures['journey_events_received_total{type="track"}']) == 2  # curl, then Segment's client
+    assert float(figures["journey_database_up"]) == 1 and "journey_due_contacts" in figures
+    log = [json.loads(line) for line in (root / "serve.log").read_text(encoding="utf-8").splitlines()]
+    assert log[0]["message"].startswith("journey serve: listening on") and log[-1]["message"] == "journey serve: stopped"
+    assert any(line["message"] == "tick" for line in log)
+    with sqlite3.connect(root / "live.db") as live:
+        names = [name for (name,) in live.execute("SELECT name FROM events WHERE contact_id = 'elif' ORDER BY id")]
+    assert {"signed_up", "page_viewed", "unsubscribed"} <= set(names)  # curl, Segment's client, the click
