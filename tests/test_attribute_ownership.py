@@ -34,7 +34,7 @@ stages:
 
 
 def _attributes(store, contact_id: str = "ada") -> dict:
-    return json.loads(store.conn.execute("SELECT attributes FROM contacts WHERE id = ?", (contact_id,)).fetchone()[0])
+    return store.load_contact_state(contact_id).contact.attributes
 
 
 def _crm(tmp_path, name: str, lead_status: str, plan: str = "free"):

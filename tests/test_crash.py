@@ -127,8 +127,8 @@ def test_sigkill_mid_send_never_loses_or_duplicates_a_message(tmp_path, smtp_ser
     assert set(received) == expected  # nothing lost
     assert max(received.values()) == 1  # nothing sent twice
     store = open_store(db)
-    states = dict(store.conn.execute("SELECT state, count(*) FROM sends GROUP BY state").fetchall())
-    runs = dict(store.conn.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+    states = store.status_summary(datetime.now(UTC))["sends"]
+    runs = store.production_counters(datetime.now(UTC)).ticks  # runs per status
     store.close()
     assert states == {"sent": CONTACTS}
     assert runs == {"died": kills, "ok": 2}  # every killed run was closed by the next one
@@ -171,11 +171,11 @@ def test_sigkill_with_the_outbox_resends_interrupted_batches_and_leaves_nothing_
     assert max(keys.values()) == 1  # one file per message, whatever was re-sent
     assert all(path.read_bytes().rstrip().endswith(b"--") for path in files)  # every file is whole
     store = open_store(db)
-    states = dict(store.conn.execute("SELECT state, count(*) FROM sends GROUP BY state").fetchall())
-    resent = store.conn.execute("SELECT count(*) FROM sends WHERE attempts > 1").fetchone()[0]
-    journal = Counter(store.conn.execute("SELECT action FROM decisions").fetchall())
+    states = store.status_summary(datetime.now(UTC))["sends"]
+    resent = store.conn.execute("SELECT count(*) FROM sends WHERE attempts > 1").fetchone()[0]  # no protocol answer
+    journal = store.production_counters(datetime.now(UTC)).decisions  # per action
     store.close()
     # the journal is written with the states: re-run contacts never have their decisions twice
-    assert journal == {("enter",): CONTACTS, ("send",): CONTACTS, ("wait",): CONTACTS}
+    assert journal == {"enter": CONTACTS, "send": CONTACTS, "wait": CONTACTS}
     assert states == {"sent": CONTACTS}  # nothing left in doubt for an operator
     assert resent >= max(interrupted)  # the interrupted claims were sent again, through the ledger
