@@ -242,3 +242,46 @@ def test_an_unsubscribe_from_the_header_link_is_honoured_by_the_very_next_tick(
         (skip,) = [row for row in store.contact_history("n00000") if row["action"] == "skip"]
         assert (skip["step"], skip["reason"]) == ("tips", "suppressed: unsubscribed from marketing")
         store.close()
+
+
+# ---------------------------------------------------------------- the page in a real browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/test installs it)")
+def test_the_page_works_in_a_real_browser_by_its_labels_and_roles(live_server, serve_project):
+    """Headless Chromium: the inline style applies under the page's CSP (nothing refused, no
+    request leaves the server), the checkboxes are found by their labels and the buttons by
+    their roles, saving preferences and the confirm button work, and no cookie is set."""
+    from playwright.sync_api import sync_playwright
+
+    url = live_server.url + link(live_server.settings, topic="newsletter")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            console: list[str] = []
+            requests: list[str] = []
+            page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(url)
+            assert page.evaluate("getComputedStyle(document.body).maxWidth") == "576px"  # 36rem: the style ran
+            newsletter = page.get_by_label("The monthly newsletter")
+            assert newsletter.is_checked() and page.get_by_label("Marketing").is_checked()
+            newsletter.uncheck()
+            page.get_by_role("button", name="Save preferences").click()
+            assert page.get_by_role("status").inner_text() == "Your preferences are saved."
+            assert not page.get_by_label("The monthly newsletter").is_checked()
+            assert opt_outs(serve_project.db) == [("unsubscribed", "newsletter")]
+            page.get_by_role("button", name="Unsubscribe from all marketing email").click()
+            assert page.get_by_role("status").inner_text() == "You are unsubscribed from all marketing email."
+            assert opt_outs(serve_project.db) == [("unsubscribed", "*"), ("unsubscribed", "newsletter")]
+            assert context.cookies() == []
+            assert console == []  # no CSP refusal, no error
+            assert all(seen.startswith(live_server.url) for seen in requests), requests
+        finally:
+            browser.close()
