@@ -149,3 +149,18 @@ def _unused_pid() -> int:
         except PermissionError:
             pass
         pid += 1
+
+
+def test_the_batch_read_of_late_arrivals_answers_what_each_contact_read_answers(location):
+    """``events_after_many`` (a tick's page in one query) = ``events_after`` per contact,
+    anonymous ids and each contact's own ``after`` included."""
+    store, ids = _store(location, 4)
+    store.link_identities([("anon-1", ids[1])], AT)
+    store.write_events([EventRow(None, "anon-1", "page", AT, {}, "anon-page"),
+                        EventRow(ids[2], None, "clicked", NOW, {}, "late-click")], NOW)
+    wanted = [(cid, ["anon-1"] if cid == ids[1] else [], after) for cid, after in zip(ids, (0, 0, 3, 10**9), strict=True)]
+    batch = store.events_after_many(wanted)
+    each = {cid: store.events_after(cid, anonymous, after) for cid, anonymous, after in wanted}
+    assert {cid: sorted(rows) for cid, rows in batch.items()} == {cid: sorted(rows) for cid, rows in each.items()}
+    assert len(batch[ids[1]]) == 2 and batch[ids[3]] == []  # its signup and the visitor's page; nothing past 10**9
+    store.close()

@@ -24,13 +24,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from smtp_server import SmtpServer
-from test_tick_kit import REPO, deployed_tiny_project, journey_cli
+from test_tick_kit import REPO, add_signups, deployed_tiny_project, journey_cli, tiny_project
 
 from runner.delivery.message import journey_key
 from runner.store import open_store
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 NOW = AT + timedelta(hours=1)  # every contact's welcome email is due
+PG_SENDS = int(os.environ.get("JOURNEY_TEST_WORKER_SENDS", "20000"))  # the size; smaller for a quick look
 KILLS_ON_PATH = str(Path(__file__).parent / "worker_kills")
 ENV = {"JOURNEY_UNSUBSCRIBE_SECRET": "workers-test-secret-0123456789",
        "JOURNEY_FSYNC": "0"}  # SIGKILL, not power loss: the claims need no fsync to survive it
@@ -104,6 +105,20 @@ def test_four_workers_killed_at_random_moments_on_sqlite_deliver_everything_once
     plan = kill_plan(seed=12, workers=4, kills=2, up_to=100)
     with SmtpServer() as server:
         seen = run_with_kills(root, str(db), ids, server, workers=4, plan=plan)
+    assert seen["in_doubt"] == 2
+
+
+def test_four_workers_killed_at_random_moments_on_postgresql_deliver_20000_sends_once(tmp_path, pg_url):
+    from runner.production.deploy import deploy, load_working_tree
+
+    root = tiny_project(tmp_path / "project")
+    store = open_store(pg_url)
+    ids = add_signups(store, PG_SENDS, AT)
+    deploy(store, load_working_tree(root).journeys, AT)
+    store.close()
+    plan = kill_plan(seed=20, workers=4, kills=2, up_to=PG_SENDS // 20)
+    with SmtpServer() as server:
+        seen = run_with_kills(root, pg_url, ids, server, workers=4, plan=plan)
     assert seen["in_doubt"] == 2
 
 

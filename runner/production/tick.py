@@ -59,6 +59,7 @@ from runner.store.base import Store
 from runner.store.codec import from_db_time
 
 LEASE_NAME = "tick"
+HOUSEKEEPING_LEASE = "housekeeping"  # shared workers: who clears up after dead runs and retries, one at a time
 WORKER_LEASE_PREFIX = "worker:"  # a shared worker's own lease: "worker:" + its holder name
 LEASE_TTL = timedelta(minutes=2)
 RENEW_EVERY = 30.0  # seconds; well inside the TTL
@@ -238,6 +239,8 @@ class Tick:
         self.relay_down: str | None = None
         self._renewed = time.monotonic()
         self._claimed = False  # contacts were leased to this run (see _finish)
+        self._wakes: dict[str, datetime | None] = {}  # the page's wake-ups, by contact
+        self._arrivals: dict[str, list[tuple[int, str, datetime]]] = {}  # the batch's late arrivals (see _load)
         self.durable_claims = durable_claims
         # An idempotent transport (the outbox) rewrites the same file for the same key, so a
         # whole batch can be claimed in one commit and a crash's unconfirmed claims re-sent;
@@ -289,10 +292,10 @@ class Tick:
                 self.store.acquire_lease(self.lease_name, self.holder, LEASE_TTL, wall_clock())
                 self._renewed = time.monotonic()
             self.report.run_id = self.store.start_run(self.holder, wall_clock())
-            gone = self._free_dead_holders()
-            self._close_dead_runs()
-            self.store.in_doubt_sends(wall_clock(), gone_holders=gone)  # claims of dead runs become in_doubt
-            self._retry_failed()
+            if self._housekeeper():
+                self._clear_up_after_the_dead()
+                self._retry_failed()
+                self._end_housekeeping()
             self._due_loop()
             self.writes.now()
         except BaseException:
@@ -318,6 +321,7 @@ class Tick:
                 if self._claimed:  # a failed batch's leases (a finished one released its own)
                     self.store.release_contacts(self.holder)
                 self.store.release_lease(self.lease_name, self.holder)
+                self._end_housekeeping()  # a run that failed during it
             except Exception:
                 if not quietly:
                     raise
@@ -343,6 +347,7 @@ class Tick:
             if not page:
                 return
             cursor = page[-1]
+            self._wakes = {contact_id: from_db_time(wake) for wake, contact_id in page}
             due = [contact_id for _, contact_id in page if contact_id not in seen]
             seen.update(due)
             self._contacts(due)
@@ -392,18 +397,40 @@ class Tick:
                 return False
             time.sleep(0.2)
 
-    def _free_dead_holders(self) -> list[str]:
-        """Holders that are processes on this host that are gone (a killed worker): their
-        leases and contacts are free now, not when the leases expire. Returns them."""
+    def _housekeeper(self) -> bool:
+        """Whether this run clears up after dead runs and retries failed sends this time.
+
+        A tick alone (the ``tick`` lease) always does. Of shared workers, one at a time: the
+        one that takes the ``housekeeping`` lease (the others go straight to the due work),
+        so that two workers never claim the same retried keys at once, which on a server
+        database would make their transactions wait on each other's rows in turn."""
+        if not self.shared:
+            return True
+        while not self.store.acquire_lease(HOUSEKEEPING_LEASE, self.holder, LEASE_TTL, wall_clock()):
+            holder = self.store.lease_holder(HOUSEKEEPING_LEASE)
+            if not (holder and _dead_local_holder(holder)):
+                return False
+            self.store.release_lease(HOUSEKEEPING_LEASE, holder)  # its process is gone: take over now
+        return True
+
+    def _end_housekeeping(self) -> None:
+        if self.shared:
+            self.store.release_lease(HOUSEKEEPING_LEASE, self.holder)
+
+    def _clear_up_after_the_dead(self) -> None:
+        """Runs whose process is gone: their runs closed, their unconfirmed claims in doubt,
+        then their contacts and leases freed. A holder that is a process on this host that
+        no longer exists (a killed worker) is gone at once, not when its leases expire."""
         gone = [holder for holder in self.store.lease_holders() if _dead_local_holder(holder)]
+        self._close_dead_runs(gone)
+        self.store.in_doubt_sends(wall_clock(), gone_holders=gone)  # claims of dead runs become in_doubt
         for holder in gone:
             self.store.release_contacts(holder)
             self.store.release_lease(f"{WORKER_LEASE_PREFIX}{holder}", holder)
-        return gone
 
-    def _close_dead_runs(self) -> None:
+    def _close_dead_runs(self, gone: list[str]) -> None:
         """Runs left 'running' whose holder holds no live lease any more: they are gone."""
-        alive = set(self.store.lease_holders(wall_clock()))
+        alive = set(self.store.lease_holders(wall_clock())) - set(gone)
         for run in self.store.unfinished_runs():
             if run["holder"] != self.holder and run["holder"] not in alive:
                 self.store.finish_run(run["id"], {}, "died", wall_clock())
@@ -434,10 +461,16 @@ class Tick:
                                           self.report.run_id))
 
     def _load(self, contact_ids: list[str]) -> dict[str, ContactState]:
-        """The batch's states in one read per table. If that fails (one contact's bad
-        data), nothing is returned and each contact is loaded, and fails, on its own."""
+        """The batch's states in one read per table, and the events each has not been given
+        yet (late arrivals) in one more. If that fails (one contact's bad data), nothing is
+        returned and each contact is loaded, and fails, on its own."""
+        self._arrivals = {}
         try:
-            return self.store.load_contact_states(contact_ids)
+            loaded = self.store.load_contact_states(contact_ids)
+            self._arrivals = self.store.events_after_many(
+                [(contact_id, state.contact.anonymous_ids, int(state.memory.get(SEEN_EVENTS, 0)))
+                 for contact_id, state in loaded.items()])
+            return loaded
         except Exception:  # noqa: BLE001 - reported per contact by _advance
             return {}
 
@@ -456,10 +489,10 @@ class Tick:
         """
         try:
             state = loaded.get(contact_id) or self.store.load_contact_state(contact_id)
-            late_arrivals(self.store, state)
+            late_arrivals(self.store, state, self._arrivals.get(contact_id))
             start = None
-            if state.clock is None:
-                start = self.store.wake_at(contact_id) or self.now
+            if state.clock is None:  # its wake-up as the page read it (else as stored now)
+                start = self._wakes.get(contact_id) or self.store.wake_at(contact_id) or self.now
                 if state.events:
                     start = min(start, state.events[0].at)
             outcome = self.runtime.engine.advance(state, self.now, start=start)
@@ -748,6 +781,7 @@ class Tick:
                 detail=step_detail(journey, record.step_id, state.contact, current_scores(self.runtime.engine, state),
                                    self.runtime.project),
             )
+            self.writes.now()  # the previous retry's outcome first: a claim's commit holds one ledger row
             if not self._claim(record):
                 continue
             self.report.counts["retried"] += 1
@@ -765,16 +799,19 @@ def run_tick(store: Store, runtime: Runtime, now: datetime, **options: Any) -> T
     return report
 
 
-def late_arrivals(store: Store, state: ContactState) -> None:
+def late_arrivals(store: Store, state: ContactState,
+                  new_events: list[tuple[int, str, datetime]] | None = None) -> None:
     """Make a loaded state what the engine must see: late arrivals moved to just
     after the contact's clock, and sends past the clock dropped.
 
     An event stored since the contact was last processed, with a timestamp at
     or before the instant it had been processed to, would otherwise count only
     as history (no entry, no ``wait_for`` answer). Its stored time is kept.
+    ``new_events``: what ``store.events_after`` would answer, read already for a batch.
     """
-    seen = int(state.memory.get(SEEN_EVENTS, 0))
-    new_events = store.events_after(state.contact.id, state.contact.anonymous_ids, seen)
+    if new_events is None:
+        seen = int(state.memory.get(SEEN_EVENTS, 0))
+        new_events = store.events_after(state.contact.id, state.contact.anonymous_ids, seen)
     if new_events:
         state.memory[SEEN_EVENTS] = max(row_id for row_id, _, _ in new_events)
     if new_events and state.clock is not None:

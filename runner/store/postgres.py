@@ -66,6 +66,7 @@ from runner.store.sourcevalues import apply_patch, source_changes
 from runner.store.sqlite import (
     COUNTED_SEND_STATES,
     INTERRUPTED_RESENDABLE,
+    _collect_events_after,
     _decision_row,
     _email_key,
     _enrollment_from_row,
@@ -972,6 +973,25 @@ class PostgresStore:
             return [(row_id, message_id, at) for row_id, message_id, at in conn.execute(
                 "SELECT id, message_id, at FROM events WHERE (contact_id = ANY(%s) OR anonymous_id = ANY(%s)) "
                 "AND id > %s", (ids, ids, after_id))]
+
+    def events_after_many(self, wanted: list[tuple[str, list[str], int]]) -> dict[str, list[tuple[int, str, datetime]]]:
+        """``events_after`` for a batch, in one query (see SQLiteStore)."""
+        found: dict[str, list[tuple[int, str, datetime]]] = {contact_id: [] for contact_id, _, _ in wanted}
+        if not wanted:
+            return found
+        owners: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for contact_id, anonymous_ids, after_id in wanted:
+            for some_id in (contact_id, *anonymous_ids):
+                owners[some_id].append((contact_id, after_id))
+        ids = list(owners)
+        after = min(after_id for _, _, after_id in wanted)
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT id, message_id, at, contact_id, anonymous_id FROM events "
+                "WHERE (contact_id = ANY(%s) OR anonymous_id = ANY(%s)) AND id > %s ORDER BY id",
+                (ids, ids, after)).fetchall()
+        _collect_events_after(rows, owners, found)
+        return found
 
     def wake_at(self, contact_id: str) -> datetime | None:
         """The instant the contact is due (None: not due at all)."""
