@@ -61,6 +61,8 @@ INSERT_CONTACT = """
 INSERT INTO contacts (id, email, timezone, attributes, created_at, updated_at, wake_at, clock, memory, enrollment_seq)
 VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::json, %s)
 """
+INSERT_IDENTITY = ("INSERT INTO identities (anonymous_id, contact_id, linked_at) VALUES (%s, %s, %s) "
+                   "ON CONFLICT DO NOTHING")
 UPDATE_CONTACT = """
 UPDATE contacts SET
     attributes = journey_merge_patch(attributes, %(patch)s::jsonb),
@@ -79,9 +81,12 @@ WHERE id > %(after)s AND (contact_id IN (SELECT value FROM ids) OR anonymous_id 
 
 ENROLLMENT_COLUMNS = ("id", "contact_id", "journey_id", "version", "stage", "stage_seq", "cursor", "status",
                       "wait", "due_at", "entered_at", "exited_at", "exit_reason", "goal_at", "variant", "holdout")
-UPSERT_ENROLLMENT = f"""
+_ENROLLMENT_TYPES = ("text", "text", "text", "integer", "text", "integer", "text", "text", "text", "timestamptz",
+                     "timestamptz", "timestamptz", "text", "timestamptz", "text", "integer")
+# one statement for a whole batch (ids are unique in it): split_counts' triggers run once
+UPSERT_ENROLLMENTS = f"""
 INSERT INTO enrollments ({", ".join(ENROLLMENT_COLUMNS)})
-VALUES ({", ".join(f"%({column})s" for column in ENROLLMENT_COLUMNS)})
+SELECT * FROM unnest({", ".join(f"%s::{kind}[]" for kind in _ENROLLMENT_TYPES)})
 ON CONFLICT (id) DO UPDATE SET
     version = excluded.version, stage = excluded.stage, stage_seq = excluded.stage_seq,
     cursor = excluded.cursor, status = excluded.status, wait = excluded.wait,

@@ -34,7 +34,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -171,6 +171,16 @@ def _time_text(value: datetime | None) -> str | None:
 
 
 @dataclass(slots=True)
+class _SaveWrites:
+    """The rows a batch save writes, gathered so each kind goes out in one round trip."""
+
+    inserts: list[tuple[Any, ...]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    identities: list[tuple[str, str, datetime]] = field(default_factory=list)
+    enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id: one row each in the upsert
+
+
+@dataclass(slots=True)
 class _Snapshot:
     """What ``load_contact_state`` saw, so ``save_contact_state`` writes only the engine's changes."""
 
@@ -180,6 +190,7 @@ class _Snapshot:
     last_event_id: int  # events with a higher id arrived after the load
     anonymous_ids: list[str]
     enrollment_rows: dict[str, dict[str, Any]]  # SQLite-shaped: unchanged enrollments are not rewritten
+    event_rows: list[tuple[int, str, datetime]]  # (row id, message id, at) of the events loaded
 
 
 @translating
@@ -364,7 +375,7 @@ class PostgresStore:
         for contact_id, anonymous_ids in anonymous.items():
             for some_id in (contact_id, *anonymous_ids):
                 owners[some_id].append(contact_id)
-        events = self._events_of(conn, owners)
+        events, event_rows = self._events_of(conn, owners)
         sends = self._sends_of(conn, found)
         emails = {contact_id: row[7] for contact_id, row in rows.items()}
         suppressed, opt_outs = self._suppressions_of(conn, emails, anonymous)
@@ -398,23 +409,28 @@ class PostgresStore:
                 rev=rev, attributes=_loads(to_json(attributes)), timezone=timezone, last_event_id=last_event_id,
                 anonymous_ids=list(anonymous[contact_id]),
                 enrollment_rows={r["id"]: r for r in enrollment_rows[contact_id]},
+                event_rows=event_rows.get(contact_id, []),
             )
             states[contact_id] = state
         return states
 
-    def _events_of(self, conn: psycopg.Connection[Any], owners: dict[str, list[str]]) -> dict[str, list[Event]]:
-        """Events under any of the ids, in time order, per owning contact."""
+    def _events_of(self, conn: psycopg.Connection[Any], owners: dict[str, list[str]]
+                   ) -> tuple[dict[str, list[Event]], dict[str, list[tuple[int, str, datetime]]]]:
+        """Events under any of the ids, in time order, per owning contact; and their
+        (row id, message id, at), which ``events_after`` answers from."""
         ids = list(owners)
         cursor = conn.execute(
-            """SELECT name, at, properties, message_id, contact_id, anonymous_id FROM events
+            """SELECT name, at, properties, message_id, contact_id, anonymous_id, id FROM events
                WHERE contact_id = ANY(%s) OR anonymous_id = ANY(%s) ORDER BY at, id""", (ids, ids))
         found: dict[str, list[Event]] = defaultdict(list)
-        for name, at, properties, message_id, owner, anonymous_id in cursor:
+        stored: dict[str, list[tuple[int, str, datetime]]] = defaultdict(list)
+        for name, at, properties, message_id, owner, anonymous_id, row_id in cursor:
             event = Event(name=name, at=at, properties=properties, message_id=message_id,
                           anonymous_id=anonymous_id if owner is None or name in IDENTITY_EVENTS else None)
             for contact_id in dict.fromkeys([*owners.get(owner, ()), *owners.get(anonymous_id, ())]):
                 found[contact_id].append(event)
-        return found
+                stored[contact_id].append((row_id, message_id, at))
+        return found, stored
 
     def _sends_of(self, conn: psycopg.Connection[Any], contact_ids: list[str]) -> dict[str, list[SendRecord]]:
         cursor = conn.execute(
@@ -452,7 +468,8 @@ class PostgresStore:
         what changed since the load is read: an import touched the contact (``rev``
         moved) or stored events for it; then the earlier wake-up wins, so nothing
         imported meanwhile is lost. Attributes are written as a merge patch of what
-        the engine changed.
+        the engine changed. The batch's writes go out pipelined: a round trip per
+        kind of row, not per contact.
         """
         now = datetime.now(UTC)
         with self.transaction():
@@ -462,22 +479,32 @@ class PostgresStore:
                 "SELECT id, rev, attributes, timezone, wake_at FROM contacts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                 (ids,))}
             newest_event = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+            writes = _SaveWrites()
             for state, wake_at in results:
-                self._save(conn, state, wake_at, now, newest_event, current.get(state.contact.id))
+                self._save(conn, writes, state, wake_at, now, newest_event, current.get(state.contact.id))
+            with conn.cursor() as cursor:
+                for sql, params in ((pgsql.INSERT_CONTACT, writes.inserts), (pgsql.UPDATE_CONTACT, writes.updates),
+                                    (pgsql.INSERT_IDENTITY, writes.identities)):
+                    if params:
+                        cursor.executemany(sql, params)
+            if writes.enrollments:
+                enrollments = list(writes.enrollments.values())
+                conn.execute(pgsql.UPSERT_ENROLLMENTS,
+                             [[row[name] for row in enrollments] for name in pgsql.ENROLLMENT_COLUMNS])
             rows = [_decision_row(decision, run_id) for decision in decisions]
             if rows:
                 conn.execute(pgsql.INSERT_DECISIONS, [[row[name] for row in rows] for name in pgsql.DECISION_COLUMNS])
 
-    def _save(self, conn: psycopg.Connection[Any], state: ContactState, wake_at: datetime | None, now: datetime,
-              newest_event: int, current: tuple[Any, ...] | None) -> None:
-        """One contact of ``save_contact_states`` (inside its transaction, its row locked)."""
+    def _save(self, conn: psycopg.Connection[Any], writes: _SaveWrites, state: ContactState,
+              wake_at: datetime | None, now: datetime, newest_event: int, current: tuple[Any, ...] | None) -> None:
+        """One contact of ``save_contact_states``: its rows, queued in ``writes`` (its row is locked)."""
         contact = state.contact
         snapshot = self._snapshots.pop(contact.id, None)
         wake = wake_at
         if current is None:
-            conn.execute(pgsql.INSERT_CONTACT, (
-                contact.id, _email_key(contact.attributes), contact.timezone, to_json(contact.attributes),
-                now, now, wake, state.clock, to_json(state.memory), state.enrollment_seq))
+            writes.inserts.append((contact.id, _email_key(contact.attributes), contact.timezone,
+                                   to_json(contact.attributes), now, now, wake, state.clock, to_json(state.memory),
+                                   state.enrollment_seq))
         else:
             _, rev, attributes, timezone, current_wake = current
             before = snapshot.attributes if snapshot else attributes
@@ -491,22 +518,15 @@ class PostgresStore:
                 ):
                     if outside is not None:
                         wake = min(wake, outside) if wake else outside
-            conn.execute(pgsql.UPDATE_CONTACT, {
+            writes.updates.append({
                 "patch": to_json(merge_patch(before, contact.attributes)), "timezone": timezone,
                 "clock": state.clock, "memory": to_json(state.memory), "seq": state.enrollment_seq,
                 "wake": wake, "now": now, "id": contact.id})
         if snapshot is None or contact.anonymous_ids != snapshot.anonymous_ids:
-            with conn.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO identities (anonymous_id, contact_id, linked_at) VALUES (%s, %s, %s) "
-                    "ON CONFLICT DO NOTHING",
-                    [(anonymous_id, contact.id, now) for anonymous_id in contact.anonymous_ids])
+            writes.identities.extend((anonymous_id, contact.id, now) for anonymous_id in contact.anonymous_ids)
         stored = snapshot.enrollment_rows if snapshot else {}
         rows = [_enrollment_to_row(e) for e in (*state.past_enrollments, *state.enrollments.values())]
-        changed = [row for row in rows if not _same_row(stored.get(row["id"]), row)]
-        if changed:
-            with conn.cursor() as cursor:
-                cursor.executemany(pgsql.UPSERT_ENROLLMENT, changed)
+        writes.enrollments.update((row["id"], row) for row in rows if not _same_row(stored.get(row["id"]), row))
 
     def _first_event_since(self, conn: psycopg.Connection[Any], contact_id: str, last_event_id: int) -> datetime | None:
         """Earliest time of the contact's events recorded after ``last_event_id``."""
@@ -582,16 +602,20 @@ class PostgresStore:
         return self.claim_sends([record], run_id, resendable=False)[0]
 
     def claim_sends(self, records: list[SendRecord], run_id: str, *, resendable: bool) -> list[bool]:
-        """Claim several sends in one transaction; each wins only if its key is new (or a retryable failure)."""
+        """Claim several sends in one transaction, pipelined; each wins only if its key is new
+        (or a retryable failure): a row back from ``RETURNING`` is a win."""
+        if not records:
+            return []
         claimed_at = datetime.now(UTC)
-        with self.transaction():
-            conn = self._local.conn
+        params = [(record.key, record.contact_id, record.journey_id, record.version, record.step_id, record.kind,
+                   record.at, claimed_at, run_id, int(resendable)) for record in records]
+        with self.transaction(), self._connection() as conn, conn.cursor() as cursor:
+            cursor.executemany(pgsql.CLAIM_SEND, params, returning=True)
             won = []
-            for record in records:
-                row = conn.execute(pgsql.CLAIM_SEND, (
-                    record.key, record.contact_id, record.journey_id, record.version, record.step_id, record.kind,
-                    record.at, claimed_at, run_id, int(resendable))).fetchone()
-                won.append(row is not None)
+            while True:
+                won.append(cursor.fetchone() is not None)
+                if not cursor.nextset():
+                    break
             return won
 
     def mark_handed_over(self, key: str) -> None:
@@ -967,7 +991,16 @@ class PostgresStore:
                ORDER BY scheduled_at, key""", {"now": now})
 
     def events_after(self, contact_id: str, anonymous_ids: list[str], after_id: int) -> list[tuple[int, str, datetime]]:
-        """(row id, message id, at) of the contact's events stored after row ``after_id``."""
+        """(row id, message id, at) of the contact's events stored after row ``after_id``.
+
+        Between a load of the contact and its save (the tick asks right after loading), the
+        answer comes from the events that load read, in its snapshot: no round trip per
+        contact, and an event stored since is left for the next tick to see as new (the save
+        keeps the contact due for it) rather than counted as seen without being given to the
+        engine. Otherwise the database is asked."""
+        snapshot = self._snapshots.get(contact_id)
+        if snapshot is not None and snapshot.anonymous_ids == list(anonymous_ids):
+            return [row for row in snapshot.event_rows if row[0] > after_id]
         ids = [contact_id, *anonymous_ids]
         with self._connection() as conn:
             return [(row_id, message_id, at) for row_id, message_id, at in conn.execute(
