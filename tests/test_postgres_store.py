@@ -167,3 +167,23 @@ def test_counters_equal_the_rows_they_count(url):
         counted = pgkit.sql(url, "SELECT state, sum(n)::int FROM send_counts GROUP BY state HAVING sum(n) <> 0 "
                                  "EXCEPT SELECT state, count(*)::int FROM sends GROUP BY state")
         assert counted == []
+
+
+def test_a_role_that_may_not_create_tables_uses_a_schema_migrated_by_another(url):
+    """Production often runs workers as a role with data rights only: opening a current schema
+    must read the migrations table, not take the migration lock and run DDL."""
+    open_postgres_store(url).close()
+    schema = url.rpartition("schema=")[2]
+    role = f"journey_app_{schema[2:14]}"
+    pgkit.sql(url, f"CREATE ROLE {role} LOGIN")
+    try:
+        pgkit.sql(url, f'GRANT USAGE ON SCHEMA "{schema}" TO {role}; '
+                       f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {role}; '
+                       f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO {role}')
+        app_url = url.replace("postgresql://postgres@", f"postgresql://{role}@")
+        with open_postgres_store(app_url) as store:
+            store.write_contacts([ContactRow("ada", {"plan": "free"})], NOW)
+            store.write_events([EventRow("ada", None, "signed_up", NOW, {}, "m-1")], NOW)
+            assert store.due_contacts(NOW, 10) == ["ada"]
+    finally:
+        pgkit.sql(url, f"DROP OWNED BY {role}; DROP ROLE {role}")

@@ -374,7 +374,10 @@ def apply_migrations(conn: psycopg.Connection, schema: str,
                      clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> list[str]:
     """Create ``schema`` if needed and apply what is pending, in one transaction under an
     advisory lock named after the schema: a second process waits for the first, then finds
-    nothing to do. Returns the names applied here."""
+    nothing to do. Returns the names applied here. A current schema is only read (no lock,
+    no DDL), so a role that may not create tables can use a database migrated by another."""
+    if not pending_migrations(conn):
+        return []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"journey-runner migrate {schema}",))
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
