@@ -853,7 +853,7 @@ class PostgresStore:
             conn = self._local.conn
             self._ingest_lock(conn)
             delivered = self._imported_values(conn, [row.id for row in rows if row.snapshot])
-            for row in rows:
+            for row in sorted(rows, key=lambda row: row.id):  # in id order, as saves lock: no deadlock between them
                 attributes, imported = row.attributes, None
                 if row.snapshot:  # only what the source changed since its last import (runner.store.sourcevalues)
                     before = delivered.get(row.id, {})
@@ -946,12 +946,17 @@ class PostgresStore:
     def link_identities(self, links: Iterable[tuple[str, str]], now: datetime) -> None:
         """Link anonymous ids to contacts (the first link wins) and wake each contact
         at its anonymous past, so earlier visits count from now on."""
+        links = list(links)
+        first: dict[str, str] = {}
+        for anonymous_id, contact_id in links:
+            first.setdefault(anonymous_id, contact_id)  # a later link of the same id would not win
         with self.transaction():
             conn = self._local.conn
             self._ingest_lock(conn)
-            for anonymous_id, contact_id in links:
+            for contact_id in sorted({contact_id for _, contact_id in links}):  # in id order, as saves lock
                 conn.execute("INSERT INTO contacts (id, created_at, updated_at) VALUES (%s, %s, %s) "
                              "ON CONFLICT DO NOTHING", (contact_id, now, now))
+            for anonymous_id, contact_id in sorted(first.items(), key=lambda link: (link[1], link[0])):
                 linked = conn.execute("INSERT INTO identities (anonymous_id, contact_id, linked_at) "
                                       "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                                       (anonymous_id, contact_id, now)).rowcount
