@@ -2,7 +2,7 @@
 
 Opens the store at LOCATION (for ``open``: a database nobody opened yet, so it migrates),
 says it is ready (FLAG.NAME), waits for FLAG, then races for N leases or send claims
-(``lease``/``claim``) from its own end of the list, and prints the ones it won as JSON.
+(``lease``/``claim``), or leases pages of due contacts until none is left (``due``) from its own end of the list, and prints the ones it won as JSON.
 """
 
 from __future__ import annotations
@@ -30,7 +30,15 @@ def main(location: str, name: str, what: str, flag: str, count: int) -> None:
     _wait_for(flag)
     now = datetime(2026, 3, 2, tzinfo=UTC)
     order = range(count) if name.endswith("0") else reversed(range(count))  # meet in the middle
-    won = []
+    won: list = []
+    if what == "due":  # pages of due contacts, leased, by keyset until none is left for this holder
+        cursor = None
+        while page := store.claim_due(now, name, 7, timedelta(minutes=5), cursor):
+            won.extend(contact_id for _, contact_id in page)
+            cursor = page[-1]
+        store.close()
+        print(json.dumps(won))
+        return
     for i in order:
         if what == "lease":
             ok = store.acquire_lease(f"lease-{i}", name, timedelta(minutes=5), now)

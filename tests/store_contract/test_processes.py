@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from runner.store import open_store
+from runner.store.base import ContactRow
 
 RACER = Path(__file__).with_name("racer.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -53,6 +54,19 @@ def test_two_processes_never_both_claim_a_send(tmp_path, location, store):
     assert not set(a) & set(b)
     assert sorted(a + b) == list(range(NAMES))
     assert store.status_summary(datetime.now(UTC))["sends"] == {"claimed": NAMES}
+
+
+def test_two_processes_leasing_due_contacts_never_share_one(tmp_path, location, store):
+    """Workers sharing the due work: each contact is leased to one worker at a time (claim_due)."""
+    store.write_contacts([ContactRow(f"c{n:03d}", {}, changed_at=datetime(2026, 3, 1, tzinfo=UTC))
+                          for n in range(NAMES)], datetime(2026, 3, 1, tzinfo=UTC))
+    a, b = race(tmp_path, location, "due")
+    assert not set(a) & set(b)
+    assert sorted(a + b) == [f"c{n:03d}" for n in range(NAMES)]
+    now, ttl = datetime(2026, 3, 2, tzinfo=UTC), timedelta(minutes=5)
+    assert store.claim_due(now, "third", NAMES, ttl) == []  # all leased, to the racers
+    store.release_contacts("proc-0")  # its process is gone: its contacts come back, the other's do not
+    assert sorted(contact_id for _, contact_id in store.claim_due(now, "third", NAMES, ttl)) == sorted(a)
 
 
 def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path, fresh_location):
