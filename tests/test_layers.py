@@ -4,7 +4,7 @@ docs/architecture.md draws the layers; this test holds the code to the drawing:
 
 - the pure core imports no I/O library (a dry run must predict production: the core never
   reads a clock, a file, the network or a database) and opens no file itself;
-- only ``runner.cli`` imports click;
+- only ``runner.cli`` imports click, and only ``runner.store`` a database driver;
 - a layer imports only from the layers below it (``LAYERS``);
 - no two modules import each other, directly or round a longer loop, not even from inside a
   function (a lazy import still ties the two modules together).
@@ -113,6 +113,17 @@ def test_only_the_cli_imports_click():
     found = [_where(m, m.libraries["click"]) for m in MODULES.values()
              if "click" in m.libraries and layer_of(m.name) != "cli"]
     assert not found, "only runner.cli may import click:\n" + "\n".join(found)
+
+
+DATABASE_DRIVERS = {"sqlite3", "sqlite_utils", "psycopg", "psycopg_pool"}
+
+
+def test_only_the_store_imports_a_database_driver():
+    """Above the store, a database is the Store protocol and the StoreError family: no driver's
+    exception can be caught (or leak) anywhere else, whichever backend is in use."""
+    found = [_where(m, line) for m in MODULES.values() if layer_of(m.name) != "store"
+             for library, line in m.libraries.items() if library in DATABASE_DRIVERS]
+    assert not found, "only runner.store may import a database driver:\n" + "\n".join(found)
 
 
 def test_layers_import_only_from_below():
