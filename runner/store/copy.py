@@ -175,7 +175,7 @@ class _PostgresTables(_Tables):
             yield
 
     def rows(self, table: str, columns: list[str]) -> Iterator[tuple]:
-        from runner.store.postgres import shaped
+        from runner.store.pgconnect import shaped
 
         with self._conn() as conn, conn.cursor(name=f"journey_copy_{table}") as cursor:
             cursor.itersize = CHUNK

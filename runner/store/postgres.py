@@ -27,8 +27,6 @@ callers carry instants as the same fixed-width UTC text SQLite stores.
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import threading
 import uuid
 from collections import defaultdict
@@ -38,12 +36,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg.adapt import AdaptersMap, Dumper, PyFormat
-from psycopg.types.datetime import DatetimeBinaryDumper, DatetimeDumper
-from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
 from runner.core.problems import JourneyError
@@ -60,7 +54,16 @@ from runner.core.vocabulary import (
 from runner.store import pgmigrations, pgsql
 from runner.store.base import ContactRow, EventRow, ProductionCounters, Store
 from runner.store.codec import merge_patch, to_db_time, to_json
-from runner.store.errors import MigrationError, redacted
+from runner.store.errors import MigrationError
+from runner.store.pgconnect import (
+    ADAPTERS,
+    CONNECT_TIMEOUT_SECONDS,
+    connect_options,
+    loads,
+    parse_location,
+    shaped,
+    time_text,
+)
 from runner.store.pgerrors import translate, translating
 from runner.store.sourcevalues import apply_patch, source_changes
 from runner.store.sqlite import (
@@ -76,98 +79,6 @@ from runner.store.sqlite import (
     stops_of,
     suppression_details,
 )
-
-CONNECT_TIMEOUT_SECONDS = 10
-LOCK_TIMEOUT = "30s"  # as SQLite's busy timeout: a lock held longer is an error, not a hang
-POOL_MIN, POOL_MAX = 1, 4
-_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_OUR_PARAMETERS = ("schema", "pool_min", "pool_max", "prepare_threshold")
-
-
-def _sorted_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    return dict(sorted(pairs))
-
-
-def _loads(data: str | bytes) -> Any:
-    """JSON with keys in sorted order at every level, as SQLite hands back what ``to_json`` wrote
-    (``jsonb`` keeps its own key order)."""
-    return json.loads(data, object_pairs_hook=_sorted_object)
-
-
-def _aware_only(base: type[Dumper]) -> type[Dumper]:
-    """``base`` refusing a naive datetime, as ``to_db_time`` does for SQLite (PostgreSQL would
-    take it as the session's zone: a silent shift, not data)."""
-
-    class AwareDumper(base):  # type: ignore[valid-type, misc]
-        def upgrade(self, obj: datetime, format: PyFormat) -> Dumper:
-            if obj.tzinfo is None or obj.utcoffset() is None:
-                raise ValueError(f"naive datetime {obj!r}: the store only keeps aware UTC instants")
-            return super().upgrade(obj, format)  # type: ignore[no-any-return]
-
-    return AwareDumper
-
-
-ADAPTERS = AdaptersMap(psycopg.adapters)
-set_json_loads(_loads, ADAPTERS)
-ADAPTERS.register_dumper(datetime, _aware_only(DatetimeDumper))
-ADAPTERS.register_dumper(datetime, _aware_only(DatetimeBinaryDumper))
-
-
-@dataclass(frozen=True, slots=True)
-class PostgresLocation:
-    """What a ``postgresql://`` URL names: libpq's connection string, the schema, the pool bounds."""
-
-    conninfo: str
-    schema: str
-    pool_min: int
-    pool_max: int
-    shown: str  # for messages: no password
-    prepare_threshold: int | None = 5  # psycopg's default; None: never prepare (PgBouncer, transaction mode)
-
-
-def parse_location(url: str) -> PostgresLocation:
-    """Split our parameters (``schema``, ``pool_min``, ``pool_max``) off a URL; the rest is libpq's."""
-    parts = urlsplit(url)
-    ours = {name: value for name, value in parse_qsl(parts.query) if name in _OUR_PARAMETERS}
-    theirs = [(name, value) for name, value in parse_qsl(parts.query) if name not in _OUR_PARAMETERS]
-    schema = ours.get("schema", "public")
-    if not _SCHEMA_NAME.fullmatch(schema):
-        raise JourneyError(f"schema {schema!r} in the database URL: use letters, digits and _ "
-                           "(starting with a letter or _), at most 63 characters")
-    try:
-        pool_min = int(ours.get("pool_min", POOL_MIN))
-        pool_max = int(ours.get("pool_max", max(POOL_MAX, pool_min)))
-    except ValueError as error:
-        raise JourneyError(f"pool_min/pool_max in the database URL must be whole numbers ({error})") from None
-    if not 0 <= pool_min <= pool_max or pool_max < 1:
-        raise JourneyError("pool_min/pool_max in the database URL: need 0 <= pool_min <= pool_max and pool_max >= 1")
-    threshold = ours.get("prepare_threshold", "5")
-    if threshold.lower() != "none" and not threshold.isdigit():
-        raise JourneyError(f"prepare_threshold in the database URL: a whole number or none, not {threshold!r}")
-    conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment))
-    shown = redacted(url)
-    return PostgresLocation(conninfo, schema, pool_min, pool_max, shown,
-                            None if threshold.lower() == "none" else int(threshold))
-
-
-def _connect_options(location: PostgresLocation, read_only: bool) -> str:
-    options = [f"-c search_path={location.schema}", "-c TimeZone=UTC", f"-c lock_timeout={LOCK_TIMEOUT}"]
-    if read_only:
-        options.append("-c default_transaction_read_only=on")
-    return " ".join(options)
-
-
-def shaped(value: Any) -> Any:
-    """A column value as SQLite's store hands it out: instants as UTC text, JSON as compact text."""
-    if isinstance(value, datetime):
-        return to_db_time(value)
-    if isinstance(value, dict | list):
-        return to_json(value)
-    return value
-
-
-def _time_text(value: datetime | None) -> str | None:
-    return None if value is None else to_db_time(value)
 
 
 @dataclass(slots=True)
@@ -210,7 +121,7 @@ class PostgresStore:
         self._snapshots: dict[str, _Snapshot] = {}
         self._local = threading.local()
         self._power_safe = True
-        kwargs = {"autocommit": True, "context": ADAPTERS, "options": _connect_options(where, read_only),
+        kwargs = {"autocommit": True, "context": ADAPTERS, "options": connect_options(where, read_only),
                   "connect_timeout": CONNECT_TIMEOUT_SECONDS, "prepare_threshold": where.prepare_threshold}
         self._migrate(where.conninfo, kwargs)
         low = where.pool_min if pool_min is None else pool_min
@@ -406,7 +317,7 @@ class PostgresStore:
                 else:
                     state.enrollments[enrollment.journey_id] = enrollment
             self._snapshots[contact_id] = _Snapshot(
-                rev=rev, attributes=_loads(to_json(attributes)), timezone=timezone, last_event_id=last_event_id,
+                rev=rev, attributes=loads(to_json(attributes)), timezone=timezone, last_event_id=last_event_id,
                 anonymous_ids=list(anonymous[contact_id]),
                 enrollment_rows={r["id"]: r for r in enrollment_rows[contact_id]},
                 event_rows=event_rows.get(contact_id, []),
@@ -823,7 +734,7 @@ class PostgresStore:
             return {
                 "contacts": one("SELECT count(*) FROM contacts"),
                 "due_contacts": one("SELECT count(*) FROM contacts WHERE wake_at <= %s", (now,)),
-                "next_wake_at": _time_text(one("SELECT min(wake_at) FROM contacts WHERE wake_at > %s", (now,))),
+                "next_wake_at": time_text(one("SELECT min(wake_at) FROM contacts WHERE wake_at > %s", (now,))),
                 "enrollments": self._rows(pgsql.STATUS_ENROLLMENTS, {"now": now}),
                 "exits": self._rows(pgsql.STATUS_EXITS),
                 "sends": {row["state"]: row["n"] for row in self._rows(
@@ -833,7 +744,7 @@ class PostgresStore:
                                        "FROM sends WHERE state = 'in_doubt' ORDER BY claimed_at"),
                 "suppressions": {row["reason"]: row["n"] for row in self._rows(
                     "SELECT reason, count(*) AS n FROM suppressions GROUP BY reason ORDER BY reason")},
-                "runs": [{**row, "counts": _loads(row["counts"])}
+                "runs": [{**row, "counts": loads(row["counts"])}
                          for row in self._rows("SELECT * FROM runs ORDER BY started_at DESC LIMIT 10")],
                 "leases": self._rows("SELECT * FROM leases ORDER BY name"),
             }
@@ -1082,7 +993,7 @@ class PostgresStore:
         """Enrollments that reached a split, per journey, version and variants, and how many converted."""
         rows = self._rows(*pgsql.stats_query(pgsql.STATS_SPLITS, journey_id, since, until))
         for row in rows:
-            row["variant"] = _loads(row["variant"])
+            row["variant"] = loads(row["variant"])
         return rows
 
     def engagement_counts(self, journey_id: str | None, since: str | None, until: str | None) -> list[dict]:
