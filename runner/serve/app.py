@@ -22,7 +22,7 @@ from runner.store.base import Store
 
 # the modules whose routes the service serves, each with ``routes(settings)``
 CONCERNS: tuple[str, ...] = ("runner.serve.events", "runner.serve.health", "runner.serve.metrics",
-                             "runner.serve.providers", "runner.serve.unsubscribe")
+                             "runner.serve.providers", "runner.serve.unsubscribe", "runner.serve.openapi")
 
 
 def collect_routes(settings: ServeSettings) -> list[BaseRoute]:

@@ -9,12 +9,13 @@ its contact is due at once. ``messageId`` deduplicates: a retried call is stored
 
 Answers: ``200 {"success": true}``; ``400`` naming the field and the reason (in a batch,
 the good events are kept and each bad one is listed by index); ``401`` for a missing or
-unknown write key; ``413`` past 32 KB an event or 500 KB a batch (after decompression: a
+unknown write key; ``408`` for a body that does not arrive within 30 s; ``413`` past 32 KB an event or 500 KB a batch (after decompression: a
 gzip bomb is cut off at the limit); ``415`` for a ``Content-Encoding`` other than gzip.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -176,7 +177,7 @@ async def _authorized_payload(request: Request, settings: ServeSettings, limit: 
     header = request.headers.get("authorization")
     if header is not None and not settings.accepts_write_key(_basic_user(header)):
         raise Rejected(401, "unauthorized", "unknown write key (HTTP Basic user name)")
-    payload = _json_object(await _body(request, limit))
+    payload = _json_object(await _body(request, limit, settings.events.read_seconds))
     if header is None:
         key = payload.get("writeKey")
         if not isinstance(key, str) or not settings.accepts_write_key(key):
@@ -195,8 +196,9 @@ def _basic_user(header: str) -> str:
     return decoded.partition(":")[0]
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The body, decompressed, refused past ``limit`` bytes without reading (or inflating) further."""
+async def _body(request: Request, limit: int, read_seconds: float) -> bytes:
+    """The body, decompressed, refused past ``limit`` bytes without reading (or inflating) further,
+    and past ``read_seconds`` (a client trickling a body holds a connection and a task)."""
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip", ""):
         raise Rejected(415, "unsupported_encoding", f"Content-Encoding {encoding[:40]!r} is not supported; "
@@ -204,6 +206,18 @@ async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise Rejected(413, "too_large", _too_large(limit))
+    try:
+        async with asyncio.timeout(read_seconds):
+            raw = await _read(request, limit)
+    except TimeoutError:
+        raise Rejected(408, "timeout", f"the body did not arrive within {read_seconds:g} s") from None
+    if encoding == "gzip":
+        raw = _gunzip(raw, limit)
+    request.state.body_bytes = len(raw)
+    return raw
+
+
+async def _read(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -211,11 +225,7 @@ async def _body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise Rejected(413, "too_large", _too_large(limit))
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    if encoding == "gzip":
-        raw = _gunzip(raw, limit)
-    request.state.body_bytes = len(raw)
-    return raw
+    return b"".join(chunks)
 
 
 def _gunzip(data: bytes, limit: int) -> bytes:
@@ -246,3 +256,72 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Rejected(400, "invalid_json", "the body must be a JSON object")
     return value
+
+
+# ---------------------------------------------------------------- OpenAPI (runner.serve.openapi)
+
+_ID = {"oneOf": [{"type": "string"}, {"type": "number"}], "description": "A string or a number"}
+_COMMON = {
+    "userId": _ID, "anonymousId": _ID,
+    "messageId": {"type": "string", "description": "Deduplicates: a call with a stored messageId is not stored again"},
+    "timestamp": {"type": "string", "format": "date-time", "description": "When it happened (default: receipt)"},
+    "context": {"type": "object"}, "integrations": {"type": "object"},
+    "writeKey": {"type": "string", "description": "The write key, when not sent as the HTTP Basic user name"},
+}
+_WHO = [{"required": ["userId"]}, {"required": ["anonymousId"]}]
+_CALLS: dict[str, dict[str, Any]] = {
+    "track": {"properties": {"event": {"type": "string", "minLength": 1}, "properties": {"type": "object"}},
+              "required": ["event"], "anyOf": _WHO},
+    "identify": {"properties": {"traits": {"type": "object"}}, "anyOf": _WHO},
+    "alias": {"properties": {"previousId": _ID}, "required": ["userId", "previousId"]},
+    "page": {"properties": {"name": {"type": "string"}, "properties": {"type": "object"}}, "anyOf": _WHO},
+    "screen": {"properties": {"name": {"type": "string"}, "properties": {"type": "object"}}, "anyOf": _WHO},
+    "group": {"properties": {"groupId": _ID, "traits": {"type": "object"}}, "required": ["groupId"], "anyOf": _WHO},
+}
+
+
+def openapi_components() -> dict[str, Any]:
+    schemas: dict[str, Any] = {
+        call.title(): {"type": "object", **spec, "properties": {**_COMMON, **spec["properties"]}}
+        for call, spec in _CALLS.items()
+    }
+    schemas["BatchCall"] = {"type": "object", "required": ["type"],
+                            "properties": {**_COMMON, "type": {"type": "string", "enum": list(CALLS)}}}
+    schemas["Batch"] = {"type": "object", "required": ["batch"], "properties": {
+        "batch": {"type": "array", "items": {"$ref": "#/components/schemas/BatchCall"}},
+        "context": {"type": "object"}, "writeKey": {"type": "string"}, "sentAt": {"type": "string"}}}
+    schemas["Success"] = {"type": "object", "required": ["success"], "properties": {"success": {"type": "boolean",
+                                                                                                 "enum": [True]}}}
+    schemas["Refusal"] = {"type": "object", "required": ["success", "code", "message"], "properties": {
+        "success": {"type": "boolean", "enum": [False]}, "code": {"type": "string"}, "message": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object", "required": ["message"], "properties": {
+            "index": {"type": "integer", "description": "The call's position in 'batch'"},
+            "field": {"type": "string"}, "message": {"type": "string"}}}}}}
+    return {"schemas": schemas, "securitySchemes": {"writeKey": {
+        "type": "http", "scheme": "basic", "description": "The write key as user name, no password"}}}
+
+
+def openapi_paths() -> dict[str, Any]:
+    def refusal(what: str) -> dict[str, Any]:
+        return {"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}}}
+
+    def operation(schema: str, summary: str) -> dict[str, Any]:
+        return {"post": {
+            "summary": summary,
+            "security": [{"writeKey": []}],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{schema}"}}}},
+            "responses": {
+                "200": {"description": "Stored (committed) or already stored",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Success"}}}},
+                "400": refusal("A bad call (the field and the reason); in a batch, the others are stored"),
+                "401": refusal("No write key, or an unknown one"),
+                "408": refusal("The body did not arrive in time (30 s)"),
+                "413": refusal("Over 32 KB a call or 500 KB a batch (after decompression)"),
+                "415": refusal("A Content-Encoding other than gzip"),
+            },
+        }}
+
+    paths = {f"/v1/{call}": operation(call.title(), f"Segment {call} call") for call in CALLS}
+    paths["/v1/batch"] = operation("Batch", "Several calls; good calls are kept, each bad one reported")
+    return paths

@@ -36,7 +36,7 @@ class EventLimits:
 
     max_event_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
-    max_body_bytes: int = 512 * 1024  # any request body, compressed or not, after decompression
+    read_seconds: float = 30.0  # a body must arrive within this (a slow client is answered 408)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,10 @@ class StoreAccess:
         self.commits = 0  # transactions committed (group commit: fewer than writes)
 
     def start(self) -> None:
-        """Open the store on its thread; an error opening it is raised here."""
+        """Open the store on its thread; an error opening it is raised here. Started already: nothing to do."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._opened.clear()
         self._thread = threading.Thread(target=self._serve, name="journey-store", daemon=True)
         self._thread.start()
         self._opened.wait()
