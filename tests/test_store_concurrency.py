@@ -23,6 +23,6 @@ def test_two_processes_opening_a_new_database_migrate_once(tmp_path):
     assert applied == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
         "m005_imported_values", "m006_send_retries", "m007_due_keyset", "m008_split_counts",
         "m009_deployed_templates", "m010_run_counts",
-        "m011_contact_leases"]  # each exactly once
+        "m011_contact_leases", "m012_topic_opt_outs"]  # each exactly once
 
 
