@@ -143,6 +143,11 @@ def test_an_address_no_contact_has_is_suppressed_itself_and_a_later_report_keeps
         "nobody@example.org", "bounced", "bounce", "2026-03-02T09:00:00")
     assert row["detail"] == "hard_bounce: 550 no such user (mailgun)"
     assert record_bounces(store, [soft(9, T0, "nobody@example.org")], RULE, T0).unmatched == 1
+    store.add_suppression("opted-out@example.org", "unsubscribed", "cli", T0)  # marketing topics only
+    outcome = record_bounces(store, [Bounce(HARD, "opted-out@example.org", T0, "r6", "ses")], RULE, T0)
+    assert outcome.suppressed == ["opted-out@example.org"]  # a bounce stops every email, transactional too
+    rows = [(row["reason"], row["topic"]) for row in store.suppressions() if row["email"] == "opted-out@example.org"]
+    assert ("bounced", None) in rows
 
 
 def test_a_dry_run_says_what_it_would_do_and_stores_nothing(store):

@@ -168,7 +168,7 @@ def _unsuppressed_addresses(store: Store, addresses: dict[str, Bounce]) -> dict[
     after ``journey suppress remove`` of the address suppresses it again."""
     if not addresses:
         return {}
-    suppressed = {row["email"] for row in store.suppressions() if row.get("email")}
+    suppressed = {row["email"] for row in store.suppressions() if row.get("email") and row.get("topic") is None}
     return {address: bounce for address, bounce in addresses.items() if address not in suppressed}
 
 
