@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_tick_kit import deployed_tiny_project, journey_cli
 
 from runner.store import open_store
@@ -149,3 +151,14 @@ def test_bounces_soft_in_project_yaml_sets_the_limit(project):
     assert bad.returncode == 1 and "within" in bad.stdout + bad.stderr
     refused = run(root, db, "bounces", "import", str(mail))
     assert refused.returncode == 1 and "bounces.soft" in refused.stderr and "Traceback" not in refused.stderr
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(data=st.binary(max_size=400) | st.sampled_from(sorted(FIXTURES.glob("mail/*.eml"))).map(
+    lambda path: path.read_bytes()).flatmap(lambda raw: st.integers(0, len(raw)).map(lambda cut: raw[:cut])))
+def test_any_bytes_are_a_report_or_not_never_an_exception(data):
+    """Truncated DSNs and random bytes: the reader answers reports or None (unrecognised), never raises."""
+    from runner.production.dsn import bounces_of
+
+    found = bounces_of(data, datetime(2026, 3, 2, tzinfo=UTC))
+    assert found is None or all("@" in bounce.recipient and bounce.at.tzinfo is not None for bounce in found)

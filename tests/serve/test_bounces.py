@@ -27,6 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runner.production.deploy import load_working_tree
 from runner.production.tick import build_runtime, run_tick
@@ -419,3 +421,41 @@ def test_settings_read_the_environment_and_project_rule():
 
     with pytest.raises(JourneyError, match="JOURNEY_SENDGRID_VERIFICATION_KEY is not an elliptic-curve public key"):
         load_bounce_settings({}, {"JOURNEY_SENDGRID_VERIFICATION_KEY": "bm90IGEga2V5"})
+
+
+def test_the_webhooks_are_described_for_the_fuzz_run():
+    from runner.serve.openapi import describe
+
+    paths = describe()["paths"]
+    for path in ("/webhooks/ses", "/webhooks/mailgun", "/webhooks/sendgrid"):
+        assert {"200", "400", "403", "408", "413"} <= set(paths[path]["post"]["responses"])
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                                         max_size=4), max_leaves=20)
+
+
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@given(event=st.dictionaries(st.sampled_from(["event", "severity", "recipient", "timestamp", "delivery-status",
+                                               "reason", "email", "type", "sg_event_id"]), json_values, max_size=9),
+       name=st.sampled_from(["failed", "complained", "bounce", "spamreport", "delivered"]))
+def test_provider_events_of_any_shape_map_or_are_refused_never_raise_otherwise(event, name):
+    """What a signed event may hold is still input: it maps to reports or is refused (400), nothing else."""
+    from runner.serve.providers import mailgun as mailgun_module
+    from runner.serve.providers import sendgrid as sendgrid_module
+    from runner.serve.providers import ses as ses_module
+    from runner.serve.providers.common import Refused
+
+    event = {**event, "event": name}
+    now = datetime.now(UTC)
+    for parse in (lambda: mailgun_module.event_bounces(event, "token"), lambda: sendgrid_module.event_bounces(event),
+                  lambda: ses_module.notification_bounces({"notificationType": "Bounce", "bounce": event}, "id", now),
+                  lambda: ses_module.notification_bounces({"notificationType": "Complaint", "complaint": event,
+                                                           "mail": event}, "id", now)):
+        try:
+            found = parse()
+        except Refused as refused:
+            assert refused.status == 400
+        else:
+            assert all(bounce.at.tzinfo is not None and "@" in bounce.recipient for bounce in found)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -45,17 +46,23 @@ def endpoint(handler: Handler) -> Handler:
 
 
 async def raw_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The body's bytes, refused past ``limit`` (413) without reading further."""
+    """The body's bytes, refused past ``limit`` (413) without reading further, or when it does not
+    arrive within the events API's read time (408: a slow client holds nothing for long)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise Refused(413, "too_large", f"the body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refused(413, "too_large", f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
+    seconds = request.app.state.settings.events.read_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise Refused(413, "too_large", f"the body is larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Refused(408, "timeout", f"the body did not arrive within {seconds:g} s") from None
     return b"".join(chunks)
 
 
