@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
 from functools import partial
+from typing import Any
 from urllib.parse import parse_qs, quote
 
 from starlette.requests import Request
@@ -50,6 +51,32 @@ class Refused(Exception):
 def routes(settings: ServeSettings) -> list[BaseRoute]:
     path = unsubscribe_path(settings.project.unsubscribe_url)
     return [Route(path, partial(_endpoint, settings), methods=["GET", "POST"], name="unsubscribe")]
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The link's two operations in ``GET /openapi.json`` (so the fuzz test sends them what it
+    generates), at the default path (a project's ``unsubscribe.url`` may name another)."""
+    html = {"text/html": {"schema": {"type": "string"}}}
+
+    def answers(ok: str, *refusals: str) -> dict[str, Any]:
+        described = {"200": ok, "400": "A form the page does not send", "403": "No token, two, or a token that "
+                     "does not verify (forged, altered, truncated, another secret, another contact)",
+                     "413": "A form over 16 KB", "503": "The unsubscribe secret is not configured"}
+        return {status: {"description": text, "content": html} for status, text in described.items()
+                if status == "200" or status in refusals}
+
+    token = [{"name": "token", "in": "query", "required": True, "schema": {"type": "string"}}]
+    form = {"type": "object", "properties": {"List-Unsubscribe": {"type": "string", "enum": ["One-Click"]},
+                                             "action": {"type": "string", "enum": ["preferences", "everything"]},
+                                             "topic": {"type": "array", "items": {"type": "string"}}}}
+    return {"/unsubscribe": {
+        "get": {"summary": "The preferences page", "parameters": token,
+                "responses": answers("The page", "403", "503")},
+        "post": {"summary": "RFC 8058 one-click unsubscribe (List-Unsubscribe=One-Click), or the page's forms",
+                 "parameters": token,
+                 "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form}}},
+                 "responses": answers("Unsubscribed, or the page again", "400", "403", "413", "503")},
+    }}
 
 
 async def _endpoint(settings: ServeSettings, request: Request) -> Response:

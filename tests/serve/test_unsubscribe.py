@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_tick_kit import TINY_PROJECT, add_signups, tiny_project
 
 from runner.delivery.unsubscribe import make_token
@@ -285,3 +287,44 @@ def test_the_page_works_in_a_real_browser_by_its_labels_and_roles(live_server, s
             assert all(seen.startswith(live_server.url) for seen in requests), requests
         finally:
             browser.close()
+
+
+# ---------------------------------------------------------------- bad input, with a valid token
+
+
+def test_the_link_is_in_the_openapi_description_the_fuzz_test_reads():
+    from runner.serve.openapi import describe
+
+    operations = describe()["paths"]["/unsubscribe"]
+    assert set(operations) == {"get", "post"}
+    assert set(operations["post"]["responses"]) == {"200", "400", "403", "413", "503"}
+
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(body=st.binary(max_size=300) | st.text(max_size=200).map(str.encode),
+       content_type=st.sampled_from(["application/x-www-form-urlencoded", "multipart/form-data; boundary=xyz",
+                                     "multipart/form-data", "text/plain", "", "application/x-www-form-urlencoded; "
+                                     "charset=latin-1", "multipart/form-data; boundary=\"ä\""]),
+       extra=st.sampled_from(["", "&topic=newsletter", "&action=everything", "&token="]))
+def test_no_body_with_a_valid_token_gets_a_server_error(unsubscribe_client, body, content_type, extra):
+    """Whatever arrives with a genuine token, the answer is a page (200) or a refusal (400, 413,
+    403 for a second token), never a 500; and nothing but opt-outs of c00000 is ever written."""
+    client, settings = unsubscribe_client
+    headers = {"Content-Type": content_type.encode()} if content_type else {}  # raw bytes, as a client may send
+    answer = client.post(link(settings) + extra, content=body, headers=headers)
+    assert answer.status_code in (200, 400, 403, 413), (answer.status_code, answer.text[:200])
+    assert answer.headers["content-type"].startswith("text/html")
+
+
+@pytest.fixture(scope="module")
+def unsubscribe_client(tmp_path_factory):
+    """One app for the property test's many requests (a function-scoped fixture would be shared anyway)."""
+    from starlette.testclient import TestClient
+
+    from runner.serve.app import build_app
+    from runner.serve.settings import load_settings
+
+    project = serve_project.__wrapped__(tmp_path_factory.mktemp("unsubscribe"))
+    settings = load_settings(project.root, project.db, {}, host="127.0.0.1", port=0)
+    with TestClient(build_app(settings), raise_server_exceptions=False) as client:
+        yield client, settings
