@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from importlib.resources import files
 from pathlib import Path
@@ -33,6 +34,20 @@ def _resolve(name: str, node: dict) -> dict:
     if "$ref" in node:
         return load_schema(name)["definitions"][node["$ref"].rsplit("/", 1)[-1]]
     return node
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_no_key_is_written_twice(name: str):
+    """json.loads keeps the last of two equal keys silently: an edit to the first copy would do nothing."""
+    repeated = []
+
+    def remember_repeats(pairs):
+        keys = [key for key, _ in pairs]
+        repeated.extend(sorted({key for key in keys if keys.count(key) > 1}))
+        return dict(pairs)
+
+    json.loads((REPO / "schemas" / f"{name}.schema.json").read_text(encoding="utf-8"), object_pairs_hook=remember_repeats)
+    assert repeated == []
 
 
 @pytest.mark.parametrize("name", SCHEMA_NAMES)
