@@ -157,15 +157,17 @@ def due_scale(due: int, folder: Path, *, full: bool) -> dict[str, float]:
     runtime = build_runtime(store, tree.project, f"outbox:{folder / 'due-outbox'}")
     runtime.delivery.transport = _CountingTransport()
     rows = 0
-    original = store.due_page
 
-    def counting_page(*args, **kwargs):
-        nonlocal rows
-        page = original(*args, **kwargs)
-        rows += len(page)
-        return page
+    def counting(read):
+        def counted(*args, **kwargs):
+            nonlocal rows
+            page = read(*args, **kwargs)
+            rows += len(page)
+            return page
+        return counted
 
-    store.due_page = counting_page
+    store.due_page = counting(store.due_page)  # a dry run reads pages,
+    store.claim_due = counting(store.claim_due)  # a run claims them (contact leases)
     tick = Tick(store, runtime, NOW)
     if not full:
         tick._contacts = lambda contact_ids: None  # the paging alone
