@@ -76,24 +76,28 @@ def test_a_reason_given_by_the_handler_is_counted_once(client):
 
 def test_the_worker_observes_its_ticks_and_logs_one_json_line_each(serve_process, serve_project):
     server = serve_process("--worker")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # generous: the suite runs on a shared, loaded machine
     while True:
-        figures = scrape(lambda path: httpx.get(server.url + path, timeout=10))
+        try:
+            figures = scrape(lambda path: httpx.get(server.url + path, timeout=30))
+        except httpx.TransportError:  # a scrape that timed out under load: ask again
+            figures = {}
         if figures.get(("journey_tick_duration_seconds_count", ()), 0) >= 1:
             break
         assert time.monotonic() < deadline, "no tick observed"
         time.sleep(0.2)
-    assert figures[("journey_ticks_total", (("status", "ok"),))] >= 1
-    assert figures[("journey_sends", (("state", "sent"),))] >= 2  # the welcome emails, at least
+    assert figures[("journey_ticks_total", (("status", "ok"),))] >= 1, figures
+    assert figures[("journey_sends", (("state", "sent"),))] >= 2, figures  # the welcome emails, at least
     code, out, err = server.stop()
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
-    ticks = [line for line in lines if line["message"] == "tick"]
-    assert ticks and all(tick["duration_seconds"] > 0 and tick["run_id"] for tick in ticks)
+    ticks = [line for line in lines if line["message"] == "tick" and line.get("ran", True)]
+    assert ticks and all(tick["duration_seconds"] > 0 and tick["run_id"] for tick in ticks), out
     with sqlite3.connect(serve_project.db) as conn:
         sent = conn.execute("SELECT count(*) FROM sends WHERE state = 'sent'").fetchone()[0]
         runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
-    assert sum(tick.get("sent", 0) for tick in ticks) == sent and len(ticks) == runs  # one line per tick
+    assert sum(tick.get("sent", 0) for tick in ticks) == sent, out  # the lines add up to the ledger
+    assert len(ticks) == runs, out  # one line per tick that ran
     assert "@example.com" not in out
 
 
