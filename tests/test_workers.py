@@ -149,3 +149,14 @@ def test_a_looping_pool_replaces_a_killed_worker_and_stops_on_sigterm(tmp_path):
         summary = store.status_summary(NOW)
         assert len(in_doubt) == 1 and _received(server)[in_doubt[0]] == 1, (summary["sends"], summary["runs"], err)
         assert store.lease_holders() == []
+
+
+def test_workers_refuse_what_they_cannot_do_with_a_usage_error(tmp_path):
+    root, db, _ = deployed_tiny_project(tmp_path, 1, AT)
+    for extra, message in ((["--dry-run"], "--workers cannot be combined with --dry-run"),
+                           (["--log-format", "json"], "leave out --log-format json"),
+                           (["--workers", "0"], "0 is not in the range x>=1")):
+        args = ["run", "--db", str(db), "--now", NOW.isoformat(), *(["--workers", "2"] if extra[0] != "--workers" else []),
+                *extra]
+        result = journey_cli(args, cwd=root, env=ENV)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -88,6 +88,8 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
         raise UsageError("--every cannot be combined with --dry-run or --now")
     if workers and dry_run:
         raise UsageError("--workers cannot be combined with --dry-run (a dry run claims nothing to share)")
+    if workers and log_format == "json":
+        raise UsageError("--workers writes text lines only for now: leave out --log-format json")
     interval = None
     if every:
         try:
