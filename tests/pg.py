@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -74,11 +75,20 @@ def fresh_schema() -> str:
     return f"t_{uuid.uuid4().hex[:16]}"
 
 
-def drop_schema(schema: str) -> None:
+def drop_schema(schema: str, attempts: int = 5) -> None:
+    """Drop ``schema`` and everything in it. A process a test started may still be finishing
+    a transaction there: a deadlock or lock timeout is tried again, a few times."""
     import psycopg
 
-    with psycopg.connect(server(), connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    for attempt in range(1, attempts + 1):
+        try:
+            with psycopg.connect(server(), connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            return
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable):
+            if attempt == attempts:
+                raise
+            time.sleep(attempt)
 
 
 @pytest.fixture

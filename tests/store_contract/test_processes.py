@@ -27,17 +27,23 @@ def race(tmp_path: Path, location: str, what: str, racers: int = 2, count: int =
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
         for n in range(racers)
     ]
-    deadline = time.monotonic() + 120
-    while not all(Path(f"{flag}.proc-{n}").exists() for n in range(racers)):
-        assert time.monotonic() < deadline, "racers did not start"
-        assert all(p.poll() is None for p in processes), [p.communicate() for p in processes if p.poll() is not None]
-        time.sleep(0.01)
-    flag.write_text("go")
-    results = []
-    for process in processes:
-        out, err = process.communicate(timeout=180)
-        assert process.returncode == 0, err
-        results.append(json.loads(out))
+    try:
+        deadline = time.monotonic() + 120
+        while not all(Path(f"{flag}.proc-{n}").exists() for n in range(racers)):
+            assert time.monotonic() < deadline, "racers did not start"
+            assert all(p.poll() is None for p in processes), [p.communicate() for p in processes if p.poll() is not None]
+            time.sleep(0.01)
+        flag.write_text("go")
+        results = []
+        for process in processes:
+            out, err = process.communicate(timeout=180)
+            assert process.returncode == 0, err
+            results.append(json.loads(out))
+    finally:  # a failed or timed-out race leaves no racer behind (they would hold the database)
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return results
 
 
