@@ -88,7 +88,7 @@ async def _single(settings: ServeSettings, call: str, request: Request, access: 
     payload = await _authorized_payload(request, settings, settings.events.max_event_bytes)
     received = datetime.now(UTC)
     try:
-        rows = _rows(call, payload, received)
+        rows = _rows(call, payload, received.isoformat())
     except BadLine as bad:
         raise Rejected(400, "invalid_event", _described(bad), [_error(bad)]) from None
     if rows is not None:
@@ -107,6 +107,7 @@ async def _batch(settings: ServeSettings, request: Request, access: StoreAccess)
     received = datetime.now(UTC)
     # only a body past the per-event limit can hold an event past it
     sized = request.state.body_bytes > limits.max_event_bytes
+    received_text = received.isoformat()  # once a request, not once a call
     good: list[SegmentRows] = []
     accepted: Counter[str] = Counter()  # calls by type (a group call is accepted, not stored)
     errors: list[dict[str, Any]] = []
@@ -119,7 +120,7 @@ async def _batch(settings: ServeSettings, request: Request, access: StoreAccess)
             call = item.get("type")
             if call not in CALLS:
                 raise BadLine(f"'type' must be one of {', '.join(CALLS)}", "import.field", "type")
-            rows = _rows(str(call), item, received)
+            rows = _rows(str(call), item, received_text)
         except BadLine as bad:
             if len(errors) < MAX_ERRORS:
                 errors.append({"index": index, **_error(bad)})
@@ -138,7 +139,7 @@ async def _batch(settings: ServeSettings, request: Request, access: StoreAccess)
     return Response(OK, media_type="application/json")
 
 
-def _rows(call: str, payload: dict[str, Any], received: datetime) -> SegmentRows | None:
+def _rows(call: str, payload: dict[str, Any], received: str) -> SegmentRows | None:
     """The store rows of one call (None: a group call, accepted and not stored, as the importer skips it)."""
     if call == "group":
         if payload.get("groupId") in (None, ""):
@@ -147,7 +148,7 @@ def _rows(call: str, payload: dict[str, Any], received: datetime) -> SegmentRows
             raise BadLine("needs 'userId' or 'anonymousId'", "import.field", "userId")
         return None
     # the endpoint names the call; the server's clock is the receipt time (the time of last resort)
-    return parse_segment({**payload, "type": call, "receivedAt": received.isoformat()})
+    return parse_segment({**payload, "type": call, "receivedAt": received})
 
 
 def _store(rows: list[SegmentRows], received: datetime, store: Any) -> int:
