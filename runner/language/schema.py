@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from functools import cache
@@ -122,6 +123,41 @@ def dotted(path: Iterable[str | int]) -> str:
     return text or "the file"
 
 
+_STEP_LISTS = frozenset({"steps", "on_event", "on_timeout", "then", "else"})
+
+
+def place(path: Sequence[str | int], data: Any) -> str:
+    """How a message names a place: by the innermost step's (or stage's) id where it has one.
+
+    ``stages[0].steps[4].on_timeout[0].email`` reads ``step `nudge` (email)``: a marketer
+    knows steps by the ids they wrote, not by their position.
+    """
+    named, rest_from = "", 0
+    node = data
+    for index, item in enumerate(path):
+        parent_key = path[index - 1] if index else None
+        node = _child(node, item)
+        if node is None:
+            break
+        if isinstance(item, int) and isinstance(node, dict) and isinstance(node.get("id"), str):
+            if parent_key in _STEP_LISTS:
+                named, rest_from = f"step `{node['id']}`", index + 1
+            elif parent_key == "stages":
+                named, rest_from = f"stage `{node['id']}`", index + 1
+    if not named:
+        return dotted(path)
+    rest = dotted(path[rest_from:]) if rest_from < len(path) else ""
+    return f"{named} ({rest})" if rest else named
+
+
+def _child(node: Any, item: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(item)
+    if isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+        return node[item]
+    return None
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest of ``choices`` to a misspelt ``word``, if any is close."""
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
@@ -165,7 +201,7 @@ def _instance_of(error: ValidationError) -> Any:
 def _explain(error: ValidationError, doc: YamlDocument) -> list[Explained]:
     path = list(error.absolute_path)
     kind = error.validator
-    where = dotted(path)
+    where = place(path, doc.data)
     schema_path = list(error.relative_schema_path)
 
     if "propertyNames" in schema_path:
@@ -200,7 +236,8 @@ def _explain(error: ValidationError, doc: YamlDocument) -> list[Explained]:
     if kind == "pattern":
         explanation = _schema_of(error).get("description", f"it must match {_value_of(error)}")
         return [(("pattern", tuple(path)), doc.problem(
-            path, "schema.pattern", f"`{_show(_instance_of(error))}` is not valid for {where}: {explanation}"))]
+            path, "schema.pattern", f"`{_show(_instance_of(error))}` is not valid for {where}: {explanation}",
+            hint=duration_hint(_instance_of(error))))]
     if kind in ("oneOf", "anyOf"):
         return _alternatives_problem(error, doc, path)
     if kind == "dependencies":
@@ -227,13 +264,37 @@ def _explain(error: ValidationError, doc: YamlDocument) -> list[Explained]:
     return [((kind, tuple(path)), doc.problem(path, f"schema.{kind}", f"{where}: {error.message}"))]
 
 
+_UNIT_WORDS = {
+    "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
+    "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
+    "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
+    "d": "d", "day": "d", "days": "d", "w": "w", "wk": "w", "week": "w", "weeks": "w",
+}
+_SPELLED_DURATION = re.compile(r"\s*(\d+)\s*([a-z]+)\s*", re.IGNORECASE)
+
+
+def duration_hint(value: Any) -> str | None:
+    """``"3 days"`` -> ``write 3d``: the short form of a duration spelled out in words, if it is one."""
+    if not isinstance(value, str):
+        return None
+    parts = []
+    for chunk in re.split(r",|\band\b", value):
+        match = _SPELLED_DURATION.fullmatch(chunk)
+        unit = _UNIT_WORDS.get(match.group(2).lower()) if match else None
+        if match is None or unit is None:
+            return None
+        parts.append(f"{int(match.group(1))}{unit}")
+    short = "".join(parts)
+    return f"write {short}" if short and short != value else None
+
+
 def _allowed_hint(allowed: Sequence[str]) -> str:
     return "allowed here: " + ", ".join(allowed) if allowed else "no keys are allowed here"
 
 
 def _property_name_problem(error: ValidationError, doc: YamlDocument, path: list) -> Explained:
     key = _instance_of(error)
-    where = dotted(path)
+    where = place(path, doc.data)
     if error.validator == "enum":
         allowed = [str(k) for k in _value_of(error)]
         kind = allowed[0]
@@ -256,14 +317,23 @@ def _type_problem(error: ValidationError, doc: YamlDocument, path: list) -> Prob
         hint = f"add a unit, e.g. {_instance_of(error)}d"
     elif "string" in expected and "HH:MM" in description:
         hint = 'quote times of day: "09:00"'
-    elif isinstance(_instance_of(error), str) and ("integer" in expected or "number" in expected):
+    elif isinstance(_instance_of(error), str) and ("integer" in expected or "number" in expected) \
+            and _is_number(_instance_of(error)):
         hint = "remove the quotes around the number"
     elif "object" in expected and isinstance(_instance_of(error), str):
         hint = "write it as `key: value` lines indented below, or {key: value}"
-    where = dotted(path)
+    where = place(path, doc.data)
     shown = f'"{_show(_instance_of(error))}"' if isinstance(_instance_of(error), str) else _show(_instance_of(error))
     return doc.problem(path, "schema.type", f"{where} must be {wanted}, not {got} ({shown})",
                        hint=hint)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True
 
 
 def _discriminators(alternatives: list[dict]) -> list[str] | None:
@@ -277,7 +347,7 @@ def _discriminators(alternatives: list[dict]) -> list[str] | None:
 
 
 def _alternatives_problem(error: ValidationError, doc: YamlDocument, path: list) -> list[Explained]:
-    where = dotted(path)
+    where = place(path, doc.data)
     alternatives = _value_of(error)
     keys = _discriminators(alternatives)
     if keys is not None and isinstance(_instance_of(error), dict):
@@ -310,7 +380,8 @@ def _alternatives_problem(error: ValidationError, doc: YamlDocument, path: list)
     detail = f" ({nearest.message})" if nearest is not None and len(nearest.message) < 120 else ""
     message = (f"`{_show(_instance_of(error))}` is not valid for {where}: {description}" if description
                else f"`{_show(_instance_of(error))}` is not valid for {where}{detail}")
-    return [(("alternatives", tuple(path)), doc.problem(path, "schema.one-of", message))]
+    return [(("alternatives", tuple(path)), doc.problem(path, "schema.one-of", message,
+                                                       hint=duration_hint(_instance_of(error))))]
 
 
 def _keys_for_kind(schema: dict, instance: Any) -> list[str] | None:

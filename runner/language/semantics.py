@@ -14,6 +14,7 @@ the tracking plan, steps after an ``exit``) is a warning, which
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -27,7 +28,7 @@ from runner.core.model import DEFAULT_TOPIC
 from runner.core.problems import ERROR, WARNING, Problem
 from runner.core.stepkinds import STEP_KINDS
 from runner.core.vocabulary import BUILTIN_ATTRIBUTES, BUILTIN_EVENTS
-from runner.language.schema import did_you_mean, dotted
+from runner.language.schema import did_you_mean, place
 from runner.language.yamlsource import YamlDocument
 
 PathList = list  # a JSON path: keys and indexes, e.g. ["stages", 0, "entry"]
@@ -122,7 +123,7 @@ class _Checker:
         for path, _key, value in self.doc.find(POSITIVE_DURATION_KEYS):
             if isinstance(value, str) and _DURATION.match(value):
                 if not any(ch not in "0wdhms" for ch in value):
-                    self.report(path, "duration.zero", f"{dotted(path)} is zero; it must be a positive duration",
+                    self.report(path, "duration.zero", f"{place(path, self.doc.data)} is zero; it must be a positive duration",
                                 hint="e.g. 1d")
 
     def check_timezone(self, path: PathList, value: Any, *, allow_contact: bool = False) -> None:
@@ -518,9 +519,15 @@ class _JourneyChecker(_Checker):
         for path, name, kind in self.templates:
             candidates = template_candidates(name, kind)
             if not any(is_file(folder / candidate) for candidate in candidates):
+                suggestion = did_you_mean(_without_suffix(name), existing_templates(folder, kind))
+                extra = f"; did you mean `{suggestion}`?" if suggestion else ""
                 self.report(path, "ref.template",
-                            f"template `{name}` not found (looked for {', '.join(candidates)} in {folder.name}/)",
+                            f"template `{name}` not found (looked for {', '.join(candidates)} in {folder.name}/){extra}",
                             hint=f"create {folder.name}/{candidates[0]}")
+
+
+def _without_suffix(name: str) -> str:
+    return name.rsplit(".", 1)[0] if Path(name).suffix else name
 
 
 def template_candidates(name: str, kind: str) -> list[str]:
@@ -529,6 +536,21 @@ def template_candidates(name: str, kind: str) -> list[str]:
         return [name if Path(name).suffix else f"{name}.txt"]
     base = name.removesuffix(".html").removesuffix(".htm")
     return [f"{base}.html"]
+
+
+@cache
+def existing_templates(folder: Path, kind: str) -> tuple[str, ...]:
+    """The template names in ``folder``, without suffix, for "did you mean" (symbolic links not followed)."""
+    suffixes = (".txt",) if kind == "text" else (".html", ".htm")
+    names: list[str] = []
+    for directory, _folders, files in os.walk(folder):  # errors are skipped: no suggestion, "not found" stands
+        for file in files:
+            if file.endswith(suffixes):
+                relative = (Path(directory) / file).relative_to(folder).as_posix()
+                names.append(relative.rsplit(".", 1)[0])
+        if len(names) >= 5000:
+            break
+    return tuple(names)
 
 
 @cache
@@ -551,6 +573,7 @@ def is_dir(path: Path) -> bool:
 def clear_caches() -> None:
     """Forget cached file lookups (between runs in one process, e.g. tests)."""
     is_file.cache_clear()
+    existing_templates.cache_clear()
 
 
 def _immediate_moves(steps: list, path: PathList) -> tuple[list[tuple[str, PathList]], bool]:

@@ -1,0 +1,62 @@
+"""Messages that teach (issue #13 §5): steps named by id, hints that say what to write."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from runner.language.loader import validate
+
+HOSTILE = Path(__file__).parent / "hostile"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    shutil.copytree(HOSTILE, root, ignore=shutil.ignore_patterns("cases"))
+    return root
+
+
+def problems_after(root: Path, old: str, new: str) -> list:
+    path = root / "journeys" / "onboarding.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return validate([path], root=root).problems
+
+
+def test_a_problem_inside_a_step_names_the_step_by_its_id(project: Path):
+    found = problems_after(project, 'subject: "Three ideas for you"', 'subjct: "Three ideas for you"')
+    messages = [p.message for p in found if p.code == "schema.unknown-key"]
+    assert messages and "step `nurture_newsletter`" in messages[0], messages
+    assert "stages[" not in messages[0]
+
+
+def test_a_nested_step_is_named_by_its_own_id(project: Path):
+    found = problems_after(project, 'subject: "Did you see this?"', 'subjct: "Did you see this?"')
+    messages = [p.message for p in found if p.code == "schema.unknown-key"]
+    assert messages and "step `nudge`" in messages[0], messages
+
+
+def test_a_spelled_out_duration_suggests_the_short_form(project: Path):
+    found = problems_after(project, "- wait: 2d", '- wait: "3 days"')
+    hints = [p.hint or "" for p in found]
+    assert any("3d" in hint for hint in hints), [(p.message, p.hint) for p in found]
+
+
+def test_a_misspelt_template_suggests_the_nearest_one(project: Path):
+    found = problems_after(project, "template: nurture/thanks, subject: \"Thanks\"",
+                           "template: nurture/thank, subject: \"Thanks\"")
+    [problem] = [p for p in found if p.code == "ref.template"]
+    assert "did you mean `nurture/thanks`?" in problem.message
+
+
+def test_remove_the_quotes_only_when_the_quoted_text_is_a_number(project: Path):
+    quoted_number = problems_after(project, "priority: 10", 'priority: "10"')
+    assert any("remove the quotes" in (p.hint or "") for p in quoted_number)
+    shutil.rmtree(project)
+    shutil.copytree(HOSTILE, project, ignore=shutil.ignore_patterns("cases"))
+    quoted_word = problems_after(project, "priority: 10", 'priority: "high"')
+    assert quoted_word and not any("remove the quotes" in (p.hint or "") for p in quoted_word)
