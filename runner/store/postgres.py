@@ -65,20 +65,21 @@ from runner.store.pgconnect import (
     time_text,
 )
 from runner.store.pgerrors import translate, translating
-from runner.store.sourcevalues import apply_patch, source_changes
-from runner.store.sqlite import (
+from runner.store.rows import (
     COUNTED_SEND_STATES,
     INTERRUPTED_RESENDABLE,
-    _collect_events_after,
-    _decision_row,
-    _email_key,
-    _enrollment_from_row,
-    _enrollment_to_row,
-    _same_row,
-    _suppression_target,
+    address_key,
+    collect_events_after,
+    decision_row,
+    enrollment_from_row,
+    enrollment_to_row,
+    same_row,
+    stop_in_force,
     stops_of,
     suppression_details,
+    suppression_target,
 )
+from runner.store.sourcevalues import apply_patch, source_changes
 
 
 @dataclass(slots=True)
@@ -311,7 +312,7 @@ class PostgresStore:
                 memory=memory,
                 enrollment_seq=seq,
             )
-            for enrollment in map(_enrollment_from_row, enrollment_rows[contact_id]):
+            for enrollment in map(enrollment_from_row, enrollment_rows[contact_id]):
                 if enrollment.status == EXITED:
                     state.past_enrollments.append(enrollment)
                 else:
@@ -402,7 +403,7 @@ class PostgresStore:
                 enrollments = list(writes.enrollments.values())
                 conn.execute(pgsql.UPSERT_ENROLLMENTS,
                              [[row[name] for row in enrollments] for name in pgsql.ENROLLMENT_COLUMNS])
-            rows = [_decision_row(decision, run_id) for decision in decisions]
+            rows = [decision_row(decision, run_id) for decision in decisions]
             if rows:
                 conn.execute(pgsql.INSERT_DECISIONS, [[row[name] for row in rows] for name in pgsql.DECISION_COLUMNS])
 
@@ -413,7 +414,7 @@ class PostgresStore:
         snapshot = self._snapshots.pop(contact.id, None)
         wake = wake_at
         if current is None:
-            writes.inserts.append((contact.id, _email_key(contact.attributes), contact.timezone,
+            writes.inserts.append((contact.id, address_key(contact.attributes), contact.timezone,
                                    to_json(contact.attributes), now, now, wake, state.clock, to_json(state.memory),
                                    state.enrollment_seq))
         else:
@@ -436,8 +437,8 @@ class PostgresStore:
         if snapshot is None or contact.anonymous_ids != snapshot.anonymous_ids:
             writes.identities.extend((anonymous_id, contact.id, now) for anonymous_id in contact.anonymous_ids)
         stored = snapshot.enrollment_rows if snapshot else {}
-        rows = [_enrollment_to_row(e) for e in (*state.past_enrollments, *state.enrollments.values())]
-        writes.enrollments.update((row["id"], row) for row in rows if not _same_row(stored.get(row["id"]), row))
+        rows = [enrollment_to_row(e) for e in (*state.past_enrollments, *state.enrollments.values())]
+        writes.enrollments.update((row["id"], row) for row in rows if not same_row(stored.get(row["id"]), row))
 
     def _first_event_since(self, conn: psycopg.Connection[Any], contact_id: str, last_event_id: int) -> datetime | None:
         """Earliest time of the contact's events recorded after ``last_event_id``."""
@@ -676,13 +677,13 @@ class PostgresStore:
         if reason not in SUPPRESSION_REASONS:
             raise JourneyError(f"unknown suppression reason {reason!r}; use one of {', '.join(SUPPRESSION_REASONS)}")
         topic = ALL_TOPICS if reason == UNSUBSCRIBED else None
-        target, contact_id, email = _suppression_target(contact_or_email, topic)
+        target, contact_id, email = suppression_target(contact_or_email, topic)
         with self.transaction(), self._connection() as conn:
             conn.execute(pgsql.UPSERT_SUPPRESSION, (target, contact_id, email, reason, now, source, topic))
 
     def remove_suppression(self, contact_or_email: str) -> bool:
         """Lift every suppression and topic opt-out of a contact id or an address."""
-        target, _, _ = _suppression_target(contact_or_email)
+        target, _, _ = suppression_target(contact_or_email)
         return self._write("DELETE FROM suppressions WHERE target = %(t)s "
                            "OR (topic IS NOT NULL AND target = 'topic:' || topic || ':' || %(t)s)", {"t": target}) > 0
 
@@ -717,13 +718,7 @@ class PostgresStore:
                 "SELECT anonymous_id FROM identities WHERE contact_id = %s", (contact_id,))]
             hard, opt_outs = self._suppressions_of(conn, {contact_id: email[0] if email else None},
                                                    {contact_id: anonymous_ids})
-        found = hard.get(contact_id)
-        every = opt_outs.get(contact_id, {}).get(ALL_TOPICS)
-        if every is not None and (found is None or every < found[1]):
-            found = (UNSUBSCRIBED, every)  # the unsubscribe from every marketing topic
-        if found is None or (at is not None and found[1] > at):
-            return None
-        return found[0]
+        return stop_in_force(hard.get(contact_id), opt_outs.get(contact_id, {}), at)
 
     # ------------------------------------------------------------------ status
 
@@ -773,7 +768,7 @@ class PostgresStore:
                         delivered[row.id] = apply_patch(before, row.attributes)
                         imported = to_json(delivered[row.id])
                         delivered_ids.append(row.id)
-                params.append({"id": row.id, "email": _email_key(attributes), "timezone": row.timezone,
+                params.append({"id": row.id, "email": address_key(attributes), "timezone": row.timezone,
                                "attributes": to_json(attributes), "imported": imported, "now": now,
                                "wake": row.changed_at or now})
             changed = 0
@@ -847,11 +842,11 @@ class PostgresStore:
                 continue
             if row.name == RESUBSCRIBED:
                 conn.execute("DELETE FROM suppressions WHERE target = %s AND at <= %s",
-                             (_suppression_target(who, event_topic(row.properties))[0], row.at))
+                             (suppression_target(who, event_topic(row.properties))[0], row.at))
                 continue
             reason = SUPPRESSING_EVENTS[row.name]
             topic = event_topic(row.properties) if reason == UNSUBSCRIBED else None
-            conn.execute(pgsql.EVENT_SUPPRESSION, (_suppression_target(who, topic)[0], who, reason, row.at,
+            conn.execute(pgsql.EVENT_SUPPRESSION, (suppression_target(who, topic)[0], who, reason, row.at,
                                                    f"event:{row.message_id}", topic))
 
     def link_identities(self, links: Iterable[tuple[str, str]], now: datetime) -> None:
@@ -939,7 +934,7 @@ class PostgresStore:
                 "SELECT id, message_id, at, contact_id, anonymous_id FROM events "
                 "WHERE (contact_id = ANY(%s) OR anonymous_id = ANY(%s)) AND id > %s ORDER BY id",
                 (ids, ids, after)).fetchall()
-        _collect_events_after(rows, owners, found)
+        collect_events_after(rows, owners, found)
         return found
 
     def wake_at(self, contact_id: str) -> datetime | None:

@@ -24,17 +24,13 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
-from runner.core.bounces import ADDRESS_SOURCE
-from runner.core.bounces import describe as describe_bounce
 from runner.core.problems import JourneyError
 from runner.core.state import (
     EXITED,
     Contact,
     ContactState,
-    Enrollment,
     Event,
     SendRecord,
-    Wait,
 )
 from runner.core.vocabulary import (
     ALL_TOPICS,
@@ -57,16 +53,26 @@ from runner.store.errors import (
     StoreUnavailable,
 )
 from runner.store.migrations import apply_migrations, pending_migrations
+from runner.store.rows import (
+    COUNTED_SEND_STATES,
+    INTERRUPTED_RESENDABLE,
+    address_key,
+    collect_events_after,
+    decision_row,
+    enrollment_from_row,
+    enrollment_to_row,
+    same_row,
+    stop_in_force,
+    stops_of,
+    suppression_details,
+    suppression_target,
+)
 from runner.store.sourcevalues import apply_patch, source_changes
 from runner.store.sqliteerrors import translate, translating
 
 BUSY_TIMEOUT_SECONDS = 30.0
 CACHE_KIB = 32 * 1024  # page cache per connection: bounded, so memory stays flat
-INTERRUPTED_RESENDABLE = ("interrupted before confirmation; sent again "
-                          "(an idempotent transport, or never handed to the transport)")
 LOAD_CHUNK = 500  # contacts per batched read; SQLite allows 32,766 parameters per statement
-# sends that count as (possibly) delivered; the engine uses them for caps
-COUNTED_SEND_STATES = ("claimed", "sent", "in_doubt")
 
 
 def _utcnow() -> datetime:
@@ -246,7 +252,7 @@ class SQLiteStore:
                 memory=from_json(row["memory"], {}),
                 enrollment_seq=row["enrollment_seq"],
             )
-            for enrollment in map(_enrollment_from_row, enrollment_rows[contact_id]):
+            for enrollment in map(enrollment_from_row, enrollment_rows[contact_id]):
                 if enrollment.status == EXITED:
                     state.past_enrollments.append(enrollment)
                 else:
@@ -341,7 +347,7 @@ class SQLiteStore:
             newest_event = self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
             for state, wake_at in results:
                 self._save(state, wake_at, now, newest_event)
-            self.conn.executemany(_INSERT_DECISION, [_decision_row(d, run_id) for d in decisions])
+            self.conn.executemany(_INSERT_DECISION, [decision_row(d, run_id) for d in decisions])
 
     def contact_history(self, contact_id: str, journey_id: str | None = None) -> list[dict[str, Any]]:
         """The contact's journal, oldest first (optionally one journey's); ``at`` as a UTC datetime.
@@ -377,7 +383,7 @@ class SQLiteStore:
                        wake_at, clock, memory, enrollment_seq)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    contact.id, _email_key(contact.attributes), contact.timezone,
+                    contact.id, address_key(contact.attributes), contact.timezone,
                     to_json(contact.attributes), now, now, wake, to_db_time(state.clock),
                     to_json(state.memory), state.enrollment_seq,
                 ),
@@ -420,8 +426,8 @@ class SQLiteStore:
                 [(anonymous_id, contact.id, now) for anonymous_id in contact.anonymous_ids],
             )
         stored = snapshot.enrollment_rows if snapshot else {}
-        rows = [_enrollment_to_row(e) for e in (*state.past_enrollments, *state.enrollments.values())]
-        self.conn.executemany(_UPSERT_ENROLLMENT, [row for row in rows if not _same_row(stored.get(row["id"]), row)])
+        rows = [enrollment_to_row(e) for e in (*state.past_enrollments, *state.enrollments.values())]
+        self.conn.executemany(_UPSERT_ENROLLMENT, [row for row in rows if not same_row(stored.get(row["id"]), row)])
 
     def _first_event_since(self, contact_id: str, last_event_id: int) -> str | None:
         """Earliest time of the contact's events recorded after ``last_event_id``."""
@@ -753,7 +759,7 @@ class SQLiteStore:
                 f"unknown suppression reason {reason!r}; use one of {', '.join(SUPPRESSION_REASONS)}"
             )
         topic = ALL_TOPICS if reason == UNSUBSCRIBED else None
-        target, contact_id, email = _suppression_target(contact_or_email, topic)
+        target, contact_id, email = suppression_target(contact_or_email, topic)
         with self.transaction():
             self.conn.execute(
                 """INSERT INTO suppressions (target, contact_id, email, reason, at, source, topic)
@@ -765,7 +771,7 @@ class SQLiteStore:
 
     def remove_suppression(self, contact_or_email: str) -> bool:
         """Lift every suppression and topic opt-out of a contact id or an address."""
-        target, _, _ = _suppression_target(contact_or_email)
+        target, _, _ = suppression_target(contact_or_email)
         with self.transaction():
             cursor = self.conn.execute(
                 "DELETE FROM suppressions WHERE target = :t OR (topic IS NOT NULL AND target = 'topic:' || topic || ':' || :t)",
@@ -812,13 +818,7 @@ class SQLiteStore:
         ]
         row = rows[0] if rows else {"email_key": None}
         hard, opt_outs = self._suppressions_of({contact_id: row}, {contact_id: anonymous_ids})
-        found = hard.get(contact_id)
-        every = opt_outs.get(contact_id, {}).get(ALL_TOPICS)
-        if every is not None and (found is None or every < found[1]):
-            found = (UNSUBSCRIBED, every)  # the unsubscribe from every marketing topic
-        if found is None or (at is not None and found[1] > at):
-            return None
-        return found[0]
+        return stop_in_force(hard.get(contact_id), opt_outs.get(contact_id, {}), at)
 
     # ------------------------------------------------------------------ status
 
@@ -896,7 +896,7 @@ class SQLiteStore:
                         imported = to_json(delivered[row.id])
                 cursor = self.conn.execute(_UPSERT_CONTACT, {
                     "id": row.id,
-                    "email": _email_key(attributes),
+                    "email": address_key(attributes),
                     "timezone": row.timezone,
                     "attributes": to_json(attributes),
                     "imported": imported,
@@ -978,7 +978,7 @@ class SQLiteStore:
                 continue
             if row.name == RESUBSCRIBED:
                 self.conn.execute("DELETE FROM suppressions WHERE target = ? AND at <= ?",
-                                  (_suppression_target(who, event_topic(row.properties))[0], to_db_time(row.at)))
+                                  (suppression_target(who, event_topic(row.properties))[0], to_db_time(row.at)))
                 continue
             reason = SUPPRESSING_EVENTS[row.name]
             topic = event_topic(row.properties) if reason == UNSUBSCRIBED else None
@@ -988,7 +988,7 @@ class SQLiteStore:
                    ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, at = excluded.at,
                        source = excluded.source
                    WHERE excluded.at < suppressions.at""",
-                (_suppression_target(who, topic)[0], who, reason, to_db_time(row.at), f"event:{row.message_id}", topic),
+                (suppression_target(who, topic)[0], who, reason, to_db_time(row.at), f"event:{row.message_id}", topic),
             )
 
     def link_identities(self, links: Iterable[tuple[str, str]], now: datetime) -> None:
@@ -1086,7 +1086,7 @@ class SQLiteStore:
                 f"""SELECT id, message_id, at, contact_id, anonymous_id FROM events
                     WHERE (contact_id IN ({_marks(chunk)}) OR anonymous_id IN ({_marks(chunk)})) AND id > ?
                     ORDER BY id""", (*chunk, *chunk, after))
-            _collect_events_after(cursor, owners, found)
+            collect_events_after(cursor, owners, found)
         return found
 
     def wake_at(self, contact_id: str) -> datetime | None:
@@ -1160,21 +1160,6 @@ def _opening_error(error: sqlite3.Error, path: Path) -> StoreError:
     if type(translated) in (StoreBusy, StoreFull, StoreReadOnly, StoreUnavailable):
         return translated
     return StoreCorrupt(f"{path} is not a journey-runner database ({error})")
-
-
-def _collect_events_after(rows: Iterable[tuple[int, str, Any, str | None, str | None]],
-                          owners: dict[str, list[tuple[str, int]]],
-                          found: dict[str, list[tuple[int, str, datetime]]]) -> None:
-    """Each event row to every contact of the batch it belongs to (by its contact id or an
-    anonymous id) whose ``after`` row id it is past; a row is given to a contact once."""
-    for row_id, message_id, at, contact_id, anonymous_id in rows:
-        instant = at if isinstance(at, datetime) else from_db_time(at)
-        given: set[str] = set()
-        for owner in (contact_id, anonymous_id):
-            for target, after_id in owners.get(owner, ()) if owner is not None else ():
-                if row_id > after_id and target not in given:
-                    given.add(target)
-                    found[target].append((row_id, message_id, instant))
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
@@ -1301,71 +1286,11 @@ def stats_query(template: str, journey_id: str | None, since: str | None, until:
     sql = template.replace("{journey}", "AND journey_id = :journey" if journey_id is not None else "")
     return sql, {"journey": journey_id, "since": since or "0000-00-00", "until": until or "9999-99-99"}
 
-def stops_of(contacts: dict[str, tuple[set[str], str | None]], rows: list[tuple[Any, ...]]
-             ) -> tuple[dict[str, tuple[str, datetime]], dict[str, dict[str, datetime | None]]]:
-    """Split suppression rows ``(contact_id, email, reason, at, topic)``, oldest first, among
-    ``contacts`` (id -> (its ids, anonymous ones included; its lower-cased address)): each
-    contact's earliest suppression (reason, at), and its topic opt-outs (topic -> the earliest
-    instant). Both stores."""
-    found: dict[str, tuple[str, datetime]] = {}
-    opt_outs: dict[str, dict[str, datetime | None]] = {}
-    for contact_id, (ids, email_key) in contacts.items():
-        for target_id, email, reason, at, topic in rows:
-            if target_id in ids or (email is not None and email == email_key):
-                if topic is not None:
-                    opt_outs.setdefault(contact_id, {}).setdefault(topic, at)
-                elif contact_id not in found:
-                    found[contact_id] = (reason, at)
-    return found, opt_outs
-
-
-def suppression_details(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Suppression rows whose ``detail`` column holds the suppressing event's properties (JSON
-    text) with ``detail`` as the bounce's description (runner.core.bounces), else None; an
-    address's bounce suppression (source ``bounce:<detail>``) gets source ``bounce``. Both stores."""
-    for row in rows:
-        row["detail"] = describe_bounce(from_json(row["detail"], {})) if row["detail"] else None
-        if row["source"].startswith(ADDRESS_SOURCE):  # an address no contact has (runner.production.bounces)
-            row["source"], row["detail"] = ADDRESS_SOURCE.rstrip(":"), row["source"][len(ADDRESS_SOURCE):]
-    return rows
-
-
-def _email_key(attributes: dict[str, Any]) -> str | None:
-    email = attributes.get("email")
-    return email.lower() if isinstance(email, str) else None
-
-
-def _suppression_target(contact_or_email: str, topic: str | None = None) -> tuple[str, str | None, str | None]:
-    """(target key, contact_id, email): anything with an ``@`` is an email address.
-    A topic opt-out has a target of its own (``topic:<topic>:contact:<id>``), beside
-    the contact's suppression (``contact:<id>``)."""
-    value = contact_or_email.strip()
-    if not value:
-        raise JourneyError("give a contact id or an email address to suppress")
-    prefix = f"topic:{topic}:" if topic is not None else ""
-    if "@" in value:
-        return f"{prefix}email:{value.lower()}", None, value.lower()
-    return f"{prefix}contact:{value}", value, None
-
 
 _INSERT_DECISION = """
 INSERT INTO decisions (contact_id, at, journey_id, version, stage, step, action, reason, key, detail, run_id)
 VALUES (:contact_id, :at, :journey_id, :version, :stage, :step, :action, :reason, :key, :detail, :run_id)
 """
-# What the journal keeps of a decision's detail: what a reader needs to follow the
-# timeline. Attribute snapshots and rendered content stay out (the ledger and the
-# outbox/mail server have the message).
-JOURNAL_DETAIL = ("until", "variant", "set", "add_score")
-
-
-def _decision_row(decision: Any, run_id: str | None) -> dict[str, Any]:
-    detail = {name: decision.detail[name] for name in JOURNAL_DETAIL if name in decision.detail}
-    return {
-        "contact_id": decision.contact, "at": to_db_time(decision.at), "journey_id": decision.journey,
-        "version": decision.version, "stage": decision.stage, "step": decision.step,
-        "action": decision.action, "reason": decision.reason, "key": decision.key,
-        "detail": to_json(detail), "run_id": run_id,
-    }
 
 
 def _marks(values: Iterable[Any]) -> str:
@@ -1373,59 +1298,3 @@ def _marks(values: Iterable[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
-def _same_row(stored: dict[str, Any] | None, row: dict[str, Any]) -> bool:
-    """Does the stored row already hold every value of ``row``?"""
-    return stored is not None and all(stored.get(column) == value for column, value in row.items())
-
-
-def _enrollment_to_row(enrollment: Enrollment) -> dict[str, Any]:
-    wait = enrollment.wait
-    return {
-        "id": enrollment.id,
-        "contact_id": enrollment.contact_id,
-        "journey_id": enrollment.journey_id,
-        "version": enrollment.version,
-        "stage": enrollment.stage,
-        "stage_seq": enrollment.stage_seq,
-        "cursor": enrollment.cursor,
-        "status": enrollment.status,
-        "wait": None
-        if wait is None
-        else to_json({"until": to_db_time(wait.until), "event": wait.event, "step": wait.step}),
-        "due_at": to_db_time(enrollment.due_at),
-        "entered_at": to_db_time(enrollment.entered_at),
-        "exited_at": to_db_time(enrollment.exited_at),
-        "exit_reason": enrollment.exit_reason,
-        "goal_at": to_db_time(enrollment.goal_at),
-        "variant": to_json(enrollment.variant),
-        "holdout": int(enrollment.holdout),
-    }
-
-
-def _enrollment_from_row(row: dict[str, Any]) -> Enrollment:
-    wait_data = from_json(row["wait"])
-    wait = None
-    if wait_data is not None:
-        wait = Wait(
-            until=from_db_time(wait_data.get("until")),
-            event=wait_data.get("event"),
-            step=wait_data.get("step"),
-        )
-    return Enrollment(
-        id=row["id"],
-        contact_id=row["contact_id"],
-        journey_id=row["journey_id"],
-        version=row["version"],
-        entered_at=from_db_time(row["entered_at"]),
-        stage=row["stage"],
-        stage_seq=row["stage_seq"],
-        cursor=row["cursor"],
-        status=row["status"],
-        wait=wait,
-        due_at=from_db_time(row["due_at"]),
-        exit_reason=row["exit_reason"],
-        exited_at=from_db_time(row["exited_at"]),
-        goal_at=from_db_time(row["goal_at"]),
-        variant=from_json(row["variant"], {}),
-        holdout=bool(row["holdout"]),
-    )
