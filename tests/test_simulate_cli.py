@@ -210,3 +210,21 @@ def test_a_body_template_failing_for_one_contact_is_a_failed_send_in_every_forma
         records = json.loads(out.stdout)["events"]
         assert [(r["contact"], r["action"]) for r in records if r["step"] == "welcome"] == [
             ("withplan", "send"), ("noplan", "send_failed")]
+
+
+def test_simulate_and_explain_name_a_journey_by_id_or_file_and_default_to_the_examples_contacts(contacts):
+    by_id = journey_cli("simulate", "onboarding", "--start", "2026-03-02T00:00:00Z", "--days", "5", "--format", "json")
+    by_file = journey_cli("simulate", "journeys/onboarding.yaml", "--contacts", "examples/contacts.yaml",
+                          "--start", "2026-03-02T00:00:00Z", "--days", "5", "--format", "json")
+    assert by_id.returncode == 0 and by_file.returncode == 0, by_id.stderr + by_file.stderr
+    assert by_id.stdout == by_file.stdout
+    assert {r["journey"] for r in json.loads(by_id.stdout)["events"]} == {"onboarding"}
+    explained = journey_cli("explain", "ada", "onboarding", "--contacts", str(contacts), "--start", "2026-03-02T00:00:00Z",
+                            "--at", "2026-03-06T00:00:00Z", "--format", "json")
+    assert explained.returncode == 0, explained.stderr
+    assert [j["journey"] for j in json.loads(explained.stdout)["journeys"]] == ["onboarding"]
+    unknown = journey_cli("simulate", "onbording", "--days", "1")
+    assert unknown.returncode == 2 and "no journey 'onbording'" in unknown.stderr and "onboarding" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    missing_file = journey_cli("simulate", "journeys/nope.yaml", "--days", "1")
+    assert missing_file.returncode == 2 and "does not exist" in missing_file.stderr

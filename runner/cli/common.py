@@ -7,13 +7,13 @@ its problems, one ``error:`` line, its exit code, never a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from runner.core.problems import JourneyError
+from runner.core.problems import JourneyError, UsageError
 from runner.core.vocabulary import ALL_TOPICS
 from runner.store.base import Store
 
@@ -43,6 +43,56 @@ DB_OPTION = click.option(
     help="SQLite file, or postgresql://user@host/dbname (default: JOURNEY_DB, then project.yaml 'database', "
          "then journey.db).",
 )
+
+
+DEFAULT_DAYS = 30  # simulate, render and report look at the same month unless told otherwise
+
+
+class JourneyRef(click.ParamType):
+    """A journey named by its id or by a file (or folder) path: an existing path stays a ``Path``,
+    anything else is an id, resolved by ``journey_paths`` once the project is found."""
+
+    name = "journey"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        path = Path(text)
+        if path.exists():
+            return path
+        if path.suffix in (".yaml", ".yml") or "/" in text:
+            self.fail(f"{text!r} does not exist (give a journey id or an existing file)", param, ctx)
+        return text
+
+
+JOURNEYS_ARGUMENT = click.argument("journeys", nargs=-1, type=JourneyRef(), metavar="[JOURNEY]...")
+
+
+def journey_paths(refs: Sequence[Path | str]) -> list[Path]:
+    """The files behind journey ids and paths, in the order given: an id is looked up among the
+    project's journeys; an unknown one is a usage error naming the known ids."""
+    ids = [ref for ref in refs if isinstance(ref, str)]
+    if not ids:
+        return [Path(ref) for ref in refs]
+    from runner.language.loader import load_project
+
+    files = {journey.id: Path(journey.source) for journey in load_project(templates=False).journeys}
+    for name in ids:
+        if name not in files:
+            known = ", ".join(sorted(files)) or "none"
+            raise UsageError(f"no journey '{name}' in the project (journeys: {known}); give its id or a file")
+    return [files[ref] if isinstance(ref, str) else ref for ref in refs]
+
+
+def contacts_path(contacts_file: Path | None, root: Path) -> Path:
+    """``--contacts``, else the project's examples/contacts.yaml: every command has the same default."""
+    from runner.review.workspace import default_contacts
+
+    path = contacts_file or default_contacts(root)
+    if path is None:
+        raise UsageError("give --contacts FILE (no examples/contacts.yaml in the project)")
+    return path
 
 
 def as_domain_error(error: Exception) -> JourneyError:

@@ -14,10 +14,8 @@ from typing import Any
 
 import click
 
-from runner.cli.common import DatabaseLocation, open_db
+from runner.cli.common import DEFAULT_DAYS, DatabaseLocation, contacts_path, open_db
 from runner.core.problems import JourneyError, UsageError
-
-DEFAULT_DAYS = 30
 
 
 def _period(start: str | None, days: int) -> tuple[datetime, datetime]:
@@ -39,12 +37,9 @@ def _contacts(loaded: Any, contacts_file: Path | None, required: bool) -> list:
     from runner.review.workspace import default_contacts
     from runner.simulation.testcontacts import contacts_by_id, load_test_contacts
 
-    path = contacts_file or default_contacts(loaded.root)
-    if path is None:
-        if required:
-            raise UsageError("give --contacts FILE (no examples/contacts.yaml in the project)")
+    if not required and contacts_file is None and default_contacts(loaded.root) is None:
         return []
-    contacts = load_test_contacts(path)
+    contacts = load_test_contacts(contacts_path(contacts_file, loaded.root))
     contacts_by_id(contacts)
     return contacts
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import click
 
+from runner.cli.common import DEFAULT_DAYS, JOURNEYS_ARGUMENT, contacts_path, journey_paths
 from runner.core.problems import JourneyError, UsageError
 
 FORMATS = ("table", "json", "markdown")
-DEFAULT_DAYS = 14
 
 
 def parse_instant(text: str, option: str) -> datetime:
@@ -28,15 +28,15 @@ def parse_instant(text: str, option: str) -> datetime:
     return instant
 
 
-def load_inputs(journeys: tuple[Path, ...], contacts_file: Path):
+def load_inputs(journeys: tuple[Path | str, ...], contacts_file: Path | None):
     """(loaded project, test contacts); JourneyError on any problem."""
     from runner.simulation.scenarios import check_contacts, load_checked_project
     from runner.simulation.testcontacts import load_test_contacts
 
-    loaded = load_checked_project(list(journeys))
+    loaded = load_checked_project(journey_paths(journeys))
     if not loaded.journeys:
-        raise JourneyError("no journeys to simulate (give journey files or run inside a project)")
-    contacts = load_test_contacts(contacts_file)
+        raise JourneyError("no journeys to simulate (give journey ids or files, or run inside a project)")
+    contacts = load_test_contacts(contacts_path(contacts_file, loaded.root))
     check_contacts(contacts)  # duplicate ids and unknown zones are errors
     return loaded, contacts
 
@@ -60,13 +60,13 @@ def period(start: str | None, days: int | None, until: str | None) -> tuple[date
 
 
 CONTACTS_OPTION = click.option(
-    "--contacts", "contacts_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-    help="Test contacts: YAML (contacts: list), JSONL or CSV.",
+    "--contacts", "contacts_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="Test contacts: YAML (contacts: list), JSONL or CSV (default: the project's examples/contacts.yaml).",
 )
 
 
 @click.command()
-@click.argument("journeys", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@JOURNEYS_ARGUMENT
 @CONTACTS_OPTION
 @click.option("--start", help="Simulation start, ISO 8601 (default: 2026-01-05T00:00:00Z, a Monday).")
 @click.option("--days", type=int, help=f"How many days to simulate (default: {DEFAULT_DAYS}).")
@@ -74,7 +74,7 @@ CONTACTS_OPTION = click.option(
 @click.option("--contact", "contact_id", help="Show only this contact's timeline.")
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True)
 def simulate(journeys, contacts_file, start, days, until, contact_id, output_format) -> None:
-    """Simulate JOURNEYS (files or folders; default: the project's) over virtual time.
+    """Simulate JOURNEYs (ids, files or folders; default: the project's) over virtual time.
 
     Prints every decision (entries, stage moves, waits, sends with their
     rendered subject, skips and deferrals with the reason, goals, exits) in
@@ -95,7 +95,7 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
         begin, end = period(start, days, until)
         loaded, contacts = load_inputs(journeys, contacts_file)
         if contact_id is not None and contact_id not in {c.id for c in contacts}:
-            raise UsageError(f"--contact: no contact '{contact_id}' in {contacts_file}")
+            raise UsageError(f"--contact: no contact '{contact_id}' in {contacts_file or 'examples/contacts.yaml'}")
         if contact_id is not None:  # contacts never influence each other: simulate only this one
             contacts = [c for c in contacts if c.id == contact_id]
         simulation = run_simulation(loaded.project, loaded.journeys, contacts, begin, end)
@@ -120,13 +120,15 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
 
 @click.command()
 @click.argument("contact_id", metavar="CONTACT")
-@click.argument("journeys", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@JOURNEYS_ARGUMENT
 @CONTACTS_OPTION
 @click.option("--at", "at_text", required=True, help="The instant to explain, ISO 8601.")
 @click.option("--start", help="Simulation start, ISO 8601 (default: 2026-01-05T00:00:00Z).")
 @click.option("--format", "output_format", type=click.Choice(("text", "json")), default="text", show_default=True)
 def explain(contact_id, journeys, contacts_file, at_text, start, output_format) -> None:
     """Explain which segments and stages CONTACT is in at --at, and why.
+
+    JOURNEYs (ids, files or folders) narrow it; default: the project's.
 
     The contact is simulated from --start up to --at; each segment, stage
     entry and exit condition is then shown with the parts that held (✓) or
@@ -140,7 +142,7 @@ def explain(contact_id, journeys, contacts_file, at_text, start, output_format) 
         loaded, contacts = load_inputs(journeys, contacts_file)
         contact = next((c for c in contacts if c.id == contact_id), None)
         if contact is None:
-            raise UsageError(f"no contact '{contact_id}' in {contacts_file}")
+            raise UsageError(f"no contact '{contact_id}' in {contacts_file or 'examples/contacts.yaml'}")
         from runner.simulation.scenarios import DEFAULT_START
 
         begin = begin or DEFAULT_START
