@@ -67,5 +67,5 @@ def test_simulate_command_prints_it(tmp_path: Path) -> None:
     root = write_trial_project(tmp_path)
     result = run_journey(["simulate", "--contacts", "examples/contacts.yaml", "--format", "markdown"], root)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("## Journey simulation: 2026-01-05T00:00:00Z → 2026-01-19T00:00:00Z")
+    assert result.stdout.startswith("## Journey simulation: 2026-01-05T00:00:00Z → 2026-02-04T00:00:00Z")  # 30 days, as render and report
     assert "```mermaid" in result.stdout
