@@ -60,3 +60,21 @@ def test_remove_the_quotes_only_when_the_quoted_text_is_a_number(project: Path):
     shutil.copytree(HOSTILE, project, ignore=shutil.ignore_patterns("cases"))
     quoted_word = problems_after(project, "priority: 10", 'priority: "high"')
     assert quoted_word and not any("remove the quotes" in (p.hint or "") for p in quoted_word)
+
+
+def test_a_comma_inside_a_flow_mapping_gets_a_hint_to_quote_the_text(project: Path):
+    found = problems_after(project, 'subject: "Thanks"}', 'subject: Thanks, friend}')
+    [problem] = [p for p in found if p.code == "schema.unknown-key"]
+    assert "`friend`" in problem.message
+    assert problem.hint == 'a comma ends a value inside {…}; quote the text: subject: "Thanks, friend"'
+
+
+def test_a_comma_cut_in_the_tracking_plan_gets_the_hint(project: Path):
+    path = project / "project.yaml"
+    text = path.read_text()
+    assert "    plan: {type: string}" in text
+    path.write_text(text.replace("    plan: {type: string}", "    plan: {type: string, description: e.g. free, pro}"))
+    found = validate([path], root=project).problems
+    [problem] = [p for p in found if p.code == "schema.unknown-key"]
+    assert "`pro`" in problem.message
+    assert problem.hint == 'a comma ends a value inside {…}; quote the text: description: "e.g. free, pro"'

@@ -112,7 +112,16 @@ def check(document: YamlDocument, schema_name: str) -> list[Problem]:
     found: list[tuple[tuple, Problem]] = []
     for error in validator(schema_name).iter_errors(document.data):
         found.extend(_explain(error, document))
-    return _tidy(found)
+    return [_comma_cut_hint(problem, document) for problem in _tidy(found)]
+
+
+def _comma_cut_hint(problem: Problem, document: YamlDocument) -> Problem:
+    """Point out a comma that ended a text inside ``{…}`` early, where the problem sits on its remainder."""
+    cut = document.comma_cuts.get((problem.line, problem.col))
+    if cut is None:
+        return problem
+    key, text = cut
+    return replace(problem, hint=f'a comma ends a value inside {{…}}; quote the text: {key}: "{text}"')
 
 
 def dotted(path: Iterable[str | int]) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +190,9 @@ class YamlDocument:
     file: str
     root: Node
     data: Any
+    # (line, col) of a key that is really the rest of a text cut at a comma inside {…},
+    # mapped to the text as it was meant: `{description: e.g. en, ja}` -> "e.g. en, ja"
+    comma_cuts: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)
 
     def find(self, keys: frozenset[str]) -> list[tuple[list, str, Any]]:
         """Every (path, key, value) in the document whose key is one of ``keys``."""
@@ -285,6 +288,7 @@ class _Builder:
         self._alias_nodes = 0
         self._last_key: Node | None = None  # the key being built outside any alias expansion
         self._open: set[int] = set()  # collections being built on the current path
+        self.comma_cuts: dict[tuple[int, int], tuple[str, str]] = {}
 
     def build(self, node: Node, depth: int = 1, via_alias: bool = False) -> Any:
         """``depth`` counts collections, as the composer does (the root is 1)."""
@@ -337,6 +341,8 @@ class _Builder:
             if not via_alias:
                 self._last_key = key_node
             result[key] = self.build(value_node, depth + 1, via_alias)
+        if node.flow_style:
+            self._note_comma_cuts(node)
         for source in merges:
             if not isinstance(source, MappingNode):
                 self._report(source.start_mark, "yaml.merge", "`<<` merges need a mapping (an `*alias` of one)")
@@ -344,6 +350,22 @@ class _Builder:
             for key, value in self._mapping(source, depth, True).items():
                 result.setdefault(key, value)
         return result
+
+    def _note_comma_cuts(self, node: MappingNode) -> None:
+        """Remember keys with no `:` that follow plain text in ``{…}``: a comma cut that text in two."""
+        owner: tuple[str, str] | None = None  # (key, text so far) of the entry the cut text belongs to
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode) or not isinstance(value_node, ScalarNode):
+                owner = None
+                continue
+            no_colon = value_node.value == "" and value_node.start_mark.index == key_node.end_mark.index
+            if no_colon and owner is not None and key_node.style in (None, ""):
+                owner = (owner[0], f"{owner[1]}, {key_node.value}")
+                self.comma_cuts[(key_node.start_mark.line + 1, key_node.start_mark.column + 1)] = owner
+            elif value_node.style in (None, "") and value_node.value:
+                owner = (str(key_node.value), value_node.value)
+            else:
+                owner = None
 
     def _report(self, mark: Any, code: str, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(self.file, mark.line + 1, mark.column + 1, code, message, ERROR, hint))
@@ -410,7 +432,7 @@ def parse_text(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]
             return None, [_at(file, deep.mark, "yaml.too-deep", "this anchor contains an alias of itself: endless nesting",
                               hint="an `*alias` cannot be used inside the value its `&anchor` names")]
         return None, [_at(file, deep.mark, "yaml.too-deep", f"nested more than {MAX_DEPTH} levels deep")]
-    document = YamlDocument(file, root, data)
+    document = YamlDocument(file, root, data, builder.comma_cuts)
     problems = builder.problems
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else "a single value"
