@@ -138,6 +138,24 @@ def test_due_pages_follow_each_other_by_keyset(store):
     assert "INDEX contacts_due" in plan and "TEMP B-TREE" not in plan
 
 
+def test_loading_a_batch_reads_only_its_contacts_rows(store):
+    """Each query of a batch load goes through a per-contact index. Without ANALYZE statistics
+    SQLite had read the batch's sends through ``sends_state``: every sent row of the ledger for
+    each page of a catch-up, so its cost per send grew with the sends before it (docs/run.md)."""
+    store.save_contact_state(ContactState(contact=Contact(id="a", attributes={"email": "a@example.com"})), at(1))
+    store.save_contact_state(ContactState(contact=Contact(id="b")), wake_at=at(1))
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    store.load_contact_states(["a", "b"])  # with an email address and without one
+    store.load_contact_states(["b"])
+    store.conn.set_trace_callback(None)
+    reads = [sql for sql in statements if sql.lstrip().startswith("SELECT")]
+    assert any("FROM sends" in sql for sql in reads)
+    for sql in reads:
+        plan = " ".join(row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "sends_state" not in plan and "SCAN" not in plan, (sql, plan)
+
+
 def test_enrollment_for_unknown_contact_violates_foreign_key(store):
     store.save_contact_state(ContactState(contact=Contact(id="ada")), None)
     with pytest.raises(sqlite3.IntegrityError):
