@@ -78,3 +78,15 @@ def test_a_comma_cut_in_the_tracking_plan_gets_the_hint(project: Path):
     [problem] = [p for p in found if p.code == "schema.unknown-key"]
     assert "`pro`" in problem.message
     assert problem.hint == 'a comma ends a value inside {…}; quote the text: description: "e.g. free, pro"'
+
+
+def test_a_wait_for_on_the_goal_event_warns_that_the_goal_wins(project: Path):
+    found = problems_after(project, "stages:\n", "goal: {event: email_clicked}\nstages:\n")
+    [problem] = [p for p in found if p.code == "wait_for.goal"]
+    assert problem.severity == "warning"
+    assert "step `wait_click`" in problem.message and "never run" in problem.message
+
+
+def test_a_goal_that_lets_the_contact_stay_does_not_warn(project: Path):
+    found = problems_after(project, "stages:\n", "goal: {event: email_clicked, exit_on_goal: false}\nstages:\n")
+    assert not [p for p in found if p.code == "wait_for.goal"]

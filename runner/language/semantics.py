@@ -317,6 +317,7 @@ class _JourneyChecker(_Checker):
         self.step_ids: dict[str, PathList] = {}
         self.moves: dict[str, list[tuple[str, PathList]]] = {}  # stage -> immediate stage moves
         self.templates: list[tuple[PathList, str, str]] = []  # (path, name, "html"|"text")
+        self.waits_for: list[tuple[PathList, str, Any]] = []  # (path of the step, event, where)
 
     def run(self) -> list[Problem]:
         data = self.data
@@ -330,6 +331,7 @@ class _JourneyChecker(_Checker):
         goal = _mapping(data.get("goal"))
         if "event" in goal:
             self.check_event(["goal", "event"], goal["event"], goal.get("where"), ["goal", "where"])
+            self._waits_for_the_goal(goal)
         for path, name in self.refs.stages:
             if name not in stage_ids:
                 suggestion = did_you_mean(name, stage_ids)
@@ -434,6 +436,7 @@ class _JourneyChecker(_Checker):
         if "event" in wait_for:
             self.check_event(here + ["wait_for", "event"], wait_for["event"], wait_for.get("where"),
                              here + ["wait_for", "where"])
+            self.waits_for.append((here, wait_for["event"], wait_for.get("where")))
         for key in ("on_event", "on_timeout"):
             self._steps(_list(step.get(key)), here + [key])
         branch = _mapping(step.get("branch"))
@@ -511,6 +514,18 @@ class _JourneyChecker(_Checker):
                 suggestion = did_you_mean(new, list(self.step_ids))
                 extra = f"; did you mean `{suggestion}`?" if suggestion else ""
                 self.report(["migration", "map", old], "ref.step", f"there is no step `{new}` in this version{extra}")
+
+    def _waits_for_the_goal(self, goal: dict) -> None:
+        """A ``wait_for`` on the goal event never answers: the goal is checked first and ends the enrollment."""
+        if goal.get("exit_on_goal") is False or "within" in goal:
+            return  # the contact stays in, or the goal stops counting after a while: the event path can run
+        for here, event, where in self.waits_for:
+            if event == goal["event"] and (not goal.get("where") or goal.get("where") == where):
+                self.report(here + ["wait_for", "event"], "wait_for.goal",
+                            f"{place(here, self.data)} waits for `{event}`, the journey's goal: the goal wins "
+                            "(the contact leaves the journey), so its `on_event` path can never run",
+                            severity=WARNING,
+                            hint="wait for another event, or set `exit_on_goal: false` on the goal")
 
     def _templates(self) -> None:
         folder = self.project.templates_dir
