@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -228,3 +229,17 @@ def test_simulate_and_explain_name_a_journey_by_id_or_file_and_default_to_the_ex
     assert "Traceback" not in unknown.stderr
     missing_file = journey_cli("simulate", "journeys/nope.yaml", "--days", "1")
     assert missing_file.returncode == 2 and "does not exist" in missing_file.stderr
+
+
+def test_summaries_list_emails_in_the_journeys_order_in_every_format():
+    # the journey's file order, emails nobody got included: the same list in JSON, table and Markdown
+    expected = ("welcome_signup_form 1, welcome_gated 2, welcome_newsletter 2, welcome_default 0, nurture_signup_form 1, "
+                "nurture_gated 2, nurture_newsletter 1, deep_dive 1, nudge 2, community_invite 3")
+    outputs = {fmt: journey_cli("simulate", "onboarding", "--format", fmt) for fmt in ("json", "table", "markdown")}
+    assert all(out.returncode == 0 for out in outputs.values()), [out.stderr for out in outputs.values()]
+    sent = json.loads(outputs["json"].stdout)["summary"][0]["sent"]
+    assert ", ".join(f"{name} {count}" for name, count in sent.items()) == expected
+    summary = outputs["table"].stdout.split("Summary", 1)[1]  # rich may fold the cell over two lines
+    in_table = [f"{name} {count}" for name, count in re.findall(r"\b([a-z_]+) (\d+)\b", summary) if name in sent]
+    assert ", ".join(in_table) == expected
+    assert f"| onboarding v3 | 5 | {expected} |" in outputs["markdown"].stdout

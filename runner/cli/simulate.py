@@ -86,6 +86,7 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
     contact) shows as `send_failed` with the template file:line, is listed on
     stderr, and the exit code is 1.
     """
+    from runner.review.graph import steps_in_file_order
     from runner.review.markdown import simulation_markdown
     from runner.simulation import timeline
     from runner.simulation.simulate import simulate as run_simulation
@@ -100,13 +101,17 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
             contacts = [c for c in contacts if c.id == contact_id]
         simulation = run_simulation(loaded.project, loaded.journeys, contacts, begin, end)
         records = timeline.timeline_records(simulation, loaded.project, contact=contact_id)
+
+        def summaries() -> list[dict]:  # emails in the journey's order, as the Markdown summary lists them
+            return timeline.summaries_for(simulation, records, steps_in_file_order)
+
         if output_format == "json":
-            click.echo(timeline.to_json(simulation, records, timeline.summaries_for(simulation, records)), nl=False)
+            click.echo(timeline.to_json(simulation, records, summaries()), nl=False)
         elif output_format == "markdown":  # the timeline made above: subjects are not rendered twice
             click.echo(simulation_markdown(simulation, summarize(simulation), simulation.journeys, loaded.project,
                                            records=records), nl=False)
         else:
-            click.echo(timeline.to_table(simulation, records, timeline.summaries_for(simulation, records)), nl=False)
+            click.echo(timeline.to_table(simulation, records, summaries()), nl=False)
     except ValueError as error:  # a condition or time the checks let through: a message, never a traceback
         raise JourneyError(str(error)) from None
     failed = [record for record in records if record.action == "send_failed"]

@@ -10,14 +10,14 @@ bytes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from runner.core.engine import Decision
 from runner.core.localtime import zone
-from runner.core.model import Project
+from runner.core.model import EmailStep, Journey, Project, Step
 from runner.core.vocabulary import SEND_FAILED
 from runner.simulation import jsontext
 from runner.simulation.simulate import JourneySummary, Simulation, summarize
@@ -133,13 +133,16 @@ def _until(decision: Decision) -> str | None:
 # ---------------------------------------------------------------- summaries
 
 
-def summary_dict(summary: JourneySummary, failed: int = 0) -> dict[str, Any]:
-    """A JourneySummary as plain, key-sorted JSON data."""
+def summary_dict(summary: JourneySummary, failed: int = 0, emails: Sequence[str] = ()) -> dict[str, Any]:
+    """A JourneySummary as plain JSON data: sends per email in ``emails`` order (the journey's, nobody's
+    included, as the Markdown summary lists them), then any other step sorted; other counts key-sorted."""
+    sent = {name: summary.sent.get(name, 0) for name in emails}
+    sent.update(sorted((name, count) for name, count in summary.sent.items() if name not in sent))
     return {
         "journey": summary.journey,
         "version": summary.version,
         "entered": summary.entered,
-        "sent": dict(sorted(summary.sent.items())),
+        "sent": sent,
         "sent_total": sum(summary.sent.values()),
         "send_failed": failed,
         "webhooks": dict(sorted(summary.webhooks.items())),
@@ -152,12 +155,23 @@ def summary_dict(summary: JourneySummary, failed: int = 0) -> dict[str, Any]:
     }
 
 
-def summaries_for(simulation: Simulation, records: Sequence[Record]) -> list[dict[str, Any]]:
+def summaries_for(simulation: Simulation, records: Sequence[Record],
+                  step_order: Callable[[Journey], Sequence[Step]] | None = None) -> list[dict[str, Any]]:
+    """The summary per journey; ``step_order`` (the review layer's file order) lists emails as
+    the journey does, so every format shows them in one order."""
     failed: dict[str, int] = {}
     for record in records:
         if record.action == "send_failed":
             failed[record.journey] = failed.get(record.journey, 0) + 1
-    return [summary_dict(s, failed.get(s.journey, 0)) for s in summarize(simulation)]
+    journeys = {journey.id: journey for journey in simulation.journeys}
+
+    def emails(journey_id: str) -> list[str]:
+        journey = journeys.get(journey_id)
+        if journey is None or step_order is None:
+            return []
+        return [step.id for step in step_order(journey) if isinstance(step, EmailStep)]
+
+    return [summary_dict(s, failed.get(s.journey, 0), emails(s.journey)) for s in summarize(simulation)]
 
 
 # ---------------------------------------------------------------- formats
