@@ -167,3 +167,54 @@ def test_schemas_load_from_the_built_wheel(tmp_path: Path, built_wheel: Path):
     assert run.returncode == 0, run.stderr
     assert str(wheel) in run.stdout.splitlines()[0]  # imported from the wheel, not the checkout
     assert run.stdout.splitlines()[1].endswith("/journey.schema.json")
+
+
+_REGEX_BITS = re.compile(r"\(\?[=!]|\[[A-Za-z0-9]-|\]\*|\]\+|\\[sd.]|\^\[|\$$")
+
+
+def _strings_in(node):
+    for _path, sub in _subschemas(node):
+        for key in ("description", "patternErrorMessage"):
+            if isinstance(sub.get(key), str):
+                yield sub[key]
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_every_pattern_tells_editors_what_to_write_with_examples(name: str):
+    """An editor shows `patternErrorMessage` instead of "does not match ^(?=[0-9])…"; `examples` complete."""
+    lacking = []
+    for path, node in _subschemas(load_schema(name)):
+        if not isinstance(node.get("pattern"), str):
+            continue
+        examples = node.get("examples") or []
+        if not node.get("patternErrorMessage") or not examples:
+            lacking.append("/".join(map(str, path)))
+        lacking += [f"{'/'.join(map(str, path))}: example {e!r} breaks the pattern"
+                    for e in examples if not re.search(node["pattern"], e)]
+    assert lacking == []
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_no_message_for_people_shows_a_regular_expression(name: str):
+    assert [text for text in _strings_in(load_schema(name)) if _REGEX_BITS.search(text)] == []
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_every_enum_hover_names_every_accepted_form(name: str):
+    """An enum's description lists its values, and the other forms its property accepts (`reentry: {after: …}`)."""
+    full = load_schema(name)
+    silent = []
+    for path, node in _subschemas(full):
+        alternatives = node.get("anyOf") or node.get("oneOf") or []
+        for option in [node] + alternatives:
+            enum = _resolve(name, option).get("enum") if isinstance(option, dict) else None
+            if not isinstance(enum, list) or "propertyNames" in path:
+                continue
+            text = _resolve(name, option).get("description", "")
+            needed = [str(value) for value in enum]
+            needed += [key for other in alternatives if other is not option
+                       for key in _resolve(name, other).get("required", [])]
+            missing = [word for word in needed if not re.search(rf"\b{re.escape(word)}\b", text)]
+            if missing:
+                silent.append(f"{'/'.join(map(str, path))}: {text!r} does not name {missing}")
+    assert silent == []
