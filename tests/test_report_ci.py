@@ -37,7 +37,7 @@ def hook_commands() -> list[str]:
 
 def test_the_workflow_runs_every_check_the_recipe_promises() -> None:
     commands = workflow_commands()
-    expected = ["journey validate --format github", "journey validate --base", "journey test --junit",
+    expected = ["journey validate --strict --format github", "journey validate --base", "journey test --junit",
                 "journey diff --base", "journey simulate", "journey report --out"]
     for prefix in expected:
         assert any(command.startswith(prefix) for command in commands), prefix
@@ -45,6 +45,13 @@ def test_the_workflow_runs_every_check_the_recipe_promises() -> None:
     data = yaml.safe_load(WORKFLOW.read_text())
     checkout = next(s for s in data["jobs"]["check"]["steps"] if str(s.get("uses", "")).startswith("actions/checkout"))
     assert checkout["with"]["fetch-depth"] == 0
+
+
+def test_ci_and_the_commit_hook_validate_strictly() -> None:
+    """A warning (an attribute the tracking plan lacks: a typo) must not ship: CI and the hook fail on it."""
+    validations = [c for c in workflow_commands() + hook_commands()
+                   if c.startswith("journey validate") and "--base" not in c]
+    assert validations and all("--strict" in shlex.split(c) for c in validations), validations
 
 
 @pytest.mark.parametrize("command", workflow_commands() + hook_commands())
