@@ -243,3 +243,31 @@ def test_summaries_list_emails_in_the_journeys_order_in_every_format():
     in_table = [f"{name} {count}" for name, count in re.findall(r"\b([a-z_]+) (\d+)\b", summary) if name in sent]
     assert ", ".join(in_table) == expected
     assert f"| onboarding v3 | 5 | {expected} |" in outputs["markdown"].stdout
+
+
+def test_explain_rounds_scores_and_shows_no_passing_entry_for_a_journey_the_contact_is_not_in():
+    from datetime import UTC, datetime
+
+    from runner.simulation.explain import ContactExplanation, explanation_lines
+
+    at = datetime(2026, 1, 20, tzinfo=UTC)
+    lines = explanation_lines(ContactExplanation("x", at, "UTC", {}, {"lead": 27.498371}, None, [], []))
+    assert "  scores: lead 27.5" in lines
+    from runner.core.conditions import Facts, compile_condition
+    from runner.core.state import Contact
+
+    hot = compile_condition({"score": "lead", "gte": 50})
+
+    def facts(score: float) -> Facts:
+        return Facts(contact=Contact("x", {}, "UTC"), now=at, events={}, score=lambda name: score)
+
+    assert hot.explain(facts(27.498371)).text == "score lead gte 50 (is 27.5)"
+    assert hot.explain(facts(49.97)).text == "score lead gte 50 (is 49.97)"  # never "is 50" on a failing check
+    # deniz reached the onboarding goal and left: its signed_up entry fired once, it is not in the journey now
+    out = journey_cli("explain", "deniz", "onboarding", "advocacy", "--at", "2026-01-20T00:00:00Z")
+    assert out.returncode == 0, out.stderr
+    onboarding = out.stdout.split("Journey onboarding", 1)[1]
+    assert "✓ entry" not in onboarding and "✗ entry on event signed_up" in onboarding
+    assert "not in the journey (left at" in onboarding
+    advocacy = out.stdout.split("Journey advocacy", 1)[1].split("Journey ", 1)[0]
+    assert "✓ entry" not in advocacy and "not in the journey (no entry has fired)" in advocacy

@@ -655,7 +655,11 @@ class ScoreIs(Condition):
 
     def explain(self, facts: Facts) -> Explanation:
         value = facts.score(self.name)
-        return Explanation(self.matcher.matches(value, facts.now), f"{self.describe()} (is {value:g})")
+        # rounded for reading (decay makes 27.498371); a value that only rounds onto the threshold keeps its digits
+        shown = f"{round(value, 1):g}"
+        if self.matcher.matches(float(shown), facts.now) != self.matcher.matches(value, facts.now):
+            shown = f"{value:g}"
+        return Explanation(self.matcher.matches(value, facts.now), f"{self.describe()} (is {shown})")
 
     def next_change(self, facts: Facts) -> datetime | None:
         return facts.score_change(self.name, _number(self.matcher.expected))

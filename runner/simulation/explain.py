@@ -106,9 +106,21 @@ def _journey_view(engine: Engine, run: ContactView, state: ContactState, journey
         view.waiting_for = enrollment.wait.event if enrollment.wait else None
         exit_facts = run.facts_for(pinned, stage_id, since=enrollment.entered_at)
         view.exits = [condition.explain(exit_facts) for condition in pinned.exit]
-    view.entries = [(stage.id, _entry_explanation(stage, facts)) for stage in pinned.stages]
     view.past = [(e.exited_at, e.exit_reason) for e in state.past_enrollments if e.journey_id == journey.id]
+    view.entries = [(stage.id, _entry_explanation(stage, facts)) for stage in pinned.stages]
+    if enrollment is None:  # an entry that "holds" would claim the contact is in: say why it is not
+        view.entries = [(stage_id, _not_in(why, view.past)) for stage_id, why in view.entries]
     return view
+
+
+def _not_in(why: Explanation, past: list[tuple[datetime | None, str | None]]) -> Explanation:
+    """An entry of a journey the contact is not in never shows as passing: it fired and the contact
+    left (when, why), or it has not fired (a trigger waits for its change, event or schedule)."""
+    if not why.holds:
+        return why
+    exited_at, reason = past[-1] if past else (None, None)
+    outcome = f"left at {iso(exited_at)}: {reason}" if past else "no entry has fired"
+    return Explanation(False, f"{why.text}; not in the journey ({outcome})", why.children)
 
 
 def _entry_explanation(stage: Stage, facts: Facts) -> Explanation:
@@ -137,6 +149,11 @@ def _entry_explanation(stage: Stage, facts: Facts) -> Explanation:
     return result
 
 
+def score_text(value: float) -> str:
+    """A decayed score for reading (27.5, not 27.498371); JSON keeps the exact value."""
+    return f"{round(value, 1):g}"
+
+
 def _is_set(value: Any) -> bool:
     from runner.core.conditions import NOT_SET
 
@@ -157,7 +174,7 @@ def explanation_lines(result: ContactExplanation) -> list[str]:
         stops = "marketing topics stop" if result.suppressed.startswith("unsubscribed") else "no email is sent"
         lines.append(f"  suppressed: {result.suppressed} ({stops})")
     if result.scores:
-        lines.append("  scores: " + ", ".join(f"{k} {v:g}" for k, v in result.scores.items()))
+        lines.append("  scores: " + ", ".join(f"{k} {score_text(v)}" for k, v in result.scores.items()))
     lines.append("")
     lines.append("Segments")
     for scope, name, why in result.segments:
