@@ -90,3 +90,9 @@ def test_a_wait_for_on_the_goal_event_warns_that_the_goal_wins(project: Path):
 def test_a_goal_that_lets_the_contact_stay_does_not_warn(project: Path):
     found = problems_after(project, "stages:\n", "goal: {event: email_clicked, exit_on_goal: false}\nstages:\n")
     assert not [p for p in found if p.code == "wait_for.goal"]
+
+
+def test_a_step_without_id_is_named_by_its_place_in_its_stage(project: Path):
+    found = problems_after(project, "- wait: 2d", "- wait: 2")
+    [problem] = [p for p in found if p.code == "schema.type"]
+    assert problem.message.startswith("step 2 in stage `education` (wait) must be text"), problem.message

@@ -148,11 +148,16 @@ def place(path: Sequence[str | int], data: Any) -> str:
         node = _child(node, item)
         if node is None:
             break
-        if isinstance(item, int) and isinstance(node, dict) and isinstance(node.get("id"), str):
-            if parent_key in _STEP_LISTS:
-                named, rest_from = f"step `{node['id']}`", index + 1
-            elif parent_key == "stages":
-                named, rest_from = f"stage `{node['id']}`", index + 1
+        if not isinstance(item, int) or not isinstance(node, dict):
+            continue
+        own_id = node.get("id") if isinstance(node.get("id"), str) else None
+        if parent_key in _STEP_LISTS and own_id is not None:
+            named, rest_from = f"step `{own_id}`", index + 1
+        elif parent_key in _STEP_LISTS and named:  # a step without id (a wait): by its place in a named one
+            within = named if parent_key == "steps" else f"{parent_key} of {named}"
+            named, rest_from = f"step {item + 1} in {within}", index + 1
+        elif parent_key == "stages" and own_id is not None:
+            named, rest_from = f"stage `{own_id}`", index + 1
     if not named:
         return dotted(path)
     rest = dotted(path[rest_from:]) if rest_from < len(path) else ""
