@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from runner.language.loader import validate
+from runner.language.schema import duration_hint
 
 HOSTILE = Path(__file__).parent / "hostile"
 
@@ -96,3 +97,11 @@ def test_a_step_without_id_is_named_by_its_place_in_its_stage(project: Path):
     found = problems_after(project, "- wait: 2d", "- wait: 2")
     [problem] = [p for p in found if p.code == "schema.type"]
     assert problem.message.startswith("step 2 in stage `education` (wait) must be text"), problem.message
+
+
+def test_duration_hints_read_any_text_without_failing():
+    assert duration_hint("3 days") == "write 3d"
+    assert duration_hint("1 day, 12 hours") == "write 1d12h"
+    assert duration_hint("2 weeks and 3 days") == "write 2w3d"
+    assert duration_hint("9" * 5000 + " days") == f"write {'9' * 5000}d"
+    assert duration_hint("3d") is None and duration_hint("soon") is None and duration_hint(3) is None

@@ -297,7 +297,7 @@ def duration_hint(value: Any) -> str | None:
         unit = _UNIT_WORDS.get(match.group(2).lower()) if match else None
         if match is None or unit is None:
             return None
-        parts.append(f"{int(match.group(1))}{unit}")
+        parts.append(f"{match.group(1).lstrip('0') or '0'}{unit}")  # no int(): 5,000 digits would raise
     short = "".join(parts)
     return f"write {short}" if short and short != value else None
 
