@@ -256,3 +256,17 @@ def test_running_commands_do_not_load_the_examples(tmp_path: Path):
     # a broken scenario fails `journey validate` and `journey test`, never a simulation or a tick
     root = _sample_with_broken_examples(tmp_path)
     assert not any(p.file.startswith("examples") for p in load_project(root).problems)
+
+
+def test_validate_names_a_journey_by_id_as_by_file_even_a_broken_one(project):
+    by_id = run_cli(["validate", "onboarding", "--format", "json"], project)
+    by_file = run_cli(["validate", "journeys/onboarding.yaml", "--format", "json"], project)
+    assert by_id.returncode == by_file.returncode == 0, by_id.stderr
+    assert by_id.stdout == by_file.stdout
+    journey = project / "journeys" / "onboarding.yaml"
+    journey.write_text(journey.read_text(encoding="utf-8").replace("id: onboarding", "id: onboarding\nbogus_key: 1"),
+                       encoding="utf-8")
+    broken = run_cli(["validate", "onboarding"], project)
+    assert broken.returncode == 1 and "bogus_key" in broken.stdout + broken.stderr, broken.stdout + broken.stderr
+    unknown = run_cli(["validate", "onbording"], project)
+    assert unknown.returncode == 2 and "no journey 'onbording'" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -77,12 +77,25 @@ def journey_paths(refs: Sequence[Path | str]) -> list[Path]:
         return [Path(ref) for ref in refs]
     from runner.language.loader import load_project
 
-    files = {journey.id: Path(journey.source) for journey in load_project(templates=False).journeys}
+    loaded = load_project(templates=False)
+    files = {journey.id: Path(journey.source) for journey in loaded.journeys}
     for name in ids:
+        if name not in files:  # a journey with errors is not in the model: find its file by its `id:` line
+            for path in _files_declaring(loaded.root / "journeys", name)[:1]:
+                files[name] = path
         if name not in files:
             known = ", ".join(sorted(files)) or "none"
             raise UsageError(f"no journey '{name}' in the project (journeys: {known}); give its id or a file")
     return [files[ref] if isinstance(ref, str) else ref for ref in refs]
+
+
+def _files_declaring(folder: Path, journey_id: str) -> list[Path]:
+    """Journey files under ``folder`` whose top-level ``id:`` is ``journey_id`` (read as text: they may not parse)."""
+    import re
+
+    line = re.compile(rf"^id:\s*['\"]?{re.escape(journey_id)}['\"]?\s*(#.*)?$", re.M)
+    found = [path for pattern in ("*.yaml", "*.yml") for path in folder.rglob(pattern)]
+    return sorted(path for path in found if line.search(path.read_text(encoding="utf-8", errors="replace")))
 
 
 def contacts_path(contacts_file: Path | None, root: Path) -> Path:
