@@ -308,3 +308,10 @@ def test_stats_window_and_mistakes(trial):
         done = journey_cli(args, cwd=trial)
         assert done.returncode == code and message in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_stats_names_the_journey_by_id_or_by_its_file(trial):
+    by_id = journey_cli(["stats", "trial", "--format", "json"], cwd=trial)
+    by_file = journey_cli(["stats", "journeys/trial.yaml", "--format", "json"], cwd=trial)
+    assert by_id.returncode == by_file.returncode == 0, by_file.stderr
+    assert by_id.stdout == by_file.stdout

@@ -89,6 +89,17 @@ def journey_paths(refs: Sequence[Path | str]) -> list[Path]:
     return [files[ref] if isinstance(ref, str) else ref for ref in refs]
 
 
+def journey_id(ref: Path | str) -> str:
+    """The id of a journey named by its id or by its file (read from the file, which may be a draft)."""
+    if isinstance(ref, str):
+        return ref
+    from runner.review.workspace import journey_from_file
+
+    if not ref.is_file():
+        raise UsageError(f"{ref}: give a journey id or one journey file, not a folder")
+    return journey_from_file(ref).id
+
+
 def _files_declaring(folder: Path, journey_id: str) -> list[Path]:
     """Journey files under ``folder`` whose top-level ``id:`` is ``journey_id`` (read as text: they may not parse)."""
     import re

@@ -6,24 +6,26 @@ A thin shell over ``runner.production.stats`` (the figures) and
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from runner.cli.common import DB_OPTION, open_db, project_root
+from runner.cli.common import DB_OPTION, JourneyRef, journey_id, open_db, project_root
 from runner.core.problems import JourneyError
 
 DAY = click.DateTime(formats=["%Y-%m-%d"])
 
 
 @click.command("stats")
-@click.argument("journey", required=False)
+@click.argument("journey", required=False, type=JourneyRef())
 @click.option("--since", type=DAY, help="First UTC day counted (YYYY-MM-DD).")
 @click.option("--until", type=DAY, help="First UTC day no longer counted (YYYY-MM-DD; excluded).")
 @click.option("--version", "version", type=click.IntRange(min=1), help="Only this deployed version.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "csv"]), default="table",
               show_default=True)
 @DB_OPTION
-def stats(journey: str | None, since, until, version: int | None, fmt: str, db_path: str | None) -> None:
-    """Show what production did with each deployed journey version (all, or JOURNEY).
+def stats(journey: Path | str | None, since, until, version: int | None, fmt: str, db_path: str | None) -> None:
+    """Show what production did with each deployed journey version (all, or JOURNEY: an id or a file).
 
     The funnel: entered, how often each step ran (and its share of the
     entries), sent / skipped by reason / failed per email step, opens and
@@ -38,6 +40,7 @@ def stats(journey: str | None, since, until, version: int | None, fmt: str, db_p
     from runner.production.statstext import render
     from runner.review.graph import steps_in_file_order
 
+    journey = journey_id(journey) if journey is not None else None
     window = Window(journey, version, since and f"{since:%Y-%m-%d}", until and f"{until:%Y-%m-%d}")
     if since and until and until <= since:
         raise JourneyError("--until must be a later day than --since")
