@@ -252,3 +252,14 @@ def test_validate_base_reports_the_missing_bump_at_the_version_key(repo: Path) -
     assert run_journey(["validate", "--base", "HEAD"], repo).returncode == 0
     unknown = run_journey(["validate", "--base", "no-such-ref"], repo)
     assert unknown.returncode == 2 and "unknown git ref" in unknown.stderr
+
+
+def test_an_added_journey_is_described_by_its_stages_and_steps_not_a_count() -> None:
+    added = texts(None, OLD)
+    assert added[0] == "journey trial added" and not any("(2 stages)" in text for text in added)
+    assert any(text.startswith("stage paid added") and "purchased" in text for text in added)
+    assert "step welcome in start: email “Hi {{ contact.first_name }} \"quoted\" <b>#1; `x` | end” (welcome)" in added
+    assert "step tip_a in ab.variant a: email “A” (welcome)" in added
+    assert "wait after welcome in start: wait 2d" in added
+    removed = texts(OLD, None)
+    assert removed[0] == "journey trial removed" and "step o in end.on_event: email “Thanks” (welcome)" in removed

@@ -396,6 +396,21 @@ def _single(area: str, old: Any, new: Any, render) -> list[Change]:
     return [Change(area, CHANGED, area, f"{area}: {render(old)} → {render(new)}", old, new)]
 
 
+def _whole_journey(raw: Mapping[str, Any], journey_id: str, status: str) -> list[Change]:
+    """An added or removed journey told by what it does: its stages (entries) and every step, in order."""
+    word = "added" if status == ADDED else "removed"
+    changes = [Change("journey", status, f"journey {journey_id}", f"journey {journey_id} {word}")]
+    stages = _stage_changes({}, raw)  # each stage as "stage X added: entry …"
+    if status == REMOVED:
+        stages = [Change(c.area, REMOVED, c.subject, c.text.replace(" added", " removed", 1), c.new, None)
+                  for c in stages]
+    changes += stages
+    changes += [Change("steps", status, info.label, f"{info.label} in {info.parent}: {_step_summary(info)}",
+                       None if status == ADDED else info.spec, info.spec if status == ADDED else None)
+                for info in _steps(raw).values()]
+    return changes
+
+
 def diff_journeys(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
                   old_source: str | None = None, new_source: str | None = None) -> JourneyDiff:
     """What changed from ``old`` to ``new`` (raw journey mappings; either may be None)."""
@@ -406,9 +421,7 @@ def diff_journeys(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
         return JourneyDiff(
             journey_id, ADDED if old is None else REMOVED,
             old_version=old.get("version") if old else None, new_version=new.get("version") if new else None,
-            changes=[Change("journey", ADDED if old is None else REMOVED, f"journey {journey_id}",
-                            f"journey {journey_id} {'added' if old is None else 'removed'}"
-                            f" ({len(_list(present.get('stages')))} stages)")],
+            changes=_whole_journey(present, journey_id, ADDED if old is None else REMOVED),
             old_source=old_source, new_source=new_source,
         )
     changes: list[Change] = []
