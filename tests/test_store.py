@@ -20,7 +20,9 @@ from runner.core.state import (
     Enrollment,
     Wait,
 )
+from runner.production.tick import BATCH
 from runner.store import SQLiteStore, Store, open_store
+from runner.store.base import ContactRow
 from runner.store.errors import StoreConstraint
 from runner.store.migrations import schema_version
 from runner.store.sqlite import DUE_CONTACTS_SQL, DUE_NEXT_PAGE_SQL
@@ -142,12 +144,13 @@ def test_loading_a_batch_reads_only_its_contacts_rows(store):
     """Each query of a batch load goes through a per-contact index. Without ANALYZE statistics
     SQLite had read the batch's sends through ``sends_state``: every sent row of the ledger for
     each page of a catch-up, so its cost per send grew with the sends before it (docs/run.md)."""
-    store.save_contact_state(ContactState(contact=Contact(id="a", attributes={"email": "a@example.com"})), at(1))
-    store.save_contact_state(ContactState(contact=Contact(id="b")), wake_at=at(1))
+    page = [f"c{n:03d}" for n in range(BATCH)]  # a whole page: the plan depends on the IN list's length
+    store.write_contacts([ContactRow(cid, {"email": f"{cid}@example.com"}) for cid in page[1:]] + [ContactRow(page[0], {})],
+                         at(0))
     statements: list[str] = []
     store.conn.set_trace_callback(statements.append)
-    store.load_contact_states(["a", "b"])  # with an email address and without one
-    store.load_contact_states(["b"])
+    store.load_contact_states(page)  # with email addresses
+    store.load_contact_states(page[:1])  # without one
     store.conn.set_trace_callback(None)
     reads = [sql for sql in statements if sql.lstrip().startswith("SELECT")]
     assert any("FROM sends" in sql for sql in reads)
