@@ -263,3 +263,21 @@ def test_an_added_journey_is_described_by_its_stages_and_steps_not_a_count() -> 
     assert "wait after welcome in start: wait 2d" in added
     removed = texts(OLD, None)
     assert removed[0] == "journey trial removed" and "step o in end.on_event: email “Thanks” (welcome)" in removed
+
+
+def test_diff_base_covers_template_and_project_changes(repo: Path) -> None:
+    welcome = repo / "templates" / "welcome.html"
+    welcome.write_text(welcome.read_text(encoding="utf-8") + "<p>One more line</p>\n", encoding="utf-8")
+    (repo / "templates" / "fresh.txt").write_text("new\n", encoding="utf-8")
+    (repo / "project.yaml").write_text((repo / "project.yaml").read_text(encoding="utf-8") + "# tuned\n",
+                                       encoding="utf-8")
+    text = run_journey(["diff", "--base", "HEAD"], repo)
+    assert text.returncode == 0, text.stderr
+    assert "no journey changed" in text.stdout
+    assert "* templates/welcome.html changed (+1 -0 lines)" in text.stdout
+    assert "+ templates/fresh.txt added" in text.stdout and "* project.yaml changed (+1 -0 lines)" in text.stdout
+    as_json = json.loads(run_journey(["diff", "--base", "HEAD", "--format", "json"], repo).stdout)
+    assert {f["file"]: f["status"] for f in as_json["files"]} == {
+        "project.yaml": "changed", "templates/fresh.txt": "added", "templates/welcome.html": "changed"}
+    markdown = run_journey(["diff", "--base", "HEAD", "--format", "markdown"], repo).stdout
+    assert "templates/welcome.html" in markdown and "project.yaml" in markdown

@@ -83,7 +83,8 @@ def diff(files: tuple[Path, ...], base_ref: str | None, fmt: str) -> None:
 
     A semantic diff: stages and steps added, removed or reordered, timing
     ("wait 2d → 3d"), conditions, subjects, templates, splits, settings, and
-    whether the version was bumped. Exit code 0 when the diff could be
+    whether the version was bumped. With --base, the templates and project.yaml
+    changed since REF are listed too (with lines added and removed). Exit code 0 when the diff could be
     computed (changes or not), 1 when a file cannot be read, 2 for usage errors.
     """
     from runner.language.yamlsource import load_file
@@ -96,7 +97,14 @@ def diff(files: tuple[Path, ...], base_ref: str | None, fmt: str) -> None:
         comparison = compare_with_base(None, base_ref)
         if comparison.problems:
             raise JourneyError("some changed journey files cannot be read", comparison.problems)
-        diffs = comparison.diffs
+        from runner.language.loader import find_project_root
+        from runner.review.filechanges import changed_project_files, format_with_files
+        from runner.review.gitbase import repo_root
+
+        root = find_project_root()
+        other_files = changed_project_files(base_ref, root, repo_root(root))
+        click.echo(format_with_files(fmt, comparison.diffs, other_files, FORMATTERS[fmt](comparison.diffs)), nl=False)
+        return
     else:
         if len(files) != 2:
             raise UsageError("give two journey files (OLD NEW), or --base REF")
