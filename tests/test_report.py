@@ -38,6 +38,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "base"]):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True)
     (root / "journeys" / "trial.yaml").write_text(TRIAL_JOURNEY.replace("- wait: 2d", "- wait: 3d"))
+    (root / "project.yaml").write_text((root / "project.yaml").read_text() + "# tuned\n")
+    (root / "templates" / "spare.txt").write_text("not used yet\n")
     out = root / "report"
     result = run_journey(["report", "--out", str(out), "--base", "HEAD"], root, process=True)
     assert result.returncode == 0, result.stderr
@@ -72,6 +74,7 @@ def test_report_timeline_funnel_previews_and_changes(report: Path) -> None:
         assert (report / link).is_file()
     assert "wait after welcome: wait 2d → 3d" in page
     assert "Changed, but the version is still 1: bump it." in page
+    assert "project.yaml changed (+1 -0 lines)" in page and "templates/spare.txt added" in page
 
 
 def test_report_without_test_contacts_still_draws_the_journeys(tmp_path: Path) -> None:

@@ -185,6 +185,16 @@ def _production(db_path: str) -> list:
     return [(journeys[(stats.journey, stats.version)], stats) for stats in found]
 
 
+def _changed_files(root: Path, base_ref: str | None) -> list:
+    """With --base, the templates and project.yaml changed since the ref (as ``journey diff --base`` lists them)."""
+    if base_ref is None:
+        return []
+    from runner.review.filechanges import changed_project_files
+    from runner.review.gitbase import repo_root
+
+    return changed_project_files(base_ref, root, repo_root(root))
+
+
 @click.command("report")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for index.html, its assets and the rendered emails.")
@@ -220,7 +230,7 @@ def report(out_dir: Path, contacts_file: Path | None, base_ref: str | None, star
             raise JourneyError("some changed journey files cannot be read", comparison.problems)
         diffs = comparison.diffs
     inputs = ReportInputs(loaded.project, loaded.journeys, contacts, begin if contacts else None,
-                          end if contacts else None, diffs, base_ref,
+                          end if contacts else None, diffs, base_ref, files=_changed_files(loaded.root, base_ref),
                           production=_production(db_path) if db_path is not None else ())
     index, failures = build_report(inputs, out_dir)
     click.echo(f"report written: {index}")

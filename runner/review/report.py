@@ -19,6 +19,7 @@ from pathlib import Path
 from runner.core.model import EmailStep, Journey, Project, SplitStep
 from runner.production.stats import VersionStats
 from runner.review.diff import JourneyDiff
+from runner.review.filechanges import FileChange
 from runner.review.graph import steps_in_file_order
 from runner.review.mermaid import journey_mermaid
 from runner.review.production import CHART_JS, CHART_SCRIPT, production_section
@@ -74,6 +75,7 @@ class ReportInputs:
     title: str = ""
     # with --db: each deployed version of a reported journey, and what production did with it
     production: Sequence[tuple[Journey, VersionStats]] = ()
+    files: Sequence[FileChange] = ()  # with --base: templates and project.yaml changed
 
 
 @dataclass
@@ -226,6 +228,9 @@ def _page(inputs: ReportInputs, journeys: Sequence[Journey], sections: list[str]
         base = (f"<p>Compared with <code>{escape(inputs.base_ref)}</code>: {len(diffs)} journey(s) changed"
                 + (f'; <span class="warning">version not bumped: {escape(", ".join(missing))}</span>' if missing else "")
                 + ".</p>")
+        if inputs.files:  # a template or project setting changes what every journey using it sends
+            base += ("<p>Templates and project settings changed:</p><ul>"
+                     + "".join(f"<li>{escape(change.text())}</li>" for change in inputs.files) + "</ul>")
     nav = "".join(f'<a href="#j-{escape(j.id)}">{escape(j.id)}</a>' for j in journeys)
     production = ""
     if inputs.production:
