@@ -33,3 +33,33 @@ def test_demo_sends_into_the_outbox_and_a_second_run_sends_nothing_new(tmp_path)
     assert fresh.returncode == 0, fresh.stderr
     assert "removed the database and the outbox" in fresh.stdout
     assert len(list((root / "outbox").glob("*.eml"))) < len(emails)
+
+
+def test_demo_shows_tick_progress_on_a_terminal_and_none_when_piped(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    root = copy_sample(tmp_path / "kitebase")
+    main_side, child_side = pty.openpty()
+    env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
+    env.pop("CI", None)
+    process = subprocess.Popen([sys.executable, "-m", "runner", "demo", "--days", "1"], cwd=root,
+                               stdin=child_side, stdout=child_side, stderr=child_side, env=env)
+    os.close(child_side)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main_side, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert process.wait(timeout=300) == 0
+    os.close(main_side)
+    on_terminal = b"".join(chunks).decode("utf-8", "replace")
+    assert "ticking" in on_terminal and "/25" in on_terminal  # hourly ticks of one day, both ends included
+    piped = journey_cli(["demo", "--days", "1"], cwd=root, timeout=300)
+    assert piped.returncode == 0 and "ticking" not in piped.stdout + piped.stderr

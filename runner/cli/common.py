@@ -7,8 +7,11 @@ its problems, one ``error:`` line, its exit code, never a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -117,6 +120,22 @@ def contacts_path(contacts_file: Path | None, root: Path) -> Path:
     if path is None:
         raise UsageError("give --contacts FILE (no examples/contacts.yaml in the project)")
     return path
+
+
+@contextmanager
+def tick_progress(start: datetime, end: datetime, step: timedelta) -> Iterator[Callable[[datetime], None]]:
+    """A rich progress bar over virtual-clock ticks, only on a terminal and never in CI: piped output
+    and CI logs stay line-for-line what the command prints."""
+    if not sys.stdout.isatty() or os.environ.get("CI"):
+        yield lambda now: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    total = int((end - start) / step) + 1
+    with Progress(TextColumn("[bold]ticking"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  transient=True) as bar:
+        task = bar.add_task("", total=total)
+        yield lambda now: bar.update(task, advance=1, description=f"{now:%Y-%m-%d %H:%M}Z")
 
 
 def as_domain_error(error: Exception) -> JourneyError:

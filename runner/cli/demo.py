@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from runner.cli.common import DB_OPTION, project_root
+from runner.cli.common import DB_OPTION, project_root, tick_progress
 from runner.cli.run import format_status
 
 
@@ -24,11 +24,13 @@ def demo(fresh: bool, days: int, db_path: str | None) -> None:
     """
     from datetime import timedelta
 
-    from runner.production.demo import DEMO_START, run_demo
+    from runner.production.demo import DEMO_START, DEMO_STEP, run_demo
     from runner.store import resolve_db
 
     root = project_root()
-    result = run_demo(root, resolve_db(db_path, start=root), fresh=fresh, end=DEMO_START + timedelta(days=days), say=click.echo)
+    end = DEMO_START + timedelta(days=days)
+    with tick_progress(DEMO_START, end, DEMO_STEP) as ticked:
+        result = run_demo(root, resolve_db(db_path, start=root), fresh=fresh, end=end, say=click.echo, ticked=ticked)
     click.echo("")
     click.echo(format_status(result.status))
     click.echo("")

@@ -58,8 +58,9 @@ def run_demo(
     end: datetime = DEMO_END,
     step: timedelta = DEMO_STEP,
     say: Callable[[str], None] = lambda line: None,
+    ticked: Callable[[datetime], None] = lambda now: None,
 ) -> DemoResult:
-    """Run the demo (see the module doc); ``say`` receives progress lines."""
+    """Run the demo (see the module doc); ``say`` receives progress lines, ``ticked`` each tick's instant."""
     from runner.delivery.dispatch import _outbox_dir
     from runner.production import ingest
     from runner.store import is_url, open_store, redacted
@@ -97,6 +98,7 @@ def run_demo(
             while now <= end:
                 report = run_tick(store, runtime, now, lease_wait=30)
                 ticks += 1
+                ticked(now)
                 clock = now
                 for name, value in report.counts.items():
                     totals[name] = totals.get(name, 0) + value
