@@ -35,17 +35,17 @@ def test_demo_sends_into_the_outbox_and_a_second_run_sends_nothing_new(tmp_path)
     assert len(list((root / "outbox").glob("*.eml"))) < len(emails)
 
 
-def test_demo_shows_tick_progress_on_a_terminal_and_none_when_piped(tmp_path):
+def on_terminal(args: list[str], cwd) -> tuple[int, str]:
+    """Run ``journey ARGS`` with a pseudo-terminal as stdin/stdout/stderr (as a person would, CI unset):
+    its exit code and everything it drew."""
     import os
     import pty
     import subprocess
     import sys
 
-    root = copy_sample(tmp_path / "kitebase")
     main_side, child_side = pty.openpty()
-    env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
-    env.pop("CI", None)
-    process = subprocess.Popen([sys.executable, "-m", "runner", "demo", "--days", "1"], cwd=root,
+    env = {key: value for key, value in os.environ.items() if key != "CI"} | {"COLUMNS": "100", "TERM": "xterm"}
+    process = subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=cwd,
                                stdin=child_side, stdout=child_side, stderr=child_side, env=env)
     os.close(child_side)
     chunks = []
@@ -57,9 +57,13 @@ def test_demo_shows_tick_progress_on_a_terminal_and_none_when_piped(tmp_path):
         if not chunk:
             break
         chunks.append(chunk)
-    assert process.wait(timeout=300) == 0
     os.close(main_side)
-    on_terminal = b"".join(chunks).decode("utf-8", "replace")
-    assert "ticking" in on_terminal and "/25" in on_terminal  # hourly ticks of one day, both ends included
+    return process.wait(timeout=300), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_demo_shows_tick_progress_on_a_terminal_and_none_when_piped(tmp_path):
+    root = copy_sample(tmp_path / "kitebase")
+    code, drawn = on_terminal(["demo", "--days", "1"], root)
+    assert code == 0 and "ticking" in drawn and "/25" in drawn  # hourly ticks of one day, both ends included
     piped = journey_cli(["demo", "--days", "1"], cwd=root, timeout=300)
     assert piped.returncode == 0 and "ticking" not in piped.stdout + piped.stderr

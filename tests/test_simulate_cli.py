@@ -271,3 +271,13 @@ def test_explain_rounds_scores_and_shows_no_passing_entry_for_a_journey_the_cont
     assert "not in the journey (left at" in onboarding
     advocacy = out.stdout.split("Journey advocacy", 1)[1].split("Journey ", 1)[0]
     assert "✓ entry" not in advocacy and "not in the journey (no entry has fired)" in advocacy
+
+
+def test_simulate_shows_progress_on_a_terminal_and_none_when_piped():
+    from test_demo import on_terminal
+
+    code, drawn = on_terminal(["simulate", "--days", "3"], ROOT)
+    contacts = len(json.loads(journey_cli("simulate", "--days", "3", "--format", "json").stdout)["contacts"])
+    assert code == 0 and "simulating" in drawn and f"/{contacts}" in drawn
+    piped = journey_cli("simulate", "--days", "3")
+    assert piped.returncode == 0 and "simulating" not in piped.stdout + piped.stderr

@@ -123,19 +123,25 @@ def contacts_path(contacts_file: Path | None, root: Path) -> Path:
 
 
 @contextmanager
-def tick_progress(start: datetime, end: datetime, step: timedelta) -> Iterator[Callable[[datetime], None]]:
-    """A rich progress bar over virtual-clock ticks, only on a terminal and never in CI: piped output
-    and CI logs stay line-for-line what the command prints."""
+def terminal_progress(label: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar (``label``, done/total, what is at hand), only on a terminal and never in CI:
+    piped output and CI logs stay line-for-line what the command prints. Yields ``advance(what)``."""
     if not sys.stdout.isatty() or os.environ.get("CI"):
-        yield lambda now: None
+        yield lambda what: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    total = int((end - start) / step) + 1
-    with Progress(TextColumn("[bold]ticking"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                   transient=True) as bar:
         task = bar.add_task("", total=total)
-        yield lambda now: bar.update(task, advance=1, description=f"{now:%Y-%m-%d %H:%M}Z")
+        yield lambda what: bar.update(task, advance=1, description=what)
+
+
+@contextmanager
+def tick_progress(start: datetime, end: datetime, step: timedelta) -> Iterator[Callable[[datetime], None]]:
+    """``terminal_progress`` over virtual-clock ticks from ``start`` to ``end`` (both included)."""
+    with terminal_progress("ticking", int((end - start) / step) + 1) as advance:
+        yield lambda now: advance(f"{now:%Y-%m-%d %H:%M}Z")
 
 
 def as_domain_error(error: Exception) -> JourneyError:

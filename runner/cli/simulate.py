@@ -8,12 +8,13 @@ into exit codes and prints.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from runner.cli.common import DEFAULT_DAYS, JOURNEYS_ARGUMENT, contacts_path, journey_paths
+from runner.cli.common import DEFAULT_DAYS, JOURNEYS_ARGUMENT, contacts_path, journey_paths, terminal_progress
 from runner.core.problems import JourneyError, UsageError
 
 FORMATS = ("table", "json", "markdown")
@@ -39,6 +40,13 @@ def load_inputs(journeys: tuple[Path | str, ...], contacts_file: Path | None):
     contacts = load_test_contacts(contacts_path(contacts_file, loaded.root))
     check_contacts(contacts)  # duplicate ids and unknown zones are errors
     return loaded, contacts
+
+
+def _counted(contacts: list, advance: Callable[[str], None]) -> Iterator:
+    """The contacts, each reported to the progress bar as the simulation takes it."""
+    for contact in contacts:
+        advance(contact.id)
+        yield contact
 
 
 def period(start: str | None, days: int | None, until: str | None) -> tuple[datetime, datetime]:
@@ -99,7 +107,8 @@ def simulate(journeys, contacts_file, start, days, until, contact_id, output_for
             raise UsageError(f"--contact: no contact '{contact_id}' in {contacts_file or 'examples/contacts.yaml'}")
         if contact_id is not None:  # contacts never influence each other: simulate only this one
             contacts = [c for c in contacts if c.id == contact_id]
-        simulation = run_simulation(loaded.project, loaded.journeys, contacts, begin, end)
+        with terminal_progress("simulating", len(contacts)) as advance:
+            simulation = run_simulation(loaded.project, loaded.journeys, _counted(contacts, advance), begin, end)
         records = timeline.timeline_records(simulation, loaded.project, contact=contact_id)
 
         def summaries() -> list[dict]:  # emails in the journey's order, as the Markdown summary lists them
