@@ -10,15 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from store_contract.kit import full_state  # the contract suite's contact with every field set
 
 from runner.core.problems import JourneyError
 from runner.core.state import (
-    ACTIVE,
-    EXITED,
     Contact,
     ContactState,
-    Enrollment,
-    Wait,
 )
 from runner.production.tick import BATCH
 from runner.store import SQLiteStore, Store, open_store
@@ -94,23 +91,6 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
     with pytest.raises(JourneyError, match="not a journey-runner database"):
         open_store(path)
     assert path.read_text().startswith("this is not sqlite")
-
-
-def full_state() -> ContactState:
-    contact = Contact(id="ada", attributes={"email": "Ada@Example.com", "first_name": "Ada",
-                                            "meddic": {"metrics": "yes"}},
-                      timezone="Europe/Istanbul", anonymous_ids=["anon-17"])
-    current = Enrollment(id="ada:onboarding:2", contact_id="ada", journey_id="onboarding",
-                         version=3, entered_at=at(0), stage="education", stage_seq=2,
-                         cursor="wait_click", status=ACTIVE,
-                         wait=Wait(until=at(72), event="email_clicked", step="wait_click"),
-                         due_at=at(72), variant={"subject_test": "b"}, holdout=False)
-    past = Enrollment(id="ada:onboarding:1", contact_id="ada", journey_id="onboarding",
-                      version=2, entered_at=at(-500), stage="education", cursor=None,
-                      status=EXITED, exit_reason="exit:0", exited_at=at(-400), goal_at=at(-450))
-    return ContactState(contact=contact, enrollments={"onboarding": current},
-                        past_enrollments=[past], clock=at(2),
-                        memory={"onboarding": {"segment:hot_lead": False}}, enrollment_seq=2)
 
 
 def test_due_contacts_uses_the_index_oldest_first(store):
