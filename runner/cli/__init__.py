@@ -21,6 +21,7 @@ from runner import __version__
 
 # command name -> "module:attribute" under runner.cli
 COMMANDS: dict[str, str] = {
+    "init": "init:init",
     "validate": "validate:validate",
     "simulate": "simulate:simulate",
     "explain": "simulate:explain",
