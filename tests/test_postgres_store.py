@@ -152,6 +152,37 @@ def test_a_save_waits_for_an_import_holding_the_contact_then_sees_it(url):
         assert tick.wake_at("ada") == NOW + timedelta(hours=2)  # the save saw the event: due at its time
 
 
+def test_commits_without_flush_leave_a_pooled_connection_with_the_server_default(url):
+    """``journey run`` commits without waiting for the WAL flush, per transaction (``SET LOCAL``):
+    under PgBouncer's transaction pooling the server connection then goes to another client, who
+    must find the server's default (on), not our setting. One pooled connection: what the next
+    client gets is the one every write below ran on."""
+    head, _, schema = url.rpartition("schema=")
+    pooled = f"{head}pool_min=1&pool_max=1&schema={schema}"
+    with open_postgres_store(pooled) as store:
+        store.write_contacts([ContactRow("ada", {"email": "ada@example.com"})], NOW)
+
+        def setting() -> str:
+            with store.pool.connection() as conn:
+                return conn.execute("SHOW synchronous_commit").fetchone()[0]
+
+        store.set_commit_durability(power_safe=False)
+        with store.transaction():
+            inside = store._one("SHOW synchronous_commit")  # the tick's own transactions: no flush wait
+            store.claim_sends([_record("k1")], "run-1", resendable=True)
+        assert inside == "off" and setting() == "on"
+        assert store.acquire_lease("worker:a", "a", timedelta(minutes=2), NOW)  # a statement on its own
+        assert setting() == "on"
+        assert store.claim_due(NOW + timedelta(days=1), "a", 10, timedelta(minutes=2)) != []  # its own commit too
+        assert setting() == "on"
+        with store.transaction(durable=True):  # a claim with --fsync: the server's default, on
+            assert store._one("SHOW synchronous_commit") == "on"
+    # and each of those writes was committed: another connection sees them
+    assert pgkit.sql(url, "SELECT state FROM sends") == [("claimed",)]
+    assert pgkit.sql(url, "SELECT holder FROM leases") == [("a",)]
+    assert pgkit.sql(url, "SELECT lease_holder FROM contacts") == [("a",)]
+
+
 def test_counters_equal_the_rows_they_count(url):
     """The statement-level triggers keep decision, send and engagement counters equal to count(*)."""
     with open_postgres_store(url) as store:

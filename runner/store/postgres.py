@@ -81,6 +81,11 @@ from runner.store.rows import (
 )
 from runner.store.sourcevalues import apply_patch, source_changes
 
+# Commits that need not wait for the WAL flush (``set_commit_durability(power_safe=False)``):
+# LOCAL, so the setting ends with its transaction and never stays on a pooled server
+# connection (PgBouncer in transaction mode hands that connection to other clients).
+ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+
 
 @dataclass(slots=True)
 class _SaveWrites:
@@ -180,8 +185,10 @@ class PostgresStore:
             yield conn
 
     def set_commit_durability(self, power_safe: bool) -> None:
-        """How durable a commit is by default: ``synchronous_commit`` on (power-safe) or off
-        (a crash of the database server can lose the last commits, never corrupt them)."""
+        """How durable a commit is by default: the server's ``synchronous_commit`` (on unless
+        the role or server says otherwise: power-safe), or off for each of this store's
+        transactions (``SET LOCAL``: a crash of the database server can lose the last
+        commits, never corrupt them)."""
         self._power_safe = power_safe
 
     @contextmanager
@@ -201,17 +208,27 @@ class PostgresStore:
             self._local.conn = conn
             try:
                 with conn.transaction():
-                    self._synchronous(conn, self._power_safe or durable)
+                    if not (self._power_safe or durable):
+                        conn.execute(ASYNC_COMMIT)
                     yield
             finally:
                 self._local.conn = None
 
-    @staticmethod
-    def _synchronous(conn: psycopg.Connection[Any], on: bool) -> None:
-        """``synchronous_commit`` for this transaction (a pooled connection remembers its setting)."""
-        if getattr(conn, "journey_synchronous", True) != on:
-            conn.execute(f"SET synchronous_commit = {'on' if on else 'off'}")
-            conn.journey_synchronous = on  # type: ignore[attr-defined]
+    @contextmanager
+    def _autocommit(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection for one statement committed on its own.
+
+        Power-safe: plain autocommit (one round trip). Otherwise the statement runs in a
+        transaction of its own that sets ``synchronous_commit`` off with ``SET LOCAL``, all
+        pipelined (still one round trip): the setting ends with the transaction, so a
+        connection goes back to the pool, or to PgBouncer, with the server's default."""
+        with self.pool.connection() as conn:
+            if self._power_safe:
+                yield conn
+                return
+            with conn.pipeline(), conn.transaction():
+                conn.execute(ASYNC_COMMIT)
+                yield conn
 
     @contextmanager
     def _snapshot_read(self) -> Iterator[psycopg.Connection[Any]]:
@@ -242,9 +259,9 @@ class PostgresStore:
         pinned = getattr(self._local, "conn", None)
         if pinned is not None:
             return int(pinned.execute(sql, params).rowcount)
-        with self.pool.connection() as conn:
-            self._synchronous(conn, self._power_safe)
-            return int(conn.execute(sql, params).rowcount)
+        with self._autocommit() as conn:
+            cursor = conn.execute(sql, params)
+        return int(cursor.rowcount)  # read after the pipeline's sync
 
     def _one(self, sql: str, params: Any = None) -> Any:
         with self._connection() as conn:
@@ -483,9 +500,9 @@ class PostgresStore:
         if pinned is not None:  # inside the caller's transaction
             rows = pinned.execute(sql, params).fetchall()
         else:
-            with self.pool.connection() as conn:  # autocommit: one statement, one commit
-                self._synchronous(conn, self._power_safe)
-                rows = conn.execute(sql, params).fetchall()
+            with self._autocommit() as conn:  # one statement, one commit
+                cursor = conn.execute(sql, params)
+            rows = cursor.fetchall()
         return sorted((to_db_time(wake), contact_id) for wake, contact_id in rows)
 
     def renew_contacts(self, holder: str, lease_ttl: timedelta) -> int:
