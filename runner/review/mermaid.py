@@ -20,6 +20,7 @@ _ENTITIES = {
     "|": "#124;", "{": "#123;", "}": "#125;", "[": "#91;", "]": "#93;", "\\": "#92;",
 }
 _TRANSLATE = str.maketrans(_ENTITIES)
+WRAP_FROM_BOXES = 4  # the report stacks a journey's boxes in two columns from this many on (see report_columns)
 MAX_LINE = 80  # longer label lines are cut with an ellipsis: diagrams are for overview
 
 # node kind -> (opening, closing) of its Mermaid shape; steps draw as their kind says (runner.core.stepkinds)
@@ -55,8 +56,14 @@ def _node(node: Node) -> str:
     return f"{node.id}{opening}{_label(node.lines)}{closing}"
 
 
-def graph_mermaid(graph: JourneyGraph) -> str:
-    """Mermaid text for an already built graph."""
+def graph_mermaid(graph: JourneyGraph, columns: int | None = None) -> str:
+    """Mermaid text for an already built graph; ``columns``: stack the stage boxes in that many columns.
+
+    Mermaid lays unconnected stage boxes side by side, so a journey of many
+    stages is drawn wide and scaled down until its text cannot be read. An
+    invisible link (``~~~``) from each box to the one ``columns`` further on
+    stacks them instead, which keeps the drawing narrow and the text full size.
+    """
     out = ["flowchart TD"]
     for group, title in graph.stages:
         out.append(f'  subgraph {group}["{escape(title)}"]')
@@ -68,10 +75,13 @@ def graph_mermaid(graph: JourneyGraph) -> str:
         out.append('  subgraph leaving["Leaves the journey at any step"]')
         out.extend(f"    {_node(node)}" for node in outside)
         out.append("  end")
+    groups = [group for group, _ in graph.stages] + (["leaving"] if outside else [])
     for edge in graph.edges:
         arrow = "-.->" if edge.dotted else "-->"
         label = f'|"{escape(edge.label)}"|' if edge.label else ""
         out.append(f"  {edge.source} {arrow}{label} {edge.target}")
+    if columns:
+        out.extend(f"  {above} ~~~ {below}" for above, below in zip(groups, groups[columns:], strict=False))
     used = sorted({node.kind for node in graph.nodes.values()})
     for kind in used:
         step_kind = STEP_KINDS.get(kind)
@@ -82,6 +92,12 @@ def graph_mermaid(graph: JourneyGraph) -> str:
     return "\n".join(out) + "\n"
 
 
-def journey_mermaid(journey: Journey) -> str:
+def journey_mermaid(journey: Journey, columns: int | None = None) -> str:
     """The journey as a Mermaid flowchart (``flowchart TD``), one subgraph per stage."""
-    return graph_mermaid(build_graph(journey))
+    return graph_mermaid(build_graph(journey), columns)
+
+
+def report_columns(graph: JourneyGraph) -> int | None:
+    """How many columns the report stacks a journey's boxes in: two from four boxes on, else Mermaid's layout."""
+    boxes = len(graph.stages) + (1 if graph.in_stage(None) else 0)
+    return 2 if boxes >= WRAP_FROM_BOXES else None

@@ -19,7 +19,7 @@ from runner.production.significance import Comparison
 from runner.production.stats import StepFigures, VersionStats
 from runner.production.statstext import percent
 from runner.review.graph import build_graph, safe_id, steps_in_file_order
-from runner.review.mermaid import graph_mermaid
+from runner.review.mermaid import graph_mermaid, report_columns
 
 CHART_JS = "chart.umd.min.js"
 # Draws every canvas.stats-chart from its data-chart JSON; body[data-charts] says when done.
@@ -83,7 +83,7 @@ def counted_mermaid(journey: Journey, stats: VersionStats) -> str:
     entry = graph.nodes.get(safe_id("entry", journey.stages[0].id))  # entries of every stage, on the first
     if entry is not None:
         entry.lines.append(f"entered {stats.entered}")
-    return graph_mermaid(graph)
+    return graph_mermaid(graph, report_columns(graph))
 
 
 def _count_line(step: StepFigures, journey: Journey) -> str:
