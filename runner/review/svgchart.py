@@ -2,8 +2,8 @@
 
 People would rather look at a chart than read a table of decisions: where the
 sends cluster, who moved stage, who left and when. Each marker carries a
-``<title>`` (the browser's hover tooltip) with the local time, step and
-subject. Plain SVG text, no script: it renders from disk and in any browser.
+``<title>`` (the browser's hover tooltip) with the local time and UTC, the
+step and the subject. Plain SVG text, no script: it renders from disk and in any browser.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 
-from runner.simulation.timeline import Record
+from runner.simulation.timeline import Record, iso
 
 LANE_HEIGHT = 28
 LABEL_WIDTH = 140
@@ -70,7 +70,7 @@ def _shape(action: str, x: float, y: float, title: str) -> str:
 
 def _title(record: Record) -> str:
     what = record.action.replace("_", " ")
-    text = f"{record.local_time} ({record.timezone}) — {record.journey}: {what}"
+    text = f"{record.local_time} ({record.timezone}; {iso(record.at)}) — {record.journey}: {what}"
     if record.step:
         text += f" {record.step}"
     if record.subject:
