@@ -158,11 +158,11 @@ def test_every_command_has_help(command, tmp_path):
     assert result.returncode == 0 and "Usage:" in result.stdout
 
 
-def test_progress_bar_only_on_a_terminal(files):
+def _import_on_terminal(files, **extra_env) -> bytes:
     import pty
 
     master, slave = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k != "JOURNEY_DB"}
+    env = {k: v for k, v in os.environ.items() if k not in ("JOURNEY_DB", "CI")} | extra_env
     proc = subprocess.Popen([sys.executable, "-m", "runner", "events", "import", "events.jsonl",
                              "--db", "x.db"], stdout=slave, stderr=subprocess.PIPE, cwd=files,
                             env=env)
@@ -178,8 +178,15 @@ def test_progress_bar_only_on_a_terminal(files):
         shown += chunk
     os.close(master)
     assert proc.wait(timeout=120) == 0
+    return shown
+
+
+def test_progress_bar_only_on_a_terminal(files):
+    shown = _import_on_terminal(files)
     size = (files / "events.jsonl").stat().st_size
     assert b"importing events" in shown and f"{size}/{size} bytes".encode() in shown
     assert b"2 events imported" in shown
+    in_ci = _import_on_terminal(files, CI="true")  # a CI log is a terminal at times: no bar there either
+    assert b"importing events" not in in_ci and b"\x1b[" not in in_ci and b"0 events imported" in in_ci
     piped = journey("events", "import", "events.jsonl", "--db", "x.db", cwd=files)
     assert "\x1b[" not in piped.stdout and "importing events" not in piped.stdout

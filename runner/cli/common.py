@@ -122,11 +122,17 @@ def contacts_path(contacts_file: Path | None, root: Path) -> Path:
     return path
 
 
+def progress_shown() -> bool:
+    """Progress is drawn only on a terminal and never in CI: piped output and CI logs stay
+    line-for-line what the command prints."""
+    return sys.stdout.isatty() and not os.environ.get("CI")
+
+
 @contextmanager
 def terminal_progress(label: str, total: int) -> Iterator[Callable[[str], None]]:
-    """A rich progress bar (``label``, done/total, what is at hand), only on a terminal and never in CI:
-    piped output and CI logs stay line-for-line what the command prints. Yields ``advance(what)``."""
-    if not sys.stdout.isatty() or os.environ.get("CI"):
+    """A rich progress bar (``label``, done/total, what is at hand), only where ``progress_shown``.
+    Yields ``advance(what)``."""
+    if not progress_shown():
         yield lambda what: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -135,6 +141,13 @@ def terminal_progress(label: str, total: int) -> Iterator[Callable[[str], None]]
                   transient=True) as bar:
         task = bar.add_task("", total=total)
         yield lambda what: bar.update(task, advance=1, description=what)
+
+
+def say(line: str, *, err: bool = False) -> None:
+    """``click.echo`` to the ``sys.stdout`` (or ``sys.stderr``) of this moment: under a progress
+    display, which redirects them, the line prints above the bar. Plain ``click.echo`` writes to the
+    terminal's byte buffer beneath the redirect, so the line ran into the bar's own text."""
+    click.echo(line, file=sys.stderr if err else sys.stdout)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli.common import DB_OPTION, open_db, what_it_stops
+from runner.cli.common import DB_OPTION, open_db, progress_shown, what_it_stops
 from runner.core.problems import JourneyError
 from runner.core.vocabulary import MANUAL, SUPPRESSION_REASONS
 from runner.store.base import Store
@@ -26,8 +26,8 @@ SHOWN_PROBLEMS = 50  # bad lines printed; a wrong file should not flood the term
 
 @contextmanager
 def _progress(path: Path, label: str) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress bar over the file's bytes, only when stdout is a terminal."""
-    if not sys.stdout.isatty():
+    """A rich progress bar over the file's bytes, only on a terminal and never in CI (``progress_shown``)."""
+    if not progress_shown():
         yield None
         return
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from runner.cli.common import DB_OPTION, project_root, tick_progress
+from runner.cli.common import DB_OPTION, project_root, say, tick_progress
 from runner.cli.run import format_status
 
 
@@ -30,7 +30,7 @@ def demo(fresh: bool, days: int, db_path: str | None) -> None:
     root = project_root()
     end = DEMO_START + timedelta(days=days)
     with tick_progress(DEMO_START, end, DEMO_STEP) as ticked:
-        result = run_demo(root, resolve_db(db_path, start=root), fresh=fresh, end=end, say=click.echo, ticked=ticked)
+        result = run_demo(root, resolve_db(db_path, start=root), fresh=fresh, end=end, say=say, ticked=ticked)
     click.echo("")
     click.echo(format_status(result.status))
     click.echo("")

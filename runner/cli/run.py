@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import click
 
-from runner.cli.common import DB_OPTION, open_db, project_root, what_it_stops
+from runner.cli.common import DB_OPTION, open_db, project_root, say, what_it_stops
 from runner.core.problems import JourneyError, UsageError
 from runner.core.state import ContactState
 from runner.store.base import Store
@@ -118,10 +118,17 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
             return
         try:
             if interval is not None:
+                from runner.cli.workerprogress import worker_progress
+
                 flag = StopFlag()
-                with stop_on_signals(flag):
+                step = interval
+                with stop_on_signals(flag), worker_progress(str(every), shown=not quiet and not log.json) as shown:
+                    def ticked(report: Any) -> None:
+                        log.tick(report)
+                        shown.ticked(report, step)
+
                     ticks = run_loop(store, runtime, interval, stop=flag, limit=limit, emit=emit,
-                                     durable_claims=fsync, on_tick=log.tick, on_error=log.error)
+                                     durable_claims=fsync, on_tick=ticked, on_error=log.error, on_page=shown.page)
                 log.stopped(ticks)
                 return
             report = run_tick(store, runtime, now, limit=limit, dry_run=dry_run, emit=emit,
@@ -177,7 +184,7 @@ class RunLog:
 
             log_event(self.logger, text)
         else:
-            click.echo(self.redactor.text(text))
+            say(self.redactor.text(text))
 
     def tick(self, report: Any) -> None:
         """One line per tick with its counts."""
@@ -186,7 +193,7 @@ class RunLog:
 
             log_event(self.logger, "tick", **tick_fields(report))
         else:
-            click.echo(self.redactor.text(_summary_line(report)))
+            say(self.redactor.text(_summary_line(report)))
 
     def error(self, message: str) -> None:
         if self.json:
@@ -196,7 +203,7 @@ class RunLog:
 
             log_event(self.logger, f"error: {message}", logging.ERROR)
         else:
-            click.echo(self.redactor.text(f"error: {message}"), err=True)
+            say(self.redactor.text(f"error: {message}"), err=True)
 
     def stopped(self, ticks: int) -> None:
         if self.json:
@@ -204,7 +211,7 @@ class RunLog:
 
             log_event(self.logger, "stopped", ticks=ticks)
         else:
-            click.echo(f"stopped after {ticks} tick(s)")
+            say(f"stopped after {ticks} tick(s)")
 
 
 # ---------------------------------------------------------------- status

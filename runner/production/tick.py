@@ -216,7 +216,8 @@ class Tick:
     def __init__(self, store: Store, runtime: Runtime, now: datetime, *, limit: int | None = None,
                  dry_run: bool = False, stop: Callable[[], bool] | None = None,
                  emit: Callable[[str], None] | None = None, holder: str | None = None,
-                 lease_wait: float = 5.0, durable_claims: bool = False, shared: bool = False):
+                 lease_wait: float = 5.0, durable_claims: bool = False, shared: bool = False,
+                 on_page: Callable[[TickReport], None] | None = None):
         self.store = store
         self.runtime = runtime
         self.now = now
@@ -226,6 +227,7 @@ class Tick:
             raise JourneyError("a tick that sends needs a transport: build its runtime with a transport URL")
         self.stop = stop or (lambda: False)
         self.emit = emit
+        self.on_page = on_page  # after each page of due contacts: the report so far (a terminal's progress)
         self.holder = holder or holder_name()
         self.lease_wait = lease_wait
         # shared: one of many workers. No global lease: the worker holds a lease of its own
@@ -356,6 +358,8 @@ class Tick:
                 self.writes.later(partial(self.store.release_contacts, self.holder, leased))
             if remaining is not None:
                 remaining -= len(due)
+            if self.on_page is not None:
+                self.on_page(self.report)
             if len(page) < size:  # a short page is the last: nothing more is due
                 return
             self._renew(force=True)

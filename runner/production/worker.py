@@ -64,20 +64,22 @@ def run_loop(
     durable_claims: bool = False,
     on_error: Callable[[str], None] | None = None,
     shared: bool = False,
+    on_page: Callable[[TickReport], None] | None = None,
 ) -> int:
     """Tick every ``every`` until ``stop`` is set; returns the number of ticks run.
 
     A tick that could not write (a lock held too long, a full disk) stopped with
     what it committed intact; the worker reports it (``on_error``) and ticks again
     at the next interval instead of exiting. ``shared``: one of several workers sharing
-    the due work (``runner.production.pool``), no global lease."""
+    the due work (``runner.production.pool``), no global lease. ``on_page``: the tick's report
+    after each page of due contacts (a terminal's progress)."""
     ticks = 0
     while not stop():
         started = time.monotonic()
         runtime.refresh(store)
         try:
             report = run_tick(store, runtime, clock(), limit=limit, stop=stop, emit=emit, lease_wait=0,
-                              durable_claims=durable_claims, shared=shared)
+                              durable_claims=durable_claims, shared=shared, on_page=on_page)
         except StoreWriteFailed as error:
             report = None
             if on_error is not None:
