@@ -139,6 +139,7 @@ class _Load:
         self.checked_templates: set[Path] = set()
         self.checked: list[Path] = []
         self.scenarios: list[YamlDocument] = []
+        self.scenario_folders: dict[str, Path] = {}  # scenario file (as named in problems) -> its folder
         self.other_journey_docs: list[YamlDocument] = []  # the project's journeys not among the paths given
 
     def project(self) -> None:
@@ -205,6 +206,7 @@ class _Load:
         if kind == "contacts":
             return semantics.check_contacts(doc)
         self.scenarios.append(doc)  # journey references are checked once all journeys are known
+        self.scenario_folders[doc.file] = path.parent
         return semantics.check_scenario(doc, None, path.parent)
 
     def scenario_journeys(self) -> None:
@@ -247,7 +249,10 @@ class _Load:
         failed = {p.file for p in self.problems if p.severity == ERROR}
         for doc in self.scenarios:
             if doc.file not in failed:
-                self.problems += check_references(doc, every)
+                versions, problems = scenario_versions(doc, self.scenario_folders[doc.file], self.root)
+                self.problems += problems
+                if not any(p.severity == ERROR for p in problems):
+                    self.problems += check_references(doc, every, versions)
 
     def _subjects(self, doc: YamlDocument) -> list[Problem]:
         problems: list[Problem] = []
@@ -350,6 +355,29 @@ def _load_project(root: Path | None, paths: Sequence[Path], templates: bool | No
     problems = sorted(set(problems), key=lambda p: (p.file, p.line, p.col, p.code, p.message))
     return LoadedProject(root=root, project=project, journeys=journeys, problems=problems, raw=raw, sources=sources,
                          checked=load.checked)
+
+
+def scenario_versions(doc: YamlDocument, folder: Path, root: Path) -> tuple[dict[str, Journey], list[Problem]]:
+    """The journey files a scenario names (``journeys:``, ``deploy:``), loaded and checked as journeys.
+
+    Keyed by the text that names each file; the problems are the files' own
+    (at their file:line:col), or a missing file at the scenario's line:col.
+    """
+    from runner.language.scenariorefs import journey_file_items
+
+    versions: dict[str, Journey] = {}
+    problems: list[Problem] = []
+    for path, text in journey_file_items(doc.data):
+        file = folder / text
+        if not semantics.is_file(file):
+            problems.append(doc.problem(path, "ref.journey", f"journey file `{text}` not found next to this scenario",
+                                        hint="a journey id of the project, or a journey file relative to the scenario"))
+            continue
+        loaded = _load_project(root, [file], None, False)
+        problems += loaded.errors
+        if loaded.ok and loaded.journeys:
+            versions[text] = loaded.journeys[0]
+    return versions, problems
 
 
 @dataclass

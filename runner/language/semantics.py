@@ -741,11 +741,18 @@ def check_scenario(doc: YamlDocument, journey_ids: set[str] | None, base: Path |
 
 
 def check_scenario_journeys(doc: YamlDocument, journey_ids: set[str]) -> list[Problem]:
-    """A scenario's ``journeys:`` must name journeys of the project."""
+    """A scenario's ``journeys:`` (and its deploys') must name journeys of the project, or journey files."""
     checker = _Checker(doc, ProjectContext())
-    for index, name in enumerate(_list(_mapping(doc.data).get("journeys"))):
-        if isinstance(name, str) and name not in journey_ids:
+    data = _mapping(doc.data)
+    named = [(["journeys", index], name) for index, name in enumerate(_list(data.get("journeys")))]
+    deploys = data.get("deploy")
+    for where, deploy in ([(["deploy"], deploys)] if isinstance(deploys, dict) else
+                          [(["deploy", i], d) for i, d in enumerate(_list(deploys))]):
+        named += [([*where, "journeys", index], name) for index, name in enumerate(_list(_mapping(deploy).get("journeys")))]
+    for path, name in named:
+        # a journey file (a version the working tree does not hold) is checked by the loader
+        if isinstance(name, str) and name not in journey_ids and not name.endswith((".yaml", ".yml")):
             suggestion = did_you_mean(name, sorted(journey_ids))
             extra = f"; did you mean `{suggestion}`?" if suggestion else ""
-            checker.report(["journeys", index], "ref.journey", f"there is no journey `{name}`{extra}")
+            checker.report(path, "ref.journey", f"there is no journey `{name}`{extra}")
     return checker.problems

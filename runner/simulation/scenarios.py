@@ -16,17 +16,20 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from runner.core.durations import parse_duration
-from runner.core.engine import Decision, Engine
+from runner.core.engine import Decision
 from runner.core.localtime import zone
 from runner.core.model import Journey, Project
 from runner.core.problems import ERROR, JourneyError, Problem
+from runner.core.reasons import DEFER_REASONS, SKIP_REASONS, reason_matches
 from runner.language.loader import LoadedProject, load_project
+from runner.simulation.generated import generate_contacts, percent
+from runner.simulation.releases import Deploy, Releases
 from runner.simulation.rendering import RenderFailure, SendRenderer
 from runner.simulation.simulate import Simulation, simulate
 from runner.simulation.testcontacts import TestContact, contacts_by_id, load_test_contacts, resolve_time
@@ -34,7 +37,8 @@ from runner.simulation.testcontacts import TestContact, contacts_by_id, load_tes
 UTC = UTC
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday; never the wall clock
 DEFAULT_DURATION = "14d"
-EXPECTATION_KINDS = ("receives", "never_receives", "in_stage", "reaches_goal", "exits", "emails")
+EXPECTATION_KINDS = ("receives", "never_receives", "in_stage", "reaches_goal", "exits", "emails",
+                     "skipped", "deferred", "calls", "holdout")
 SCENARIO_SUFFIXES = (".scenario.yaml", ".scenario.yml")
 
 
@@ -79,7 +83,12 @@ def check_contacts(contacts: Sequence[TestContact]) -> dict[str, TestContact]:
 
 @dataclass(frozen=True)
 class Expectation:
-    """One ``expect:`` item: a kind, its target and optional time constraints."""
+    """One ``expect:`` item: a kind, its target and optional time constraints.
+
+    About one ``contact``, or about a generated ``group`` (``contact`` empty):
+    then ``share``/``count`` bound how many of the group (of those ``among``
+    holds for) meet it; without either, every one of them must.
+    """
 
     index: int
     contact: str
@@ -89,18 +98,65 @@ class Expectation:
     within: tuple[str, str] | None = None
     reason: str | None = None
     line: int = 0
+    times: int | None = None  # calls: how many
+    group: str | None = None
+    among: Expectation | None = None
+    share: tuple[float, float] | None = None
+    count: tuple[int, int] | None = None
 
     def describe(self) -> str:
-        text = f"{self.contact} {self.kind.replace('_', ' ')} {self.target}"
+        if self.group is not None:
+            return f"{self._bound()} of group {self.group}{self._among()}: {self.predicate()}"
+        return f"{self.contact} {self.predicate()}"
+
+    def predicate(self) -> str:
+        """What the expectation says of its contact, without naming the contact."""
+        text = f"{self.kind.replace('_', ' ')} {self.target}"
         if self.kind == "emails":
-            text = f"{self.contact} receives {self.target} email(s) in total"
+            text = f"receives {self.target} email(s) in total"
+        elif self.kind in ("skipped", "deferred"):
+            text = f"has step {self.target} {self.kind}"
+        elif self.kind == "calls":
+            text = f"gets {'calls' if self.times is None else f'{self.times} call(s)'} from webhook step {self.target}"
+        elif self.kind == "holdout":
+            text = f"is held out at split {self.target}"
         if self.reason:
             text += f" with reason {self.reason}"
         if self.at:
-            text += f" at {self.at} local"
+            text += f" at {self.at}{_local(self.at)}"
         if self.within:
-            text += f" within [{self.within[0]}, {self.within[1]}] local"
+            text += f" within [{self.within[0]}, {self.within[1]}]{_local(self.within[0])}"
         return text
+
+    def _bound(self) -> str:
+        if self.share is not None:
+            low, high = (_percent_text(x) for x in self.share)
+            return f"between {low} and {high}" if low != high else f"exactly {low}"
+        if self.count is not None:
+            return f"between {self.count[0]} and {self.count[1]}" if self.count[0] != self.count[1] \
+                else f"exactly {self.count[0]}"
+        return "every contact"
+
+    def _among(self) -> str:
+        return f" that {self.among.predicate()}" if self.among is not None else ""
+
+
+def _local(text: str) -> str:
+    """" local" after a relative time (the contact's clock); absolute instants carry their zone."""
+    return " local" if text.strip().startswith("+") else ""
+
+
+def _percent_text(share: float) -> str:
+    return f"{share * 100:.4g}%"
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    """A ``deploy:`` item as written: when (resolved in the project's time zone) and which journeys."""
+
+    at: str
+    journeys: tuple[str, ...]  # journey ids (the working tree's version) or journey files
+    line: int
 
 
 @dataclass
@@ -113,6 +169,8 @@ class Scenario:
     journey_ids: list[str] | None
     expectations: list[Expectation]
     description: str = ""
+    groups: dict[str, list[str]] = field(default_factory=dict)  # generated group -> its contact ids
+    deploys: list[DeploySpec] = field(default_factory=list)
 
     @property
     def end(self) -> datetime:
@@ -125,6 +183,7 @@ class Check:
     passed: bool
     message: str = ""  # what happened (instead)
     context: list[str] = field(default_factory=list)  # the contact's timeline around it
+    contact: str | None = None  # whose timeline ``context`` is, when not the expectation's contact (a group's)
 
 
 @dataclass
@@ -166,11 +225,15 @@ def find_scenarios(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def load_scenario(path: Path, journeys: Sequence[Journey] | None = None) -> Scenario:
+def load_scenario(path: Path, journeys: Sequence[Journey] | None = None, default_timezone: str = "UTC",
+                  versions: dict[str, Journey] | None = None) -> Scenario:
     """Read and check a scenario file; JourneyError with problems when it is not valid.
 
     With ``journeys`` (the project's), the journeys, stages and steps its
-    expectations name must exist in those it runs (``runner.language.scenariorefs``).
+    expectations name must exist in those it runs (``runner.language.scenariorefs``);
+    ``versions``: the journey files it names (``journeys:``, ``deploy:``), by the
+    text that names them. Generated contacts are drawn in ``default_timezone``
+    unless their spec gives a zone.
     """
     from runner.language import schema, semantics
     from runner.language.loader import display_name
@@ -184,42 +247,89 @@ def load_scenario(path: Path, journeys: Sequence[Journey] | None = None) -> Scen
         problems += semantics.check_scenario(doc, {j.id for j in journeys} if journeys is not None else None,
                                              path.parent)
         if journeys is not None and not any(p.severity == ERROR for p in problems):
-            problems += check_references(doc, journeys)
+            problems += check_references(doc, journeys, versions)
     errors = [p for p in problems if p.severity == ERROR]
     if doc is None or errors:
         raise JourneyError(f"{name}: the scenario is not valid", errors)
     data = doc.data
     start = resolve_time(data["start"], DEFAULT_START, "UTC", name) if data.get("start") else DEFAULT_START
-    contacts = _scenario_contacts(data.get("contacts"), path, name)
-    unknown = _unknown_contacts(doc, contacts)
+    contacts = _scenario_contacts(data.get("contacts"), path, name) if data.get("contacts") is not None else []
+    groups = generate_contacts(data.get("generate") or [], start, default_timezone, name)
+    for members in groups.values():
+        contacts += members
+    if not contacts:
+        raise JourneyError(f"{name}: the scenario has no contacts (a file name, an inline list, or `generate:`)")
+    unknown = _unknown_contacts(doc, contacts, groups)
     if unknown:
         raise JourneyError(f"{name}: the scenario is not valid", unknown)
-    expectations = []
-    for index, spec in enumerate(data.get("expect") or []):
-        kind = next(k for k in EXPECTATION_KINDS if k in spec)
-        within = spec.get("within")
-        expectations.append(Expectation(
-            index=index, contact=str(spec["contact"]), kind=kind, target=spec[kind], at=spec.get("at"),
-            within=(within[0], within[1]) if within else None, reason=spec.get("reason"),
-            line=doc.position(["expect", index])[0],
-        ))
+    expectations = [_expectation(doc, spec, ["expect", index]) for index, spec in enumerate(data.get("expect") or [])]
+    deploys = [
+        DeploySpec(str(spec["at"]), tuple(str(j) for j in spec["journeys"]), doc.position(where)[0])
+        for where, spec in _deploy_list(data.get("deploy"))
+    ]
     return Scenario(
         name=str(data["name"]), path=path, contacts=contacts, start=start,
         duration=str(data.get("duration") or DEFAULT_DURATION), journey_ids=data.get("journeys"),
         expectations=expectations, description=str(data.get("description") or ""),
+        groups={group: [c.id for c in members] for group, members in groups.items()}, deploys=deploys,
     )
 
 
-def _unknown_contacts(doc: Any, contacts: list[TestContact]) -> list[Problem]:
-    """Expectations about a contact the scenario does not have, at their file:line:col."""
+def _deploy_list(spec: Any) -> list[tuple[list, dict[str, Any]]]:
+    """``deploy:`` is one mapping or a list of them: (path in the file, mapping) each."""
+    if spec is None:
+        return []
+    if isinstance(spec, dict):
+        return [(["deploy"], spec)]
+    return [(["deploy", index], item) for index, item in enumerate(spec)]
+
+
+def _expectation(doc: Any, spec: dict[str, Any], path: list, index: int | None = None) -> Expectation:
+    """One ``expect:`` item (or the ``among:`` filter of a group expectation) as an Expectation."""
+    kind = next(k for k in EXPECTATION_KINDS if k in spec)
+    within = spec.get("within")
+    target, reason, times = spec[kind], spec.get("reason"), None
+    if kind in ("skipped", "deferred", "calls"):
+        target, reason, times = spec[kind]["step"], spec[kind].get("reason"), spec[kind].get("times")
+    share = spec.get("share")
+    count = spec.get("count")
+    among = spec.get("among")
+    return Expectation(
+        index=path[-1] if index is None else index, contact=str(spec.get("contact") or ""), kind=kind,
+        target=target, at=spec.get("at"), within=(within[0], within[1]) if within else None, reason=reason,
+        line=doc.position(path)[0], times=times, group=spec.get("group"),
+        among=_expectation(doc, among, [*path, "among"], 0) if among is not None else None,
+        share=_bounds(share, percent) if share is not None else None,
+        count=_bounds(count, int) if count is not None else None,
+    )
+
+
+def _bounds(value: Any, convert: Any) -> tuple[Any, Any]:
+    """``[low, high]`` or one value (exactly that), converted."""
+    if isinstance(value, list):
+        return convert(value[0]), convert(value[1])
+    return convert(value), convert(value)
+
+
+def _unknown_contacts(doc: Any, contacts: list[TestContact], groups: dict[str, Any]) -> list[Problem]:
+    """Expectations about a contact or group the scenario does not have, at their file:line:col."""
     from runner.language.schema import did_you_mean
 
-    known = sorted(contact.id for contact in contacts)
+    known = {contact.id for contact in contacts}
     problems = []
     for index, spec in enumerate(doc.data.get("expect") or []):
+        if "group" in spec:
+            group = str(spec["group"])
+            if group not in groups:
+                suggestion = did_you_mean(group, sorted(groups))
+                extra = f"; did you mean `{suggestion}`?" if suggestion else ""
+                problems.append(doc.problem(["expect", index, "group"], "ref.contact",
+                                            f"there is no generated group `{group}` in this scenario{extra}",
+                                            hint=None if groups else "generate one under `generate:`"))
+            continue
         contact = str(spec.get("contact"))
         if contact not in known:
-            suggestion = did_you_mean(contact, known)
+            suggestion = did_you_mean(contact, sorted(known))
             extra = f"; did you mean `{suggestion}`?" if suggestion else ""
             problems.append(doc.problem(["expect", index, "contact"], "ref.contact",
                                         f"there is no contact `{contact}` in this scenario{extra}"))
@@ -249,15 +359,22 @@ def run_scenario(path: Path, loaded: LoadedProject) -> ScenarioResult:
     began = time.perf_counter()
     result = ScenarioResult(None, path)
     try:
-        scenario = load_scenario(path, loaded.journeys)
+        versions = _journey_files(path, loaded)
+        scenario = load_scenario(path, loaded.journeys, loaded.project.default_timezone or "UTC", versions)
         result.scenario = scenario
-        journeys = select_journeys(loaded.journeys, scenario.journey_ids, f"{path}: ")
+        journeys = _named_journeys(loaded.journeys, scenario.journey_ids, versions, f"{path}: ")
         check_contacts(scenario.contacts)
-        simulation = simulate(loaded.project, journeys, scenario.contacts, scenario.start, scenario.end)
-        checker = ExpectationChecker(scenario, loaded.project, journeys, simulation)
+        releases = Releases(loaded.project, journeys, [
+            Deploy(resolve_time(spec.at, scenario.start, loaded.project.default_timezone or "UTC", str(path)),
+                   tuple(_named_journeys(loaded.journeys, list(spec.journeys), versions, f"{path}: ")),
+                   f"{path}:{spec.line}")
+            for spec in scenario.deploys
+        ])
+        simulation = simulate(loaded.project, journeys, scenario.contacts, scenario.start, scenario.end, releases)
+        checker = ExpectationChecker(scenario, loaded.project, journeys, simulation, releases)
         result.checks = [checker.check(e) for e in scenario.expectations]
         # every send rendered in full, as production renders it: a template failing for a contact fails here
-        result.render_failures = SendRenderer(loaded.project, journeys).failures(simulation.decisions)
+        result.render_failures = SendRenderer(loaded.project, releases.every).failures(simulation.decisions)
     except JourneyError as error:
         details = "".join(f"\n  {problem}" for problem in error.problems)
         result.error = f"{error}{details}"
@@ -267,15 +384,46 @@ def run_scenario(path: Path, loaded: LoadedProject) -> ScenarioResult:
     return result
 
 
+def _journey_files(path: Path, loaded: LoadedProject) -> dict[str, Journey]:
+    """The journey files the scenario names, loaded and checked (JourneyError with their problems)."""
+    from runner.language.loader import display_name, scenario_versions
+    from runner.language.yamlsource import load_file
+
+    doc, _problems = load_file(path, display_name(path))
+    if doc is None:
+        return {}  # load_scenario reports it
+    versions, problems = scenario_versions(doc, path.parent, loaded.root)
+    errors = [p for p in problems if p.severity == ERROR]
+    if errors:
+        raise JourneyError(f"{display_name(path)}: a journey file it names is not valid", errors)
+    return versions
+
+
+def _named_journeys(journeys: Sequence[Journey], items: Sequence[str] | None, versions: dict[str, Journey],
+                    where: str) -> list[Journey]:
+    """The journeys ``items`` name: project journey ids or journey files (all the project's when None)."""
+    if not items:
+        return list(journeys)
+    files = [versions[item] for item in items if item in versions]
+    ids = [item for item in items if item not in versions]
+    return select_journeys(journeys, ids, where) + files if ids else files
+
+
 class ExpectationChecker:
     """Checks expectations against one simulation's decisions."""
 
-    def __init__(self, scenario: Scenario, project: Project, journeys: Sequence[Journey], simulation: Simulation):
+    def __init__(self, scenario: Scenario, project: Project, journeys: Sequence[Journey], simulation: Simulation,
+                 releases: Releases | None = None):
         self.scenario = scenario
         self.project = project
         self.journeys = list(journeys)
         self.simulation = simulation
+        self.releases = releases or Releases(project, journeys)
         self.contacts = contacts_by_id(scenario.contacts)
+        self._decisions: dict[str, list[Decision]] = {}  # contact -> decisions in time order (one pass, not one per look)
+        for decision in simulation.decisions:
+            self._decisions.setdefault(decision.contact, []).append(decision)
+        self.explain = True  # failures carry the contact's timeline (not while counting a group)
 
     # -- helpers
 
@@ -294,7 +442,7 @@ class ExpectationChecker:
         return instant.astimezone(zone(self.zone_name(contact_id))).strftime("%a %Y-%m-%d %H:%M %Z")
 
     def decisions(self, contact_id: str) -> list[Decision]:
-        return self.simulation.for_contact(contact_id)
+        return self._decisions.get(contact_id, [])
 
     def window(self, e: Expectation) -> tuple[datetime, datetime] | None:
         """The instants an ``at`` (that minute) or ``within`` (inclusive) expectation allows."""
@@ -328,10 +476,47 @@ class ExpectationChecker:
     # -- checks
 
     def check(self, e: Expectation) -> Check:
+        if e.group is not None:
+            return self._check_group(e)
         return getattr(self, f"_check_{e.kind}")(e)
 
+    def _check_group(self, e: Expectation) -> Check:
+        """How many of a generated group (of those ``among`` holds for) meet ``e``, against its bounds."""
+        members = self.scenario.groups[e.group or ""]
+        explain, self.explain = self.explain, False
+        try:
+            if e.among is not None:
+                members = [c for c in members if self.check(replace(e.among, contact=c)).passed]
+            checks = {c: self.check(replace(e, group=None, among=None, contact=c)) for c in members}
+        finally:
+            self.explain = explain
+        passed = [c for c, check in checks.items() if check.passed]
+        failed = [c for c, check in checks.items() if not check.passed]
+        total = len(members)
+        share = len(passed) / total if total else 1.0
+        if e.share is not None:
+            ok = e.share[0] - 1e-9 <= share <= e.share[1] + 1e-9
+        elif e.count is not None:
+            ok = e.count[0] <= len(passed) <= e.count[1]
+        else:
+            ok = not failed
+        tally = f"{len(passed)} of {total} ({_percent_text(share)})"
+        if ok:
+            return Check(e, True, tally)
+        # the contacts that tip the count the wrong way: those that met it when too many did, else those that did not
+        too_many = (e.share is not None and share > e.share[1]) or (e.count is not None and len(passed) > e.count[1])
+        culprits = passed if too_many else failed
+        shown = "; ".join(f"{c}: {checks[c].message}" for c in culprits[:3])
+        more = f"; … ({len(culprits) - 3} more)" if len(culprits) > 3 else ""
+        first = culprits[0] if culprits else None
+        context = self.timeline(first) if first is not None else []
+        if not culprits:
+            return Check(e, False, f"{tally}: no contact to count", [])
+        return Check(e, False, f"{tally}; {'they include' if too_many else 'not met by'} {shown}{more}", context,
+                     first)
+
     def _failed(self, e: Expectation, message: str, around: datetime | None = None) -> Check:
-        return Check(e, False, message, self.timeline(e.contact, around))
+        return Check(e, False, message, self.timeline(e.contact, around) if self.explain else [])
 
     def _in_window(self, e: Expectation, decisions: list[Decision]) -> tuple[list[Decision], tuple | None]:
         window = self.window(e)
@@ -372,9 +557,11 @@ class ExpectationChecker:
 
     def stages_at(self, contact_id: str, moment: datetime) -> dict[str, str]:
         """Journey id -> stage the contact is in at ``moment`` (replayed by the engine up to it)."""
-        engine = Engine(self.project, self.journeys)
-        state = self.contacts[contact_id].state(self.scenario.start, self.project.default_timezone)
-        engine.advance(state, max(moment, self.scenario.start), start=self.scenario.start)
+        if moment == self.scenario.end and contact_id in self.simulation.states:
+            state = self.simulation.states[contact_id]  # already advanced to the end
+        else:
+            state = self.contacts[contact_id].state(self.scenario.start, self.project.default_timezone)
+            self.releases.advance(state, max(moment, self.scenario.start), self.scenario.start)
         return {journey_id: e.stage for journey_id, e in state.enrollments.items()}
 
     def _check_reaches_goal(self, e: Expectation) -> Check:
@@ -413,6 +600,60 @@ class ExpectationChecker:
         return self._failed(e, f"{len(sends)} email(s): {steps}")
 
 
+    def _check_skipped(self, e: Expectation) -> Check:
+        return self._check_held_back(e, "skip", SKIP_REASONS)
+
+    def _check_deferred(self, e: Expectation) -> Check:
+        return self._check_held_back(e, "defer", DEFER_REASONS)
+
+    def _check_held_back(self, e: Expectation, action: str, table: dict[str, str]) -> Check:
+        """A ``skip`` or ``defer`` decision at the step (for the reason, in the window, when given)."""
+        at_step = [d for d in self.decisions(e.contact) if self.step_matches(d, e.target)]
+        held = [d for d in at_step if d.action == action]
+        wanted = [d for d in held if e.reason is None or reason_matches(d.reason, e.reason, table)]
+        matching, window = self._in_window(e, wanted)
+        if matching:
+            return Check(e, True, f"{action} at {self.local(e.contact, matching[0].at)}: {matching[0].reason}")
+        if held:
+            text = "; ".join(f"{self.local(e.contact, d.at)}: {d.reason}" for d in held)
+            return self._failed(e, f"{action} {text}", held[0].at)
+        if at_step:
+            last = at_step[-1]
+            return self._failed(e, f"never {action}ped at {e.target}; its decisions: "
+                                   + "; ".join(f"{self.local(e.contact, d.at)} {d.action}: {d.reason}"
+                                               for d in at_step[:3]), last.at)
+        return self._failed(e, f"never {action}ped; step {e.target} was not reached", window[0] if window else None)
+
+    def _check_calls(self, e: Expectation) -> Check:
+        calls = [d for d in self.decisions(e.contact) if d.action == "webhook" and self.step_matches(d, e.target)]
+        matching, window = self._in_window(e, calls)
+        times = ", ".join(self.local(e.contact, d.at) for d in matching)
+        if (e.times is None and matching) or (e.times is not None and len(matching) == e.times):
+            return Check(e, True, f"{len(matching)} call(s)" + (f" at {times}" if times else ""))
+        if matching:
+            return self._failed(e, f"{len(matching)} call(s) at {times}", matching[0].at)
+        others = [d for d in self.decisions(e.contact) if self.step_matches(d, e.target)]
+        if calls:
+            all_times = ", ".join(self.local(e.contact, d.at) for d in calls)
+            return self._failed(e, f"called at {all_times}, outside the expected time", window[0] if window else None)
+        if others:
+            last = others[-1]
+            return self._failed(e, f"never called; last decision on {e.target}: {last.action}: {last.reason}", last.at)
+        return self._failed(e, f"never called; step {e.target} was not reached", window[0] if window else None)
+
+    def _check_holdout(self, e: Expectation) -> Check:
+        at_split = [d for d in self.decisions(e.contact) if d.action in ("split", "holdout")
+                    and self.step_matches(d, e.target)]
+        matching, _window = self._in_window(e, [d for d in at_split if d.action == "holdout"])
+        if matching:
+            return Check(e, True, f"held out at {self.local(e.contact, matching[0].at)}: {matching[0].reason}")
+        if at_split:
+            first = at_split[0]
+            return self._failed(e, f"not held out: {self.local(e.contact, first.at)} {first.action}: {first.reason}",
+                                first.at)
+        return self._failed(e, f"not held out; split {e.target} was not reached")
+
+
 def exit_reason_matches(actual: str, wanted: str) -> bool:
     """``exit:0`` matches the engine's ``exit:0 <condition>``; other reasons match exactly."""
     return actual == wanted or actual.split(" ", 1)[0] == wanted
@@ -433,7 +674,7 @@ def failure_text(result: ScenarioResult) -> str:
         lines.append(f"  expected (line {e.line}): {e.describe()}")
         lines.append(f"  instead: {check.message}")
         if check.context:
-            lines.append(f"  timeline of {e.contact} (local time):")
+            lines.append(f"  timeline of {check.contact or e.contact} (local time):")
             lines.extend(f"    {line}" for line in check.context)
     return "\n".join(lines)
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from runner.collector import collector_paused
-from runner.core.engine import Decision, Engine
+from runner.core.engine import Decision
 from runner.core.model import Journey, Project
 from runner.core.state import ContactState
+from runner.simulation.releases import Releases
 from runner.simulation.testcontacts import TestContact
 
 
@@ -41,17 +42,22 @@ def simulate(
     contacts: Iterable[TestContact],
     start: datetime,
     end: datetime,
+    releases: Releases | None = None,
 ) -> Simulation:
-    """Advance every contact from ``start`` to ``end``; decisions in time order."""
-    engine = Engine(project, journeys)
+    """Advance every contact from ``start`` to ``end``; decisions in time order.
+
+    ``releases``: journey versions deployed during the period (a scenario's
+    ``deploy:``); without them ``journeys`` run throughout.
+    """
+    releases = releases or Releases(project, journeys)
     decisions: list[tuple[datetime, str, int, Decision]] = []
     states: dict[str, ContactState] = {}
     with collector_paused():  # every contact's state stays alive: see runner.collector
         for contact in contacts:
             state = contact.state(start, project.default_timezone)
-            outcome = engine.advance(state, end, start=start)
+            made = releases.advance(state, end, start)
             states[contact.id] = state
-            decisions.extend((d.at, d.contact, i, d) for i, d in enumerate(outcome.decisions))
+            decisions.extend((d.at, d.contact, i, d) for i, d in enumerate(made))
     decisions.sort(key=lambda item: item[:3])
     return Simulation(start, end, [item[3] for item in decisions], states, list(journeys))
 
