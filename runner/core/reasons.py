@@ -5,7 +5,7 @@ The engine explains each ``skip`` and ``defer`` decision in words
 says ``skipped: {step: nurture, reason: cap}``. One table maps each short name
 to the engine's texts it stands for, so the scenario schema's enum, the docs
 (docs/testing.md) and the checker cannot drift apart (tests/test_scenario_forms.py
-drives the engine into every one of them).
+checks the schema and the docs against it, and that every skip and deferral of a two-month sample simulation has a name).
 """
 
 from __future__ import annotations

@@ -251,7 +251,7 @@ def _explain(error: ValidationError, doc: YamlDocument) -> list[Explained]:
         explanation = _schema_of(error).get("description", f"it must match {_value_of(error)}")
         return [(("pattern", tuple(path)), doc.problem(
             path, "schema.pattern", f"`{_show(_instance_of(error))}` is not valid for {where}: {explanation}",
-            hint=duration_hint(_instance_of(error))))]
+            hint=duration_hint(_instance_of(error)) or naive_instant_hint(_instance_of(error))))]
     if kind in ("oneOf", "anyOf"):
         return _alternatives_problem(error, doc, path)
     if kind == "dependencies":
@@ -300,6 +300,18 @@ def duration_hint(value: Any) -> str | None:
         parts.append(f"{match.group(1).lstrip('0') or '0'}{unit}")  # no int(): 5,000 digits would raise
     short = "".join(parts)
     return f"write {short}" if short and short != value else None
+
+
+_NAIVE_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?")
+
+
+def naive_instant_hint(value: Any) -> str | None:
+    """``2026-03-04T10:00`` -> add its time zone: an instant without one means a different moment on every clock."""
+    if not isinstance(value, str) or not _NAIVE_INSTANT.fullmatch(value.strip()):
+        return None
+    text = value.strip().replace(" ", "T")
+    return (f"an instant needs its time zone, or it names a different moment for every contact: "
+            f"write {text}Z (UTC) or {text}+03:00 (its UTC offset); or a time relative to the start: +2d 10:00")
 
 
 def _allowed_hint(allowed: Sequence[str]) -> str:
@@ -395,7 +407,7 @@ def _alternatives_problem(error: ValidationError, doc: YamlDocument, path: list)
     message = (f"`{_show(_instance_of(error))}` is not valid for {where}: {description}" if description
                else f"`{_show(_instance_of(error))}` is not valid for {where}{detail}")
     return [(("alternatives", tuple(path)), doc.problem(path, "schema.one-of", message,
-                                                       hint=duration_hint(_instance_of(error))))]
+                                                       hint=duration_hint(_instance_of(error)) or naive_instant_hint(_instance_of(error))))]
 
 
 def _keys_for_kind(schema: dict, instance: Any) -> list[str] | None:

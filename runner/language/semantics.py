@@ -737,6 +737,16 @@ def check_scenario(doc: YamlDocument, journey_ids: set[str] | None, base: Path |
         checker.report(["contacts"], "ref.contacts", f"contacts file `{contacts}` not found next to this scenario")
     if isinstance(contacts, list):
         _contacts(checker, contacts, ["contacts"])
+    if contacts is None and not data.get("generate"):
+        checker.report(["name"], "scenario.no-contacts", "the scenario has no contacts",
+                       hint="`contacts:` (a file or an inline list) or `generate:` (a group of generated contacts)")
+    for index, spec in enumerate(_list(data.get("expect"))):
+        for key in ("share", "count", "among"):
+            if isinstance(spec, dict) and key in spec and "group" not in spec:
+                checker.report(["expect", index, key], "scenario.group-only",
+                               f"`{key}` counts the contacts of a generated group; this expectation is about one contact",
+                               hint="write `group: NAME` (a group under `generate:`) instead of `contact:`, or drop "
+                                    f"`{key}`")
     return checker.problems
 
 

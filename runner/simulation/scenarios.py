@@ -601,12 +601,12 @@ class ExpectationChecker:
 
 
     def _check_skipped(self, e: Expectation) -> Check:
-        return self._check_held_back(e, "skip", SKIP_REASONS)
+        return self._check_held_back(e, "skip", SKIP_REASONS, "skipped")
 
     def _check_deferred(self, e: Expectation) -> Check:
-        return self._check_held_back(e, "defer", DEFER_REASONS)
+        return self._check_held_back(e, "defer", DEFER_REASONS, "deferred")
 
-    def _check_held_back(self, e: Expectation, action: str, table: dict[str, str]) -> Check:
+    def _check_held_back(self, e: Expectation, action: str, table: dict[str, str], done: str) -> Check:
         """A ``skip`` or ``defer`` decision at the step (for the reason, in the window, when given)."""
         at_step = [d for d in self.decisions(e.contact) if self.step_matches(d, e.target)]
         held = [d for d in at_step if d.action == action]
@@ -619,10 +619,10 @@ class ExpectationChecker:
             return self._failed(e, f"{action} {text}", held[0].at)
         if at_step:
             last = at_step[-1]
-            return self._failed(e, f"never {action}ped at {e.target}; its decisions: "
+            return self._failed(e, f"never {done} at {e.target}; its decisions: "
                                    + "; ".join(f"{self.local(e.contact, d.at)} {d.action}: {d.reason}"
                                                for d in at_step[:3]), last.at)
-        return self._failed(e, f"never {action}ped; step {e.target} was not reached", window[0] if window else None)
+        return self._failed(e, f"never {done}; step {e.target} was not reached", window[0] if window else None)
 
     def _check_calls(self, e: Expectation) -> Check:
         calls = [d for d in self.decisions(e.contact) if d.action == "webhook" and self.step_matches(d, e.target)]
