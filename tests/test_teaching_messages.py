@@ -88,6 +88,56 @@ def test_a_wait_for_on_the_goal_event_warns_that_the_goal_wins(project: Path):
     assert "step `wait_click`" in problem.message and "never run" in problem.message
 
 
+def _one_stage(root: Path) -> None:
+    """The fixture's onboarding with its education stage only (the stage starts at entry)."""
+    path = root / "journeys" / "onboarding.yaml"
+    text = path.read_text()
+    path.write_text(text[:text.index("  - id: conversion")] + text[text.index("exit:\n"):])
+
+
+def test_a_wait_that_ends_inside_the_goal_window_warns(project: Path):
+    _one_stage(project)
+    found = problems_after(project, "goal: {event: purchased, within: 30d}", "goal: {event: email_clicked, within: 30d}")
+    [problem] = [p for p in found if p.code == "wait_for.goal"]
+    assert problem.severity == "warning"
+    # wait 2d, then the wait_for's 3d timeout: it ends 5 days after entry at the latest
+    assert "step `wait_click`" in problem.message and "ends at most 5d after entry, inside the goal's 30d" in problem.message
+    assert "never run" in problem.message
+
+
+def test_a_wait_that_can_end_after_the_goal_window_does_not_warn(project: Path):
+    _one_stage(project)
+    found = problems_after(project, "goal: {event: purchased, within: 30d}", "goal: {event: email_clicked, within: 4d}")
+    assert not [p for p in found if p.code == "wait_for.goal"]
+
+
+def test_a_goal_window_in_a_journey_of_several_stages_does_not_warn(project: Path):
+    """A later stage may be entered any time after entry, so no wait is sure to end inside the window."""
+    found = problems_after(project, "goal: {event: purchased, within: 30d}", "goal: {event: email_clicked, within: 30d}")
+    assert not [p for p in found if p.code == "wait_for.goal"]
+
+
+def test_the_longest_time_steps_keep_a_contact():
+    from datetime import timedelta
+
+    from runner.language.waitspans import latest_end, span
+
+    steps = [
+        {"id": "a", "email": {}}, {"wait": "2d"},
+        {"id": "b", "branch": {"cases": [{"if": {}, "steps": [{"wait": "1d"}]}], "else": [{"wait": "3h"}]}},
+        {"id": "c", "split": {"variants": [{"name": "x", "weight": 100, "steps": [{"wait_until": {"time": "09:00"}}]}]}},
+        {"id": "d", "wait_for": {"event": "e", "timeout": "1w"}, "on_event": [{"wait": "1d"}]},
+    ]
+    assert span(steps[:2]) == timedelta(days=2)
+    assert span(steps[:3]) == timedelta(days=3)  # the longer case
+    assert span(steps[:4]) == timedelta(days=4, hours=1)  # a wait_until: a day at most, and a clock change
+    assert latest_end(steps, 4) == timedelta(days=11, hours=1)  # up to its own timeout
+    assert span(steps) == timedelta(days=12, hours=1)  # the event path's wait after the longest wait
+    assert span([{"wait_until": {"time": "09:00", "days": ["mon"]}}]) == timedelta(days=7, hours=1)
+    assert span([{"sms": {}}]) is None and span([{"wait": "soon"}]) is None  # unknown: no answer, no warning
+    assert latest_end([{"id": "d", "wait_for": {"event": "e"}}], 0) is None  # no timeout: waits for ever
+
+
 def test_a_goal_that_lets_the_contact_stay_does_not_warn(project: Path):
     found = problems_after(project, "stages:\n", "goal: {event: email_clicked, exit_on_goal: false}\nstages:\n")
     assert not [p for p in found if p.code == "wait_for.goal"]

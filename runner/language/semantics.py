@@ -24,10 +24,12 @@ from zoneinfo import available_timezones
 
 from croniter import croniter
 
+from runner.core.durations import format_duration
 from runner.core.model import DEFAULT_TOPIC
 from runner.core.problems import ERROR, WARNING, Problem
 from runner.core.stepkinds import STEP_KINDS
 from runner.core.vocabulary import BUILTIN_ATTRIBUTES, BUILTIN_EVENTS
+from runner.language import waitspans
 from runner.language.schema import did_you_mean, place
 from runner.language.yamlsource import YamlDocument
 
@@ -516,16 +518,36 @@ class _JourneyChecker(_Checker):
                 self.report(["migration", "map", old], "ref.step", f"there is no step `{new}` in this version{extra}")
 
     def _waits_for_the_goal(self, goal: dict) -> None:
-        """A ``wait_for`` on the goal event never answers: the goal is checked first and ends the enrollment."""
-        if goal.get("exit_on_goal") is False or "within" in goal:
-            return  # the contact stays in, or the goal stops counting after a while: the event path can run
+        """A ``wait_for`` on the goal event never answers: the goal is checked first and ends the enrollment.
+        A goal with ``within`` counts only that long after entry: warned when the wait ends inside it
+        (a journey of one stage, so the stage starts at entry; see ``waitspans``)."""
+        if goal.get("exit_on_goal") is False:
+            return  # the contact stays in: the event path runs
+        window = None
+        if "within" in goal:
+            window = waitspans.latest_end([{"wait_for": {"timeout": goal["within"]}}], 0)
+            if window is None:
+                return  # a bad duration, reported by the schema
+        stages = _list(self.data.get("stages"))
         for here, event, where in self.waits_for:
-            if event == goal["event"] and (not goal.get("where") or goal.get("where") == where):
+            if event != goal["event"] or (goal.get("where") and goal.get("where") != where):
+                continue
+            hint = "wait for another event, or set `exit_on_goal: false` on the goal"
+            if window is None:
                 self.report(here + ["wait_for", "event"], "wait_for.goal",
                             f"{place(here, self.data)} waits for `{event}`, the journey's goal: the goal wins "
                             "(the contact leaves the journey), so its `on_event` path can never run",
-                            severity=WARNING,
-                            hint="wait for another event, or set `exit_on_goal: false` on the goal")
+                            severity=WARNING, hint=hint)
+                continue
+            if len(stages) != 1 or len(here) != 4:
+                continue  # a later stage, or a nested path, may start any time after entry
+            latest = waitspans.latest_end(_list(_mapping(stages[0]).get("steps")), here[3])
+            if latest is not None and latest <= window:
+                self.report(here + ["wait_for", "event"], "wait_for.goal",
+                            f"{place(here, self.data)} waits for `{event}`, the journey's goal, and ends at most "
+                            f"{format_duration(latest)} after entry, inside the goal's {goal['within']}: the goal "
+                            "wins (the contact leaves the journey), so its `on_event` path can never run (unless "
+                            "deferred sends hold the contact that long)", severity=WARNING, hint=hint)
 
     def _templates(self) -> None:
         folder = self.project.templates_dir
