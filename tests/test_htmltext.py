@@ -22,12 +22,13 @@ from test_tick_kit import REPO, copy_sample
 
 from runner.delivery.htmltext import html_to_text
 from runner.delivery.message import build_message
-from runner.delivery.render import RenderedEmail, Renderer
+from runner.delivery.render import RenderedEmail, Renderer, locale_context
 from runner.production.demo import DEMO_START, run_demo
 from runner.simulation.testcontacts import load_test_contacts
 
 SAMPLE_TEMPLATES = sorted(p.relative_to(REPO / "templates").as_posix().removesuffix(".html")
-                          for p in (REPO / "templates").rglob("*.html") if p.name != "base.html")
+                          for p in (REPO / "templates").rglob("*.html")
+                          if p.name != "base.html" and not p.name.startswith("footer."))  # partials of base.html
 UNSUBSCRIBE = "https://kitebase.test/unsubscribe?token=eyJhZGEiXQ.c2lnbmF0dXJl"
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -40,7 +41,7 @@ def sample_contexts() -> list[dict]:
 def _context(contact: dict, unsubscribe: str = UNSUBSCRIBE) -> dict:
     return {"contact": contact, "scores": {"engagement": 12}, "step": {"id": "welcome"}, "now": AT,
             "journey": {"id": "onboarding", "version": 2, "name": "Onboarding"},
-            "project": {"name": "Kitebase"}, "unsubscribe_url": unsubscribe}
+            "project": {"name": "Kitebase"}, "unsubscribe_url": unsubscribe, "locale": locale_context("en")}
 
 
 def the_long_way(renderer: Renderer, template: str, context: dict, *, links: bool = True) -> tuple[str, str]:

@@ -238,6 +238,7 @@ def test_render_context_shape() -> None:
         "project": {"name": "Acme"},
         "unsubscribe_url": "https://u",
         "now": now,
+        "locale": {"tag": "en", "language": "en", "dir": "ltr", "name": "English"},  # a project's default language
     }
     ctx["contact"]["first_name"] = "changed"
     assert contact.attributes["first_name"] == "Ada"  # the template context is a copy

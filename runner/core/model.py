@@ -90,7 +90,8 @@ class Step:
 @dataclass(frozen=True)
 class EmailStep(Step):
     template: str = ""
-    subject: str = ""
+    subject: str = ""  # a subject per locale: the first one written (summaries and diagrams show it)
+    subjects: Mapping[str, str] = field(default_factory=dict)  # locale tag -> subject (docs/localization.md)
     sender: str | None = None
     reply_to: str | None = None
     text_template: str | None = None

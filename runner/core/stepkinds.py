@@ -110,7 +110,11 @@ def registered_schemas() -> dict[str, Mapping[str, Any]]:
 # ---------------------------------------------------------------- the built-in kinds
 
 def _build_email(body: Any, spec: Mapping[str, Any], common: dict[str, Any], nested: NestedSteps) -> Step:
-    return EmailStep(**common, template=body["template"], subject=body.get("subject", ""), sender=body.get("from"),
+    subject = body.get("subject", "")
+    subjects = dict(subject) if isinstance(subject, Mapping) else {}
+    if subjects:  # {en: "...", ja: "..."}: the delivery picks the contact's nearest locale
+        subject = next(iter(subjects.values()))
+    return EmailStep(**common, template=body["template"], subject=subject, subjects=subjects, sender=body.get("from"),
                      reply_to=body.get("reply_to"), text_template=body.get("text_template"),
                      topic=body.get("topic"))
 

@@ -29,10 +29,11 @@ from runner.core.problems import JourneyError
 from runner.core.state import Contact
 from runner.core.vocabulary import ALL_TOPICS
 from runner.delivery.message import MailMessage, MessageDraft, draft_message
-from runner.delivery.render import Renderer, render_context
+from runner.delivery.render import Renderer, html_stem, locale_context, render_context
 from runner.delivery.transports import PermanentError, TransientError, Transport, open_transport
 from runner.delivery.unsubscribe import UnsubscribeLinks, is_dev_transport, load_secret, make_token
 from runner.delivery.webhooks import allowed_networks, encode_payload, post_webhook
+from runner.language.locales import Resolution, localization_of, normalize_tag, resolve
 
 DEFAULT_TRANSPORT = "outbox:outbox"
 
@@ -75,6 +76,7 @@ class Delivery:
             self.transport = open_transport(transport_url, base_dir=project.root)
         self._outbox = _outbox_dir(transport_url, project.root)
         self._unsubscribe_url = UnsubscribeLinks(project.unsubscribe_url)
+        self.localization = localization_of(project.raw)
         webhook_settings = project.raw.get("webhooks") or {}
         try:
             self._allowed_networks = allowed_networks(webhook_settings.get("allow_networks") or ())
@@ -106,11 +108,18 @@ class Delivery:
         contact = Contact(decision.contact, dict(detail.get("attributes") or {}), detail.get("timezone"))
         unsubscribe = self._unsubscribe_url(make_token(
             self.secret, decision.contact, journey.id, self.unsubscribe_topic(journey, decision.step)))
+        resolution = resolve(self.localization, contact.attributes)
+        variants = resolution.chain[:-1]  # the default language is the unsuffixed templates
+        written_in = self.localization.default
+        if decision.action == "send" and variants:
+            written_in = self.renderer.variant(f"{html_stem(detail['template'])}.html", variants)[1] or written_in
         context = render_context(contact, detail.get("scores") or {}, journey, decision.step, self.project,
-                                 unsubscribe, decision.at)
+                                 unsubscribe, decision.at, locale_context(message_locale(resolution, written_in)))
         if decision.action == "webhook":
             return self._webhook(decision, journey, context)
-        rendered = self.renderer.render_email(detail["template"], detail["subject"], context, detail.get("text_template"))
+        subject = localized_subject(journey.steps.get(decision.step), resolution, detail["subject"])
+        rendered = self.renderer.render_email(detail["template"], subject, context, detail.get("text_template"),
+                                              variants)
         draft = draft_message(
             rendered,
             to=str(detail.get("to") or ""),
@@ -204,6 +213,26 @@ class Delivery:
             os.replace(tmp, path)
             return path.name
         return f"webhook:{hashlib.sha256(encode_payload(outgoing.payload)).hexdigest()[:12]}"
+
+
+def message_locale(resolution: Resolution, written_in: str) -> str:
+    """The locale a message is in: the contact's own tag when its template is written in the
+    contact's language (a ``pt`` template for ``pt-BR`` formats dates as Brazil does), else the
+    language the template is written in (a Japanese contact without a Japanese template reads
+    the default language, with its dates, numbers and direction)."""
+    if resolution.tag.split("-")[0] == written_in.split("-")[0]:
+        return resolution.tag
+    return written_in
+
+
+def localized_subject(step: Any, resolution: Resolution, subject: str) -> str:
+    """The subject in the nearest locale of the contact's chain (``subject: {en: …, ja: …}``);
+    ``subject`` (the decision's) when the step has a single one."""
+    subjects = getattr(step, "subjects", None)
+    if not subjects:
+        return subject
+    by_tag = {normalize_tag(tag) or tag: text for tag, text in subjects.items()}
+    return next((by_tag[tag] for tag in resolution.chain if tag in by_tag), subject)
 
 
 def _outbox_dir(transport_url: str, root: Path) -> Path | None:

@@ -149,7 +149,7 @@ def captures_output(env: jinja2.Environment, name: str, seen: set[str] | None = 
         template = node.template  # type: ignore[attr-defined]  # both node types have .template
         if not isinstance(template, nodes.Const) or not isinstance(template.value, str):
             return True
-        if captures_output(env, template.value, seen):
+        if captures_output(env, env.join_path(template.value, name), seen):  # a locale's variant, when rendering one
             return True
     return False
 

@@ -57,6 +57,8 @@ from runner.delivery.htmltext import (
     split_marked,
     text_fits,
 )
+from runner.delivery.localefilters import LOCALE_FILTERS
+from runner.language.locales import DEFAULT_LANGUAGE, display_name, text_direction, variant_name
 from runner.language.projectfiles import UnsafeFile, read_inside
 
 HTML_EXTENSIONS = (".html", ".htm")
@@ -149,6 +151,9 @@ def _weight(value: Any, limit: int) -> int:
 
 
 _budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("render_budget", default=None)
+# The contact's locales besides the default, nearest first, while one of its messages renders:
+# a template it extends or includes resolves to its nearest variant (``GuardedEnvironment.join_path``).
+_variants: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("render_variants", default=())
 
 
 def _current() -> _Budget | None:
@@ -375,10 +380,21 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
 
     def __init__(self, **options: Any):
         super().__init__(**options)
+        self.filters.update(LOCALE_FILTERS)
         self.filters = {name: _guard_filter(f) for name, f in self.filters.items()}
+        self.variant_of: Callable[[str, tuple[str, ...]], tuple[str, str | None]] | None = None
         self.filters[_GUARD_FILTER] = _loop_guard
         self.globals["namespace"] = _GuardedNamespace
         self.globals["lipsum"] = _bounded_lipsum
+
+    def join_path(self, template: str, parent: str) -> str:
+        """``{% extends "base.html" %}`` and ``{% include "footer.html" %}`` in a message for a
+        Japanese contact load ``base.ja.html`` and ``footer.ja.html`` when they exist. Jinja caches
+        compiled templates by the name returned here, so each variant is its own cache entry."""
+        variants = _variants.get()
+        if variants and self.variant_of is not None:
+            return self.variant_of(template, variants)[0]
+        return template
 
     def make_globals(self, d: Any) -> dict[str, Any]:  # type: ignore[override]
         """A template's globals as one dict, not Jinja's ChainMap over the environment's: each
@@ -532,23 +548,51 @@ class Renderer:
         self._from_string = functools.lru_cache(maxsize=1024)(self._compile_string)
         self._exists_cache: dict[str, bool] = {}
         self._shapes = Shapes(self._inliner.inline)
-        self._streams_output: dict[str, bool] = {}
+        self._streams_output: dict[tuple[str, tuple[str, ...]], bool] = {}
         self._templates: dict[str, jinja2.Template] = {}  # name -> compiled: see _load
+        self._variant_cache: dict[tuple[str, tuple[str, ...]], tuple[str, str | None]] = {}
+        self.env.variant_of = self.variant
 
     def _compile_string(self, source: str) -> jinja2.Template:
         return self.env.from_string(source)
 
     def render_email(
-        self, template: str, subject: str, context: dict, text_template: str | None = None
+        self, template: str, subject: str, context: dict, text_template: str | None = None,
+        variants: tuple[str, ...] = (),
     ) -> RenderedEmail:
-        """Render subject, HTML (CSS inlined) and text (``.txt`` or derived from the HTML)."""
-        base = template.removesuffix(".html").removesuffix(".htm")
-        text_name = _with_suffix(text_template, ".txt") if text_template else f"{base}.txt"
+        """Render subject, HTML (CSS inlined) and text (``.txt`` or derived from the HTML).
+
+        ``variants``: the contact's locales besides the project's default, nearest first. The
+        HTML is the nearest variant written (``welcome.ja.html``, else ``welcome.html``), and so
+        is every template it extends or includes; the text is the ``.txt`` of the same locale,
+        else derived from that HTML (never the default language's text under a translated HTML).
+        """
+        html_name, tag = self.variant(f"{html_stem(template)}.html", variants)
+        if text_template:
+            text_name = self.variant(_with_suffix(text_template, ".txt"), variants)[0]
+        else:
+            text_name = variant_name(f"{html_stem(template)}.txt", tag) if tag else f"{html_stem(template)}.txt"
         derive_text = not (text_template or self._exists(text_name))
-        html, text = self._html_and_text(f"{base}.html", context, derive_text)
-        if text is None:
-            text = self._render_file(text_name, context)
-        return RenderedEmail(subject=self.render_subject(subject, context), html=html, text=text)
+        token = _variants.set(variants)
+        try:
+            html, text = self._html_and_text(html_name, context, derive_text, variants)
+            if text is None:
+                text = self._render_file(text_name, context)
+            return RenderedEmail(subject=self.render_subject(subject, context), html=html, text=text)
+        finally:
+            _variants.reset(token)
+
+    def variant(self, name: str, variants: tuple[str, ...]) -> tuple[str, str | None]:
+        """(the nearest variant of ``name`` that exists, its locale): ``welcome.ja.html``, ``ja``;
+        ``welcome.html``, None when no variant in ``variants`` is written. Cached per name and
+        variants (a tick sends the same few templates in the same few languages)."""
+        key = (name, variants)
+        found = self._variant_cache.get(key)
+        if found is None:
+            found = next(((variant_name(name, tag), tag) for tag in variants if self._exists(variant_name(name, tag))),
+                         (name, None))
+            self._variant_cache[key] = found
+        return found
 
     def render_subject(self, subject: str, context: dict) -> str:
         """The subject on one line. Without ``{`` there is no Jinja tag to run: Jinja would
@@ -558,14 +602,15 @@ class Renderer:
             return " ".join(subject.split())
         return " ".join(self.render_string(subject, context).split())
 
-    def _html_and_text(self, name: str, context: dict, derive_text: bool) -> tuple[str, str | None]:
+    def _html_and_text(self, name: str, context: dict, derive_text: bool,
+                       variants: tuple[str, ...] = ()) -> tuple[str, str | None]:
         """The HTML with CSS inlined, and the text derived from it when asked.
 
         Both come from the template's shape when its values allow (once per shape,
         see ``runner.delivery.htmltext``); otherwise from this message's HTML.
         """
         html = None
-        if self._reusable(name):
+        if self._reusable(name, variants):
             marks = ValueMarks()
             token = marking.set(marks)
             try:
@@ -589,11 +634,13 @@ class Renderer:
             raise RenderError(name, None, f"CSS inlining failed: {exc}") from None
         return html, html_to_text(html) if derive_text else None
 
-    def _reusable(self, name: str) -> bool:
-        """Can this template's shape be reused: does it stream all its output (no captures)?"""
-        if name not in self._streams_output:
-            self._streams_output[name] = not captures_output(self.env, name)
-        return self._streams_output[name]
+    def _reusable(self, name: str, variants: tuple[str, ...] = ()) -> bool:
+        """Can this template's shape be reused: does it stream all its output (no captures)?
+        Keyed by the variants too: the templates it extends or includes depend on them."""
+        key = (name, variants)
+        if key not in self._streams_output:
+            self._streams_output[key] = not captures_output(self.env, name)
+        return self._streams_output[key]
 
     def render_string(self, source: str, context: dict) -> str:
         """Render a Jinja string (subjects, webhook payload values); never autoescaped."""
@@ -655,6 +702,11 @@ class Renderer:
         return "".join(chunks)
 
 
+def html_stem(template: str) -> str:
+    """A step's template name without its HTML extension (``onboarding/welcome``)."""
+    return template.removesuffix(".html").removesuffix(".htm")
+
+
 def _with_suffix(name: str, suffix: str) -> str:
     return name if Path(name).suffix else name + suffix
 
@@ -677,8 +729,10 @@ def render_context(
     project: Any,
     unsubscribe_url: str,
     now: datetime,
+    locale: dict | None = None,
 ) -> dict:
-    """The variables a template sees; the same mapping in simulation and production."""
+    """The variables a template sees; the same mapping in simulation and production.
+    ``locale``: :func:`locale_context` of the language the message is written in."""
     contact_vars = dict(contact.attributes)
     contact_vars["id"] = contact.id
     contact_vars["timezone"] = contact.timezone
@@ -690,7 +744,19 @@ def render_context(
         "project": {"name": project.name},
         "unsubscribe_url": unsubscribe_url,
         "now": now,
+        "locale": locale if locale is not None else locale_context(DEFAULT_LANGUAGE),
     }
 
 
-__all__ = ["RenderError", "RenderedEmail", "Renderer", "render_context", "LimitExceeded"]
+@functools.lru_cache(maxsize=256)
+def _locale_values(tag: str) -> tuple[tuple[str, str], ...]:
+    return (("tag", tag), ("language", tag.split("-")[0]), ("dir", text_direction(tag)), ("name", display_name(tag)))
+
+
+def locale_context(tag: str) -> dict:
+    """What templates see as ``locale``: ``tag`` (``pt-BR``, for ``<html lang>``), ``language``
+    (``pt``), ``dir`` (``rtl`` or ``ltr``, Babel's text direction) and ``name`` (``português``)."""
+    return dict(_locale_values(tag))
+
+
+__all__ = ["RenderError", "RenderedEmail", "Renderer", "render_context", "locale_context", "LimitExceeded"]

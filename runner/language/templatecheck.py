@@ -22,6 +22,7 @@ from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from runner.core.problems import ERROR, WARNING, Problem
+from runner.language.locales import FORMAT_FILTERS
 from runner.language.projectfiles import UnsafeFile, read_inside, resolve_inside
 from runner.language.schema import did_you_mean
 from runner.language.semantics import BUILTIN_ATTRIBUTES
@@ -35,6 +36,7 @@ CONTEXT: dict[str, frozenset[str] | None] = {
     "project": frozenset({"name"}),
     "unsubscribe_url": frozenset(),
     "now": frozenset(),
+    "locale": frozenset({"tag", "language", "dir", "name"}),  # the language the message is written in
 }
 _MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
 TEMPLATE_SUFFIXES = (".html", ".htm", ".txt")
@@ -56,6 +58,7 @@ class _AnalysisEnvironment(ImmutableSandboxedEnvironment):
     def __init__(self) -> None:
         super().__init__()
         self.filters = {name: _never_folded(function) for name, function in self.filters.items()}
+        self.filters.update({name: _never_folded(None) for name in FORMAT_FILTERS})  # runner.delivery.localefilters
         self.tests = {name: _never_folded(function) for name, function in self.tests.items()}
 
 
