@@ -197,16 +197,16 @@ def test_schema_enums_and_docs_list_exactly_the_reason_names():
                                                                "cap; did you mean `cap`?"),
     ('{contact: ada, receives: nudge, at: "2026-03-09T09:00"}', "write 2026-03-09T09:00Z (UTC) or 2026-03-09T09:00+03:00"),
     ('{contact: ada, receives: nudge, share: 10%}', "`share` counts the contacts of a generated group"),
-    ('{group: leads, emails: 0}', "there is no generated group `leads` in this scenario"),
+    ('{group: lead, emails: 0}', "there is no generated group `lead` in this scenario; did you mean `leads`?"),
 ])
 def test_validate_and_test_reject_what_can_never_be_met(tmp_path, loaded, expectation, message):
-    path = scenario(tmp_path, f"  - {expectation}\n")
+    head = "journeys: [onboarding]\ncontacts: contacts.yaml\ngenerate: [{group: leads, count: 3}]\n"
+    path = scenario(tmp_path, f"  - {expectation}\n", head)
     result = run_scenario(path, loaded)
     assert result.error is not None and message in result.error, result.error
-    assert re.search(r"s\.scenario\.yaml:7:\d+: error\[", result.error)
-    if "generated group" not in message:  # validate checks groups only when it runs the scenario: journey test
-        problems = validate([path], ROOT).problems
-        assert any(message in (p.message + " " + (p.hint or "")) for p in problems), problems
+    assert re.search(r"s\.scenario\.yaml:8:\d+: error\[", result.error)
+    problems = validate([path], ROOT).problems
+    assert any(message in (p.message + " " + (p.hint or "")) for p in problems), problems
 
 
 # ---------------------------------------------------------------- generated contacts and group expectations
@@ -402,3 +402,61 @@ def test_journey_test_prints_group_and_deploy_failures(tmp_path):
     assert "expected (line 24): between 8% and 12% of group advocates: is held out at split ask_split" in out.stdout
     assert re.search(r"timeline of advocates-\d{4} \(local time\):\n.*holdout: bucket", out.stdout, re.S)
     assert (root / "junit.xml").is_file()
+
+
+def test_a_deploy_mid_scenario_decides_what_production_decides_around_a_real_deploy(tmp_path, monkeypatch):
+    """The sample deploy scenario's contacts, imported into a real SQLite store: v2 deployed, hourly
+    ticks, a tick just before the deploy instant, v3 deployed (`deploy`, as `journey deploy` does),
+    hourly ticks again. Ledger and journal equal the scenario's simulation, versions included."""
+    from datetime import UTC, datetime, timedelta
+
+    from test_equivalence import _as_row, _journal_key
+    from test_tick_kit import contact_lines, ledger_rows, segment_events, write_lines
+
+    from runner.production import ingest
+    from runner.production.deploy import deploy
+    from runner.production.tick import build_runtime, run_tick
+    from runner.simulation.releases import Deploy, Releases
+    from runner.simulation.scenarios import load_scenario
+    from runner.simulation.simulate import ledger, simulate
+    from runner.store import open_store
+
+    monkeypatch.setenv("JOURNEY_UNSUBSCRIBE_SECRET", "deploy-scenario-secret-0123456789")
+    loaded = load_project(ROOT)
+    v2 = load_project(ROOT, [SCENARIOS / V2]).journeys[0]
+    v3 = next(j for j in loaded.journeys if j.id == "onboarding")
+    assert (v2.version, v3.version) == (2, 3)
+    scenario = load_scenario(SCENARIOS / "onboarding_v3_deploy.scenario.yaml")
+    start, end = scenario.start, scenario.end
+    deployed_at = datetime(2026, 3, 3, 9, tzinfo=UTC)  # "+1d 12:00" in Istanbul
+    releases = Releases(loaded.project, [v2], [Deploy(deployed_at, (v3,))])
+    simulation = simulate(loaded.project, [v2], scenario.contacts, start, end, releases)
+    assert {(d.version, d.action) for d in simulation.decisions} >= {(2, "send"), (3, "migrate"), (3, "send")}
+
+    states = {c.id: c.state(start, loaded.project.default_timezone) for c in scenario.contacts}
+    store = open_store(tmp_path / "journey.db")
+    ingest.import_contacts(store, write_lines(tmp_path / "contacts.jsonl", contact_lines(states)), now=start)
+    deploy(store, [v2], start)
+    runtime = build_runtime(store, loaded.project, "memory")
+    events = segment_events(states)
+    imported = 0
+    now = start
+    ticks = [start + timedelta(hours=h) for h in range(int((end - start).total_seconds() // 3600) + 1)]
+    ticks = sorted({*ticks, deployed_at - timedelta(microseconds=1)})
+    for now in ticks:
+        if now >= deployed_at and runtime.deployed.current[0].version == 2:
+            deploy(store, [v3], deployed_at)
+            runtime = build_runtime(store, loaded.project, "memory")
+        batch = [line for at, line in events[imported:] if at <= now]
+        if batch:
+            ingest.import_events(store, write_lines(tmp_path / f"events-{imported}.jsonl", batch), now=now)
+            imported += len(batch)
+        run_tick(store, runtime, now)
+    produced = ledger_rows(store)
+    journal = sorted(_journal_key(row) for contact in states for row in store.contact_history(contact))
+    store.close()
+    def utc(rows):  # an absolute event time keeps its offset in the simulation: the same instant
+        return [(*row[:-1], datetime.fromisoformat(row[-1]).astimezone(UTC)) for row in rows]
+
+    assert utc(produced) == utc(ledger(simulation.decisions))
+    assert journal == sorted(_journal_key(_as_row(d)) for d in simulation.decisions)

@@ -762,7 +762,15 @@ def check_scenario(doc: YamlDocument, journey_ids: set[str] | None, base: Path |
     if contacts is None and not data.get("generate"):
         checker.report(["name"], "scenario.no-contacts", "the scenario has no contacts",
                        hint="`contacts:` (a file or an inline list) or `generate:` (a group of generated contacts)")
+    groups = sorted({g["group"] for g in _list(data.get("generate")) if isinstance(g, dict) and isinstance(g.get("group"), str)})
     for index, spec in enumerate(_list(data.get("expect"))):
+        group = spec.get("group") if isinstance(spec, dict) else None
+        if isinstance(group, str) and group not in groups:
+            suggestion = did_you_mean(group, groups)
+            extra = f"; did you mean `{suggestion}`?" if suggestion else ""
+            checker.report(["expect", index, "group"], "ref.contact",
+                           f"there is no generated group `{group}` in this scenario{extra}",
+                           hint=None if groups else "generate one under `generate:`")
         for key in ("share", "count", "among"):
             if isinstance(spec, dict) and key in spec and "group" not in spec:
                 checker.report(["expect", index, key], "scenario.group-only",

@@ -259,7 +259,7 @@ def load_scenario(path: Path, journeys: Sequence[Journey] | None = None, default
         contacts += members
     if not contacts:
         raise JourneyError(f"{name}: the scenario has no contacts (a file name, an inline list, or `generate:`)")
-    unknown = _unknown_contacts(doc, contacts, groups)
+    unknown = _unknown_contacts(doc, contacts)
     if unknown:
         raise JourneyError(f"{name}: the scenario is not valid", unknown)
     expectations = [_expectation(doc, spec, ["expect", index]) for index, spec in enumerate(data.get("expect") or [])]
@@ -311,25 +311,17 @@ def _bounds(value: Any, convert: Any) -> tuple[Any, Any]:
     return convert(value), convert(value)
 
 
-def _unknown_contacts(doc: Any, contacts: list[TestContact], groups: dict[str, Any]) -> list[Problem]:
-    """Expectations about a contact or group the scenario does not have, at their file:line:col."""
+def _unknown_contacts(doc: Any, contacts: list[TestContact]) -> list[Problem]:
+    """Expectations about a contact the scenario does not have, at their file:line:col
+    (a group's name is checked with the file: ``semantics.check_scenario``)."""
     from runner.language.schema import did_you_mean
 
     known = {contact.id for contact in contacts}
     problems = []
     for index, spec in enumerate(doc.data.get("expect") or []):
-        if "group" in spec:
-            group = str(spec["group"])
-            if group not in groups:
-                suggestion = did_you_mean(group, sorted(groups))
-                extra = f"; did you mean `{suggestion}`?" if suggestion else ""
-                problems.append(doc.problem(["expect", index, "group"], "ref.contact",
-                                            f"there is no generated group `{group}` in this scenario{extra}",
-                                            hint=None if groups else "generate one under `generate:`"))
-            continue
-        contact = str(spec.get("contact"))
-        if contact not in known:
-            suggestion = did_you_mean(contact, sorted(known))
+        contact = spec.get("contact")
+        if contact is not None and str(contact) not in known:
+            suggestion = did_you_mean(str(contact), sorted(known))
             extra = f"; did you mean `{suggestion}`?" if suggestion else ""
             problems.append(doc.problem(["expect", index, "contact"], "ref.contact",
                                         f"there is no contact `{contact}` in this scenario{extra}"))
