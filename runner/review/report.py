@@ -324,10 +324,11 @@ def _page(inputs: ReportInputs, placed: Sequence[Placed], sections: list[str], d
         versions = ", ".join(f"{j.id} v{j.version}" for j, _ in inputs.production)
         period += f" Production figures of the deployed versions: {versions}."
         production = f'<script src="assets/{CHART_JS}"></script><script>{CHART_SCRIPT}</script>'
+    sizes = f".preview{{width:{PREVIEW_WIDTH + 2}px}}"  # the card as wide as its email (and its border); lines above wrap
     boot = f"var MIN_SCALE = {DIAGRAM_MIN_SCALE};\n{BOOT_SCRIPT}"
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{escape(title)}</title><style>{PAGE_STYLE}{CHART_STYLE}{PRODUCTION_STYLE}</style></head>"
+        f"<title>{escape(title)}</title><style>{PAGE_STYLE}{sizes}{CHART_STYLE}{PRODUCTION_STYLE}</style></head>"
         f"<body><header><h1>{escape(title)}</h1></header><main><p>{escape(period)}</p>{base}{nav}"
         + "".join(sections)
         + f'</main>{production}<script src="assets/{MERMAID_JS}"></script><script>{boot}</script></body></html>\n'
