@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from runner.core.problems import JourneyError, UsageError
-from runner.core.vocabulary import ALL_TOPICS
+from runner.core.vocabulary import ALL_TOPICS, step_stop_reason
 from runner.store.base import Store
 
 
@@ -192,7 +192,9 @@ def open_db(db_path: str | Path | None, root: Path | None = None, *, must_exist:
 
 
 def what_it_stops(topic: str | None) -> str:
-    """A suppression stops every email; an unsubscribe, marketing topics (one or all)."""
+    """A suppression stops every email; an unsubscribe, marketing topics (one or all); a suppress step, all marketing."""
     if topic is None:
         return "every email"
-    return "all marketing topics" if topic == ALL_TOPICS else f"topic {topic}"
+    if topic == ALL_TOPICS or step_stop_reason(topic) is not None:  # an unsubscribe from all, a suppress step
+        return "all marketing topics"
+    return f"topic {topic}"

@@ -682,9 +682,9 @@ class _Run:
                   changed: Mapping[str, tuple[Any, Any]], previous: datetime | None) -> None:
         if self._goal_reached(journey, enrollment, new_events):
             return
-        for index, condition in enumerate(journey.exit):
+        for label, condition in self.engine.exits(journey):
             if self.condition_memo(condition, journey, enrollment.stage, enrollment.entered_at)[0]:
-                self.exit_enrollment(journey, enrollment, f"exit:{index} {condition.describe()}")
+                self.exit_enrollment(journey, enrollment, f"{label} {condition.describe()}")
                 return
         fired = self._fired_stages(journey, new_events, changed, previous, enrollment.stage)
         moved = False
@@ -948,7 +948,7 @@ class _Run:
         if earliest is not None and not earliest > self.now:
             earliest = None
         if enrollment is not None:
-            for condition in pinned.exit:
+            for _, condition in self.engine.exits(pinned):
                 holds, wake = self.condition_memo(condition, pinned, enrollment.stage, enrollment.entered_at)
                 if holds:
                     self._unsettled.add(journey.id)

@@ -158,6 +158,13 @@ class ExitStep(Step):
 
 
 @dataclass(frozen=True)
+class SuppressStep(Step):
+    """Stops every marketing email to the contact, in every journey, from now on (a sunset)."""
+
+    reason: str = "suppressed"
+
+
+@dataclass(frozen=True)
 class Stage:
     id: str
     name: str
@@ -289,6 +296,8 @@ class Project:
     tracking_plan: Mapping[str, Any] = field(default_factory=dict)
     topics: Mapping[str, Topic] = field(default_factory=lambda: {DEFAULT_TOPIC: Topic(DEFAULT_TOPIC)})
     default_topic: str = DEFAULT_TOPIC
+    # project.yaml ``exit``: conditions that end an enrollment in every journey, as a journey's own exits
+    exit: tuple[Condition, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -436,5 +445,6 @@ def build_project(data: Mapping[str, Any] | None, root: Path) -> Project:
         tracking_plan=data.get("tracking_plan") or {},
         topics=build_topics(data.get("topics")),
         default_topic=data.get("default_topic", defaults.default_topic),
+        exit=tuple(compile_condition(spec) for spec in data.get("exit") or []),
         raw=data,
     )

@@ -64,6 +64,7 @@ class JourneyReads:
         self._entry_reads: dict[tuple[int, str, int], Reads | None] = {}
         self._interest: dict[tuple[int, str, int], Reads | None] = {}
         self._watches: dict[tuple[int, str, int], frozenset[str]] = {}
+        self._exits: dict[tuple[int, str, int], tuple[tuple[str, Condition], ...]] = {}
         self._score_when: dict[str, frozenset[AttributeKey] | None] = {}
         self._score_reads: dict[str, Reads | None] = {}
 
@@ -95,6 +96,19 @@ class JourneyReads:
         self._entry_reads[key] = reads
         return reads
 
+    def exits(self, journey: Journey) -> tuple[tuple[str, Condition], ...]:
+        """Every exit rule of an enrollment in ``journey``, each with the label its exit decision
+        gives: the journey's own (``exit:0``, …), then project.yaml's (``project_exit:0``, …),
+        which hold for every journey and every version in flight (docs/language.md)."""
+        key = (id(journey), journey.id, journey.version)
+        found = self._exits.get(key)
+        if found is None:
+            found = self._exits[key] = (
+                *((f"exit:{index}", condition) for index, condition in enumerate(journey.exit)),
+                *((f"project_exit:{index}", condition) for index, condition in enumerate(self.project.exit)),
+            )
+        return found
+
     def interest(self, journey: Journey) -> Reads | None:
         """What can change anything for a contact enrolled in ``journey`` and not due:
         entries, exit conditions, the goal and ``wait_for`` steps (None: unknown)."""
@@ -102,7 +116,7 @@ class JourneyReads:
         known = self._interest.get(key, _UNKNOWN)
         if known is _UNKNOWN:
             reads = self.entry_reads(journey)
-            for condition in journey.exit:
+            for _, condition in self.exits(journey):
                 found = self.reads(condition, journey)
                 reads = None if reads is None or found is None else reads | found
             if reads is not None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from runner.core.vocabulary import STEP_STOP, step_stop
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -138,6 +140,12 @@ class ContactState:
         if topic in self.opt_outs and (since is None or since <= at):
             del self.opt_outs[topic]
 
+    def stop_marketing(self, reason: str, at: datetime) -> None:
+        """A ``suppress`` step: every marketing topic stops from ``at``, for ``reason`` (``sunset``);
+        kept as the opt-out ``*:<reason>`` (runner.core.vocabulary.step_stop), so the stores keep and
+        load it as they do any opt-out. Transactional topics keep flowing."""
+        self.opt_out(step_stop(reason), at)
+
     def opted_out(self, topic: str, at: datetime) -> bool:
         """Whether ``topic`` itself is opted out at ``at`` (not counting "*")."""
         if topic not in self.opt_outs:
@@ -149,7 +157,8 @@ class ContactState:
         """Why an email of ``topic`` may not go at ``at`` (the earliest stop in effect), or None.
 
         A suppression (bounce, complaint, manual) stops every email; an unsubscribe,
-        from one topic or from all ("*"), stops marketing topics only.
+        from one topic or from all ("*"), and a ``suppress`` step ("*:<reason>") stop
+        marketing topics only.
         """
         stops: list[tuple[datetime | None, str]] = []
         reason = self.suppressed_by(at)
@@ -160,6 +169,9 @@ class ContactState:
                 stops.append((self.opt_outs["*"], "suppressed: unsubscribed"))
             if topic != "*" and self.opted_out(topic, at):
                 stops.append((self.opt_outs[topic], f"suppressed: unsubscribed from {topic}"))
+            for key, since in self.opt_outs.items():
+                if key.startswith(STEP_STOP) and (since is None or since <= at):  # a suppress step's (sunset)
+                    stops.append((since, f"suppressed: {key[len(STEP_STOP):]}"))
         if not stops:
             return None
         return min(stops, key=lambda stop: (stop[0] is not None, stop[0] or at))[1]

@@ -29,6 +29,7 @@ from runner.core.model import (
     ExitStep,
     SplitStep,
     Step,
+    SuppressStep,
     UpdateStep,
     Variant,
     WaitForStep,
@@ -42,6 +43,7 @@ from runner.core.steps import (
     execute_email,
     execute_exit,
     execute_split,
+    execute_suppress,
     execute_update,
     execute_wait,
     execute_wait_for,
@@ -169,5 +171,9 @@ for _kind in (
              lambda body, spec, common, nested: ExitStep(**common, reason=str(body) if body not in (None, True) else "exit_step"),
              execute_exit, DiagramStyle(('(("', '"))'), "fill:#fce8e6,stroke:#d93025", "doublecircle", "#fce8e6"),
              needs_id=False),
+    StepKind("suppress",
+             lambda body, spec, common, nested: SuppressStep(**common, reason=str(body["reason"])),
+             execute_suppress, DiagramStyle(('[/"', '"\\]'), "fill:#fce8e6,stroke:#d93025", "trapezium", "#fce8e6"),
+             describe=lambda step, spec: [f"suppress: {step.reason}"], needs_id=False),
 ):
     register_step_kind(_kind)

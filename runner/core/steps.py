@@ -28,6 +28,7 @@ from runner.core.model import (
     SplitStep,
     Stage,
     Step,
+    SuppressStep,
     UpdateStep,
     WaitForStep,
     WaitStep,
@@ -154,6 +155,15 @@ def execute_branch(run: RunState, journey: Journey, enrollment: Enrollment, step
 def execute_exit(run: RunState, journey: Journey, enrollment: Enrollment, step: ExitStep) -> bool:
     run.exit_enrollment(journey, enrollment, step.reason)
     return False
+
+
+def execute_suppress(run: RunState, journey: Journey, enrollment: Enrollment, step: SuppressStep) -> bool:
+    """Every marketing email stops from now on, in every journey (transactional topics go on);
+    production records it with the store's suppressions when it journals this decision."""
+    run.state.stop_marketing(step.reason, run.now)
+    run.decide(journey, enrollment, step.id, "suppress", step.reason, detail={"reason": step.reason})
+    enrollment.cursor = step.next
+    return True
 
 
 def _wait(run: RunState, journey: Journey, enrollment: Enrollment, step: Step, until: datetime, reason: str) -> bool:

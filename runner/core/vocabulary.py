@@ -37,6 +37,18 @@ MANUAL = "manual"
 UNSUBSCRIBED = "unsubscribed"  # the one reason that stops only marketing topics: an opt-out, not a suppression
 SUPPRESSION_REASONS = (*SUPPRESSING_EVENTS.values(), MANUAL)
 ALL_TOPICS = "*"  # the opt-out of an unsubscribe from everything: every marketing topic
+STEP_STOP = "*:"  # a ``suppress`` step's stop of every marketing topic is kept as the opt-out "*:<reason>"
+
+
+def step_stop(reason: str) -> str:
+    """The opt-out key a ``suppress`` step records: every marketing topic, for ``reason`` (``*:sunset``).
+    Topic names cannot hold a colon, so it never clashes with a topic's opt-out."""
+    return f"{STEP_STOP}{reason}"
+
+
+def step_stop_reason(topic: str) -> str | None:
+    """The reason of a ``suppress`` step's stop (``*:sunset`` -> ``sunset``); None for a topic's opt-out."""
+    return topic[len(STEP_STOP):] if topic.startswith(STEP_STOP) else None
 
 
 def event_topic(properties: dict[str, Any]) -> str:
@@ -50,7 +62,7 @@ def event_topic(properties: dict[str, Any]) -> str:
 # every ``Decision.action`` the engine takes (docs/simulate.md explains each)
 ACTIONS = (
     "enter", "move", "wait", "wait_for", "event_path", "timeout_path", "branch", "split", "holdout",
-    "update", "send", "webhook", "skip", "defer", "exit", "goal", "migrate", "halt",
+    "update", "send", "webhook", "skip", "defer", "exit", "goal", "migrate", "halt", "suppress",
 )
 SEND_ACTIONS = ("send", "webhook")  # decisions that deliver something, under an idempotency key
 SEND_FAILED = "send_failed"  # a timeline's send or webhook production could not build (not an engine decision)

@@ -691,6 +691,8 @@ def check_project(doc: YamlDocument, project: ProjectContext) -> list[Problem]:
     refs = _Refs()
     for name, spec in _mapping(data.get("segments")).items():
         _condition(checker, refs, spec, ["segments", name])
+    for index, spec in enumerate(_list(data.get("exit"))):  # exit rules of every journey
+        _condition(checker, refs, spec, ["exit", index])
     for name, score in _mapping(data.get("scores")).items():
         for index, rule in enumerate(_list(_mapping(score).get("rules"))):
             rule = _mapping(rule)

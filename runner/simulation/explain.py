@@ -18,6 +18,7 @@ from runner.core.conditions import Explanation, Facts
 from runner.core.engine import ContactView, Engine
 from runner.core.model import Journey, Project, Stage
 from runner.core.state import ContactState
+from runner.core.vocabulary import step_stop_reason
 from runner.simulation.testcontacts import TestContact
 from runner.simulation.timeline import iso
 
@@ -36,7 +37,7 @@ class JourneyView:
     due_at: datetime | None = None
     waiting_for: str | None = None
     entries: list[tuple[str, Explanation]] = field(default_factory=list)  # stage id -> why its entry holds/fails
-    exits: list[Explanation] = field(default_factory=list)
+    exits: list[tuple[str, Explanation]] = field(default_factory=list)  # (exit:0 / project_exit:0, why)
     past: list[tuple[datetime | None, str | None]] = field(default_factory=list)  # (exited at, reason)
 
 
@@ -85,7 +86,11 @@ def _suppressed(state: ContactState, at: datetime) -> str | None:
         return reason
     if state.opted_out("*", at):
         return "unsubscribed"
-    topics = sorted(topic for topic in state.opt_outs if state.opted_out(topic, at))
+    stopped = sorted(reason for topic in state.opt_outs
+                     if (reason := step_stop_reason(topic)) is not None and state.opted_out(topic, at))
+    if stopped:  # a suppress step's: every marketing topic
+        return stopped[0]
+    topics = sorted(topic for topic in state.opt_outs if state.opted_out(topic, at) and step_stop_reason(topic) is None)
     return f"unsubscribed from {', '.join(topics)}" if topics else None
 
 
@@ -105,7 +110,7 @@ def _journey_view(engine: Engine, run: ContactView, state: ContactState, journey
         view.next_step, view.due_at = enrollment.cursor, enrollment.due_at
         view.waiting_for = enrollment.wait.event if enrollment.wait else None
         exit_facts = run.facts_for(pinned, stage_id, since=enrollment.entered_at)
-        view.exits = [condition.explain(exit_facts) for condition in pinned.exit]
+        view.exits = [(label, condition.explain(exit_facts)) for label, condition in engine.exits(pinned)]
     view.past = [(e.exited_at, e.exit_reason) for e in state.past_enrollments if e.journey_id == journey.id]
     view.entries = [(stage.id, _entry_explanation(stage, facts)) for stage in pinned.stages]
     if enrollment is None:  # an entry that "holds" would claim the contact is in: say why it is not
@@ -198,8 +203,8 @@ def explanation_lines(result: ContactExplanation) -> list[str]:
             current = " (current)" if view.stage == stage_id else ""
             lines.append(f"  stage {stage_id}{current}:")
             lines.extend(why.lines(2))
-        for index, why in enumerate(view.exits):
-            lines.append(f"  exit:{index}:")
+        for label, why in view.exits:
+            lines.append(f"  {label}:")
             lines.extend(why.lines(2))
     return lines
 
@@ -218,7 +223,7 @@ def explanation_dict(result: ContactExplanation) -> dict[str, Any]:
                 "status": v.status, "entered_at": iso(v.entered_at), "next_step": v.next_step,
                 "due_at": iso(v.due_at), "waiting_for": v.waiting_for,
                 "entries": [{"stage": s, **tree(w)} for s, w in v.entries],
-                "exits": [tree(w) for w in v.exits],
+                "exits": [{"rule": label, **tree(w)} for label, w in v.exits],
                 "past": [{"exited_at": iso(at), "reason": reason} for at, reason in v.past],
             }
             for v in result.journeys

@@ -107,6 +107,10 @@ FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::integer[], %s::text[]
 ORDER BY ord
 """
 
+# a suppress step's stop of every marketing topic (runner.store.rows.step_stop_rows)
+INSERT_STEP_STOP = """INSERT INTO suppressions (target, contact_id, reason, at, source, topic)
+VALUES (%s, %s, %s, %s::timestamptz, %s, %s) ON CONFLICT (target) DO NOTHING"""
+
 CONTACT_HISTORY = """
 SELECT d.at, d.contact_id, d.journey_id, d.version, d.stage, d.step, d.action, d.reason, d.key,
        d.detail, d.run_id, s.state AS send_state, s.error AS send_error, s.retryable AS send_retryable

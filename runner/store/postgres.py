@@ -71,6 +71,7 @@ from runner.store.rows import (
     address_key,
     collect_events_after,
     decision_row,
+    step_stop_rows,
     enrollment_from_row,
     enrollment_to_row,
     same_row,
@@ -420,9 +421,14 @@ class PostgresStore:
                 enrollments = list(writes.enrollments.values())
                 conn.execute(pgsql.UPSERT_ENROLLMENTS,
                              [[row[name] for row in enrollments] for name in pgsql.ENROLLMENT_COLUMNS])
+            decisions = list(decisions)
             rows = [decision_row(decision, run_id) for decision in decisions]
             if rows:
                 conn.execute(pgsql.INSERT_DECISIONS, [[row[name] for row in rows] for name in pgsql.DECISION_COLUMNS])
+            stops = step_stop_rows(decisions)  # a suppress step's; the earlier one of a target is kept
+            if stops:
+                with conn.cursor() as cursor:
+                    cursor.executemany(pgsql.INSERT_STEP_STOP, stops)
 
     def _save(self, conn: psycopg.Connection[Any], writes: _SaveWrites, state: ContactState,
               wake_at: datetime | None, now: datetime, newest_event: int, current: tuple[Any, ...] | None) -> None:

@@ -12,7 +12,7 @@ from runner.core.bounces import ADDRESS_SOURCE
 from runner.core.bounces import describe as describe_bounce
 from runner.core.problems import JourneyError
 from runner.core.state import Enrollment, Wait
-from runner.core.vocabulary import ALL_TOPICS, UNSUBSCRIBED
+from runner.core.vocabulary import ALL_TOPICS, UNSUBSCRIBED, step_stop, step_stop_reason
 from runner.store.codec import from_db_time, from_json, to_db_time, to_json
 
 INTERRUPTED_RESENDABLE = ("interrupted before confirmation; sent again "
@@ -61,12 +61,26 @@ def stop_in_force(suppression: tuple[str, datetime] | None, opt_outs: dict[str, 
     """The reason a contact gets no email at ``at`` (None: now), from its earliest suppression
     and its topic opt-outs (as :func:`stops_of` splits them): an unsubscribe from every marketing
     topic counts as a suppression from its instant, whichever came first wins."""
-    every = opt_outs.get(ALL_TOPICS)
-    if every is not None and (suppression is None or every < suppression[1]):
-        suppression = (UNSUBSCRIBED, every)  # the unsubscribe from every marketing topic
+    for topic, since in opt_outs.items():  # the unsubscribe from every marketing topic, a suppress step's stop
+        reason = UNSUBSCRIBED if topic == ALL_TOPICS else step_stop_reason(topic)
+        if reason is not None and since is not None and (suppression is None or since < suppression[1]):
+            suppression = (reason, since)
     if suppression is None or (at is not None and suppression[1] > at):
         return None
     return suppression[0]
+
+
+def step_stop_rows(decisions: Iterable[Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """The suppression rows ``(target, contact_id, reason, at, source, topic)`` of the ``suppress``
+    decisions among ``decisions``: a suppress step's stop of every marketing topic, kept as the
+    opt-out ``*:<reason>`` and written in the transaction that journals the decision. Both stores."""
+    rows = []
+    for decision in decisions:
+        if decision.action == "suppress":
+            topic = step_stop(decision.reason)
+            rows.append((suppression_target(decision.contact, topic)[0], decision.contact, decision.reason,
+                         to_db_time(decision.at), f"step:{decision.journey}/{decision.step}", topic))
+    return rows
 
 
 def suppression_details(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -59,6 +59,7 @@ from runner.store.rows import (
     address_key,
     collect_events_after,
     decision_row,
+    step_stop_rows,
     enrollment_from_row,
     enrollment_to_row,
     same_row,
@@ -352,7 +353,11 @@ class SQLiteStore:
             newest_event = self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
             for state, wake_at in results:
                 self._save(state, wake_at, now, newest_event)
+            decisions = list(decisions)
             self.conn.executemany(_INSERT_DECISION, [decision_row(d, run_id) for d in decisions])
+            stops = step_stop_rows(decisions)  # a suppress step's; the earlier one of a target is kept
+            if stops:
+                self.conn.executemany(_INSERT_STEP_STOP, stops)
 
     def contact_history(self, contact_id: str, journey_id: str | None = None) -> list[dict[str, Any]]:
         """The contact's journal, oldest first (optionally one journey's); ``at`` as a UTC datetime.
@@ -1292,6 +1297,8 @@ def stats_query(template: str, journey_id: str | None, since: str | None, until:
     return sql, {"journey": journey_id, "since": since or "0000-00-00", "until": until or "9999-99-99"}
 
 
+_INSERT_STEP_STOP = """INSERT INTO suppressions (target, contact_id, reason, at, source, topic)
+VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (target) DO NOTHING"""
 _INSERT_DECISION = """
 INSERT INTO decisions (contact_id, at, journey_id, version, stage, step, action, reason, key, detail, run_id)
 VALUES (:contact_id, :at, :journey_id, :version, :stage, :step, :action, :reason, :key, :detail, :run_id)
