@@ -692,6 +692,7 @@ class _Run:
             stage, reason = fired[0]
             if stage.id != enrollment.stage:
                 self.move_enrollment(journey, enrollment, stage, reason)
+                enrollment.trigger = _entry_event(stage, new_events)
                 moved = True
         wait = enrollment.wait
         if not moved and wait is not None and wait.event is not None:
@@ -703,6 +704,7 @@ class _Run:
                 enrollment.cursor = step.on_event
                 enrollment.wait = None
                 enrollment.due_at = self.now
+                enrollment.trigger = answer  # its on_event steps, and the steps after them, see this event
                 self.decide(journey, enrollment, step.id, "event_path", f"{wait.event} happened")
         if enrollment.due_at is not None and enrollment.due_at <= self.now:
             run_steps(self, journey, enrollment)
@@ -721,6 +723,7 @@ class _Run:
             id=f"{self.contact.id}:{journey.id}:{self.state.enrollment_seq}",
             contact_id=self.contact.id, journey_id=journey.id, version=journey.version,
             entered_at=self.now, stage=stage.id, stage_seq=1, cursor=stage.first, status=ACTIVE, due_at=self.now,
+            trigger=_entry_event(stage, new_events),
         )
         self.state.enrollments[journey.id] = enrollment
         self.decide(journey, enrollment, None, "enter", reason)
@@ -999,6 +1002,7 @@ class _Run:
         enrollment.due_at = None
         enrollment.wait = None
         enrollment.cursor = None
+        enrollment.trigger = None
         self.decide(journey, enrollment, None, "exit", reason)
         self.state.past_enrollments.append(enrollment)
         del self.state.enrollments[enrollment.journey_id]
@@ -1011,6 +1015,7 @@ class _Run:
         enrollment.status = ACTIVE
         enrollment.wait = None
         enrollment.due_at = self.now
+        enrollment.trigger = None  # an entry by event sets its event (``_enrolled``); an update step's move has none
         self.decide(journey, enrollment, None, "move", f"{old} -> {stage.id}: {reason}")
 
     def _migrate(self, journey: Journey) -> None:
@@ -1052,6 +1057,15 @@ class _Run:
 
 
 _new_object = object.__new__
+
+
+def _entry_event(stage: Stage, new_events: list[Event]) -> Event | None:
+    """The event that fired ``stage``'s entry now (the first that matches), or None for an
+    entry of another kind: what the stage's steps see as ``event`` in their templates."""
+    entry = stage.entry
+    if entry.kind != "event":
+        return None
+    return next((e for e in new_events if e.name == entry.event and where_matches(entry.where, e)), None)
 
 
 def _stage_rank(fired: tuple[Stage, str]) -> tuple[int, int]:

@@ -79,6 +79,9 @@ class Enrollment:
     goal_at: datetime | None = None
     variant: dict[str, str] = field(default_factory=dict)  # split step id -> variant name
     holdout: bool = False
+    # the event that started or woke the steps now running (a stage entry by event, a wait_for
+    # answer), which their templates see as ``event``; None when no event did (docs/language.md)
+    trigger: Event | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,7 @@ def run_steps(run: RunState, journey: Journey, enrollment: Enrollment) -> None:
     run.decide(journey, enrollment, enrollment.cursor, "halt", "too many steps without a wait (a stage-move loop?)")
     enrollment.cursor = None
     enrollment.status = IDLE
+    enrollment.trigger = None
 
 
 def _stage_done(run: RunState, journey: Journey, enrollment: Enrollment) -> None:
@@ -111,6 +112,7 @@ def _stage_done(run: RunState, journey: Journey, enrollment: Enrollment) -> None
     else:
         enrollment.status = IDLE
         enrollment.due_at = None
+        enrollment.trigger = None  # idle: no step runs until another stage's entry sets its own
 
 # ---------------------------------------------------------------- the built-in kinds' executors
 # Each takes (run, journey, enrollment, step) and returns True to continue with the
@@ -221,7 +223,7 @@ def _email(run: RunState, journey: Journey, enrollment: Enrollment, step: EmailS
         "from": step.sender, "reply_to": step.reply_to, "to": run.contact.attributes.get("email"),
         "attributes": run.attribute_snapshot(),
         "scores": {name: run.score(name) for name in run.project.scores},
-        "timezone": str(tz.key),
+        "timezone": str(tz.key), **trigger_detail(enrollment),
     })
     enrollment.cursor = step.next
     return True
@@ -315,10 +317,19 @@ def execute_webhook(run: RunState, journey: Journey, enrollment: Enrollment, ste
     run.decide(journey, enrollment, step.id, "webhook", f"POST {step.url}", key=key, detail={
         "url": step.url, "payload": step.payload, "secret_env": step.secret_env,
         "attributes": run.attribute_snapshot(),
-        "scores": {name: run.score(name) for name in run.project.scores},
+        "scores": {name: run.score(name) for name in run.project.scores}, **trigger_detail(enrollment),
     })
     enrollment.cursor = step.next
     return True
+
+
+def trigger_detail(enrollment: Enrollment) -> dict[str, Any]:
+    """A send's ``event`` detail: the event that started or woke the steps now running (its
+    templates' ``event``), as the journal keeps it; nothing when no event did."""
+    trigger = enrollment.trigger
+    if trigger is None:
+        return {}
+    return {"event": {"name": trigger.name, "properties": trigger.properties, "timestamp": iso_text(trigger.at)}}
 
 
 _ISO_TEXTS: dict[datetime, str] = {}  # UTC instant -> its isoformat() (see iso_text)

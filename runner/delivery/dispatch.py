@@ -114,7 +114,8 @@ class Delivery:
         if decision.action == "send" and variants:
             written_in = self.renderer.variant(f"{html_stem(detail['template'])}.html", variants)[1] or written_in
         context = render_context(contact, detail.get("scores") or {}, journey, decision.step, self.project,
-                                 unsubscribe, decision.at, locale_context(message_locale(resolution, written_in)))
+                                 unsubscribe, decision.at, locale_context(message_locale(resolution, written_in)),
+                                 detail.get("event"))
         if decision.action == "webhook":
             return self._webhook(decision, journey, context)
         subject = localized_subject(journey.steps.get(decision.step), resolution, detail["subject"])
@@ -247,19 +248,23 @@ def _webhook_file(key: str) -> str:
     return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.webhook.json"
 
 
-def step_detail(journey: Journey, step_id: str, contact: Contact, scores: dict, project: Project) -> dict:
-    """A decision's ``detail`` rebuilt from the deployed step (to retry a failed send later)."""
+def step_detail(journey: Journey, step_id: str, contact: Contact, scores: dict, project: Project,
+                event: dict | None = None) -> dict:
+    """A decision's ``detail`` rebuilt from the deployed step (to retry a failed send later);
+    ``event``: the event the original decision journaled (its templates' ``event``)."""
     step = journey.steps[step_id]
     attributes = dict(contact.attributes)
+    woke = {"event": event} if event is not None else {}
     if isinstance(step, EmailStep):
         return {
             "template": step.template, "subject": step.subject, "text_template": step.text_template,
             "from": step.sender, "reply_to": step.reply_to, "to": attributes.get("email"),
             "attributes": attributes, "scores": scores, "timezone": contact.timezone or project.default_timezone,
+            **woke,
         }
     if isinstance(step, WebhookStep):
         return {"url": step.url, "payload": step.payload, "secret_env": step.secret_env,
-                "attributes": attributes, "scores": scores}
+                "attributes": attributes, "scores": scores, **woke}
     raise PermanentError(f"step {step_id!r} of {journey.id} v{journey.version} is not a send step")
 
 

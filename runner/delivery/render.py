@@ -730,13 +730,18 @@ def render_context(
     unsubscribe_url: str,
     now: datetime,
     locale: dict | None = None,
+    event: dict | None = None,
 ) -> dict:
     """The variables a template sees; the same mapping in simulation and production.
-    ``locale``: :func:`locale_context` of the language the message is written in."""
+
+    ``locale``: :func:`locale_context` of the language the message is written in.
+    ``event``: the send decision's ``event`` detail (the event that started or woke the
+    step); templates see ``event.name``, ``event.properties`` and ``event.timestamp`` (an
+    aware datetime, like ``now``), and no ``event`` at all when no event did."""
     contact_vars = dict(contact.attributes)
     contact_vars["id"] = contact.id
     contact_vars["timezone"] = contact.timezone
-    return {
+    context = {
         "contact": contact_vars,
         "scores": dict(scores),
         "journey": {"id": journey.id, "version": journey.version, "name": journey.name},
@@ -746,6 +751,10 @@ def render_context(
         "now": now,
         "locale": locale if locale is not None else locale_context(DEFAULT_LANGUAGE),
     }
+    if event is not None:
+        context["event"] = {"name": event["name"], "properties": dict(event.get("properties") or {}),
+                            "timestamp": datetime.fromisoformat(event["timestamp"])}
+    return context
 
 
 @functools.lru_cache(maxsize=256)

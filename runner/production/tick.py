@@ -783,13 +783,23 @@ class Tick:
                 stage=None, step=record.step_id, action="webhook" if record.kind == "webhook" else "send",
                 reason="retry", key=record.key,
                 detail=step_detail(journey, record.step_id, state.contact, current_scores(self.runtime.engine, state),
-                                   self.runtime.project),
+                                   self.runtime.project, self._journaled_event(record)),
             )
             self.writes.now()  # the previous retry's outcome first: a claim's commit holds one ledger row
             if not self._claim(record):
                 continue
             self.report.counts["retried"] += 1
             self._send(decision, journey)
+
+
+    def _journaled_event(self, record: SendRecord) -> dict | None:
+        """The event the send's own decision journaled (its templates' ``event``), so a retry
+        renders what the first attempt rendered; None when no event started or woke the step."""
+        for row in self.store.contact_history(record.contact_id, record.journey_id):
+            if row["key"] == record.key and row["action"] in ("send", "webhook"):
+                event = row["detail"].get("event")
+                return event if isinstance(event, dict) else None
+        return None
 
 
 # ---------------------------------------------------------------- helpers

@@ -11,7 +11,7 @@ from typing import Any
 from runner.core.bounces import ADDRESS_SOURCE
 from runner.core.bounces import describe as describe_bounce
 from runner.core.problems import JourneyError
-from runner.core.state import Enrollment, Wait
+from runner.core.state import Enrollment, Event, Wait
 from runner.core.vocabulary import ALL_TOPICS, UNSUBSCRIBED, step_stop, step_stop_reason
 from runner.store.codec import from_db_time, from_json, to_db_time, to_json
 
@@ -114,8 +114,9 @@ def suppression_target(contact_or_email: str, topic: str | None = None) -> tuple
 
 # What the journal keeps of a decision's detail: what a reader needs to follow the
 # timeline. Attribute snapshots and rendered content stay out (the ledger and the
-# outbox/mail server have the message).
-JOURNAL_DETAIL = ("until", "variant", "set", "add_score")
+# outbox/mail server have the message). A send's ``event`` stays in: a retry renders
+# the event its templates saw at the decision (runner.production.tick).
+JOURNAL_DETAIL = ("until", "variant", "set", "add_score", "event")
 
 
 def decision_row(decision: Any, run_id: str | None) -> dict[str, Any]:
@@ -144,9 +145,7 @@ def enrollment_to_row(enrollment: Enrollment) -> dict[str, Any]:
         "stage_seq": enrollment.stage_seq,
         "cursor": enrollment.cursor,
         "status": enrollment.status,
-        "wait": None
-        if wait is None
-        else to_json({"until": to_db_time(wait.until), "event": wait.event, "step": wait.step}),
+        "wait": None if wait is None else to_json(_wait_data(wait, enrollment.trigger)),
         "due_at": to_db_time(enrollment.due_at),
         "entered_at": to_db_time(enrollment.entered_at),
         "exited_at": to_db_time(enrollment.exited_at),
@@ -157,15 +156,29 @@ def enrollment_to_row(enrollment: Enrollment) -> dict[str, Any]:
     }
 
 
+def _wait_data(wait: Wait, trigger: Event | None) -> dict[str, Any]:
+    """The ``wait`` column: what the enrollment waits for and, when an event started or woke
+    its steps, that event (``trigger``), so a step due after the wait renders it after a
+    restart. An enrollment keeps its trigger only while it waits (idle or exited: none)."""
+    data: dict[str, Any] = {"until": to_db_time(wait.until), "event": wait.event, "step": wait.step}
+    if trigger is not None:
+        data["trigger"] = {"name": trigger.name, "at": to_db_time(trigger.at), "properties": trigger.properties}
+    return data
+
+
 def enrollment_from_row(row: dict[str, Any]) -> Enrollment:
     wait_data = from_json(row["wait"])
     wait = None
+    trigger = None
     if wait_data is not None:
         wait = Wait(
             until=from_db_time(wait_data.get("until")),
             event=wait_data.get("event"),
             step=wait_data.get("step"),
         )
+        stored = wait_data.get("trigger")  # absent from rows written before events reached templates
+        if stored is not None:
+            trigger = Event(stored["name"], from_db_time(stored["at"]), stored.get("properties") or {})
     return Enrollment(
         id=row["id"],
         contact_id=row["contact_id"],
@@ -183,4 +196,5 @@ def enrollment_from_row(row: dict[str, Any]) -> Enrollment:
         goal_at=from_db_time(row["goal_at"]),
         variant=from_json(row["variant"], {}),
         holdout=bool(row["holdout"]),
+        trigger=trigger,
     )

@@ -61,3 +61,35 @@ def test_the_same_address_on_two_contacts_is_suppressed_for_both(store):
     assert store.is_suppressed("ada") == store.is_suppressed("ada2") == "complained"
     assert store.contacts_by_email(["Shared@Example.com", "none@example.com"]) == {
         "shared@example.com": ["ada", "ada2"]}
+
+
+def test_a_suppress_step_is_stored_with_its_decision_and_stops_marketing_only(store):
+    """A ``suppress`` decision journaled with the contact's state records the stop of every
+    marketing topic (``*:<reason>``) in the same transaction: listed with its reason and
+    source, loaded back into the state the engine decides with, lifted by a remove."""
+    from runner.core.state import ContactState
+
+    from .kit import decision
+
+    store.write_contacts([ContactRow("ada", {"email": "ada@example.com"})], at(0))
+    state = store.load_contact_state("ada")
+    assert isinstance(state, ContactState)
+    state.stop_marketing("sunset", at(3))
+    stop = decision("ada", 3, "suppress", step="reengage.2", journey="reengage", reason="sunset",
+                    detail={"reason": "sunset"})
+    store.save_contact_state(state, None, [stop])
+    (row,) = store.suppressions("ada")
+    assert (row["contact_id"], row["reason"], row["topic"], row["source"], instant(row["at"])) == (
+        "ada", "sunset", "*:sunset", "step:reengage/reengage.2", at(3))
+    loaded = store.load_contact_state("ada")
+    assert loaded.opt_outs == {"*:sunset": at(3)}
+    assert loaded.email_stop("marketing", True, at(4)) == "suppressed: sunset"
+    assert loaded.email_stop("receipts", False, at(4)) is None  # transactional goes on
+    assert store.is_suppressed("ada", at(2)) is None and store.is_suppressed("ada", at(3)) == "sunset"
+    # the same decision again (a replayed batch) keeps the first instant
+    later = store.load_contact_state("ada")
+    store.save_contact_state(later, None, [decision("ada", 9, "suppress", step="reengage.2", journey="reengage",
+                                                    reason="sunset")])
+    assert [instant(r["at"]) for r in store.suppressions("ada")] == [at(3)]
+    assert store.remove_suppression("ada")
+    assert store.load_contact_state("ada").opt_outs == {} and store.is_suppressed("ada") is None
