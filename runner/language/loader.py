@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.collector import collector_paused
 from runner.core.problems import ERROR, JourneyError, Problem
-from runner.language import schema, semantics, templatecheck
+from runner.language import eventcheck, schema, semantics, templatecheck
 from runner.language.projectfiles import UnsafeFile, home_of, read_inside
 from runner.language.yamlsource import YamlDocument, load_bytes
 
@@ -199,7 +199,8 @@ class _Load:
             for _, name, template_kind in templates:
                 for candidate in semantics.template_candidates(name, template_kind):
                     self.used_templates.add(self.templates_dir / candidate)
-            return problems + self._subjects(doc)
+            return problems + self._subjects(doc) + eventcheck.check_journey_events(
+                doc, self.context, self.templates_dir, display_name)
         if kind == "project":
             other = semantics.ProjectContext.from_data(doc.data, None)
             return semantics.check_project(doc, other)

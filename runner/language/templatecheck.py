@@ -37,6 +37,9 @@ CONTEXT: dict[str, frozenset[str] | None] = {
     "unsubscribe_url": frozenset(),
     "now": frozenset(),
     "locale": frozenset({"tag", "language", "dir", "name"}),  # the language the message is written in
+    # the event that started or woke the step: which steps have one, and its properties,
+    # are checked per step (runner.language.eventcheck)
+    "event": frozenset({"name", "properties", "timestamp"}),
 }
 _MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
 TEMPLATE_SUFFIXES = (".html", ".htm", ".txt")
@@ -233,6 +236,45 @@ def _chains(tree: nodes.Node) -> Iterator[tuple[nodes.Node, list[str]]]:
     for read, chain in found:
         if id(read) not in inner:
             yield read, chain
+
+
+def event_reads(source: str) -> list[tuple[int, list[str]]]:
+    """Where a template reads ``event`` (line in ``source``, chain: ``["event", "properties",
+    "total"]``; ``["event"]`` for the bare name), longest chains only; none when it does not
+    parse (check_source reports that)."""
+    found = _EVENT_READS.get(source)
+    if found is None:
+        found = []
+        try:
+            tree = _environment().parse(source)
+        except Exception:  # noqa: BLE001 - a syntax error is reported by check_source
+            return []
+        chained: set[int] = set()
+        for node, chain in _chains(tree):
+            if chain[0] == "event":
+                found.append((getattr(node, "lineno", 1) or 1, chain))
+                chained.update(id(name) for name in node.find_all(nodes.Name))
+        for name in tree.find_all(nodes.Name):
+            if name.name == "event" and name.ctx == "load" and id(name) not in chained:
+                found.append((name.lineno or 1, ["event"]))
+        if len(_EVENT_READS) > 10_000:
+            _EVENT_READS.clear()
+        _EVENT_READS[source] = found = sorted(found)
+    return found
+
+
+_EVENT_READS: dict[str, list[tuple[int, list[str]]]] = {}
+
+
+def event_guarded(source: str) -> bool:
+    """Whether a template asks ``event is defined`` (or ``undefined``): it renders for a step no
+    event starts as well, so reading ``event`` there is no mistake."""
+    try:
+        tree = _environment().parse(source)
+    except Exception:  # noqa: BLE001 - a syntax error is reported by check_source
+        return False
+    return any(test.name in ("defined", "undefined") and isinstance(test.node, nodes.Name) and test.node.name == "event"
+               for test in tree.find_all(nodes.Test))
 
 
 def _check_chain(chain: list[str], file: str, where: tuple[int, int], context: TemplateContext) -> list[Problem]:
