@@ -173,7 +173,7 @@ for _kind in (
              needs_id=False),
     StepKind("suppress",
              lambda body, spec, common, nested: SuppressStep(**common, reason=str(body["reason"])),
-             execute_suppress, DiagramStyle(('[/"', '"\\]'), "fill:#fce8e6,stroke:#d93025", "trapezium", "#fce8e6"),
+             execute_suppress, DiagramStyle(('[/"', '"/]'), "fill:#fce8e6,stroke:#d93025", "parallelogram", "#fce8e6"),
              describe=lambda step, spec: [f"suppress: {step.reason}"], needs_id=False),
 ):
     register_step_kind(_kind)
