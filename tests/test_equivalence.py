@@ -7,7 +7,10 @@ deliver them, while ``journey run --now`` ticks every hour (in-process, and
 for a shorter period in real subprocesses). The send ledgers (key, contact,
 journey, version, step, scheduled instant) must be identical, and so must
 every other decision: production's decision journal (``journey history``)
-holds exactly the simulation's decisions, reasons included. The hourly
+holds exactly the simulation's decisions, reasons included (a suppress step's
+sunset and project-wide exits among them), and every message in the outbox has
+the subject and bodies the simulated decision renders to (the same context: the
+abandoned cart's event included). The hourly
 month runs on every transport: the outbox, SMTP with one and with four
 connections (a real aiosmtpd relay; the CRM webhook then goes to a real
 local HTTP receiver), console and memory.
@@ -168,10 +171,36 @@ def test_hourly_ticks_send_exactly_what_the_simulation_sends(tmp_path, monkeypat
     assert states_sent == {"sent": len(expected)}  # none failed, none skipped
     emails = sorted(d.key for d in sim.decisions if d.action == "send")
     assert sorted(delivered) == emails  # each email reached the transport exactly once
+    if transport == "outbox":
+        _same_rendered_messages(tmp_path / "outbox", sim, tree, runtime)
     if transport.startswith("smtp"):  # webhooks are POSTed, signed, each once
         hooks = sorted(d.key for d in sim.decisions if d.action == "webhook")
         assert hooks and sorted(unquote(r["headers"]["Idempotency-Key"]) for r in crm.requests) == hooks
         assert all(r["signature_ok"] for r in crm.requests)
+
+
+def _parts(message) -> tuple[str, str, str]:
+    return (str(message["Subject"]), message.get_body(("plain",)).get_content(),
+            message.get_body(("html",)).get_content())
+
+
+def _same_rendered_messages(outbox: Path, sim, tree, runtime) -> None:
+    """Every email production delivered has the subject and bodies the simulated decision renders
+    to: the same render context (attributes, scores, the event that started or woke the step)."""
+    journeys = {(j.id, j.version): j for j in tree.journeys}
+    simulated = {d.key: d for d in sim.decisions if d.action == "send"}
+    delivered = {journey_key(m): m for m in (message_from_bytes(path.read_bytes(), policy=policy.default)
+                                             for path in outbox.glob("*.eml"))}
+    assert delivered.keys() == simulated.keys()
+    for key, message in delivered.items():
+        decision = simulated[key]
+        built = runtime.delivery.build(decision, journeys[(decision.journey, decision.version)]).message
+        assert _parts(message) == _parts(message_from_bytes(bytes(built), policy=policy.default)), key
+    # the abandoned cart's emails show the cart of the event that started the journey
+    reminder = _parts(delivered["nora:abandoned_cart:1/1/cart_reminder"])
+    assert reminder[0] == "You left Business in your cart (EUR 1440.00)"
+    assert "Kitebase Business (annual seat) x 12: EUR 96.00" in reminder[1] and "Total: EUR 1440.00" in reminder[1]
+    assert "EUR 1440.00" in _parts(delivered["nora:abandoned_cart:1/1/cart_nudge"])[1]  # after the wait_for's timeout
 
 
 def test_journey_run_subprocesses_every_eight_hours_match_the_simulation(tmp_path):
