@@ -59,3 +59,19 @@ def test_a_delivered_send_stays_a_send(tmp_path):
     assert ran.returncode == 0, ran.stderr
     hello = next(e for e in _history(root, db) if e["step"] == "hello")
     assert hello["action"] == "send" and hello["reason"] == "email hello"
+
+
+def test_history_takes_the_journey_by_id_or_file_and_refuses_one_never_deployed(tmp_path):
+    root, db = _project(tmp_path)
+    ran = journey_cli(["run", "--now", "2026-03-02T10:00:00Z", "--db", str(db), "-q"], cwd=root)
+    assert ran.returncode == 0, ran.stderr
+    by_id = journey_cli(["history", "c00000", "--journey", "welcome", "--format", "json", "--db", str(db)], cwd=root)
+    by_file = journey_cli(["history", "c00000", "--journey", "journeys/welcome.yaml", "--format", "json",
+                           "--db", str(db)], cwd=root)
+    assert by_id.returncode == by_file.returncode == 0, by_id.stderr + by_file.stderr
+    events = json.loads(by_id.stdout)["events"]
+    assert any(e["step"] == "hello" and e["action"] == "send" for e in events)
+    assert json.loads(by_file.stdout)["events"] == events
+    typo = journey_cli(["history", "c00000", "--journey", "welcom", "--db", str(db)], cwd=root)
+    assert typo.returncode == 2  # not an empty history that looks like "nothing happened"
+    assert "no journey 'welcom' was ever deployed to this database (deployed: welcome)" in typo.stderr

@@ -173,7 +173,9 @@ def test_history_shows_what_the_ticks_decided_for_a_contact(tmp_path):
     assert events[2]["until"] == "2026-03-03T09:00:00Z" and all(e["run_id"] for e in events)
     assert {"at", "local_time", "contact", "journey", "version", "stage", "step", "action", "reason"} <= set(events[0])
 
-    only = journey_cli(["history", "c00001", "--journey", "nothing-here", "--db", str(db)], cwd=root)
-    assert only.returncode == 0 and "0 decision(s)" in only.stdout
+    only = journey_cli(["history", "c00001", "--journey", "welcome", "--db", str(db)], cwd=root)
+    assert only.returncode == 0 and "5 decision(s)" in only.stdout
+    never = journey_cli(["history", "c00001", "--journey", "nothing-here", "--db", str(db)], cwd=root)
+    assert never.returncode == 2 and "no journey 'nothing-here' was ever deployed" in never.stderr  # not "0 decisions"
     unknown = journey_cli(["history", "nobody", "--db", str(db)], cwd=root)
     assert unknown.returncode == 1 and "no contact 'nobody'" in unknown.stderr and "Traceback" not in unknown.stderr

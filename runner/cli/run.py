@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import click
 
-from runner.cli.common import DB_OPTION, open_db, project_root, say, what_it_stops
+from runner.cli.common import DB_OPTION, JourneyRef, journey_id, open_db, project_root, say, what_it_stops
 from runner.core.problems import JourneyError, UsageError
 from runner.core.state import ContactState
 from runner.store.base import Store
@@ -286,10 +286,11 @@ def format_status(report: dict) -> str:
 
 @click.command("history")
 @click.argument("contact")
-@click.option("--journey", "journey_id", metavar="ID", help="Only this journey's decisions.")
+@click.option("--journey", "journey_ref", type=JourneyRef(), metavar="JOURNEY",
+              help="Only this journey's decisions (its id or its file).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @DB_OPTION
-def history(contact: str, journey_id: str | None, fmt: str, db_path: str | None) -> None:
+def history(contact: str, journey_ref: Path | str | None, fmt: str, db_path: str | None) -> None:
     """Show every decision production ticks made for CONTACT, oldest first, with its reason.
 
     The same records as `journey simulate` prints for a test contact (without
@@ -301,9 +302,14 @@ def history(contact: str, journey_id: str | None, fmt: str, db_path: str | None)
 
     root = project_root()
     settings = load_project_settings(root)
+    journey = journey_id(journey_ref) if journey_ref is not None else None
     with open_db(db_path, root, read_only=True) as store:
         state = _known_contact(store, contact)
-        rows = store.contact_history(contact, journey_id)
+        deployed = sorted({row["journey_id"] for row in store.deployments()})
+        if journey is not None and journey not in deployed:
+            raise UsageError(f"--journey: no journey '{journey}' was ever deployed to this database "
+                             f"(deployed: {', '.join(deployed) or 'none'})")
+        rows = store.contact_history(contact, journey)
         opt_outs = [row for row in store.suppressions(contact) if row["topic"] is not None]
     zone_name = state.contact.timezone or settings.default_timezone or "UTC"
     try:
