@@ -273,17 +273,6 @@ def test_group_expectations_count_shares_and_name_the_contacts_that_break_them(t
     assert f"timeline of {too_many.contact} (local time):" in text
 
 
-def test_the_sample_group_scenario_is_fast_enough_for_ci(loaded):
-    """Figures only (CPU seconds; the lead re-measures): never a timed assert."""
-    import time
-
-    began = time.process_time()
-    result = run_scenario(SCENARIOS / "advocacy_holdout_share.scenario.yaml", loaded)
-    seconds = time.process_time() - began
-    assert result.passed, failure_text(result)
-    print(f"\n1,000 generated contacts, 10 days, 3 group expectations: {seconds:.2f} s CPU")
-
-
 # ---------------------------------------------------------------- deploys
 
 
