@@ -190,6 +190,8 @@ def test_schema_enums_and_docs_list_exactly_the_reason_names():
     ('{contact: ada, holdout: nudj}', "there is no step `nudj` in the journeys this scenario runs; did you mean `nudge`?"),
     ('{contact: ada, exits: onboarding, reason: "exit:2"}',
      "journey `onboarding` never exits with reason `exit:2`; did you mean `exit:1`?"),
+    ('{contact: ada, exits: onboarding, reason: "project_exit:3"}',
+     "journey `onboarding` never exits with reason `project_exit:3`; did you mean `project_exit:0`?"),
     ('{contact: ada, exits: onboarding, reason: completd}',
      "journey `onboarding` never exits with reason `completd`; did you mean `completed`?"),
     ('{contact: ada, skipped: {step: nudge, reason: capped}}', "use one of: condition, holdout, suppressed, "
@@ -207,6 +209,12 @@ def test_validate_and_test_reject_what_can_never_be_met(tmp_path, loaded, expect
     assert re.search(r"s\.scenario\.yaml:8:\d+: error\[", result.error)
     problems = validate([path], ROOT).problems
     assert any(message in (p.message + " " + (p.hint or "")) for p in problems), problems
+
+
+def test_every_exit_reason_a_journey_can_give_is_accepted(tmp_path):
+    reasons = ["completed", "goal", "exit:0", "exit:1", "project_exit:0"]
+    path = scenario(tmp_path, "".join(f'  - {{contact: ada, exits: onboarding, reason: "{r}"}}\n' for r in reasons))
+    assert validate([path], ROOT).problems == []
 
 
 # ---------------------------------------------------------------- generated contacts and group expectations

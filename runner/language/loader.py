@@ -225,7 +225,7 @@ class _Load:
         for doc in self.scenarios:
             self.problems += semantics.check_scenario_journeys(doc, known)
 
-    def scenario_references(self, journeys: list[Journey]) -> None:
+    def scenario_references(self, journeys: list[Journey], project_exits: int = 0) -> None:
         """The steps, stages and journeys scenarios' expectations name must exist (once journeys are built).
 
         Skipped while any journey of the project cannot be built: its errors
@@ -253,7 +253,7 @@ class _Load:
                 versions, problems = scenario_versions(doc, self.scenario_folders[doc.file], self.root)
                 self.problems += problems
                 if not any(p.severity == ERROR for p in problems):
-                    self.problems += check_references(doc, every, versions)
+                    self.problems += check_references(doc, every, versions, project_exits)
 
     def _subjects(self, doc: YamlDocument) -> list[Problem]:
         problems: list[Problem] = []
@@ -352,7 +352,7 @@ def _load_project(root: Path | None, paths: Sequence[Path], templates: bool | No
             continue
         raw[journey_id] = doc.data
         sources[journey_id] = path
-    load.scenario_references(journeys)  # appends to problems (the same list)
+    load.scenario_references(journeys, len(project.exit))  # appends to problems (the same list)
     problems = sorted(set(problems), key=lambda p: (p.file, p.line, p.col, p.code, p.message))
     return LoadedProject(root=root, project=project, journeys=journeys, problems=problems, raw=raw, sources=sources,
                          checked=load.checked)

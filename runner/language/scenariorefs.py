@@ -59,11 +59,12 @@ def _list(value: object) -> list:
 
 
 def check_references(doc: YamlDocument, journeys: Sequence[Journey],
-                     versions: Mapping[str, Journey] | None = None) -> list[Problem]:
+                     versions: Mapping[str, Journey] | None = None, project_exits: int = 0) -> list[Problem]:
     """Problems with the steps, stages and journeys a scenario's expectations name.
 
     ``journeys``: every journey of the project (valid ones); ``versions``: the
-    journey files the scenario names, by their text. Expectations are checked
+    journey files the scenario names, by their text; ``project_exits``: how many
+    exit rules project.yaml has (every journey may exit with ``project_exit:N``). Expectations are checked
     against every version the scenario runs (those it starts with and those
     it deploys); unknown ids in ``journeys:`` itself are reported by the
     scenario's semantic checks.
@@ -80,7 +81,7 @@ def check_references(doc: YamlDocument, journeys: Sequence[Journey],
         journey = versions.get(item) if is_journey_file(item) else every.get(item) if isinstance(item, str) else None
         if journey is not None and journey not in selected:
             selected.append(journey)
-    checker = _References(doc, selected, every)
+    checker = _References(doc, selected, every, project_exits)
     expectations = data.get("expect")
     for index, spec in enumerate(expectations if isinstance(expectations, list) else []):
         if isinstance(spec, dict):
@@ -91,8 +92,9 @@ def check_references(doc: YamlDocument, journeys: Sequence[Journey],
 
 
 class _References:
-    def __init__(self, doc: YamlDocument, selected: list[Journey], every: dict[str, Journey]):
+    def __init__(self, doc: YamlDocument, selected: list[Journey], every: dict[str, Journey], project_exits: int = 0):
         self.doc = doc
+        self.project_exits = project_exits
         self.selected = selected
         self.every = every
         self.problems: list[Problem] = []
@@ -144,11 +146,12 @@ class _References:
         return None
 
     def exit_reason(self, path: list, journey_id: str, reason: str) -> None:
-        """An ``exits`` reason the journey can give: goal, completed, exit:N, or one of its exit steps' reasons."""
+        """An ``exits`` reason the journey can give: goal, completed, exit:N, project_exit:N, or one of its
+        exit steps' reasons."""
         versions = self._versions(journey_id)
         if not versions:
             return  # the journey itself is reported
-        reasons = {"completed"}
+        reasons = {"completed", *(f"project_exit:{i}" for i in range(self.project_exits))}
         for journey in versions:
             reasons |= {f"exit:{i}" for i in range(len(journey.exit))}
             reasons |= {s.reason for s in journey.steps.values() if isinstance(s, ExitStep)}

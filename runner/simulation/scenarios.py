@@ -226,13 +226,14 @@ def find_scenarios(paths: Iterable[Path]) -> list[Path]:
 
 
 def load_scenario(path: Path, journeys: Sequence[Journey] | None = None, default_timezone: str = "UTC",
-                  versions: dict[str, Journey] | None = None) -> Scenario:
+                  versions: dict[str, Journey] | None = None, project_exits: int = 0) -> Scenario:
     """Read and check a scenario file; JourneyError with problems when it is not valid.
 
     With ``journeys`` (the project's), the journeys, stages and steps its
     expectations name must exist in those it runs (``runner.language.scenariorefs``);
     ``versions``: the journey files it names (``journeys:``, ``deploy:``), by the
-    text that names them. Generated contacts are drawn in ``default_timezone``
+    text that names them; ``project_exits``: how many exit rules project.yaml
+    has. Generated contacts are drawn in ``default_timezone``
     unless their spec gives a zone.
     """
     from runner.language import schema, semantics
@@ -247,7 +248,7 @@ def load_scenario(path: Path, journeys: Sequence[Journey] | None = None, default
         problems += semantics.check_scenario(doc, {j.id for j in journeys} if journeys is not None else None,
                                              path.parent)
         if journeys is not None and not any(p.severity == ERROR for p in problems):
-            problems += check_references(doc, journeys, versions)
+            problems += check_references(doc, journeys, versions, project_exits)
     errors = [p for p in problems if p.severity == ERROR]
     if doc is None or errors:
         raise JourneyError(f"{name}: the scenario is not valid", errors)
@@ -352,7 +353,8 @@ def run_scenario(path: Path, loaded: LoadedProject) -> ScenarioResult:
     result = ScenarioResult(None, path)
     try:
         versions = _journey_files(path, loaded)
-        scenario = load_scenario(path, loaded.journeys, loaded.project.default_timezone or "UTC", versions)
+        scenario = load_scenario(path, loaded.journeys, loaded.project.default_timezone or "UTC", versions,
+                                 len(loaded.project.exit))
         result.scenario = scenario
         journeys = _named_journeys(loaded.journeys, scenario.journey_ids, versions, f"{path}: ")
         check_contacts(scenario.contacts)
