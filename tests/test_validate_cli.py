@@ -205,10 +205,10 @@ def test_every_problem_code_is_documented():
     import re
 
     repo = Path(__file__).resolve().parent.parent
-    sources = ["yamlsource", "schema", "semantics", "templatecheck", "loader", "scenariorefs"]
+    sources = ["yamlsource", "schema", "semantics", "templatecheck", "loader", "scenariorefs", "localecheck"]
     text = "\n".join((repo / "runner" / "language" / f"{name}.py").read_text() for name in sources)
     codes = set(re.findall(r'"((?:yaml|file|schema|ref|segment|plan|duration|timezone|cron|window|stage|step|split|'
-                           r'migration|journey|contact|template|project)\.[a-z]+(?:-[a-z]+)*)"', text))
+                           r'migration|journey|contact|template|project|locale)\.[a-z]+(?:-[a-z]+)*)"', text))
     codes -= {"project.yaml", "journey.db"}  # file names, not codes
     documented = (repo / "docs" / "validate.md").read_text()
     assert len(codes) > 40

@@ -568,6 +568,7 @@ class Renderer:
         else derived from that HTML (never the default language's text under a translated HTML).
         """
         html_name, tag = self.variant(f"{html_stem(template)}.html", variants)
+        variants = same_language(variants, tag)  # one message, one language: an English email gets the English footer
         if text_template:
             text_name = self.variant(_with_suffix(text_template, ".txt"), variants)[0]
         else:
@@ -700,6 +701,14 @@ class Renderer:
         finally:
             _budget.reset(token)
         return "".join(chunks)
+
+
+def same_language(variants: tuple[str, ...], tag: str | None) -> tuple[str, ...]:
+    """The variants in the language of ``tag`` (``pt-BR``, ``pt`` for ``pt``); none for the default (None)."""
+    if tag is None:
+        return ()
+    language = tag.split("-")[0]
+    return tuple(variant for variant in variants if variant.split("-")[0] == language)
 
 
 def html_stem(template: str) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.collector import collector_paused
 from runner.core.problems import ERROR, JourneyError, Problem
-from runner.language import eventcheck, schema, semantics, templatecheck
+from runner.language import eventcheck, localecheck, schema, semantics, templatecheck
 from runner.language.projectfiles import UnsafeFile, home_of, read_inside
 from runner.language.yamlsource import YamlDocument, load_bytes
 
@@ -155,6 +155,7 @@ class _Load:
             self.templates_dir = self.root / folder
             self.context = semantics.ProjectContext.from_data(data, self.templates_dir)
             problems += semantics.check_project(doc, self.context)
+            problems += localecheck.check_project(doc, self.context.attributes)
             self.project_data = data
         self.template_context = templatecheck.TemplateContext(
             attributes=self.context.attributes, scores=self.context.scores if doc is not None else None,
@@ -199,8 +200,9 @@ class _Load:
             for _, name, template_kind in templates:
                 for candidate in semantics.template_candidates(name, template_kind):
                     self.used_templates.add(self.templates_dir / candidate)
-            return problems + self._subjects(doc) + eventcheck.check_journey_events(
-                doc, self.context, self.templates_dir, display_name)
+            return (problems + self._subjects(doc)
+                    + eventcheck.check_journey_events(doc, self.context, self.templates_dir, display_name)
+                    + localecheck.check_journey(doc, self.project_data, self.templates_dir))
         if kind == "project":
             other = semantics.ProjectContext.from_data(doc.data, None)
             return semantics.check_project(doc, other)
@@ -258,11 +260,16 @@ class _Load:
     def _subjects(self, doc: YamlDocument) -> list[Problem]:
         problems: list[Problem] = []
         for path, _key, value in doc.find(_SUBJECT):
-            if len(path) >= 2 and path[-2] == "email" and isinstance(value, str):
-                if "{" not in value:
+            if len(path) < 2 or path[-2] != "email":
+                continue
+            # one subject, or one per locale ({en: …, ja: …}): each is a template
+            texts = [(path, value)] if isinstance(value, str) else \
+                [([*path, tag], text) for tag, text in value.items()] if isinstance(value, dict) else []
+            for place, text in texts:
+                if not isinstance(text, str) or "{" not in text:
                     continue  # plain text: nothing to parse
-                line, col = doc.position(path)
-                problems += templatecheck.check_source(value, doc.file, self.template_context, line=line, col=col)
+                line, col = doc.position(place)
+                problems += templatecheck.check_source(text, doc.file, self.template_context, line=line, col=col)
         return problems
 
     def template(self, path: Path) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
+from babel.languages import get_official_languages
 
 DEFAULT_LANGUAGE = "en"  # a project without ``localization:`` writes in English
 MISSING_LEVELS = ("error", "warning")
@@ -156,6 +157,15 @@ def _babel_locale(tag: str) -> Locale:
     return Locale.parse(tag.replace("-", "_"))
 
 
+def language_of_country(code: str) -> str | None:
+    """The main official language of a country code written as a locale (``jp`` -> ``ja``,
+    ``kr`` -> ``ko``, ``ua`` -> ``uk``): the usual slip, worth a hint."""
+    if not isinstance(code, str) or len(code) != 2 or not code.isalpha():
+        return None
+    languages = get_official_languages(code.upper())
+    return languages[0] if languages else None
+
+
 def variant_name(name: str, tag: str) -> str:
     """``onboarding/welcome.html`` in ``ja``: ``onboarding/welcome.ja.html``."""
     stem, dot, suffix = name.rpartition(".")
@@ -165,6 +175,6 @@ def variant_name(name: str, tag: str) -> str:
 
 
 __all__ = [
-    "DEFAULT_LANGUAGE", "FORMAT_FILTERS", "Localization", "Resolution", "babel_locale", "display_name", "fallback_chain",
+    "DEFAULT_LANGUAGE", "FORMAT_FILTERS", "Localization", "Resolution", "babel_locale", "display_name", "fallback_chain", "language_of_country",
     "localization_of", "normalize_tag", "resolve", "tag_of", "text_direction", "variant_name",
 ]
