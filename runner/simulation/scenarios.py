@@ -103,6 +103,7 @@ class Expectation:
     among: Expectation | None = None
     share: tuple[float, float] | None = None
     count: tuple[int, int] | None = None
+    subject: str | None = None  # receives: the subject as rendered (in the contact's language)
 
     def describe(self) -> str:
         if self.group is not None:
@@ -122,6 +123,8 @@ class Expectation:
             text = f"is held out at split {self.target}"
         if self.reason:
             text += f" with reason {self.reason}"
+        if self.subject is not None:
+            text += f" with subject {self.subject!r}"
         if self.at:
             text += f" at {self.at}{_local(self.at)}"
         if self.within:
@@ -302,6 +305,7 @@ def _expectation(doc: Any, spec: dict[str, Any], path: list, index: int | None =
         among=_expectation(doc, among, [*path, "among"], 0) if among is not None else None,
         share=_bounds(share, percent) if share is not None else None,
         count=_bounds(count, int) if count is not None else None,
+        subject=spec.get("subject") if isinstance(spec.get("subject"), str) else None,
     )
 
 
@@ -414,6 +418,7 @@ class ExpectationChecker:
         self.simulation = simulation
         self.releases = releases or Releases(project, journeys)
         self.contacts = contacts_by_id(scenario.contacts)
+        self._renderer: SendRenderer | None = None  # built at the first `subject:` expectation
         self._decisions: dict[str, list[Decision]] = {}  # contact -> decisions in time order (one pass, not one per look)
         for decision in simulation.decisions:
             self._decisions.setdefault(decision.contact, []).append(decision)
@@ -521,6 +526,8 @@ class ExpectationChecker:
     def _check_receives(self, e: Expectation) -> Check:
         sends = [d for d in self.decisions(e.contact) if d.action in ("send", "webhook") and self.step_matches(d, e.target)]
         matching, window = self._in_window(e, sends)
+        if matching and e.subject is not None:
+            return self._check_subject(e, matching)
         if matching:
             return Check(e, True, f"sent at {self.local(e.contact, matching[0].at)}")
         if sends:
@@ -532,6 +539,19 @@ class ExpectationChecker:
             return self._failed(e, f"never sent; last decision on {e.target}: {last.action}: {last.reason}", last.at)
         return self._failed(e, f"never sent; step {e.target} was not reached",
                             window[0] if window else None)
+
+    def _check_subject(self, e: Expectation, sends: list[Decision]) -> Check:
+        """The send's subject as production renders it (so in the contact's language) is ``e.subject``."""
+        if self._renderer is None:
+            self._renderer = SendRenderer(self.project, self.releases.every)
+        subjects = []
+        for decision in sends:
+            outgoing, failure = self._renderer.build(decision)
+            subject = outgoing.subject if outgoing is not None else f"(cannot be built: {failure and failure.reason})"
+            if subject == e.subject:
+                return Check(e, True, f"sent at {self.local(e.contact, decision.at)}: {subject!r}")
+            subjects.append(f"{self.local(e.contact, decision.at)}: {subject!r}")
+        return self._failed(e, f"sent with another subject: {'; '.join(subjects)}", sends[0].at)
 
     def _check_never_receives(self, e: Expectation) -> Check:
         sends = [d for d in self.decisions(e.contact) if d.action in ("send", "webhook") and self.step_matches(d, e.target)]
