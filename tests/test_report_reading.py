@@ -73,6 +73,11 @@ def test_a_skipped_step_counts_apart(tmp_path: Path) -> None:
     decisions = [Decision(at, who, "trial", 1, "start", "welcome", action, "") for who, action in
                  (("ann", "send"), ("bob", "skip"), ("cat", "skip"))]
     assert node_reach(journey, decisions)[safe_id("step", "welcome")].line() == "1 test contact · 2 skipped"
+    graph = build_graph(journey)
+    assert graph.nodes[safe_id("step", "welcome")].lines[0] == "email welcome"
+    skipped_by_all = [d for d in decisions if d.action == "skip"]
+    _, unreached = reached_graph(journey, skipped_by_all)
+    assert safe_id("step", "welcome") in unreached  # reached, but its email never tried: faded too
 
 
 def test_wide_journeys_stack_their_boxes_in_two_columns() -> None:

@@ -2,8 +2,8 @@
 
 A reviewer reads the diagram to see what a change does; the counts say which
 paths the test contacts actually walk, and the faded, dashed boxes show the
-paths none of them reach (a branch nobody takes, a step a condition always
-skips), which is where a change goes untested.
+paths none of them walk (a branch nobody takes, a step its ``if:`` skips for
+every contact), which is where a change goes untested.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _exit_nodes(decision: Decision, exit_steps: dict[tuple[str, str], str], sing
 
 
 def reached_graph(journey: Journey, decisions: Iterable[Decision]) -> tuple[JourneyGraph, list[str]]:
-    """The journey's graph with a count line on every node the simulation can reach; and the unreached nodes."""
+    """The journey's graph with a count line on every node the simulation can reach; and the nodes no contact ran."""
     graph = build_graph(journey)
     reach = node_reach(journey, decisions)
     unreached = []
@@ -80,7 +80,7 @@ def reached_graph(journey: Journey, decisions: Iterable[Decision]) -> tuple[Jour
             continue  # "stays in STAGE": no decision marks arriving there
         found = reach.get(node.id, NodeReach())
         node.lines.append(found.line())
-        if not found.contacts and not found.skipped:
+        if not found.contacts:  # never reached, or skipped by every contact: its email was never tried
             unreached.append(node.id)
     return graph, unreached
 

@@ -36,7 +36,7 @@ MARKERS = {
 }
 
 STYLE = """
-.timeline text{font:11px system-ui,sans-serif;fill:#333}
+.timeline text{font:12px system-ui,sans-serif;fill:#333}
 .timeline .grid{stroke:#e0e0e0}
 .timeline .lane{stroke:#bbb;stroke-width:1}
 .m-enter{fill:#1a73e8}.m-move{fill:#9334e6}.m-send{fill:#f9a825}.m-fail{fill:#b00020}
