@@ -28,13 +28,18 @@ RETURNING contacts.wake_at, contacts.id
 
 # events only ever move wake_at earlier; the conflicting row is locked even when the
 # WHERE skips the update, so a concurrent save of that contact waits or is waited for
-CREATE_OR_WAKE_CONTACTS = """
+# Contacts created, or woken at their earliest event of a batch: of the staging table, or of
+# the events just copied in (the rows above the highest id before; see EVENTS_STORED).
+_CREATE_OR_WAKE_CONTACTS = """
 INSERT INTO contacts (id, created_at, updated_at, wake_at)
-SELECT contact_id, %(now)s, %(now)s, min(at) FROM journey_events_in WHERE contact_id IS NOT NULL
+SELECT contact_id, %(now)s, %(now)s, min(at) FROM {source} WHERE contact_id IS NOT NULL
 GROUP BY contact_id ORDER BY contact_id
 ON CONFLICT (id) DO UPDATE SET wake_at = excluded.wake_at
 WHERE contacts.wake_at IS NULL OR excluded.wake_at < contacts.wake_at
 """
+CREATE_OR_WAKE_STAGED = _CREATE_OR_WAKE_CONTACTS.format(source="journey_events_in")
+CREATE_OR_WAKE_COPIED = _CREATE_OR_WAKE_CONTACTS.format(
+    source="(SELECT contact_id, at FROM events WHERE id > %(since)s) AS copied")
 LOCK_LINKED_CONTACT = """
 SELECT id FROM contacts WHERE id = (SELECT contact_id FROM identities WHERE anonymous_id = %s) FOR UPDATE
 """
@@ -197,17 +202,24 @@ SELECT key, contact_id, journey_id, step_id, error, attempts, retryable, retry_a
 FROM sends WHERE state = 'failed' ORDER BY claimed_at DESC NULLS LAST LIMIT 20
 """
 
-# Events arrive through a temporary table filled by COPY (CREATE_OR_WAKE_CONTACTS reads it
-# too), then one INSERT … ON CONFLICT DO NOTHING keeps the new ones in input order (ids
-# follow it, as SQLite's rowids do).
-EVENTS_STAGE = """
+# Events: the highest id so far and which of a batch's message ids are stored (one round trip).
+# A batch of new events is copied straight into the table; the rows above that id are then its
+# rows (ingestion is serialised). Otherwise the batch goes through a temporary table filled by
+# COPY, and one INSERT … ON CONFLICT DO NOTHING keeps the new ones in input order (ids follow
+# it, as SQLite's rowids do).
+EVENTS_STORED = """
+SELECT (SELECT coalesce(max(id), 0) FROM events),
+       array(SELECT message_id FROM events WHERE message_id = ANY(%s))
+"""
+EVENTS_COPY = "COPY events (contact_id, anonymous_id, name, at, properties, message_id) FROM STDIN"
+STAGE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS journey_events_in (
     ord BIGINT, contact_id TEXT, anonymous_id TEXT, name TEXT, at TIMESTAMPTZ, properties JSONB, message_id TEXT
 ) ON COMMIT DELETE ROWS
 """
-EVENTS_COPY = ("COPY journey_events_in (ord, contact_id, anonymous_id, name, at, properties, message_id) "
-               "FROM STDIN")
-EVENTS_INSERT = """
+STAGE_COPY = ("COPY journey_events_in (ord, contact_id, anonymous_id, name, at, properties, message_id) "
+              "FROM STDIN")
+STAGE_INSERT = """
 INSERT INTO events (contact_id, anonymous_id, name, at, properties, message_id)
 SELECT contact_id, anonymous_id, name, at, properties, message_id FROM journey_events_in ORDER BY ord
 ON CONFLICT DO NOTHING

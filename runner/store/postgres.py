@@ -822,11 +822,15 @@ class PostgresStore:
     def write_events(self, rows: list[EventRow], now: datetime) -> int:
         """Insert events (``message_id`` deduplicates); returns how many were new.
 
-        The rows go in by ``COPY`` into a temporary table; from there one statement
-        creates or wakes their contacts (each at its earliest event) and one ``INSERT
-        … ON CONFLICT DO NOTHING`` stores the new events in input order. Contacts named
-        by ``contact_id`` are created if unknown; each event makes its contact due at the
-        event's time, also through an already linked anonymous id.
+        One look-up finds which message ids are stored already. A batch of events all
+        new (a first import) goes straight into ``events`` by ``COPY``, and one statement
+        then creates or wakes their contacts (each at its earliest event) from the rows
+        just stored; a batch holding a stored or repeated message id (a re-import) goes
+        by ``COPY`` into a temporary table, from which the same statement reads and one
+        ``INSERT … ON CONFLICT DO NOTHING`` keeps the new events. Either way ids follow
+        the input order. Contacts named by ``contact_id`` are created if unknown; each
+        event, new or not, makes its contact due at the event's time, also through an
+        already linked anonymous id.
         """
         anonymous_wake: dict[str, datetime] = {}
         for row in rows:
@@ -838,16 +842,14 @@ class PostgresStore:
         with self.transaction():
             conn = self._local.conn
             self._ingest_lock(conn)
-            conn.execute(pgsql.EVENTS_STAGE)
-            conn.execute("TRUNCATE journey_events_in")
-            with conn.cursor() as cursor, cursor.copy(pgsql.EVENTS_COPY) as copy:
-                for number, row in enumerate(rows):
-                    copy.write_row((number, row.contact_id, row.anonymous_id, row.name, to_db_time(row.at),
-                                    to_json(row.properties), row.message_id))
-            conn.execute(pgsql.CREATE_OR_WAKE_CONTACTS, {"now": now})
-            if suppressing:  # before the insert: only events new to the store suppress
-                self._record_suppressions(conn, suppressing)
-            inserted = conn.execute(pgsql.EVENTS_INSERT).rowcount
+            message_ids = [row.message_id for row in rows]
+            last_id, stored = conn.execute(pgsql.EVENTS_STORED, (message_ids,)).fetchone()
+            if stored or len(set(message_ids)) < len(rows):
+                inserted = self._stage_events(conn, rows, now)
+            else:
+                inserted = self._copy_new_events(conn, rows, now, last_id)
+            if suppressing:  # only events new to the store suppress
+                self._record_suppressions(conn, suppressing, set(stored))
             for anonymous_id in sorted(anonymous_wake):
                 at = anonymous_wake[anonymous_id]
                 locked = conn.execute(pgsql.LOCK_LINKED_CONTACT, (anonymous_id,)).fetchone()
@@ -855,13 +857,36 @@ class PostgresStore:
                     conn.execute(pgsql.WAKE_CONTACT, (at, locked[0], at))
         return inserted
 
-    def _record_suppressions(self, conn: psycopg.Connection[Any], rows: list[EventRow]) -> None:
-        """Suppressions and topic opt-outs for the events the store does not hold yet, and a
-        ``resubscribed`` topic's opt-out lifted (as SQLiteStore._record_suppressions)."""
-        seen = self.existing_message_ids([row.message_id for row in rows])
+    @staticmethod
+    def _copy_new_events(conn: psycopg.Connection[Any], rows: list[EventRow], now: datetime, last_id: int) -> int:
+        """Events none of which is stored: ``COPY`` into ``events``, then their contacts created or woken
+        from the rows above ``last_id`` (ingestion is serialised: every one of them is ours)."""
+        with conn.cursor() as cursor, cursor.copy(pgsql.EVENTS_COPY) as copy:
+            for row in rows:
+                copy.write_row((row.contact_id, row.anonymous_id, row.name, to_db_time(row.at),
+                                to_json(row.properties), row.message_id))
+        conn.execute(pgsql.CREATE_OR_WAKE_COPIED, {"now": now, "since": last_id})
+        return len(rows)
+
+    @staticmethod
+    def _stage_events(conn: psycopg.Connection[Any], rows: list[EventRow], now: datetime) -> int:
+        """Events some of which are stored (or repeated): through the temporary table, the new ones kept."""
+        conn.execute(pgsql.STAGE)
+        conn.execute("TRUNCATE journey_events_in")
+        with conn.cursor() as cursor, cursor.copy(pgsql.STAGE_COPY) as copy:
+            for number, row in enumerate(rows):
+                copy.write_row((number, row.contact_id, row.anonymous_id, row.name, to_db_time(row.at),
+                                to_json(row.properties), row.message_id))
+        conn.execute(pgsql.CREATE_OR_WAKE_STAGED, {"now": now})
+        return int(conn.execute(pgsql.STAGE_INSERT).rowcount)
+
+    def _record_suppressions(self, conn: psycopg.Connection[Any], rows: list[EventRow], stored: set[str]) -> None:
+        """Suppressions and topic opt-outs for the events the store did not hold (``stored``: the
+        message ids it held before this write), and a ``resubscribed`` topic's opt-out lifted
+        (as SQLiteStore._record_suppressions)."""
         for row in sorted(rows, key=lambda row: row.at):  # in time order: an opt-out, then its lifting
             who = row.contact_id or row.anonymous_id
-            if row.message_id in seen or not who:
+            if row.message_id in stored or not who:
                 continue
             if row.name == RESUBSCRIBED:
                 conn.execute("DELETE FROM suppressions WHERE target = %s AND at <= %s",
