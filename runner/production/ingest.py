@@ -37,7 +37,7 @@ from runner.core.problems import Problem, UsageError
 from runner.core.vocabulary import PAGE_EVENTS
 from runner.store.base import ContactRow, EventRow, Store
 
-BATCH_SIZE = 5000
+BATCH_SIZE = 20000
 MAX_REPORTED = 1000  # bad lines kept in the result; the count goes on
 MAX_LINE_BYTES = 1024 * 1024  # longer lines are bad (and never held in memory whole)
 FORMATS = ("csv", "jsonl")
@@ -334,6 +334,10 @@ def _refuse_constant(name: str) -> Any:
     raise BadLine(f"{name} is not a number JSON allows (use null or a finite number)", "import.json")
 
 
+# One decoder for every line: json.loads with an argument builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def json_value(text: str, what: str) -> Any:
     """Parse one JSON text, or a BadLine saying why not.
 
@@ -342,7 +346,9 @@ def json_value(text: str, what: str) -> Any:
     UTF-16 surrogates (``"\\ud800"``), which no UTF-8 database can store.
     """
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        if text.startswith("\ufeff"):  # as json.loads says it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as error:
         return BadLine(f"{what}: {error.msg} (column {error.colno})", "import.json")
     except BadLine as bad:
