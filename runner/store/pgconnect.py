@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg.adapt import AdaptersMap, Dumper, PyFormat
 from psycopg.types.datetime import DatetimeBinaryDumper, DatetimeDumper
-from psycopg.types.json import set_json_loads
+from psycopg.types.json import set_json_dumps, set_json_loads
 
 from runner.core.problems import JourneyError
 from runner.store.codec import to_db_time, to_json
@@ -58,6 +58,7 @@ def _aware_only(base: type[Dumper]) -> type[Dumper]:
 
 ADAPTERS = AdaptersMap(psycopg.adapters)
 set_json_loads(loads, ADAPTERS)
+set_json_dumps(to_json, ADAPTERS)  # a dict dumped as json/jsonb (binary COPY) is the text SQLite would keep
 ADAPTERS.register_dumper(datetime, _aware_only(DatetimeDumper))
 ADAPTERS.register_dumper(datetime, _aware_only(DatetimeBinaryDumper))
 

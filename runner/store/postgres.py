@@ -862,9 +862,9 @@ class PostgresStore:
         """Events none of which is stored: ``COPY`` into ``events``, then their contacts created or woken
         from the rows above ``last_id`` (ingestion is serialised: every one of them is ours)."""
         with conn.cursor() as cursor, cursor.copy(pgsql.EVENTS_COPY) as copy:
+            copy.set_types(pgsql.EVENTS_COPY_TYPES)
             for row in rows:
-                copy.write_row((row.contact_id, row.anonymous_id, row.name, to_db_time(row.at),
-                                to_json(row.properties), row.message_id))
+                copy.write_row((row.contact_id, row.anonymous_id, row.name, row.at, row.properties, row.message_id))
         conn.execute(pgsql.CREATE_OR_WAKE_COPIED, {"now": now, "since": last_id})
         return len(rows)
 
@@ -874,9 +874,10 @@ class PostgresStore:
         conn.execute(pgsql.STAGE)
         conn.execute("TRUNCATE journey_events_in")
         with conn.cursor() as cursor, cursor.copy(pgsql.STAGE_COPY) as copy:
+            copy.set_types(pgsql.STAGE_COPY_TYPES)
             for number, row in enumerate(rows):
-                copy.write_row((number, row.contact_id, row.anonymous_id, row.name, to_db_time(row.at),
-                                to_json(row.properties), row.message_id))
+                copy.write_row((number, row.contact_id, row.anonymous_id, row.name, row.at, row.properties,
+                                row.message_id))
         conn.execute(pgsql.CREATE_OR_WAKE_STAGED, {"now": now})
         return int(conn.execute(pgsql.STAGE_INSERT).rowcount)
 

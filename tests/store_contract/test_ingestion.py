@@ -45,6 +45,29 @@ def test_events_are_deduplicated_by_message_id(store):
     assert [e.message_id for e in store.load_contact_state("ada").events] == ["m1", "m3"]
 
 
+def test_new_and_replayed_batches_keep_input_order_and_wake_each_contact_at_its_earliest_event(store):
+    """A batch of new events (PostgreSQL copies it straight into the table) and one holding a stored
+    and a repeated message id (through the staging table) store the same way SQLite does."""
+    ada = [EventRow("ada", None, "late", at(5), {"é": [1, {"b": 2, "a": None}]}, "a1"),
+           EventRow("ada", "anon-1", "early", at(2), {}, "a2")]
+    new = [*ada, EventRow("bob", None, "only", at(3), {"n": 1.5}, "b1"), EventRow(None, "anon-9", "visit", at(1), {}, "v1")]
+    assert store.write_events(new, at(9)) == 4
+    assert store.wake_at("ada") == at(2) and store.wake_at("bob") == at(3)  # created, due at their earliest
+    assert [mid for _, mid, _ in sorted(store.events_after("ada", [], 0))] == ["a1", "a2"]  # ids: input order
+    stored = {event.message_id: event for event in store.load_contact_state("ada").events}
+    assert stored["a1"].properties == {"é": [1, {"b": 2, "a": None}]} and stored["a1"].at == at(5)
+    store.save_contact_state(store.load_contact_state("ada"), wake_at=at(8))
+    store.save_contact_state(store.load_contact_state("bob"), wake_at=None)
+    replayed = [EventRow("bob", None, "more", at(7), {}, "b2"), ada[0],  # a stored id: not again, still wakes
+                EventRow("bob", None, "twice", at(6), {}, "b3"), EventRow("bob", None, "twice", at(6), {}, "b3"),
+                EventRow("cy", None, "first", at(4), {}, "c1")]
+    assert store.write_events(replayed, at(10)) == 3
+    assert (store.wake_at("ada"), store.wake_at("bob"), store.wake_at("cy")) == (at(5), at(6), at(4))
+    assert [mid for _, mid, _ in sorted(store.events_after("bob", [], 0))] == ["b1", "b2", "b3"]
+    ids = {mid: event_id for who in ("ada", "bob", "cy") for event_id, mid, _ in store.events_after(who, [], 0)}
+    assert ids["a2"] < ids["b1"] < ids["b2"] < ids["b3"] < ids["c1"]
+
+
 def test_many_message_ids_are_looked_up_at_once(store):
     store.write_events([EventRow("ada", None, "e", at(0), {}, f"m{n}") for n in range(1200)], at(1))
     asked = [f"m{n}" for n in range(0, 2400, 2)]
