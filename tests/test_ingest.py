@@ -6,10 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import runner.production.ingest as ingest
 from runner.core.problems import UsageError
-from runner.production.ingest import import_contacts, import_events
+from runner.production.ingest import BadLine, import_contacts, import_events
 from runner.store import open_store
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -369,3 +371,27 @@ def test_csv_cells_take_the_tracking_plan_types(tmp_path):
     assert attributes["meddic"] == {"metrics": "cut churn"}
     assert result.imported == 1 and result.bad_lines == 1
     assert "company_size" in result.bad[0].message and result.bad[0].line == 3
+
+
+_JSONISH = st.text(alphabet=st.sampled_from(list('{}[]:,"\\ u0123456789.eE+-truefalsnNIfiyd\n\r\t\ufeff\ud800é')), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(_JSONISH, st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+).map(json.dumps)), st.sampled_from(["", "\n", " \n", "\r\n", "x"]))
+def test_a_line_decodes_as_json_loads_decodes_it(text, ending):
+    """``_decoded``'s shortcut (one value and its newline) gives json.loads's value, or its error."""
+    line = text + ending
+
+    def outcome(decode):
+        try:
+            return "value", decode(line)
+        except json.JSONDecodeError as error:
+            return "error", error.msg, error.pos
+        except (BadLine, ValueError, RecursionError) as error:
+            return "error", type(error).__name__, str(error)
+
+    assert repr(outcome(ingest._decoded)) == repr(
+        outcome(lambda line: json.loads(line, parse_constant=ingest._refuse_constant)))

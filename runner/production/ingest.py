@@ -311,7 +311,7 @@ def _lines(path: Path, progress: Progress | None) -> Iterator[tuple[int, str | B
     """(line number, text) for every non-blank line; unreadable lines become BadLine."""
     for number, raw in _raw_lines(path, progress):
         text = raw if isinstance(raw, BadLine) else _decode(number, raw)
-        if isinstance(text, BadLine) or text.strip():
+        if isinstance(text, BadLine) or not text.isspace() and text:  # isspace: what strip() strips, no copy
             yield number, text
 
 
@@ -338,6 +338,21 @@ def _refuse_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
+def _decoded(text: str) -> Any:
+    """``json.loads(text)`` with ``_DECODER``: a line that is one value and its newline is decoded
+    without the two whitespace scans of ``decode``; anything else goes the long way, for the
+    same value or the same error."""
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except json.JSONDecodeError:
+        end = -1
+    if end >= 0 and (end == len(text) or end == len(text) - 1 and text[end] == "\n"):
+        return value
+    if text.startswith("\ufeff"):  # as json.loads says it
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)
+
+
 def json_value(text: str, what: str) -> Any:
     """Parse one JSON text, or a BadLine saying why not.
 
@@ -346,9 +361,7 @@ def json_value(text: str, what: str) -> Any:
     UTF-16 surrogates (``"\\ud800"``), which no UTF-8 database can store.
     """
     try:
-        if text.startswith("\ufeff"):  # as json.loads says it
-            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-        value = _DECODER.decode(text)
+        value = _decoded(text)
     except json.JSONDecodeError as error:
         return BadLine(f"{what}: {error.msg} (column {error.colno})", "import.json")
     except BadLine as bad:
@@ -357,7 +370,7 @@ def json_value(text: str, what: str) -> Any:
         return BadLine(f"{what}: nested too deeply", "import.json")
     except ValueError as error:  # int() over sys.get_int_max_str_digits()
         return BadLine(f"{what}: {error}", "import.json")
-    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         return BadLine(f"{what}: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)", "import.encoding")
     return value
 
@@ -702,7 +715,11 @@ def _identifier(value: Any) -> str | None:
 
 
 def _first_present(obj: dict, *keys: str) -> Any:
-    return next((obj[key] for key in keys if obj.get(key) is not None), None)
+    for key in keys:
+        value = obj.get(key)
+        if value is not None:
+            return value
+    return None
 
 
 def _instant(value: Any, where: str) -> datetime:
