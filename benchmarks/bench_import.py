@@ -19,6 +19,12 @@ CPU-time ratio (steadier on a busy machine) and each process's peak RSS
 comparison on PostgreSQL: ``import_events`` into the PostgreSQL store against a bare
 ``COPY`` of the same parsed rows into the same events table, each in a fresh schema.
 Targets there: >= 100,000 events/s at 1M, <= 3x the bare COPY.
+
+``--stages`` (with ``--postgresql``) prints where the CPU of an import goes, in µs an event
+(process_time, best of 3 for the parsing stages): reading and decoding lines, JSON, the
+Segment mapping and its checks (``parse_segment``), then a whole import's client CPU with
+what is left for the store's writes, and the CPU of the PostgreSQL backend that served it
+(from /proc, so only for a server on this machine; one pooled connection).
 """
 
 from __future__ import annotations
@@ -168,10 +174,15 @@ def main() -> None:
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "SOURCE", "DB"))
     parser.add_argument("--postgresql", nargs="?", const=os.environ.get(
         "JOURNEY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"), metavar="URL")
+    parser.add_argument("--stages", action="store_true", help="with --postgresql: CPU an event of each stage")
     args = parser.parse_args()
     if args.worker:
         kind, source, db = args.worker
         worker(kind, Path(source), db if kind.startswith("pg-") else Path(db))
+        return
+    if args.postgresql and args.stages:
+        for size in (int(s) for s in args.sizes.split(",")):
+            stages(size, args.postgresql)
         return
     if args.postgresql:
         postgresql([int(s) for s in args.sizes.split(",")], args.postgresql)
@@ -198,6 +209,54 @@ _SCHEMAS: dict[str, str] = {}
 
 def _schema(kind: str) -> str:
     return _SCHEMAS.setdefault(kind, f"bench_import_{kind.replace('-', '_')}_{uuid.uuid4().hex[:8]}")
+
+
+def stages(size: int, server: str) -> None:
+    """CPU an event of each stage of ``import_events`` into PostgreSQL (see the module doc)."""
+    from runner.production import ingest
+    from runner.store import open_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "events.jsonl"
+        generate(source, size)
+        passes = {"lines": lambda: ingest._lines(source, None),
+                  "json": lambda: ingest._json_objects(source, None),
+                  "records": lambda: ingest._event_jsonl_records(source, None)}
+        cpu = {}
+        for name, records in passes.items():
+            best = []
+            for _ in range(3):
+                started = time.process_time()
+                for _record in records():
+                    pass
+                best.append(time.process_time() - started)
+            cpu[name] = min(best) / size * 1e6
+        schema = _schema("stages")
+        store = open_store(f"{server}{'&' if '?' in server else '?'}schema={schema}&pool_max=1")
+        try:
+            backend = store._one("SELECT pg_backend_pid()")
+            server_before = _process_cpu(backend)
+            started = time.process_time()
+            result = ingest.import_events(store, source)
+            client = (time.process_time() - started) / size * 1e6
+            server_cpu = (_process_cpu(backend) - server_before) / size * 1e6
+        finally:
+            store.close()
+            import psycopg
+
+            with psycopg.connect(server, autocommit=True) as admin:
+                admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            _SCHEMAS.clear()
+        assert result.imported == size, result
+    print(f"CPU us an event, {size:,} events: read+decode {cpu['lines']:.2f}, JSON {cpu['json'] - cpu['lines']:.2f}, "
+          f"parse_segment {cpu['records'] - cpu['json']:.2f}, store writes {client - cpu['records']:.2f} "
+          f"(client {client:.2f}); PostgreSQL backend {server_cpu:.2f}")
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process on this machine (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def postgresql(sizes: list[int], server: str) -> None:
