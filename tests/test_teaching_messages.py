@@ -155,3 +155,21 @@ def test_duration_hints_read_any_text_without_failing():
     assert duration_hint("2 weeks and 3 days") == "write 2w3d"
     assert duration_hint("9" * 5000 + " days") == f"write {'9' * 5000}d"
     assert duration_hint("3d") is None and duration_hint("soon") is None and duration_hint(3) is None
+
+
+@pytest.mark.parametrize("source,hint", [
+    ("{% if x %}a{% endif", "close the tag with `%}`"),
+    ("{{ contact.first_name }", "a value is written {{ … }} and a tag {% … %}"),
+    ("{% if x %}a", "add {% endif %} where the `if` block ends"),
+    ("{% for x in y %}a{% endif %}", "close `for` with `endfor` before `endif`"),
+    ("{{ contact.first_name | upperr }}", "did you mean `upper`?"),
+    ("{% iff x %}{% endif %}", "did you mean `if`?"),
+    ("{{ 'a }}", "a quoted text is not closed"),
+    ("{# note", "close the comment with `#}`"),
+])
+def test_a_template_syntax_error_says_what_to_write(project: Path, source: str, hint: str):
+    template = project / "templates" / "nurture" / "thanks.html"
+    template.write_text(source + "\n")
+    found = validate([project / "journeys" / "onboarding.yaml"], root=project).problems
+    [problem] = [p for p in found if p.code == "template.syntax"]
+    assert problem.hint is not None and hint in problem.hint, problem

@@ -26,6 +26,7 @@ from runner.language.locales import FORMAT_FILTERS
 from runner.language.projectfiles import UnsafeFile, read_inside, resolve_inside
 from runner.language.schema import did_you_mean
 from runner.language.semantics import BUILTIN_ATTRIBUTES
+from runner.language.templatehints import syntax_hint
 
 # What runner.delivery.render.render_context provides, and the keys of its small mappings.
 CONTEXT: dict[str, frozenset[str] | None] = {
@@ -149,7 +150,8 @@ def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list
         tree = env.parse(source)
     except TemplateSyntaxError as error:
         return [Problem(file, line + (error.lineno or 1) - 1, col, "template.syntax",
-                        f"template syntax error: {error.message}")], []
+                        f"template syntax error: {error.message}",
+                        hint=syntax_hint(error.message or "", env.filters))], []
     except Exception as error:  # noqa: BLE001 - the lexer can fail in odd ways on hostile input
         return [Problem(file, line, col, "template.syntax", f"template syntax error: {error}")], []
     problems: list[Problem] = []
@@ -161,7 +163,8 @@ def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list
         undeclared = meta.find_undeclared_variables(tree) - set(CONTEXT) - set(env.globals) - context.extra_names
     except TemplateAssertionError as error:  # an unknown filter or test: compiling it for render fails the same way
         return [Problem(file, line + (error.lineno or 1) - 1, col, "template.syntax",
-                        f"template syntax error: {error.message}")], []
+                        f"template syntax error: {error.message}",
+                        hint=syntax_hint(error.message or "", env.filters))], []
     undeclared -= _defined_in_branches(tree)
     for name_node in tree.find_all(nodes.Name):
         if name_node.ctx == "load" and name_node.name in undeclared:
