@@ -199,6 +199,8 @@ def test_schema_enums_and_docs_list_exactly_the_reason_names():
                                                                "cap; did you mean `cap`?"),
     ('{contact: ada, receives: nudge, at: "2026-03-09T09:00"}', "write 2026-03-09T09:00Z (UTC) or 2026-03-09T09:00+03:00"),
     ('{contact: ada, receives: nudge, share: 10%}', "`share` counts the contacts of a generated group"),
+    ('{group: leads, emails: 0, share: [20%, 10%]}', "`share: ['20%', '10%']` starts above where it ends"),
+    ('{group: leads, emails: 0, share: 120%}', "a share is at most 100%"),
     ('{group: lead, emails: 0}', "there is no generated group `lead` in this scenario; did you mean `leads`?"),
 ])
 def test_validate_and_test_reject_what_can_never_be_met(tmp_path, loaded, expectation, message):

@@ -773,6 +773,7 @@ def check_scenario(doc: YamlDocument, journey_ids: set[str] | None, base: Path |
             checker.report(["expect", index, "group"], "ref.contact",
                            f"there is no generated group `{group}` in this scenario{extra}",
                            hint=None if groups else "generate one under `generate:`")
+        _bounds(checker, spec, ["expect", index])
         for key in ("share", "count", "among"):
             if isinstance(spec, dict) and key in spec and "group" not in spec:
                 checker.report(["expect", index, key], "scenario.group-only",
@@ -780,6 +781,24 @@ def check_scenario(doc: YamlDocument, journey_ids: set[str] | None, base: Path |
                                hint="write `group: NAME` (a group under `generate:`) instead of `contact:`, or drop "
                                     f"`{key}`")
     return checker.problems
+
+
+def _bounds(checker: _Checker, spec: Any, path: PathList) -> None:
+    """A group expectation's ``share``/``count`` bounds: low first, a share no more than 100%."""
+    if not isinstance(spec, dict):
+        return
+    for key in ("share", "count"):
+        value = spec.get(key)
+        values: list[Any] = value if isinstance(value, list) else [value]
+        if key == "share":
+            values = [float(v[:-1]) for v in values if isinstance(v, str) and re.fullmatch(r"[0-9]+(\.[0-9]+)?%", v)]
+            if any(v > 100 for v in values):
+                checker.report([*path, key], "scenario.bounds", f"a share is at most 100%: `{key}: {value}` can never "
+                               "be met", hint="write shares as 0% to 100%")
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) == 2 and numbers[0] > numbers[1]:
+            checker.report([*path, key], "scenario.bounds", f"`{key}: {value}` starts above where it ends",
+                           hint="write the lower bound first: [low, high]")
 
 
 def check_scenario_journeys(doc: YamlDocument, journey_ids: set[str]) -> list[Problem]:

@@ -241,7 +241,7 @@ def load_scenario(path: Path, journeys: Sequence[Journey] | None = None, default
     """
     from runner.language import schema, semantics
     from runner.language.loader import display_name
-    from runner.language.scenariorefs import check_references
+    from runner.language.scenariorefs import check_references, deploy_items
     from runner.language.yamlsource import load_file
 
     name = display_name(path)
@@ -266,10 +266,10 @@ def load_scenario(path: Path, journeys: Sequence[Journey] | None = None, default
     unknown = _unknown_contacts(doc, contacts)
     if unknown:
         raise JourneyError(f"{name}: the scenario is not valid", unknown)
-    expectations = [_expectation(doc, spec, ["expect", index]) for index, spec in enumerate(data.get("expect") or [])]
+    expectations = [_expectation(doc, spec, ["expect", index], index) for index, spec in enumerate(data.get("expect") or [])]
     deploys = [
         DeploySpec(str(spec["at"]), tuple(str(j) for j in spec["journeys"]), doc.position(where)[0])
-        for where, spec in _deploy_list(data.get("deploy"))
+        for where, spec in deploy_items(data.get("deploy"))
     ]
     return Scenario(
         name=str(data["name"]), path=path, contacts=contacts, start=start,
@@ -279,16 +279,7 @@ def load_scenario(path: Path, journeys: Sequence[Journey] | None = None, default
     )
 
 
-def _deploy_list(spec: Any) -> list[tuple[list, dict[str, Any]]]:
-    """``deploy:`` is one mapping or a list of them: (path in the file, mapping) each."""
-    if spec is None:
-        return []
-    if isinstance(spec, dict):
-        return [(["deploy"], spec)]
-    return [(["deploy", index], item) for index, item in enumerate(spec)]
-
-
-def _expectation(doc: Any, spec: dict[str, Any], path: list, index: int | None = None) -> Expectation:
+def _expectation(doc: Any, spec: dict[str, Any], path: list, index: int) -> Expectation:
     """One ``expect:`` item (or the ``among:`` filter of a group expectation) as an Expectation."""
     kind = next(k for k in EXPECTATION_KINDS if k in spec)
     within = spec.get("within")
@@ -299,7 +290,7 @@ def _expectation(doc: Any, spec: dict[str, Any], path: list, index: int | None =
     count = spec.get("count")
     among = spec.get("among")
     return Expectation(
-        index=path[-1] if index is None else index, contact=str(spec.get("contact") or ""), kind=kind,
+        index=index, contact=str(spec.get("contact") or ""), kind=kind,
         target=target, at=spec.get("at"), within=(within[0], within[1]) if within else None, reason=reason,
         line=doc.position(path)[0], times=times, group=spec.get("group"),
         among=_expectation(doc, among, [*path, "among"], 0) if among is not None else None,
@@ -334,8 +325,6 @@ def _unknown_contacts(doc: Any, contacts: list[TestContact]) -> list[Problem]:
 
 
 def _scenario_contacts(spec: Any, path: Path, name: str) -> list[TestContact]:
-    if spec is None:
-        raise JourneyError(f"{name}: the scenario has no contacts (a file name or an inline list)")
     if isinstance(spec, str):
         return load_test_contacts(path.parent / spec)
     return [
