@@ -150,3 +150,11 @@ def test_the_wheel_ships_the_scaffold_and_init_writes_it_from_there(tmp_path: Pa
     assert run.returncode == 0, run.stderr
     assert str(built_wheel) in run.stdout.splitlines()[0]  # imported from the wheel, not the checkout
     assert written(tmp_path / "from-wheel") == SCAFFOLD
+
+
+def test_a_folder_that_cannot_be_written_is_an_error_not_a_traceback(tmp_path: Path):
+    (tmp_path / "file").write_text("not a folder")
+    refused = journey_cli(["init", "file/project"], cwd=tmp_path)  # its parent is a file
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.startswith("error: cannot write the project into file/project: ")
+    assert "internal error" not in refused.stderr and "Traceback" not in refused.stderr

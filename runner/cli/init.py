@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from runner.core.problems import UsageError
+from runner.core.problems import JourneyError, UsageError
 
 
 @click.command("init")
@@ -34,7 +34,11 @@ def init(folder: Path, name: str | None, force: bool) -> None:
                 else "none of the scaffold's files are there yet, but it would write among other files")
         raise UsageError(f"{folder} is not empty: {what}. Give an empty or new DIR, or --force to write anyway")
     replaced = scaffold.existing(folder, planned)
-    scaffold.write(folder, planned)
+    try:
+        scaffold.write(folder, planned)
+    except OSError as error:  # a read-only or missing parent, a full disk: say so, never a traceback
+        raise JourneyError(f"cannot write the project into {folder}: {error.strerror or error} "
+                           f"({error.filename or folder})") from None
     click.echo(f"wrote {len(planned)} files into {folder}" + (f" (replaced {_listed(replaced)})" if replaced else ""))
     where = "" if folder.resolve() == Path.cwd().resolve() else f"cd {folder} && "
     click.echo(f"next: {where}journey validate --strict && journey test; then edit what README.md lists first")
