@@ -1,0 +1,148 @@
+"""`journey validate` on the event in templates and on suppress steps and project exits (issue #13 §2, §3).
+
+A small project is written per test: a cart journey whose templates read ``event``, a
+tracking plan that types the event's properties. Reading ``event`` in a step no event
+starts is an error at the template's line naming the step; a property none of the step's
+events declares is a warning with the nearest declared name; the subprocess run shows
+them as file:line:col with a non-zero exit and no traceback.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from runner.language.loader import load_project
+
+PROJECT = """\
+name: Shop
+exit:
+  - {event: account_closed}
+tracking_plan:
+  attributes:
+    email: {type: string, format: email}
+    first_name: string
+    plan: string
+  events:
+    cart_abandoned:
+      properties: {items: list, total: number, currency: string}
+    email_clicked:
+      properties: {url: string}
+    account_closed:
+      properties: {reason: string}
+"""
+
+JOURNEY = """\
+id: cart
+version: 1
+name: Cart
+stages:
+  - id: reminder
+    entry: {event: cart_abandoned}
+    steps:
+      - wait: 1h
+      - id: reminder_email
+        email: {template: reminder, subject: "Your cart: {{ event.properties.total }}"}
+      - id: wait_click
+        wait_for: {event: email_clicked, timeout: 1d}
+        on_event:
+          - id: thanks
+            email: {template: thanks, subject: "Thanks"}
+        on_timeout:
+          - id: nudge
+            email: {template: nudge, subject: "Nudge"}
+      - suppress: {reason: sunset}
+  - id: upsell
+    entry: {attribute_changed: plan}
+    steps:
+      - id: upsell_email
+        email: {template: upsell, subject: "Hello {{ contact.first_name }}"}
+"""
+
+TEMPLATES = {
+    "reminder.html": "<p>{{ event.properties.currency }} {{ event.properties.total }}</p>\n"
+                     "{% for item in event.properties['items'] %}{{ item }}{% endfor %}",
+    "thanks.html": "<p>Thanks for {{ event.properties.url }} at {{ event.timestamp }}</p>",
+    "nudge.html": "<p>Still {{ event.properties.total }}?</p>",
+    "upsell.html": "<p>Hi {{ contact.first_name }}</p>",
+}
+
+
+def _write(root: Path, journey: str = JOURNEY, project: str = PROJECT, **templates: str) -> Path:
+    (root / "journeys").mkdir(parents=True)
+    (root / "templates").mkdir()
+    (root / "project.yaml").write_text(project)
+    (root / "journeys" / "cart.yaml").write_text(journey)
+    for name, text in {**TEMPLATES, **templates}.items():
+        (root / "templates" / name).write_text(text)
+    return root
+
+
+def _problems(root: Path) -> list[tuple[str, int, str, str, str]]:
+    loaded = load_project(root)
+    return [(Path(p.file).name, p.line, p.code, p.severity, p.message) for p in loaded.problems]
+
+
+def test_a_project_that_uses_the_event_where_events_start_steps_is_clean(tmp_path):
+    assert _problems(_write(tmp_path)) == []
+
+
+def test_a_property_the_event_does_not_declare_is_a_warning_with_the_nearest_name(tmp_path):
+    root = _write(tmp_path, **{"reminder.html": "<p>{{ event.properties.currency }}</p>\n<p>{{ event.properties.totl }}</p>"})
+    assert _problems(root) == [(
+        "reminder.html", 2, "template.event-property", "warning",
+        "step `reminder_email`: `event.properties.totl` is not a property of `cart_abandoned` in the tracking plan; "
+        "did you mean `event.properties.total`?")]
+
+
+def test_the_answer_of_a_wait_for_is_the_event_of_its_on_event_steps(tmp_path):
+    root = _write(tmp_path, **{"thanks.html": "<p>{{ event.properties.total }}</p>"})
+    ((file, line, code, severity, message),) = _problems(root)
+    assert (file, line, code, severity) == ("thanks.html", 1, "template.event-property", "warning")
+    assert "`event.properties.total` is not a property of `email_clicked`" in message and "step `thanks`" in message
+
+
+def test_a_step_no_event_starts_may_not_read_the_event(tmp_path):
+    root = _write(tmp_path, **{"upsell.html": "<p>Hi</p>\n<p>{{ event.name }}</p>"})
+    ((file, line, code, severity, message),) = _problems(root)
+    assert (file, line, code, severity) == ("upsell.html", 2, "template.event", "error")
+    assert message.startswith("step `upsell_email` reads `event.name`, but no event starts or wakes it")
+    guarded = _write(tmp_path / "guarded", **{"upsell.html": "{% if event is defined %}{{ event.name }}{% endif %}"})
+    assert _problems(guarded) == []
+
+
+def test_a_subject_is_checked_at_its_place_in_the_journey(tmp_path):
+    journey = JOURNEY.replace('subject: "Hello {{ contact.first_name }}"', 'subject: "Hi {{ event.properties.total }}"')
+    journey = journey.replace('subject: "Your cart: {{ event.properties.total }}"', 'subject: "Cart {{ event.properties.totals }}"')
+    found = _problems(_write(tmp_path, journey))
+    assert [(f, line, code) for f, line, code, _, _ in found] == [
+        ("cart.yaml", 10, "template.event-property"), ("cart.yaml", 24, "template.event")]
+    assert "did you mean `event.properties.total`?" in found[0][4]
+
+
+def test_an_unknown_key_of_event_is_a_template_variable_error(tmp_path):
+    root = _write(tmp_path, **{"nudge.html": "<p>{{ event.nmae }}</p>"})
+    ((file, _, code, severity, message),) = _problems(root)
+    assert (file, code, severity) == ("nudge.html", "template.variable", "error")
+    assert "did you mean `name`?" in message
+
+
+def test_suppress_steps_and_project_exits_are_checked(tmp_path):
+    journey = JOURNEY.replace("suppress: {reason: sunset}", "suppress: {reason: Sunset Now}")
+    project = PROJECT.replace("  - {event: account_closed}", "  - {event: acount_closed}\n  - {stage: reminder}")
+    found = _problems(_write(tmp_path, journey, project))
+    assert [(f, line, code) for f, line, code, _, _ in found] == [
+        ("cart.yaml", 19, "schema.pattern"), ("project.yaml", 3, "plan.event"), ("project.yaml", 4, "ref.stage")]
+    assert found[0][4].startswith("`Sunset Now` is not valid for step 4 in stage `reminder` (suppress.reason): "
+                                  "A short lowercase word")
+    assert found[1][4] == "event `acount_closed` is not in the tracking plan; did you mean `account_closed`?"
+
+
+def test_the_cli_shows_file_line_col_and_exits_non_zero_without_a_traceback(tmp_path):
+    root = _write(tmp_path, **{"upsell.html": "<p>{{ event.properties.total }}</p>"})
+    result = subprocess.run([sys.executable, "-m", "runner", "validate"], cwd=root, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "templates/upsell.html:1:1: error[template.event] step `upsell_email` reads `event.properties.total`" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
