@@ -189,3 +189,48 @@ def test_a_run_stops_trying_a_relay_that_is_down_and_the_next_run_sends_everythi
     assert back.counts["retried"] == 40 and back.counts["sent"] == 40
     received = _received(server)
     assert set(received) == _keys(ids) and max(received.values()) == 1
+
+
+CART = """\
+id: cart
+version: 1
+name: Cart
+stages:
+  - id: main
+    entry: {event: cart_abandoned}
+    steps:
+      - id: reminder
+        email: {template: reminder, subject: "Your cart: {{ event.properties.total }}"}
+"""
+
+
+def test_a_retried_send_renders_the_event_its_decision_journaled(tmp_path, monkeypatch):
+    """The retry rebuilds the send from the deployed step and the contact as it is now; the event
+    that started the step comes from the send's own journaled decision (the enrollment, done by
+    then, no longer holds it), so the retry renders what the first attempt would have."""
+    from runner.store.base import ContactRow, EventRow
+
+    monkeypatch.setenv(*next(iter(SECRET.items())))
+    templates = {"reminder.html": "<p>{{ event.name }}: {{ event.properties.total }}</p>"
+                                  "<p><a href=\"{{ unsubscribe_url }}\">unsubscribe</a></p>"}
+    root = tiny_project(tmp_path / "project", {"cart": CART}, templates=templates)
+    store = open_store(tmp_path / "journey.db")
+    store.write_contacts([ContactRow("ada", {"email": "ada@example.com"})], AT)
+    store.write_events([EventRow("ada", None, "cart_abandoned", AT, {"total": 19.9}, "cart-1")], AT)
+    deploy(store, load_working_tree(root).journeys, AT)
+    with SmtpServer() as server:
+        server.outage = BUSY
+        runtime = build_runtime(store, load_working_tree(root).project, server.url(retries=0))
+        run_tick(store, runtime, AT + timedelta(hours=1))
+        assert _received(server) == Counter()
+        assert "cart" not in store.load_contact_state("ada").enrollments  # completed: no event kept there
+        server.outage = None
+        report = run_tick(store, runtime, AT + timedelta(hours=2))
+        runtime.delivery.close()
+        with server.lock:
+            subjects = [str(item.message["Subject"]) for item in server.messages]
+            bodies = [item.message.get_body(("html",)).get_content() for item in server.messages]
+    store.close()
+    assert report.counts["retried"] == 1
+    assert subjects == ["Your cart: 19.9"]
+    assert "cart_abandoned: 19.9" in bodies[0]
