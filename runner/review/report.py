@@ -31,6 +31,7 @@ from runner.review.reportorder import AFFECTED, CHANGED, UNCHANGED, Placed, plac
 from runner.review.sendtimes import local_text, sends_table, utc_text
 from runner.review.svgchart import STYLE as CHART_STYLE
 from runner.review.svgchart import legend_html, timeline_svg
+from runner.review.variants import language_variants, variants_html
 from runner.simulation.simulate import JourneySummary, Simulation, summarize
 from runner.simulation.testcontacts import TestContact
 from runner.simulation.timeline import Record, timeline_records
@@ -113,6 +114,7 @@ class _JourneyData:
     decisions: list[Decision] = field(default_factory=list)
     previews: list[_Preview] = field(default_factory=list)
     production: list[str] = field(default_factory=list)  # one HTML section per deployed version
+    variants: str = ""  # translated steps in every language, side by side (runner.review.variants)
 
 
 def _funnel(journey: Journey, summary: JourneySummary | None) -> str:
@@ -218,6 +220,7 @@ def _journey_section(data: _JourneyData, placed: Placed | None, diff: JourneyDif
         parts.append("<h3>Funnel</h3>" + _funnel(journey, data.summary))
         parts.append("<h3>Sends</h3>" + sends_table(data.records))
     parts.append(_previews(data.previews))
+    parts.append(data.variants)
     parts.extend(data.production)
     parts.append("</section>")
     return "".join(parts)
@@ -252,6 +255,8 @@ def build_report(inputs: ReportInputs, out: Path) -> tuple[Path, list[RenderedMe
             if record.journey in data:
                 data[record.journey].records.append(record)
         _add_previews(renderer, simulation, data, out)
+        for entry in data.values():
+            entry.variants = variants_html(language_variants(renderer, entry.journey))
     for deployed, stats in inputs.production:
         if deployed.id in data:
             data[deployed.id].production.append(production_section(deployed, stats))
