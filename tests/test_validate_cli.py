@@ -182,6 +182,10 @@ def test_an_empty_folder_says_there_are_no_journeys(tmp_path: Path):
     result = run_cli(["validate"], tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "journeys:1:1: error[project.no-journeys]" in result.stdout
+    assert "`journey init` writes a new one" in result.stdout  # no project.yaml either: where to start
+    (tmp_path / "project.yaml").write_text("name: x\n")
+    inside = run_cli(["validate"], tmp_path)
+    assert "journey init" not in inside.stdout and "create it, set `journeys:` in project.yaml" in inside.stdout
 
 
 def test_template_checks_can_be_skipped(project: Path):

@@ -326,7 +326,10 @@ def _load_project(root: Path | None, paths: Sequence[Path], templates: bool | No
         folder = load.journeys_dir()
         load.problems.append(Problem(display_name(folder), 1, 1, "project.no-journeys",
                                      f"there is no journeys folder `{folder.name}/` in {display_name(root)}",
-                                     hint="create it, set `journeys:` in project.yaml, or pass files to check"))
+                                     hint="create it, set `journeys:` in project.yaml, or pass files to check"
+                                     if semantics.is_file(root / "project.yaml") else
+                                     "no project here either: `journey init` writes a new one that validates, "
+                                     "or run this inside your project"))
     files = expand_paths(paths if paths else [load.journeys_dir()] if semantics.is_dir(load.journeys_dir()) else [])
     if examples and not paths:
         files += example_files(root)
