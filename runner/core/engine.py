@@ -36,7 +36,7 @@ from runner.core.localtime import next_cron as _next_cron_uncached
 from runner.core.memo import Memo, Stamp
 from runner.core.migration import continuation
 from runner.core.model import Entry, Journey, Project, ScoreModel, ScoreRule, Stage, Step, WaitForStep
-from runner.core.reads import AttributeKey, JourneyReads, Reads, attribute_key
+from runner.core.reads import AttributeKey, JourneyReads, Reads, attribute_key, exit_rules
 from runner.core.state import ACTIVE, EXITED, IDLE, ContactState, Enrollment, Event
 from runner.core.stepkinds import STEP_KINDS
 from runner.core.steps import JSON_SCALARS, iso_text, run_steps, set_path, snapshot
@@ -140,6 +140,8 @@ class Engine(JourneyReads):
             for key, j in self.versions.items()
         }
         super().__init__(project, self.segments)  # what journeys read (runner.core.reads)
+        # each version's exit rules and the project's, labelled; built once, as the segments are
+        self.exit_rules = {key: exit_rules(j, project) for key, j in self.versions.items()}
         self.send_times: dict[tuple[int, str], SendTimes] = {}  # (id(journey), zone) -> see _Run._send_times
         # attributes that `attribute_changed` entries watch
         # cast: build_entry gives every attribute_changed entry its attribute (mypy cannot see the kind)
@@ -178,6 +180,11 @@ class Engine(JourneyReads):
         view = _Run(self, state)
         view.now = at
         return view
+
+    def exits(self, journey: Journey) -> tuple[tuple[str, Condition], ...]:
+        """``JourneyReads.exits``: the labelled rules built at construction for the versions it runs."""
+        rules = self.exit_rules.get((journey.id, journey.version))
+        return rules if rules is not None else exit_rules(journey, self.project)
 
     def journey_for(self, enrollment: Enrollment) -> Journey:
         """The version an enrollment is pinned to (the current one when that version is unknown)."""

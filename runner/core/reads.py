@@ -39,6 +39,15 @@ def attribute_key(path: str) -> str:
     return path.split(".", 1)[0]
 
 
+def exit_rules(journey: Journey, project: Project) -> tuple[tuple[str, Condition], ...]:
+    """``journey``'s exit rules, then the project's, each with its exit reason's label.
+    Built once per journey version by the engine (``Engine.exit_rules``), as its segments are."""
+    return (
+        *((f"exit:{index}", condition) for index, condition in enumerate(journey.exit)),
+        *((f"project_exit:{index}", condition) for index, condition in enumerate(project.exit)),
+    )
+
+
 class JourneyReads:
     """What each journey's entries, exits and conditions read (through segments and scores).
 
@@ -64,7 +73,6 @@ class JourneyReads:
         self._entry_reads: dict[tuple[int, str, int], Reads | None] = {}
         self._interest: dict[tuple[int, str, int], Reads | None] = {}
         self._watches: dict[tuple[int, str, int], frozenset[str]] = {}
-        self._exits: dict[tuple[int, str, int], tuple[tuple[str, Condition], ...]] = {}
         self._score_when: dict[str, frozenset[AttributeKey] | None] = {}
         self._score_reads: dict[str, Reads | None] = {}
 
@@ -100,14 +108,7 @@ class JourneyReads:
         """Every exit rule of an enrollment in ``journey``, each with the label its exit decision
         gives: the journey's own (``exit:0``, …), then project.yaml's (``project_exit:0``, …),
         which hold for every journey and every version in flight (docs/language.md)."""
-        key = (id(journey), journey.id, journey.version)
-        found = self._exits.get(key)
-        if found is None:
-            found = self._exits[key] = (
-                *((f"exit:{index}", condition) for index, condition in enumerate(journey.exit)),
-                *((f"project_exit:{index}", condition) for index, condition in enumerate(self.project.exit)),
-            )
-        return found
+        return exit_rules(journey, self.project)
 
     def interest(self, journey: Journey) -> Reads | None:
         """What can change anything for a contact enrolled in ``journey`` and not due:
