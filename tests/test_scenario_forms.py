@@ -459,3 +459,12 @@ def test_a_deploy_mid_scenario_decides_what_production_decides_around_a_real_dep
 
     assert utc(produced) == utc(ledger(simulation.decisions))
     assert journal == sorted(_journal_key(_as_row(d)) for d in simulation.decisions)
+
+
+def test_the_skipped_sample_fails_when_the_condition_goes(tmp_path):
+    root, loaded = _sample_after(tmp_path, "onboarding", "        if: {segment: newsletter}\n", "")
+    result = run_scenario(root / "examples/scenarios/onboarding_sources.scenario.yaml", loaded)
+    failed = {c.expectation.describe(): c.message for c in result.checks if not c.passed}
+    assert failed["burak has step welcome_newsletter skipped with reason condition at +0d 10:00 local"] == (
+        "never skipped at welcome_newsletter; its decisions: Mon 2026-03-02 10:00 +03 defer: frequency cap "
+        "(journey 1 per 1d); Tue 2026-03-03 10:00 +03 send: email onboarding/welcome_newsletter")
