@@ -435,3 +435,52 @@ def test_a_scenarios_subject_expectation_fails_on_another_language(tmp_path: Pat
     assert result.returncode == 1
     assert "with subject 'Welcome to Kitebase, 愛子'" in result.stdout
     assert "sent with another subject" in result.stdout and "佐藤 様、Kitebase へようこそ" in result.stdout
+
+
+def test_building_once_per_shape_still_builds_each_locale(tmp_path: Path):
+    """Benchmarks build one send per context shape; two readers of the same shape but other
+    locales get other templates, so a failure in one language is not hidden by the other."""
+    from runner.core.engine import Decision
+
+    root = polyglot(tmp_path)
+    (root / "templates" / "welcome.ja.html").write_text("<p>{{ contact.nickname }}</p>", encoding="utf-8")
+    loaded = load_project(root)
+    journey = loaded.journeys[0]
+    renderer = SendRenderer(loaded.project, loaded.journeys, once_per_shape=True)
+
+    def send(contact: str, locale: str) -> Decision:
+        detail = {"template": "welcome", "subject": "Hello", "text_template": None, "from": None, "reply_to": None,
+                  "to": f"{contact}@example.com", "attributes": {"email": f"{contact}@example.com", "locale": locale},
+                  "scores": {}, "timezone": "UTC"}
+        return Decision(START, contact, journey.id, journey.version, "main", "welcome", "send", "email welcome",
+                        f"{contact}:hello:1/1/welcome", detail)
+
+    assert renderer.build(send("ann", "en"))[1] is None
+    assert renderer.build(send("bob", "en")) == (None, None)  # same shape, same locale: reused
+    _, failure = renderer.build(send("aya", "ja"))
+    assert failure is not None and failure.where == "templates/welcome.ja.html:1" and "nickname" in failure.message
+    assert renderer.built == 2
+
+
+def test_cli_render_says_why_a_contacts_locale_was_not_used(tmp_path: Path):
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text(textwrap.dedent("""\
+        contacts:
+          - id: kim
+            timezone: Asia/Seoul
+            attributes: {email: kim@example.com, first_name: Kim, source: signup_form, locale: klingon}
+            events:
+              - {at: "+0d 10:00", event: signed_up, properties: {source: signup_form}}
+          - id: ana
+            timezone: America/Sao_Paulo
+            attributes: {email: ana@example.com, first_name: Ana, source: signup_form, locale: pt_BR}
+            events:
+              - {at: "+0d 10:00", event: signed_up, properties: {source: signup_form}}
+        """), encoding="utf-8")
+    kim = journey("render", "onboarding", "welcome_signup_form", "--contact", "kim", "--contacts", str(contacts), cwd=REPO)
+    assert kim.returncode == 0, kim.stderr
+    assert kim.stdout.splitlines()[1] == "# locale en: locale: 'klingon' is not a locale Babel knows; the default 'en' is used"
+    assert "Subject: Welcome to Kitebase, Kim" in kim.stdout and '<html lang="en" dir="ltr">' in kim.stdout
+    ana = journey("render", "onboarding", "welcome_signup_form", "--contact", "ana", "--contacts", str(contacts), cwd=REPO)
+    assert ana.stdout.splitlines()[1] == "# locale pt-BR (then pt, en)"  # not translated into Portuguese: English
+    assert "Subject: Welcome to Kitebase, Ana" in ana.stdout and '<html lang="en" dir="ltr">' in ana.stdout

@@ -61,6 +61,16 @@ class Resolution:
         return self.chain[0]
 
 
+def describe(resolution: Resolution, attribute: str | None) -> str:
+    """``locale ja-JP (then ja, en)``, and why the contact's value was not used when it was not."""
+    text = f"locale {resolution.tag}"
+    if len(resolution.chain) > 1:
+        text += f" (then {', '.join(resolution.chain[1:])})"
+    if resolution.reason:
+        text += f": {attribute or 'the locale attribute'}: {resolution.reason}"
+    return text
+
+
 def localization_of(data: Mapping[str, Any] | None) -> Localization:
     """The ``localization:`` settings of a project's data (project.yaml as loaded), or the defaults."""
     block = (data or {}).get("localization")
@@ -175,6 +185,6 @@ def variant_name(name: str, tag: str) -> str:
 
 
 __all__ = [
-    "DEFAULT_LANGUAGE", "FORMAT_FILTERS", "Localization", "Resolution", "babel_locale", "display_name", "fallback_chain", "language_of_country",
+    "DEFAULT_LANGUAGE", "FORMAT_FILTERS", "Localization", "describe", "Resolution", "babel_locale", "display_name", "fallback_chain", "language_of_country",
     "localization_of", "normalize_tag", "resolve", "tag_of", "text_direction", "variant_name",
 ]

@@ -22,6 +22,7 @@ from runner.core.engine import Decision
 from runner.core.model import EmailStep, Journey, Project
 from runner.core.problems import JourneyError, UsageError
 from runner.delivery.message import MailMessage
+from runner.language.locales import describe, resolve
 from runner.simulation.simulate import Simulation, simulate
 from runner.simulation.testcontacts import TestContact
 
@@ -37,6 +38,7 @@ class RenderedMessage:
     simulated: bool  # True: from the simulated send; False: initial attributes (step not reached)
     message: MailMessage | None = None
     error: str | None = None  # why it could not be rendered
+    locale: str = ""  # in a localized project: the contact's locale and chain, and why when a value was not used
 
     @property
     def subject(self) -> str:
@@ -121,6 +123,9 @@ class MessageRenderer:
         if decision is None:
             decision = preview_decision(self.project, journey, step, contact, self.start)
         result = RenderedMessage(contact_id, journey.id, step_id, decision.at, simulated)
+        settings = self.delivery.localization
+        if settings.enabled:
+            result.locale = describe(resolve(settings, decision.detail.get("attributes") or {}), settings.attribute)
         try:
             result.message = self.delivery.build(decision, journey).message
         except JourneyError as error:
@@ -206,6 +211,8 @@ def describe_message(result: RenderedMessage) -> str:
         return f"cannot render: {result.error}\n"
     how = "simulated send" if result.simulated else "step not reached in the simulation; initial attributes"
     lines = [f"# {result.journey}.{result.step} for {result.contact} at {result.at.isoformat()} ({how})"]
+    if result.locale:
+        lines.append(f"# {result.locale}")
     lines += [f"{name}: {value}" for name, value in result.message.parsed.items()]
     lines += ["", "--- text/plain ---", result.text.rstrip("\n"), "", "--- text/html ---", result.html.rstrip("\n")]
     return "\n".join(lines) + "\n"

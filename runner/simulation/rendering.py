@@ -24,6 +24,7 @@ from typing import Any
 from runner.core.engine import Decision
 from runner.core.model import Journey, Project
 from runner.core.vocabulary import SEND_ACTIONS
+from runner.language.locales import localization_of
 
 SIMULATED_TRANSPORT = "memory:"  # a development transport: the dev unsubscribe secret, nothing delivered
 
@@ -67,6 +68,7 @@ class SendRenderer:
         self.journeys = {(j.id, j.version): j for j in journeys}
         self.delivery = Delivery(project, SIMULATED_TRANSPORT, connect=False)
         self.once_per_shape = once_per_shape
+        self._locale_attribute = localization_of(project.raw).attribute  # its value picks the templates
         self._outcomes: dict[tuple, RenderFailure | None] = {}
         self.built = 0  # sends actually built (fewer than asked for with once_per_shape)
 
@@ -81,7 +83,7 @@ class SendRenderer:
         (None, None) when that one succeeded.
         """
         if self.once_per_shape:
-            shape = _send_shape(decision)
+            shape = _send_shape(decision, self._locale_attribute)
             if shape in self._outcomes:
                 known = self._outcomes[shape]
                 return None, known and _for_decision(known, decision)
@@ -96,7 +98,7 @@ class SendRenderer:
             except Exception as error:  # noqa: BLE001 - untrusted templates and data: production records it as failed
                 failure = self._describe(decision, error)
         if self.once_per_shape:
-            self._outcomes[_send_shape(decision)] = failure
+            self._outcomes[_send_shape(decision, self._locale_attribute)] = failure
         return outgoing, failure
 
     def failures(self, decisions: Iterable[Decision]) -> list[RenderFailure]:
@@ -141,9 +143,13 @@ def _for_decision(failure: RenderFailure, decision: Decision) -> RenderFailure:
                          failure.message)
 
 
-def _send_shape(decision: Decision) -> tuple:
+def _send_shape(decision: Decision, locale_attribute: str | None = None) -> tuple:
+    """The send's step, its context's shape, and its locale's value (a Japanese reader gets
+    other templates than an English one of the same shape)."""
     detail = decision.detail
-    return (decision.journey, decision.version, decision.step, _shape(detail.get("attributes")),
+    attributes = detail.get("attributes") or {}
+    locale = attributes.get(locale_attribute) if locale_attribute and isinstance(attributes, dict) else None
+    return (decision.journey, decision.version, decision.step, repr(locale), _shape(detail.get("attributes")),
             _shape(detail.get("scores")), _shape(detail.get("to")), _shape(detail.get("timezone")))
 
 
