@@ -46,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal
 
+from runner.collector import collector_on_new_objects
 from runner.core.durations import format_duration
 from runner.core.engine import Decision, Engine, Outcome
 from runner.core.model import EmailStep, Journey, Project
@@ -283,7 +284,8 @@ class Tick:
 
     def run(self) -> TickReport:
         if self.dry_run:
-            self._due_loop()
+            with collector_on_new_objects():
+                self._due_loop()
             return self.report
         if not self.shared and not self._acquire():
             self.report.ran = False
@@ -298,7 +300,8 @@ class Tick:
                 self._clear_up_after_the_dead()
                 self._retry_failed()
                 self._end_housekeeping()
-            self._due_loop()
+            with collector_on_new_objects():  # the process's long-lived objects are not walked at each collection
+                self._due_loop()
             self.writes.now()
         except BaseException:
             self.writes.salvage()
