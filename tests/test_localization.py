@@ -484,3 +484,14 @@ def test_cli_render_says_why_a_contacts_locale_was_not_used(tmp_path: Path):
     ana = journey("render", "onboarding", "welcome_signup_form", "--contact", "ana", "--contacts", str(contacts), cwd=REPO)
     assert ana.stdout.splitlines()[1] == "# locale pt-BR (then pt, en)"  # not translated into Portuguese: English
     assert "Subject: Welcome to Kitebase, Ana" in ana.stdout and '<html lang="en" dir="ltr">' in ana.stdout
+
+
+def test_template_variants_nobody_gets_are_warnings(tmp_path: Path):
+    root = polyglot(tmp_path, variants=("ja", "pt", "ko", "jp"))
+    found = problems_of(root)
+    assert found == [
+        "templates/welcome.jp.html:1:1: warning[locale.undeclared] `jp` is a country, not a language: nobody gets "
+        "this template (rename it welcome.ja.html)",
+        "templates/welcome.ko.html:1:1: warning[locale.undeclared] a template for `ko`, a locale the project does not "
+        "declare: nobody gets it (add ko to localization.locales: [en, ja, pt-BR], or rename it)",
+    ]

@@ -338,8 +338,11 @@ def _load_project(root: Path | None, paths: Sequence[Path], templates: bool | No
     load.journey_ids()
     load.scenario_journeys()
     if templates is True or (templates is None and not paths):
-        for template in templatecheck.template_files(load.templates_dir):
+        every_template = templatecheck.template_files(load.templates_dir)
+        for template in every_template:
             load.template(template)
+        load.problems += localecheck.check_template_names(every_template, load.project_data, load.templates_dir,
+                                                          display_name)
     if templates is not False:
         for template in sorted(load.used_templates):
             if semantics.is_file(template):

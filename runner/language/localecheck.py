@@ -132,4 +132,31 @@ def _check_step(doc: YamlDocument, path: list, body: dict, settings: Localizatio
     return problems
 
 
-__all__ = ["check_journey", "check_project"]
+def check_template_names(files: list[Path], project_data: Mapping[str, Any] | None, templates_dir: Path,
+                         display: Any) -> list[Problem]:
+    """A template variant nobody gets: its locale is not declared (``welcome.ko.html``), or it is a
+    country code where a language was meant (``welcome.jp.html`` next to ``welcome.html``)."""
+    settings = localization_of(project_data)
+    if not settings.enabled:
+        return []
+    known = {near for tag in settings.locales for near in fallback_chain(tag, settings.default)}
+    problems: list[Problem] = []
+    for path in files:
+        stem, dot, written = path.stem.rpartition(".")
+        if not dot or not stem:
+            continue
+        tag = normalize_tag(written)
+        language = language_of_country(written) if tag is None else None
+        if tag is not None and tag not in known:
+            message = f"a template for `{written}`, a locale the project does not declare: nobody gets it"
+            hint = f"add {tag} to localization.locales: [{', '.join(settings.locales)}], or rename it"
+        elif language in known and (path.parent / f"{stem}{path.suffix}").is_file():
+            message = f"`{written}` is a country, not a language: nobody gets this template"
+            hint = f"rename it {stem}.{language}{path.suffix}"
+        else:
+            continue
+        problems.append(Problem(display(path), 1, 1, "locale.undeclared", message, WARNING, hint))
+    return problems
+
+
+__all__ = ["check_journey", "check_project", "check_template_names"]
