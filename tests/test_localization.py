@@ -5,6 +5,7 @@ Japanese email over real SMTP."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import subprocess
 import sys
 import textwrap
@@ -495,3 +496,18 @@ def test_template_variants_nobody_gets_are_warnings(tmp_path: Path):
         "templates/welcome.ko.html:1:1: warning[locale.undeclared] a template for `ko`, a locale the project does not "
         "declare: nobody gets it (add ko to localization.locales: [en, ja, pt-BR], or rename it)",
     ]
+
+
+def test_diff_tells_subject_changes_locale_by_locale():
+    from runner.review.diff import diff_journeys
+
+    old = {"id": "j", "version": 1, "stages": [{"id": "s", "entry": {"event": "e"}, "steps": [
+        {"id": "welcome", "email": {"template": "welcome", "subject": "Welcome"}}]}]}
+    new = copy.deepcopy(old)
+    new["stages"][0]["steps"][0]["email"]["subject"] = {"en": "Welcome", "ja": "ようこそ"}
+    assert [c.text for c in diff_journeys(old, new).changes][:1] == ["step welcome: subject (ja) added “ようこそ”"]
+    newer = copy.deepcopy(new)
+    newer["stages"][0]["steps"][0]["email"]["subject"] = {"en": "Welcome!", "tr": "Hoş geldiniz"}
+    assert [c.text for c in diff_journeys(new, newer).changes][:3] == [
+        "step welcome: subject (en) “Welcome” → “Welcome!”", "step welcome: subject (ja) removed “ようこそ”",
+        "step welcome: subject (tr) added “Hoş geldiniz”"]

@@ -199,6 +199,9 @@ def _step_changes(old: _StepInfo, new: _StepInfo) -> list[Change]:
             if old_body.get(name) != new_body.get(name):
                 if kind == "wait_for" and name == "timeout":
                     add(f"timeout {_arrow(old_body.get(name), new_body.get(name))}", old_body.get(name), new_body.get(name))
+                elif name == "subject" and (isinstance(old_body.get(name), Mapping) or isinstance(new_body.get(name), Mapping)):
+                    for text, before, after in _subject_changes(old_body.get(name), new_body.get(name)):
+                        add(text, before, after)
                 else:
                     add(f"{name} {_quoted_arrow(old_body.get(name), new_body.get(name))}",
                         old_body.get(name), new_body.get(name))
@@ -210,6 +213,27 @@ def _step_changes(old: _StepInfo, new: _StepInfo) -> list[Change]:
         add(f"{describe.update_text(old_body)} → {describe.update_text(new_body)}", old_body, new_body)
     else:
         add(_arrow(old_body, new_body), old_body, new_body)
+    return changes
+
+
+def _subject_changes(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
+    """A subject per locale changed locale by locale: ``subject (ja) “…” → “…”``, ``subject (tr) added “…”``
+    (a plain subject counts as the first locale's, as the engine reads it)."""
+    def per_locale(subject: Any, other: Any) -> dict[Any, Any]:
+        if isinstance(subject, Mapping):
+            return dict(subject)
+        first = next(iter(other), None) if isinstance(other, Mapping) else None
+        return {first: subject} if subject is not None else {}
+
+    before, after = per_locale(old, new), per_locale(new, old)
+    changes = []
+    for tag in [*before, *(t for t in after if t not in before)]:
+        if tag not in after:
+            changes.append((f"subject ({tag}) removed “{before[tag]}”", before[tag], None))
+        elif tag not in before:
+            changes.append((f"subject ({tag}) added “{after[tag]}”", None, after[tag]))
+        elif before[tag] != after[tag]:
+            changes.append((f"subject ({tag}) {_quoted_arrow(before[tag], after[tag])}", before[tag], after[tag]))
     return changes
 
 
