@@ -187,7 +187,11 @@ def open_page(browser, index: Path, errors: list[str]):
     page.evaluate("document.fonts.ready.then(() => true)")
     height = page.evaluate("document.documentElement.scrollHeight")
     page.set_viewport_size({"width": 1280, "height": height})
-    page.wait_for_timeout(300)  # iframes that came into view paint
+    for handle in page.locator("iframe").element_handles():
+        frame = handle.content_frame()
+        if frame is not None:
+            frame.wait_for_load_state("load")
+    page.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")  # painted
     return page
 
 
