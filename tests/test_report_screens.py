@@ -5,7 +5,9 @@ with the reference images in tests/screenshots/ (see tests/screenshots.py for th
 The project is this module's own, not the sample's, so that other changes to the
 sample do not move the pictures: three journeys, one changed since the git base
 (five stages: wide), one sending a template the change edits, one unchanged
-(first by id, so "changed first" is seen), and three test contacts in three zones.
+(first by id, so "changed first" is seen), and three test contacts in three zones; one step
+is translated (English, Turkish, Arabic: scripts the machine's DejaVu fonts draw; no CJK font is
+installed, so Japanese would be drawn as boxes) so the language variants show too.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ name: Screens Co
 sender: {from: "Screens Co <hello@screens.test>"}
 default_timezone: UTC
 unsubscribe: {url: "https://screens.test/unsubscribe", mailto: "unsubscribe@screens.test"}
+localization: {attribute: locale, default: en, locales: [en, tr, ar], missing: warning}
+tracking_plan:
+  attributes:
+    locale: {type: string, description: "Language the contact reads."}
+    first_name: {type: string}
+    plan: {type: string}
 """
 
 ALPHA = """\
@@ -66,7 +74,9 @@ stages:
     entry: {event: trial_started}
     steps:
       - id: trial_tips
-        email: {template: hello, subject: "Three tips for your trial"}
+        email:
+          template: tips
+          subject: {en: "Three tips for your trial", tr: "Deneme süreniz için üç ipucu", ar: "ثلاث نصائح لتجربتك"}
       - wait: 2d
       - id: trial_nudge
         email: {template: hello, subject: "How is the trial going?"}
@@ -112,27 +122,38 @@ two or three lines of text at the size a reader's email client shows them.</p>
 </div></div></body></html>
 """
 HELLO_TXT = "Hello {{ contact.first_name }}\nUnsubscribe: {{ unsubscribe_url }}\n"
+TIPS = {
+    "en": ("en", "ltr", "Three tips for your trial", "Invite your team, connect your calendar, and set one goal."),
+    "tr": ("tr", "ltr", "Üç ipucu", "Ekibinizi davet edin, takviminizi bağlayın ve tek bir hedef belirleyin."),
+    "ar": ("ar", "rtl", "ثلاث نصائح", "ادعُ فريقك، واربط تقويمك، وحدد هدفًا واحدًا."),
+}
+TIPS_HTML = """\
+<!doctype html><html lang="{lang}" dir="{dir}"><body style="margin:0;background:#f4f5f7;font-family:sans-serif">
+<div style="max-width:560px;margin:0 auto;padding:24px"><div style="background:#fff;border-radius:8px;padding:32px">
+<h1 style="font-size:22px;margin:0 0 16px">{title}</h1><p style="font-size:16px;line-height:1.55">{body}</p>
+<p style="font-size:12px"><a href="{{{{ unsubscribe_url }}}}">Unsubscribe</a></p></div></div></body></html>
+"""
 NEWS_HTML = "<html><body><p>Issue one for {{ contact.first_name }}</p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></body></html>\n"
 
 CONTACTS = """\
 contacts:
   - id: aiko
     timezone: Asia/Tokyo
-    attributes: {email: aiko@example.com, first_name: Aiko, plan: pro}
+    attributes: {email: aiko@example.com, first_name: Aiko, plan: pro, locale: tr}
     events:
       - {at: "+0d 10:00", event: trial_started}
       - {at: "+4d 11:00", event: purchased}
       - {at: "+5d 12:00", event: subscribed}
   - id: ben
     timezone: America/New_York
-    attributes: {email: ben@example.com, first_name: Ben}
+    attributes: {email: ben@example.com, first_name: Ben, locale: en}
     events:
       - {at: "+0d 08:00", event: signed_up}
       - {at: "+1d 09:30", event: trial_started}
       - {at: "+6d 10:00", event: went_quiet}
   - id: cem
     timezone: Europe/Istanbul
-    attributes: {email: cem@example.com, first_name: Cem}
+    attributes: {email: cem@example.com, first_name: Cem, locale: ar}
     events:
       - {at: "+2d 14:00", event: purchased}
 """
@@ -144,7 +165,10 @@ def write_screens_project(root: Path) -> Path:
     files = {"project.yaml": PROJECT_YAML, "journeys/alpha.yaml": ALPHA, "journeys/wide.yaml": WIDE,
              "journeys/zeta.yaml": ZETA, "templates/hello.html": HELLO_HTML, "templates/hello.txt": HELLO_TXT,
              "templates/news.html": NEWS_HTML, "templates/news.txt": "Issue one\n{{ unsubscribe_url }}\n",
-             "examples/contacts.yaml": CONTACTS}
+             "examples/contacts.yaml": CONTACTS, "templates/tips.txt": "Three tips\n{{ unsubscribe_url }}\n"}
+    for locale, (lang, direction, title, body) in TIPS.items():
+        suffix = "" if locale == "en" else f".{locale}"
+        files[f"templates/tips{suffix}.html"] = TIPS_HTML.format(lang=lang, dir=direction, title=title, body=body)
     for name, text in files.items():
         (root / name).write_text(text, encoding="utf-8")
     return root
@@ -269,7 +293,7 @@ def test_previews_are_readable_without_a_click(report: Path, browser) -> None:
     box = frames.first.bounding_box()
     assert box is not None and box["width"] >= PREVIEW_WIDTH and box["height"] >= 600
     frame = frames.first.element_handle().content_frame()
-    text_size = frame.evaluate("parseFloat(getComputedStyle(document.querySelector('p:nth-of-type(2)')).fontSize)")
+    text_size = frame.evaluate("parseFloat(getComputedStyle(document.querySelector('h1 + p')).fontSize)")
     fits = frame.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     assert text_size == 16 and fits  # full-size text, no sideways scrolling inside the preview
     page.close()
@@ -282,6 +306,7 @@ def test_previews_are_readable_without_a_click(report: Path, browser) -> None:
     ("wide-diagram", "#j-wide .diagram"),
     ("wide-sends", "#j-wide table.sends"),
     ("wide-previews", "#j-wide .previews"),
+    ("wide-variants", "#j-wide .variants"),  # the language variants view (runner/review/variants.py)
 ])
 def test_report_matches_the_reference_screenshots(report: Path, browser, tmp_path: Path, name: str,
                                                    selector: str) -> None:
