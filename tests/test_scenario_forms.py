@@ -348,6 +348,9 @@ def test_a_missing_or_broken_journey_file_is_an_error_at_its_line(tmp_path, load
     path.write_text(path.read_text().replace("versions/onboardng.v3.yaml", "onboarding"))
     result = run_scenario(path, loaded)
     assert re.search(r"onboarding\.v2\.yaml:\d+:\d+: error\[schema\.pattern\].*write 2d", result.error), result.error
+    problems = validate([path], ROOT).problems  # journey validate reports it the same way
+    assert [(p.file.endswith("onboarding.v2.yaml"), p.code, p.hint) for p in problems] == [
+        (True, "schema.pattern", "write 2d")]
 
 
 # ---------------------------------------------------------------- each shipped sample fails when its journey changes
