@@ -82,3 +82,13 @@ def test_a_project_exit_added_later_applies_to_contacts_in_flight():
     assert [(d.reason, d.at) for d in actions(later, "exit")] == [
         ("project_exit:0 event account_closed count gte 1", T("2026-03-03 10:00"))]
     assert actions(later, "suppress") == []
+
+
+def test_a_resubscribe_to_everything_lifts_the_sunset_from_its_instant():
+    """The contact asked for everything again (the preferences page records ``resubscribed`` "*")."""
+    contact = state([event("2026-03-02 10:00", "signed_up"), event("2026-03-02 10:00", "subscribed"),
+                     event("2026-03-04 12:00", "resubscribed", topic="*")])
+    decisions = run([SUNSET, OTHER], contact, "2026-03-10", proj=project(topics=TOPICS))
+    assert {d.step: d.reason for d in actions(decisions, "skip")} == {"after_sunset": "suppressed: sunset"}
+    assert ("monthly", T("2026-03-05 10:00")) in sends(decisions)
+    assert contact.opt_outs == {}

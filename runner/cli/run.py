@@ -18,6 +18,7 @@ import click
 from runner.cli.common import DB_OPTION, JourneyRef, journey_id, open_db, project_root, say, what_it_stops
 from runner.core.problems import JourneyError, UsageError
 from runner.core.state import ContactState
+from runner.core.vocabulary import step_stop_reason
 from runner.store.base import Store
 
 # ---------------------------------------------------------------- shared by the production commands
@@ -332,8 +333,9 @@ def history(contact: str, journey_ref: Path | str | None, fmt: str, db_path: str
         since = f" since {iso(suppression.at)}" if suppression.at else ""
         detail = f" ({suppression.detail})" if suppression.detail else ""
         click.echo(f"suppressed{since}: {suppression.reason}{detail}")
-    for row in opt_outs:  # unsubscribes: what they stop, and where they came from
-        click.echo(f"unsubscribed since {row['at']}: {what_it_stops(row['topic'])} (source {row['source']})")
+    for row in opt_outs:  # unsubscribes and suppress steps' stops: what they stop, and where they came from
+        stopped = "unsubscribed" if step_stop_reason(row["topic"]) is None else f"suppressed ({row['reason']})"
+        click.echo(f"{stopped} since {row['at']}: {what_it_stops(row['topic'])} (source {row['source']})")
 
 
 def _known_contact(store: Store, contact: str) -> ContactState:

@@ -138,10 +138,13 @@ class ContactState:
             self.opt_outs[topic] = at
 
     def opt_in(self, topic: str, at: datetime) -> None:
-        """Lift the opt-out of ``topic`` ("*": the unsubscribe from everything) from ``at`` on."""
-        since = self.opt_outs.get(topic, at)
-        if topic in self.opt_outs and (since is None or since <= at):
-            del self.opt_outs[topic]
+        """Lift the opt-out of ``topic`` ("*": the unsubscribe from everything, and a ``suppress``
+        step's stop: the contact asked for everything again) from ``at`` on."""
+        lifted = [topic] + ([key for key in self.opt_outs if key.startswith(STEP_STOP)] if topic == "*" else [])
+        for key in lifted:
+            since = self.opt_outs.get(key, at)
+            if key in self.opt_outs and (since is None or since <= at):
+                del self.opt_outs[key]
 
     def stop_marketing(self, reason: str, at: datetime) -> None:
         """A ``suppress`` step: every marketing topic stops from ``at``, for ``reason`` (``sunset``);

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from runner.core.vocabulary import ALL_TOPICS, RESUBSCRIBED, UNSUBSCRIBED
+from runner.core.vocabulary import ALL_TOPICS, RESUBSCRIBED, UNSUBSCRIBED, step_stop_reason
 from runner.store.base import EventRow, Store
 from runner.store.codec import from_db_time
 
@@ -35,7 +35,8 @@ def preferences(store: Store, contact_id: str, now: datetime) -> Preferences:
     """The contact's opt-outs in effect at ``now`` (by its id, anonymous ids or address)."""
     topics = {row["topic"] for row in store.suppressions(contact_id)
               if row["topic"] is not None and from_db_time(row["at"]) <= now}
-    return Preferences(ALL_TOPICS in topics, frozenset(topics - {ALL_TOPICS}))
+    stopped = {topic for topic in topics if step_stop_reason(topic) is not None}  # a sunset: every marketing topic
+    return Preferences(ALL_TOPICS in topics or bool(stopped), frozenset(topics - {ALL_TOPICS} - stopped))
 
 
 def unsubscribe(store: Store, contact_id: str, topic: str, now: datetime, source: str) -> bool:

@@ -46,6 +46,7 @@ from runner.core.vocabulary import (
     ALL_TOPICS,
     IDENTITY_EVENTS,
     RESUBSCRIBED,
+    STEP_STOP,
     SUPPRESSING_EVENTS,
     SUPPRESSION_REASONS,
     UNSUBSCRIBED,
@@ -892,6 +893,9 @@ class PostgresStore:
             if row.name == RESUBSCRIBED:
                 conn.execute("DELETE FROM suppressions WHERE target = %s AND at <= %s",
                              (suppression_target(who, event_topic(row.properties))[0], row.at))
+                if event_topic(row.properties) == ALL_TOPICS:  # back to everything: a suppress step's stop too
+                    conn.execute("DELETE FROM suppressions WHERE contact_id = %s AND topic LIKE %s AND at <= %s",
+                                 (who, f"{STEP_STOP}%", row.at))
                 continue
             reason = SUPPRESSING_EVENTS[row.name]
             topic = event_topic(row.properties) if reason == UNSUBSCRIBED else None

@@ -36,6 +36,7 @@ from runner.core.vocabulary import (
     ALL_TOPICS,
     IDENTITY_EVENTS,
     RESUBSCRIBED,
+    STEP_STOP,
     SUPPRESSING_EVENTS,
     SUPPRESSION_REASONS,
     UNSUBSCRIBED,
@@ -989,6 +990,9 @@ class SQLiteStore:
             if row.name == RESUBSCRIBED:
                 self.conn.execute("DELETE FROM suppressions WHERE target = ? AND at <= ?",
                                   (suppression_target(who, event_topic(row.properties))[0], to_db_time(row.at)))
+                if event_topic(row.properties) == ALL_TOPICS:  # back to everything: a suppress step's stop too
+                    self.conn.execute("DELETE FROM suppressions WHERE contact_id = ? AND topic LIKE ? AND at <= ?",
+                                      (who, f"{STEP_STOP}%", to_db_time(row.at)))
                 continue
             reason = SUPPRESSING_EVENTS[row.name]
             topic = event_topic(row.properties) if reason == UNSUBSCRIBED else None

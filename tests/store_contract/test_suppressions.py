@@ -69,6 +69,8 @@ def test_a_suppress_step_is_stored_with_its_decision_and_stops_marketing_only(st
     source, loaded back into the state the engine decides with, lifted by a remove."""
     from runner.core.state import ContactState
 
+    from runner.serve.optouts import Preferences, preferences
+
     from .kit import decision
 
     store.write_contacts([ContactRow("ada", {"email": "ada@example.com"})], at(0))
@@ -91,5 +93,10 @@ def test_a_suppress_step_is_stored_with_its_decision_and_stops_marketing_only(st
     store.save_contact_state(later, None, [decision("ada", 9, "suppress", step="reengage.2", journey="reengage",
                                                     reason="sunset")])
     assert [instant(r["at"]) for r in store.suppressions("ada")] == [at(3)]
+    assert preferences(store, "ada", at(4)) == Preferences(True, frozenset())  # the page shows: nothing
     assert store.remove_suppression("ada")
     assert store.load_contact_state("ada").opt_outs == {} and store.is_suppressed("ada") is None
+    # sunset again; the contact resubscribes to everything (the preferences page): lifted too
+    store.save_contact_state(store.load_contact_state("ada"), None, [stop])
+    store.write_events([EventRow("ada", None, "resubscribed", at(5), {"topic": "*"}, "resub-1")], at(5))
+    assert store.suppressions("ada") == [] and store.load_contact_state("ada").opt_outs == {}
