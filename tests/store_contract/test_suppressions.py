@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from runner.core.problems import JourneyError
+from runner.core.state import ContactState
+from runner.serve.optouts import Preferences, preferences
 from runner.store.base import ContactRow, EventRow
 
-from .kit import at, instant
+from .kit import at, decision, instant
 
 
 def test_suppression_by_id_email_and_anonymous_id(store):
@@ -67,12 +69,6 @@ def test_a_suppress_step_is_stored_with_its_decision_and_stops_marketing_only(st
     """A ``suppress`` decision journaled with the contact's state records the stop of every
     marketing topic (``*:<reason>``) in the same transaction: listed with its reason and
     source, loaded back into the state the engine decides with, lifted by a remove."""
-    from runner.core.state import ContactState
-
-    from runner.serve.optouts import Preferences, preferences
-
-    from .kit import decision
-
     store.write_contacts([ContactRow("ada", {"email": "ada@example.com"})], at(0))
     state = store.load_contact_state("ada")
     assert isinstance(state, ContactState)
