@@ -471,3 +471,30 @@ def test_the_skipped_sample_fails_when_the_condition_goes(tmp_path):
     assert failed["burak has step welcome_newsletter skipped with reason condition at +0d 10:00 local"] == (
         "never skipped at welcome_newsletter; its decisions: Mon 2026-03-02 10:00 +03 defer: frequency cap "
         "(journey 1 per 1d); Tue 2026-03-03 10:00 +03 send: email onboarding/welcome_newsletter")
+
+
+@pytest.mark.parametrize("name", ["advocacy_holdout_share", "onboarding_v3_deploy", "onboarding_sources"])
+def test_checker_shortcuts_answer_what_the_plain_computation_answers(name, loaded):
+    """The checker's decisions by contact are the simulation's scan, and the stages at the end are a replay
+    (docs/architecture.md, cache inventory): for every contact of three samples, and every expectation."""
+    from runner.simulation.releases import Deploy, Releases
+    from runner.simulation.scenarios import ExpectationChecker, _journey_files, _named_journeys, load_scenario
+    from runner.simulation.simulate import simulate
+    from runner.simulation.testcontacts import resolve_time
+
+    path = SCENARIOS / f"{name}.scenario.yaml"
+    versions = _journey_files(path, loaded)
+    scenario = load_scenario(path, loaded.journeys, loaded.project.default_timezone, versions)
+    journeys = _named_journeys(loaded.journeys, scenario.journey_ids, versions, "")
+    releases = Releases(loaded.project, journeys, [
+        Deploy(resolve_time(d.at, scenario.start, loaded.project.default_timezone), tuple(
+            _named_journeys(loaded.journeys, list(d.journeys), versions, ""))) for d in scenario.deploys])
+    simulation = simulate(loaded.project, journeys, scenario.contacts, scenario.start, scenario.end, releases)
+    checker = ExpectationChecker(scenario, loaded.project, journeys, simulation, releases)
+    for contact in scenario.contacts:
+        assert checker.decisions(contact.id) == simulation.for_contact(contact.id)
+        assert checker.stages_at(contact.id, scenario.end) == checker.replayed_stages(contact.id, scenario.end)
+    fast = [(c.passed, c.message, c.context) for c in map(checker.check, scenario.expectations)]
+    checker.decisions = simulation.for_contact  # the plain look-up
+    checker.stages_at = checker.replayed_stages
+    assert [(c.passed, c.message, c.context) for c in map(checker.check, scenario.expectations)] == fast

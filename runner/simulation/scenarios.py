@@ -559,12 +559,20 @@ class ExpectationChecker:
         return self._failed(e, f"at {self.local(e.contact, moment)} the contact is in {where}", moment)
 
     def stages_at(self, contact_id: str, moment: datetime) -> dict[str, str]:
-        """Journey id -> stage the contact is in at ``moment`` (replayed by the engine up to it)."""
+        """Journey id -> stage the contact is in at ``moment`` (replayed by the engine up to it).
+
+        At the end of the simulation the simulated state is that replay already: a group's
+        ``in_stage`` at the end reads it instead of replaying every contact (docs/architecture.md,
+        cache inventory; ``replayed_stages`` is the plain version)."""
         if moment == self.scenario.end and contact_id in self.simulation.states:
-            state = self.simulation.states[contact_id]  # already advanced to the end
-        else:
-            state = self.contacts[contact_id].state(self.scenario.start, self.project.default_timezone)
-            self.releases.advance(state, max(moment, self.scenario.start), self.scenario.start)
+            state = self.simulation.states[contact_id]
+            return {journey_id: e.stage for journey_id, e in state.enrollments.items()}
+        return self.replayed_stages(contact_id, moment)
+
+    def replayed_stages(self, contact_id: str, moment: datetime) -> dict[str, str]:
+        """``stages_at`` by replaying the contact from the start up to ``moment``."""
+        state = self.contacts[contact_id].state(self.scenario.start, self.project.default_timezone)
+        self.releases.advance(state, max(moment, self.scenario.start), self.scenario.start)
         return {journey_id: e.stage for journey_id, e in state.enrollments.items()}
 
     def _check_reaches_goal(self, e: Expectation) -> Check:
