@@ -1,5 +1,6 @@
 """The busy tick's shortcuts give what the plain way gives (docs/architecture.md, cache inventory).
 
+- PostgreSQL gets lists as binary parameters: the same values as the text ones.
 - The tick keeps the cyclic collector to the objects it makes (``collector_on_new_objects``):
   the same ledger, journal and states as a tick without it, and nothing is left frozen
   afterwards, also when the tick fails.
@@ -109,3 +110,32 @@ def test_the_tick_freezes_what_is_alive_and_gives_it_back_also_when_it_fails(tmp
     assert gc.get_freeze_count() == before
     runtime.delivery.close()
     store.close()
+
+
+AWKWARD = ["plain", 'quote " and \\ backslash', "{braces, commas}", "NULL", "", " spaced ", "naïve ✓ 日本", None]
+
+
+def test_lists_sent_as_binary_parameters_reach_postgresql_as_the_text_ones_did(pg_url):
+    """``ANY(%b)`` and the batch ``unnest`` columns (``runner/store/pgsql.py``) against the text
+    placeholders they replaced: the same values, NULLs, empty lists and types."""
+    import psycopg
+
+    from runner.store import pgsql
+
+    server = pg_url.split("?")[0]
+    with psycopg.connect(server, autocommit=True) as conn:
+        texts = list(AWKWARD)
+        instants = [AT, None, AT + timedelta(microseconds=1)] + [None] * (len(texts) - 3)
+        numbers = [1, None, 2**31 - 1] + [0] * (len(texts) - 3)
+        answers = {}
+        for placeholder in ("%s", "%b"):
+            answers[placeholder] = conn.execute(
+                f"SELECT * FROM unnest({placeholder}::text[], {placeholder}::timestamptz[], {placeholder}::integer[]) "
+                f"WITH ORDINALITY", (texts, instants, numbers)).fetchall(), [
+                conn.execute(f"SELECT %s = ANY({placeholder})", (probe, values)).fetchone()[0]
+                for probe in ("plain", "NULL", "naïve ✓ 日本", "x")
+                for values in ([], ["x"], texts)]
+        assert answers["%b"] == answers["%s"]
+        rows = answers["%b"][0]
+        assert rows[1][1] is None and rows[1][2] is None and rows[-1][0] is None and rows[4][0] == ""  # NULLs stay NULL
+    assert "%s::" not in pgsql.UPSERT_ENROLLMENTS + pgsql.INSERT_DECISIONS  # the statements in use are the binary ones

@@ -1,10 +1,15 @@
 """The SQL of the PostgreSQL store that is longer than a line (``runner.store.postgres``).
 
 Each statement says the same as its SQLite twin in ``runner.store.sqlite``;
-what differs is PostgreSQL's spelling: ``= ANY(%s)`` for ``IN (...)`` lists,
+what differs is PostgreSQL's spelling: ``= ANY(%b)`` for ``IN (...)`` lists,
 ``least`` for SQLite's two-argument ``min``, ``IS DISTINCT FROM`` for ``IS NOT``,
 ``journey_merge_patch`` for ``json_patch``, typed parameters where a NULL test
 needs one, ``NULLS FIRST``/``LAST`` where SQLite sorts NULL as the smallest value.
+
+Lists (``ANY(%b)``, the ``unnest`` columns of a batch) go as binary parameters
+(``%b``): psycopg's text array dumper quotes each element through a regular
+expression, about three times the client CPU of the binary one (docs/architecture.md,
+cache inventory); the values PostgreSQL receives are the same.
 """
 
 from __future__ import annotations
@@ -91,7 +96,7 @@ _ENROLLMENT_TYPES = ("text", "text", "text", "integer", "text", "integer", "text
 # one statement for a whole batch (ids are unique in it): split_counts' triggers run once
 UPSERT_ENROLLMENTS = f"""
 INSERT INTO enrollments ({", ".join(ENROLLMENT_COLUMNS)})
-SELECT * FROM unnest({", ".join(f"%s::{kind}[]" for kind in _ENROLLMENT_TYPES)})
+SELECT * FROM unnest({", ".join(f"%b::{kind}[]" for kind in _ENROLLMENT_TYPES)})
 ON CONFLICT (id) DO UPDATE SET
     version = excluded.version, stage = excluded.stage, stage_seq = excluded.stage_seq,
     cursor = excluded.cursor, status = excluded.status, wait = excluded.wait,
@@ -106,8 +111,8 @@ DECISION_COLUMNS = ("contact_id", "at", "journey_id", "version", "stage", "step"
 INSERT_DECISIONS = f"""
 INSERT INTO decisions ({", ".join(DECISION_COLUMNS)})
 SELECT contact_id, at, journey_id, version, stage, step, action, reason, key, detail::json, run_id
-FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::integer[], %s::text[], %s::text[], %s::text[],
-            %s::text[], %s::text[], %s::text[], %s::text[])
+FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::integer[], %b::text[], %b::text[], %b::text[],
+            %b::text[], %b::text[], %b::text[], %b::text[])
      WITH ORDINALITY AS d({", ".join(DECISION_COLUMNS)}, ord)
 ORDER BY ord
 """

@@ -295,11 +295,11 @@ class PostgresStore:
     def _load(self, conn: psycopg.Connection[Any], ids: list[str]) -> dict[str, ContactState]:
         rows = {row[0]: row for row in conn.execute(
             "SELECT id, attributes, timezone, clock, memory, enrollment_seq, rev, lower(email) "
-            "FROM contacts WHERE id = ANY(%s)", (ids,))}
+            "FROM contacts WHERE id = ANY(%b)", (ids,))}
         found = list(rows)
         anonymous: dict[str, list[str]] = {contact_id: [] for contact_id in rows}
         for contact_id, anonymous_id in conn.execute(
-                "SELECT contact_id, anonymous_id FROM identities WHERE contact_id = ANY(%s) "
+                "SELECT contact_id, anonymous_id FROM identities WHERE contact_id = ANY(%b) "
                 "ORDER BY linked_at, anonymous_id", (found,)):
             anonymous[contact_id].append(anonymous_id)
         owners: dict[str, list[str]] = defaultdict(list)
@@ -311,7 +311,7 @@ class PostgresStore:
         emails = {contact_id: row[7] for contact_id, row in rows.items()}
         suppressed, opt_outs = self._suppressions_of(conn, emails, anonymous)
         enrollment_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        cursor = conn.execute("SELECT * FROM enrollments WHERE contact_id = ANY(%s) ORDER BY entered_at, id", (found,))
+        cursor = conn.execute("SELECT * FROM enrollments WHERE contact_id = ANY(%b) ORDER BY entered_at, id", (found,))
         names = [column.name for column in cursor.description or ()]
         for values in cursor:
             row = {name: shaped(value) for name, value in zip(names, values, strict=True)}
@@ -352,7 +352,7 @@ class PostgresStore:
         ids = list(owners)
         cursor = conn.execute(
             """SELECT name, at, properties, message_id, contact_id, anonymous_id, id FROM events
-               WHERE contact_id = ANY(%s) OR anonymous_id = ANY(%s) ORDER BY at, id""", (ids, ids))
+               WHERE contact_id = ANY(%b) OR anonymous_id = ANY(%b) ORDER BY at, id""", (ids, ids))
         found: dict[str, list[Event]] = defaultdict(list)
         stored: dict[str, list[tuple[int, str, datetime]]] = defaultdict(list)
         for name, at, properties, message_id, owner, anonymous_id, row_id in cursor:
@@ -366,7 +366,7 @@ class PostgresStore:
     def _sends_of(self, conn: psycopg.Connection[Any], contact_ids: list[str]) -> dict[str, list[SendRecord]]:
         cursor = conn.execute(
             """SELECT key, contact_id, journey_id, version, step_id, scheduled_at, kind FROM sends
-               WHERE contact_id = ANY(%s) AND state = ANY(%s) ORDER BY scheduled_at, key""",
+               WHERE contact_id = ANY(%b) AND state = ANY(%b) ORDER BY scheduled_at, key""",
             (contact_ids, list(COUNTED_SEND_STATES)))
         found: dict[str, list[SendRecord]] = defaultdict(list)
         for key, contact_id, journey_id, version, step, at, kind in cursor:
@@ -382,7 +382,7 @@ class PostgresStore:
         keys = sorted({email for email in emails.values() if email is not None})
         suppressions = conn.execute(
             "SELECT contact_id, email, reason, at, topic FROM suppressions "
-            "WHERE contact_id = ANY(%s) OR email = ANY(%s) ORDER BY at", (ids, keys)).fetchall()
+            "WHERE contact_id = ANY(%b) OR email = ANY(%b) ORDER BY at", (ids, keys)).fetchall()
         whose = {contact_id: ({contact_id, *anonymous[contact_id]}, email_key) for contact_id, email_key in emails.items()}
         return stops_of(whose, suppressions)
 
@@ -407,7 +407,7 @@ class PostgresStore:
             conn = self._local.conn
             ids = sorted({state.contact.id for state, _ in results})
             current = {row[0]: row for row in conn.execute(
-                "SELECT id, rev, attributes, timezone, wake_at FROM contacts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                "SELECT id, rev, attributes, timezone, wake_at FROM contacts WHERE id = ANY(%b) ORDER BY id FOR UPDATE",
                 (ids,))}
             newest_event = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
             writes = _SaveWrites()
@@ -523,7 +523,7 @@ class PostgresStore:
                         (holder,))
             return
         self._write("UPDATE contacts SET lease_holder = NULL, lease_until = NULL "
-                    "WHERE lease_holder = %s AND id = ANY(%s)", (holder, list(contact_ids)))
+                    "WHERE lease_holder = %s AND id = ANY(%b)", (holder, list(contact_ids)))
 
     def lease_holders(self, now: datetime | None = None) -> list[str]:
         """Holders of named leases (the tick's, each worker's): unexpired at ``now``, or all."""
@@ -583,7 +583,7 @@ class PostgresStore:
         keys = list(keys)
         with self.transaction(), self._connection() as conn:
             failed = {key for (key,) in conn.execute(
-                "SELECT key FROM sends WHERE state = 'failed' AND key = ANY(%s)", (keys,))} if keys else set()
+                "SELECT key FROM sends WHERE state = 'failed' AND key = ANY(%b)", (keys,))} if keys else set()
             missing = [key for key in keys if key not in failed]
             if missing:
                 raise JourneyError(f"not failed: {', '.join(missing)} (see `journey status`)")
@@ -729,7 +729,7 @@ class PostgresStore:
         if keys:
             with self._connection() as conn:
                 for contact_id, email in conn.execute(
-                        "SELECT id, email FROM contacts WHERE email = ANY(%s) ORDER BY id", (keys,)):
+                        "SELECT id, email FROM contacts WHERE email = ANY(%b) ORDER BY id", (keys,)):
                     found[email].append(contact_id)
         return dict(found)
 
@@ -817,7 +817,7 @@ class PostgresStore:
         """What contacts imports last delivered for these contacts (``contacts.imported``)."""
         if not contact_ids:
             return {}
-        return dict(conn.execute("SELECT id, imported FROM contacts WHERE id = ANY(%s)",
+        return dict(conn.execute("SELECT id, imported FROM contacts WHERE id = ANY(%b)",
                                  (list(dict.fromkeys(contact_ids)),)).fetchall())
 
     def write_events(self, rows: list[EventRow], now: datetime) -> int:
@@ -931,7 +931,7 @@ class PostgresStore:
         if not message_ids:
             return set()
         with self._connection() as conn:
-            return {mid for (mid,) in conn.execute("SELECT message_id FROM events WHERE message_id = ANY(%s)",
+            return {mid for (mid,) in conn.execute("SELECT message_id FROM events WHERE message_id = ANY(%b)",
                                                    (message_ids,))}
 
     # ------------------------------------------------------------------ production ticks (runner.production.tick)
@@ -968,7 +968,7 @@ class PostgresStore:
         ids = [contact_id, *anonymous_ids]
         with self._connection() as conn:
             return [(row_id, message_id, at) for row_id, message_id, at in conn.execute(
-                "SELECT id, message_id, at FROM events WHERE (contact_id = ANY(%s) OR anonymous_id = ANY(%s)) "
+                "SELECT id, message_id, at FROM events WHERE (contact_id = ANY(%b) OR anonymous_id = ANY(%b)) "
                 "AND id > %s", (ids, ids, after_id))]
 
     def events_after_many(self, wanted: list[tuple[str, list[str], int]]) -> dict[str, list[tuple[int, str, datetime]]]:
@@ -985,7 +985,7 @@ class PostgresStore:
         with self._connection() as conn:
             rows = conn.execute(
                 "SELECT id, message_id, at, contact_id, anonymous_id FROM events "
-                "WHERE (contact_id = ANY(%s) OR anonymous_id = ANY(%s)) AND id > %s ORDER BY id",
+                "WHERE (contact_id = ANY(%b) OR anonymous_id = ANY(%b)) AND id > %s ORDER BY id",
                 (ids, ids, after)).fetchall()
         collect_events_after(rows, owners, found)
         return found
