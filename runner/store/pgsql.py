@@ -82,6 +82,21 @@ UPDATE contacts SET
 WHERE id = %(id)s
 """
 
+# UPDATE_CONTACT for a batch in one statement (one round trip, one plan); an empty patch
+# (the engine changed no attribute, the usual case) skips the merge function. Ids distinct.
+UPDATE_CONTACTS = """
+UPDATE contacts SET
+    attributes = CASE WHEN u.patch = '{}' THEN attributes ELSE journey_merge_patch(attributes, u.patch::jsonb) END,
+    email = lower(CASE WHEN u.patch = '{}' THEN attributes ELSE journey_merge_patch(attributes, u.patch::jsonb) END
+                  ->> 'email'),
+    timezone = u.timezone, clock = u.clock, memory = u.memory::json,
+    enrollment_seq = u.seq, wake_at = u.wake, updated_at = %(now)s
+FROM unnest(%(ids)s::text[], %(patches)s::text[], %(timezones)s::text[], %(clocks)s::timestamptz[],
+            %(memories)s::text[], %(seqs)s::integer[], %(wakes)s::timestamptz[])
+     AS u(id, patch, timezone, clock, memory, seq, wake)
+WHERE contacts.id = u.id
+"""
+
 # Only rows above the id seen at load: a range of the events' id, empty unless something arrived.
 FIRST_EVENT_SINCE = """
 WITH ids(value) AS (SELECT %(id)s::text UNION ALL SELECT anonymous_id FROM identities WHERE contact_id = %(id)s)
@@ -140,6 +155,33 @@ ON CONFLICT (key) DO UPDATE SET
     retryable = excluded.retryable
 WHERE sends.state = 'failed' AND sends.retryable = 1
 RETURNING key
+"""
+
+# a batch of claims in one statement: one round trip, and the ledger's counters (a
+# statement-level trigger) kept once per batch instead of once per claim; the keys must
+# be distinct (an upsert may not touch a row twice in one statement)
+CLAIM_SENDS = """
+INSERT INTO sends (key, contact_id, journey_id, version, step_id, kind, scheduled_at, state, claimed_at,
+                   attempts, run_id, retryable)
+SELECT key, contact_id, journey_id, version, step_id, kind, scheduled_at, 'claimed', %(claimed_at)s, 1,
+       %(run_id)s, %(retryable)s
+FROM unnest(%(keys)s::text[], %(contacts)s::text[], %(journeys)s::text[], %(versions)s::integer[],
+            %(steps)s::text[], %(kinds)s::text[], %(scheduled)s::timestamptz[])
+     WITH ORDINALITY AS c(key, contact_id, journey_id, version, step_id, kind, scheduled_at, ord)
+ORDER BY ord
+ON CONFLICT (key) DO UPDATE SET
+    state = 'claimed', claimed_at = excluded.claimed_at,
+    attempts = sends.attempts + 1, run_id = excluded.run_id, error = NULL,
+    retryable = excluded.retryable
+WHERE sends.state = 'failed' AND sends.retryable = 1
+RETURNING key
+"""
+
+# confirmations of a batch in one statement (one trigger run for the counters); keys distinct
+CONFIRM_SENDS = """
+UPDATE sends SET state = 'sent', sent_at = %(now)s, transport_id = d.transport_id, error = NULL
+FROM unnest(%(keys)s::text[], %(ids)s::text[]) AS d(key, transport_id)
+WHERE sends.key = d.key
 """
 
 SKIP_SEND = """

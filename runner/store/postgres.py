@@ -414,10 +414,10 @@ class PostgresStore:
             for state, wake_at in results:
                 self._save(conn, writes, state, wake_at, now, newest_event, current.get(state.contact.id))
             with conn.cursor() as cursor:
-                for sql, params in ((pgsql.INSERT_CONTACT, writes.inserts), (pgsql.UPDATE_CONTACT, writes.updates),
-                                    (pgsql.INSERT_IDENTITY, writes.identities)):
+                for sql, params in ((pgsql.INSERT_CONTACT, writes.inserts), (pgsql.INSERT_IDENTITY, writes.identities)):
                     if params:
                         cursor.executemany(sql, params)
+            self._update_contacts(conn, writes.updates, now)
             if writes.enrollments:
                 enrollments = list(writes.enrollments.values())
                 conn.execute(pgsql.UPSERT_ENROLLMENTS,
@@ -430,6 +430,21 @@ class PostgresStore:
             if stops:
                 with conn.cursor() as cursor:
                     cursor.executemany(pgsql.INSERT_STEP_STOP, stops)
+
+    @staticmethod
+    def _update_contacts(conn: psycopg.Connection[Any], updates: list[dict[str, Any]], now: datetime) -> None:
+        """The batch's contact rows in one statement (``UPDATE_CONTACTS``); row by row only
+        when a contact comes twice (then the last one wins, as one update after the other)."""
+        if not updates:
+            return
+        if len({update["id"] for update in updates}) < len(updates):
+            with conn.cursor() as cursor:
+                cursor.executemany(pgsql.UPDATE_CONTACT, updates)
+            return
+        conn.execute(pgsql.UPDATE_CONTACTS, {"now": now, **{
+            plural: [update[name] for update in updates] for plural, name in (
+                ("ids", "id"), ("patches", "patch"), ("timezones", "timezone"), ("clocks", "clock"),
+                ("memories", "memory"), ("seqs", "seq"), ("wakes", "wake"))}})
 
     def _save(self, conn: psycopg.Connection[Any], writes: _SaveWrites, state: ContactState,
               wake_at: datetime | None, now: datetime, newest_event: int, current: tuple[Any, ...] | None) -> None:
@@ -538,21 +553,21 @@ class PostgresStore:
         return self.claim_sends([record], run_id, resendable=False)[0]
 
     def claim_sends(self, records: list[SendRecord], run_id: str, *, resendable: bool) -> list[bool]:
-        """Claim several sends in one transaction, pipelined; each wins only if its key is new
-        (or a retryable failure): a row back from ``RETURNING`` is a win."""
+        """Claim several sends in one statement; each wins only if its key is new (or a
+        retryable failure): a key back from ``RETURNING`` is a win. A key twice in the batch
+        wins at most once, the first time (as one claim after the other would)."""
         if not records:
             return []
-        claimed_at = datetime.now(UTC)
-        params = [(record.key, record.contact_id, record.journey_id, record.version, record.step_id, record.kind,
-                   record.at, claimed_at, run_id, int(resendable)) for record in records]
-        with self.transaction(), self._connection() as conn, conn.cursor() as cursor:
-            cursor.executemany(pgsql.CLAIM_SEND, params, returning=True)
-            won = []
-            while True:
-                won.append(cursor.fetchone() is not None)
-                if not cursor.nextset():
-                    break
-            return won
+        first = {record.key: index for index, record in reversed(list(enumerate(records)))}
+        batch = [records[index] for index in sorted(first.values())]
+        params = {"claimed_at": datetime.now(UTC), "run_id": run_id, "retryable": int(resendable),
+                  "keys": [r.key for r in batch], "contacts": [r.contact_id for r in batch],
+                  "journeys": [r.journey_id for r in batch], "versions": [r.version for r in batch],
+                  "steps": [r.step_id for r in batch], "kinds": [r.kind for r in batch],
+                  "scheduled": [r.at for r in batch]}
+        with self.transaction(), self._connection() as conn:
+            won = {key for (key,) in conn.execute(pgsql.CLAIM_SENDS, params)}
+        return [record.key in won and first[record.key] == index for index, record in enumerate(records)]
 
     def mark_handed_over(self, key: str) -> None:
         """A queued claim is about to go to a transport that is not idempotent: a crash now leaves it in doubt."""
@@ -562,12 +577,11 @@ class PostgresStore:
         self.confirm_sends([(key, transport_id)])
 
     def confirm_sends(self, delivered: list[tuple[str, str]]) -> None:
-        """``confirm_send`` for many (key, transport id) pairs in one transaction."""
-        now = datetime.now(UTC)
-        with self.transaction(), self._connection() as conn, conn.cursor() as cursor:
-            cursor.executemany(
-                "UPDATE sends SET state = 'sent', sent_at = %s, transport_id = %s, error = NULL WHERE key = %s",
-                [(now, transport_id, key) for key, transport_id in delivered])
+        """``confirm_send`` for many (key, transport id) pairs in one statement (a key twice: the last)."""
+        if not delivered:
+            return
+        ids = dict(delivered)
+        self._write(pgsql.CONFIRM_SENDS, {"now": datetime.now(UTC), "keys": list(ids), "ids": list(ids.values())})
 
     def fail_send(self, key: str, error: str, permanent: bool, *, retry_at: datetime | None = None,
                   failed_at: datetime | None = None) -> None:
