@@ -17,6 +17,12 @@ building the same messages by hand in one process (subject, HTML, text, MIME
 bytes; no engine, no database). Targets (issue #12 §4): 2 workers >= 1.6x one
 worker; one worker >= 50% of the bare render limit.
 
+Per run, ``held`` and ``waited``: the share of the workers' tick time spent inside
+their outermost write transactions (commit included) and getting into them (on
+SQLite: waiting for the write lock, which one writer holds at a time). With one
+worker, ``held`` is the serial fraction f of Amdahl's law on SQLite: N workers
+cannot exceed 1/f times one, whatever the cores.
+
 Prints figures and the machine's load average; asserts nothing.
 
     .venv/bin/python benchmarks/bench_workers.py [--sends 50000] [--workers 1,2,4] [--backends sqlite,postgresql]
@@ -31,6 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -87,11 +94,40 @@ def worker(location: str, root: str, transport: str, reports: multiprocessing.Qu
     runtime = build_runtime(store, load_project_file(Path(root)), transport if transport != "null" else "memory")
     if transport == "null":
         runtime.delivery.transport = _CountingTransport()
+    lock = _time_write_transactions(store)
     started, cpu = time.time(), time.process_time()
     report = run_tick(store, runtime, NOW, shared=True)
-    reports.put((started, time.time(), report.counts["sent"], time.process_time() - cpu))
+    reports.put((started, time.time(), report.counts["sent"], time.process_time() - cpu, lock["waited"], lock["held"]))
     runtime.delivery.close()
     store.close()
+
+
+def _time_write_transactions(store) -> dict[str, float]:
+    """Wrap ``store.transaction``: wall seconds spent getting into the worker's outermost write
+    transactions (on SQLite: waiting for the write lock) and inside them (holding it)."""
+    original, totals, depth = store.transaction, {"waited": 0.0, "held": 0.0}, [0]
+
+    @contextmanager
+    def timed(durable: bool = False):
+        if depth[0]:  # a savepoint inside the worker's transaction
+            with original(durable):
+                yield
+            return
+        depth[0] += 1
+        asked = time.perf_counter()
+        inside = None
+        try:
+            with original(durable):
+                inside = time.perf_counter()
+                yield
+        finally:  # after the commit (or rollback)
+            depth[0] -= 1
+            if inside is not None:
+                totals["waited"] += inside - asked
+                totals["held"] += time.perf_counter() - inside
+
+    store.transaction = timed
+    return totals
 
 
 def busy(location: str, root: Path, transport: str, count: int) -> dict[str, float]:
@@ -106,8 +142,10 @@ def busy(location: str, root: Path, transport: str, count: int) -> dict[str, flo
         process.join()
     first, last = min(r[0] for r in results), max(r[1] for r in results)
     sent = sum(r[2] for r in results)
+    worked = sum(r[1] - r[0] for r in results)  # the workers' tick seconds, added up
     return {"sent": sent, "seconds": last - first, "per_s": sent / (last - first), "startup": first - launched,
             "cpu_ms": sum(r[3] for r in results) / sent * 1000,
+            "held": sum(r[5] for r in results) / worked, "waited": sum(r[4] for r in results) / worked,
             "shares": sorted(r[2] for r in results)}
 
 
@@ -145,7 +183,8 @@ def main() -> None:
         print(f"bare render + build, one core: {limit:.0f} messages/s, {1000 / limit:.2f} CPU ms each "
           "(the per-core limit)", flush=True)
         print(f"{'backend':>10} {'transport':>9} {'workers':>7} {'sends':>7} {'seconds':>8} {'sends/s':>8} "
-              f"{'x 1 worker':>10} {'/ render':>8} {'CPU ms/send':>11} {'start-up s':>10}  per worker", flush=True)
+              f"{'x 1 worker':>10} {'/ render':>8} {'CPU ms/send':>11} {'held':>5} {'waited':>6} {'start-up s':>10}  "
+              "per worker", flush=True)
         for backend in args.backends.split(","):
             for transport in args.transports.split(","):
                 one = None
@@ -161,7 +200,7 @@ def main() -> None:
                     one = one or r["per_s"]
                     print(f"{backend:>10} {transport:>9} {count:>7} {r['sent']:>7} {r['seconds']:>8.2f} "
                           f"{r['per_s']:>8.0f} {r['per_s'] / one:>10.2f} {r['per_s'] / limit:>8.2f} {r['cpu_ms']:>11.2f} "
-                          f"{r['startup']:>10.2f}  {r['shares']}", flush=True)
+                          f"{r['held']:>5.0%} {r['waited']:>6.0%} {r['startup']:>10.2f}  {r['shares']}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f} (2 workers target >= 1.6x one; one worker >= 0.5 of render)")
 
 

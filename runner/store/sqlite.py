@@ -71,6 +71,7 @@ from runner.store.rows import (
 )
 from runner.store.sourcevalues import apply_patch, source_changes
 from runner.store.sqliteerrors import translate, translating
+from runner.store.sqlitelock import begin_immediate
 
 BUSY_TIMEOUT_SECONDS = 30.0
 CACHE_KIB = 32 * 1024  # page cache per connection: bounded, so memory stays flat
@@ -181,7 +182,7 @@ class SQLiteStore:
                 raise
             self.conn.execute(f"RELEASE {name}")
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(self.conn)  # waits for another writer in short naps
         try:
             yield
         except BaseException:
