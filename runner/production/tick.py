@@ -365,26 +365,40 @@ class Tick:
                 self.on_page(self.report)
             if len(page) < size:  # a short page is the last: nothing more is due
                 return
-            self._renew(force=True)
 
     def _page(self, size: int, cursor: tuple[str, str] | None) -> list[tuple[str, str]]:
-        """The next page of due contacts: read (a dry run), or claimed for this run."""
+        """The next page of due contacts: read (a dry run), or claimed for this run.
+
+        After the first page, the run's lease is renewed in the same transaction as the
+        claim (and what the previous page queued): one write transaction less per page.
+        A lease lost to another run claims nothing: what was queued is committed, then
+        ``LeaseLost`` stops the run."""
         if self.dry_run:
             return self.store.due_page(self.now, size, cursor)
-        page: list[tuple[str, str]] = self.writes.now(
-            lambda: self.store.claim_due(self.now, self.holder, size, LEASE_TTL, cursor))
+        renew = cursor is not None
+
+        def claim() -> list[tuple[str, str]] | None:
+            if renew and not self.store.renew_lease(self.lease_name, self.holder, LEASE_TTL, wall_clock()):
+                return None
+            return self.store.claim_due(self.now, self.holder, size, LEASE_TTL, cursor)
+
+        page: list[tuple[str, str]] | None = self.writes.now(claim)
+        if page is None:
+            raise LeaseLost("lost the tick lease to another run; stopping (nothing is sent twice)")
+        if renew:
+            self._renewed = time.monotonic()
         self._claimed = self._claimed or bool(page)
         return page
 
-    def _renew(self, force: bool = False) -> None:
-        """Extend the lease after a batch, and within one when a batch is slow (slow SMTP):
-        then the contacts in hand too, so no other worker takes them over meanwhile."""
-        if self.dry_run or (not force and time.monotonic() - self._renewed < RENEW_EVERY):
+    def _renew(self) -> None:
+        """Extend the lease within a batch when it is slow (slow SMTP), and the contacts in
+        hand too, so no other worker takes them over meanwhile (between pages, ``_page``
+        renews the lease with its claim)."""
+        if self.dry_run or time.monotonic() - self._renewed < RENEW_EVERY:
             return
         if not self.store.renew_lease(self.lease_name, self.holder, LEASE_TTL, wall_clock()):
             raise LeaseLost("lost the tick lease to another run; stopping (nothing is sent twice)")
-        if not force:
-            self.store.renew_contacts(self.holder, LEASE_TTL)
+        self.store.renew_contacts(self.holder, LEASE_TTL)
         self._renewed = time.monotonic()
 
     # ------------------------------------------------------------ lease
@@ -463,9 +477,9 @@ class Tick:
                 self._contact_failed(contact_id, error)
                 continue
             if not self.dry_run:
-                # bound now: the queued save runs after later contacts' claims (ruff B023)
-                self.writes.later(partial(self.store.save_contact_state, state, outcome.wake_at, outcome.decisions,
-                                          self.report.run_id))
+                # its rows built now, outside the write transaction that runs after later contacts' claims
+                self.writes.later(self.store.prepared_save([(state, outcome.wake_at)], outcome.decisions,
+                                                           self.report.run_id))
 
     def _load(self, contact_ids: list[str]) -> dict[str, ContactState]:
         """The batch's states in one read per table, and the events each has not been given
@@ -546,8 +560,8 @@ class Tick:
         for start in range(0, len(claims), max(size, 1)):
             self._renew()
             self._claim_and_send(claims[start:start + size])
-        if saves:
-            self.writes.later(lambda: self.store.save_contact_states(saves, decisions, self.report.run_id))
+        if saves:  # the rows built now, outside the transaction that writes them (other workers wait for it)
+            self.writes.later(self.store.prepared_save(saves, decisions, self.report.run_id))
 
     def _claim_and_send(self, wave: list[tuple[SendRecord, Decision, Journey]]) -> None:
         won = self.writes.now(lambda: self.store.claim_sends([record for record, _, _ in wave], self._run_id,

@@ -22,7 +22,7 @@ All datetimes are timezone-aware UTC. A failing database raises the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -93,6 +93,11 @@ class Store(Protocol):
                            decisions: Iterable[Any] = (), run_id: str | None = None) -> None: ...
     def save_contact_states(self, results: list[tuple[ContactState, datetime | None]],
                             decisions: Iterable[Any] = (), run_id: str | None = None) -> None: ...
+    # ``save_contact_states`` in two steps: its rows built now, before any lock, written by the
+    # call returned (in one transaction, or the caller's): what a transaction holds is what
+    # other workers wait for (SQLite's single writer, PostgreSQL's row locks)
+    def prepared_save(self, results: list[tuple[ContactState, datetime | None]],
+                      decisions: Iterable[Any] = (), run_id: str | None = None) -> Callable[[], None]: ...
     def contact_history(self, contact_id: str, journey_id: str | None = None) -> list[dict[str, Any]]: ...
     def due_contacts(self, now: datetime, limit: int) -> list[str]: ...
     def due_page(self, now: datetime, limit: int, after: tuple[str, str] | None = None) -> list[tuple[str, str]]: ...

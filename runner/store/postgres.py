@@ -30,10 +30,11 @@ import hashlib
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,6 +98,18 @@ class _SaveWrites:
     updates: list[dict[str, Any]] = field(default_factory=list)
     identities: list[tuple[str, str, datetime]] = field(default_factory=list)
     enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id: one row each in the upsert
+
+
+@dataclass(slots=True)
+class _ContactSave:
+    """One contact of a batch save, its rows built before the transaction (``prepared_save``)."""
+
+    state: ContactState
+    wake_at: datetime | None
+    snapshot: _Snapshot | None  # what the load saw; None: not loaded by this store
+    memory: str  # JSON
+    patch: str | None  # the engine's attribute changes as a merge patch; None: made from the row
+    enrollments: list[dict[str, Any]]  # rows changed since the load
 
 
 @dataclass(slots=True)
@@ -393,26 +406,50 @@ class PostgresStore:
 
     def save_contact_states(self, results: list[tuple[ContactState, datetime | None]],
                             decisions: Iterable[Any] = (), run_id: str | None = None) -> None:
-        """The engine's results and their decisions in one transaction.
+        """The engine's results and their decisions in one transaction (see ``write_prepared_save``)."""
+        self.prepared_save(results, decisions, run_id)()
+
+    def prepared_save(self, results: list[tuple[ContactState, datetime | None]],
+                      decisions: Iterable[Any] = (), run_id: str | None = None) -> Callable[[], None]:
+        """``save_contact_states`` with its rows built now, outside any transaction; the call
+        returned writes them. A shorter transaction holds its locks (the contacts', the
+        counters' rows its triggers update) for less time."""
+        saves = []
+        for state, wake_at in results:
+            contact = state.contact
+            snapshot = self._snapshots.pop(contact.id, None)
+            stored = snapshot.enrollment_rows if snapshot else {}
+            rows = [enrollment_to_row(e) for e in (*state.past_enrollments, *state.enrollments.values())]
+            saves.append(_ContactSave(
+                state, wake_at, snapshot, to_json(state.memory),
+                to_json(merge_patch(snapshot.attributes, contact.attributes)) if snapshot else None,
+                [row for row in rows if not same_row(stored.get(row["id"]), row)]))
+        decisions = list(decisions)
+        rows = [decision_row(decision, run_id) for decision in decisions]
+        journal = [[row[name] for row in rows] for name in pgsql.DECISION_COLUMNS] if rows else None
+        return partial(self.write_prepared_save, saves, journal, step_stop_rows(decisions))
+
+    def write_prepared_save(self, saves: list[_ContactSave], journal: list[list[Any]] | None,
+                            stops: list[tuple[str, str, str, str, str, str]]) -> None:
+        """Write what ``prepared_save`` built, in one transaction.
 
         The contacts are locked first (in id order: two savers never deadlock), then
         what changed since the load is read: an import touched the contact (``rev``
         moved) or stored events for it; then the earlier wake-up wins, so nothing
         imported meanwhile is lost. Attributes are written as a merge patch of what
-        the engine changed. The batch's writes go out pipelined: a round trip per
-        kind of row, not per contact.
+        the engine changed. The batch's writes go out a statement per kind of row.
         """
         now = datetime.now(UTC)
         with self.transaction():
             conn = self._local.conn
-            ids = sorted({state.contact.id for state, _ in results})
+            ids = sorted({save.state.contact.id for save in saves})
             current = {row[0]: row for row in conn.execute(
                 "SELECT id, rev, attributes, timezone, wake_at FROM contacts WHERE id = ANY(%b) ORDER BY id FOR UPDATE",
                 (ids,))}
             newest_event = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
             writes = _SaveWrites()
-            for state, wake_at in results:
-                self._save(conn, writes, state, wake_at, now, newest_event, current.get(state.contact.id))
+            for save in saves:
+                self._save(conn, writes, save, now, newest_event, current.get(save.state.contact.id))
             with conn.cursor() as cursor:
                 for sql, params in ((pgsql.INSERT_CONTACT, writes.inserts), (pgsql.INSERT_IDENTITY, writes.identities)):
                     if params:
@@ -422,12 +459,9 @@ class PostgresStore:
                 enrollments = list(writes.enrollments.values())
                 conn.execute(pgsql.UPSERT_ENROLLMENTS,
                              [[row[name] for row in enrollments] for name in pgsql.ENROLLMENT_COLUMNS])
-            decisions = list(decisions)
-            rows = [decision_row(decision, run_id) for decision in decisions]
-            if rows:
-                conn.execute(pgsql.INSERT_DECISIONS, [[row[name] for row in rows] for name in pgsql.DECISION_COLUMNS])
-            stops = step_stop_rows(decisions)  # a suppress step's; the earlier one of a target is kept
-            if stops:
+            if journal:
+                conn.execute(pgsql.INSERT_DECISIONS, journal)
+            if stops:  # a suppress step's; the earlier one of a target is kept
                 with conn.cursor() as cursor:
                     cursor.executemany(pgsql.INSERT_STEP_STOP, stops)
 
@@ -446,19 +480,18 @@ class PostgresStore:
                 ("ids", "id"), ("patches", "patch"), ("timezones", "timezone"), ("clocks", "clock"),
                 ("memories", "memory"), ("seqs", "seq"), ("wakes", "wake"))}})
 
-    def _save(self, conn: psycopg.Connection[Any], writes: _SaveWrites, state: ContactState,
-              wake_at: datetime | None, now: datetime, newest_event: int, current: tuple[Any, ...] | None) -> None:
-        """One contact of ``save_contact_states``: its rows, queued in ``writes`` (its row is locked)."""
+    def _save(self, conn: psycopg.Connection[Any], writes: _SaveWrites, save: _ContactSave, now: datetime,
+              newest_event: int, current: tuple[Any, ...] | None) -> None:
+        """One contact of ``write_prepared_save``: its rows, queued in ``writes`` (its row is locked)."""
+        state, snapshot = save.state, save.snapshot
         contact = state.contact
-        snapshot = self._snapshots.pop(contact.id, None)
-        wake = wake_at
+        wake = save.wake_at
         if current is None:
             writes.inserts.append((contact.id, address_key(contact.attributes), contact.timezone,
-                                   to_json(contact.attributes), now, now, wake, state.clock, to_json(state.memory),
+                                   to_json(contact.attributes), now, now, wake, state.clock, save.memory,
                                    state.enrollment_seq))
         else:
             _, rev, attributes, timezone, current_wake = current
-            before = snapshot.attributes if snapshot else attributes
             if contact.timezone != (snapshot.timezone if snapshot else timezone):
                 timezone = contact.timezone
             if snapshot is not None:
@@ -470,14 +503,12 @@ class PostgresStore:
                     if outside is not None:
                         wake = min(wake, outside) if wake else outside
             writes.updates.append({
-                "patch": to_json(merge_patch(before, contact.attributes)), "timezone": timezone,
-                "clock": state.clock, "memory": to_json(state.memory), "seq": state.enrollment_seq,
+                "patch": save.patch if save.patch is not None else to_json(merge_patch(attributes, contact.attributes)),
+                "timezone": timezone, "clock": state.clock, "memory": save.memory, "seq": state.enrollment_seq,
                 "wake": wake, "now": now, "id": contact.id})
         if snapshot is None or contact.anonymous_ids != snapshot.anonymous_ids:
             writes.identities.extend((anonymous_id, contact.id, now) for anonymous_id in contact.anonymous_ids)
-        stored = snapshot.enrollment_rows if snapshot else {}
-        rows = [enrollment_to_row(e) for e in (*state.past_enrollments, *state.enrollments.values())]
-        writes.enrollments.update((row["id"], row) for row in rows if not same_row(stored.get(row["id"]), row))
+        writes.enrollments.update((row["id"], row) for row in save.enrollments)
 
     def _first_event_since(self, conn: psycopg.Connection[Any], contact_id: str, last_event_id: int) -> datetime | None:
         """Earliest time of the contact's events recorded after ``last_event_id``."""

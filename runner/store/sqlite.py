@@ -14,10 +14,11 @@ import itertools
 import sqlite3
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -92,6 +93,20 @@ class _Snapshot:
     last_event_id: int  # events with a higher id arrived after the load
     anonymous_ids: list[str]
     enrollment_rows: dict[str, dict[str, Any]]  # as stored: unchanged enrollments are not rewritten
+
+
+@dataclass(slots=True)
+class _PreparedSave:
+    """The rows of a batch save, built before its transaction (``SQLiteStore.prepared_save``)."""
+
+    now: str
+    updates: list[dict[str, Any]] = field(default_factory=list)  # contacts loaded by this store
+    states: dict[str, tuple[ContactState, datetime | None]] = field(default_factory=dict)  # their states, by id
+    identities: list[tuple[str, str, str]] = field(default_factory=list)
+    enrollments: list[dict[str, Any]] = field(default_factory=list)  # changed since the load
+    unprepared: list[tuple[ContactState, datetime | None]] = field(default_factory=list)  # no snapshot
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    stops: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)  # suppress steps'
 
 
 @translating
@@ -349,17 +364,77 @@ class SQLiteStore:
     def save_contact_states(self, results: list[tuple[ContactState, datetime | None]],
                             decisions: Iterable[Any] = (), run_id: str | None = None) -> None:
         """``save_contact_state`` for a batch, in one transaction."""
-        now = to_db_time(_utcnow())
+        self.prepared_save(results, decisions, run_id)()
+
+    def prepared_save(self, results: list[tuple[ContactState, datetime | None]],
+                      decisions: Iterable[Any] = (), run_id: str | None = None) -> Callable[[], None]:
+        """``save_contact_states`` with its rows built now, before any lock is taken; the
+        call returned writes them, in one transaction (or the caller's).
+
+        The write lock is one for every worker of a database: what a worker holds it for
+        is what the others wait for. So the JSON, the journal and enrollment rows and the
+        attribute patches are made here, and the transaction only runs the statements.
+        Whether an import touched a contact since its load (``rev``) is decided by the
+        update itself."""
+        prepared = _PreparedSave(to_db_time(_utcnow()))
+        for state, wake_at in results:
+            contact = state.contact
+            snapshot = self._snapshots.pop(contact.id, None)
+            if snapshot is None:  # not loaded by this store: saved as before, reading its row first
+                prepared.unprepared.append((state, wake_at))
+                continue
+            prepared.updates.append({
+                "id": contact.id, "rev": snapshot.rev, "seen_event": snapshot.last_event_id,
+                "patch": to_json(merge_patch(snapshot.attributes, contact.attributes)),
+                "tz_changed": contact.timezone != snapshot.timezone, "timezone": contact.timezone,
+                "clock": to_db_time(state.clock), "memory": to_json(state.memory), "seq": state.enrollment_seq,
+                "wake": to_db_time(wake_at), "now": prepared.now})
+            prepared.states[contact.id] = (state, wake_at)
+            if contact.anonymous_ids != snapshot.anonymous_ids:
+                prepared.identities += [(anonymous_id, contact.id, prepared.now) for anonymous_id in contact.anonymous_ids]
+            rows = [enrollment_to_row(e) for e in (*state.past_enrollments, *state.enrollments.values())]
+            prepared.enrollments += [row for row in rows if not same_row(snapshot.enrollment_rows.get(row["id"]), row)]
+        decisions = list(decisions)
+        prepared.decisions = [decision_row(d, run_id) for d in decisions]
+        prepared.stops = step_stop_rows(decisions)
+        return partial(self.write_prepared_save, prepared)
+
+    def write_prepared_save(self, prepared: _PreparedSave) -> None:
+        """Write what ``prepared_save`` built, in one transaction (see there)."""
         with self.transaction():
             # Events stored since the loads? Usually none: then no contact needs the per-contact look.
             newest_event = self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
-            for state, wake_at in results:
-                self._save(state, wake_at, now, newest_event)
-            decisions = list(decisions)
-            self.conn.executemany(_INSERT_DECISION, [decision_row(d, run_id) for d in decisions])
-            stops = step_stop_rows(decisions)  # a suppress step's; the earlier one of a target is kept
-            if stops:
-                self.conn.executemany(_INSERT_STEP_STOP, stops)
+            updates = [self._late_events_wake(update, newest_event) for update in prepared.updates]
+            written = 0
+            for sql, batch in ((_SAVE_STATE, [u for u in updates if u["patch"] == "{}"]),
+                               (_SAVE_STATE_AND_ATTRIBUTES, [u for u in updates if u["patch"] != "{}"])):
+                if batch:
+                    written += self.conn.executemany(sql, batch).rowcount
+            if written < len(updates):  # a row gone since the load: written whole, as a new contact
+                found = {row[0] for row in self.conn.execute(
+                    f"SELECT id FROM contacts WHERE id IN ({_marks(updates)})", [u["id"] for u in updates])}
+                for update in updates:
+                    if update["id"] not in found:
+                        self._save(*prepared.states[update["id"]], prepared.now, newest_event)
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO identities (anonymous_id, contact_id, linked_at) VALUES (?, ?, ?)",
+                prepared.identities)
+            self.conn.executemany(_UPSERT_ENROLLMENT, prepared.enrollments)
+            for state, wake_at in prepared.unprepared:
+                self._save(state, wake_at, prepared.now, newest_event)
+            self.conn.executemany(_INSERT_DECISION, prepared.decisions)
+            if prepared.stops:  # a suppress step's; the earlier one of a target is kept
+                self.conn.executemany(_INSERT_STEP_STOP, prepared.stops)
+
+    def _late_events_wake(self, update: dict[str, Any], newest_event: int) -> dict[str, Any]:
+        """``update`` waking the contact at its earliest event stored since the load, if that
+        is earlier (a copy: the prepared rows stay as built, for a retry)."""
+        if newest_event <= update["seen_event"]:
+            return update
+        first = self._first_event_since(update["id"], update["seen_event"])
+        if first is None:
+            return update
+        return {**update, "wake": min(update["wake"], first) if update["wake"] else first}
 
     def contact_history(self, contact_id: str, journey_id: str | None = None) -> list[dict[str, Any]]:
         """The contact's journal, oldest first (optionally one journey's); ``at`` as a UTC datetime.
@@ -1246,6 +1321,22 @@ WITH ids(value) AS (SELECT :id UNION ALL SELECT anonymous_id FROM identities WHE
 SELECT min(at) FROM events
 WHERE id > :after AND (contact_id IN (SELECT value FROM ids) OR anonymous_id IN (SELECT value FROM ids))
 """
+
+# A saved contact's state; the wake-up is the engine's unless an import changed the contact
+# since its load (``rev`` moved): then the earlier of the two (nothing imported is hidden).
+_SAVE_STATE = """
+UPDATE contacts SET
+    timezone = CASE WHEN :tz_changed THEN :timezone ELSE timezone END,
+    clock = :clock, memory = :memory, enrollment_seq = :seq, updated_at = :now,
+    wake_at = CASE WHEN rev = :rev THEN :wake
+                   WHEN :wake IS NULL OR wake_at IS NULL THEN coalesce(:wake, wake_at)
+                   ELSE min(:wake, wake_at) END
+WHERE id = :id
+"""
+# ... and the attributes the engine changed, as a merge patch (the email index follows)
+_SAVE_STATE_AND_ATTRIBUTES = _SAVE_STATE.replace("UPDATE contacts SET", """UPDATE contacts SET
+    attributes = json_patch(attributes, :patch),
+    email = lower(json_extract(json_patch(attributes, :patch), '$.email')),""")
 
 _UPSERT_ENROLLMENT = """
 INSERT INTO enrollments (id, contact_id, journey_id, version, stage, stage_seq, cursor, status,
