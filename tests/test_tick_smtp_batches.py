@@ -46,7 +46,7 @@ def test_one_connection_claims_and_saves_a_batch_in_one_commit_each(tmp_path, sm
         ("sent", 0, 60)]
     transactions = _transactions(statements)
     claiming = [t for t in transactions if any(s.startswith("INSERT INTO sends") for s in t)]
-    saving = [t for t in transactions if any(s.startswith("UPDATE contacts SET attributes") for s in t)]
+    saving = [t for t in transactions if any(s.startswith("UPDATE contacts SET") and "memory =" in s for s in t)]
     assert len(claiming) == 1 and len(saving) == 1  # the batch's claims, then its states: one commit each
     assert len(transactions) <= 60 + 10  # besides those, one per send: its hand-over mark (and the last outcome)
     store.close()

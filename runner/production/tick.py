@@ -165,15 +165,20 @@ class _Writes:
 
     Order is preserved: a contact's save is queued after its confirmations,
     and claims flush everything queued before them, so what is committed is
-    always a prefix of what happened.
+    always a prefix of what happened. Inside one transaction the order of its
+    writes changes nothing of that (all of them or none): there ``counted`` writes
+    run after the other queued ones (see ``later``).
     """
 
     def __init__(self, store: Store):
         self.store = store
-        self.queue: list[Callable[[], Any]] = []
+        self.queue: list[tuple[Callable[[], Any], bool]] = []  # (write, counted)
 
-    def later(self, write: Callable[[], Any]) -> None:
-        self.queue.append(write)
+    def later(self, write: Callable[[], Any], *, counted: bool = False) -> None:
+        """Queue ``write`` for the next commit. ``counted``: it updates the ledger's counter rows
+        (a batch's confirmations), which every worker's transactions update too: on a server
+        database the row stays locked until the commit, so it runs last in its transaction."""
+        self.queue.append((write, counted))
 
     def now(self, write: Callable[[], Any] | None = None, *, durable: bool = False) -> Any:
         """Commit the queue (and ``write``). ``durable``: fsync before returning (a claim
@@ -187,7 +192,7 @@ class _Writes:
             return None
         try:
             with self.store.transaction(durable=durable):
-                for queued_write in queued:
+                for queued_write, _ in sorted(queued, key=lambda entry: entry[1]):  # stable: counted ones last
                     queued_write()
                 return write() if write is not None else None
         except Exception as error:
@@ -202,7 +207,7 @@ class _Writes:
         while self.queue:
             try:
                 with self.store.transaction():
-                    self.queue[0]()
+                    self.queue[0][0]()
             except Exception:  # noqa: BLE001 - the run is already failing with the first error
                 return
             self.queue.pop(0)
@@ -697,7 +702,7 @@ class Tick:
                 self._count_delivered(outgoing)
                 delivered.append((outgoing.key, result))
         if delivered:
-            self.writes.later(lambda: self.store.confirm_sends(delivered))
+            self.writes.later(lambda: self.store.confirm_sends(delivered), counted=True)
 
     def _build(self, decision: Decision, journey: Journey) -> Outgoing | None:
         """The message or webhook body; None (the failure recorded) when it cannot be built."""

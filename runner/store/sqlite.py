@@ -598,32 +598,23 @@ class SQLiteStore:
         return self.claim_sends([record], run_id, resendable=False)[0]
 
     def claim_sends(self, records: list[SendRecord], run_id: str, *, resendable: bool) -> list[bool]:
-        """Claim several sends in one transaction (each as ``claim_send``).
+        """Claim several sends in one transaction (each as ``claim_send``), in one statement:
+        a key back from ``RETURNING`` is a win; a key twice in the batch wins at most once,
+        the first time (as one claim after the other would).
 
         ``resendable``: the transport is idempotent (the same key rewrites the
         same file), so a claim a crash leaves unconfirmed is sent again by the
         next run instead of waiting in doubt for an operator.
         """
+        if not records:
+            return []
+        first = {record.key: index for index, record in reversed(list(enumerate(records)))}
+        batch = to_json([[record.key, record.contact_id, record.journey_id, record.version, record.step_id,
+                          record.kind, to_db_time(record.at)] for record in records])
+        params = {"batch": batch, "claimed_at": to_db_time(_utcnow()), "run_id": run_id, "retryable": int(resendable)}
         with self.transaction():
-            return [self._claim(record, run_id, resendable=resendable) for record in records]
-
-    def _claim(self, record: SendRecord, run_id: str, *, resendable: bool) -> bool:
-        cursor = self.conn.execute(
-            """INSERT INTO sends (key, contact_id, journey_id, version, step_id, kind,
-                   scheduled_at, state, claimed_at, attempts, run_id, retryable)
-               VALUES (?, ?, ?, ?, ?, ?, ?, 'claimed', ?, 1, ?, ?)
-               ON CONFLICT (key) DO UPDATE SET
-                   state = 'claimed', claimed_at = excluded.claimed_at,
-                   attempts = sends.attempts + 1, run_id = excluded.run_id, error = NULL,
-                   retryable = excluded.retryable
-               WHERE sends.state = 'failed' AND sends.retryable = 1""",
-            (
-                record.key, record.contact_id, record.journey_id, record.version,
-                record.step_id, record.kind, to_db_time(record.at), to_db_time(_utcnow()),
-                run_id, int(resendable),
-            ),
-        )
-        return cursor.rowcount == 1
+            won = {key for (key,) in self.conn.execute(_CLAIM_SENDS, params)}
+        return [record.key in won and first[record.key] == index for index, record in enumerate(records)]
 
     def mark_handed_over(self, key: str) -> None:
         """A queued claim (``claim_sends(..., resendable=True)``) is about to go to a transport
@@ -635,13 +626,12 @@ class SQLiteStore:
         self.confirm_sends([(key, transport_id)])
 
     def confirm_sends(self, delivered: list[tuple[str, str]]) -> None:
-        """``confirm_send`` for many (key, transport id) pairs in one statement."""
-        now = to_db_time(_utcnow())
+        """``confirm_send`` for many (key, transport id) pairs in one statement (a key twice: the last)."""
+        if not delivered:
+            return
+        params = {"now": to_db_time(_utcnow()), "batch": to_json(list(dict(delivered).items()))}
         with self.transaction():
-            self.conn.executemany(
-                "UPDATE sends SET state = 'sent', sent_at = ?, transport_id = ?, error = NULL WHERE key = ?",
-                [(now, transport_id, key) for key, transport_id in delivered],
-            )
+            self.conn.execute(_CONFIRM_SENDS, params)
 
     def fail_send(self, key: str, error: str, permanent: bool, *, retry_at: datetime | None = None,
                   failed_at: datetime | None = None) -> None:
@@ -1320,6 +1310,31 @@ FIRST_EVENT_SINCE_SQL = """
 WITH ids(value) AS (SELECT :id UNION ALL SELECT anonymous_id FROM identities WHERE contact_id = :id)
 SELECT min(at) FROM events
 WHERE id > :after AND (contact_id IN (SELECT value FROM ids) OR anonymous_id IN (SELECT value FROM ids))
+"""
+
+# A batch of claims in one statement (rows in the batch's order; the upsert of ``_claim``):
+# the keys that come back are the claims won. ``batch``: a JSON array of
+# [key, contact, journey, version, step, kind, scheduled_at].
+_CLAIM_SENDS = """
+INSERT INTO sends (key, contact_id, journey_id, version, step_id, kind, scheduled_at, state, claimed_at,
+                   attempts, run_id, retryable)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+       json_extract(value, '$[6]'), 'claimed', :claimed_at, 1, :run_id, :retryable
+FROM json_each(:batch) WHERE true
+ORDER BY json_each.key  -- the array index: the batch's order
+ON CONFLICT (key) DO UPDATE SET
+    state = 'claimed', claimed_at = excluded.claimed_at,
+    attempts = sends.attempts + 1, run_id = excluded.run_id, error = NULL,
+    retryable = excluded.retryable
+WHERE sends.state = 'failed' AND sends.retryable = 1
+RETURNING key
+"""
+
+# Confirmations of a batch in one statement; ``batch``: a JSON array of [key, transport id].
+_CONFIRM_SENDS = """
+UPDATE sends SET state = 'sent', sent_at = :now, transport_id = json_extract(value, '$[1]'), error = NULL
+FROM json_each(:batch) WHERE sends.key = json_extract(value, '$[0]')
 """
 
 # A saved contact's state; the wake-up is the engine's unless an import changed the contact

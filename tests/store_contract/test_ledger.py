@@ -69,6 +69,16 @@ def test_claim_sends_claims_a_batch_and_says_which_were_new(store):
     assert _states(store) == {"claimed": 3}
 
 
+def test_a_key_twice_in_one_batch_is_claimed_once_the_first_time(store):
+    """Each backend claims a batch in one statement; a key it holds twice still wins once, as
+    one claim after the other would (and a retryable failure is re-claimed once)."""
+    run = store.start_run("tick-1", at(0))
+    assert store.claim_sends([send("k1"), send("k2"), send("k1")], run, resendable=False) == [True, True, False]
+    store.fail_send("k2", "421 later", permanent=False, retry_at=at(1), failed_at=at(0))
+    assert store.claim_sends([send("k2"), send("k3"), send("k2")], run, resendable=True) == [True, True, False]
+    assert _states(store) == {"claimed": 3}
+
+
 def test_transient_failures_are_reclaimed_when_their_retry_time_has_come(store):
     run = store.start_run("tick-1", at(0))
     assert store.claim_send(send(), run)
