@@ -167,7 +167,7 @@ class _Writes:
     and claims flush everything queued before them, so what is committed is
     always a prefix of what happened. Inside one transaction the order of its
     writes changes nothing of that (all of them or none): there ``counted`` writes
-    run after the other queued ones (see ``later``).
+    run last, after the claim too (see ``later``).
     """
 
     def __init__(self, store: Store):
@@ -192,9 +192,14 @@ class _Writes:
             return None
         try:
             with self.store.transaction(durable=durable):
-                for queued_write, _ in sorted(queued, key=lambda entry: entry[1]):  # stable: counted ones last
-                    queued_write()
-                return write() if write is not None else None
+                for queued_write, counted in queued:
+                    if not counted:
+                        queued_write()
+                result = write() if write is not None else None
+                for queued_write, counted in queued:  # last: see ``later``
+                    if counted:
+                        queued_write()
+                return result
         except Exception as error:
             self.queue[:0] = queued
             raise StoreWriteFailed(f"cannot write to the database ({error}); the run stopped, "
