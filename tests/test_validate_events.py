@@ -146,3 +146,22 @@ def test_the_cli_shows_file_line_col_and_exits_non_zero_without_a_traceback(tmp_
     assert result.returncode == 1, result.stdout + result.stderr
     assert "templates/upsell.html:1:1: error[template.event] step `upsell_email` reads `event.properties.total`" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_an_update_step_moving_contacts_into_an_event_stage_warns_that_some_have_no_event(tmp_path):
+    """A move by an update step brings no event (the engine gives it none): the stage's steps may run without one."""
+    journey = JOURNEY.replace('''        email: {template: upsell, subject: "Hello {{ contact.first_name }}"}''',
+                              '''        email: {template: upsell, subject: "Hello {{ contact.first_name }}"}
+      - id: back
+        branch:
+          cases:
+            - if: {attribute: plan, equals: pro}
+              steps:
+                - id: to_reminder
+                  update: {stage: reminder}''')
+    found = _problems(_write(tmp_path, journey))
+    # the reminder and the timeout's nudge may run with none; the click's thanks always has its click
+    assert [(f, line, code, severity) for f, line, code, severity, _ in found] == [
+        ("cart.yaml", 10, "template.event", "warning"), ("nudge.html", 1, "template.event", "warning"),
+        ("reminder.html", 1, "template.event", "warning")]
+    assert "on some paths no event reaches it" in found[2][4] and "`cart_abandoned`" in found[2][4]

@@ -48,16 +48,9 @@ class Triggers:
 
 def step_triggers(stages: list[Any]) -> list[tuple[PathList, dict[str, Any], Triggers]]:
     """Every step of the journey's ``stages`` (YAML), with its path and the events it may see."""
-    moved_into = set()
+    moved_into = {target for stage in stages if isinstance(stage, dict)
+                  for target in _update_moves(_list(stage.get("steps")))}
     found: list[tuple[PathList, dict[str, Any], Triggers]] = []
-    for index, stage in enumerate(stages):
-        if isinstance(stage, dict):
-            _walk(_list(stage.get("steps")), ["stages", index, "steps"], Triggers(), found)
-    for _, step, _ in found:
-        update = step.get("update")
-        if isinstance(update, dict) and isinstance(update.get("stage"), str):
-            moved_into.add(update["stage"])
-    found = []
     for index, stage in enumerate(stages):
         if not isinstance(stage, dict):
             continue
@@ -93,6 +86,27 @@ def _walk(steps: list[Any], path: PathList, current: Triggers,
                     for number, variant in enumerate(_list(split.get("variants"))) if isinstance(variant, dict)]
             current = _union([current, *ends])  # holdout contacts go straight on
     return current
+
+
+def _update_moves(steps: list[Any]) -> set[str]:
+    """The stages update steps in ``steps`` (nested lists too) move contacts to: their steps
+    start with no event (the engine gives a move by an update step none)."""
+    targets: set[str] = set()
+    for step in steps:
+        if not isinstance(step, dict):
+            continue
+        update = step.get("update")
+        if isinstance(update, dict) and isinstance(update.get("stage"), str):
+            targets.add(update["stage"])
+        nested = [*_list(step.get("on_event")), *_list(step.get("on_timeout"))]
+        branch, split = step.get("branch"), step.get("split")
+        if isinstance(branch, dict):
+            nested += [s for case in _list(branch.get("cases")) if isinstance(case, dict) for s in _list(case.get("steps"))]
+            nested += _list(branch.get("else"))
+        if isinstance(split, dict):
+            nested += [s for v in _list(split.get("variants")) if isinstance(v, dict) for s in _list(v.get("steps"))]
+        targets |= _update_moves(nested)
+    return targets
 
 
 def _union(ends: list[Triggers]) -> Triggers:
