@@ -1,8 +1,8 @@
 """Babel's formatting functions as Jinja filters, for the contact's locale and time zone.
 
-``{{ contact.renewal_date|format_date('long') }}`` writes ``12 Mart 2026 Perşembe`` to a
-Turkish contact and ``2026年3月12日`` to a Japanese one; ``{{ 49|format_currency('EUR') }}``
-writes ``€49.00``, ``49,00 €`` or ``49,00 €`` as each locale does. The filters keep Babel's names
+``{{ contact.renewal_date|format_date('long') }}`` writes ``12 Mart 2026`` to a Turkish
+contact and ``2026年3月12日`` to a Japanese one; ``{{ 12480|format_number }}`` writes ``12.480``
+and ``12,480``, each as the locale does. The filters keep Babel's names
 (``format_date``, ``format_datetime``, ``format_time``, ``format_number``,
 ``format_decimal``, ``format_currency``, ``format_percent``, ``format_timedelta``) and
 arguments (``format``: ``short``, ``medium``, ``long``, ``full`` or a CLDR pattern).
