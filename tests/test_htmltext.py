@@ -41,7 +41,16 @@ def sample_contexts() -> list[dict]:
 def _context(contact: dict, unsubscribe: str = UNSUBSCRIBE) -> dict:
     return {"contact": contact, "scores": {"engagement": 12}, "step": {"id": "welcome"}, "now": AT,
             "journey": {"id": "onboarding", "version": 2, "name": "Onboarding"},
-            "project": {"name": "Kitebase"}, "unsubscribe_url": unsubscribe, "locale": locale_context("en")}
+            "project": {"name": "Kitebase"}, "unsubscribe_url": unsubscribe, "locale": locale_context("en"),
+            "event": CART_EVENT}  # what the abandoned-cart templates read (the step's event, see render_context)
+
+
+# The event of the sample's abandoned-cart journey, as examples/contacts.yaml sends it.
+CART_EVENT = {"name": "cart_abandoned", "timestamp": AT, "properties": {
+    "cart_id": "c-1042", "plan": "business", "total": 1440.0, "currency": "EUR",
+    "url": "https://kitebase.test/checkout/c-1042",
+    "items": [{"name": "Kitebase Business (annual seat)", "quantity": 12, "price": 96.0},
+              {"name": "Priority support", "quantity": 1, "price": 288.0}]}}
 
 
 def the_long_way(renderer: Renderer, template: str, context: dict, *, links: bool = True) -> tuple[str, str]:
