@@ -170,7 +170,7 @@ class ContactState:
         reason = self.suppressed_by(at)
         if reason is not None and (marketing or reason != "unsubscribed"):  # "unsubscribed": stored before topics
             stops.append((self.suppressed_at, f"suppressed: {reason}"))
-        if marketing:
+        if marketing and self.opt_outs:  # most contacts opted out of nothing: no look at all
             if self.opted_out("*", at):
                 stops.append((self.opt_outs["*"], "suppressed: unsubscribed"))
             if topic != "*" and self.opted_out(topic, at):
