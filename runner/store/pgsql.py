@@ -91,8 +91,8 @@ UPDATE contacts SET
                   ->> 'email'),
     timezone = u.timezone, clock = u.clock, memory = u.memory::json,
     enrollment_seq = u.seq, wake_at = u.wake, updated_at = %(now)s
-FROM unnest(%(ids)s::text[], %(patches)s::text[], %(timezones)s::text[], %(clocks)s::timestamptz[],
-            %(memories)s::text[], %(seqs)s::integer[], %(wakes)s::timestamptz[])
+FROM unnest(%(ids)b::text[], %(patches)b::text[], %(timezones)b::text[], %(clocks)b::timestamptz[],
+            %(memories)b::text[], %(seqs)b::integer[], %(wakes)b::timestamptz[])
      AS u(id, patch, timezone, clock, memory, seq, wake)
 WHERE contacts.id = u.id
 """
@@ -165,8 +165,8 @@ INSERT INTO sends (key, contact_id, journey_id, version, step_id, kind, schedule
                    attempts, run_id, retryable)
 SELECT key, contact_id, journey_id, version, step_id, kind, scheduled_at, 'claimed', %(claimed_at)s, 1,
        %(run_id)s, %(retryable)s
-FROM unnest(%(keys)s::text[], %(contacts)s::text[], %(journeys)s::text[], %(versions)s::integer[],
-            %(steps)s::text[], %(kinds)s::text[], %(scheduled)s::timestamptz[])
+FROM unnest(%(keys)b::text[], %(contacts)b::text[], %(journeys)b::text[], %(versions)b::integer[],
+            %(steps)b::text[], %(kinds)b::text[], %(scheduled)b::timestamptz[])
      WITH ORDINALITY AS c(key, contact_id, journey_id, version, step_id, kind, scheduled_at, ord)
 ORDER BY ord
 ON CONFLICT (key) DO UPDATE SET
@@ -180,7 +180,7 @@ RETURNING key
 # confirmations of a batch in one statement (one trigger run for the counters); keys distinct
 CONFIRM_SENDS = """
 UPDATE sends SET state = 'sent', sent_at = %(now)s, transport_id = d.transport_id, error = NULL
-FROM unnest(%(keys)s::text[], %(ids)s::text[]) AS d(key, transport_id)
+FROM unnest(%(keys)b::text[], %(ids)b::text[]) AS d(key, transport_id)
 WHERE sends.key = d.key
 """
 
