@@ -1,6 +1,7 @@
 """The busy tick's shortcuts give what the plain way gives (docs/architecture.md, cache inventory).
 
-- PostgreSQL gets lists as binary parameters: the same values as the text ones.
+- PostgreSQL gets lists as binary parameters: the same values as the text ones; a batch's
+  confirmations in one statement do what one update a row did.
 - The tick keeps the cyclic collector to the objects it makes (``collector_on_new_objects``):
   the same ledger, journal and states as a tick without it, and nothing is left frozen
   afterwards, also when the tick fails.
@@ -139,3 +140,35 @@ def test_lists_sent_as_binary_parameters_reach_postgresql_as_the_text_ones_did(p
         rows = answers["%b"][0]
         assert rows[1][1] is None and rows[1][2] is None and rows[-1][0] is None and rows[4][0] == ""  # NULLs stay NULL
     assert "%s::" not in pgsql.UPSERT_ENROLLMENTS + pgsql.INSERT_DECISIONS  # the statements in use are the binary ones
+
+
+def test_a_batch_of_confirmations_in_one_statement_does_what_one_update_a_row_did(pg_url):
+    """``confirm_sends`` on PostgreSQL (one ``UPDATE … FROM unnest``, ``pgsql.CONFIRM_SENDS``)
+    against the statement a row it replaced: same rows (a key given twice keeps its last id; an
+    unclaimed key is left alone) and same counters."""
+    from runner.core.state import SendRecord
+
+    store = open_store(pg_url)
+    run = store.start_run("host:1:x", AT)
+
+    def claimed(prefix: str) -> list[str]:
+        keys = [f"{prefix}{n}" for n in range(3)]
+        store.claim_sends([SendRecord(key, "ada", "welcome", 1, "hello", AT) for key in keys], run, resendable=False)
+        return keys
+
+    def rows(keys: list[str]) -> list[tuple]:
+        with store._connection() as conn:
+            return conn.execute("SELECT state, transport_id, error, sent_at IS NOT NULL FROM sends "
+                                "WHERE key = ANY(%s) ORDER BY key", (keys,)).fetchall()
+
+    batch, plain = claimed("b"), claimed("p")
+    confirmations = [(0, "<1@x>"), (1, "<2@x>"), (0, "<3@x>"), (9, "<9@x>")]
+    store.confirm_sends([(f"b{n}", transport_id) for n, transport_id in confirmations])
+    with store.transaction(), store._connection() as conn:
+        for n, transport_id in confirmations:
+            conn.execute("UPDATE sends SET state = 'sent', sent_at = %s, transport_id = %s, error = NULL WHERE key = %s",
+                         (AT, transport_id, f"p{n}"))
+    assert rows(batch) == rows(plain) == [("sent", "<3@x>", None, True), ("sent", "<2@x>", None, True),
+                                          ("claimed", None, None, False)]
+    assert {(r["state"], r["n"]) for r in store.send_counts("welcome", None, None)} == {("sent", 4), ("claimed", 2)}
+    store.close()
