@@ -106,6 +106,11 @@ ASCII = str.maketrans({"ş": "s", "Ş": "S", "ı": "i", "İ": "I", "ğ": "g", "�
                        "ü": "u", "Ü": "U", "é": "e", "á": "a", "í": "i", "ñ": "n"})
 
 
+# The language people in a country read their email in (project.yaml localization): the
+# welcome and nurture emails of the demo go out in Turkish, Japanese, Indonesian and Arabic.
+LOCALES = {"TR": "tr", "JP": "ja", "ID": "id", "SA": "ar"}
+
+
 def weighted(rng: random.Random, pairs: list[tuple[Any, int]]) -> Any:
     return rng.choices([value for value, _ in pairs], weights=[weight for _, weight in pairs])[0]
 
@@ -220,6 +225,8 @@ class DataSet:
             "company_size": self.rng.choice([4, 8, 12, 18, 25, 40, 60, 90, 120, 180, 240, 350, 500, 1200]),
             "industry": self.rng.choice(INDUSTRIES), "country": country,
         }
+        if country in LOCALES:  # no random draw: the rest of the data set stays as it was
+            attributes["locale"] = LOCALES[country]
         timezone = zone if with_timezone and self.rng.random() > 0.05 else None
         return Person(self.new_id(), timezone, attributes)
 
