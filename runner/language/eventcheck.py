@@ -56,7 +56,8 @@ def step_triggers(stages: list[Any]) -> list[tuple[PathList, dict[str, Any], Tri
             continue
         entry = stage.get("entry")
         event = entry.get("event") if isinstance(entry, dict) else None
-        start = Triggers(frozenset([event]), stage.get("id") in moved_into) if isinstance(event, str) else Triggers()
+        moved = isinstance(stage.get("id"), str) and stage["id"] in moved_into  # hostile YAML: ids of any type
+        start = Triggers(frozenset([event]), moved) if isinstance(event, str) else Triggers()
         _walk(_list(stage.get("steps")), ["stages", index, "steps"], start, found)
     return found
 
