@@ -145,3 +145,14 @@ def test_a_template_is_found_in_any_part_locale_or_folder(file: str) -> None:
     loaded = load_project(REPO)
     placed = place_journeys(loaded.journeys, {}, [FileChange(file, "changed", 1, 1)])
     assert [(p.journey.id, p.templates) for p in placed if p.group == AFFECTED] == [("onboarding", (file,))]
+
+
+def test_a_timeline_marker_tells_the_local_time_and_utc(tmp_path: Path) -> None:
+    from runner.review.svgchart import timeline_svg
+    from runner.simulation.timeline import timeline_records
+
+    _, simulation, project = _trial(tmp_path)
+    records = [r for r in timeline_records(simulation, project) if r.action == "send"]
+    svg = timeline_svg(records, sorted({r.contact for r in records}), simulation.start, simulation.end)
+    first = min(records, key=lambda r: r.at)
+    assert f"<title>{first.local_time} ({first.timezone}; {first.at:%Y-%m-%dT%H:%M:%SZ}) — trial: send welcome" in svg
