@@ -27,6 +27,7 @@ settings.load_profile("journey")
 
 sys.path.insert(0, str(Path(__file__).parent))  # lets tests import smtp_server
 
+from chromium import browser  # noqa: E402,F401 - headless Chromium for the page tests
 from pg import pg_url, pytest_terminal_summary  # noqa: E402,F401 - PostgreSQL's fixture and summary line
 from smtp_server import SmtpServer, TlsFiles  # noqa: E402
 

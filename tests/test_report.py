@@ -8,13 +8,10 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from chromium import needs_chromium
 from test_report_project import TRIAL_JOURNEY, run_journey, write_trial_project
 
 from runner.review.report import ASSETS, MERMAID_JS
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 def simulated(root: Path) -> list:
@@ -91,22 +88,6 @@ def test_report_refuses_a_broken_project(tmp_path: Path) -> None:
     (root / "journeys" / "trial.yaml").write_text(TRIAL_JOURNEY.replace("wait: 2d", "wait: soon"))
     result = run_journey(["report", "--out", str(root / "out")], root, process=True)
     assert result.returncode == 1 and "trial.yaml:" in result.stderr and "Traceback" not in result.stderr
-
-
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def open_report(browser, index: Path) -> tuple[object, list[str], list[str]]:

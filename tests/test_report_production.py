@@ -8,7 +8,8 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from test_report import CHROMIUM, CHROMIUM_ARGS, needs_chromium, open_report
+from chromium import needs_chromium
+from test_report import open_report
 from test_stats import build_trial
 from test_tick_kit import journey_cli
 
@@ -26,18 +27,6 @@ def reported(tmp_path_factory) -> tuple[Path, dict]:
     done = journey_cli(["report", "--out", "report", "--db", "journey.db"], cwd=root)
     assert done.returncode == 0, done.stderr
     return root / "report", version
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def charts(page_html: str) -> list[dict]:

@@ -17,8 +17,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from chromium import needs_chromium
 from screenshots import REFERENCES, assert_matches_reference, compare
-from test_report import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from test_report_project import run_journey
 
 from runner.review.report import DIAGRAM_MIN_SCALE, PREVIEW_WIDTH
@@ -187,18 +187,6 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_journey(["report", "--out", str(out), "--base", "HEAD"], root, process=True)
     assert result.returncode == 0, result.stderr
     return out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def open_page(browser, index: Path, errors: list[str]):

@@ -10,7 +10,8 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from test_report import browser, needs_chromium, open_report  # noqa: F401 - browser is a fixture
+from chromium import needs_chromium
+from test_report import open_report
 from test_report_project import run_journey
 
 from runner.language.loader import load_project
@@ -89,7 +90,7 @@ def test_the_report_has_the_variants_after_the_previews(sample_report: Path):
 
 
 @needs_chromium
-def test_the_variants_sit_side_by_side_in_a_real_browser(sample_report: Path, browser) -> None:  # noqa: F811
+def test_the_variants_sit_side_by_side_in_a_real_browser(sample_report: Path, browser) -> None:
     page, errors, requests = open_report(browser, sample_report)
     page.set_viewport_size({"width": 2400, "height": 1200})
     cards = page.locator(".variants").first.locator(".variant")

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_tick_kit import TINY_PROJECT, add_signups, tiny_project
@@ -248,12 +249,9 @@ def test_an_unsubscribe_from_the_header_link_is_honoured_by_the_very_next_tick(
 
 # ---------------------------------------------------------------- the page in a real browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/test installs it)")
+@needs_chromium
 def test_the_page_works_in_a_real_browser_by_its_labels_and_roles(live_server, serve_project):
     """Headless Chromium: the inline style applies under the page's CSP (nothing refused, no
     request leaves the server), the checkboxes are found by their labels and the buttons by
