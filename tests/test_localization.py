@@ -511,3 +511,13 @@ def test_diff_tells_subject_changes_locale_by_locale():
     assert [c.text for c in diff_journeys(new, newer).changes][:3] == [
         "step welcome: subject (en) “Welcome” → “Welcome!”", "step welcome: subject (ja) removed “ようこそ”",
         "step welcome: subject (tr) added “Hoş geldiniz”"]
+
+
+def test_a_template_name_too_long_for_the_file_system_is_a_problem_not_a_crash(tmp_path: Path):
+    """Looking for its locale variants (``<name>.ja.html``) must not raise ENAMETOOLONG (test_mutations found it)."""
+    root = polyglot(tmp_path)
+    journey = root / "journeys" / "hello.yaml"
+    journey.write_text(journey.read_text(encoding="utf-8").replace("template: later", f"template: {'a' * 300}"),
+                       encoding="utf-8")
+    found = problems_of(root)
+    assert any("a" * 300 in problem and "error[" in problem for problem in found), found

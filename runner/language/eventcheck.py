@@ -27,7 +27,7 @@ from typing import Any
 from runner.core.problems import ERROR, WARNING, Problem
 from runner.language.projectfiles import UnsafeFile, read_inside
 from runner.language.schema import did_you_mean
-from runner.language.semantics import ProjectContext, template_candidates
+from runner.language.semantics import ProjectContext, is_file, template_candidates
 from runner.language.templatecheck import event_guarded, event_reads
 from runner.language.yamlsource import YamlDocument
 
@@ -156,15 +156,7 @@ def _template_files(email: dict[str, Any], templates_dir: Path) -> list[Path]:
             names.append(f"{base}.txt")
     if isinstance(email.get("text_template"), str):
         names += template_candidates(email["text_template"], "text")
-    paths = []
-    for name in names:
-        path = templates_dir / name
-        try:
-            if path.is_file():
-                paths.append(path)
-        except (OSError, ValueError):
-            continue
-    return paths
+    return [templates_dir / name for name in names if is_file(templates_dir / name)]
 
 
 def _check_reads(source: str, file: str, line: int, col: int, step_id: str, triggers: Triggers,

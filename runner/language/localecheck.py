@@ -24,6 +24,7 @@ from runner.language.locales import (
     variant_name,
 )
 from runner.language.schema import did_you_mean
+from runner.language.semantics import is_file
 from runner.language.yamlsource import YamlDocument
 
 _EMAIL = frozenset({"email"})
@@ -107,13 +108,13 @@ def _check_step(doc: YamlDocument, path: list, body: dict, settings: Localizatio
     if not settings.others or templates_dir is None:
         return problems
     stem = str(body["template"]).removesuffix(".html").removesuffix(".htm")
-    written_in = {tag for tag in settings.others if (templates_dir / variant_name(f"{stem}.html", tag)).is_file()}
+    written_in = {tag for tag in settings.others if is_file(templates_dir / variant_name(f"{stem}.html", tag))}
     if not written_in and subjects is None:
         return problems  # not translated (yet): everyone reads the default language
     severity = WARNING if settings.missing == "warning" else ERROR
     for tag in settings.others:
         chain = fallback_chain(tag, settings.default)[:-1]  # the default is no translation
-        if not any(near in written_in or (templates_dir / variant_name(f"{stem}.html", near)).is_file()
+        if not any(near in written_in or is_file(templates_dir / variant_name(f"{stem}.html", near))
                    for near in chain):
             problems.append(doc.problem(
                 [*path, "template"], "locale.missing-template",
@@ -150,7 +151,7 @@ def check_template_names(files: list[Path], project_data: Mapping[str, Any] | No
         if tag is not None and tag not in known:
             message = f"a template for `{written}`, a locale the project does not declare: nobody gets it"
             hint = f"add {tag} to localization.locales: [{', '.join(settings.locales)}], or rename it"
-        elif language in known and (path.parent / f"{stem}{path.suffix}").is_file():
+        elif language in known and is_file(path.parent / f"{stem}{path.suffix}"):
             message = f"`{written}` is a country, not a language: nobody gets this template"
             hint = f"rename it {stem}.{language}{path.suffix}"
         else:
