@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from runner.core.addresses import email_key
 from runner.core.durations import Duration, parse_duration
 from runner.core.problems import JourneyError
 
@@ -61,9 +62,13 @@ class Bounce:
     status: str = ""
     send_key: str | None = None
 
+    def address(self) -> str:
+        """The recipient as addresses are stored and matched (runner.core.addresses)."""
+        return email_key(self.recipient)
+
     def event_id(self) -> str:
         """The stored event's message id: one per report and recipient."""
-        return f"{self.source}:{self.report_id}:{self.recipient.lower()}"
+        return f"{self.source}:{self.report_id}:{self.address()}"
 
     def properties(self) -> dict[str, Any]:
         """What the stored event carries, shown by ``journey suppress list`` and ``journey history``."""

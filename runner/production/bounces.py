@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from runner.core.addresses import email_key
 from runner.core.bounces import (
     ADDRESS_SOURCE,
     EVENT_OF,
@@ -70,7 +71,7 @@ def _record(store: Store, bounces: list[Bounce], rule: SoftBounceRule, now: date
             if bounce.kind == SOFT:
                 outcome.unmatched += 1
             else:
-                addresses.setdefault(bounce.recipient.lower(), bounce)
+                addresses.setdefault(bounce.address(), bounce)
             continue
         rows += [EventRow(contact_id=contact_id, anonymous_id=None, name=EVENT_OF[bounce.kind], at=bounce.at,
                           properties=bounce.properties(), message_id=f"{bounce.event_id()}>{contact_id}")
@@ -114,10 +115,10 @@ def _owners(store: Store, reports: list[Bounce]) -> dict[str, list[str]]:
         contact_id = keyed.get(bounce.event_id())
         state = exact.get(contact_id) if contact_id else None
         email = state.contact.email if state is not None else None
-        if isinstance(email, str) and email.lower() == bounce.recipient.lower() and contact_id:
+        if email_key(email) == bounce.address() and contact_id:
             owners[bounce.event_id()] = [contact_id]
         else:
-            owners[bounce.event_id()] = by_email.get(bounce.recipient.lower(), [])
+            owners[bounce.event_id()] = by_email.get(bounce.address(), [])
     return owners
 
 

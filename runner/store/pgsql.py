@@ -57,7 +57,7 @@ VALUES (%(id)s, %(email)s, %(timezone)s, %(attributes)s::jsonb, %(now)s, %(now)s
 ON CONFLICT (id) DO UPDATE SET
     attributes = journey_merge_patch(contacts.attributes, excluded.attributes),
     imported = coalesce(%(imported)s::jsonb, contacts.imported),
-    email = lower(journey_merge_patch(contacts.attributes, excluded.attributes)->>'email'),
+    email = CASE WHEN excluded.attributes ? 'email' THEN excluded.email ELSE contacts.email END,
     timezone = coalesce(excluded.timezone, contacts.timezone),
     updated_at = excluded.updated_at,
     wake_at = least(coalesce(contacts.wake_at, excluded.wake_at), excluded.wake_at),
@@ -76,7 +76,7 @@ INSERT_IDENTITY = ("INSERT INTO identities (anonymous_id, contact_id, linked_at)
 UPDATE_CONTACT = """
 UPDATE contacts SET
     attributes = journey_merge_patch(attributes, %(patch)s::jsonb),
-    email = lower(journey_merge_patch(attributes, %(patch)s::jsonb)->>'email'),
+    email = CASE WHEN %(patch)s::jsonb ? 'email' THEN %(email)s ELSE email END,
     timezone = %(timezone)s, clock = %(clock)s, memory = %(memory)s::json,
     enrollment_seq = %(seq)s, wake_at = %(wake)s, updated_at = %(now)s
 WHERE id = %(id)s
@@ -84,16 +84,17 @@ WHERE id = %(id)s
 
 # UPDATE_CONTACT for a batch in one statement (one round trip, one plan); an empty patch
 # (the engine changed no attribute, the usual case) skips the merge function. Ids distinct.
+# The email column changes only with a patch that names the address; its key comes computed
+# (runner.core.addresses: no SQL lower(), which follows the database's locale).
 UPDATE_CONTACTS = """
 UPDATE contacts SET
     attributes = CASE WHEN u.patch = '{}' THEN attributes ELSE journey_merge_patch(attributes, u.patch::jsonb) END,
-    email = lower(CASE WHEN u.patch = '{}' THEN attributes ELSE journey_merge_patch(attributes, u.patch::jsonb) END
-                  ->> 'email'),
+    email = CASE WHEN u.patch <> '{}' AND u.patch::jsonb ? 'email' THEN u.email ELSE contacts.email END,
     timezone = u.timezone, clock = u.clock, memory = u.memory::json,
     enrollment_seq = u.seq, wake_at = u.wake, updated_at = %(now)s
-FROM unnest(%(ids)b::text[], %(patches)b::text[], %(timezones)b::text[], %(clocks)b::timestamptz[],
-            %(memories)b::text[], %(seqs)b::integer[], %(wakes)b::timestamptz[])
-     AS u(id, patch, timezone, clock, memory, seq, wake)
+FROM unnest(%(ids)b::text[], %(patches)b::text[], %(emails)b::text[], %(timezones)b::text[],
+            %(clocks)b::timestamptz[], %(memories)b::text[], %(seqs)b::integer[], %(wakes)b::timestamptz[])
+     AS u(id, patch, email, timezone, clock, memory, seq, wake)
 WHERE contacts.id = u.id
 """
 

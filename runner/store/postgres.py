@@ -41,6 +41,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from runner.core.addresses import email_key
 from runner.core.problems import JourneyError
 from runner.core.state import EXITED, Contact, ContactState, Event, SendRecord
 from runner.core.vocabulary import (
@@ -307,7 +308,7 @@ class PostgresStore:
 
     def _load(self, conn: psycopg.Connection[Any], ids: list[str]) -> dict[str, ContactState]:
         rows = {row[0]: row for row in conn.execute(
-            "SELECT id, attributes, timezone, clock, memory, enrollment_seq, rev, lower(email) "
+            "SELECT id, attributes, timezone, clock, memory, enrollment_seq, rev, email "
             "FROM contacts WHERE id = ANY(%b)", (ids,))}
         found = list(rows)
         anonymous: dict[str, list[str]] = {contact_id: [] for contact_id in rows}
@@ -396,7 +397,7 @@ class PostgresStore:
         suppressions = conn.execute(
             "SELECT contact_id, email, reason, at, topic FROM suppressions "
             "WHERE contact_id = ANY(%b) OR email = ANY(%b) ORDER BY at", (ids, keys)).fetchall()
-        whose = {contact_id: ({contact_id, *anonymous[contact_id]}, email_key) for contact_id, email_key in emails.items()}
+        whose = {contact_id: ({contact_id, *anonymous[contact_id]}, address) for contact_id, address in emails.items()}
         return stops_of(whose, suppressions)
 
     def save_contact_state(self, state: ContactState, wake_at: datetime | None,
@@ -477,7 +478,7 @@ class PostgresStore:
             return
         conn.execute(pgsql.UPDATE_CONTACTS, {"now": now, **{
             plural: [update[name] for update in updates] for plural, name in (
-                ("ids", "id"), ("patches", "patch"), ("timezones", "timezone"), ("clocks", "clock"),
+                ("ids", "id"), ("patches", "patch"), ("emails", "email"), ("timezones", "timezone"), ("clocks", "clock"),
                 ("memories", "memory"), ("seqs", "seq"), ("wakes", "wake"))}})
 
     def _save(self, conn: psycopg.Connection[Any], writes: _SaveWrites, save: _ContactSave, now: datetime,
@@ -504,6 +505,7 @@ class PostgresStore:
                         wake = min(wake, outside) if wake else outside
             writes.updates.append({
                 "patch": save.patch if save.patch is not None else to_json(merge_patch(attributes, contact.attributes)),
+                "email": address_key(contact.attributes),
                 "timezone": timezone, "clock": state.clock, "memory": save.memory, "seq": state.enrollment_seq,
                 "wake": wake, "now": now, "id": contact.id})
         if snapshot is None or contact.anonymous_ids != snapshot.anonymous_ids:
@@ -764,13 +766,13 @@ class PostgresStore:
                  ON s.source LIKE 'event:%%' AND e.message_id = substr(s.source, 7)
                WHERE %(c)s::text IS NULL OR s.contact_id = %(c)s
                   OR s.contact_id IN (SELECT anonymous_id FROM identities WHERE contact_id = %(c)s)
-                  OR s.email = (SELECT lower(email) FROM contacts WHERE id = %(c)s)
+                  OR s.email = (SELECT email FROM contacts WHERE id = %(c)s)
                ORDER BY s.at, s.target""", {"c": contact_id}))
 
     def contacts_by_email(self, emails: list[str]) -> dict[str, list[str]]:
         """The contact ids stored under each address (case-insensitive; lower-cased keys)."""
         found: dict[str, list[str]] = defaultdict(list)
-        keys = sorted({email.lower() for email in emails})
+        keys = sorted({email_key(email) for email in emails})
         if keys:
             with self._connection() as conn:
                 for contact_id, email in conn.execute(
@@ -782,7 +784,7 @@ class PostgresStore:
         """The suppression reason for a contact (by id, anonymous ids or email), or None;
         with ``at``, only a suppression already in effect at that instant counts."""
         with self._connection() as conn:
-            email = conn.execute("SELECT lower(email) FROM contacts WHERE id = %s", (contact_id,)).fetchone()
+            email = conn.execute("SELECT email FROM contacts WHERE id = %s", (contact_id,)).fetchone()
             anonymous_ids = [anonymous_id for (anonymous_id,) in conn.execute(
                 "SELECT anonymous_id FROM identities WHERE contact_id = %s", (contact_id,))]
             hard, opt_outs = self._suppressions_of(conn, {contact_id: email[0] if email else None},

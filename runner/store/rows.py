@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from runner.core.addresses import email_key
 from runner.core.bounces import ADDRESS_SOURCE
 from runner.core.bounces import describe as describe_bounce
 from runner.core.problems import JourneyError
@@ -46,9 +47,9 @@ def stops_of(contacts: dict[str, tuple[set[str], str | None]], rows: list[tuple[
     instant). Both stores."""
     found: dict[str, tuple[str, datetime]] = {}
     opt_outs: dict[str, dict[str, datetime | None]] = {}
-    for contact_id, (ids, email_key) in contacts.items():
+    for contact_id, (ids, address) in contacts.items():
         for target_id, email, reason, at, topic in rows:
-            if target_id in ids or (email is not None and email == email_key):
+            if target_id in ids or (email is not None and email == address):
                 if topic is not None:
                     opt_outs.setdefault(contact_id, {}).setdefault(topic, at)
                 elif contact_id not in found:
@@ -95,8 +96,8 @@ def suppression_details(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def address_key(attributes: dict[str, Any]) -> str | None:
-    email = attributes.get("email")
-    return email.lower() if isinstance(email, str) else None
+    """The ``contacts.email`` column of these attributes (runner.core.addresses)."""
+    return email_key(attributes.get("email"))
 
 
 def suppression_target(contact_or_email: str, topic: str | None = None) -> tuple[str, str | None, str | None]:
@@ -108,7 +109,8 @@ def suppression_target(contact_or_email: str, topic: str | None = None) -> tuple
         raise JourneyError("give a contact id or an email address to suppress")
     prefix = f"topic:{topic}:" if topic is not None else ""
     if "@" in value:
-        return f"{prefix}email:{value.lower()}", None, value.lower()
+        address = email_key(value)
+        return f"{prefix}email:{address}", None, address
     return f"{prefix}contact:{value}", value, None
 
 

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
+from runner.core.addresses import email_key
 from runner.core.problems import JourneyError
 from runner.core.state import (
     EXITED,
@@ -237,7 +238,7 @@ class SQLiteStore:
 
     def _load_contact_states(self, ids: list[str]) -> dict[str, ContactState]:
         rows = {row["id"]: row for row in self._rows(
-            f"SELECT *, lower(email) AS email_key FROM contacts WHERE id IN ({_marks(ids)})", ids)}
+            f"SELECT *, email AS email_key FROM contacts WHERE id IN ({_marks(ids)})", ids)}
         anonymous: dict[str, list[str]] = {contact_id: [] for contact_id in rows}
         for contact_id, anonymous_id in self.conn.execute(
             f"""SELECT contact_id, anonymous_id FROM identities WHERE contact_id IN ({_marks(rows)})
@@ -386,6 +387,7 @@ class SQLiteStore:
             prepared.updates.append({
                 "id": contact.id, "rev": snapshot.rev, "seen_event": snapshot.last_event_id,
                 "patch": to_json(merge_patch(snapshot.attributes, contact.attributes)),
+                "email": address_key(contact.attributes),
                 "tz_changed": contact.timezone != snapshot.timezone, "timezone": contact.timezone,
                 "clock": to_db_time(state.clock), "memory": to_json(state.memory), "seq": state.enrollment_seq,
                 "wake": to_db_time(wake_at), "now": prepared.now})
@@ -492,12 +494,13 @@ class SQLiteStore:
             self.conn.execute(
                 """UPDATE contacts SET
                        attributes = json_patch(attributes, :patch),
-                       email = lower(json_extract(json_patch(attributes, :patch), '$.email')),
+                       email = CASE WHEN json_type(:patch, '$.email') IS NULL THEN email ELSE :email END,
                        timezone = :timezone, clock = :clock, memory = :memory,
                        enrollment_seq = :seq, wake_at = :wake, updated_at = :now
                    WHERE id = :id""",
                 {
                     "patch": to_json(merge_patch(before, contact.attributes)),
+                    "email": address_key(contact.attributes),
                     "timezone": timezone,
                     "clock": to_db_time(state.clock),
                     "memory": to_json(state.memory),
@@ -867,13 +870,13 @@ class SQLiteStore:
                  ON s.source LIKE 'event:%' AND e.message_id = substr(s.source, 7)
                WHERE :c IS NULL OR s.contact_id = :c
                   OR s.contact_id IN (SELECT anonymous_id FROM identities WHERE contact_id = :c)
-                  OR s.email = (SELECT lower(email) FROM contacts WHERE id = :c)
+                  OR s.email = (SELECT email FROM contacts WHERE id = :c)
                ORDER BY s.at, s.target""", {"c": contact_id})
         return suppression_details(rows)
 
     def contacts_by_email(self, emails: list[str]) -> dict[str, list[str]]:
         """The contact ids stored under each address (case-insensitive; lower-cased keys)."""
-        keys = sorted({email.lower() for email in emails})
+        keys = sorted({email_key(email) for email in emails})
         found: dict[str, list[str]] = defaultdict(list)
         for start in range(0, len(keys), LOAD_CHUNK):
             chunk = keys[start:start + LOAD_CHUNK]
@@ -886,7 +889,7 @@ class SQLiteStore:
     def is_suppressed(self, contact_id: str, at: datetime | None = None) -> str | None:
         """The suppression reason for a contact (by id, anonymous ids or email), or None;
         with ``at``, only a suppression already in effect at that instant counts."""
-        rows = self._rows("SELECT lower(email) AS email_key FROM contacts WHERE id = ?", (contact_id,))
+        rows = self._rows("SELECT email AS email_key FROM contacts WHERE id = ?", (contact_id,))
         anonymous_ids = [
             r[0]
             for r in self.conn.execute(
@@ -1296,7 +1299,7 @@ VALUES (:id, :email, :timezone, :attributes, :now, :now, :wake, 1, coalesce(:imp
 ON CONFLICT (id) DO UPDATE SET
     attributes = json_patch(contacts.attributes, excluded.attributes),
     imported = coalesce(:imported, contacts.imported),
-    email = lower(json_extract(json_patch(contacts.attributes, excluded.attributes), '$.email')),
+    email = CASE WHEN json_type(excluded.attributes, '$.email') IS NULL THEN contacts.email ELSE excluded.email END,
     timezone = coalesce(excluded.timezone, contacts.timezone),
     updated_at = excluded.updated_at,
     wake_at = min(coalesce(contacts.wake_at, excluded.wake_at), excluded.wake_at),
@@ -1348,10 +1351,11 @@ UPDATE contacts SET
                    ELSE min(:wake, wake_at) END
 WHERE id = :id
 """
-# ... and the attributes the engine changed, as a merge patch (the email index follows)
+# ... and the attributes the engine changed, as a merge patch; the email column follows when the
+# patch names the address (its key computed in Python: runner.core.addresses)
 _SAVE_STATE_AND_ATTRIBUTES = _SAVE_STATE.replace("UPDATE contacts SET", """UPDATE contacts SET
     attributes = json_patch(attributes, :patch),
-    email = lower(json_extract(json_patch(attributes, :patch), '$.email')),""")
+    email = CASE WHEN json_type(:patch, '$.email') IS NULL THEN email ELSE :email END,""")
 
 _UPSERT_ENROLLMENT = """
 INSERT INTO enrollments (id, contact_id, journey_id, version, stage, stage_seq, cursor, status,

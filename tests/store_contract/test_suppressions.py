@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from runner.core.addresses import email_key
 from runner.core.problems import JourneyError
-from runner.core.state import ContactState
+from runner.core.state import Contact, ContactState
 from runner.serve.optouts import Preferences, preferences
 from runner.store.base import ContactRow, EventRow
 
@@ -96,3 +97,37 @@ def test_a_suppress_step_is_stored_with_its_decision_and_stops_marketing_only(st
     store.save_contact_state(store.load_contact_state("ada"), None, [stop])
     store.write_events([EventRow("ada", None, "resubscribed", at(5), {"topic": "*"}, "resub-1")], at(5))
     assert store.suppressions("ada") == [] and store.load_contact_state("ada").opt_outs == {}
+
+
+@pytest.mark.parametrize("write", ["import", "import over a row", "tick save", "save of an unloaded state"])
+def test_a_non_ascii_address_is_kept_and_matched_by_one_rule(store, write):
+    """Whatever writes a contact's address (an import creating or updating the row, the tick
+    saving what the engine changed), it is stored as ``email_key`` says (Python's str.lower of
+    the whole address), so lookups and suppressions by the address in any case find it. The
+    databases' lower() lowers ASCII only (SQLite) or by the locale (PostgreSQL)."""
+    address = "ÖZGE.İLKER@Örnek.com.tr"
+    if write == "import":
+        store.write_contacts([ContactRow("ozge", {"email": address})], at(0))
+    else:
+        store.write_contacts([ContactRow("ozge", {"email": "old@example.com", "plan": "free"})], at(0))
+        if write == "import over a row":
+            store.write_contacts([ContactRow("ozge", {"email": address})], at(1))
+        elif write == "tick save":
+            state = store.load_contact_state("ozge")
+            state.contact.attributes["email"] = address
+            store.save_contact_state(state, None)
+        else:
+            store.save_contact_state(ContactState(Contact("ozge", {"email": address, "plan": "free"})), None)
+    key = email_key(address)
+    assert key == "özge.i̇lker@örnek.com.tr"
+    assert store.contacts_by_email(["özge.i̇lker@ÖRNEK.COM.TR"]) == {key: ["ozge"]}
+    store.add_suppression("Özge.İlker@örnek.com.tr", "manual", "cli", at(2))
+    assert store.is_suppressed("ozge") == "manual"
+    assert store.load_contact_state("ozge").suppressed == "manual"
+    assert [row["email"] for row in store.suppressions("ozge")] == [key]
+    # an update that leaves the address alone keeps its key
+    store.write_contacts([ContactRow("ozge", {"plan": "pro"})], at(3))
+    state = store.load_contact_state("ozge")
+    state.contact.attributes["score"] = 3
+    store.save_contact_state(state, None)
+    assert store.contacts_by_email([address]) == {key: ["ozge"]}
