@@ -56,6 +56,20 @@ def test_the_schema_comes_from_the_url_and_two_schemas_do_not_see_each_other(url
         pgkit.sql(url, f'DROP SCHEMA IF EXISTS "{other.rpartition("schema=")[2]}" CASCADE')
 
 
+def test_addresses_stored_by_postgresql_lower_are_keyed_again_on_open(url):
+    """As SQLite's m013: keys PostgreSQL's lower() stored (by the locale: İ became i) are
+    rewritten as runner.core.addresses does; ASCII rows are left alone."""
+    with open_postgres_store(url) as store:
+        store.write_contacts([ContactRow("ilker", {"email": "İLKER@Örnek.com.tr"}),
+                              ContactRow("ada", {"email": "Ada@Example.com"})], NOW)
+    pgkit.sql(url, "UPDATE contacts SET email = lower(attributes ->> 'email')")  # as before
+    pgkit.sql(url, "UPDATE contacts SET email = 'ilker@örnek.com.tr' WHERE id = 'ilker'")  # glibc's İ -> i
+    pgkit.sql(url, "DELETE FROM schema_migrations WHERE name = 'm013_email_keys'")
+    with open_postgres_store(url) as store:
+        assert store.contacts_by_email(["İlker@örnek.com.tr", "ada@example.com"]) == {
+            "i̇lker@örnek.com.tr": ["ilker"], "ada@example.com": ["ada"]}
+
+
 def test_a_bad_schema_name_or_pool_size_is_a_clear_error():
     with pytest.raises(JourneyError, match="schema 'a;drop'"):
         parse_location("postgresql://postgres@127.0.0.1/postgres?schema=a;drop")

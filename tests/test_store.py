@@ -47,15 +47,15 @@ def test_open_creates_wal_database_with_foreign_keys_and_migrations(tmp_path):
     assert schema_version(store.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
         "m005_imported_values", "m006_send_retries", "m007_due_keyset", "m008_split_counts",
         "m009_deployed_templates", "m010_run_counts",
-        "m011_contact_leases", "m012_topic_opt_outs"]
+        "m011_contact_leases", "m012_topic_opt_outs", "m013_email_keys"]
     store.close()
     # reopening applies nothing twice
     again = open_store(path)
     assert schema_version(again.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
         "m005_imported_values", "m006_send_retries", "m007_due_keyset", "m008_split_counts",
         "m009_deployed_templates", "m010_run_counts",
-        "m011_contact_leases", "m012_topic_opt_outs"]
-    assert again.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 12
+        "m011_contact_leases", "m012_topic_opt_outs", "m013_email_keys"]
+    assert again.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 13
     again.close()
 
 
@@ -79,10 +79,28 @@ def test_a_database_from_the_first_release_is_migrated_and_keeps_its_data(tmp_pa
     assert schema_version(store.db) == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
         "m005_imported_values", "m006_send_retries", "m007_due_keyset", "m008_split_counts",
         "m009_deployed_templates", "m010_run_counts",
-        "m011_contact_leases", "m012_topic_opt_outs"]
+        "m011_contact_leases", "m012_topic_opt_outs", "m013_email_keys"]
     assert store.conn.execute("SELECT id FROM contacts").fetchall() == [("ada",)]
     assert store.contact_history("ada") == []
     store.close()
+
+
+def test_addresses_stored_by_sqlite_lower_are_keyed_again_on_open(tmp_path):
+    """Before m013, imports over a row and the tick's saves stored SQLite's lower() of the
+    address (ASCII only): the migration rewrites those keys as runner.core.addresses does, so
+    the address's suppressions and lookups find them; other rows are left alone."""
+    path = tmp_path / "journey.db"
+    with open_store(path) as store:
+        store.write_contacts([ContactRow("ozge", {"email": "ÖZGE@Örnek.com.tr"}),
+                              ContactRow("ada", {"email": "Ada@Example.com"}), ContactRow("cem", {})], at(0))
+        store.conn.execute("UPDATE contacts SET email = lower(json_extract(attributes, '$.email'))")  # as before
+        store.conn.execute("DELETE FROM schema_migrations WHERE name = 'm013_email_keys'")
+        assert store.contacts_by_email(["özge@örnek.com.tr"]) == {}
+    with open_store(path) as store:
+        assert store.contacts_by_email(["ÖZGE@örnek.com.tr", "ada@example.com"]) == {
+            "özge@örnek.com.tr": ["ozge"], "ada@example.com": ["ada"]}
+        assert store.conn.execute("SELECT id, email FROM contacts ORDER BY id").fetchall() == [
+            ("ada", "ada@example.com"), ("cem", None), ("ozge", "özge@örnek.com.tr")]
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from runner.core.addresses import email_key
+
 
 class JourneyMigrations(Migrations):
     """sqlite-utils migrations, recorded in the table the project documents."""
@@ -349,6 +351,21 @@ def m012_topic_opt_outs(db: Database) -> None:
     so a later bounce of the same contact is kept beside it, not merged into it."""
     db.execute("ALTER TABLE suppressions ADD COLUMN topic TEXT")
     db.execute("UPDATE suppressions SET topic = '*', target = 'topic:*:' || target WHERE reason = 'unsubscribed'")
+
+
+@migrations()
+def m013_email_keys(db: Database) -> None:
+    """Every stored address keyed by ``runner.core.addresses.email_key`` (Python's str.lower of
+    the whole address). Imports over a row and the tick's saves used SQLite's lower(), which
+    lowers ASCII only: ``ÖZGE@Örnek.com.tr`` stayed ``Özge@Örnek.com.tr`` and lookups by the
+    address missed it. Only rows with a non-ASCII address (or a non-text one) can differ."""
+    rows = db.conn.execute(
+        """SELECT id, json_extract(attributes, '$.email'), json_type(attributes, '$.email'), email FROM contacts
+           WHERE email IS NOT NULL AND (length(CAST(email AS BLOB)) <> length(email)
+                                        OR json_type(attributes, '$.email') IS NOT 'text')""").fetchall()
+    db.conn.executemany("UPDATE contacts SET email = ? WHERE id = ?", [
+        (key, contact_id) for contact_id, address, kind, stored in rows
+        if (key := email_key(address if kind == "text" else None)) != stored])
 
 
 def apply_migrations(db: Database) -> None:

@@ -3,7 +3,7 @@
 The same names as SQLite's list (``runner.store.migrations``), in the same order,
 recorded in a ``schema_migrations`` table of the same shape, so "migrations
 current" means the same on both backends. Each migration is a list of SQL
-statements; all pending ones run in one transaction under
+statements (or functions given the connection, for what SQL cannot say); all pending ones run in one transaction under
 ``pg_advisory_xact_lock``, so two processes starting at once migrate once (the
 second waits, then finds nothing pending). PostgreSQL's DDL is transactional:
 a migration that fails leaves nothing half-applied.
@@ -19,10 +19,12 @@ transition tables: one upsert per statement, whatever the number of rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import psycopg
+
+from runner.core.addresses import email_key
 
 MIGRATION_SET = "journey-runner"  # as SQLite's: the rows read the same
 T = 'TEXT COLLATE "C"'  # text that sorts by code point, as SQLite's TEXT does
@@ -332,7 +334,28 @@ M012_TOPIC_OPT_OUTS = [
     "UPDATE suppressions SET topic = '*', target = 'topic:*:' || target WHERE reason = 'unsubscribed'",
 ]
 
-MIGRATIONS: list[tuple[str, list[str]]] = [
+
+
+def _m013_email_keys(conn: psycopg.Connection) -> None:
+    """As SQLite's m013: every stored address keyed by ``runner.core.addresses.email_key``;
+    PostgreSQL's lower() follows the database's locale (``İ`` is ``i`` under glibc, ``i̇`` in
+    Python; under "C" non-ASCII letters stay). Only rows with non-ASCII (or non-text) can differ."""
+    rows = conn.execute(
+        """SELECT id, attributes ->> 'email', jsonb_typeof(attributes -> 'email'), email FROM contacts
+           WHERE email IS NOT NULL AND (octet_length(email) <> char_length(email)
+                 OR octet_length(attributes ->> 'email') <> char_length(attributes ->> 'email')
+                 OR jsonb_typeof(attributes -> 'email') IS DISTINCT FROM 'string')""").fetchall()
+    with conn.cursor() as cursor:
+        cursor.executemany("UPDATE contacts SET email = %s WHERE id = %s", [
+            (key, contact_id) for contact_id, address, kind, stored in rows
+            if (key := email_key(address if kind == "string" else None)) != stored])
+
+
+M013_EMAIL_KEYS = [_m013_email_keys]
+
+# A migration's steps: SQL statements, or functions given the connection for what SQL cannot say
+Step = str | Callable[[psycopg.Connection], None]
+MIGRATIONS: list[tuple[str, Sequence[Step]]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_decisions", M002_DECISIONS),
     ("m003_event_suppressions", M003_EVENT_SUPPRESSIONS),
@@ -345,6 +368,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m010_run_counts", M010_RUN_COUNTS),
     ("m011_contact_leases", M011_CONTACT_LEASES),
     ("m012_topic_opt_outs", M012_TOPIC_OPT_OUTS),
+    ("m013_email_keys", M013_EMAIL_KEYS),
 ]
 
 _MIGRATIONS_TABLE = f"""CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -385,7 +409,10 @@ def apply_migrations(conn: psycopg.Connection, schema: str,
         done = []
         for name in pending_migrations(conn):
             for statement in dict(MIGRATIONS)[name]:
-                conn.execute(statement)
+                if callable(statement):
+                    statement(conn)
+                else:
+                    conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations (migration_set, name, applied_at) VALUES (%s, %s, %s)",
                          (MIGRATION_SET, name, str(clock())))
             done.append(name)
