@@ -150,6 +150,28 @@ def test_run_reports_a_missing_database_for_dry_run(tmp_path):
     assert not (tmp_path / "none.db").exists()
 
 
+def test_commands_that_only_read_create_no_database(tmp_path):
+    """In a folder with no database, a command that only reads creates none: ``run`` says
+    nothing is deployed (exit 1, docs/run.md), ``plan`` shows every journey as new, the
+    suppression list is empty; only writing commands (deploy, imports) create the file."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    root = tiny_project(tmp_path / "project")
+    for cwd in (empty, root):
+        result = journey_cli(["run", "--now", NOW], cwd=cwd)
+        assert result.returncode == 1 and "no database at" in result.stderr, result.stderr
+        assert "journey deploy" in result.stderr and "Traceback" not in result.stderr
+    for args, code, said in ((["plan"], 0, "welcome"), (["suppress", "list"], 0, "no suppressions"),
+                             (["suppress", "remove", "ada@example.com"], 1, "not suppressed"),
+                             (["status"], 1, "no database at"), (["history", "ada"], 1, "no database at")):
+        result = journey_cli(args, cwd=root)
+        assert (result.returncode, said in result.stdout + result.stderr) == (code, True), (args, result)
+    assert sorted(path.name for path in empty.iterdir()) == []
+    assert not list(root.glob("journey.db*"))
+    assert journey_cli(["deploy"], cwd=root).returncode == 0
+    assert (root / "journey.db").exists()
+
+
 def test_history_shows_what_the_ticks_decided_for_a_contact(tmp_path):
     root, db = _project(tmp_path, contacts=2)
     for now in (NOW, "2026-03-03T10:00:00Z"):  # the welcome email, then the tips a day later

@@ -174,16 +174,22 @@ def project_root() -> Path:
 
 @contextmanager
 def open_db(db_path: str | Path | None, root: Path | None = None, *, must_exist: bool = False,
-            read_only: bool = False) -> Iterator[Store]:
+            read_only: bool = False, empty_if_missing: bool = False) -> Iterator[Store]:
     """The store at ``--db`` / ``JOURNEY_DB`` / project.yaml ``database`` (found from ``root``,
-    else the working directory), closed afterwards. ``read_only``: a command that only
-    looks, and must work on a database it may not write (implies ``must_exist``; a server
-    database that was never migrated says so when it opens)."""
+    else the working directory), closed afterwards. Only a command that writes creates the
+    database; ``must_exist``: one that needs its data refuses a missing one;
+    ``empty_if_missing``: one that only reads answers a missing one as an empty database
+    (in memory: no file is created). ``read_only``: a command that only looks, and must work
+    on a database it may not write (implies ``must_exist``; a server database that was never
+    migrated says so when it opens)."""
     from runner.store.location import exists, open_store, resolve_db
 
     location = resolve_db(db_path, start=root)
-    if (must_exist or read_only) and not exists(location):
-        raise JourneyError(f"no database at {location}: run `journey deploy` (or `journey demo`) first")
+    if not exists(location):
+        if must_exist or read_only:
+            raise JourneyError(f"no database at {location}: run `journey deploy` (or `journey demo`) first")
+        if empty_if_missing:
+            location = ":memory:"
     store = open_store(location, read_only=read_only)
     try:
         yield store

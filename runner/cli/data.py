@@ -202,7 +202,7 @@ def _suppression_target(store: Store, value: str, unknown_contact: bool) -> str:
 @DB_OPTION
 def suppress_remove(email_or_id: str, db_path: str | None) -> None:
     """Lift the suppression of EMAIL_OR_ID (exit 1 if it was not suppressed)."""
-    with open_db(db_path) as store:
+    with open_db(db_path, empty_if_missing=True) as store:
         removed = store.remove_suppression(email_or_id)
     if not removed:
         click.echo(f"error: {email_or_id} is not suppressed", err=True)
@@ -217,7 +217,7 @@ def suppress_remove(email_or_id: str, db_path: str | None) -> None:
 @DB_OPTION
 def suppress_list(format: str, db_path: str | None) -> None:
     """List suppressed contacts and addresses."""
-    with open_db(db_path) as store:
+    with open_db(db_path, empty_if_missing=True) as store:
         rows = store.suppressions()
     if format == "json":
         click.echo(json.dumps(rows, indent=2))

@@ -35,7 +35,7 @@ def plan(fmt: str, db_path: str | None) -> None:
     from runner.production.deploy import load_working_tree, make_plan
 
     tree = load_working_tree(project_root())
-    with open_db(db_path, tree.root) as store:
+    with open_db(db_path, tree.root, empty_if_missing=True) as store:  # no database: every journey is new
         result = make_plan(store, tree.journeys)
     _print_plan(result, fmt)
     raise SystemExit(1 if result.refused else 0)

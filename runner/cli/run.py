@@ -107,7 +107,7 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
     emit = None if quiet else log.line
     if fsync is None:
         fsync = durable_by_default(url, os.environ.get("JOURNEY_FSYNC"))
-    with open_db(db_path, root, must_exist=dry_run, read_only=dry_run) as store:
+    with open_db(db_path, root, must_exist=True, read_only=dry_run) as store:  # none: nothing is deployed
         runtime = build_runtime(store, project, url, dry_run=dry_run)
         if workers:
             if runtime.delivery is not None:  # each worker builds its own: this one checked there is something to run
