@@ -395,3 +395,64 @@ def test_a_line_decodes_as_json_loads_decodes_it(text, ending):
 
     assert repr(outcome(ingest._decoded)) == repr(
         outcome(lambda line: json.loads(line, parse_constant=ingest._refuse_constant)))
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+)
+_LINES = st.one_of(
+    _JSONISH.map(lambda text: text.encode("utf-8", "surrogatepass")),
+    st.binary(max_size=40),
+    st.dictionaries(st.text(max_size=4), _VALUES, max_size=4).map(lambda value: json.dumps(value).encode()),
+    st.dictionaries(st.text(max_size=4), _VALUES, max_size=4).map(
+        lambda value: json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_LINES, st.sampled_from([b"", b"\n", b" \n", b"\r\n", b"x"]), st.sampled_from([1, 2]))
+def test_orjson_reads_a_line_as_the_long_way_does(raw, ending, number):
+    """``_fast_object`` (orjson) gives the long way's object for every line it takes, or leaves it."""
+    line = raw + ending
+    fast = ingest._fast_object(line)
+    if fast is not None:
+        assert repr(fast) == repr(ingest._json_object(number, line))
+
+
+@pytest.mark.parametrize("line", [
+    b'{"n": 18446744073709551616}\n',  # orjson: a float
+    b'{"n": -9223372036854775809}\n',
+    b'{"n": 1e400}\n',  # json: infinity
+    b'\xef\xbb\xbf{"n": 1}\n',  # a BOM
+    b'{"s": "\\ud800"}\n',  # a lone surrogate
+    b'{"s": "\xed\xa0\x80"}\n',
+    b'{"n": NaN}\n',
+    b'[' * 300 + b']' * 300 + b'\n',
+    b'{"a":' * 300 + b'1' + b'}' * 300 + b'\n',
+    b'[1, 2]\n',
+    b' \t\n',
+])
+def test_lines_orjson_would_read_otherwise_go_the_long_way(line):
+    assert ingest._fast_object(line) is None
+
+
+def test_ordinary_lines_take_orjson(tmp_path):
+    """The shortcut is taken (else the comparison above proves nothing for Segment lines)."""
+    path = jsonl(tmp_path / "events.jsonl", *(track(i) for i in range(3)))
+    assert [ingest._fast_object(line) for line in path.read_bytes().splitlines(keepends=True)] == [
+        track(i) for i in range(3)]
+
+
+def test_bad_lines_keep_their_messages(tmp_path, store):
+    """Lines orjson refuses are told as json tells them (the messages of the code before orjson)."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"type": "track",\n{"n": NaN}\n{"s": "\\ud800"}\n\xff\n' + json.dumps(track(1)).encode() + b"\n")
+    result = import_events(store, path, now=NOW)
+    assert [(p.line, p.message) for p in result.bad] == [
+        (1, "invalid JSON: Expecting property name enclosed in double quotes (column 1)"),
+        (2, "NaN is not a number JSON allows (use null or a finite number)"),
+        (3, "invalid JSON: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)"),
+        (4, "not UTF-8 text (invalid start byte)")]
+    assert result.imported == 1

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
+
 from runner.core.problems import Problem, UsageError
 from runner.core.vocabulary import PAGE_EVENTS
 from runner.store.base import ContactRow, EventRow, Store
@@ -316,18 +318,56 @@ def _lines(path: Path, progress: Progress | None) -> Iterator[tuple[int, str | B
 
 
 def _json_objects(path: Path, progress: Progress | None) -> Iterator[tuple[int, dict | BadLine]]:
-    for number, text in _lines(path, progress):
-        if isinstance(text, BadLine):
-            yield number, text
-            continue
-        value = json_value(text, "invalid JSON")
-        if isinstance(value, BadLine):
-            yield number, value
-            continue
-        if not isinstance(value, dict):
-            yield number, BadLine("each line must be a JSON object", "import.json")
-            continue
-        yield number, value
+    """(line number, object) for every non-blank line; a line that is no JSON object is a BadLine.
+
+    orjson reads the lines it reads as ``json`` does (``_fast_object``); any other line goes
+    the long way (``_json_object``), which gives every value and message."""
+    for number, raw in _raw_lines(path, progress):
+        if not isinstance(raw, BadLine):
+            value = _fast_object(raw)
+            if value is not None:
+                yield number, value
+                continue
+        outcome = _json_object(number, raw)
+        if outcome is not None:
+            yield number, outcome
+
+
+def _json_object(number: int, raw: bytes | BadLine) -> dict | BadLine | None:
+    """One line the plain way: decoded, None when blank, parsed by ``json_value``, an object."""
+    text = raw if isinstance(raw, BadLine) else _decode(number, raw)
+    if isinstance(text, BadLine):
+        return text
+    if not text or text.isspace():  # isspace: what strip() strips, no copy
+        return None
+    value = json_value(text, "invalid JSON")
+    if isinstance(value, BadLine):
+        return value
+    if not isinstance(value, dict):
+        return BadLine("each line must be a JSON object", "import.json")
+    return value
+
+
+# For ``_fast_object``: a line's bytes with digits as 0, opening brackets as [, the rest as spaces.
+_SHAPE = bytes(48 if 48 <= byte <= 57 else 91 if byte in b"[{" else 32 for byte in range(256))
+_LONG_NUMBER = b"0" * 19  # orjson reads an integer past 64 bits as a float; json keeps it whole
+_FAST_BRACKETS = 200  # well under json's recursion limit (orjson allows nesting to 1,024)
+
+
+def _fast_object(raw: bytes) -> dict | None:
+    """The object on this line by orjson (2-3x faster than ``json``), or None: not a line orjson
+    reads as ``json_value`` does. orjson refuses what ``json_value`` refuses (NaN, Infinity, lone
+    surrogates, a BOM, bad UTF-8, numbers overflowing to infinity), and more; the lines it would read
+    differently (integers past 64 bits, nesting that json finds too deep) are left to the long way
+    by their shape, before parsing."""
+    shape = raw.translate(_SHAPE)
+    if _LONG_NUMBER in shape or len(raw) > 2 * _FAST_BRACKETS and shape.count(b"[") > _FAST_BRACKETS:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if type(value) is dict else None
 
 
 def _refuse_constant(name: str) -> Any:
