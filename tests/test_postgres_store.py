@@ -19,6 +19,7 @@ import pytest
 
 from runner.core.problems import JourneyError
 from runner.core.state import SendRecord
+from runner.store import pgsql
 from runner.store.base import ContactRow, EventRow
 from runner.store.pgmigrations import MIGRATIONS
 from runner.store.postgres import open_postgres_store, parse_location
@@ -104,6 +105,47 @@ def test_the_due_query_reads_the_due_index(url):
                 "ORDER BY wake_at, id LIMIT 200"):
         plan = "\n".join(line for (line,) in pgkit.sql(url, "EXPLAIN " + sql))
         assert "contacts_due" in plan and "Sort" not in plan, plan
+
+
+def _plans_kept_while_tables_grow(store, url: str, statements: dict[str, tuple[str, str, str]]) -> dict[str, str]:
+    """Each statement (sql, parameter types, arguments) prepared on a connection of the store's own
+    pool and run while its tables are small, as a worker's statements are at the start of a busy
+    tick; then 10,000 rows are written (no ANALYZE): the plan each keeps, by name."""
+    with store.pool.connection() as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")  # what psycopg's prepared statements come to
+        for name, (sql, types, args) in statements.items():
+            numbered = sql
+            for number in range(1, sql.count("%b") + 1):
+                numbered = numbered.replace("%b", f"${number}", 1)
+            conn.execute(f"PREPARE {name}({types}) AS {numbered}")
+            conn.execute(f"EXECUTE {name}({args})")
+        pgkit.sql(url, """INSERT INTO enrollments (id, contact_id, journey_id, version, stage, status, entered_at)
+                          SELECT id || ':welcome', id, 'welcome', 1, 'start', 'exited', now() FROM contacts""")
+        pgkit.sql(url, """INSERT INTO sends (key, contact_id, journey_id, version, step_id, scheduled_at, state)
+                          SELECT id || ':hello', id, 'welcome', 1, 'hello', now(), 'sent' FROM contacts""")
+        plans = {name: "\n".join(line for (line,) in conn.execute(f"EXPLAIN EXECUTE {name}({args})"))
+                 for name, (_, _, args) in statements.items()}
+        conn.execute("DEALLOCATE ALL")
+        conn.execute("RESET plan_cache_mode")
+    return plans
+
+
+def test_a_page_of_contacts_is_read_by_key_however_much_the_tick_wrote(url):
+    """A busy tick fills enrollments and the ledger from nothing, faster than autovacuum analyzes
+    them, and psycopg prepares its statements after five runs: the plan a statement made on
+    small tables must still read a page of contacts through their index once they are large,
+    not scan what the tick wrote so far (a page's cost would grow with it;
+    pgconnect.RANDOM_PAGE_COST)."""
+    with open_postgres_store(url) as store:
+        store.write_contacts([ContactRow(f"c{i:05}", {}) for i in range(10_000)], NOW)
+        page = "ARRAY[" + ", ".join(f"'c{i:05}'" for i in range(5000, 5200)) + "]"
+        plans = _plans_kept_while_tables_grow(store, url, {
+            "enrollments_contact": (pgsql.LOAD_ENROLLMENTS, "text[]", page),
+            "sends_contact": (pgsql.LOAD_SENDS, "text[], text[]", f"{page}, ARRAY['claimed', 'sent']")})
+        loaded = store.load_contact_states([f"c{i:05}" for i in range(5000, 5200)])
+        assert len(loaded) == 200 and [len(state.past_enrollments) for state in loaded.values()] == [1] * 200
+    for index, plan in plans.items():
+        assert index in plan and "Seq Scan" not in plan, plan
 
 
 def _record(key: str) -> SendRecord:

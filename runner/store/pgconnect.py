@@ -2,9 +2,10 @@
 
 ``parse_location`` splits the store's own URL parameters (``schema``, ``pool_min``,
 ``pool_max``, ``prepare_threshold``) from libpq's; every connection sets the schema
-as its ``search_path``, UTC as its time zone and a lock timeout (a lock held longer is
-``StoreBusy``, never a hang). ``ADAPTERS`` read JSON with sorted keys (as SQLite hands
-back what ``to_json`` wrote) and refuse naive datetimes (as ``to_db_time`` does);
+as its ``search_path``, UTC as its time zone, a lock timeout (a lock held longer is
+``StoreBusy``, never a hang) and the planner's price of a random page read
+(``RANDOM_PAGE_COST``). ``ADAPTERS`` read JSON with sorted keys (as SQLite hands back
+what ``to_json`` wrote) and refuse naive datetimes (as ``to_db_time`` does);
 ``shaped`` turns a column value into what SQLite's store returns for it.
 """
 
@@ -28,6 +29,13 @@ from runner.store.errors import redacted
 
 CONNECT_TIMEOUT_SECONDS = 10
 LOCK_TIMEOUT = "30s"  # as SQLite's busy timeout: a lock held longer is an error, not a hang
+# The planner's price of a random page read, for this store's sessions only. PostgreSQL's
+# default (4) prices a spinning disk; the store's statements read and write pages of rows
+# by key from a working set in memory. At 4 the planner scanned whole enrollments and sends
+# tables of a few thousand rows for a page of 200 contacts, and kept that plan (a prepared
+# statement's generic plan) while the tables grew: a tick's cost grew with what it had
+# written (docs/run.md, *The server's CPU a send*; tests/test_postgres_store.py).
+RANDOM_PAGE_COST = "1.1"
 POOL_MIN, POOL_MAX = 1, 4
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _OUR_PARAMETERS = ("schema", "pool_min", "pool_max", "prepare_threshold")
@@ -101,7 +109,8 @@ def parse_location(url: str) -> PostgresLocation:
 
 
 def connect_options(location: PostgresLocation, read_only: bool) -> str:
-    options = [f"-c search_path={location.schema}", "-c TimeZone=UTC", f"-c lock_timeout={LOCK_TIMEOUT}"]
+    options = [f"-c search_path={location.schema}", "-c TimeZone=UTC", f"-c lock_timeout={LOCK_TIMEOUT}",
+               f"-c random_page_cost={RANDOM_PAGE_COST}"]
     if read_only:
         options.append("-c default_transaction_read_only=on")
     return " ".join(options)

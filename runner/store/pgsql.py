@@ -98,6 +98,13 @@ FROM unnest(%(ids)b::text[], %(patches)b::text[], %(emails)b::text[], %(timezone
 WHERE contacts.id = u.id
 """
 
+# A batch load's enrollments and ledger rows, by the contacts' index on each table
+LOAD_ENROLLMENTS = "SELECT * FROM enrollments WHERE contact_id = ANY(%b) ORDER BY entered_at, id"
+LOAD_SENDS = """
+SELECT key, contact_id, journey_id, version, step_id, scheduled_at, kind FROM sends
+WHERE contact_id = ANY(%b) AND state = ANY(%b) ORDER BY scheduled_at, key
+"""
+
 # Only rows above the id seen at load: a range of the events' id, empty unless something arrived.
 FIRST_EVENT_SINCE = """
 WITH ids(value) AS (SELECT %(id)s::text UNION ALL SELECT anonymous_id FROM identities WHERE contact_id = %(id)s)

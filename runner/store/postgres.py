@@ -325,7 +325,7 @@ class PostgresStore:
         emails = {contact_id: row[7] for contact_id, row in rows.items()}
         suppressed, opt_outs = self._suppressions_of(conn, emails, anonymous)
         enrollment_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        cursor = conn.execute("SELECT * FROM enrollments WHERE contact_id = ANY(%b) ORDER BY entered_at, id", (found,))
+        cursor = conn.execute(pgsql.LOAD_ENROLLMENTS, (found,))
         names = [column.name for column in cursor.description or ()]
         for values in cursor:
             row = {name: shaped(value) for name, value in zip(names, values, strict=True)}
@@ -378,10 +378,7 @@ class PostgresStore:
         return found, stored
 
     def _sends_of(self, conn: psycopg.Connection[Any], contact_ids: list[str]) -> dict[str, list[SendRecord]]:
-        cursor = conn.execute(
-            """SELECT key, contact_id, journey_id, version, step_id, scheduled_at, kind FROM sends
-               WHERE contact_id = ANY(%b) AND state = ANY(%b) ORDER BY scheduled_at, key""",
-            (contact_ids, list(COUNTED_SEND_STATES)))
+        cursor = conn.execute(pgsql.LOAD_SENDS, (contact_ids, list(COUNTED_SEND_STATES)))
         found: dict[str, list[SendRecord]] = defaultdict(list)
         for key, contact_id, journey_id, version, step, at, kind in cursor:
             found[contact_id].append(SendRecord(key=key, contact_id=contact_id, journey_id=journey_id,
