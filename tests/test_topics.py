@@ -217,6 +217,43 @@ def test_suppress_list_and_history_show_opt_outs_with_reason_and_source(tmp_path
     assert journey_cli(["suppress", "list", "--db", db], cwd=root).stdout.strip() == "no suppressions"
 
 
+def test_suppress_add_with_a_topic_records_the_opt_out_the_preferences_page_records(tmp_path, database):
+    """`journey suppress add ID|ADDRESS --topic T`: an unsubscribe from T only (reason
+    unsubscribed, topic T, as the page's events are stored), listed as "topic T"; the engine's
+    contact then skips T's emails and still gets the others. A topic not declared, or
+    transactional (no unsubscribe stops it), is refused with nothing stored."""
+    from runner.store.base import ContactRow
+
+    root = tiny_project(tmp_path / "project", journeys={"series": SERIES}, project=PROJECT)
+    with open_store(database) as store:
+        store.write_contacts([ContactRow("ada", {"email": "ada@example.com"}), ContactRow("bob", {"email": "Bob@Example.com"})],
+                             START)
+
+    def cli(*args: str):
+        return journey_cli(["suppress", *args, "--db", database], cwd=root, env={"COLUMNS": "200"})
+
+    for args, code, said in ((["add", "ada", "--topic", "newsleter"], 1, "did you mean 'newsletter'"),
+                             (["add", "ada", "--topic", "receipts"], 1, "transactional"),
+                             (["add", "ada", "--topic", "newsletter", "--reason", "bounced"], 2, "leave out --reason")):
+        refused = cli(*args)
+        assert (refused.returncode, said in refused.stderr, "Traceback" in refused.stderr) == (code, True, False), refused
+    assert cli("list").stdout.strip() == "no suppressions"
+    added = cli("add", "ada", "--topic", "newsletter")
+    assert added.returncode == 0 and "suppressed ada (unsubscribed from newsletter)" in added.stdout, added.stderr
+    assert cli("add", "bob@example.com", "--topic", "newsletter", "--reason", "unsubscribed").returncode == 0
+    listed = cli("list")
+    assert listed.stdout.count("topic newsletter") == 2 and "every email" not in listed.stdout, listed.stdout
+    rows = json.loads(cli("list", "--format", "json").stdout)
+    assert sorted((r["contact_id"] or r["email"], r["reason"], r["topic"], r["source"]) for r in rows) == [
+        ("ada", "unsubscribed", "newsletter", "cli"), ("bob@example.com", "unsubscribed", "newsletter", "cli")]
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    with open_store(database) as store:
+        for contact_id in ("ada", "bob"):
+            state = store.load_contact_state(contact_id)
+            assert state.email_stop("newsletter", True, later) == "suppressed: unsubscribed from newsletter"
+            assert state.email_stop("marketing", True, later) is None and state.email_stop("receipts", False, later) is None
+
+
 def test_an_unsubscribe_stored_before_topics_becomes_the_opt_out_of_every_marketing_topic(tmp_path):
     """The migration moves an old ``unsubscribed`` suppression under a target of its own, so a
     later bounce of the same contact is recorded beside it (and stops receipts too)."""

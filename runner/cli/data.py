@@ -7,6 +7,7 @@ code (0 all imported, 1 bad lines or bad input, 2 usage error).
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -16,9 +17,9 @@ from pathlib import Path
 
 import click
 
-from runner.cli.common import DB_OPTION, open_db, progress_shown, what_it_stops
+from runner.cli.common import DB_OPTION, open_db, progress_shown, project_root, what_it_stops
 from runner.core.problems import JourneyError
-from runner.core.vocabulary import MANUAL, SUPPRESSION_REASONS
+from runner.core.vocabulary import MANUAL, SUPPRESSION_REASONS, UNSUBSCRIBED
 from runner.store.base import Store
 from runner.store.errors import StoreError
 
@@ -162,19 +163,45 @@ def suppress() -> None:
 @click.option(
     "--reason", type=click.Choice(SUPPRESSION_REASONS), default=MANUAL, show_default=True
 )
+@click.option("--topic", metavar="TOPIC", help="Unsubscribe from this marketing topic of project.yaml only "
+              "(as the preferences page does); the reason is then 'unsubscribed'.")
 @click.option("--unknown-contact", is_flag=True,
               help="Accept a contact id the database does not hold (yet); without it that is an error.")
 @DB_OPTION
-def suppress_add(email_or_id: str, reason: str, unknown_contact: bool, db_path: str | None) -> None:
+@click.pass_context
+def suppress_add(ctx: click.Context, email_or_id: str, reason: str, topic: str | None, unknown_contact: bool,
+                 db_path: str | None) -> None:
     """Suppress EMAIL_OR_ID (an email address with @, else a known contact id).
 
     An address must be a valid addr-spec (a@b.example); a contact id must be
-    in the database unless --unknown-contact says it may arrive later.
+    in the database unless --unknown-contact says it may arrive later. With
+    --topic, only that marketing topic's emails stop.
     """
+    if topic is not None:
+        if ctx.get_parameter_source("reason") is not click.core.ParameterSource.DEFAULT and reason != UNSUBSCRIBED:
+            raise click.UsageError(f"--topic records an unsubscribe from the topic: leave out --reason {reason}")
+        reason = UNSUBSCRIBED
+        _check_marketing_topic(topic)
     with open_db(db_path) as store:
         target = _suppression_target(store, email_or_id, unknown_contact)
-        store.add_suppression(target, reason, "cli", datetime.now(UTC))
-    click.echo(f"suppressed {target} ({reason})")
+        store.add_suppression(target, reason, "cli", datetime.now(UTC), topic)
+    click.echo(f"suppressed {target} ({reason}{f' from {topic}' if topic else ''})")
+
+
+def _check_marketing_topic(topic: str) -> None:
+    """A topic an unsubscribe can stop: declared in project.yaml, and marketing (no
+    unsubscribe stops a transactional topic's emails)."""
+    from runner.cli.run import load_project_settings
+
+    topics = load_project_settings(project_root()).topics
+    marketing = sorted(name for name, declared in topics.items() if declared.marketing)
+    if topic not in topics:
+        hint = difflib.get_close_matches(topic, list(topics), n=1)
+        raise JourneyError(f"no topic {topic!r} in project.yaml"
+                           + (f" (did you mean {hint[0]!r}?)" if hint else f" (marketing topics: {', '.join(marketing)})"))
+    if topic not in marketing:
+        raise JourneyError(f"topic {topic!r} is transactional: no unsubscribe stops it "
+                           "(leave out --topic to suppress every email)")
 
 
 def _suppression_target(store: Store, value: str, unknown_contact: bool) -> str:

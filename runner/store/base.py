@@ -142,8 +142,8 @@ class Store(Protocol):
 
     # --- suppressions ---
     def add_suppression(
-        self, contact_or_email: str, reason: str, source: str, now: datetime
-    ) -> None: ...
+        self, contact_or_email: str, reason: str, source: str, now: datetime, topic: str | None = None
+    ) -> None: ...  # topic: an unsubscribe from that topic only
     def remove_suppression(self, contact_or_email: str) -> bool: ...
     # contact_id, email, reason, at, source, topic (None: a suppression), detail (None: not a bounce)
     def suppressions(self, contact_id: str | None = None) -> list[dict]: ...

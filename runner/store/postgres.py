@@ -82,6 +82,7 @@ from runner.store.rows import (
     stops_of,
     suppression_details,
     suppression_target,
+    suppression_topic,
 )
 from runner.store.sourcevalues import apply_patch, source_changes
 
@@ -739,12 +740,13 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ suppressions
 
-    def add_suppression(self, contact_or_email: str, reason: str, source: str, now: datetime) -> None:
+    def add_suppression(self, contact_or_email: str, reason: str, source: str, now: datetime,
+                        topic: str | None = None) -> None:
         """Suppress a contact id or an email address (case-insensitive); ``unsubscribed`` is the
-        opt-out of every marketing topic (as SQLiteStore.add_suppression)."""
+        opt-out of ``topic`` (default: every marketing topic), as SQLiteStore.add_suppression."""
         if reason not in SUPPRESSION_REASONS:
             raise JourneyError(f"unknown suppression reason {reason!r}; use one of {', '.join(SUPPRESSION_REASONS)}")
-        topic = ALL_TOPICS if reason == UNSUBSCRIBED else None
+        topic = suppression_topic(reason, topic)
         target, contact_id, email = suppression_target(contact_or_email, topic)
         with self.transaction(), self._connection() as conn:
             conn.execute(pgsql.UPSERT_SUPPRESSION, (target, contact_id, email, reason, now, source, topic))

@@ -100,6 +100,15 @@ def address_key(attributes: dict[str, Any]) -> str | None:
     return email_key(attributes.get("email"))
 
 
+def suppression_topic(reason: str, topic: str | None) -> str | None:
+    """The topic a suppression row records: a topic opt-out is an unsubscribe (from that
+    topic); ``unsubscribed`` without one is the opt-out of every marketing topic ("*"); other
+    reasons stop every email (None). Both stores' ``add_suppression``."""
+    if topic is not None and reason != UNSUBSCRIBED:
+        raise JourneyError(f"a topic opt-out is an unsubscribe: reason {reason!r} stops every email, not a topic")
+    return topic if topic is not None else ALL_TOPICS if reason == UNSUBSCRIBED else None
+
+
 def suppression_target(contact_or_email: str, topic: str | None = None) -> tuple[str, str | None, str | None]:
     """(target key, contact_id, email): anything with an ``@`` is an email address.
     A topic opt-out has a target of its own (``topic:<topic>:contact:<id>``), beside

@@ -70,6 +70,7 @@ from runner.store.rows import (
     stops_of,
     suppression_details,
     suppression_target,
+    suppression_topic,
 )
 from runner.store.sourcevalues import apply_patch, source_changes
 from runner.store.sqliteerrors import translate, translating
@@ -830,15 +831,16 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ suppressions
 
-    def add_suppression(self, contact_or_email: str, reason: str, source: str, now: datetime) -> None:
+    def add_suppression(self, contact_or_email: str, reason: str, source: str, now: datetime,
+                        topic: str | None = None) -> None:
         """Suppress a contact id or an email address (case-insensitive). Reason
-        ``unsubscribed`` records the opt-out of every marketing topic ("*") instead:
-        transactional email still goes."""
+        ``unsubscribed`` records the opt-out of ``topic`` (default "*": every marketing
+        topic) instead, as the preferences page's events do: transactional email still goes."""
         if reason not in SUPPRESSION_REASONS:
             raise JourneyError(
                 f"unknown suppression reason {reason!r}; use one of {', '.join(SUPPRESSION_REASONS)}"
             )
-        topic = ALL_TOPICS if reason == UNSUBSCRIBED else None
+        topic = suppression_topic(reason, topic)
         target, contact_id, email = suppression_target(contact_or_email, topic)
         with self.transaction():
             self.conn.execute(
