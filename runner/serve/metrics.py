@@ -2,8 +2,9 @@
 
 Two kinds of figures:
 
-- *this process*: events received by type, requests rejected by reason (other modules
-  record them through :func:`event_received` and :func:`request_rejected`), and the
+- *this process*: events received by type, requests rejected by reason, unsubscribes from
+  the link by source and topic (other modules record them through :func:`event_received`,
+  :func:`request_rejected` and :func:`unsubscribed`), and the
   duration of the ticks this process ran (``--worker``: :func:`tick_finished`);
 - *the database*, read at scrape time by :class:`DatabaseCollector`: ticks by status,
   decisions by action, ledger sends by state, the due backlog and in-doubt sends. They
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +57,9 @@ EVENTS_RECEIVED = Counter("journey_events_received", "Events accepted by this pr
                           "(track, identify, alias, page, screen, group)", ["type"], registry=PROCESS)
 REQUESTS_REJECTED = Counter("journey_requests_rejected", "Requests this process refused, by reason",
                             ["reason"], registry=PROCESS)
+UNSUBSCRIBES = Counter("journey_unsubscribes", "Topic opt-outs this process recorded from the unsubscribe link, "
+                       "by source (one-click, preferences) and topic (*: every marketing topic); a click that "
+                       "changes nothing is not counted", ["source", "topic"], registry=PROCESS)
 TICK_DURATION = Histogram("journey_tick_duration_seconds", "Wall-clock duration of the ticks this process ran",
                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300), registry=PROCESS)
 
@@ -68,6 +72,12 @@ STATUS_REASONS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404
 def event_received(kind: str, count: int = 1) -> None:
     """``count`` events of ``kind`` (track, identify, …) were accepted and committed."""
     EVENTS_RECEIVED.labels(kind).inc(count)
+
+
+def unsubscribed(source: str, topics: Iterable[str]) -> None:
+    """Opt-outs from ``topics`` were recorded and committed (``source``: one-click, preferences)."""
+    for topic in topics:
+        UNSUBSCRIBES.labels(source, topic).inc()
 
 
 def request_rejected(reason: str, scope: Scope | None = None) -> None:

@@ -50,8 +50,9 @@ def unsubscribe(store: Store, contact_id: str, topic: str, now: datetime, source
 
 
 def save_preferences(store: Store, contact_id: str, wanted: Iterable[str], marketing: Iterable[str],
-                     now: datetime, source: str) -> None:
-    """Make the contact receive exactly the ``wanted`` marketing topics (of ``marketing``).
+                     now: datetime, source: str) -> list[str]:
+    """Make the contact receive exactly the ``wanted`` marketing topics (of ``marketing``);
+    the topics newly opted out of (for ``/metrics``).
 
     An unsubscribe from everything gives way to per-topic opt-outs once any topic is
     wanted; with none wanted it stays as it is (it already stops them all).
@@ -59,7 +60,7 @@ def save_preferences(store: Store, contact_id: str, wanted: Iterable[str], marke
     wanted = set(wanted)
     current = preferences(store, contact_id, now)
     if current.everything and not wanted:
-        return
+        return []
     changes = [(RESUBSCRIBED, ALL_TOPICS)] if current.everything else []
     for topic in sorted(set(marketing)):
         if topic in wanted and topic in current.topics:
@@ -68,6 +69,7 @@ def save_preferences(store: Store, contact_id: str, wanted: Iterable[str], marke
             changes.append((UNSUBSCRIBED, topic))
     if changes:
         _record(store, contact_id, changes, now, source)
+    return [topic for name, topic in changes if name == UNSUBSCRIBED]
 
 
 def _record(store: Store, contact_id: str, changes: list[tuple[str, str]], now: datetime, source: str) -> None:

@@ -120,12 +120,14 @@ async def _post(settings: ServeSettings, request: Request, token: UnsubscribeTok
     now = datetime.now(UTC)
     action = form.get("action", [])
     if form.get(ONE_CLICK[0]) == [ONE_CLICK[1]] and not action:
-        await access.write(partial(optouts.unsubscribe, contact_id=token.contact_id, topic=token.topic, now=now,
-                                   source="one-click"))
+        if await access.write(partial(optouts.unsubscribe, contact_id=token.contact_id, topic=token.topic, now=now,
+                                      source="one-click")):
+            metrics.unsubscribed("one-click", [token.topic])
         return _html(done_page(_described(settings, token.topic)))
     if action == ["everything"]:
-        await access.write(partial(optouts.unsubscribe, contact_id=token.contact_id, topic=ALL_TOPICS, now=now,
-                                   source="preferences"))
+        if await access.write(partial(optouts.unsubscribe, contact_id=token.contact_id, topic=ALL_TOPICS, now=now,
+                                      source="preferences")):
+            metrics.unsubscribed("preferences", [ALL_TOPICS])
         return await _page(settings, request, token, "You are unsubscribed from all marketing email.")
     if action == ["preferences"]:
         marketing = [name for name, topic in settings.project.topics.items() if topic.marketing]
@@ -133,8 +135,9 @@ async def _post(settings: ServeSettings, request: Request, token: UnsubscribeTok
         unknown = sorted(set(wanted) - set(marketing))
         if unknown:
             raise Refused(400, "unknown_topic", f"There is no topic called {unknown[0][:60]!r} to choose.")
-        await access.write(partial(optouts.save_preferences, contact_id=token.contact_id, wanted=wanted,
-                                   marketing=marketing, now=now, source="preferences"))
+        metrics.unsubscribed("preferences", await access.write(partial(
+            optouts.save_preferences, contact_id=token.contact_id, wanted=wanted, marketing=marketing, now=now,
+            source="preferences")))
         return await _page(settings, request, token, "Your preferences are saved.")
     raise Refused(400, "bad_form", "Unsubscribe with the button on the page (or the one-click body "
                   "List-Unsubscribe=One-Click).")

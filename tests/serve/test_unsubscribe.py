@@ -199,6 +199,30 @@ def test_preferences_are_saved_and_shown(client, serve_settings, serve_project):
     assert opt_outs(serve_project.db) == [("unsubscribed", "marketing")]  # "*" gave way to one topic
 
 
+def test_metrics_count_the_unsubscribes_the_link_recorded_by_source_and_topic(client, serve_settings):
+    """``journey_unsubscribes_total{source, topic}`` in ``/metrics``: one per opt-out recorded
+    (a repeated click, or a form that changes nothing, adds none)."""
+    from .test_metrics import scrape
+
+    def moved(before: dict, after: dict) -> dict:
+        return {dict(labels)["source"] + " " + dict(labels)["topic"]: after[(name, labels)] - before.get((name, labels), 0)
+                for name, labels in after if name == "journey_unsubscribes_total"
+                and after[(name, labels)] != before.get((name, labels), 0)}
+
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    before = scrape(client.get)
+    for _ in range(2):  # the second click changes nothing
+        assert client.post(link(serve_settings, topic="newsletter"), **ONE_CLICK).status_code == 200
+    assert client.post(link(serve_settings, "c00001", topic="*"), **ONE_CLICK).status_code == 200
+    assert moved(before, scrape(client.get)) == {"one-click newsletter": 1, "one-click *": 1}
+    before = scrape(client.get)
+    url = link(serve_settings)
+    assert client.post(url, content=b"action=preferences", headers=form).status_code == 200  # marketing off too
+    assert client.post(url, content=b"action=preferences", headers=form).status_code == 200  # nothing new
+    assert client.post(url, content=b"action=everything", headers=form).status_code == 200
+    assert moved(before, scrape(client.get)) == {"preferences marketing": 1, "preferences *": 1}
+
+
 # ---------------------------------------------------------------- the link in a sent message, the next tick
 
 
