@@ -4,8 +4,9 @@ Liveness asks nothing of the database: a slow or locked database is no reason to
 restart the process (a restart would not help and would drop requests in flight).
 Readiness does: the database answers within a few seconds, its schema is current
 (no migration pending: say, a database restored from an older backup under a running
-service, which would need a restart to migrate), and it reports the tick lease (who holds it and whether it has expired) so
-an operator sees at a glance whether a worker is ticking. A load balancer sends
+service, which would need a restart to migrate), and it reports the tick lease (who holds it and whether it has expired)
+and the workers' contact leases (how many contacts, by how many workers, the oldest expiry, how many expired) so
+an operator sees at a glance whether a worker is ticking and whether a dead one left contacts behind. A load balancer sends
 events only to a ready instance; a 503 carries the reason as JSON.
 """
 
@@ -34,13 +35,19 @@ async def healthz(request: Request) -> JSONResponse:
 def _readiness(store: Store, now: datetime) -> dict[str, Any]:
     """What the store says about itself (runs on the store's thread)."""
     lease = store.lease(LEASE_NAME)
+    pending = store.pending_migrations()
+    contacts = None if pending else store.contact_leases(now)  # an old schema may lack the lease columns
     return {
-        "pending_migrations": store.pending_migrations(),
+        "pending_migrations": pending,
         "lease": None if lease is None else {
             "name": LEASE_NAME,
             "holder": lease["holder"],
             "expires_at": lease["expires_at"].isoformat(),
             "expired": lease["expires_at"] <= now,
+        },
+        "contact_leases": None if contacts is None else {
+            **contacts,
+            "oldest_expires_at": contacts["oldest_expires_at"] and contacts["oldest_expires_at"].isoformat(),
         },
     }
 
@@ -59,7 +66,8 @@ async def readyz(request: Request) -> JSONResponse:
     if found["pending_migrations"]:
         return _not_ready("the database needs migrating: " + ", ".join(found["pending_migrations"]),
                           lease=found["lease"])
-    return JSONResponse({"status": "ready", "database": "ok", "migrations": "current", "lease": found["lease"]})
+    return JSONResponse({"status": "ready", "database": "ok", "migrations": "current", "lease": found["lease"],
+                         "contact_leases": found["contact_leases"]})
 
 
 def _not_ready(reason: str, **extra: Any) -> JSONResponse:

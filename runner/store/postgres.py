@@ -577,6 +577,15 @@ class PostgresStore:
             "SELECT DISTINCT holder FROM leases WHERE %(now)s::timestamptz IS NULL OR expires_at > %(now)s "
             "ORDER BY holder", {"now": now})]
 
+    def contact_leases(self, now: datetime) -> dict[str, Any]:
+        """The workers' contact leases for ``/readyz`` (see SQLiteStore.contact_leases)."""
+        (row,) = self._rows(
+            "SELECT count(*) AS count, count(DISTINCT lease_holder) AS holders, min(lease_until) AS oldest, "
+            "count(*) FILTER (WHERE lease_until <= %(now)s) AS expired FROM contacts WHERE lease_holder IS NOT NULL",
+            {"now": now})
+        return {"count": row["count"], "holders": row["holders"], "oldest_expires_at": row["oldest"],
+                "expired": row["expired"]}
+
     # ------------------------------------------------------------------ send ledger
 
     def claim_send(self, record: SendRecord, run_id: str) -> bool:

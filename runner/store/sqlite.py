@@ -589,6 +589,15 @@ class SQLiteStore:
             "SELECT DISTINCT holder FROM leases WHERE ? IS NULL OR expires_at > ? ORDER BY holder",
             (to_db_time(now), to_db_time(now)))]
 
+    def contact_leases(self, now: datetime) -> dict[str, Any]:
+        """The workers' contact leases for ``/readyz``: how many contacts are leased, by how
+        many holders, the oldest expiry and how many have expired at ``now`` (a killed worker's,
+        free for the taking). Read from the partial index of leased contacts: in flight only."""
+        count, holders, oldest, expired = self.conn.execute(
+            "SELECT count(*), count(DISTINCT lease_holder), min(lease_until), coalesce(sum(lease_until <= ?), 0) "
+            "FROM contacts WHERE lease_holder IS NOT NULL", (to_db_time(now),)).fetchone()
+        return {"count": count, "holders": holders, "oldest_expires_at": from_db_time(oldest), "expired": expired}
+
     # ------------------------------------------------------------------ send ledger
 
     def claim_send(self, record: SendRecord, run_id: str) -> bool:

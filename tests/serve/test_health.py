@@ -6,6 +6,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from runner.store import open_store
+from runner.store.codec import to_db_time
 
 
 def test_healthz_answers_without_the_database(client):
@@ -16,7 +17,8 @@ def test_healthz_answers_without_the_database(client):
 def test_readyz_is_ready_on_a_current_database_and_shows_the_tick_lease(client, serve_project):
     answer = client.get("/readyz")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ready", "database": "ok", "migrations": "current", "lease": None}
+    assert answer.json() == {"status": "ready", "database": "ok", "migrations": "current", "lease": None,
+                             "contact_leases": {"count": 0, "holders": 0, "oldest_expires_at": None, "expired": 0}}
 
     store = open_store(serve_project.db)  # a worker elsewhere takes the tick lease, then dies holding it
     past = datetime.now(UTC) - timedelta(minutes=10)
@@ -25,6 +27,28 @@ def test_readyz_is_ready_on_a_current_database_and_shows_the_tick_lease(client, 
     lease = client.get("/readyz").json()["lease"]
     assert lease["holder"] == "host-b:4242:w1" and lease["expired"] is True
     assert datetime.fromisoformat(lease["expires_at"]) < datetime.now(UTC)
+
+
+def test_readyz_shows_the_workers_contact_leases(client, serve_project):
+    """Two workers hold contacts (the project's two signups are due); one is killed and its
+    lease runs out: the count, the holders, the oldest expiry and the expired ones say so."""
+    store = open_store(serve_project.db)
+    try:
+        started = datetime.now(UTC)
+        assert len(store.claim_due(started, "host-a:1:w1", 1, timedelta(minutes=5))) == 1
+        assert len(store.claim_due(started, "host-b:2:w1", 1, timedelta(seconds=1))) == 1
+        leases = client.get("/readyz").json()["contact_leases"]
+        assert (leases["count"], leases["holders"]) == (2, 2)
+        oldest = datetime.fromisoformat(leases["oldest_expires_at"])
+        assert started < oldest < started + timedelta(minutes=1)  # host-b's, a second after its claim
+        store.conn.execute("UPDATE contacts SET lease_until = ? WHERE lease_holder = 'host-b:2:w1'",
+                           (to_db_time(started - timedelta(minutes=1)),))  # host-b died a while ago
+        assert client.get("/readyz").json()["contact_leases"]["expired"] == 1
+        store.release_contacts("host-a:1:w1")
+        store.release_contacts("host-b:2:w1")
+        assert client.get("/readyz").json()["contact_leases"]["count"] == 0
+    finally:
+        store.close()
 
 
 def test_readyz_is_503_with_the_reason_when_a_migration_is_pending(client, serve_project):

@@ -3,9 +3,9 @@ and runs record what they did (the cross-process race is in test_processes)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from .kit import at, instant, send
+from .kit import at, blank, instant, send
 
 TTL = timedelta(minutes=5)
 
@@ -66,3 +66,24 @@ def test_run_ids_are_unique_and_claims_name_their_run(store):
     store.finish_run(run, {}, "crashed", at(1))
     (row,) = store.in_doubt_sends(at(2))
     assert row["run_id"] == run
+
+
+def test_contact_leases_say_how_many_by_how_many_workers_and_the_oldest_expiry(store):
+    """What ``/readyz`` shows of the workers' contact leases: leased contacts, holders, the
+    oldest expiry (leases run on the wall clock) and how many have expired at ``now``."""
+    for n in range(5):
+        store.save_contact_state(blank(f"c{n}"), wake_at=at(n))
+    assert store.contact_leases(datetime.now(UTC)) == {"count": 0, "holders": 0, "oldest_expires_at": None,
+                                                       "expired": 0}
+    started = datetime.now(UTC)
+    assert len(store.claim_due(at(10), "w1", 2, timedelta(minutes=5))) == 2
+    assert len(store.claim_due(at(10), "w2", 2, timedelta(minutes=1))) == 2
+    leases = store.contact_leases(datetime.now(UTC))
+    assert (leases["count"], leases["holders"], leases["expired"]) == (4, 2, 0)
+    oldest = instant(leases["oldest_expires_at"])
+    assert started + timedelta(minutes=1) - timedelta(seconds=5) <= oldest <= datetime.now(UTC) + timedelta(minutes=1)
+    assert store.contact_leases(datetime.now(UTC) + timedelta(minutes=2))["expired"] == 2  # w2's: a dead worker's
+    store.release_contacts("w2")
+    leases = store.contact_leases(datetime.now(UTC))
+    assert (leases["count"], leases["holders"]) == (2, 1)
+    assert instant(leases["oldest_expires_at"]) > started + timedelta(minutes=4)
