@@ -397,7 +397,7 @@ def test_a_subject_per_locale_needs_localization(tmp_path: Path):
 
 def test_a_subjects_template_variables_are_checked_in_every_locale(tmp_path: Path):
     found = problems_of(polyglot(tmp_path, subject="{en: Hello, ja: '{{ contact.nme }}', pt: Olá}"))
-    assert any("journeys/hello.yaml:11:36: warning[template.attribute]" in p and "nme" in p for p in found)
+    assert any("journeys/hello.yaml:11:37: warning[template.attribute]" in p and "nme" in p for p in found)
 
 
 # ---------------------------------------------------------------- the CLI and scenarios

@@ -188,6 +188,34 @@ def test_an_empty_folder_says_there_are_no_journeys(tmp_path: Path):
     assert "journey init" not in inside.stdout and "create it, set `journeys:` in project.yaml" in inside.stdout
 
 
+@pytest.mark.parametrize("source,place,at", [
+    ("<p>Hi</p>\n<p>{{ contact.first_name }</p>\n", "2:26", "}</p>"),  # a lone } (the lexer)
+    ("line one\n  {% iff contact.plan %}x{% endif %}\n", "2:6", "iff"),  # an unknown tag (the parser)
+    ("{{ contact.first_name | upperr }}\n", "1:25", "upperr"),  # an unknown filter (the compiler)
+    ("a\nb {{ contact.first_name contact.plan }}\n", "2:25", "contact.plan"),  # two values, no operator
+    ("{{ 'a }}\n", "1:4", "'a"),  # the lexer names the offset itself
+    ("{% if contact.plan %}a\n", "1:23", ""),  # the end of the template, where `endif` is missing
+])
+def test_a_template_syntax_error_is_placed_at_its_column(project: Path, source: str, place: str, at: str):
+    """Jinja gives a syntax error's line only; validate adds the column of the token it stopped at."""
+    (project / "templates" / "welcome.html").write_text(source)
+    result = run_cli(["validate"], project)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"templates/welcome.html:{place}: error[template.syntax]" in result.stdout, result.stdout
+    line, col = (int(n) for n in place.split(":"))
+    assert source.splitlines()[line - 1][col - 1:].startswith(at)
+
+
+def test_a_syntax_error_in_a_subject_is_placed_inside_the_yaml(project: Path):
+    path = project / "journeys" / "onboarding.yaml"
+    path.write_text(path.read_text().replace('subject: "Welcome, {{ contact.first_name }}"',
+                                             'subject: "Welcome, {{ contact.first_name }"'))
+    result = run_cli(["validate"], project)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "first_name }" in text)
+    col = path.read_text().splitlines()[line - 1].index("first_name }") + len("first_name ") + 1
+    assert f"onboarding.yaml:{line}:{col}: error[template.syntax]" in result.stdout, result.stdout
+
+
 def test_template_checks_can_be_skipped(project: Path):
     (project / "templates" / "broken.html").write_text("{% if %}\n")
     assert [p.code for p in load_project(project).problems] == ["template.syntax"]

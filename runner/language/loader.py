@@ -269,6 +269,8 @@ class _Load:
                 if not isinstance(text, str) or "{" not in text:
                     continue  # plain text: nothing to parse
                 line, col = doc.position(place)
+                if getattr(doc.node_at(place)[0], "style", None) in ('"', "'"):
+                    col += 1  # the text starts after the quote: a syntax error's column counts from there
                 problems += templatecheck.check_source(text, doc.file, self.template_context, line=line, col=col)
         return problems
 

@@ -27,6 +27,7 @@ from runner.language.projectfiles import UnsafeFile, read_inside, resolve_inside
 from runner.language.schema import did_you_mean
 from runner.language.semantics import BUILTIN_ATTRIBUTES
 from runner.language.templatehints import syntax_hint
+from runner.language.templateplace import syntax_place
 
 # What runner.delivery.render.render_context provides, and the keys of its small mappings.
 CONTEXT: dict[str, frozenset[str] | None] = {
@@ -111,7 +112,7 @@ def check_source(source: str, file: str, context: TemplateContext, *, line: int 
         _ANALYSED[key] = _analyse(source, context)
     found, includes = _ANALYSED[key]
     problems = [
-        Problem(file, problem.line + line - 1, problem.col + col - 1, problem.code, problem.message,
+        Problem(file, problem.line + line - 1, problem.col + (col - 1 if problem.line == 1 else 0), problem.code, problem.message,
                 problem.severity, problem.hint)
         for problem in found
     ]
@@ -149,7 +150,7 @@ def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list
     try:
         tree = env.parse(source)
     except TemplateSyntaxError as error:
-        return [Problem(file, line + (error.lineno or 1) - 1, col, "template.syntax",
+        return [Problem(file, *syntax_place(env, source, error), "template.syntax",
                         f"template syntax error: {error.message}",
                         hint=syntax_hint(error.message or "", env.filters))], []
     except Exception as error:  # noqa: BLE001 - the lexer can fail in odd ways on hostile input
@@ -162,7 +163,7 @@ def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list
     try:
         undeclared = meta.find_undeclared_variables(tree) - set(CONTEXT) - set(env.globals) - context.extra_names
     except TemplateAssertionError as error:  # an unknown filter or test: compiling it for render fails the same way
-        return [Problem(file, line + (error.lineno or 1) - 1, col, "template.syntax",
+        return [Problem(file, *syntax_place(env, source, error), "template.syntax",
                         f"template syntax error: {error.message}",
                         hint=syntax_hint(error.message or "", env.filters))], []
     undeclared -= _defined_in_branches(tree)
