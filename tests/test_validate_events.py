@@ -165,3 +165,33 @@ def test_an_update_step_moving_contacts_into_an_event_stage_warns_that_some_have
         ("cart.yaml", 10, "template.event", "warning"), ("nudge.html", 1, "template.event", "warning"),
         ("reminder.html", 1, "template.event", "warning")]
     assert "on some paths no event reaches it" in found[2][4] and "`cart_abandoned`" in found[2][4]
+
+
+def test_a_webhooks_payload_strings_are_checked_as_templates_reading_the_event(tmp_path):
+    """A webhook's payload strings are rendered with the same context as an email (``event``
+    included): a property no event of the step declares warns, a step no event starts may not
+    read it, each at the string's place in the journey; nested mappings and lists too."""
+    journey = JOURNEY.replace('''      - suppress: {reason: sunset}''', '''      - id: crm
+        webhook:
+          url: https://crm.example.com/hook
+          payload:
+            cart: {total: "{{ event.properties.totl }}", currency: "{{ event.properties.currency }}"}
+            lines: ["{{ event.name }}", "{{ event.properties.itemz }}"]
+      - suppress: {reason: sunset}''').replace('''        email: {template: upsell, subject: "Hello {{ contact.first_name }}"}''',
+                                               '''        email: {template: upsell, subject: "Hello {{ contact.first_name }}"}
+      - id: crm_upsell
+        webhook: {url: https://crm.example.com/hook, payload: {why: "{{ event.name }}", plan: "{{ contact.plan }}"}}
+      - id: crm_guarded
+        webhook: {url: https://crm.example.com/hook, payload: {why: "{{ event.name if event is defined }}"}}''')
+    found = _problems(_write(tmp_path, journey))
+    assert [(f, line, code, severity) for f, line, code, severity, _ in found] == [
+        ("cart.yaml", 23, "template.event-property", "warning"), ("cart.yaml", 24, "template.event-property", "warning"),
+        ("cart.yaml", 32, "template.event", "error")]
+    assert "step `crm`: `event.properties.totl` is not a property of `cart_abandoned`" in found[0][4]
+    assert "did you mean `event.properties.total`?" in found[0][4]
+    assert "`event.properties.itemz`" in found[1][4] and "did you mean `event.properties.items`?" in found[1][4]
+    assert found[2][4].startswith("step `crm_upsell` reads `event.name`, but no event starts or wakes it")
+    result = subprocess.run([sys.executable, "-m", "runner", "validate"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert "journeys/cart.yaml:32:" in result.stdout and "error[template.event] step `crm_upsell`" in result.stdout

@@ -6,7 +6,7 @@ entered by an ``entry: {event: …}``, replaced by a ``wait_for``'s answer for i
 ``on_event`` steps and the steps after it; a timeout keeps the one before; a stage
 entered otherwise (a segment, a schedule, an update step's move) has none. This
 module walks a journey's steps with the same rules and reports, at the place a
-template (or subject) reads ``event``:
+template (or subject, or a webhook's payload string) reads ``event``:
 
 - ``template.event`` (error): a step no event starts or wakes reads ``event``;
   (warning) a step that some paths reach with no event (a timeout in a stage not
@@ -123,14 +123,20 @@ def _list(value: Any) -> list[Any]:
 
 def check_journey_events(doc: YamlDocument, project: ProjectContext, templates_dir: Path,
                          name_of: Callable[[Path], str]) -> list[Problem]:
-    """Problems of the ``event`` reads of every email step's subject and templates."""
+    """Problems of the ``event`` reads of every email step's subject and templates, and of
+    every webhook step's payload strings (rendered with the same context, ``event`` included)."""
     data = doc.data if isinstance(doc.data, dict) else {}
     problems: list[Problem] = []
     for here, step, triggers in step_triggers(_list(data.get("stages"))):
+        step_id = str(step.get("id") or "")
+        webhook = step.get("webhook")
+        if isinstance(webhook, dict):
+            for place, text in _payload_strings(webhook.get("payload"), here + ["webhook", "payload"]):
+                line, col = doc.position(place)
+                problems += _check_reads(text, doc.file, line, col, step_id, triggers, project)
         email = step.get("email")
         if not isinstance(email, dict):
             continue
-        step_id = str(step.get("id") or "")
         subject = email.get("subject")
         if isinstance(subject, str) and "event" in subject:
             line, col = doc.position(here + ["email", "subject"])
@@ -143,6 +149,18 @@ def check_journey_events(doc: YamlDocument, project: ProjectContext, templates_d
             if "event" in source:
                 problems += _check_reads(source, name_of(path), 1, 1, step_id, triggers, project)
     return problems
+
+
+def _payload_strings(value: Any, path: PathList) -> list[tuple[PathList, str]]:
+    """The strings of a webhook payload that may read ``event`` (each rendered as a template,
+    runner.delivery.dispatch), with their paths, in mappings and lists at any depth."""
+    if isinstance(value, str):
+        return [(path, value)] if "{" in value and "event" in value else []
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _payload_strings(item, [*path, key])]
+    if isinstance(value, list):
+        return [found for index, item in enumerate(value) for found in _payload_strings(item, [*path, index])]
+    return []
 
 
 def _template_files(email: dict[str, Any], templates_dir: Path) -> list[Path]:
