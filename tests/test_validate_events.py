@@ -195,3 +195,17 @@ def test_a_webhooks_payload_strings_are_checked_as_templates_reading_the_event(t
                             timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
     assert "journeys/cart.yaml:32:" in result.stdout and "error[template.event] step `crm_upsell`" in result.stdout
+
+
+def test_a_webhooks_payload_strings_get_the_template_checks_a_subject_gets(tmp_path):
+    """A payload string is rendered like a subject: its syntax errors and unknown names are
+    reported at its place in the journey (the column inside the quoted text)."""
+    journey = JOURNEY.replace('''      - suppress: {reason: sunset}''', '''      - id: crm
+        webhook: {url: https://crm.example.com/hook, payload: {a: "{{ event.name }", b: ["{{ evnt.name }}"]}}
+      - suppress: {reason: sunset}''')
+    root = _write(tmp_path, journey)
+    problems = [(p.line, p.col, p.code) for p in load_project(root).problems]
+    line = journey.splitlines().index(next(t for t in journey.splitlines() if "evnt" in t)) + 1
+    text = journey.splitlines()[line - 1]
+    assert problems == [(line, text.index("{{ event.name }") + len("{{ event.name ") + 1, "template.syntax"),
+                        (line, text.index('"{{ evnt') + 2, "template.variable")]

@@ -28,7 +28,7 @@ from runner.core.problems import ERROR, WARNING, Problem
 from runner.language.projectfiles import UnsafeFile, read_inside
 from runner.language.schema import did_you_mean
 from runner.language.semantics import ProjectContext, is_file, template_candidates
-from runner.language.templatecheck import event_guarded, event_reads
+from runner.language.templatecheck import event_guarded, event_reads, payload_strings
 from runner.language.yamlsource import YamlDocument
 
 PathList = list[Any]
@@ -131,7 +131,9 @@ def check_journey_events(doc: YamlDocument, project: ProjectContext, templates_d
         step_id = str(step.get("id") or "")
         webhook = step.get("webhook")
         if isinstance(webhook, dict):
-            for place, text in _payload_strings(webhook.get("payload"), here + ["webhook", "payload"]):
+            for place, text in payload_strings(webhook.get("payload"), here + ["webhook", "payload"]):
+                if "event" not in text:
+                    continue
                 line, col = doc.position(place)
                 problems += _check_reads(text, doc.file, line, col, step_id, triggers, project)
         email = step.get("email")
@@ -149,18 +151,6 @@ def check_journey_events(doc: YamlDocument, project: ProjectContext, templates_d
             if "event" in source:
                 problems += _check_reads(source, name_of(path), 1, 1, step_id, triggers, project)
     return problems
-
-
-def _payload_strings(value: Any, path: PathList) -> list[tuple[PathList, str]]:
-    """The strings of a webhook payload that may read ``event`` (each rendered as a template,
-    runner.delivery.dispatch), with their paths, in mappings and lists at any depth."""
-    if isinstance(value, str):
-        return [(path, value)] if "{" in value and "event" in value else []
-    if isinstance(value, dict):
-        return [found for key, item in value.items() for found in _payload_strings(item, [*path, key])]
-    if isinstance(value, list):
-        return [found for index, item in enumerate(value) for found in _payload_strings(item, [*path, index])]
-    return []
 
 
 def _template_files(email: dict[str, Any], templates_dir: Path) -> list[Path]:

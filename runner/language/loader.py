@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 PROJECT_FILE = "project.yaml"
 YAML_SUFFIXES = (".yaml", ".yml")
 _SUBJECT = frozenset({"subject"})
+_PAYLOAD = frozenset({"payload"})
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".hypothesis", ".pytest_cache"}
 
 
@@ -258,20 +259,25 @@ class _Load:
                     self.problems += check_references(doc, every, versions, project_exits)
 
     def _subjects(self, doc: YamlDocument) -> list[Problem]:
+        """The template problems of every subject and webhook payload string (each rendered as a template)."""
         problems: list[Problem] = []
+        texts: list[tuple[list[Any], Any]] = []
         for path, _key, value in doc.find(_SUBJECT):
             if len(path) < 2 or path[-2] != "email":
                 continue
             # one subject, or one per locale ({en: …, ja: …}): each is a template
-            texts = [(path, value)] if isinstance(value, str) else \
+            texts += [(path, value)] if isinstance(value, str) else \
                 [([*path, tag], text) for tag, text in value.items()] if isinstance(value, dict) else []
-            for place, text in texts:
-                if not isinstance(text, str) or "{" not in text:
-                    continue  # plain text: nothing to parse
-                line, col = doc.position(place)
-                if getattr(doc.node_at(place)[0], "style", None) in ('"', "'"):
-                    col += 1  # the text starts after the quote: a syntax error's column counts from there
-                problems += templatecheck.check_source(text, doc.file, self.template_context, line=line, col=col)
+        for path, _key, value in doc.find(_PAYLOAD):
+            if len(path) >= 2 and path[-2] == "webhook":
+                texts += templatecheck.payload_strings(value, path)
+        for place, text in texts:
+            if not isinstance(text, str) or "{" not in text:
+                continue  # plain text: nothing to parse
+            line, col = doc.position(place)
+            if getattr(doc.node_at(place)[0], "style", None) in ('"', "'"):
+                col += 1  # the text starts after the quote: a syntax error's column counts from there
+            problems += templatecheck.check_source(text, doc.file, self.template_context, line=line, col=col)
         return problems
 
     def template(self, path: Path) -> None:

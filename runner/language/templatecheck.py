@@ -124,6 +124,18 @@ def check_source(source: str, file: str, context: TemplateContext, *, line: int 
     return problems
 
 
+def payload_strings(value: Any, path: list[Any]) -> list[tuple[list[Any], str]]:
+    """The strings of a webhook payload that are templates (runner.delivery.dispatch renders a
+    string with ``{`` like a subject), with their paths, in mappings and lists at any depth."""
+    if isinstance(value, str):
+        return [(path, value)] if "{" in value else []
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in payload_strings(item, [*path, key])]
+    if isinstance(value, list):
+        return [found for index, item in enumerate(value) for found in payload_strings(item, [*path, index])]
+    return []
+
+
 def include_problem(templates_dir: Path, name: str) -> str | None:
     """Why ``{% include name %}`` would fail at render, or None: the name is looked up
     as Jinja's loader does (relative to the templates folder, no ``..``) and must be a
