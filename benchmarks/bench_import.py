@@ -20,6 +20,15 @@ comparison on PostgreSQL: ``import_events`` into the PostgreSQL store against a 
 ``COPY`` of the same parsed rows into the same events table, each in a fresh schema.
 Targets there: >= 100,000 events/s at 1M, <= 3x the bare COPY.
 
+``--workers 2`` (with ``--postgresql``) imports with ``journey events import --workers 2``
+(``runner.production.importpair``: two processes parsing and writing alternate batches in turns)
+and makes the baseline as fair: two connections each COPYing their share of the batches at once,
+with no turn-taking (the least two writers must do).
+
+``--server-costs`` (with ``--postgresql``) prints the server CPU a row of a bare binary COPY into
+the events table of a migrated schema, with each index and trigger dropped in turn, and with the
+import's own statements of a batch (the message-id look-up, contacts created or woken).
+
 ``--stages`` (with ``--postgresql``) prints where the CPU of an import goes, in µs an event
 (process_time, best of 3 for the parsing stages): reading and decoding lines, JSON, the
 Segment mapping and its checks (``parse_segment``), then a whole import's client CPU with
@@ -97,10 +106,10 @@ def run_baseline(source: Path, db: Path) -> int:
     return total
 
 
-def run_baseline_postgresql(source: Path, url: str) -> int:
+def run_baseline_postgresql(source: Path, url: str, me: int = 0, workers: int = 1) -> int:
     """The least a PostgreSQL importer must do: parse each line and COPY the rows into the
     events table of a migrated schema (same columns, indexes and unique message id), a
-    transaction per batch."""
+    transaction per batch. With ``workers``: this connection's share, batch k to worker k % workers."""
     import psycopg
 
     from runner.store.postgres import open_postgres_store, parse_location
@@ -118,7 +127,9 @@ def run_baseline_postgresql(source: Path, url: str) -> int:
                 for row in rows:
                     copy.write_row(row)
 
-        for line in handle:
+        for number, line in enumerate(handle):
+            if number // BATCH % workers != me:
+                continue
             o = json.loads(line)
             rows.append((o["userId"], None, o["event"], o["timestamp"], json.dumps(o["properties"]), o["messageId"]))
             if len(rows) == BATCH:
@@ -129,6 +140,17 @@ def run_baseline_postgresql(source: Path, url: str) -> int:
             flush()
             total += len(rows)
     return total
+
+
+def run_baseline_postgresql_pair(source: Path, url: str) -> int:
+    """``run_baseline_postgresql`` on two connections at once (two processes), each its share."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from runner.store.postgres import open_postgres_store
+
+    open_postgres_store(url).close()  # migrated once, before the two start
+    with ProcessPoolExecutor(2) as pool:
+        return sum(pool.map(run_baseline_postgresql, [source] * 2, [url] * 2, [0, 1], [2, 2]))
 
 
 def run_runner(source: Path, db: Path) -> int:
@@ -144,17 +166,32 @@ def run_runner(source: Path, db: Path) -> int:
     return result.imported
 
 
+def run_runner_pair(source: Path, url: str) -> int:
+    """``journey events import --workers 2``."""
+    from runner.production import importpair
+    from runner.store import open_store
+
+    store = open_store(url)
+    try:
+        result = importpair.import_events(store, url, source)
+    finally:
+        store.close()
+    assert not result.bad, result.bad[:3]
+    return result.imported
+
+
 def worker(kind: str, source: Path, db) -> None:
-    def cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
+    def cpu() -> float:  # this process's and its finished children's (a second import process)
+        return sum(usage.ru_utime + usage.ru_stime for usage in
+                   (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
 
     started, started_cpu = time.perf_counter(), cpu()
     runners = {"baseline": run_baseline, "runner": run_runner, "pg-baseline": run_baseline_postgresql,
-               "pg-runner": run_runner}
+               "pg-runner": run_runner, "pg-baseline2": run_baseline_postgresql_pair, "pg-runner2": run_runner_pair}
     count = runners[kind](source, db)
     elapsed, cpu_seconds = time.perf_counter() - started, cpu() - started_cpu
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                   resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # a second process's too
     print(json.dumps({"count": count, "seconds": elapsed, "cpu": cpu_seconds,
                       "peak_mib": peak_kib / 1024}))
 
@@ -175,6 +212,10 @@ def main() -> None:
     parser.add_argument("--postgresql", nargs="?", const=os.environ.get(
         "JOURNEY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"), metavar="URL")
     parser.add_argument("--stages", action="store_true", help="with --postgresql: CPU an event of each stage")
+    parser.add_argument("--workers", type=int, choices=(1, 2), default=1,
+                        help="with --postgresql: import in two processes, against a bare COPY on two connections")
+    parser.add_argument("--server-costs", action="store_true",
+                        help="with --postgresql: server CPU a row of a bare COPY without each index and trigger")
     args = parser.parse_args()
     if args.worker:
         kind, source, db = args.worker
@@ -184,8 +225,12 @@ def main() -> None:
         for size in (int(s) for s in args.sizes.split(",")):
             stages(size, args.postgresql)
         return
+    if args.postgresql and args.server_costs:
+        for size in (int(s) for s in args.sizes.split(",")):
+            server_costs(size, args.postgresql)
+        return
     if args.postgresql:
-        postgresql([int(s) for s in args.sizes.split(",")], args.postgresql)
+        postgresql([int(s) for s in args.sizes.split(",")], args.postgresql, args.workers)
         return
     print(f"{'events':>9} {'baseline ev/s':>14} {'runner ev/s':>12} {'ratio':>6} "
           f"{'cpu ratio':>10} {'base MiB':>9} {'runner MiB':>11}")
@@ -259,12 +304,14 @@ def _process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def postgresql(sizes: list[int], server: str) -> None:
+def postgresql(sizes: list[int], server: str, workers: int = 1) -> None:
     """The same comparison on PostgreSQL: ``import_events`` into a PostgresStore against a bare
-    COPY of the same rows, each in a fresh schema (dropped afterwards)."""
+    COPY of the same rows, each in a fresh schema (dropped afterwards); with two workers, the
+    two-process import against a bare COPY on two connections."""
     import psycopg
 
-    print(f"PostgreSQL {server}")
+    suffix = "2" if workers == 2 else ""
+    print(f"PostgreSQL {server}, {workers} process(es) and connection(s) each")
     print(f"{'events':>9} {'COPY ev/s':>10} {'runner ev/s':>12} {'ratio':>6} {'cpu ratio':>10} "
           f"{'base MiB':>9} {'runner MiB':>11}")
     for size in sizes:
@@ -273,8 +320,8 @@ def postgresql(sizes: list[int], server: str) -> None:
             source = folder / "events.jsonl"
             generate(source, size)
             try:
-                base = measure("pg-baseline", source, folder, server)
-                ours = measure("pg-runner", source, folder, server)
+                base = measure(f"pg-baseline{suffix}", source, folder, server)
+                ours = measure(f"pg-runner{suffix}", source, folder, server)
             finally:
                 with psycopg.connect(server, autocommit=True) as admin:
                     for schema in _SCHEMAS.values():
@@ -284,6 +331,67 @@ def postgresql(sizes: list[int], server: str) -> None:
             print(f"{size:>9} {size / base['seconds']:>10,.0f} {size / ours['seconds']:>12,.0f} "
                   f"{ours['seconds'] / base['seconds']:>6.2f} {ours['cpu'] / base['cpu']:>10.2f} "
                   f"{base['peak_mib']:>9.1f} {ours['peak_mib']:>11.1f}", flush=True)
+
+
+SERVER_COST_VARIANTS = {
+    "as migrated": [],
+    "without the engagement_counts trigger": ["DROP TRIGGER engagement_counts_insert ON events"],
+    "without events_contact": ["DROP INDEX events_contact"],
+    "without events_anonymous": ["DROP INDEX events_anonymous"],
+    "without the unique message_id": ["ALTER TABLE events DROP CONSTRAINT events_message_id_key"],
+    "without the primary key": ["ALTER TABLE events DROP CONSTRAINT events_pkey"],
+    "heap only (no index, no trigger)": [
+        "DROP TRIGGER engagement_counts_insert ON events", "DROP INDEX events_contact", "DROP INDEX events_anonymous",
+        "ALTER TABLE events DROP CONSTRAINT events_message_id_key", "ALTER TABLE events DROP CONSTRAINT events_pkey"],
+}
+
+
+def server_costs(size: int, server: str) -> None:
+    """Server CPU µs a row of a bare binary COPY into ``events`` (batches of the import's size, a
+    transaction each), as migrated and with each index or trigger dropped; then as migrated with
+    the import's statements of each batch (message-id look-up; contacts created or woken)."""
+    import psycopg
+
+    from runner.production import ingest
+    from runner.store import open_store, pgsql
+    from runner.store.pgconnect import ADAPTERS
+    from runner.store.postgres import parse_location
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "events.jsonl"
+        generate(source, size)
+        rows = [(o.contact_id, o.anonymous_id, o.name, o.at, o.properties, o.message_id) for o in (
+            ingest.parse_segment(value).event for _, value in ingest._json_objects(source, None))]
+    print(f"server CPU us a row, bare binary COPY of {size:,} events in batches of {ingest.BATCH_SIZE:,} (PostgreSQL backend, /proc)")
+    variants = [(name, ddl, False) for name, ddl in SERVER_COST_VARIANTS.items()]
+    for name, ddl, statements in [*variants, ("as migrated, with the import's look-up and wake-up", [], True)]:
+        schema = _schema(f"cost{len(_SCHEMAS)}")
+        url = f"{server}{'&' if '?' in server else '?'}schema={schema}"
+        open_store(url).close()
+        try:
+            with psycopg.connect(parse_location(url).conninfo, autocommit=True, context=ADAPTERS) as conn:
+                conn.execute(f'SET search_path = "{schema}"')
+                for statement in ddl:
+                    conn.execute(statement)
+                backend = conn.info.backend_pid
+                before, started = _process_cpu(backend), time.perf_counter()
+                for start in range(0, len(rows), ingest.BATCH_SIZE):
+                    batch = rows[start:start + ingest.BATCH_SIZE]
+                    with conn.transaction():
+                        if statements:
+                            last_id, _ = conn.execute(pgsql.EVENTS_STORED, ([row[5] for row in batch],)).fetchone()
+                        with conn.cursor() as cursor, cursor.copy(pgsql.EVENTS_COPY) as copy:
+                            copy.set_types(pgsql.EVENTS_COPY_TYPES)
+                            for row in batch:
+                                copy.write_row(row)
+                        if statements:
+                            conn.execute(pgsql.CREATE_OR_WAKE_COPIED, {"now": rows[0][3], "since": last_id})
+                used, wall = _process_cpu(backend) - before, time.perf_counter() - started
+        finally:
+            with psycopg.connect(server, autocommit=True) as admin:
+                admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            _SCHEMAS.clear()
+        print(f"  {name:52} {used / size * 1e6:6.2f}   (wall {wall / size * 1e6:6.2f})", flush=True)
 
 
 if __name__ == "__main__":
