@@ -98,7 +98,15 @@ FROM unnest(%(ids)b::text[], %(patches)b::text[], %(emails)b::text[], %(timezone
 WHERE contacts.id = u.id
 """
 
-# A batch load's enrollments and ledger rows, by the contacts' index on each table
+# A batch load's rows, by the contacts' index on each table
+LOAD_CONTACTS = ("SELECT id, attributes, timezone, clock, memory, enrollment_seq, rev, email "
+                 "FROM contacts WHERE id = ANY(%b)")
+LOAD_IDENTITIES = ("SELECT contact_id, anonymous_id FROM identities WHERE contact_id = ANY(%b) "
+                   "ORDER BY linked_at, anonymous_id")
+LOAD_EVENTS = """
+SELECT name, at, properties, message_id, contact_id, anonymous_id, id FROM events
+WHERE contact_id = ANY(%b) OR anonymous_id = ANY(%b) ORDER BY at, id
+"""
 LOAD_ENROLLMENTS = "SELECT * FROM enrollments WHERE contact_id = ANY(%b) ORDER BY entered_at, id"
 LOAD_SENDS = """
 SELECT key, contact_id, journey_id, version, step_id, scheduled_at, kind FROM sends

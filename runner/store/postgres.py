@@ -31,7 +31,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -232,6 +232,19 @@ class PostgresStore:
                 self._local.conn = None
 
     @contextmanager
+    def _writing(self) -> Iterator[psycopg.Connection[Any]]:
+        """The connection of the caller's transaction as it is (no savepoint: one round trip
+        to open it and one to release it, twice a page of a busy tick), else a transaction
+        of its own. For writes that let a failure end the caller's transaction: whoever
+        wants to go on after one wraps them in ``transaction()`` itself (serve's group commit)."""
+        pinned = getattr(self._local, "conn", None)
+        if pinned is not None:
+            yield pinned
+            return
+        with self.transaction():
+            yield self._local.conn
+
+    @contextmanager
     def _autocommit(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection for one statement committed on its own.
 
@@ -248,13 +261,15 @@ class PostgresStore:
                 yield conn
 
     @contextmanager
-    def _snapshot_read(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection reading one consistent snapshot (inside a caller's transaction: that one)."""
+    def _snapshot_read(self, pipelined: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """A connection reading one consistent snapshot (inside a caller's transaction: that one).
+        ``pipelined``: its BEGIN and COMMIT go with the reads around them (a caller that reads
+        every result before asking for the next, as ``_load`` does, in a pipeline)."""
         pinned = getattr(self._local, "conn", None)
         if pinned is not None:
             yield pinned
             return
-        with self.pool.connection() as conn:
+        with self.pool.connection() as conn, conn.pipeline() if pipelined else nullcontext():
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             self._local.conn = conn
             try:
@@ -304,34 +319,39 @@ class PostgresStore:
         ids = list(dict.fromkeys(contact_ids))
         if not ids:
             return {}
-        with self._snapshot_read() as conn:
+        with self._snapshot_read(pipelined=True) as conn:
             return self._load(conn, ids)
 
     def _load(self, conn: psycopg.Connection[Any], ids: list[str]) -> dict[str, ContactState]:
-        rows = {row[0]: row for row in conn.execute(
-            "SELECT id, attributes, timezone, clock, memory, enrollment_seq, rev, email "
-            "FROM contacts WHERE id = ANY(%b)", (ids,))}
-        found = list(rows)
-        anonymous: dict[str, list[str]] = {contact_id: [] for contact_id in rows}
-        for contact_id, anonymous_id in conn.execute(
-                "SELECT contact_id, anonymous_id FROM identities WHERE contact_id = ANY(%b) "
-                "ORDER BY linked_at, anonymous_id", (found,)):
-            anonymous[contact_id].append(anonymous_id)
-        owners: dict[str, list[str]] = defaultdict(list)
-        for contact_id, anonymous_ids in anonymous.items():
-            for some_id in (contact_id, *anonymous_ids):
-                owners[some_id].append(contact_id)
-        events, event_rows = self._events_of(conn, owners)
-        sends = self._sends_of(conn, found)
-        emails = {contact_id: row[7] for contact_id, row in rows.items()}
-        suppressed, opt_outs = self._suppressions_of(conn, emails, anonymous)
-        enrollment_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        cursor = conn.execute(pgsql.LOAD_ENROLLMENTS, (found,))
-        names = [column.name for column in cursor.description or ()]
-        for values in cursor:
-            row = {name: shaped(value) for name, value in zip(names, values, strict=True)}
-            enrollment_rows[row["contact_id"]].append(row)
-        last_event_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]  # type: ignore[index]
+        """The batch's rows in two round trips (a pipeline): what is read by the contacts' ids,
+        then what needs their anonymous ids and addresses (events, suppressions). Rows of
+        unknown ids are none, so every query may ask for all ``ids``."""
+        with conn.pipeline():
+            contact_rows = conn.execute(pgsql.LOAD_CONTACTS, (ids,))
+            link_rows = conn.execute(pgsql.LOAD_IDENTITIES, (ids,))
+            send_rows = conn.execute(pgsql.LOAD_SENDS, (ids, list(COUNTED_SEND_STATES)))
+            enrollment_cursor = conn.execute(pgsql.LOAD_ENROLLMENTS, (ids,))
+            newest = conn.execute("SELECT coalesce(max(id), 0) FROM events")
+            rows = {row[0]: row for row in contact_rows}
+            anonymous: dict[str, list[str]] = {contact_id: [] for contact_id in rows}
+            for contact_id, anonymous_id in link_rows:
+                anonymous[contact_id].append(anonymous_id)
+            owners: dict[str, list[str]] = defaultdict(list)
+            for contact_id, anonymous_ids in anonymous.items():
+                for some_id in (contact_id, *anonymous_ids):
+                    owners[some_id].append(contact_id)
+            emails = {contact_id: row[7] for contact_id, row in rows.items()}
+            event_cursor = conn.execute(pgsql.LOAD_EVENTS, (list(owners), list(owners)))
+            suppression_cursor = self._suppressions_query(conn, emails, anonymous)
+            sends = self._sends_from(send_rows)
+            enrollment_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            names = [column.name for column in enrollment_cursor.description or ()]
+            for values in enrollment_cursor:
+                row = {name: shaped(value) for name, value in zip(names, values, strict=True)}
+                enrollment_rows[row["contact_id"]].append(row)
+            last_event_id = newest.fetchone()[0]  # type: ignore[index]
+            events, event_rows = self._events_from(event_cursor, owners)
+            suppressed, opt_outs = self._stops_from(suppression_cursor.fetchall(), emails, anonymous)
         states = {}
         for contact_id, (_, attributes, timezone, clock, memory, seq, rev, _email) in rows.items():
             state = ContactState(
@@ -360,14 +380,11 @@ class PostgresStore:
             states[contact_id] = state
         return states
 
-    def _events_of(self, conn: psycopg.Connection[Any], owners: dict[str, list[str]]
-                   ) -> tuple[dict[str, list[Event]], dict[str, list[tuple[int, str, datetime]]]]:
+    @staticmethod
+    def _events_from(cursor: psycopg.Cursor[Any], owners: dict[str, list[str]]
+                     ) -> tuple[dict[str, list[Event]], dict[str, list[tuple[int, str, datetime]]]]:
         """Events under any of the ids, in time order, per owning contact; and their
         (row id, message id, at), which ``events_after`` answers from."""
-        ids = list(owners)
-        cursor = conn.execute(
-            """SELECT name, at, properties, message_id, contact_id, anonymous_id, id FROM events
-               WHERE contact_id = ANY(%b) OR anonymous_id = ANY(%b) ORDER BY at, id""", (ids, ids))
         found: dict[str, list[Event]] = defaultdict(list)
         stored: dict[str, list[tuple[int, str, datetime]]] = defaultdict(list)
         for name, at, properties, message_id, owner, anonymous_id, row_id in cursor:
@@ -378,8 +395,8 @@ class PostgresStore:
                 stored[contact_id].append((row_id, message_id, at))
         return found, stored
 
-    def _sends_of(self, conn: psycopg.Connection[Any], contact_ids: list[str]) -> dict[str, list[SendRecord]]:
-        cursor = conn.execute(pgsql.LOAD_SENDS, (contact_ids, list(COUNTED_SEND_STATES)))
+    @staticmethod
+    def _sends_from(cursor: psycopg.Cursor[Any]) -> dict[str, list[SendRecord]]:
         found: dict[str, list[SendRecord]] = defaultdict(list)
         for key, contact_id, journey_id, version, step, at, kind in cursor:
             found[contact_id].append(SendRecord(key=key, contact_id=contact_id, journey_id=journey_id,
@@ -390,11 +407,20 @@ class PostgresStore:
                          anonymous: dict[str, list[str]]
                          ) -> tuple[dict[str, tuple[str, datetime]], dict[str, dict[str, datetime | None]]]:
         """Each contact's earliest suppression and its topic opt-outs (as SQLiteStore's)."""
+        return self._stops_from(self._suppressions_query(conn, emails, anonymous).fetchall(), emails, anonymous)
+
+    @staticmethod
+    def _suppressions_query(conn: psycopg.Connection[Any], emails: dict[str, str | None],
+                            anonymous: dict[str, list[str]]) -> psycopg.Cursor[Any]:
         ids = [some_id for contact_id in emails for some_id in (contact_id, *anonymous[contact_id])]
         keys = sorted({email for email in emails.values() if email is not None})
-        suppressions = conn.execute(
-            "SELECT contact_id, email, reason, at, topic FROM suppressions "
-            "WHERE contact_id = ANY(%b) OR email = ANY(%b) ORDER BY at", (ids, keys)).fetchall()
+        return conn.execute("SELECT contact_id, email, reason, at, topic FROM suppressions "
+                            "WHERE contact_id = ANY(%b) OR email = ANY(%b) ORDER BY at", (ids, keys))
+
+    @staticmethod
+    def _stops_from(suppressions: list[tuple[Any, ...]], emails: dict[str, str | None],
+                    anonymous: dict[str, list[str]]
+                    ) -> tuple[dict[str, tuple[str, datetime]], dict[str, dict[str, datetime | None]]]:
         whose = {contact_id: ({contact_id, *anonymous[contact_id]}, address) for contact_id, address in emails.items()}
         return stops_of(whose, suppressions)
 
@@ -439,13 +465,12 @@ class PostgresStore:
         the engine changed. The batch's writes go out a statement per kind of row.
         """
         now = datetime.now(UTC)
-        with self.transaction():
-            conn = self._local.conn
+        with self._writing() as conn:
             ids = sorted({save.state.contact.id for save in saves})
             current = {row[0]: row for row in conn.execute(
                 "SELECT id, rev, attributes, timezone, wake_at FROM contacts WHERE id = ANY(%b) ORDER BY id FOR UPDATE",
                 (ids,))}
-            newest_event = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+            newest_event = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]  # type: ignore[index]
             writes = _SaveWrites()
             for save in saves:
                 self._save(conn, writes, save, now, newest_event, current.get(save.state.contact.id))
@@ -605,7 +630,7 @@ class PostgresStore:
                   "journeys": [r.journey_id for r in batch], "versions": [r.version for r in batch],
                   "steps": [r.step_id for r in batch], "kinds": [r.kind for r in batch],
                   "scheduled": [r.at for r in batch]}
-        with self.transaction(), self._connection() as conn:
+        with self._writing() as conn:
             won = {key for (key,) in conn.execute(pgsql.CLAIM_SENDS, params)}
         return [record.key in won and first[record.key] == index for index, record in enumerate(records)]
 
