@@ -148,6 +148,24 @@ def test_a_page_of_contacts_is_read_by_key_however_much_the_tick_wrote(url):
         assert index in plan and "Seq Scan" not in plan, plan
 
 
+def test_a_save_releases_the_leases_its_store_took_and_no_one_elses(url):
+    """The tick releases its page after saving it; on PostgreSQL the save's own UPDATE releases
+    the leases this store took (one row version a contact fewer), so the release that follows
+    finds nothing to write. A lease that expired and went to another holder stays that holder's."""
+    hour = timedelta(hours=1)
+    with open_postgres_store(url) as mine, open_postgres_store(url) as theirs:
+        mine.write_contacts([ContactRow(cid, {}) for cid in ("ada", "bob", "cy")], NOW)
+        assert [cid for _, cid in mine.claim_due(NOW, "me", 3, hour)] == ["ada", "bob", "cy"]
+        states = mine.load_contact_states(["ada", "bob", "cy"])
+        pgkit.sql(url, "UPDATE contacts SET lease_until = now() - interval '1 minute' WHERE id = 'bob'")
+        assert [cid for _, cid in theirs.claim_due(NOW, "them", 3, hour)] == ["bob"]  # expired: taken over
+        mine.save_contact_states([(states[cid], NOW + hour) for cid in ("ada", "bob")])
+        leases = "SELECT id, lease_holder, lease_until IS NULL FROM contacts ORDER BY id"
+        assert pgkit.sql(url, leases) == [("ada", None, True), ("bob", "them", False), ("cy", "me", False)]
+        mine.release_contacts("me", ["ada", "bob", "cy"])
+        assert pgkit.sql(url, leases) == [("ada", None, True), ("bob", "them", False), ("cy", None, True)]
+
+
 def _record(key: str) -> SendRecord:
     return SendRecord(key=key, contact_id="ada", journey_id="welcome", version=1, step_id="hello", at=NOW)
 

@@ -78,7 +78,9 @@ UPDATE contacts SET
     attributes = journey_merge_patch(attributes, %(patch)s::jsonb),
     email = CASE WHEN %(patch)s::jsonb ? 'email' THEN %(email)s ELSE email END,
     timezone = %(timezone)s, clock = %(clock)s, memory = %(memory)s::json,
-    enrollment_seq = %(seq)s, wake_at = %(wake)s, updated_at = %(now)s
+    enrollment_seq = %(seq)s, wake_at = %(wake)s, updated_at = %(now)s,
+    lease_holder = CASE WHEN lease_holder = %(holder)s THEN NULL ELSE lease_holder END,
+    lease_until = CASE WHEN lease_holder = %(holder)s THEN NULL ELSE lease_until END
 WHERE id = %(id)s
 """
 
@@ -86,16 +88,29 @@ WHERE id = %(id)s
 # (the engine changed no attribute, the usual case) skips the merge function. Ids distinct.
 # The email column changes only with a patch that names the address; its key comes computed
 # (runner.core.addresses: no SQL lower(), which follows the database's locale).
+# A contact's lease is released with its save when it is still the one the saving store took
+# (``holder``; NULL: none): one row version a send fewer than a release of its own.
 UPDATE_CONTACTS = """
 UPDATE contacts SET
     attributes = CASE WHEN u.patch = '{}' THEN attributes ELSE journey_merge_patch(attributes, u.patch::jsonb) END,
     email = CASE WHEN u.patch <> '{}' AND u.patch::jsonb ? 'email' THEN u.email ELSE contacts.email END,
     timezone = u.timezone, clock = u.clock, memory = u.memory::json,
-    enrollment_seq = u.seq, wake_at = u.wake, updated_at = %(now)s
+    enrollment_seq = u.seq, wake_at = u.wake, updated_at = %(now)s,
+    lease_holder = CASE WHEN contacts.lease_holder = u.holder THEN NULL ELSE contacts.lease_holder END,
+    lease_until = CASE WHEN contacts.lease_holder = u.holder THEN NULL ELSE contacts.lease_until END
 FROM unnest(%(ids)b::text[], %(patches)b::text[], %(emails)b::text[], %(timezones)b::text[],
-            %(clocks)b::timestamptz[], %(memories)b::text[], %(seqs)b::integer[], %(wakes)b::timestamptz[])
-     AS u(id, patch, email, timezone, clock, memory, seq, wake)
+            %(clocks)b::timestamptz[], %(memories)b::text[], %(seqs)b::integer[], %(wakes)b::timestamptz[],
+            %(holders)b::text[])
+     AS u(id, patch, email, timezone, clock, memory, seq, wake, holder)
 WHERE contacts.id = u.id
+"""
+
+# A page's leases released by the contacts' primary key. IS NOT DISTINCT FROM is no index
+# condition: the planner cannot take contacts_leased instead, whose entries for a holder
+# include every row version it leased since the last vacuum (a busy tick's whole past).
+RELEASE_CONTACTS = """
+UPDATE contacts SET lease_holder = NULL, lease_until = NULL
+WHERE id = ANY(%(ids)b) AND lease_holder IS NOT DISTINCT FROM %(holder)s
 """
 
 # A batch load's rows, by the contacts' index on each table

@@ -112,6 +112,7 @@ class _ContactSave:
     memory: str  # JSON
     patch: str | None  # the engine's attribute changes as a merge patch; None: made from the row
     enrollments: list[dict[str, Any]]  # rows changed since the load
+    holder: str | None  # whom this store leased the contact to (claim_due): the save releases it
 
 
 @dataclass(slots=True)
@@ -142,6 +143,7 @@ class PostgresStore:
         self.schema = where.schema
         self.read_only = read_only
         self._snapshots: dict[str, _Snapshot] = {}
+        self._leased: dict[str, str] = {}  # contact id -> holder, of the leases claim_due took
         self._local = threading.local()
         self._power_safe = True
         kwargs = {"autocommit": True, "context": ADAPTERS, "options": connect_options(where, read_only),
@@ -448,7 +450,7 @@ class PostgresStore:
             saves.append(_ContactSave(
                 state, wake_at, snapshot, to_json(state.memory),
                 to_json(merge_patch(snapshot.attributes, contact.attributes)) if snapshot else None,
-                [row for row in rows if not same_row(stored.get(row["id"]), row)]))
+                [row for row in rows if not same_row(stored.get(row["id"]), row)], self._leased.get(contact.id)))
         decisions = list(decisions)
         rows = [decision_row(decision, run_id) for decision in decisions]
         journal = [[row[name] for row in rows] for name in pgsql.DECISION_COLUMNS] if rows else None
@@ -502,7 +504,7 @@ class PostgresStore:
         conn.execute(pgsql.UPDATE_CONTACTS, {"now": now, **{
             plural: [update[name] for update in updates] for plural, name in (
                 ("ids", "id"), ("patches", "patch"), ("emails", "email"), ("timezones", "timezone"), ("clocks", "clock"),
-                ("memories", "memory"), ("seqs", "seq"), ("wakes", "wake"))}})
+                ("memories", "memory"), ("seqs", "seq"), ("wakes", "wake"), ("holders", "holder"))}})
 
     def _save(self, conn: psycopg.Connection[Any], writes: _SaveWrites, save: _ContactSave, now: datetime,
               newest_event: int, current: tuple[Any, ...] | None) -> None:
@@ -530,7 +532,7 @@ class PostgresStore:
                 "patch": save.patch if save.patch is not None else to_json(merge_patch(attributes, contact.attributes)),
                 "email": address_key(contact.attributes),
                 "timezone": timezone, "clock": state.clock, "memory": save.memory, "seq": state.enrollment_seq,
-                "wake": wake, "now": now, "id": contact.id})
+                "wake": wake, "now": now, "id": contact.id, "holder": save.holder})
         if snapshot is None or contact.anonymous_ids != snapshot.anonymous_ids:
             writes.identities.extend((anonymous_id, contact.id, now) for anonymous_id in contact.anonymous_ids)
         writes.enrollments.update((row["id"], row) for row in save.enrollments)
@@ -581,6 +583,7 @@ class PostgresStore:
             with self._autocommit() as conn:  # one statement, one commit
                 cursor = conn.execute(sql, params)
             rows = cursor.fetchall()
+        self._leased.update((contact_id, holder) for _, contact_id in rows)
         return sorted((to_db_time(wake), contact_id) for wake, contact_id in rows)
 
     def renew_contacts(self, holder: str, lease_ttl: timedelta) -> int:
@@ -588,13 +591,18 @@ class PostgresStore:
         return self._write("UPDATE contacts SET lease_until = now() + %s WHERE lease_holder = %s", (lease_ttl, holder))
 
     def release_contacts(self, holder: str, contact_ids: Iterable[str] | None = None) -> None:
-        """Free ``holder``'s leases on ``contact_ids`` (None: all it has)."""
+        """Free ``holder``'s leases on ``contact_ids`` (None: all it has). Those a save released
+        already (``write_prepared_save``) are passed over: found by key, nothing written."""
         if contact_ids is None:
+            self._leased = {cid: someone for cid, someone in self._leased.items() if someone != holder}
             self._write("UPDATE contacts SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = %s",
                         (holder,))
             return
-        self._write("UPDATE contacts SET lease_holder = NULL, lease_until = NULL "
-                    "WHERE lease_holder = %s AND id = ANY(%b)", (holder, list(contact_ids)))
+        ids = list(contact_ids)
+        for contact_id in ids:
+            if self._leased.get(contact_id) == holder:
+                del self._leased[contact_id]
+        self._write(pgsql.RELEASE_CONTACTS, {"ids": ids, "holder": holder})
 
     def lease_holders(self, now: datetime | None = None) -> list[str]:
         """Holders of named leases (the tick's, each worker's): unexpired at ``now``, or all."""
