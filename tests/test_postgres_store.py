@@ -145,7 +145,36 @@ def test_a_page_of_contacts_is_read_by_key_however_much_the_tick_wrote(url):
         loaded = store.load_contact_states([f"c{i:05}" for i in range(5000, 5200)])
         assert len(loaded) == 200 and [len(state.past_enrollments) for state in loaded.values()] == [1] * 200
     for index, plan in plans.items():
-        assert index in plan and "Seq Scan" not in plan, plan
+        assert index in plan and "Seq Scan" not in plan and "sends_state" not in plan, plan
+
+
+def test_the_ledger_index_on_state_holds_only_unsettled_sends_and_serves_every_query_by_state(url):
+    """m014: sends_unsettled (claimed, failed, in doubt) instead of sends_state; a schema from
+    before migrates on open."""
+    with open_postgres_store(url) as store:
+        store.claim_sends([_record(f"k{i}") for i in range(3)], "run-1", resendable=False)
+        store.confirm_sends([("k0", "t0")])
+        store.fail_send("k1", "bounced", True)
+    pgkit.sql(url, "DROP INDEX sends_unsettled")  # as m013 left it
+    pgkit.sql(url, "CREATE INDEX sends_state ON sends(state)")
+    pgkit.sql(url, "DELETE FROM schema_migrations WHERE name = 'm014_unsettled_sends'")
+    with open_postgres_store(url) as store:
+        assert [row["key"] for row in store.retryable_sends()] == []
+        assert store.status_summary(NOW)["sends"] == {"claimed": 1, "failed": 1, "sent": 1}
+        with store.pool.connection() as conn:  # a table this small is scanned unless scans are priced out
+            conn.execute("SET enable_seqscan = off")
+            plans = ["\n".join(line for (line,) in conn.execute(sql)) for sql in (
+                "EXPLAIN SELECT count(*) FROM sends WHERE state = 'in_doubt'",  # /metrics, status
+                "EXPLAIN SELECT key FROM sends WHERE state = 'failed' AND key = ANY('{k1}')",  # requeue
+                "EXPLAIN UPDATE sends SET state = 'in_doubt' WHERE state = 'claimed' AND run_id = 'x'")]  # in doubt
+            conn.execute("RESET enable_seqscan")
+    indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'sends' AND schemaname = current_schema()"
+    assert {name for (name,) in pgkit.sql(url, indexes)} == {"sends_pkey", "sends_contact", "sends_retry",
+                                                             "sends_unsettled"}
+    assert pgkit.sql(url, "SELECT key, state FROM sends WHERE state IN ('claimed', 'failed', 'in_doubt') "
+                          "ORDER BY key") == [("k1", "failed"), ("k2", "claimed")]
+    for plan in plans:
+        assert "sends_unsettled" in plan, plan
 
 
 def test_a_save_releases_the_leases_its_store_took_and_no_one_elses(url):

@@ -1,8 +1,8 @@
 """Versioned schema migrations for the PostgreSQL store.
 
-The same names as SQLite's list (``runner.store.migrations``), in the same order,
-recorded in a ``schema_migrations`` table of the same shape, so "migrations
-current" means the same on both backends. Each migration is a list of SQL
+The same names as SQLite's list (``runner.store.migrations``) up to m013, in the same
+order, recorded in a ``schema_migrations`` table of the same shape; later ones are each
+backend's own (an index one backend's planner needs). Each migration is a list of SQL
 statements (or functions given the connection, for what SQL cannot say); all pending ones run in one transaction under
 ``pg_advisory_xact_lock``, so two processes starting at once migrate once (the
 second waits, then finds nothing pending). PostgreSQL's DDL is transactional:
@@ -353,6 +353,16 @@ def _m013_email_keys(conn: psycopg.Connection) -> None:
 
 M013_EMAIL_KEYS = [_m013_email_keys]
 
+# The ledger's index on state holds only the sends still unsettled: every query by state asks
+# for claimed, failed or in-doubt sends, never for the sent and skipped rows that are nearly all
+# of the table. A confirmation (claimed -> sent) adds no entry to it, and a batch load reads a
+# page's sends by sends_contact: the planner can no longer pick sends_state for
+# ``state = ANY('{claimed,sent,...}')`` and read every sent row of the ledger.
+M014_UNSETTLED_SENDS = [
+    "CREATE INDEX sends_unsettled ON sends(state) WHERE state IN ('claimed', 'failed', 'in_doubt')",
+    "DROP INDEX sends_state",
+]
+
 # A migration's steps: SQL statements, or functions given the connection for what SQL cannot say
 Step = str | Callable[[psycopg.Connection], None]
 MIGRATIONS: list[tuple[str, Sequence[Step]]] = [
@@ -369,6 +379,7 @@ MIGRATIONS: list[tuple[str, Sequence[Step]]] = [
     ("m011_contact_leases", M011_CONTACT_LEASES),
     ("m012_topic_opt_outs", M012_TOPIC_OPT_OUTS),
     ("m013_email_keys", M013_EMAIL_KEYS),
+    ("m014_unsettled_sends", M014_UNSETTLED_SENDS),  # PostgreSQL's own
 ]
 
 _MIGRATIONS_TABLE = f"""CREATE TABLE IF NOT EXISTS schema_migrations (
