@@ -315,27 +315,33 @@ METRICS_SENDS = "SELECT state, sum(n)::bigint FROM send_counts GROUP BY state HA
 METRICS_DUE = "SELECT count(*), min(wake_at) FROM contacts WHERE wake_at <= %s"
 METRICS_IN_DOUBT = "SELECT count(*) FROM sends WHERE state = 'in_doubt'"
 
-# ``journey stats``: sums over the counters the triggers keep (runner.store.pgmigrations).
+# ``journey stats``: sums over the counters the triggers keep (runner.store.pgmigrations), in
+# the order of their groups, as SQLite's GROUP BY hands them out (a hash aggregate would not:
+# the output lists them in the order read).
 STATS_DECISIONS = """
 SELECT journey_id, version, step, action, detail, sum(n)::bigint AS n FROM decision_counts
 WHERE true {journey} AND day >= %(since)s AND day < %(until)s
 GROUP BY journey_id, version, step, action, detail HAVING sum(n) <> 0
+ORDER BY journey_id, version, step, action, detail
 """
 STATS_SENDS = """
 SELECT journey_id, version, step_id, kind, state, detail, sum(n)::bigint AS n FROM send_counts
 WHERE true {journey} AND day >= %(since)s AND day < %(until)s
 GROUP BY journey_id, version, step_id, kind, state, detail HAVING sum(n) <> 0
+ORDER BY journey_id, version, step_id, kind, state, detail
 """
 STATS_SPLITS = """
 SELECT journey_id, version, variant, sum(n)::bigint AS n,
        sum(CASE WHEN converted = 1 THEN n ELSE 0 END)::bigint AS converted
 FROM split_counts WHERE true {journey} AND day >= %(since)s AND day < %(until)s
 GROUP BY journey_id, version, variant HAVING sum(n) <> 0
+ORDER BY journey_id, version, variant
 """
 STATS_ENGAGEMENT = """
 SELECT journey_id, step, name, sum(n)::bigint AS n FROM engagement_counts
 WHERE journey_id <> '' {journey} AND day >= %(since)s AND day < %(until)s
 GROUP BY journey_id, step, name HAVING sum(n) <> 0
+ORDER BY journey_id, step, name
 """
 
 
