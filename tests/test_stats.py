@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from scipy.stats import chi2_contingency, fisher_exact
 from test_tick_kit import journey_cli, tiny_project
 
+from runner.core.engine import Decision
 from runner.core.state import SendRecord
 from runner.production.significance import FISHER, Z_TEST, compare, fisher_p, wald_interval, z_test
 from runner.store import open_store
@@ -121,6 +122,20 @@ def fill(store):
     store.in_doubt_sends(datetime(2030, 1, 1, tzinfo=UTC))  # claimed by a dead run -> in doubt
     store.resolve_in_doubt(records[4].key, "sent")
     store.skip_send(SendRecord("c9:j:1/1/welcome", "c9", "j", 1, "welcome", AT), "late", "run-2")
+    # one batch of claims mixing new keys, a key twice, a retry and keys that never win
+    store.fail_send(records[5].key, "451 busy", False)
+    later = [SendRecord(f"c{i}:j:1/2/tips", f"c{i}", "j", 1, "tips", AT + timedelta(days=1)) for i in range(3)]
+    assert store.claim_sends([later[0], records[5], later[1], later[0], records[0], later[2]], "run-3",
+                             resendable=True) == [True, True, True, False, False, True]
+    # confirmations of a claim, a retry and two sends already sent
+    store.confirm_sends([(later[0].key, "id-7"), (records[5].key, "id-5"), (records[4].key, "id-4"),
+                         (records[0].key, "id-0 again")])
+    # journal rows through the tick's own save
+    store.save_contact_states([], [
+        Decision(AT, "c5", "j", 1, "s", "welcome", "send", "due", key="c5:j:1/1/welcome"),
+        Decision(AT, "c5", "j", 1, "s", "split", "split", "variant B (bucket 80)", detail={"variant": "B"}),
+        Decision(AT + timedelta(days=1), "c5", "j", 1, "s", None, "exit", "completed"),
+        Decision(AT + timedelta(days=1), "c6", "j", 1, "s", "welcome", "skip", "suppressed: bounced")], "run-3")
     store.write_events([EventRow("c1", None, name, AT, {"journey": "j", "step": "welcome"}, f"m-{name}-{i}")
                         for i in range(3) for name in ("email_opened", "email_clicked")]
                        + [EventRow("c1", None, "app_opened", AT, {}, "m-app")], AT)
@@ -156,8 +171,10 @@ def test_counters_equal_the_journal_ledger_and_events_after_every_kind_of_write(
         store.conn.execute("DELETE FROM events WHERE message_id = 'm-email_opened-0'")
         store.conn.execute("DELETE FROM enrollments WHERE id = 'c3:j:1'")
         assert_counters_match(path)
-        rows = {(r["state"], r["detail"]): r["n"] for r in store.send_counts("j", None, None)}
-        assert rows == {("sent", ""): 3, ("failed", ""): 1, ("in_doubt", ""): 1, ("skipped", "late"): 1}
+        rows = {(r["step_id"], r["state"], r["detail"]): r["n"] for r in store.send_counts("j", None, None)}
+        assert rows == {("welcome", "sent", ""): 4, ("welcome", "failed", ""): 1, ("welcome", "skipped", "late"): 1,
+                        ("tips", "sent", ""): 1, ("tips", "claimed", ""): 2}
+        assert {r["action"]: r["n"] for r in store.decision_counts("j", "2026-03-03", None)} == {"holdout": 1, "skip": 2}
 
 
 def test_the_migration_counts_a_journal_written_before_it(tmp_path):
@@ -171,6 +188,12 @@ def test_the_migration_counts_a_journal_written_before_it(tmp_path):
         store.conn.execute("DELETE FROM schema_migrations WHERE name IN ('m004_stats_counts', 'm008_split_counts')")
     with open_store(path) as store:  # migrates again: counts what is there
         assert {"m004_stats_counts", "m008_split_counts"} <= {m.name for m in migrations.applied(store.db)}
+        # the migrated store goes on counting its own writes and everyone else's once
+        more = [SendRecord(f"c{i}:j:1/3/last", f"c{i}", "j", 1, "last", AT) for i in range(2)]
+        store.claim_sends(more, "run-4", resendable=True)
+        store.confirm_sends([(more[0].key, "id-8")])
+        store.save_contact_states([], [Decision(AT, "c7", "j", 1, "s", "last", "send", "due", key=more[0].key)])
+        store.conn.execute("UPDATE sends SET state = 'failed' WHERE key = ?", (more[1].key,))
         assert store.decision_counts("j", None, None)
         assert {(tuple(r["variant"].items()), r["n"], r["converted"]) for r in store.split_outcomes("j", None, None)} == {
             ((("split", "A"),), 2, 1), ((("split", "holdout"),), 1, 0)}
@@ -182,9 +205,9 @@ def test_window_and_journey_filters(tmp_path):
         fill(store)
         def count(since, until, action):
             return sum(r["n"] for r in store.decision_counts("j", since, until) if r["action"] == action)
-        assert count(None, None, "split") == 2 and count(None, None, "holdout") == 1
+        assert count(None, None, "split") == 3 and count(None, None, "holdout") == 1
         assert count("2026-03-03", None, "holdout") == 1 and count(None, "2026-03-03", "holdout") == 0
-        assert count("2026-03-02", "2026-03-03", "split") == 2
+        assert count("2026-03-02", "2026-03-03", "split") == 3
         assert store.decision_counts("other", None, None) == []
         opens = {r["name"]: r["n"] for r in store.engagement_counts("j", None, None)}
         assert opens == {"email_opened": 3, "email_clicked": 3}
@@ -315,3 +338,13 @@ def test_stats_names_the_journey_by_id_or_by_its_file(trial):
     by_file = journey_cli(["stats", "journeys/trial.yaml", "--format", "json"], cwd=trial)
     assert by_id.returncode == by_file.returncode == 0, by_file.stderr
     assert by_id.stdout == by_file.stdout
+
+
+def test_production_ticks_keep_the_counters_equal_to_the_journal_and_ledger(trial):
+    """Real ticks (the trial's two, 400 contacts through a split): the busy tick's batched
+    journal rows, claims and confirmations leave every counter equal to ``count(*)``."""
+    path = trial / "journey.db"
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT count(*) FROM sends WHERE state = 'sent'").fetchone()[0] > 300
+    db.close()
+    assert_counters_match(path)
