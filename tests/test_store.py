@@ -16,6 +16,7 @@ from runner.core.problems import JourneyError
 from runner.core.state import (
     Contact,
     ContactState,
+    SendRecord,
 )
 from runner.production.tick import BATCH
 from runner.store import SQLiteStore, Store, open_store
@@ -216,3 +217,71 @@ def test_commit_durability_is_the_store_s_business(tmp_path):
     assert synchronous() == 1
 
 
+
+
+def test_journal_and_enrollment_rows_bound_by_position_are_the_rows_of_runner_store_rows(store):
+    """The save binds journal and enrollment rows by position (``_DECISION_COLUMNS``,
+    ``_ENROLLMENT_COLUMNS``): every column of rows.py's rows is written, with its own value,
+    through the loaded (prepared) save and the one of a contact saved unloaded."""
+    from runner.core.engine import Decision
+    from runner.store.rows import decision_row, enrollment_to_row
+    from runner.store.sqlite import _DECISION_COLUMNS, _ENROLLMENT_COLUMNS
+
+    state = full_state()
+    decision = Decision(at(1), "ada", "onboarding", 3, "education", "wait_click", "send", "email hello",
+                        key="ada:onboarding:2/2/hello", detail={"variant": "b"})
+    store.save_contact_state(state, at(72), [decision], run_id="run-1")  # unloaded: the row-by-row save
+    loaded = store.load_contact_state("ada")
+    loaded.enrollments["onboarding"].stage_seq = 3
+    loaded.enrollments["onboarding"].variant = {"subject_test": "a"}
+    store.save_contact_state(loaded, at(72), [decision], run_id="run-2")  # loaded: the prepared batch
+    for enrollment in (*loaded.past_enrollments, *loaded.enrollments.values()):
+        row = enrollment_to_row(enrollment)
+        assert tuple(row) == _ENROLLMENT_COLUMNS
+        stored = store.conn.execute(f"SELECT {', '.join(row)} FROM enrollments WHERE id = ?", (row["id"],)).fetchone()
+        assert stored == tuple(row.values())
+    for run_id in ("run-1", "run-2"):
+        row = decision_row(decision, run_id)
+        assert tuple(row) == _DECISION_COLUMNS
+        stored = store.conn.execute(f"SELECT {', '.join(row)} FROM decisions WHERE run_id = ?", (run_id,)).fetchall()
+        assert stored == [tuple(row.values())]
+
+
+def test_claims_and_confirmations_in_multi_row_statements_do_what_one_at_a_time_did(tmp_path):
+    """``claim_sends``/``confirm_sends`` bind a batch as VALUES rows, ``STATEMENT_ROWS`` a
+    statement: the same winners and ledger as claiming and confirming one send at a time,
+    across statement boundaries, with keys twice, retries, lost claims and confirmations of
+    sends already sent."""
+    from runner.store.sqlite import STATEMENT_ROWS
+
+    def record(n: int) -> SendRecord:
+        return SendRecord(f"c{n}:j:1/1/s", f"c{n}", "j", 1, "s", at(n % 50), kind="email" if n % 3 else "webhook")
+
+    batch = [record(n) for n in range(STATEMENT_ROWS * 2 + 7)] + [record(n) for n in range(0, 3000, 97)]
+    stores = [open_store(tmp_path / "batched.db"), open_store(tmp_path / "one_by_one.db")]
+    try:
+        for store in stores:  # the same history: some keys sent, failed for good, failed for now
+            store.set_commit_durability(False)  # thousands of one-send commits, none fsynced
+            store.claim_sends([record(n) for n in range(0, 3000, 5)], "run-0", resendable=False)
+            for n in range(0, 3000, 5):
+                if n % 3 == 0:
+                    store.fail_send(record(n).key, "451 later", False)
+                elif n % 3 == 1:
+                    store.fail_send(record(n).key, "550 never", True)
+            store.confirm_sends([(record(n).key, f"t{n}") for n in range(0, 3000, 5) if n % 3 == 2])
+        batched, one_by_one = stores
+        won = batched.claim_sends(batch, "run-1", resendable=True)
+        assert won == [one_by_one.claim_sends([r], "run-1", resendable=True)[0] for r in batch]
+        assert 0 < won.count(False) < len(won) - STATEMENT_ROWS
+        delivered = [(r.key, f"id-{i}") for i, r in enumerate(batch) if i % 4 != 1]
+        batched.confirm_sends(delivered)
+        for pair in delivered:
+            one_by_one.confirm_sends([pair])
+        ledger = "SELECT key, contact_id, journey_id, version, step_id, kind, scheduled_at, state, attempts, " \
+                 "retryable, transport_id, error, run_id FROM sends ORDER BY key"
+        rows = [store.conn.execute(ledger).fetchall() for store in stores]
+        assert rows[0] == rows[1] and len(rows[0]) > STATEMENT_ROWS * 2
+        assert {row[7] for row in rows[0]} == {"sent", "claimed", "failed"}
+    finally:
+        for store in stores:
+            store.close()
