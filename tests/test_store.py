@@ -285,3 +285,32 @@ def test_claims_and_confirmations_in_multi_row_statements_do_what_one_at_a_time_
     finally:
         for store in stores:
             store.close()
+
+
+@pytest.mark.parametrize("patch", ["{}", '{"email": "Ada@Example.org", "plan": "pro"}'])
+@pytest.mark.parametrize("rev", [1, 2], ids=["unchanged", "imported-since"])
+@pytest.mark.parametrize("wake", [None, "2026-03-02T09:00:00.000000Z", "2026-03-09T09:00:00.000000Z"])
+def test_contact_saves_bound_by_position_write_what_the_named_statement_wrote(tmp_path, patch, rev, wake):
+    """The save's contact ``UPDATE`` runs with its parameters numbered (``_by_position``): the
+    same row as the named statement, whether an import moved ``rev``, the wake-up and the patch."""
+    from runner.store.sqlite import (
+        _SAVE_STATE,
+        _SAVE_STATE_AND_ATTRIBUTES,
+        _SAVE_STATE_AND_ATTRIBUTES_BY_POSITION,
+        _SAVE_STATE_BY_POSITION,
+    )
+
+    update = {"id": "ada", "rev": rev, "seen_event": 0, "patch": patch, "email": "ada@example.org",
+              "tz_changed": True, "timezone": "Asia/Tokyo", "clock": "2026-03-02T08:00:00.000000Z",
+              "memory": '{"j": {"n": 1}}', "seq": 4, "wake": wake, "now": "2026-03-02T08:00:01.000000Z"}
+    named = _SAVE_STATE if patch == "{}" else _SAVE_STATE_AND_ATTRIBUTES
+    numbered, values = _SAVE_STATE_BY_POSITION if patch == "{}" else _SAVE_STATE_AND_ATTRIBUTES_BY_POSITION
+    rows = []
+    for name, sql, params in (("named", named, update), ("numbered", numbered, values(update))):
+        with open_store(tmp_path / f"{name}.db") as store:
+            store.conn.execute("""INSERT INTO contacts (id, email, attributes, created_at, updated_at, wake_at, rev)
+                                  VALUES ('ada', 'ada@example.com', '{"email": "ada@example.com"}', 'x', 'x',
+                                          '2026-03-05T00:00:00.000000Z', 1)""")
+            assert store.conn.execute(sql, params).rowcount == 1
+            rows.append(store.conn.execute("SELECT * FROM contacts").fetchall())
+    assert rows[0] == rows[1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import sqlite3
 import uuid
 from collections import defaultdict
@@ -411,10 +412,11 @@ class SQLiteStore:
             newest_event = self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
             updates = [self._late_events_wake(update, newest_event) for update in prepared.updates]
             written = 0
-            for sql, batch in ((_SAVE_STATE, [u for u in updates if u["patch"] == "{}"]),
-                               (_SAVE_STATE_AND_ATTRIBUTES, [u for u in updates if u["patch"] != "{}"])):
+            for (sql, values), batch in ((_SAVE_STATE_BY_POSITION, [u for u in updates if u["patch"] == "{}"]),
+                                         (_SAVE_STATE_AND_ATTRIBUTES_BY_POSITION,
+                                          [u for u in updates if u["patch"] != "{}"])):
                 if batch:
-                    written += self.conn.executemany(sql, batch).rowcount
+                    written += self.conn.executemany(sql, map(values, batch)).rowcount
             if written < len(updates):  # a row gone since the load: written whole, as a new contact
                 found = {row[0] for row in self.conn.execute(
                     f"SELECT id FROM contacts WHERE id IN ({_marks(updates)})", [u["id"] for u in updates])}
@@ -1398,6 +1400,17 @@ WHERE id = :id
 _SAVE_STATE_AND_ATTRIBUTES = _SAVE_STATE.replace("UPDATE contacts SET", """UPDATE contacts SET
     attributes = json_patch(attributes, :patch),
     email = CASE WHEN json_type(:patch, '$.email') IS NULL THEN email ELSE :email END,""")
+
+
+def _by_position(sql: str) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
+    """``sql`` with its named parameters numbered (``:name`` -> ``?N``, in order of first use)
+    and what picks their values out of a row's dict in that order (see below: why)."""
+    names = list(dict.fromkeys(re.findall(r":(\w+)", sql)))
+    return re.sub(r":(\w+)", lambda found: f"?{names.index(found.group(1)) + 1}", sql), itemgetter(*names)
+
+
+_SAVE_STATE_BY_POSITION = _by_position(_SAVE_STATE)
+_SAVE_STATE_AND_ATTRIBUTES_BY_POSITION = _by_position(_SAVE_STATE_AND_ATTRIBUTES)
 
 # The rows a busy tick writes by the thousand are bound by position: Python's sqlite3 binds a
 # named parameter by building its name as a string and looking it up in the row's dict, for
