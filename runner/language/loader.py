@@ -216,15 +216,16 @@ class _Load:
     def scenario_journeys(self) -> None:
         if not self.scenarios:
             return
-        ids = {doc.data.get("id") for _, doc, _ in self.journey_docs}
+        # an id of another type than text (a list, a mapping: hostile YAML) names no journey; schema says so
+        known = {doc.data.get("id") for _, doc, _ in self.journey_docs if isinstance(doc.data.get("id"), str)}
         loaded = {_real(path) for path, _, _ in self.journey_docs}
         for path in expand_paths([self.journeys_dir()]):
             if kind_of(path) == "journey" and _real(path) not in loaded:
                 doc, _ = self._load_yaml(path)
                 if doc is not None:
-                    ids.add(doc.data.get("id"))
+                    if isinstance(doc.data.get("id"), str):
+                        known.add(doc.data.get("id"))
                     self.other_journey_docs.append(doc)
-        known = {i for i in ids if isinstance(i, str)}
         for doc in self.scenarios:
             self.problems += semantics.check_scenario_journeys(doc, known)
 
@@ -242,6 +243,8 @@ class _Load:
         every = list(journeys)
         built = {j.id for j in journeys}
         for doc in self.other_journey_docs:
+            if not isinstance(doc.data.get("id"), str):
+                return  # not a journey id (hostile YAML): it cannot be built either
             if doc.data.get("id") in built:
                 continue
             try:
