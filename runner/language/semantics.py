@@ -25,6 +25,7 @@ from zoneinfo import available_timezones
 from croniter import croniter
 
 from runner.core.durations import format_duration
+from runner.core.instants import too_long
 from runner.core.model import DEFAULT_TOPIC
 from runner.core.problems import ERROR, WARNING, Problem
 from runner.core.stepkinds import STEP_KINDS
@@ -38,6 +39,8 @@ PathList = list  # a JSON path: keys and indexes, e.g. ["stages", 0, "entry"]
 POSITIVE_DURATION_KEYS = frozenset({
     "wait", "timeout", "within", "older_than", "newer_than", "per", "after", "half_life", "max_lateness", "duration",
 })
+# Keys whose value is a duration that may be zero; every duration is bounded (``duration.too-long``).
+DURATION_KEYS = POSITIVE_DURATION_KEYS | {"every", "first_delay", "max_delay", "max_age"}
 _DURATION = re.compile(r"^(?=[0-9])([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$")
 _WAITS = ("wait", "wait_until", "wait_for")
 _DATE_TYPES = ("date", "datetime")
@@ -122,11 +125,16 @@ class _Checker:
     # -- generic value checks over the whole document
 
     def check_durations(self) -> None:
-        for path, _key, value in self.doc.find(POSITIVE_DURATION_KEYS):
-            if isinstance(value, str) and _DURATION.match(value):
-                if not any(ch not in "0wdhms" for ch in value):
-                    self.report(path, "duration.zero", f"{place(path, self.doc.data)} is zero; it must be a positive duration",
-                                hint="e.g. 1d")
+        for path, key, value in self.doc.find(DURATION_KEYS):
+            if not (isinstance(value, str) and _DURATION.match(value)):
+                continue
+            if key in POSITIVE_DURATION_KEYS and not any(ch not in "0wdhms" for ch in value):
+                self.report(path, "duration.zero", f"{place(path, self.doc.data)} is zero; it must be a positive duration",
+                            hint="e.g. 1d")
+            elif too_long(value):
+                self.report(path, "duration.too-long",
+                            f"{place(path, self.doc.data)} is {value}, longer than a century (36525d)",
+                            hint="e.g. 365d for a year")
 
     def check_timezone(self, path: PathList, value: Any, *, allow_contact: bool = False) -> None:
         if not isinstance(value, str) or (allow_contact and value == "contact") or is_timezone(value):

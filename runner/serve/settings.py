@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from runner.core.durations import parse_duration
+from runner.core.instants import too_long
 from runner.core.model import Project
 from runner.core.problems import JourneyError
 from runner.delivery.unsubscribe import load_secret
@@ -85,9 +86,13 @@ def load_settings(project_root: Path, db: str | Path | None, environ: Mapping[st
         secret: bytes | None = load_secret(project.unsubscribe_secret_env, transport_url=transport_url,
                                            environ=environ)
     except JourneyError:
+        if environ.get(project.unsubscribe_secret_env):
+            raise  # set but unusable (too short): stop at start, as `journey run` does, not 503 every link
         secret = None
     every_text = str(section.get("every", DEFAULT_EVERY))
     try:
+        if too_long(every_text):  # before the timedelta, which overflows
+            raise ValueError(f"'{every_text}' is longer than a century (36525d)")
         every = parse_duration(every_text).approx
     except ValueError as error:
         raise JourneyError(f"project.yaml serve.every: {error}") from None
