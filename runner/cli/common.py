@@ -8,6 +8,7 @@ its problems, one ``error:`` line, its exit code, never a traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,13 @@ class DatabaseLocation(click.ParamType):
         from runner.store.errors import is_url
 
         text = str(value)
+        if not text.strip():
+            self.fail("is empty: give a SQLite file path or a postgresql:// URL", param, ctx)
+        scheme, sep, _rest = text.partition("://")
+        if sep and not is_url(text) and scheme.isascii() and scheme.isalpha():
+            shown = re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", text)  # a password in a URL of another kind
+            self.fail(f"{shown!r}: a database is a SQLite file path or a postgresql:// URL, "
+                      f"not {scheme}://", param, ctx)
         if not is_url(text) and Path(text).is_dir():
             self.fail(f"{text!r} is a directory, not a database file", param, ctx)
         if self.must_exist and not is_url(text) and not Path(text).exists():
@@ -49,6 +57,31 @@ DB_OPTION = click.option(
 
 
 DEFAULT_DAYS = 30  # simulate, render and report look at the same month unless told otherwise
+MAX_DAYS = 36525  # --days: a century; the instants the runner takes end in 2199 (runner.core.instants)
+
+
+def in_calendar(instant: datetime, option: str, text: str) -> datetime:
+    """An instant given on the command line, refused (a usage error) outside 1900-2199: the
+    engine's date arithmetic past that overflowed (`--now 9999-12-31…` ran for minutes, then failed)."""
+    from runner.core.instants import RANGE_TEXT, in_range
+
+    if not in_range(instant):
+        raise UsageError(f"{option} {text!r} is not {RANGE_TEXT}")
+    return instant
+
+
+def days_after(begin: datetime, days: int) -> datetime:
+    """The end of ``--days`` from ``begin``: days positive, at most ``MAX_DAYS``, the end before 2200."""
+    from runner.core.instants import in_range
+
+    if days <= 0:
+        raise UsageError("--days must be positive")
+    if days > MAX_DAYS:
+        raise UsageError(f"--days is at most {MAX_DAYS} (a century)")
+    end = begin + timedelta(days=days)
+    if not in_range(end):
+        raise UsageError(f"--days {days} from {begin.isoformat()} ends after 2199")
+    return end
 
 
 class JourneyRef(click.ParamType):
@@ -159,10 +192,13 @@ def tick_progress(start: datetime, end: datetime, step: timedelta) -> Iterator[C
 
 def as_domain_error(error: Exception) -> JourneyError:
     """Any exception a command let through, as the domain error the user sees: a database
-    failure is a ``StoreError`` (a ``JourneyError``) and says so; anything else is a bug to
-    report, never a traceback."""
+    failure is a ``StoreError`` (a ``JourneyError``) and says so, a file the system refused
+    names the file and the reason; anything else is a bug to report, never a traceback."""
     if isinstance(error, JourneyError):
         return error
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        # the file system said no (a path too long, a folder that cannot be made): the user's to fix, not a bug
+        return JourneyError(f"{error.filename}: {error.strerror}")
     return JourneyError(f"internal error ({type(error).__name__}: {error}); please report it")
 
 

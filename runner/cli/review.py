@@ -8,13 +8,13 @@ print; domain errors reach the user through the ``journey`` group (exit codes:
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from runner.cli.common import DEFAULT_DAYS, DatabaseLocation, contacts_path, open_db
+from runner.cli.common import DEFAULT_DAYS, DatabaseLocation, contacts_path, days_after, in_calendar, open_db
 from runner.core.problems import JourneyError, UsageError
 
 
@@ -27,10 +27,8 @@ def _period(start: str | None, days: int) -> tuple[datetime, datetime]:
         instant = as_instant(start)
         if instant is None:
             raise UsageError(f"--start: '{start}' is not an ISO 8601 time (e.g. 2026-03-02T00:00:00Z)")
-        begin = instant
-    if days <= 0:
-        raise UsageError("--days must be positive")
-    return begin, begin + timedelta(days=days)
+        begin = in_calendar(instant, "--start", start)
+    return begin, days_after(begin, days)
 
 
 def _contacts(loaded: Any, contacts_file: Path | None, required: bool) -> list:

@@ -15,7 +15,16 @@ from typing import Any, Literal
 
 import click
 
-from runner.cli.common import DB_OPTION, JourneyRef, journey_id, open_db, project_root, say, what_it_stops
+from runner.cli.common import (
+    DB_OPTION,
+    JourneyRef,
+    in_calendar,
+    journey_id,
+    open_db,
+    project_root,
+    say,
+    what_it_stops,
+)
 from runner.core.problems import JourneyError, UsageError
 from runner.core.state import ContactState
 from runner.core.vocabulary import step_stop_reason
@@ -31,16 +40,17 @@ def load_project_settings(root: Path) -> Any:
     return load_project_file(root)
 
 
-def parse_now(text: str | None) -> datetime:
+def parse_now(text: str | None, option: str = "--now") -> datetime:
+    """``--now`` (or the ``option`` named): ISO 8601 with an offset, 1900-2199; the clock when not given."""
     if not text:
         return datetime.now(UTC)
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"--now {text!r} is not an ISO 8601 date-time (e.g. 2026-03-02T09:00:00Z)") from None
+        raise UsageError(f"{option} {text!r} is not an ISO 8601 date-time (e.g. 2026-03-02T09:00:00Z)") from None
     if value.tzinfo is None:
-        raise UsageError(f"--now {text!r} needs a UTC offset (Z or +03:00)")
-    return value.astimezone(UTC)
+        raise UsageError(f"{option} {text!r} needs a UTC offset (Z or +03:00)")
+    return in_calendar(value.astimezone(UTC), option, text)
 
 
 # ---------------------------------------------------------------- run
@@ -93,7 +103,11 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
         raise UsageError("--workers writes text lines only for now: leave out --log-format json")
     interval = None
     if every:
+        from runner.core.instants import too_long
+
         try:
+            if too_long(every):  # before the timedelta, which overflows
+                raise ValueError(f"'{every}' is longer than a century (36525d)")
             interval = parse_duration(every).approx
         except ValueError as error:
             raise UsageError(f"--every: {error}") from None
@@ -240,8 +254,10 @@ def format_status(report: dict) -> str:
     lines = [f"status at {report['now']}"]
     lines.append("")
     lines.append("deployments:")
-    for row in report["deployments"] or [{"journey_id": "(none)", "version": "", "content_hash": "", "deployed_at": ""}]:
+    for row in report["deployments"]:
         lines.append(f"  {row['journey_id']:<24} v{row['version']:<4} {row['content_hash']:<18} {row['deployed_at']}")
+    if not report["deployments"]:
+        lines.append("  (none)")
     lines.append("")
     lines.append(f"contacts: {report['contacts']}   due now: {report['due_contacts']}   "
                  f"next wake-up: {report['next_wake_at'] or '-'}")
@@ -395,8 +411,8 @@ def requeue(keys: tuple[str, ...], since_text: str | None, until_text: str | Non
     """
     if not (keys or since_text or until_text or all_failed):
         raise UsageError("give the KEY(s) to requeue (see `journey status`), --since/--until, or --all-failed")
-    since = parse_now(since_text) if since_text else None
-    until = parse_now(until_text) if until_text else None
+    since = parse_now(since_text, "--since") if since_text else None
+    until = parse_now(until_text, "--until") if until_text else None
     with open_db(db_path, project_root(), must_exist=True) as store:
         done = store.requeue_sends(list(keys), since=since, until=until, every=all_failed)
     click.echo(f"requeued {len(done)} send(s); the next run sends them")

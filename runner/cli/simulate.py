@@ -14,7 +14,15 @@ from pathlib import Path
 
 import click
 
-from runner.cli.common import DEFAULT_DAYS, JOURNEYS_ARGUMENT, contacts_path, journey_paths, terminal_progress
+from runner.cli.common import (
+    DEFAULT_DAYS,
+    JOURNEYS_ARGUMENT,
+    contacts_path,
+    days_after,
+    in_calendar,
+    journey_paths,
+    terminal_progress,
+)
 from runner.core.problems import JourneyError, UsageError
 
 FORMATS = ("table", "json", "markdown")
@@ -26,7 +34,7 @@ def parse_instant(text: str, option: str) -> datetime:
     instant = as_instant(text)
     if instant is None:
         raise UsageError(f"{option}: '{text}' is not an ISO 8601 time (e.g. 2026-03-02T00:00:00Z)")
-    return instant
+    return in_calendar(instant, option, text)
 
 
 def load_inputs(journeys: tuple[Path | str, ...], contacts_file: Path | None):
@@ -50,7 +58,6 @@ def _counted(contacts: list, advance: Callable[[str], None]) -> Iterator:
 
 
 def period(start: str | None, days: int | None, until: str | None) -> tuple[datetime, datetime]:
-    from datetime import timedelta
 
     from runner.simulation.scenarios import DEFAULT_START
 
@@ -62,9 +69,7 @@ def period(start: str | None, days: int | None, until: str | None) -> tuple[date
         if end <= begin:
             raise UsageError(f"--until ({until}) must be after the start ({begin.isoformat()})")
         return begin, end
-    if days is not None and days <= 0:
-        raise UsageError("--days must be positive")
-    return begin, begin + timedelta(days=days if days is not None else DEFAULT_DAYS)
+    return begin, days_after(begin, days if days is not None else DEFAULT_DAYS)
 
 
 CONTACTS_OPTION = click.option(

@@ -21,6 +21,7 @@ import yaml
 
 from runner.core.conditions import as_instant
 from runner.core.durations import parse_duration
+from runner.core.instants import RANGE_TEXT, in_range
 from runner.core.localtime import add_duration, localize, zone
 from runner.core.problems import JourneyError
 from runner.core.state import Contact, ContactState, Event
@@ -66,7 +67,18 @@ def _deep_copy(value: Any) -> Any:
 
 
 def resolve_time(text: Any, start: datetime, tz_name: str, where: str = "") -> datetime:
-    """An absolute or start-relative time as a UTC instant (see module doc)."""
+    """An absolute or start-relative time as a UTC instant (see module doc), between 1900 and 2199:
+    a time past the calendar's end (``+99999999999d``, ``9999-12-31``) is an error, not an overflow."""
+    try:
+        instant = _resolve_time(text, start, tz_name, where)
+    except OverflowError:
+        instant = None
+    if instant is None or not in_range(instant):
+        raise JourneyError(f"{where}: '{text}' is not a time {RANGE_TEXT}")
+    return instant
+
+
+def _resolve_time(text: Any, start: datetime, tz_name: str, where: str) -> datetime:
     if isinstance(text, datetime) or (isinstance(text, str) and not text.strip().startswith("+")):
         instant = as_instant(text)
         if instant is None:
