@@ -31,7 +31,7 @@ from runner.core.vocabulary import ALL_TOPICS
 from runner.delivery.message import MailMessage, MessageDraft, draft_message
 from runner.delivery.render import Renderer, html_stem, locale_context, render_context
 from runner.delivery.transports import PermanentError, TransientError, Transport, open_transport
-from runner.delivery.unsubscribe import UnsubscribeLinks, is_dev_transport, load_secret, make_token
+from runner.delivery.unsubscribe import TokenMaker, UnsubscribeLinks, is_dev_transport, load_secret
 from runner.delivery.webhooks import allowed_networks, encode_payload, post_webhook
 from runner.language.locales import Resolution, localization_of, normalize_tag, resolve
 
@@ -76,6 +76,7 @@ class Delivery:
             self.transport = open_transport(transport_url, base_dir=project.root)
         self._outbox = _outbox_dir(transport_url, project.root)
         self._unsubscribe_url = UnsubscribeLinks(project.unsubscribe_url)
+        self._token = TokenMaker(self.secret)
         self.localization = localization_of(project.raw)
         webhook_settings = project.raw.get("webhooks") or {}
         try:
@@ -106,8 +107,8 @@ class Delivery:
         exactly when ``build`` fails; ``journey simulate`` stops here."""
         detail = decision.detail
         contact = Contact(decision.contact, dict(detail.get("attributes") or {}), detail.get("timezone"))
-        unsubscribe = self._unsubscribe_url(make_token(
-            self.secret, decision.contact, journey.id, self.unsubscribe_topic(journey, decision.step)))
+        unsubscribe = self._unsubscribe_url(self._token(
+            decision.contact, journey.id, self.unsubscribe_topic(journey, decision.step)))
         resolution = resolve(self.localization, contact.attributes)
         variants = resolution.chain[:-1]  # the default language is the unsuffixed templates
         written_in = self.localization.default
