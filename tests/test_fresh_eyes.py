@@ -158,3 +158,15 @@ def test_the_status_of_a_database_with_nothing_deployed_lists_no_deployment(samp
     assert result.returncode == 0 and clean(result)
     lines = result.stdout.splitlines()
     assert lines[lines.index("deployments:") + 1] == "  (none)"
+
+
+@pytest.mark.parametrize("args", [["graph", "onboarding", "--format", "dot"], ["validate", "--format", "json"]])
+def test_a_reader_that_went_away_ends_the_command_quietly(sample: Path, args: list[str]):
+    # `journey graph onboarding --format dot | dot -Tsvg` without Graphviz: an internal error before
+    process = subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=sample, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the interpreter has even started: every write meets a closed pipe
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert stderr == ""

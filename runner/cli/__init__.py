@@ -68,6 +68,9 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # the reader went away (`journey graph | dot` without dot): nothing left to say
+            _silence_stdout()
+            raise click.exceptions.Exit(1) from None
         except Exception as error:  # noqa: BLE001 - the one place errors reach the user: never a traceback
             from runner.cli.common import as_domain_error
 
@@ -79,6 +82,15 @@ class LazyGroup(click.Group):
     def _module_exists(name: str) -> bool:
         module_name = COMMANDS[name].split(":")[0]
         return importlib.util.find_spec(f"runner.cli.{module_name}") is not None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not meet the closed pipe again."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,7 +14,8 @@ from runner.cli import main
 HEADER = """# Command reference
 
 Generated from `journey … --help` by `python -m runner.cli.reference > docs/cli.md`;
-a test keeps it in sync. Exit codes everywhere: 0 ok, 1 problems found, 2 usage error.
+a test keeps it in sync. Exit codes everywhere: 0 ok, 1 problems found, 2 usage error
+(1, silently, when the reader of the output went away: `journey graph … | dot` without dot).
 The guides explain each command in depth: see the links in the README.
 """
 
