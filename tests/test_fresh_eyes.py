@@ -9,6 +9,7 @@ status of an empty database.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,9 +20,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def journey(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def journey(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=timeout)
 
 
 def clean(result: subprocess.CompletedProcess) -> bool:
@@ -170,3 +171,40 @@ def test_a_reader_that_went_away_ends_the_command_quietly(sample: Path, args: li
     stderr = process.stderr.read()
     assert process.wait(timeout=120) == 1
     assert stderr == ""
+
+
+# -- test contacts named with --contacts (not validated first)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("contacts:\n  - id: a\n    events: 7\n", "contact 'a': events must be a list, not 7"),
+    ("contacts:\n  - id: a\n    events:\n      - [1, 2]\n",
+     "contact 'a': event 1 must be a mapping with `at` and an `event` name, not [1, 2]"),
+    ("contacts:\n  - id: a\n    events:\n      - {at: '+1d', event: [x]}\n", "contact 'a': event 1 must be a mapping"),
+    ("contacts:\n  - id: a\n    attributes: [1]\n", "contact 'a': attributes must be a mapping, not [1]"),
+    ("contacts:\n  - id: [a]\n", "a contact id is text, not ['a']"),
+])
+def test_test_contacts_of_the_wrong_shape_say_what_is_wrong(sample: Path, tmp_path: Path, text: str, message: str):
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text(text, encoding="utf-8")
+    result = journey(["simulate", "--contacts", str(contacts), "--days", "2"], sample)
+    assert result.returncode == 1 and clean(result)
+    assert result.stderr.splitlines()[-1].startswith(f"error: {contacts}: {message}")
+
+
+def test_test_contacts_that_are_a_fifo_are_refused_not_waited_for(sample: Path, tmp_path: Path):
+    fifo = tmp_path / "contacts.yaml"
+    os.mkfifo(fifo)
+    result = journey(["simulate", "--contacts", str(fifo), "--days", "2"], sample, timeout=60)  # hung before
+    assert result.returncode == 1 and clean(result)
+    assert result.stderr.splitlines()[-1] == f"error: {fifo} is a FIFO; only regular files are read"
+
+
+def test_test_contacts_with_an_alias_bomb_are_refused_with_its_line(sample: Path, tmp_path: Path):
+    contacts = tmp_path / "contacts.yaml"
+    rows = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{b}: &{b} [{', '.join(['*' + a] * 9)}]" for a, b in zip("abcd", "bcde", strict=True)]
+    contacts.write_text("\n".join(rows) + "\ncontacts: []\n", encoding="utf-8")
+    result = journey(["simulate", "--contacts", str(contacts), "--days", "2"], sample)
+    assert result.returncode == 1 and clean(result)
+    assert f"{contacts}:5:1: error[yaml.alias-bomb]" in result.stderr

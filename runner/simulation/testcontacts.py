@@ -9,6 +9,7 @@ same relative syntax is used by scenario expectations, so it lives here.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterable
@@ -17,15 +18,16 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from runner.core.conditions import as_instant
 from runner.core.durations import parse_duration
 from runner.core.instants import RANGE_TEXT, in_range
 from runner.core.localtime import add_duration, localize, zone
-from runner.core.problems import JourneyError
+from runner.core.problems import ERROR, JourneyError
 from runner.core.state import Contact, ContactState, Event
+from runner.language.projectfiles import UnsafeFile, read_inside
+from runner.language.yamlsource import load_bytes
 
+MAX_CONTACTS_BYTES = 64 * 1024 * 1024  # generated test sets run to thousands of contacts; a bound all the same
 RELATIVE_RE = re.compile(r"^\+\s*(?P<offset>[0-9wdhms]+)?\s*(?P<clock>\d{1,2}:\d{2})?$")
 
 
@@ -108,6 +110,7 @@ def _resolve_time(text: Any, start: datetime, tz_name: str, where: str) -> datet
 def _from_mapping(spec: dict[str, Any], source: str) -> TestContact:
     if not isinstance(spec, dict) or not spec.get("id"):
         raise JourneyError(f"{source}: every contact needs an id")
+    _check_shape(spec, source)
     return TestContact(
         id=str(spec["id"]),
         timezone=spec.get("timezone"),
@@ -116,6 +119,24 @@ def _from_mapping(spec: dict[str, Any], source: str) -> TestContact:
         events=list(spec.get("events") or []),
         source=source,
     )
+
+
+def _check_shape(spec: dict[str, Any], source: str) -> None:
+    """The types the engine relies on, checked here: a contacts file named with ``--contacts``
+    is not validated first (``events: 7`` or an event name that is a list was an internal error)."""
+    where = f"{source}: contact {spec['id']!r}"
+    if isinstance(spec["id"], (dict, list, bool)):
+        raise JourneyError(f"{source}: a contact id is text, not {spec['id']!r}")
+    for key, kind, name in (("attributes", dict, "a mapping"), ("events", list, "a list"),
+                            ("anonymous_ids", list, "a list"), ("timezone", str, "text")):
+        if spec.get(key) is not None and not isinstance(spec[key], kind):
+            raise JourneyError(f"{where}: {key} must be {name}, not {spec[key]!r}")
+    for index, event in enumerate(spec.get("events") or [], 1):
+        if not isinstance(event, dict) or not isinstance(event.get("event"), str) or "at" not in event:
+            raise JourneyError(f"{where}: event {index} must be a mapping with `at` and an `event` name, "
+                               f"not {event!r}")
+        if event.get("properties") is not None and not isinstance(event["properties"], dict):
+            raise JourneyError(f"{where}: event {index}: properties must be a mapping, not {event['properties']!r}")
 
 
 def _from_csv_row(row: dict[str, str], source: str) -> TestContact:
@@ -132,23 +153,33 @@ def _from_csv_row(row: dict[str, str], source: str) -> TestContact:
 
 
 def load_test_contacts(path: Path) -> list[TestContact]:
-    """Read test contacts from YAML (``contacts:`` list), JSONL or CSV."""
+    """Read test contacts from YAML (``contacts:`` list), JSONL or CSV: a regular file of at most
+    ``MAX_CONTACTS_BYTES``, read without blocking (a FIFO or /dev/zero hung simulate), YAML with the
+    project's safe loader (positions, no alias bombs)."""
+    if not path.exists():
+        raise JourneyError(f"{path}: no such file")
     try:
+        raw = read_inside(path, Path(path.anchor or "/"), MAX_CONTACTS_BYTES)
+    except UnsafeFile as unsafe:
+        raise JourneyError(str(unsafe)) from None
+    try:
+        if path.suffix in (".jsonl", ".csv"):
+            text = raw.decode("utf-8-sig")
         if path.suffix == ".jsonl":
             contacts = []
-            with path.open(encoding="utf-8") as handle:
-                for number, line in enumerate(handle, 1):
-                    if line.strip():
-                        contacts.append(_from_mapping(json.loads(line), f"{path}:{number}"))
+            for number, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    contacts.append(_from_mapping(json.loads(line), f"{path}:{number}"))
             return contacts
         if path.suffix == ".csv":
-            with path.open(encoding="utf-8", newline="") as handle:
-                return [_from_csv_row(row, f"{path}:{i}") for i, row in enumerate(csv.DictReader(handle), 2)]
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise JourneyError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+            rows = csv.DictReader(io.StringIO(text, newline=""))
+            return [_from_csv_row(row, f"{path}:{i}") for i, row in enumerate(rows, 2)]
+    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error, RecursionError, ValueError) as exc:
         raise JourneyError(f"{path}: cannot read test contacts: {exc}") from None
+    doc, problems = load_bytes(raw, str(path))
+    if doc is None or any(problem.severity == ERROR for problem in problems):
+        raise JourneyError(f"{path}: cannot read test contacts", problems)
+    data = doc.data
     items = data.get("contacts") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise JourneyError(f"{path}: expected a 'contacts:' list")
