@@ -208,3 +208,14 @@ def test_test_contacts_with_an_alias_bomb_are_refused_with_its_line(sample: Path
     result = journey(["simulate", "--contacts", str(contacts), "--days", "2"], sample)
     assert result.returncode == 1 and clean(result)
     assert f"{contacts}:5:1: error[yaml.alias-bomb]" in result.stderr
+
+
+def test_an_id_past_64_characters_is_a_validate_error_not_a_failed_send(project: Path):
+    # a 5,000-character journey id passed validate; every send failed (List-Id over 998 octets)
+    edit(project / "journeys" / "onboarding.yaml", "\nid: onboarding\n", "\nid: " + "a" * 5000 + "\n")
+    result = journey(["validate", "journeys/onboarding.yaml"], project)
+    assert result.returncode == 1 and clean(result)
+    assert result.stdout.splitlines()[0] == (
+        "journeys/onboarding.yaml:6:5: error[schema.too-long] id is 5000 characters long; at most 64")
+    edit(project / "journeys" / "onboarding.yaml", "a" * 5000, "a" * 64)
+    assert journey(["validate", "journeys/onboarding.yaml"], project).returncode == 0

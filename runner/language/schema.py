@@ -270,6 +270,10 @@ def _explain(error: ValidationError, doc: YamlDocument) -> list[Explained]:
             path, "schema.range", f"{where} must be {bound} {_value_of(error)} (got {_show(_instance_of(error))})"))]
     if kind in ("minItems", "minLength", "minProperties"):
         return [((kind, tuple(path)), doc.problem(path, "schema.empty", f"{where} must not be empty", key=True))]
+    if kind == "maxLength":  # an id goes into headers (List-Id) and keys: 5,000 characters failed every send
+        return [((kind, tuple(path)), doc.problem(
+            path, "schema.too-long", f"{where} is {len(_instance_of(error))} characters long; at most "
+            f"{_value_of(error)}"))]
     if kind == "maxItems":
         return [((kind, tuple(path)), doc.problem(
             path, "schema.too-many", f"{where} takes at most {_value_of(error)} items"))]
