@@ -102,8 +102,8 @@ def load_settings(project_root: Path, db: str | Path | None, environ: Mapping[st
         project_root=root,
         project=project,
         db=resolve_db(db or environ.get("JOURNEY_DB"), start=root),
-        host=host or str(section.get("host", DEFAULT_HOST)),
-        port=port if port is not None else int(section.get("port", DEFAULT_PORT)),
+        host=host or _section_value(section, "host", DEFAULT_HOST, str, "text"),
+        port=port if port is not None else _section_port(section),
         write_keys=parse_write_keys(environ.get(WRITE_KEYS_ENV, "")),
         unsubscribe_secret=secret,
         worker=WorkerSettings(every=every, transport_url=transport_url),
@@ -114,6 +114,22 @@ def load_settings(project_root: Path, db: str | Path | None, environ: Mapping[st
 def parse_write_keys(text: str) -> tuple[bytes, ...]:
     """``JOURNEY_WRITE_KEYS``: comma-separated; blanks around a key are dropped."""
     return tuple(key.strip().encode("utf-8") for key in text.split(",") if key.strip())
+
+
+def _section_value(section: dict[str, Any], key: str, default: Any, kind: type, name: str) -> Any:
+    """``serve.<key>`` of the type the schema says; a wrong one stops the service with where to look."""
+    value = section.get(key, default)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise JourneyError(f"project.yaml serve.{key} must be {name}, not {value!r} (`journey validate` shows where)")
+    return value
+
+
+def _section_port(section: dict[str, Any]) -> int:
+    port = _section_value(section, "port", DEFAULT_PORT, int, "a whole number from 0 to 65535")
+    if not 0 <= port <= 65535:
+        raise JourneyError(f"project.yaml serve.port must be a whole number from 0 to 65535, not {port} "
+                           "(`journey validate` shows where)")
+    return int(port)
 
 
 def _serve_section(path: Path) -> dict[str, Any]:

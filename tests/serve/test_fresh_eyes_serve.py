@@ -84,3 +84,21 @@ def test_a_too_short_unsubscribe_secret_stops_serve_at_start(serve_project, secr
     assert result.stderr.splitlines()[-1] == (
         "error: JOURNEY_UNSUBSCRIBE_SECRET is too short (5 bytes); use at least 16 random bytes")
     assert "Traceback" not in result.stderr and "listening" not in result.stdout
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ("serve: {port: 99999}", "project.yaml serve.port must be a whole number from 0 to 65535, not 99999"),
+    ("serve: {port: abc}", "project.yaml serve.port must be a whole number from 0 to 65535, not 'abc'"),
+    ("serve: {port: [1]}", "project.yaml serve.port must be a whole number from 0 to 65535, not [1]"),
+    ("serve: {host: 5}", "project.yaml serve.host must be text, not 5"),
+])
+def test_a_serve_section_of_the_wrong_type_stops_serve_with_where_to_look(serve_project, section: str, message: str):
+    # internal errors before (OverflowError from bind, ValueError from int)
+    project_file = serve_project.root / "project.yaml"
+    project_file.write_text(project_file.read_text(encoding="utf-8") + f"\n{section}\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "JOURNEY_WRITE_KEYS": WRITE_KEY}
+    result = subprocess.run([sys.executable, "-m", "runner", "serve", "--db", str(serve_project.db)],
+                            cwd=serve_project.root, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == f"error: {message} (`journey validate` shows where)"
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
