@@ -219,3 +219,19 @@ def test_an_id_past_64_characters_is_a_validate_error_not_a_failed_send(project:
         "journeys/onboarding.yaml:6:5: error[schema.too-long] id is 5000 characters long; at most 64")
     edit(project / "journeys" / "onboarding.yaml", "a" * 5000, "a" * 64)
     assert journey(["validate", "journeys/onboarding.yaml"], project).returncode == 0
+
+
+def test_a_database_of_another_kind_in_the_environment_or_project_says_so(project: Path):
+    # "no database at mysql://x: run `journey deploy`" before; deploy tried to open a file "mysql:/x"
+    env = {**os.environ, "JOURNEY_DB": "mysql://user:pw@host/db"}
+    result = subprocess.run([sys.executable, "-m", "runner", "status"], cwd=project, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1 and clean(result)
+    assert result.stderr.splitlines()[-1] == ("error: JOURNEY_DB 'mysql://user:***@host/db': a database is a SQLite "
+                                              "file path or a postgresql:// URL, not mysql://")
+    edit(project / "project.yaml", "\ndatabase: journey.db\n", '\ndatabase: "sqlite:///x.db"\n')
+    deployed = journey(["deploy"], project)
+    assert deployed.returncode == 1 and clean(deployed)
+    assert deployed.stderr.splitlines()[-1] == ("error: project.yaml database 'sqlite:///x.db': a database is a "
+                                                "SQLite file path or a postgresql:// URL, not sqlite://")
+    assert not list(project.glob("sqlite*"))

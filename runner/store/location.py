@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,15 +33,26 @@ def resolve_db(cli_value: str | Path | None, start: Path | None = None) -> str:
     holding project.yaml), so commands work from any subfolder; a URL is kept as it is.
     """
     if cli_value:
-        return str(cli_value)
+        return _known_kind(str(cli_value), "database")
     from_env = os.environ.get("JOURNEY_DB")
     if from_env:
-        return from_env
+        return _known_kind(from_env, "JOURNEY_DB")
     root = _project_root(start or Path.cwd())
     if root is None:
         return DEFAULT_DB
-    database = _project_database(root / PROJECT_FILE) or DEFAULT_DB
+    database = _known_kind(_project_database(root / PROJECT_FILE) or DEFAULT_DB, "project.yaml database")
     return database if is_url(database) else str(root / database)
+
+
+def _known_kind(location: str, where: str) -> str:
+    """``location``, unless it is a URL of a kind no store opens (``mysql://``, ``sqlite://``): that
+    was taken for a file name and answered "no database at mysql://…: run `journey deploy`"."""
+    scheme, sep, _rest = location.partition("://")
+    if sep and scheme.isascii() and scheme.isalpha() and not is_url(location):
+        shown = re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", location)  # redacted() reads it as a file path
+        raise JourneyError(f"{where} {shown!r}: a database is a SQLite file path or a postgresql:// URL, "
+                           f"not {scheme}://")
+    return location
 
 
 def open_store(location: str | Path, *, read_only: bool = False) -> Store:
