@@ -20,6 +20,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from email import utils
 
+import jinja2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -246,3 +247,32 @@ def test_timeline_local_times_are_worked_out_per_record(sample_simulation):
     records = timeline.timeline_records(simulation, project, render_subjects=False)
     assert len({(r.at, r.timezone) for r in records}) < len(records)  # the cache is used
     assert [r.local_time for r in records] == [timeline.local_iso(r.at, r.timezone) for r in records]
+
+
+DICT_NAMES = sorted(set(dir(dict)) | set(dir(type)) | {"first_name", "email", "", "items ", "__dict__", "mro"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.one_of(st.sampled_from(DICT_NAMES), st.text(max_size=5)), st.integers(), max_size=6),
+       st.one_of(st.sampled_from(DICT_NAMES), st.text(max_size=5)))
+def test_a_dicts_attribute_is_what_the_sandbox_answers(values, name):
+    """GuardedEnvironment.getattr gives a plain dict's item without the sandbox's AttributeError
+    first: the same value as the sandbox's getattr, whether the name is a key, a dict method
+    (the method wins, as in Jinja), a key and a method at once, or neither (undefined)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    environment = Renderer(REPO / "templates").env
+    for obj in (values, dict(values), type("Sub", (dict,), {})(values)):
+        ours = environment.getattr(obj, name)
+        plain = ImmutableSandboxedEnvironment.getattr(environment, obj, name)
+        if isinstance(plain, jinja2.Undefined):
+            assert type(ours) is type(plain) and ours._undefined_hint == plain._undefined_hint \
+                and ours._undefined_name == plain._undefined_name and ours._undefined_obj is plain._undefined_obj
+        else:
+            assert ours == plain and type(ours) is type(plain)
+
+
+def test_a_dicts_items_in_a_template_is_still_the_method():
+    renderer = Renderer(REPO / "templates")
+    context = {"contact": {"items": "key", "first_name": "Ada"}}
+    assert renderer.render_string("{{ contact.first_name }} {{ contact.items() | list | length }}", context) == "Ada 2"
