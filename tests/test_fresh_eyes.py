@@ -235,3 +235,27 @@ def test_a_database_of_another_kind_in_the_environment_or_project_says_so(projec
     assert deployed.stderr.splitlines()[-1] == ("error: project.yaml database 'sqlite:///x.db': a database is a "
                                                 "SQLite file path or a postgresql:// URL, not sqlite://")
     assert not list(project.glob("sqlite*"))
+
+
+# -- journey bounces import
+
+
+def test_bounces_in_a_maildir_with_a_fifo_are_read_around_it(sample: Path, tmp_path: Path):
+    maildir = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    (maildir / "new" / "1").write_bytes(b"From: someone@example.com\nSubject: hello\n\nnot a bounce\n")
+    os.mkfifo(maildir / "new" / "2")
+    result = journey(["bounces", "import", str(maildir), "--db", str(tmp_path / "j.db")], sample, timeout=60)
+    assert clean(result)  # waited on the FIFO for ever before
+    assert f"{maildir}/2: unreadable: not a regular file" in result.stdout + result.stderr
+    assert f"{maildir}/1: unrecognised" in result.stdout + result.stderr
+
+
+def test_a_bounce_nested_thousands_deep_is_unreadable_not_an_internal_error(sample: Path, tmp_path: Path):
+    parts = "".join(f"--b{i}\nContent-Type: multipart/mixed; boundary=b{i + 1}\n\n" for i in range(2000))
+    message = tmp_path / "deep.eml"
+    message.write_text("From: a@example.com\nContent-Type: multipart/mixed; boundary=b0\n\n" + parts, encoding="ascii")
+    result = journey(["bounces", "import", str(message), "--db", str(tmp_path / "j.db")], sample)
+    assert result.returncode == 1 and clean(result)
+    assert f"{message}: unreadable: MIME parts nested too deeply" in result.stdout + result.stderr

@@ -18,8 +18,11 @@ none), so importing a file again counts nothing twice. The reported message's
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mailbox
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,8 +70,7 @@ def read_reports(path: Path, now: datetime) -> Iterator[ReadMessage | Unreadable
 
 def _file(path: Path, now: datetime) -> Iterator[ReadMessage | Unreadable]:
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_MESSAGE_BYTES)
+        data = _regular_bytes(path)
     except OSError as error:
         yield Unreadable(str(path), error.strerror or str(error))
         return
@@ -76,14 +78,34 @@ def _file(path: Path, now: datetime) -> Iterator[ReadMessage | Unreadable]:
         try:
             box = mailbox.mbox(path, create=False)
             for index, key in enumerate(box.keys()):
-                yield ReadMessage(f"{path}[{index + 1}]", bounces_of(box.get_bytes(key), now))
+                yield _message(f"{path}[{index + 1}]", box.get_bytes(key), now)
         except (OSError, mailbox.Error) as error:
             yield Unreadable(str(path), str(error))
         return
     if not _looks_like_mail(data):
         yield Unreadable(str(path), "not an email message (no header lines)")
         return
-    yield ReadMessage(str(path), bounces_of(data, now))
+    yield _message(str(path), data, now)
+
+
+def _regular_bytes(path: Path) -> bytes:
+    """The first ``MAX_MESSAGE_BYTES`` of ``path``, a regular file, opened without blocking: a FIFO
+    (in a Maildir, or named itself) hung the import; it is an OSError (unreadable) now."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(MAX_MESSAGE_BYTES)
+    finally:
+        os.close(fd)
+
+
+def _message(name: str, data: bytes, now: datetime) -> ReadMessage | Unreadable:
+    try:
+        return ReadMessage(name, bounces_of(data, now))
+    except RecursionError:  # MIME parts nested thousands deep: the parser's recursion, not a report
+        return Unreadable(name, "MIME parts nested too deeply")
 
 
 def _looks_like_mail(data: bytes) -> bool:
@@ -95,19 +117,21 @@ def _looks_like_mail(data: bytes) -> bool:
 
 
 def _maildir(path: Path, now: datetime) -> Iterator[ReadMessage | Unreadable]:
+    """The messages of ``new/`` and ``cur/``, by key (the file name before Maildir's ``:2,`` flags),
+    each read as a regular file (``mailbox.Maildir.get_bytes`` would wait on a FIFO)."""
     try:
-        box = mailbox.Maildir(path, factory=None, create=False)
-        keys = sorted(box.keys())
-    except (OSError, mailbox.Error) as error:
-        yield Unreadable(str(path), str(error))
+        files = {entry.name.split(":", 1)[0]: Path(entry.path)
+                 for sub in ("new", "cur") for entry in os.scandir(path / sub) if not entry.name.startswith(".")}
+    except OSError as error:
+        yield Unreadable(str(path), error.strerror or str(error))
         return
-    for key in keys:
+    for key in sorted(files):
         try:
-            data = box.get_bytes(key)
-        except (OSError, KeyError) as error:
-            yield Unreadable(f"{path}/{key}", str(error))
+            data = _regular_bytes(files[key])
+        except OSError as error:
+            yield Unreadable(f"{path}/{key}", error.strerror or str(error))
             continue
-        yield ReadMessage(f"{path}/{key}", bounces_of(data[:MAX_MESSAGE_BYTES], now))
+        yield _message(f"{path}/{key}", data, now)
 
 
 def bounces_of(data: bytes, now: datetime) -> list[Bounce] | None:
