@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
@@ -187,8 +188,15 @@ def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list
             problems.append(Problem(file, *at(name_node), "template.variable",
                                     f"`{name_node.name}` is not available in templates{extra}",
                                     hint="templates see: " + ", ".join(CONTEXT)))
+    for read in tree.find_all(nodes.Getattr):
+        if _refused_attribute(read.attr):
+            problems.append(Problem(file, *at(read), "template.unsafe",
+                                    f"`.{read.attr}` is refused by the sandbox: every render of this template fails",
+                                    hint="read the contact's data by name (contact.first_name); the sandbox "
+                                         "refuses Python's own attributes (__class__, __init__, …)"))
     for node, chain in _chains(tree):
-        problems.extend(_check_chain(chain, file, at(node), context))
+        if not any(_refused_attribute(part) for part in chain):
+            problems.extend(_check_chain(chain, file, at(node), context))
     includes = [
         (node.template.value, node.lineno)  # type: ignore[attr-defined]  # all four node types have .template
         for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))
@@ -197,6 +205,14 @@ def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list
     return problems, includes
 
 
+def _refused_attribute(name: str) -> bool:
+    """An attribute the sandbox refuses on whatever a template reads (a mapping, text, a list, a
+    number, a date): a name with a leading _ that such values have (``__class__``, ``__init__``).
+    A leading _ they do not have reads the key of that name (``contact._score``), which is allowed."""
+    return name.startswith("_") and any(hasattr(value, name) for value in _TEMPLATE_VALUES)
+
+
+_TEMPLATE_VALUES: tuple[object, ...] = (object(), {}, "", [], 0, 0.0, datetime(2026, 1, 1, tzinfo=UTC))
 _SCOPES = (nodes.For, nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.With, nodes.Block, nodes.Scope)
 
 
