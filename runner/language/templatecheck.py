@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -194,6 +195,14 @@ def _analyse(source: str, context: TemplateContext) -> tuple[list[Problem], list
                                     f"`.{read.attr}` is refused by the sandbox: every render of this template fails",
                                     hint="read the contact's data by name (contact.first_name); the sandbox "
                                          "refuses Python's own attributes (__class__, __init__, …)"))
+    for call in tree.find_all(nodes.Call):  # '{0.__class__}'.format(contact): the same refusal, inside str.format
+        method = call.node
+        if (isinstance(method, nodes.Getattr) and method.attr in ("format", "format_map")
+                and isinstance(method.node, nodes.Const) and isinstance(method.node.value, str)
+                and any(_refused_attribute(name) for name in _FORMAT_ATTRIBUTE.findall(method.node.value))):
+            problems.append(Problem(file, *at(call), "template.unsafe",
+                                    "a format field reads an attribute the sandbox refuses: every render of this "
+                                    "template fails", hint="format the contact's data by name ({0[first_name]})"))
     for node, chain in _chains(tree):
         if not any(_refused_attribute(part) for part in chain):
             problems.extend(_check_chain(chain, file, at(node), context))
@@ -212,6 +221,7 @@ def _refused_attribute(name: str) -> bool:
     return name.startswith("_") and any(hasattr(value, name) for value in _TEMPLATE_VALUES)
 
 
+_FORMAT_ATTRIBUTE = re.compile(r"\{[^{}]*?\.(_\w*)")  # the attribute a str.format field reads: {0.__class__}
 _TEMPLATE_VALUES: tuple[object, ...] = (object(), {}, "", [], 0, 0.0, datetime(2026, 1, 1, tzinfo=UTC))
 _SCOPES = (nodes.For, nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.With, nodes.Block, nodes.Scope)
 
