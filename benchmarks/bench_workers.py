@@ -12,10 +12,15 @@ workers' own CPU time (process_time) per message: flat from 1 to N workers
 means sharing adds no work, so on idle cores throughput grows with N; on a
 machine whose cores are taken by other jobs, wall-clock sends/s cannot.
 
-Baseline in the same run: the bare per-core render limit, rendering and
-building the same messages by hand in one process (subject, HTML, text, MIME
-bytes; no engine, no database). Targets (issue #12 §4): 2 workers >= 1.6x one
-worker; one worker >= 50% of the bare render limit.
+Baselines in the same run, one process, no engine, no database: the bare
+per-core render limit, production's ``Delivery.build`` rendering and building
+the very messages the tick sends (the signed unsubscribe link, the List-Unsubscribe
+mailto, the event in the context: its bytes are checked equal to what a real tick
+handed its transport, Date and Message-ID included), and for comparison with the
+figures before 7 December 2026 the older hand-made loop (a short fixed link and no
+mailto, so its text part stays 7bit where the real message is quoted-printable:
+cheaper than any message the tick sends). Targets (issue #12 §4): 2 workers >=
+1.6x one worker; one worker >= 50% of the bare render limit.
 
 Per run, ``held`` and ``waited``: the share of the workers' tick time spent inside
 their outermost write transactions (commit included) and getting into them (on
@@ -33,6 +38,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import re
 import sys
 import tempfile
 import time
@@ -50,7 +56,9 @@ from bench_tick import ONE_EMAIL, _CountingTransport  # noqa: E402
 from bench_tick_idle import NOW  # noqa: E402
 from test_tick_kit import add_signups, tiny_project  # noqa: E402
 
+from runner.core.engine import Decision  # noqa: E402
 from runner.core.state import Contact  # noqa: E402
+from runner.delivery.dispatch import Delivery  # noqa: E402
 from runner.delivery.message import build_message  # noqa: E402
 from runner.delivery.render import Renderer, render_context  # noqa: E402
 from runner.production.deploy import deploy, load_working_tree  # noqa: E402
@@ -61,7 +69,7 @@ SECRET = "bench-workers-secret-0123456789abcdef"
 
 
 def bare_render(sends: int, root: Path) -> float:
-    """Messages per CPU second one core renders and builds, with nothing else: the per-core limit."""
+    """Messages per CPU second of the hand-made loop (before 7 December 2026: a short fixed link, no mailto)."""
     project = load_working_tree(root).project
     renderer = Renderer(project.templates_path)
     journey = type("J", (), {"id": "onboarding", "version": 3, "name": "One email"})()
@@ -74,6 +82,60 @@ def bare_render(sends: int, root: Path) -> float:
                       idempotency_key=f"{contact.id}:onboarding:1/1/nurture", list_id="onboarding",
                       unsubscribe_url="https://tiny.test/u", unsubscribe_mailto=None, date=NOW).as_bytes()
     return sends / (time.process_time() - started)
+
+
+def send_decision(n: int) -> Decision:
+    """The send decision the engine makes for contact ``n`` of ``prepare`` (signed up, so due, five minutes
+    before ``NOW``): what ``Delivery.build`` gets."""
+    contact, email = f"c{n:05d}", f"c{n:05d}@example.com"
+    return Decision(NOW - timedelta(minutes=5), contact, "onboarding", 3, "education", "nurture", "send", "email hello",
+                    f"{contact}:onboarding:1/1/nurture",
+                    {"template": "hello", "subject": "Hello {{ contact.first_name }}", "text_template": None,
+                     "from": None, "reply_to": None, "to": email,
+                     "attributes": {"email": email, "first_name": f"C{n:05d}"}, "scores": {}, "timezone": "UTC",
+                     "event": {"name": "signed_up", "properties": {},
+                               "timestamp": (NOW - timedelta(minutes=5)).isoformat()}})
+
+
+def bare_delivery(sends: int, root: Path) -> float:
+    """Messages per CPU second production's ``Delivery.build`` renders and builds, the tick's own
+    messages and nothing else (no engine, no database, no transport): the per-core limit."""
+    project, journey = _project_and_journey(root)
+    delivery = Delivery(project, "memory", connect=False)
+    decisions = [send_decision(n) for n in range(sends)]
+    started = time.process_time()  # CPU time: the limit of one core, however busy the machine is
+    for decision in decisions:
+        delivery.build(decision, journey).message.as_bytes()
+    return sends / (time.process_time() - started)
+
+
+def _project_and_journey(root: Path):
+    tree = load_working_tree(root)
+    return tree.project, next(journey for journey in tree.journeys if journey.id == "onboarding")
+
+
+def same_message_as_the_tick(folder: Path, root: Path) -> bool:
+    """Whether ``bare_delivery`` builds byte for byte what a real tick hands its transport (but for the
+    multipart boundary, random in every message)."""
+    from runner.production.deploy import load_project_file
+    from runner.production.tick import build_runtime, run_tick
+
+    location = str(folder / "same-message.db")
+    prepare(location, root, 3)
+    store = open_store(location)
+    runtime = build_runtime(store, load_project_file(root), "memory")
+    run_tick(store, runtime, NOW, shared=True)
+    sent = {message.recipient: _unbounded(message.as_bytes()) for message in runtime.delivery.transport.messages}
+    store.close()
+    project, journey = _project_and_journey(root)
+    delivery = Delivery(project, "memory", connect=False)
+    built = {f"c{n:05d}@example.com": _unbounded(delivery.build(send_decision(n), journey).message.as_bytes())
+             for n in range(3)}
+    return len(sent) == 3 and built == sent
+
+
+def _unbounded(message: bytes) -> bytes:
+    return re.sub(rb"=_jr_[0-9a-f]+", b"=_jr_BOUNDARY", message)
 
 
 def prepare(location: str, root: Path, sends: int) -> None:
@@ -179,11 +241,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         root = tiny_project(folder / "project", journeys={"onboarding": ONE_EMAIL})
-        limit = bare_render(args.render_sample, root)
-        print(f"bare render + build, one core: {limit:.0f} messages/s, {1000 / limit:.2f} CPU ms each "
-          "(the per-core limit)", flush=True)
+        same = same_message_as_the_tick(folder, root)
+        limit = bare_delivery(args.render_sample, root)
+        hand = bare_render(args.render_sample, root)
+        print(f"bare render + build, one core: {limit:.0f} messages/s, {1000 / limit:.3f} CPU ms each "
+              f"(the per-core limit: Delivery.build, the tick's own messages; byte-equal to a tick's: "
+              f"{'yes' if same else 'NO'})", flush=True)
+        print(f"hand-made loop (before 7 Dec 2026):  {hand:.0f} messages/s, {1000 / hand:.3f} CPU ms each "
+              f"(short fixed link, no mailto: a cheaper message than the tick's)", flush=True)
         print(f"{'backend':>10} {'transport':>9} {'workers':>7} {'sends':>7} {'seconds':>8} {'sends/s':>8} "
-              f"{'x 1 worker':>10} {'/ render':>8} {'CPU ms/send':>11} {'held':>5} {'waited':>6} {'start-up s':>10}  "
+              f"{'x 1 worker':>10} {'/ render':>8} {'/ hand':>6} {'CPU ms/send':>11} {'held':>5} {'waited':>6} {'start-up s':>10}  "
               "per worker", flush=True)
         for backend in args.backends.split(","):
             for transport in args.transports.split(","):
@@ -199,7 +266,7 @@ def main() -> None:
                     assert r["sent"] == args.sends, r
                     one = one or r["per_s"]
                     print(f"{backend:>10} {transport:>9} {count:>7} {r['sent']:>7} {r['seconds']:>8.2f} "
-                          f"{r['per_s']:>8.0f} {r['per_s'] / one:>10.2f} {r['per_s'] / limit:>8.2f} {r['cpu_ms']:>11.2f} "
+                          f"{r['per_s']:>8.0f} {r['per_s'] / one:>10.2f} {r['per_s'] / limit:>8.2f} {r['per_s'] / hand:>6.2f} {r['cpu_ms']:>11.2f} "
                           f"{r['held']:>5.0%} {r['waited']:>6.0%} {r['startup']:>10.2f}  {r['shares']}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f} (2 workers target >= 1.6x one; one worker >= 0.5 of render)")
 
