@@ -56,22 +56,17 @@ def _tracking_plan_types() -> dict[str, str]:
 
 
 def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path: str | None,
-                now_text: str | None, workers: int = 1) -> None:
+                now_text: str | None) -> None:
     from runner.cli.run import parse_now
-    from runner.production import importpair, ingest
-    from runner.store.location import resolve_db
+    from runner.production import ingest
 
     try:
         format = ingest.detect_format(path, format)  # before the database is created
         now = parse_now(now_text)
         options = {"attribute_types": _tracking_plan_types()} if kind == "contacts" else {}
         importer = ingest.import_contacts if kind == "contacts" else ingest.import_events
-        location = resolve_db(db_path)
         with open_db(db_path) as store, _progress(path, f"importing {kind}") as progress:
-            if _import_workers(workers, format, strict) > 1:
-                result = importpair.import_events(store, location, path, now=now, progress=progress)
-            else:
-                result = importer(store, path, format=format, strict=strict, now=now, progress=progress, **options)
+            result = importer(store, path, format=format, strict=strict, now=now, progress=progress, **options)
     except StoreError as error:  # locked past the busy timeout, disk full, no server, …
         raise type(error)(f"{_without_prefix(error)}; batches committed before it are kept") from None
     for problem in result.bad[:SHOWN_PROBLEMS]:
@@ -88,11 +83,6 @@ def _run_import(kind: str, path: Path, format: str | None, strict: bool, db_path
         summary += f", {result.bad_lines} bad lines"
     click.echo(summary)
     sys.exit(0 if result.ok else 1)
-
-
-def _import_workers(workers: int, format: str, strict: bool) -> int:
-    """Processes for an events import: ``--workers``; strict imports (one transaction) and CSV files take one."""
-    return 1 if strict or format != "jsonl" else workers
 
 
 def _without_prefix(error: StoreError) -> str:
@@ -154,17 +144,13 @@ def events() -> None:
 @_now_option("recorded as the time contacts were created and anonymous ids linked; events make their "
              "contact due at their own timestamps")
 @DB_OPTION
-@click.option("--workers", type=click.IntRange(1, 2), default=1, show_default=True,
-              help="Processes: with 2, one parses its batch while the other writes (JSONL, not --strict; "
-                   "see docs/data.md).")
-def events_import(file: Path, format: str | None, strict: bool, now_text: str | None, db_path: str | None,
-                  workers: int) -> None:
+def events_import(file: Path, format: str | None, strict: bool, now_text: str | None, db_path: str | None) -> None:
     """Import events from FILE (Segment JSONL: track, identify, alias, page; or CSV).
 
     Events are deduplicated by messageId; each makes its contact due so the
     next `journey run` processes it.
     """
-    _run_import("events", file, format, strict, db_path, now_text, workers)
+    _run_import("events", file, format, strict, db_path, now_text)
 
 
 @click.group()

@@ -160,23 +160,21 @@ class _Importer:
 
     def _consume(self, records: Iterator[tuple[int, Callable[[_Batch], None] | BadLine]]) -> None:
         for line_number, outcome in records:
-            self._take(line_number, outcome)
+            if isinstance(outcome, BadLine):
+                self.result.report_bad(
+                    Problem(str(self.path), line_number, 1, outcome.code, str(outcome))
+                )
+                if self.strict:
+                    raise _StrictAbort
+                continue
+            if outcome is _skip:
+                self.result.skipped += 1
+                continue
+            outcome(self.batch)
+            self.batch.lines += 1
             if len(self.batch) >= BATCH_SIZE:
                 self._flush()
         self._flush()
-
-    def _take(self, line_number: int, outcome: Callable[[_Batch], None] | BadLine) -> None:
-        """One line's outcome: a bad line reported (strict: the end), a skipped one counted, rows batched."""
-        if isinstance(outcome, BadLine):
-            self.result.report_bad(Problem(str(self.path), line_number, 1, outcome.code, str(outcome)))
-            if self.strict:
-                raise _StrictAbort
-            return
-        if outcome is _skip:
-            self.result.skipped += 1
-            return
-        outcome(self.batch)
-        self.batch.lines += 1
 
     def _flush(self) -> None:
         batch, self.batch = self.batch, _Batch()
@@ -319,19 +317,12 @@ def _lines(path: Path, progress: Progress | None) -> Iterator[tuple[int, str | B
             yield number, text
 
 
-Share = Callable[[int], bool]  # which line numbers a reader parses (the others are read past)
-
-
-def _json_objects(path: Path, progress: Progress | None, share: Share | None = None
-                  ) -> Iterator[tuple[int, dict | BadLine]]:
-    """(line number, object) for every non-blank line (of ``share``); a line that is no JSON
-    object is a BadLine.
+def _json_objects(path: Path, progress: Progress | None) -> Iterator[tuple[int, dict | BadLine]]:
+    """(line number, object) for every non-blank line; a line that is no JSON object is a BadLine.
 
     orjson reads the lines it reads as ``json`` does (``_fast_object``); any other line goes
     the long way (``_json_object``), which gives every value and message."""
     for number, raw in _raw_lines(path, progress):
-        if share is not None and not share(number):
-            continue
         if not isinstance(raw, BadLine):
             value = _fast_object(raw)
             if value is not None:
@@ -587,8 +578,8 @@ def _contact_from_json(obj: dict, types: Mapping[str, str]) -> Callable[[_Batch]
 IGNORED_TYPES = {"group"}
 
 
-def _event_jsonl_records(path: Path, progress: Progress | None, share: Share | None = None):
-    for number, obj in _json_objects(path, progress, share):
+def _event_jsonl_records(path: Path, progress: Progress | None):
+    for number, obj in _json_objects(path, progress):
         if not isinstance(obj, BadLine) and obj.get("type") in IGNORED_TYPES:
             yield number, _skip
             continue

@@ -4,14 +4,11 @@ Python imports ``sitecustomize`` at the start of every process whose path holds 
 folder. With ``JOURNEY_KILL_IMPORT=BATCH:N`` the import writes batches of BATCH rows and
 kills itself at its Nth write: inside the write's transaction, after the batch's rows,
 contacts and wake-ups went to the database and before the commit. Batches are counts,
-not sleeps, so a slow or fast machine dies at the same point. ``BATCH:N:parent`` or
-``BATCH:N:child``: only that process of a two-process import (``--workers 2``) dies, at
-its own Nth write.
+not sleeps, so a slow or fast machine dies at the same point.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 
@@ -20,16 +17,15 @@ _SPEC = os.environ.get("JOURNEY_KILL_IMPORT")
 if _SPEC:
     from runner.production import ingest
 
-    _batch, _nth, *_who = _SPEC.split(":")
-    ingest.BATCH_SIZE = int(_batch)
+    _batch, _nth = (int(part) for part in _SPEC.split(":"))
+    ingest.BATCH_SIZE = _batch
     _write_rows = ingest._write_rows
     _writes = 0
 
     def _killing_write_rows(store, *args, **kwargs):  # type: ignore[no-untyped-def]
         global _writes
         _writes += 1
-        in_child = multiprocessing.parent_process() is not None  # known once the process runs, not at start-up
-        if _writes < int(_nth) or _who and _who[0] != ("child" if in_child else "parent"):
+        if _writes < _nth:
             return _write_rows(store, *args, **kwargs)
         with store.transaction():
             _write_rows(store, *args, **kwargs)  # a savepoint inside the transaction the kill leaves open
