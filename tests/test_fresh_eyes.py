@@ -259,3 +259,28 @@ def test_a_bounce_nested_thousands_deep_is_unreadable_not_an_internal_error(samp
     result = journey(["bounces", "import", str(message), "--db", str(tmp_path / "j.db")], sample)
     assert result.returncode == 1 and clean(result)
     assert f"{message}: unreadable: MIME parts nested too deeply" in result.stdout + result.stderr
+
+
+def test_sigint_while_a_worker_starts_stops_it_as_documented(sample: Path, tmp_path: Path):
+    # `journey run --every`: SIGINT/SIGTERM finish the batch and exit 0 (docs/run.md). A SIGINT that came
+    # while the worker was still opening the database was click's "Aborted!", exit 1.
+    import signal
+    import time
+
+    db = tmp_path / "j.db"
+    assert journey(["deploy", "--db", str(db)], sample).returncode == 0
+    process = subprocess.Popen([sys.executable, "-m", "runner", "run", "--every", "1s", "--db", str(db)], cwd=sample,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    fds = Path(f"/proc/{process.pid}/fd")
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:  # the database open: past the imports
+        try:
+            if any(os.path.realpath(fd) == str(db) for fd in fds.iterdir()):
+                break
+        except OSError:
+            pass
+    process.send_signal(signal.SIGINT)  # now, or a moment later, inside the loop: both must stop cleanly
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "Aborted" not in err and "Traceback" not in err
+    assert out.splitlines()[-1].startswith("stopped after ")

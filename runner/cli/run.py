@@ -89,6 +89,19 @@ def run(every: str | None, dry_run: bool, now_text: str | None, limit: int | Non
     claimed in the ledger before the transport is called, so overlapping
     runs, reruns and crashes never send twice.
     """
+    try:
+        _run(every, dry_run, now_text, limit, transport_url, lease_wait, fsync, workers, quiet, log_format, db_path)
+    except KeyboardInterrupt:
+        if every is None:
+            raise
+        # SIGINT before the loop took the signal over (loading the project, opening the database): no tick
+        # had started, so the worker stops as documented (exit 0), not with click's "Aborted!" (exit 1)
+        say("stopped after 0 tick(s)")
+
+
+def _run(every: str | None, dry_run: bool, now_text: str | None, limit: int | None,
+         transport_url: str | None, lease_wait: float, fsync: bool | None, workers: int | None, quiet: bool,
+         log_format: str, db_path: str | None) -> None:
     from runner.core.durations import parse_duration
     from runner.delivery.dispatch import durable_by_default, resolve_transport_url
     from runner.production.jsonlog import environment_secrets
