@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pgkit
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -456,3 +457,31 @@ def test_bad_lines_keep_their_messages(tmp_path, store):
         (3, "invalid JSON: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)"),
         (4, "not UTF-8 text (invalid start byte)")]
     assert result.imported == 1
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request, tmp_path):
+    """A fresh store on each backend (PostgreSQL: a schema of its own, dropped afterwards)."""
+    if request.param == "sqlite":
+        location = str(tmp_path / "journey.db")
+    else:
+        schemas = pgkit.fresh_schema_url()
+        location = next(schemas)
+        request.addfinalizer(lambda: next(schemas, None))
+    with open_store(location) as opened:
+        yield opened
+
+
+def test_a_nul_character_is_a_bad_line_on_every_backend(tmp_path, any_store):
+    """PostgreSQL stores no NUL in text: one such event failed the whole import there ("database
+    error", exit 1) while SQLite kept it. Now it is a bad line on both, and the rest imports."""
+    path = tmp_path / "events.jsonl"
+    nul_value = {**track(1), "properties": {"plan": "a\0b"}}
+    nul_key = {**track(2), "properties": {"a\0": 1}}
+    path.write_text("".join(json.dumps(o) + "\n" for o in (nul_value, nul_key, track(3))), encoding="utf-8")
+    result = import_events(any_store, path, now=NOW)
+    message = "invalid JSON: a string holds a NUL character (\\u0000), which the database cannot store"
+    assert [(p.line, p.code, p.message) for p in result.bad] == [
+        (1, "import.encoding", message), (2, "import.encoding", message)]
+    assert result.imported == 1
+    assert [message_id for _, message_id, _ in any_store.events_after("ada", [], 0)] == ["m3"]

@@ -360,6 +360,8 @@ def _fast_object(raw: bytes) -> dict | None:
     surrogates, a BOM, bad UTF-8, numbers overflowing to infinity), and more; the lines it would read
     differently (integers past 64 bits, nesting that json finds too deep) are left to the long way
     by their shape, before parsing."""
+    if b"\\u0000" in raw:  # orjson keeps a NUL, which json_value refuses
+        return None
     shape = raw.translate(_SHAPE)
     if _LONG_NUMBER in shape or len(raw) > 2 * _FAST_BRACKETS and shape.count(b"[") > _FAST_BRACKETS:
         return None
@@ -397,8 +399,10 @@ def json_value(text: str, what: str) -> Any:
     """Parse one JSON text, or a BadLine saying why not.
 
     Beyond syntax: NaN and Infinity (not JSON, and they break comparisons),
-    integers past Python's 4,300-digit limit, nesting too deep, and lone
-    UTF-16 surrogates (``"\\ud800"``), which no UTF-8 database can store.
+    integers past Python's 4,300-digit limit, nesting too deep, lone UTF-16
+    surrogates (``"\\ud800"``), which no UTF-8 database can store, and NUL
+    characters (``"\\u0000"``), which PostgreSQL cannot store in text: refused
+    on every backend, so a file imports the same into SQLite and PostgreSQL.
     """
     try:
         value = _decoded(text)
@@ -410,18 +414,27 @@ def json_value(text: str, what: str) -> Any:
         return BadLine(f"{what}: nested too deeply", "import.json")
     except ValueError as error:  # int() over sys.get_int_max_str_digits()
         return BadLine(f"{what}: {error}", "import.json")
-    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _any_string(value, _SURROGATE.search):
         return BadLine(f"{what}: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)", "import.encoding")
+    if "\\u0000" in text and _any_string(value, _holds_nul):
+        return BadLine(_NUL_MESSAGE.format(what=f"{what}: a string"), "import.encoding")
     return value
 
 
-def _has_lone_surrogate(value: Any) -> bool:
-    """Does any key or string inside ``value`` hold an unpaired surrogate?"""
+_NUL_MESSAGE = "{what} holds a NUL character (\\u0000), which the database cannot store"
+
+
+def _holds_nul(text: str) -> bool:
+    return "\0" in text
+
+
+def _any_string(value: Any, test: Callable[[str], object]) -> bool:
+    """Does ``test`` hold for any key or string inside ``value`` (nested dicts and lists)?"""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if _SURROGATE.search(item):
+            if test(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item.keys())
@@ -444,6 +457,8 @@ def _csv_rows(
     def texts() -> Iterator[str]:
         for number, raw in _raw_lines(path, progress):
             text = raw if isinstance(raw, BadLine) else _decode(number, raw)
+            if isinstance(text, str) and "\0" in text:
+                text = BadLine(_NUL_MESSAGE.format(what="the line"), "import.encoding")
             if isinstance(text, BadLine):
                 undecodable[number] = text
                 yield "\n"  # keeps the reader's line count; the record is reported bad

@@ -258,26 +258,7 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         raise Rejected(400, "invalid_json", str(value))
     if not isinstance(value, dict):
         raise Rejected(400, "invalid_json", "the body must be a JSON object")
-    if "\\u0000" in text and _holds_nul(value):
-        # PostgreSQL stores no NUL in text: the insert failed, a 500 that Segment's clients retry forever
-        raise Rejected(400, "invalid_json", "a string holds a NUL character (\\u0000), which the database cannot store")
     return value
-
-
-def _holds_nul(value: Any) -> bool:
-    """Does any key or string inside ``value`` hold a NUL character?"""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\0" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 # ---------------------------------------------------------------- OpenAPI (runner.serve.openapi)
