@@ -103,6 +103,21 @@ def test_import_attacks_exit_non_zero_without_a_traceback(tmp_path):
         assert f"{case}:{line}:" in run.stderr, (case.name, run.stderr)
 
 
+
+@pytest.mark.parametrize("case", sorted(ATTACKS.glob("imports/*huge-integer*")), ids=lambda p: p.name)
+def test_a_number_past_4300_digits_is_a_bad_line_without_pythons_advice(case: Path, tmp_path):
+    """Python's "use sys.set_int_max_str_digits()" is not the user's to follow: the line says what is wrong,
+    as ``journey serve`` does."""
+    (tmp_path / "project.yaml").write_text(json.dumps({"name": "attacks", "tracking_plan": PLAN}), encoding="utf-8")
+    kind = "contacts" if case.name.startswith("contacts") else "events"
+    run = subprocess.run([sys.executable, "-m", "runner", kind, "import", str(case), "--db", "j.db"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    line, where = (3, "column 'company_size'") if case.suffix == ".csv" else (2, "invalid JSON")
+    assert f"{case}:{line}:1: error[import." in run.stderr
+    assert f"] {where}: a number has more than 4,300 digits\n" in run.stderr
+    assert "sys." not in run.stderr and "999999" not in run.stderr
+
 KEY = "ada:onboarding:1/1/welcome"
 LONG = "A" * 1200
 

@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -248,7 +249,9 @@ def _typed_cell(column: str, value: str, kind: str | None) -> Any:
             if not math.isfinite(number):
                 raise BadLine(f"column '{column}': '{value}' is not a finite number", "import.field")
             return int(number) if number.is_integer() and "." not in value else number
-    except ValueError:
+    except ValueError as error:
+        if "int_max_str_digits" in str(error):
+            raise BadLine(f"column '{column}': {_digits_message(error)}", "import.field") from None
         raise BadLine(f"column '{column}': '{value}' is not a{'n' if kind == 'integer' else ''} {kind}", "import.field") from None
     if kind == "boolean":
         lowered = value.lower()
@@ -413,12 +416,20 @@ def json_value(text: str, what: str) -> Any:
     except RecursionError:
         return BadLine(f"{what}: nested too deeply", "import.json")
     except ValueError as error:  # int() over sys.get_int_max_str_digits()
-        return BadLine(f"{what}: {error}", "import.json")
+        return BadLine(f"{what}: {_digits_message(error)}", "import.json")
     if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _any_string(value, _SURROGATE.search):
         return BadLine(f"{what}: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)", "import.encoding")
     if "\\u0000" in text and _any_string(value, _holds_nul):
         return BadLine(_NUL_MESSAGE.format(what=f"{what}: a string"), "import.encoding")
     return value
+
+
+def _digits_message(error: ValueError) -> str:
+    """Python's refusal of an integer too long to convert, without its advice to raise the limit
+    (``sys.set_int_max_str_digits``: the runner's setting, not the user's to change)."""
+    if "int_max_str_digits" not in str(error):
+        return str(error)
+    return f"a number has more than {sys.get_int_max_str_digits():,} digits"
 
 
 _NUL_MESSAGE = "{what} holds a NUL character (\\u0000), which the database cannot store"
