@@ -190,3 +190,21 @@ def test_progress_bar_only_on_a_terminal(files):
     assert b"importing events" not in in_ci and b"\x1b[" not in in_ci and b"0 events imported" in in_ci
     piped = journey("events", "import", "events.jsonl", "--db", "x.db", cwd=files)
     assert "\x1b[" not in piped.stdout and "importing events" not in piped.stdout
+
+
+def test_imported_instants_keep_the_window_the_command_line_keeps(files):
+    """One window for every instant people give (runner.core.instants): its edges are the CLI's
+    (`--now 2199-12-31T23:59:59Z` runs), and the import says so in the CLI's words."""
+    stamps = ["1899-12-31T23:59:59Z", "1900-01-01T00:00:00Z", "2199-12-31T23:59:59Z", "2200-01-01T00:00:00Z"]
+    (files / "edges.jsonl").write_text("".join(
+        json.dumps({"type": "track", "userId": "ada", "event": "x", "messageId": f"e{n}", "timestamp": stamp}) + "\n"
+        for n, stamp in enumerate(stamps)), encoding="utf-8")
+    result = journey("events", "import", "edges.jsonl", "--db", "x.db", cwd=files)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[:2] == [
+        "edges.jsonl:1:1: error[import.timestamp] timestamp '1899-12-31T23:59:59Z' is not between 1900 and 2199",
+        "edges.jsonl:4:1: error[import.timestamp] timestamp '2200-01-01T00:00:00Z' is not between 1900 and 2199",
+    ]
+    assert sorted(rows(files / "x.db", "SELECT message_id FROM events")) == [("e1",), ("e2",)]
+    cli = journey("status", "--now", stamps[3], "--db", "x.db", cwd=files)
+    assert cli.returncode == 2 and f"error: --now '{stamps[3]}' is not between 1900 and 2199" in cli.stderr

@@ -3,10 +3,9 @@
 
 Outside this range an instant is a typo or an attack: the engine adds durations
 to instants and subtracts windows from them, and `9999-12-31` overflowed there
-(`0001-01-01` too, going the other way). The importer keeps the same window
-(``runner.production.ingest.EARLIEST``/``LATEST``); the command line's
-``--now``/``--start``/``--at``/``--until`` and the test contacts' and scenarios'
-times use this one. A duration of a century at most keeps the same arithmetic
+(`0001-01-01` too, going the other way). The importer's timestamps, the command
+line's ``--now``/``--start``/``--at``/``--until`` and the test contacts' and
+scenarios' times all use this one window. A duration of a century at most keeps the same arithmetic
 inside the calendar (`wait: 99999999999999999d` passed validate and overflowed
 simulate).
 """

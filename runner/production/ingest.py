@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from runner.core.instants import RANGE_TEXT, in_range
 from runner.core.problems import Problem, UsageError
 from runner.core.vocabulary import PAGE_EVENTS
 from runner.store.base import ContactRow, EventRow, Store
@@ -45,11 +46,6 @@ MAX_REPORTED = 1000  # bad lines kept in the result; the count goes on
 MAX_LINE_BYTES = 1024 * 1024  # longer lines are bad (and never held in memory whole)
 FORMATS = ("csv", "jsonl")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-# Instants outside this range are typos or attacks (0001-01-01 overflowed every
-# tick: the engine adds durations to event times); the window keeps centuries
-# of slack on both sides of any real marketing event.
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 # A JSON escape of a UTF-16 surrogate; a lone one cannot be stored as UTF-8.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -802,8 +798,8 @@ def _instant(value: Any, where: str) -> datetime:
         instant = parsed.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
         instant = None
-    if instant is None or not EARLIEST <= instant < LATEST:
-        raise BadLine(f"{where} {_shown(value)} is outside {EARLIEST.year}-{LATEST.year - 1}", "import.timestamp", where)
+    if instant is None or not in_range(instant):
+        raise BadLine(f"{where} {_shown(value)} is not {RANGE_TEXT}", "import.timestamp", where)
     return instant
 
 
