@@ -75,3 +75,21 @@ def test_history_takes_the_journey_by_id_or_file_and_refuses_one_never_deployed(
     typo = journey_cli(["history", "c00000", "--journey", "welcom", "--db", str(db)], cwd=root)
     assert typo.returncode == 2  # not an empty history that looks like "nothing happened"
     assert "no journey 'welcom' was ever deployed to this database (deployed: welcome)" in typo.stderr
+
+
+def test_a_non_ascii_address_is_send_failed_saying_what_to_do(tmp_path):
+    root, db = _project(tmp_path)
+    (tmp_path / "c.jsonl").write_text(json.dumps({"id": "c00000", "email": "josé@example.com"}) + "\n", encoding="utf-8")
+    assert journey_cli(["contacts", "import", str(tmp_path / "c.jsonl"), "--db", str(db)], cwd=root).returncode == 0
+    ran = journey_cli(["run", "--now", "2026-03-02T10:00:00Z", "--db", str(db), "-q"], cwd=root)
+    assert ran.returncode == 0 and "1 failed" in ran.stdout, ran.stdout + ran.stderr
+
+    hello = next(e for e in _history(root, db) if e["step"] == "hello")
+    assert hello["action"] == "send_failed"
+    assert hello["reason"].endswith(  # not the standard library's "…contains non-ASCII characters)"
+        "recipient address 'josé@example.com' has non-ASCII characters, which the runner cannot send to: "
+        "give an ASCII address, with an international domain in its xn-- form such as xn--bcher-kva.example"), hello
+    refused = journey_cli(["suppress", "add", "josé@example.com", "--db", str(db)], cwd=root)
+    assert refused.returncode == 1 and refused.stderr == (
+        "error: suppressed address 'josé@example.com' has non-ASCII characters, which the runner cannot send to: "
+        "give an ASCII address, with an international domain in its xn-- form such as xn--bcher-kva.example\n")
