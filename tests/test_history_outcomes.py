@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from test_tick_kit import TEMPLATES, TINY_PROJECT, deployed_tiny_project, journey_cli
+from test_tick_kit import TEMPLATES, TINY_PROJECT, WELCOME, deployed_tiny_project, journey_cli
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -93,3 +93,15 @@ def test_a_non_ascii_address_is_send_failed_saying_what_to_do(tmp_path):
     assert refused.returncode == 1 and refused.stderr == (
         "error: suppressed address 'josé@example.com' has non-ASCII characters, which the runner cannot send to: "
         "give an ASCII address, with an international domain in its xn-- form such as xn--bcher-kva.example\n")
+
+
+def test_a_subject_that_fails_to_render_is_named_by_its_step_not_string_line_1(tmp_path):
+    journeys = {"welcome": WELCOME.replace("Hello {{ contact.first_name }}", "Hello {{ contact.first_name + 1 }}")}
+    root, db = _project(tmp_path, journeys=journeys)
+    ran = journey_cli(["run", "--now", "2026-03-02T10:00:00Z", "--db", str(db)], cwd=root)
+    assert ran.returncode == 0 and "1 failed" in ran.stdout, ran.stdout + ran.stderr
+    said = ("the subject of step 'hello' in journey 'welcome': can only concatenate str (not \"int\") to str")
+    assert f"failed c00000:welcome:1/1/hello: {said}" in ran.stdout + ran.stderr
+    hello = next(e for e in _history(root, db) if e["step"] == "hello")
+    assert hello["action"] == "send_failed" and hello["reason"] == f"email hello: {said}", hello
+    assert "<string>" not in ran.stdout + ran.stderr + hello["reason"]

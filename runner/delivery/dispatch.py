@@ -29,7 +29,7 @@ from runner.core.problems import JourneyError
 from runner.core.state import Contact
 from runner.core.vocabulary import ALL_TOPICS
 from runner.delivery.message import MailMessage, MessageDraft, draft_message
-from runner.delivery.render import Renderer, html_stem, locale_context, render_context
+from runner.delivery.render import STRING_TEMPLATE, Renderer, RenderError, html_stem, locale_context, render_context
 from runner.delivery.transports import PermanentError, TransientError, Transport, open_transport
 from runner.delivery.unsubscribe import TokenMaker, UnsubscribeLinks, is_dev_transport, load_secret
 from runner.delivery.webhooks import allowed_networks, encode_payload, post_webhook
@@ -105,6 +105,15 @@ class Delivery:
         """What ``build`` makes, but an email's message left as a draft (``Outgoing.draft``):
         rendered, its headers built and checked, its bodies not yet MIME-encoded. Fails
         exactly when ``build`` fails; ``journey simulate`` stops here."""
+        try:
+            return self._draft(decision, journey)
+        except RenderError as error:
+            if error.template != STRING_TEMPLATE:
+                raise
+            what = "subject" if decision.action == "send" else "payload"
+            raise error.named(f"the {what} of step '{decision.step}' in journey '{journey.id}'") from None
+
+    def _draft(self, decision: Any, journey: Journey) -> Outgoing:
         detail = decision.detail
         contact = Contact(decision.contact, dict(detail.get("attributes") or {}), detail.get("timezone"))
         unsubscribe = self._unsubscribe_url(self._token(

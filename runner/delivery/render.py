@@ -70,20 +70,31 @@ HEAVY_FILTER_INPUT = {"do_wordwrap": 64 * 1024, "do_urlize": 256 * 1024}
 MAX_INT_BITS = 8192  # operands and results of integer arithmetic (2,466 digits)
 MAX_JSON_INDENT = 64
 _GUARD_FILTER = "_journey_loop_guard"
+STRING_TEMPLATE = "<string>"  # the name of a string's errors (subjects, webhook payload values)
 
 
 class RenderError(JourneyError):
     """A template failed to compile or render; names the template and line."""
 
-    def __init__(self, template: str, line: int | None, message: str, file: str | None = None):
+    def __init__(self, template: str, line: int | None, message: str, file: str | None = None,
+                 label: str | None = None):
         self.template = template
         self.line = line
         self.detail = message
-        where = f"{template}:{line}" if line else template
+        self.label = label
+        if label:  # a string template (a subject): its name, not Jinja's "<string>:1"
+            where = f"{label}, line {line}" if line and line > 1 else label
+        else:
+            where = f"{template}:{line}" if line else template
         problem = Problem(
             file=file or template, line=line or 1, col=1, code="template.render", message=message
         )
         super().__init__(f"{where}: {message}", [problem])
+
+    def named(self, label: str) -> RenderError:
+        """The same error for a string template, named as its author knows it (``the subject
+        of step 'hello'``)."""
+        return RenderError(self.template, self.line, self.detail, label=label)
 
 
 class LimitExceeded(SecurityError):
@@ -662,8 +673,8 @@ class Renderer:
         try:
             compiled = self._from_string(source)
         except Exception as exc:  # noqa: BLE001 - untrusted input: every failure is a RenderError
-            raise _render_error("<string>", None, exc, self.templates_dir) from None
-        return self._run(compiled, "<string>", context)
+            raise _render_error(STRING_TEMPLATE, None, exc, self.templates_dir) from None
+        return self._run(compiled, STRING_TEMPLATE, context)
 
     def _render_file(self, name: str, context: dict) -> str:
         try:

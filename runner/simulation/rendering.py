@@ -112,11 +112,11 @@ class SendRenderer:
         return found
 
     def _describe(self, decision: Decision, error: Exception) -> RenderFailure:
-        from runner.delivery.render import RenderError
+        from runner.delivery.render import STRING_TEMPLATE, RenderError
 
         if not isinstance(error, RenderError):
             return _failure(decision, "", str(error) or type(error).__name__)
-        if error.template == "<string>":
+        if error.template == STRING_TEMPLATE:
             where = "subject" if decision.action == "send" else "payload"
         else:
             where = self._template_path(error.template)
