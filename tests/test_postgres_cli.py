@@ -145,3 +145,15 @@ def test_db_copy_moves_a_database_both_ways_and_production_goes_on_from_the_copy
         _in_process(root, "run", "--now", LATER, "--transport", f"outbox:{tmp_path / 'outbox-next'}", "-q",
              "--db", location)
     assert _without_wall_clock(status(postgresql)) == _without_wall_clock(status(str(original)))
+
+
+def test_status_on_a_schema_never_made_says_deploy_as_on_sqlite_and_makes_nothing(tmp_path, postgresql):
+    root = copy_sample(tmp_path / "project")
+    on_sqlite = journey_cli(["status", "--db", str(tmp_path / "none.db")], cwd=root)
+    on_postgresql = journey_cli(["status", "--db", postgresql], cwd=root)
+    assert on_sqlite.returncode == on_postgresql.returncode == 1
+    assert on_sqlite.stderr == f"error: no database at {tmp_path / 'none.db'}: run `journey deploy` (or `journey demo`) first\n"
+    assert on_postgresql.stderr == f"error: no database at {postgresql}: run `journey deploy` (or `journey demo`) first\n"
+    schema = postgresql.rpartition("schema=")[2]
+    assert pgkit.sql(postgresql, "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)) == [(0,)]
+    assert not (tmp_path / "none.db").exists()

@@ -218,15 +218,20 @@ def open_db(db_path: str | Path | None, root: Path | None = None, *, must_exist:
     (in memory: no file is created). ``read_only``: a command that only looks, and must work
     on a database it may not write (implies ``must_exist``; a server database that was never
     migrated says so when it opens)."""
+    from runner.store.errors import NoDatabase, redacted
     from runner.store.location import exists, open_store, resolve_db
 
     location = resolve_db(db_path, start=root)
+    missing = f"no database at {redacted(location)}: run `journey deploy` (or `journey demo`) first"
     if not exists(location):
         if must_exist or read_only:
-            raise JourneyError(f"no database at {location}: run `journey deploy` (or `journey demo`) first")
+            raise JourneyError(missing)
         if empty_if_missing:
             location = ":memory:"
-    store = open_store(location, read_only=read_only)
+    try:
+        store = open_store(location, read_only=read_only)
+    except NoDatabase:  # a server database: only opening it tells
+        raise JourneyError(missing) from None
     try:
         yield store
     finally:

@@ -31,6 +31,11 @@ class BackendMissing(StoreUnavailable):
     """The location names a backend whose driver is not installed."""
 
 
+class NoDatabase(StoreUnavailable):
+    """A command that only reads opened a database that was never made (a PostgreSQL schema
+    that does not exist, as a SQLite file that does not): it says so and creates nothing."""
+
+
 class StoreBusy(StoreError):
     """Another process held the lock longer than the store waits (busy timeout, lock timeout)."""
 

@@ -390,6 +390,12 @@ _MIGRATIONS_TABLE = f"""CREATE TABLE IF NOT EXISTS schema_migrations (
     UNIQUE (migration_set, name))"""
 
 
+def schema_exists(conn: psycopg.Connection, schema: str) -> bool:
+    """Was ``schema`` ever made (by a command that writes)? Reads only."""
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)", (schema,)).fetchone()
+    return bool(row and row[0])
+
+
 def schema_version(conn: psycopg.Connection) -> list[str]:
     """Names of the applied migrations, oldest first (none where the table is missing)."""
     exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()

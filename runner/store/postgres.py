@@ -57,7 +57,7 @@ from runner.core.vocabulary import (
 from runner.store import pgmigrations, pgsql
 from runner.store.base import ContactRow, EventRow, ProductionCounters, Store
 from runner.store.codec import merge_patch, to_db_time, to_json
-from runner.store.errors import MigrationError
+from runner.store.errors import MigrationError, NoDatabase
 from runner.store.pgconnect import (
     ADAPTERS,
     CONNECT_TIMEOUT_SECONDS,
@@ -168,9 +168,12 @@ class PostgresStore:
         with conn:
             if self.read_only:
                 try:
+                    made = pgmigrations.schema_exists(conn, self.schema)
                     pending = pgmigrations.pending_migrations(conn)
                 except psycopg.Error as error:
                     raise translate(error, self.location) from error
+                if not made:
+                    raise NoDatabase(f"{self.location}: no schema {self.schema}")
                 if pending:
                     raise MigrationError(
                         f"{self.location} needs migrating ({', '.join(pending)} pending) but is opened read-only: "
