@@ -67,3 +67,26 @@ def test_a_usage_error_raised_inside_a_command_exits_two(tmp_path: Path):
     result = journey(["resolve", "--sent", "--all-failed", "--db", str(tmp_path / "journey.db")], ROOT)
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["error: give exactly one of --sent, --failed, --all-sent, --all-failed"]
+
+
+def test_a_huge_input_is_quoted_short_with_its_length(tmp_path: Path):
+    """A 100,000-character contact id, key or topic: the message shows its first 80 characters, an
+    ellipsis and the length (``runner.core.problems.shown``), not 100 KB of it."""
+    from test_tick_kit import copy_sample
+
+    root = copy_sample(tmp_path / "project")
+    (root / "c.csv").write_text("id,email\nada,ada@example.com\n", encoding="utf-8")
+    assert journey(["contacts", "import", "c.csv", "--db", "x.db"], root).returncode == 0
+    huge = "a" * 100_000
+    quoted = f"'{'a' * 80}'… (100,000 characters)"
+    expected = {
+        ("history", huge): f"no contact {quoted} in x.db (see `journey contacts import`)",
+        ("resolve", huge, "--sent"): f"not in doubt: {quoted} (see `journey status`)",
+        ("suppress", "add", "ada", "--topic", huge): f"no topic {quoted} in project.yaml (marketing topics: marketing)",
+        ("suppress", "add", huge): f"no contact {quoted} in the database (pass --unknown-contact to suppress it anyway)",
+        ("suppress", "remove", huge): f"{quoted} is not suppressed",
+    }
+    for args, message in expected.items():
+        result = journey([*args, "--db", "x.db"], root)
+        assert result.returncode == 1, (args[:2], result.stderr[:300])
+        assert result.stderr == f"error: {message}\n", (args[:2], result.stderr[:300])

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from runner.cli.common import DB_OPTION, open_db, progress_shown, project_root, what_it_stops
-from runner.core.problems import JourneyError
+from runner.core.problems import JourneyError, shown
 from runner.core.vocabulary import MANUAL, SUPPRESSION_REASONS, UNSUBSCRIBED
 from runner.store.base import Store
 from runner.store.errors import StoreError
@@ -197,10 +197,10 @@ def _check_marketing_topic(topic: str) -> None:
     marketing = sorted(name for name, declared in topics.items() if declared.marketing)
     if topic not in topics:
         hint = difflib.get_close_matches(topic, list(topics), n=1)
-        raise JourneyError(f"no topic {topic!r} in project.yaml"
+        raise JourneyError(f"no topic {shown(topic)} in project.yaml"
                            + (f" (did you mean {hint[0]!r}?)" if hint else f" (marketing topics: {', '.join(marketing)})"))
     if topic not in marketing:
-        raise JourneyError(f"topic {topic!r} is transactional: no unsubscribe stops it "
+        raise JourneyError(f"topic {shown(topic)} is transactional: no unsubscribe stops it "
                            "(leave out --topic to suppress every email)")
 
 
@@ -215,12 +215,12 @@ def _suppression_target(store: Store, value: str, unknown_contact: bool) -> str:
         except InvalidAddress as error:
             raise JourneyError(str(error)) from None
         if mailbox.display_name or mailbox.addr_spec != text:
-            raise JourneyError(f"{value!r} is not a bare email address (write it as name@example.com)")
+            raise JourneyError(f"{shown(value)} is not a bare email address (write it as name@example.com)")
         return text
     if not text or text != value or not text.isprintable():
-        raise JourneyError(f"{value!r} is not a contact id (no spaces or control characters around it)")
+        raise JourneyError(f"{shown(value)} is not a contact id (no spaces or control characters around it)")
     if not unknown_contact and text not in store.load_contact_states([text]):
-        raise JourneyError(f"no contact {text!r} in the database (pass --unknown-contact to suppress it anyway)")
+        raise JourneyError(f"no contact {shown(text)} in the database (pass --unknown-contact to suppress it anyway)")
     return text
 
 
@@ -232,7 +232,7 @@ def suppress_remove(email_or_id: str, db_path: str | None) -> None:
     with open_db(db_path, empty_if_missing=True) as store:
         removed = store.remove_suppression(email_or_id)
     if not removed:
-        click.echo(f"error: {email_or_id} is not suppressed", err=True)
+        click.echo(f"error: {shown(email_or_id)} is not suppressed", err=True)
         sys.exit(1)
     click.echo(f"removed suppression of {email_or_id}")
 

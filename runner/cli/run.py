@@ -25,7 +25,7 @@ from runner.cli.common import (
     say,
     what_it_stops,
 )
-from runner.core.problems import JourneyError, UsageError
+from runner.core.problems import JourneyError, UsageError, shown
 from runner.core.state import ContactState
 from runner.core.vocabulary import step_stop_reason
 from runner.store.base import Store
@@ -371,7 +371,7 @@ def _known_contact(store: Store, contact: str) -> ContactState:
     try:
         return store.load_contact_state(contact)
     except KeyError:
-        raise JourneyError(f"no contact {contact!r} in {store.location} (see `journey contacts import`)") from None
+        raise JourneyError(f"no contact {shown(contact)} in {store.location} (see `journey contacts import`)") from None
 
 
 @click.command("resolve")

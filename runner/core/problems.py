@@ -56,3 +56,17 @@ class UsageError(JourneyError):
     """The command was called wrongly (exit code 2)."""
 
     exit_code = 2
+
+
+SHOWN_CHARACTERS = 80  # of a user's input quoted in a message
+
+
+def shown(value: object, limit: int = SHOWN_CHARACTERS) -> str:
+    """``value`` as an error message quotes it: its repr, or past ``limit`` characters its
+    start, an ellipsis and its length. An input may be huge (a 100,000-character contact id):
+    the message is about it, it need not repeat it."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(value)
+    start = repr(text[:limit]) if isinstance(value, str) else text[:limit]
+    return f"{start}… ({len(text):,} characters)"

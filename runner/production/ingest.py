@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from runner.core.instants import RANGE_TEXT, in_range
-from runner.core.problems import Problem, UsageError
+from runner.core.problems import Problem, UsageError, shown
 from runner.core.vocabulary import PAGE_EVENTS
 from runner.store.base import ContactRow, EventRow, Store
 
@@ -248,7 +248,7 @@ def _typed_cell(column: str, value: str, kind: str | None) -> Any:
     except ValueError as error:
         if "int_max_str_digits" in str(error):
             raise BadLine(f"column '{column}': {_digits_message(error)}", "import.field") from None
-        raise BadLine(f"column '{column}': '{value}' is not a{'n' if kind == 'integer' else ''} {kind}", "import.field") from None
+        raise BadLine(f"column '{column}': {shown(value)} is not a{'n' if kind == 'integer' else ''} {kind}", "import.field") from None
     if kind == "boolean":
         lowered = value.lower()
         if lowered in _TRUE:
@@ -791,15 +791,15 @@ def _instant(value: Any, where: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise BadLine(f"{where} {_shown(value)} is not an ISO 8601 date-time", "import.timestamp", where) from None
+        raise BadLine(f"{where} {shown(value)} is not an ISO 8601 date-time", "import.timestamp", where) from None
     if parsed.tzinfo is None:
-        raise BadLine(f"{where} {_shown(value)} needs a UTC offset (Z or +03:00)", "import.timestamp", where)
+        raise BadLine(f"{where} {shown(value)} needs a UTC offset (Z or +03:00)", "import.timestamp", where)
     try:
         instant = parsed.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
         instant = None
     if instant is None or not in_range(instant):
-        raise BadLine(f"{where} {_shown(value)} is not {RANGE_TEXT}", "import.timestamp", where)
+        raise BadLine(f"{where} {shown(value)} is not {RANGE_TEXT}", "import.timestamp", where)
     return instant
 
 
@@ -822,7 +822,7 @@ def _known_zone(name: str) -> bool:
 
 def _timezone(value: Any, field: str = "timezone") -> str:
     if not isinstance(value, str) or not _known_zone(value.strip()):
-        raise BadLine(f"unknown time zone {_shown(value)} (use an IANA name like Europe/Istanbul)", "import.timezone", field)
+        raise BadLine(f"unknown time zone {shown(value)} (use an IANA name like Europe/Istanbul)", "import.timezone", field)
     return value.strip()
 
 
@@ -854,13 +854,7 @@ def _check_types(attributes: Mapping[str, Any], types: Mapping[str, str], prefix
 def _check_email(attributes: dict[str, Any], field: str = "email") -> None:
     email = attributes.get("email")
     if email is not None and (not isinstance(email, str) or not EMAIL.match(email)):
-        raise BadLine(f"invalid email address {_shown(email)}", "import.email", field)
-
-
-def _shown(value: Any, limit: int = 80) -> str:
-    """A value as an error message quotes it: its repr, cut short (inputs may be huge)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        raise BadLine(f"invalid email address {shown(email)}", "import.email", field)
 
 
 def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:

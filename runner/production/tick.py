@@ -50,7 +50,7 @@ from runner.collector import collector_on_new_objects
 from runner.core.durations import format_duration
 from runner.core.engine import Decision, Engine, Outcome
 from runner.core.model import EmailStep, Journey, Project
-from runner.core.problems import JourneyError
+from runner.core.problems import JourneyError, shown
 from runner.core.state import ContactState, SendRecord
 from runner.delivery.dispatch import Delivery, Outgoing, step_detail
 from runner.delivery.render import Renderer, RenderError
@@ -955,7 +955,7 @@ def resolve_sends(store: Store, keys: list[str], outcome: Literal["sent", "faile
     targets = sorted(in_doubt) if every else list(keys)
     unknown = [key for key in targets if key not in in_doubt]
     if unknown:
-        raise JourneyError(f"not in doubt: {', '.join(unknown)} (see `journey status`)")
+        raise JourneyError(f"not in doubt: {', '.join(shown(key) for key in unknown)} (see `journey status`)")
     with store.transaction():
         for key in targets:
             store.resolve_in_doubt(key, outcome)
