@@ -20,9 +20,5 @@ def test_two_processes_opening_a_new_database_migrate_once(tmp_path):
         assert proc.returncode == 0, err
     with open_store(db) as store:
         applied = [name for (name,) in store.conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
-    assert applied == ["m001_initial", "m002_decisions", "m003_event_suppressions", "m004_stats_counts",
-        "m005_imported_values", "m006_send_retries", "m007_due_keyset", "m008_split_counts",
-        "m009_deployed_templates", "m010_run_counts",
-        "m011_contact_leases", "m012_topic_opt_outs"]  # each exactly once
-
-
+        assert store.pending_migrations() == []  # every migration recorded (the list grows: no names here)
+    assert len(applied) == len(set(applied)) >= 13  # each exactly once
