@@ -67,6 +67,9 @@ def test_redacted_hides_every_password_and_keeps_the_rest():
     assert shown == "postgresql://journey:***@127.0.0.1:1/prod?sslmode=disable&password=***"
     assert redacted("postgresql://journey@127.0.0.1/prod") == "postgresql://journey@127.0.0.1/prod"
     assert redacted("/srv/journey.db") == "/srv/journey.db"
+    # nothing to hide: shown as written (urlunsplit would drop an empty host's //)
+    assert redacted("postgresql:///prod?host=/var/run/postgresql") == "postgresql:///prod?host=/var/run/postgresql"
+    assert redacted("sqlite:///x.db") == "sqlite:///x.db"
 
 
 def test_a_missing_driver_says_how_to_install_it_and_hides_the_password(tmp_path):

@@ -8,7 +8,6 @@ its problems, one ``error:`` line, its exit code, never a traceback.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,15 +32,14 @@ class DatabaseLocation(click.ParamType):
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
         from runner.store.errors import is_url
+        from runner.store.location import unknown_kind
 
         text = str(value)
         if not text.strip():
             self.fail("is empty: give a SQLite file path or a postgresql:// URL", param, ctx)
-        scheme, sep, _rest = text.partition("://")
-        if sep and not is_url(text) and scheme.isascii() and scheme.isalpha():
-            shown = re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", text)  # a password in a URL of another kind
-            self.fail(f"{shown!r}: a database is a SQLite file path or a postgresql:// URL, "
-                      f"not {scheme}://", param, ctx)
+        problem = unknown_kind(text)
+        if problem is not None:
+            self.fail(problem, param, ctx)
         if not is_url(text) and Path(text).is_dir():
             self.fail(f"{text!r} is a directory, not a database file", param, ctx)
         if self.must_exist and not is_url(text) and not Path(text).exists():

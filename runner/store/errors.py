@@ -84,6 +84,8 @@ def redacted(location: object) -> str:
             for pair in parts.query.split("&") if pair
             for name in [pair.partition("=")[0]]
         )
+        if netloc == parts.netloc and query == parts.query:
+            return text  # nothing to hide: as written (urlunsplit drops an empty host's //)
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:  # not even parseable: show the scheme only
         return text.partition("://")[0] + "://***"

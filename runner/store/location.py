@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,14 +44,22 @@ def resolve_db(cli_value: str | Path | None, start: Path | None = None) -> str:
 
 
 def _known_kind(location: str, where: str) -> str:
-    """``location``, unless it is a URL of a kind no store opens (``mysql://``, ``sqlite://``): that
-    was taken for a file name and answered "no database at mysql://…: run `journey deploy`"."""
+    """``location``, unless it is a URL of a kind no store opens (``unknown_kind``)."""
+    problem = unknown_kind(location)
+    if problem is not None:
+        raise JourneyError(f"{where} {problem}")
+    return location
+
+
+def unknown_kind(location: str) -> str | None:
+    """Why ``location`` is no database, for a URL of a kind no store opens (``mysql://``,
+    ``sqlite://``: taken for a file name, it was answered "no database at mysql://…: run
+    `journey deploy`"); None for a file path or a server URL."""
     scheme, sep, _rest = location.partition("://")
     if sep and scheme.isascii() and scheme.isalpha() and not is_url(location):
-        shown = re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", location)  # redacted() reads it as a file path
-        raise JourneyError(f"{where} {shown!r}: a database is a SQLite file path or a postgresql:// URL, "
-                           f"not {scheme}://")
-    return location
+        return (f"{redacted(location)!r}: a database is a SQLite file path or a postgresql:// URL, "
+                f"not {scheme}://")
+    return None
 
 
 def open_store(location: str | Path, *, read_only: bool = False) -> Store:
