@@ -14,6 +14,8 @@ cache inventory); the values PostgreSQL receives are the same.
 
 from __future__ import annotations
 
+from runner.store.rows import CLAIM_CONFLICT
+
 DUE_FIRST_PAGE = ("SELECT wake_at, id FROM contacts WHERE wake_at <= %s "
                   "ORDER BY wake_at, id LIMIT %s")
 DUE_NEXT_PAGE = ("SELECT wake_at, id FROM contacts WHERE wake_at <= %s AND (wake_at, id) > (%s::timestamptz, %s) "
@@ -176,18 +178,6 @@ WHERE d.contact_id = %(contact)s AND (%(journey)s::text IS NULL OR d.journey_id 
 ORDER BY d.at, d.id
 """
 
-CLAIM_SEND = """
-INSERT INTO sends (key, contact_id, journey_id, version, step_id, kind, scheduled_at, state, claimed_at,
-                   attempts, run_id, retryable)
-VALUES (%s, %s, %s, %s, %s, %s, %s, 'claimed', %s, 1, %s, %s)
-ON CONFLICT (key) DO UPDATE SET
-    state = 'claimed', claimed_at = excluded.claimed_at,
-    attempts = sends.attempts + 1, run_id = excluded.run_id, error = NULL,
-    retryable = excluded.retryable
-WHERE sends.state = 'failed' AND sends.retryable = 1
-RETURNING key
-"""
-
 # a batch of claims in one statement: one round trip, and the ledger's counters (a
 # statement-level trigger) kept once per batch instead of once per claim; the keys must
 # be distinct (an upsert may not touch a row twice in one statement)
@@ -200,13 +190,7 @@ FROM unnest(%(keys)b::text[], %(contacts)b::text[], %(journeys)b::text[], %(vers
             %(steps)b::text[], %(kinds)b::text[], %(scheduled)b::timestamptz[])
      WITH ORDINALITY AS c(key, contact_id, journey_id, version, step_id, kind, scheduled_at, ord)
 ORDER BY ord
-ON CONFLICT (key) DO UPDATE SET
-    state = 'claimed', claimed_at = excluded.claimed_at,
-    attempts = sends.attempts + 1, run_id = excluded.run_id, error = NULL,
-    retryable = excluded.retryable
-WHERE sends.state = 'failed' AND sends.retryable = 1
-RETURNING key
-"""
+""" + CLAIM_CONFLICT
 
 # confirmations of a batch in one statement (one trigger run for the counters); keys distinct
 CONFIRM_SENDS = """

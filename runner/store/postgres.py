@@ -74,6 +74,7 @@ from runner.store.rows import (
     address_key,
     collect_events_after,
     decision_row,
+    distinct_claims,
     enrollment_from_row,
     enrollment_to_row,
     same_row,
@@ -634,8 +635,7 @@ class PostgresStore:
         wins at most once, the first time (as one claim after the other would)."""
         if not records:
             return []
-        first = {record.key: index for index, record in reversed(list(enumerate(records)))}
-        batch = [records[index] for index in sorted(first.values())]
+        batch, won_of = distinct_claims(records)
         params = {"claimed_at": datetime.now(UTC), "run_id": run_id, "retryable": int(resendable),
                   "keys": [r.key for r in batch], "contacts": [r.contact_id for r in batch],
                   "journeys": [r.journey_id for r in batch], "versions": [r.version for r in batch],
@@ -643,7 +643,7 @@ class PostgresStore:
                   "scheduled": [r.at for r in batch]}
         with self._writing() as conn:
             won = {key for (key,) in conn.execute(pgsql.CLAIM_SENDS, params)}
-        return [record.key in won and first[record.key] == index for index, record in enumerate(records)]
+        return won_of(won)
 
     def mark_handed_over(self, key: str) -> None:
         """A queued claim is about to go to a transport that is not idempotent: a crash now leaves it in doubt."""

@@ -4,7 +4,7 @@ contract suite holds them to it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from runner.core.addresses import email_key
 from runner.core.bounces import ADDRESS_SOURCE
 from runner.core.bounces import describe as describe_bounce
 from runner.core.problems import JourneyError
-from runner.core.state import Enrollment, Event, Wait
+from runner.core.state import Enrollment, Event, SendRecord, Wait
 from runner.core.vocabulary import ALL_TOPICS, UNSUBSCRIBED, step_stop, step_stop_reason
 from runner.store.codec import from_db_time, from_json, to_db_time, to_json
 
@@ -22,6 +22,31 @@ INTERRUPTED_RESENDABLE = ("interrupted before confirmation; sent again "
 
 # sends that count as (possibly) delivered; the engine uses them for caps
 COUNTED_SEND_STATES = ("claimed", "sent", "in_doubt")
+
+
+# What a claim does to a key already in the ledger, on both stores (the end of their claims'
+# INSERT): it retakes a failed send that may be retried, and wins nothing else; the keys won
+# come back.
+CLAIM_CONFLICT = """
+ON CONFLICT (key) DO UPDATE SET
+    state = 'claimed', claimed_at = excluded.claimed_at,
+    attempts = sends.attempts + 1, run_id = excluded.run_id, error = NULL,
+    retryable = excluded.retryable
+WHERE sends.state = 'failed' AND sends.retryable = 1
+RETURNING key
+"""
+
+
+def distinct_claims(records: list[SendRecord]) -> tuple[list[SendRecord], Callable[[set[str]], list[bool]]]:
+    """A batch of claims as one statement takes them: each key once, at its first place (an
+    upsert touches a row once a statement); and what tells, from the keys that statement won,
+    which of ``records`` won: a key at its first place only, as one claim after the other would."""
+    first = {record.key: index for index, record in reversed(list(enumerate(records)))}
+
+    def won(keys: set[str]) -> list[bool]:
+        return [record.key in keys and first[record.key] == index for index, record in enumerate(records)]
+
+    return [records[index] for index in sorted(first.values())], won
 
 
 def collect_events_after(rows: Iterable[tuple[int, str, Any, str | None, str | None]],

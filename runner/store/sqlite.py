@@ -59,11 +59,13 @@ from runner.store.errors import (
 )
 from runner.store.migrations import apply_migrations, pending_migrations
 from runner.store.rows import (
+    CLAIM_CONFLICT,
     COUNTED_SEND_STATES,
     INTERRUPTED_RESENDABLE,
     address_key,
     collect_events_after,
     decision_row,
+    distinct_claims,
     enrollment_from_row,
     enrollment_to_row,
     same_row,
@@ -626,8 +628,7 @@ class SQLiteStore:
         """
         if not records:
             return []
-        first = {record.key: index for index, record in reversed(list(enumerate(records)))}
-        claims = [records[index] for index in sorted(first.values())]  # a key's later places cannot win
+        claims, won_of = distinct_claims(records)
         statements = [(_claim_sends_sql(len(chunk)), [
             to_db_time(_utcnow()), run_id, int(resendable),
             *(value for record in chunk for value in (record.key, record.contact_id, record.journey_id, record.version,
@@ -635,7 +636,7 @@ class SQLiteStore:
             for chunk in _chunks(claims, STATEMENT_ROWS)]
         with self.transaction():
             won = {key for sql, params in statements for (key,) in self.conn.execute(sql, params)}
-        return [record.key in won and first[record.key] == index for index, record in enumerate(records)]
+        return won_of(won)
 
     def mark_handed_over(self, key: str) -> None:
         """A queued claim (``claim_sends(..., resendable=True)``) is about to go to a transport
@@ -1371,13 +1372,7 @@ INSERT INTO sends (key, contact_id, journey_id, version, step_id, kind, schedule
                    attempts, run_id, retryable)
 SELECT column1, column2, column3, column4, column5, column6, column7, 'claimed', ?, 1, ?, ?
 FROM (VALUES {rows}) WHERE true
-ON CONFLICT (key) DO UPDATE SET
-    state = 'claimed', claimed_at = excluded.claimed_at,
-    attempts = sends.attempts + 1, run_id = excluded.run_id, error = NULL,
-    retryable = excluded.retryable
-WHERE sends.state = 'failed' AND sends.retryable = 1
-RETURNING key
-"""
+""" + CLAIM_CONFLICT
 
 _CONFIRM_SENDS = """
 UPDATE sends SET state = 'sent', sent_at = ?, transport_id = batch.column2, error = NULL
